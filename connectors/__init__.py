@@ -1,0 +1,1 @@
+"""Connectors: one package per vendor; each pulls incrementally and emits normalized signals."""

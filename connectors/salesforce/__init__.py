@@ -1,0 +1,16 @@
+"""Salesforce: Accounts in (incremental on SystemModstamp), health fields out (Collections)."""
+
+from .accounts import AccountRecord, SyncState, build_soql, check_fields, pull_accounts
+from .client import SalesforceClient, classify
+from .writer import SalesforceWriter
+
+__all__ = [
+    "AccountRecord",
+    "SalesforceClient",
+    "SalesforceWriter",
+    "SyncState",
+    "build_soql",
+    "check_fields",
+    "classify",
+    "pull_accounts",
+]

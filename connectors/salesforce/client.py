@@ -1,0 +1,197 @@
+"""A thin layer over simple-salesforce: authentication, error mapping, retries.
+
+simple-salesforce builds its token URL from ``*.salesforce.com``, so we fetch OAuth tokens
+ourselves (client-credentials or JWT bearer, to a configurable token URL) and use the client in
+direct mode. An expired session is refreshed once; TLS verification is always on (a sandbox
+only adds its CA to the trusted set).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import jwt
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+
+from healthscore.errors import AuthError, FatalError, RateLimited, RetriableError
+from healthscore.retry import RetryPolicy, call_with_retry
+from healthscore.settings import Settings
+
+from .settings import DAILY_LIMIT_WAIT, REQUEST_TIMEOUT
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def vendor_errors(content: Any) -> list[dict[str, Any]]:
+    """Salesforce's request-level error array, whatever shape simple-salesforce kept."""
+    if isinstance(content, list):
+        return [e for e in content if isinstance(e, dict)]
+    if isinstance(content, dict):
+        return [content]
+    return []
+
+
+def classify(exc: Exception) -> Exception:
+    """Map a simple-salesforce / transport exception to what the caller should do."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return FatalError(f"Salesforce TLS verification failed: {exc}")
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return RetriableError(f"Salesforce unreachable: {exc.__class__.__name__}")
+    if not isinstance(exc, SalesforceError):
+        return exc
+    errors = vendor_errors(exc.content)
+    code = errors[0].get("errorCode", "") if errors else ""
+    message = errors[0].get("message", "") if errors else str(exc.content)[:300]
+    where = f"{exc.resource_name or 'request'} (HTTP {exc.status})"
+    if isinstance(exc, SalesforceRefusedRequest) and code == "REQUEST_LIMIT_EXCEEDED":
+        if "TotalRequests" in message:
+            return RateLimited(f"Salesforce daily API allocation used up: {message}",
+                               retry_after=DAILY_LIMIT_WAIT)
+        return RateLimited(f"Salesforce concurrency limit: {message}")
+    if isinstance(exc, SalesforceExpiredSession):
+        return AuthError(f"Salesforce rejected the session: {code} {message}".strip())
+    if isinstance(exc, SalesforceRefusedRequest):
+        return FatalError(f"Salesforce refused {where}: {code} {message} — check the integration "
+                          f"user's permissions")
+    if isinstance(exc, (SalesforceMalformedRequest, SalesforceResourceNotFound)):
+        return FatalError(f"Salesforce rejected {where}: {code} {message}")
+    if exc.status >= 500:
+        return RetriableError(f"Salesforce {where}: {code or 'server error'} {message}".strip())
+    return FatalError(f"Salesforce {where}: {code} {message}".strip())
+
+
+class SalesforceClient:
+    """One authenticated simple-salesforce client plus the retry and error policy."""
+
+    def __init__(self, settings: Settings, retry: RetryPolicy | None = None) -> None:
+        settings.require_salesforce()
+        self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self.instance_url = str(settings.salesforce_instance_url).rstrip("/")
+        self._verify: str | bool = (str(settings.salesforce_ca_bundle)
+                                    if settings.salesforce_ca_bundle else True)
+        self._httpx_verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=self._verify) if isinstance(self._verify, str)
+            else True)
+        self._sf: Salesforce | None = None
+        self.requests_made = 0
+
+    # -- authentication ----------------------------------------------------------------------
+    @property
+    def token_url(self) -> str:
+        return self.settings.salesforce_token_url or f"{self.instance_url}/services/oauth2/token"
+
+    def _fetch_token(self) -> str:
+        s = self.settings
+        if s.salesforce_auth_flow == "jwt":
+            key = Path(str(s.salesforce_private_key_file)).read_text()
+            assertion = jwt.encode(
+                {"iss": s.salesforce_client_id, "sub": s.salesforce_username,
+                 "aud": self.token_url.split("/services/")[0], "exp": int(time.time()) + 180},
+                key, algorithm="RS256")
+            data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                    "assertion": assertion}
+            auth = None
+        else:
+            secret = s.salesforce_client_secret.get_secret_value() if \
+                s.salesforce_client_secret else ""
+            data = {"grant_type": "client_credentials"}
+            auth = (str(s.salesforce_client_id), secret)
+        try:
+            resp = httpx.post(self.token_url, data=data, auth=auth, verify=self._httpx_verify,
+                              timeout=REQUEST_TIMEOUT)
+        except httpx.TransportError as exc:
+            raise RetriableError(f"Salesforce token endpoint unreachable: "
+                                 f"{exc.__class__.__name__}") from None
+        if resp.status_code >= 500:
+            raise RetriableError(f"Salesforce token endpoint: HTTP {resp.status_code}")
+        body = resp.json() if resp.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        if resp.status_code != 200 or "access_token" not in body:
+            raise AuthError(
+                f"Salesforce login failed ({s.salesforce_auth_flow} flow, "
+                f"SALESFORCE_CLIENT_ID={s.salesforce_client_id}): "
+                f"{body.get('error', resp.status_code)} {body.get('error_description', '')}"
+                .strip())
+        self.instance_url = str(body.get("instance_url") or self.instance_url).rstrip("/")
+        return str(body["access_token"])
+
+    def _login(self) -> Salesforce:
+        session = requests.Session()
+        session.verify = self._verify
+        if self._verify is not True:
+            # requests lets REQUESTS_CA_BUNDLE override Session.verify; an explicit
+            # SALESFORCE_CA_BUNDLE must win, so the environment is not consulted
+            session.trust_env = False
+        self._sf = Salesforce(instance_url=self.instance_url, session_id=self._fetch_token(),
+                              session=session, version=self.settings.salesforce_api_version)
+        return self._sf
+
+    @property
+    def sf(self) -> Salesforce:
+        return self._sf or self._login()
+
+    # -- calls -------------------------------------------------------------------------------
+    def call(self, fn: Callable[[Salesforce], T], *, what: str) -> T:
+        """Call ``fn(sf)`` with retries; an expired session is refreshed once."""
+
+        def attempt() -> T:
+            refreshed = False
+            while True:
+                try:
+                    self.requests_made += 1
+                    return fn(self.sf)
+                except SalesforceExpiredSession:
+                    if refreshed:
+                        raise AuthError("Salesforce session expired again right after a "
+                                        "fresh login") from None
+                    log.info("Salesforce session expired; logging in again")
+                    self._login()
+                    refreshed = True
+                except (SalesforceError, requests.exceptions.RequestException) as exc:
+                    raise classify(exc) from None
+
+        return call_with_retry(attempt, self.retry, what=what)
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        return self.call(lambda sf: getattr(sf, sobject).describe(timeout=REQUEST_TIMEOUT),
+                         what=f"describe {sobject}")
+
+    def query_pages(self, soql: str, *, include_deleted: bool = False
+                    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield each page of records, following ``nextRecordsUrl`` (each page retried alone)."""
+        page = self.call(lambda sf: sf.query(soql, include_deleted=include_deleted,
+                                             timeout=REQUEST_TIMEOUT), what="SOQL query")
+        while True:
+            yield page["records"]
+            if page.get("done", True):
+                return
+            next_url = page["nextRecordsUrl"]
+            page = self.call(lambda sf, u=next_url: sf.query_more(
+                u, identifier_is_url=True, timeout=REQUEST_TIMEOUT), what="SOQL queryMore")
+
+    def update_collection(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """PATCH sObject Collections (allOrNone false): one SaveResult per record, same order."""
+        body = {"allOrNone": False, "records": records}
+        result = self.call(lambda sf: sf.restful("composite/sobjects", method="PATCH",
+                                                 json=body, timeout=REQUEST_TIMEOUT),
+                           what=f"sObject Collections update ({len(records)} records)")
+        if not isinstance(result, list) or len(result) != len(records):
+            raise FatalError(f"Salesforce sObject Collections answered {len(result or [])} "
+                             f"results for {len(records)} records")
+        return result

@@ -1,0 +1,187 @@
+"""The ``healthscore`` command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import ConfigError, HealthscoreError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Customer health scores: pull, score, write back to the CRM, alert.")
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="YAML configuration (default: $HEALTHSCORE_CONFIG or "
+    "./healthscore.yaml)")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="show what would happen; write nothing "
+                                                        "to the CRM or Slack")]
+
+
+def reports_errors(fn: F) -> F:
+    """Print a HealthscoreError as one clear message and exit non-zero (2 for config)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HealthscoreError as exc:
+            console.print(f"[bold red]error[/] ({exc.failure_type}): {exc}", markup=True,
+                          highlight=False)
+            raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _runtime(config: Path | None):  # noqa: ANN202 - imported lazily to keep --help fast
+    from .runtime import load_runtime, setup_logging
+
+    setup_logging()
+    return load_runtime(config)
+
+
+@app.command()
+@reports_errors
+def validate(path: Annotated[Path | None, typer.Argument(help="file to check")] = None) -> None:
+    """Check a configuration file (sources, scorecard, alerts) without running anything."""
+    from .config import load_config
+    from .settings import load_settings
+
+    target = path or load_settings().healthscore_config
+    config = load_config(target)
+    card = config.scorecard
+    console.print(f"[green]ok[/] {target}: scorecard {card.name!r} (version {card.version}), "
+                  f"{len(card.groups)} groups, {len(card.measures)} measures, "
+                  f"{len(config.sources.salesforce.metrics)} Salesforce metrics")
+
+
+@app.command()
+@reports_errors
+def run(config: ConfigOption = None, dry_run: DryRun = False) -> None:
+    """Run one full cycle in-process (no broker): pull, score, write back, alert."""
+    rt = _runtime(config)
+    pipeline = rt.pipeline()
+    if dry_run:
+        sync = pipeline.sync_salesforce()
+        report, _ = pipeline.score(dry_run=True)
+        print(json.dumps({"dry_run": True, "accounts_pulled": sync.records,
+                          "records_skipped": sync.skipped, "scored": report.scored,
+                          "grades": report.grades}))
+        return
+    cycle = pipeline.run_cycle()
+    print(json.dumps(cycle.summary()))
+    if cycle.write.pending:
+        console.print(f"[yellow]{cycle.write.pending} CRM writes stay pending[/] and will be "
+                      f"retried next cycle ({cycle.write.error or 'record errors'})")
+
+
+@app.command()
+@reports_errors
+def sync(config: ConfigOption = None) -> None:
+    """Pull changed Salesforce Accounts into the store."""
+    report = _runtime(config).pipeline().sync_salesforce()
+    print(json.dumps({"records": report.records, "skipped": report.skipped,
+                      "skipped_ids": report.skipped_ids, "signals_changed": report.signals_changed,
+                      "cursor": report.cursor}))
+
+
+@app.command()
+@reports_errors
+def score(config: ConfigOption = None, dry_run: DryRun = False,
+          show: Annotated[int, typer.Option(help="accounts to list, lowest first")] = 15) -> None:
+    """Score every account; with --dry-run nothing is recorded or queued."""
+    from scoring import reasons_for, top_reason_indices
+
+    pipeline = _runtime(config).pipeline()
+    report, batch = pipeline.score(dry_run=dry_run)
+    names = {a.id: a.name for a in pipeline.store.accounts()}
+    table = Table(title=f"scores ({'dry run' if dry_run else f'run {report.run_id}'}) — "
+                        f"scorecard {report.scorecard_version}")
+    for col in ("account", "score", "grade", "coverage", "top reasons"):
+        table.add_column(col)
+    order = top_reason_indices(batch)
+    rows = sorted(range(len(batch.account_ids)),
+                  key=lambda i: (batch.score[i] == batch.score[i], batch.score[i]))
+    for i in rows[:show]:
+        value = batch.score[i]
+        table.add_row(names.get(batch.account_ids[i], batch.account_ids[i]),
+                      "–" if value != value else f"{value:.0f}", str(batch.grade[i]),
+                      f"{batch.coverage[i]:.0%}",
+                      "; ".join(str(r) for r in reasons_for(batch, i, order[i])))
+    Console().print(table)
+    print(json.dumps({"scored": report.scored, "grades": report.grades,
+                      "entered_red": report.entered_red, "writes_queued": report.writes_queued}))
+
+
+@app.command()
+@reports_errors
+def actions(config: ConfigOption = None, dry_run: DryRun = False,
+            show_log: Annotated[bool, typer.Option("--log", help="show the action log")] = False,
+            ) -> None:
+    """Deliver pending alerts; --dry-run lists them; --log shows what was delivered."""
+    pipeline = _runtime(config).pipeline()
+    if show_log or dry_run:
+        status = "pending" if dry_run else None
+        table = Table(title="pending alerts (dry run)" if dry_run else "action log")
+        for col in ("key", "status", "target", "account", "response id", "updated", "error"):
+            table.add_column(col, overflow="fold")
+        for a in pipeline.store.actions(status=status):
+            table.add_row(a.key, a.status, a.target or "", str(a.payload.get("name", "")),
+                          a.response_id or "", f"{a.updated_at:%Y-%m-%d %H:%M:%S}",
+                          a.error or "")
+        Console().print(table)
+        return
+    report = pipeline.deliver()
+    print(json.dumps({"sent": report.sent, "retry_later": report.retry_later,
+                      "failed": report.failed, "unknown": report.unknown}))
+
+
+@app.command()
+@reports_errors
+def check(config: ConfigOption = None) -> None:
+    """Check every connection: database, Redis, Salesforce (fields too) and Slack."""
+    from connectors.salesforce import check_fields
+
+    from .locks import redis_client
+
+    rt = _runtime(config)
+    redis_client(rt.settings.redis_url)
+    console.print("[green]ok[/] database and Redis reachable")
+    pipeline = rt.pipeline()
+    describe = pipeline.salesforce.describe("Account")
+    check_fields(describe, rt.config.sources.salesforce, rt.config_path)
+    console.print(f"[green]ok[/] Salesforce {pipeline.salesforce.instance_url}: Account fields "
+                  f"present")
+    if pipeline.slack is None:
+        raise ConfigError("missing environment variable: SLACK_BOT_TOKEN")
+    console.print(f"[green]ok[/] Slack workspace {pipeline.slack.check()!r}")
+
+
+@app.command()
+@reports_errors
+def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed")] = 500,
+         cycles: Annotated[int, typer.Option(help="cycles to run on unchanged data")] = 2,
+         seed: Annotated[int, typer.Option(help="random seed of the synthetic org")] = 42,
+         ) -> None:
+    """Start the sandbox, seed it, run cycles through the real clients, print a summary.
+
+    The last line printed is one JSON object with each cycle's numbers.
+    """
+    from .demo import run_demo
+
+    result = run_demo(accounts=accounts, cycles=cycles, seed=seed)
+    sys.stdout.flush()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

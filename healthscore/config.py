@@ -1,0 +1,115 @@
+"""The YAML configuration: sources, schedule, scorecard and alert rules, in one file.
+
+``load_config`` validates it all and reports every problem as ``file:line field: message``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from scoring import Scorecard, reference_problems
+
+from .durations import Duration
+from .errors import ConfigError
+from .yamlfile import YamlDocument, load_yaml, parse_yaml, validate
+
+EXAMPLE_CONFIG = "healthscore.example.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WriteBackFields(_Strict):
+    """Account fields the score is written to (create them in the org: see README)."""
+
+    score: str = "Health_Score__c"
+    grade: str = "Health_Grade__c"
+    trend: str = "Health_Trend__c"
+    reasons: str = "Health_Reasons__c"
+    updated: str = "Health_Updated__c"
+
+
+class SalesforceSource(_Strict):
+    enabled: bool = True
+    sync_every: Duration = timedelta(minutes=15)
+    overlap: Duration = Field(timedelta(minutes=5),
+                              description="re-read this much before the cursor (clock skew)")
+    metrics: dict[str, str] = Field(description="metric name → Account field (numbers, "
+                                                "booleans, dates)")
+    attributes: dict[str, str] = Field(default_factory=dict,
+                                       description="account attribute → Account field")
+    write_back: WriteBackFields = WriteBackFields()
+    batch_size: int = Field(200, ge=1, le=200)
+    record_url: str = Field("{instance_url}/lightning/r/Account/{id}/view",
+                            description="link to an account in alerts")
+
+    @field_validator("metrics", "attributes")
+    @classmethod
+    def _soql_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, field in value.items():
+            if not field.replace("_", "").replace(".", "").isalnum():
+                raise ValueError(f"{name}: {field!r} is not a Salesforce field name")
+        return value
+
+
+class Sources(_Strict):
+    salesforce: SalesforceSource
+
+
+class Scoring(_Strict):
+    every: Duration = timedelta(hours=1)
+    trend_window: Duration = Field(timedelta(days=7), description="trend compares against this")
+
+
+class SlackAlerts(_Strict):
+    channel: str | None = Field(None, description="channel id or #name (SLACK_ALERT_CHANNEL "
+                                                  "overrides)")
+    messages_per_second: float = Field(1.0, gt=0, le=50, description="per-channel pace")
+    max_retry_wait: float = Field(30, ge=0, description="longest Retry-After honoured in-task")
+
+
+class Alerts(_Strict):
+    enter_red: bool = Field(True, description="alert when an account enters red")
+    slack: SlackAlerts = SlackAlerts()
+
+
+class Config(_Strict):
+    sources: Sources
+    scoring: Scoring = Scoring()
+    scorecard: Scorecard
+    alerts: Alerts = Alerts()
+
+    @property
+    def metrics(self) -> set[str]:
+        return set(self.sources.salesforce.metrics)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate the configuration file (the packaged example when ``path`` is None)."""
+    if path is None:
+        text = resources.files("healthscore").joinpath(EXAMPLE_CONFIG).read_text("utf-8")
+        return config_from_document(parse_yaml(text, f"<packaged {EXAMPLE_CONFIG}>"))
+    return config_from_document(load_yaml(path))
+
+
+def config_from_document(doc: YamlDocument) -> Config:
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{doc.path}:1: expected a mapping with 'sources' and 'scorecard'")
+    sources = validate(doc, Sources, root=("sources",))
+    metrics = set(sources.salesforce.metrics)
+    scorecard = validate(doc, Scorecard, root=("scorecard",), context={"metrics": metrics})
+    problems = [
+        f"{doc.path}:{doc.line_of(('scorecard', *loc)) or 1} scorecard.{'.'.join(loc)}: {msg}"
+        for loc, msg in reference_problems(scorecard)
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    data = dict(doc.data)
+    data["sources"], data["scorecard"] = sources, scorecard
+    doc_for_rest = YamlDocument(doc.path, data, doc.lines)
+    return validate(doc_for_rest, Config)

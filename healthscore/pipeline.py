@@ -1,0 +1,259 @@
+"""One cycle, in-process: pull → store → score → write back → alert.
+
+The CLI, the demo, the tests and the Celery tasks all run these same methods; ``tasks.py``
+only unpacks arguments and maps errors to retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from actions import DeliveryReport, SlackAlerter, deliver_pending, entered_red_intents
+from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
+from scoring import (
+    ScoreBatch,
+    SignalTable,
+    missing_measures,
+    reasons_for,
+    score,
+    top_reason_indices,
+)
+from store import Store
+from store.models import utcnow
+
+from .config import Config
+from .durations import format_duration
+from .settings import Settings
+from .writeback import WriteReport, flush_pending, queue_changes
+
+log = logging.getLogger(__name__)
+
+CRM = "salesforce"
+CRM_GRADES = {"red": "Red", "yellow": "Yellow", "green": "Green",
+              "insufficient_data": "Insufficient Data"}
+REASONS_MAX = 1000
+
+
+@dataclass
+class SyncReport:
+    records: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    signals_changed: int = 0
+    cursor: str | None = None
+    skipped_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScoreReport:
+    run_id: int | None = None
+    scored: int = 0
+    grades: dict[str, int] = field(default_factory=dict)
+    entered_red: int = 0
+    writes_queued: int = 0
+    scorecard_version: str = ""
+
+
+@dataclass
+class CycleReport:
+    sync: SyncReport
+    scoring: ScoreReport
+    write: WriteReport
+    delivery: DeliveryReport
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "scored": self.scoring.scored,
+            "grades": {g: self.scoring.grades.get(g, 0) for g in CRM_GRADES},
+            "accounts_pulled": self.sync.records,
+            "records_skipped": self.sync.skipped,
+            "crm_records_updated": self.write.records_updated,
+            "crm_write_requests": self.write.requests,
+            "crm_writes_pending": self.write.pending,
+            "entered_red": self.scoring.entered_red,
+            "slack_messages": self.delivery.sent,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def trend_text(delta: float | None, window: str) -> str | None:
+    if delta is None:
+        return None
+    points = round(delta)
+    arrow = "↑" if points > 0 else "↓" if points < 0 else "→"
+    sign = "+" if points > 0 else "−" if points < 0 else ""
+    return f"{arrow} {sign}{abs(points)} pts vs {window}"
+
+
+class Pipeline:
+    """The product's main job for one CRM (Salesforce today)."""
+
+    def __init__(self, config: Config, settings: Settings, store: Store, *,
+                 config_path: str = "healthscore.yaml",
+                 salesforce: SalesforceClient | None = None,
+                 slack: SlackAlerter | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        self.settings = settings
+        self.store = store
+        self.config_path = config_path
+        self._salesforce = salesforce
+        self._slack = slack
+        self.clock = clock
+
+    # -- collaborators, built lazily so `score --dry-run` needs no credentials --------------
+    @property
+    def salesforce(self) -> SalesforceClient:
+        if self._salesforce is None:
+            self._salesforce = SalesforceClient(self.settings)
+        return self._salesforce
+
+    @property
+    def slack(self) -> SlackAlerter | None:
+        if self._slack is None and self.settings.slack_bot_token is not None:
+            alerts = self.config.alerts.slack
+            self._slack = SlackAlerter(
+                self.settings.slack_bot_token.get_secret_value(),
+                base_url=self.settings.slack_base_url,
+                messages_per_second=alerts.messages_per_second,
+                max_retry_wait=alerts.max_retry_wait)
+        return self._slack
+
+    @property
+    def alert_channel(self) -> str | None:
+        return self.settings.slack_alert_channel or self.config.alerts.slack.channel
+
+    # -- stages --------------------------------------------------------------------------------
+    def sync_salesforce(self) -> SyncReport:
+        source = self.config.sources.salesforce
+        stored = self.store.cursor(CRM, "Account")
+        cursor = datetime.fromisoformat(stored) if stored else None
+        state = SyncState(cursor=None)
+        report = SyncReport()
+        for page in pull_accounts(self.salesforce, source, cursor, state,
+                                  config_path=self.config_path):
+            self.store.upsert_accounts(r.account for r in page)
+            report.signals_changed += self.store.record_signals(
+                s for r in page for s in r.signals)
+            self.store.remember_crm_values(CRM, {r.account.id: r.crm_values for r in page})
+        if state.cursor is not None and (cursor is None or state.cursor > cursor):
+            self.store.set_cursor(CRM, "Account", state.cursor.isoformat())
+        report.records, report.skipped, report.deleted = state.records, state.skipped, \
+            state.deleted
+        report.skipped_ids = state.skipped_ids
+        report.cursor = (state.cursor or cursor).isoformat() if (state.cursor or cursor) else None
+        log.info("Salesforce sync: %d records, %d skipped, %d signal changes", report.records,
+                 report.skipped, report.signals_changed)
+        return report
+
+    def compute(self, as_of: datetime | None = None) -> ScoreBatch:
+        """Score every live account on its current signals (nothing is stored)."""
+        card = self.config.scorecard
+        accounts = [a.id for a in self.store.accounts()]
+        table = SignalTable.from_rows(accounts, self.store.latest_signals(), card.metrics())
+        return score(card, table, as_of or self.clock())
+
+    def score(self, *, dry_run: bool = False) -> tuple[ScoreReport, ScoreBatch]:
+        now = self.clock()
+        card = self.config.scorecard
+        batch = self.compute(now)
+        report = ScoreReport(scored=len(batch.account_ids),
+                             grades=dict(Counter(batch.grade.tolist())),
+                             scorecard_version=card.version)
+        if dry_run:
+            return report, batch
+        run_id = self.store.start_run(card.version, started_at=now)
+        previous = self.store.scores_as_of(now, exclude_run=run_id)
+        window = self.config.scoring.trend_window
+        baseline = self.store.scores_as_of(now - window, exclude_run=run_id)
+        accounts = {a.id: a for a in self.store.accounts()}
+        order = top_reason_indices(batch)
+        rows, payloads, desired = [], {}, {}
+        for i, account_id in enumerate(batch.account_ids):
+            value = None if batch.score[i] != batch.score[i] else float(batch.score[i])
+            grade = str(batch.grade[i])
+            reasons = reasons_for(batch, i, order[i])
+            reason_text = [str(r) for r in reasons]
+            if grade == "insufficient_data":
+                reason_text = ["Insufficient data: missing " + ", ".join(
+                    missing_measures(batch, i))]
+            base = baseline.get(account_id)
+            delta = value - base.score if value is not None and base and base.score is not None \
+                else None
+            rows.append({
+                "account_id": account_id, "scored_at": now, "score": value, "grade": grade,
+                "coverage": float(batch.coverage[i]),
+                "groups": {g: (None if v[i] != v[i] else round(float(v[i]), 2))
+                           for g, v in batch.groups.items()},
+                "reasons": {"top": [r.as_dict() for r in reasons], "delta": delta},
+            })
+            account = accounts[account_id]
+            payloads[account_id] = {
+                "name": account.name, "score": value, "grade": grade,
+                "previous_grade": previous[account_id].grade if account_id in previous else None,
+                "delta": delta, "delta_window": format_duration(window),
+                "reasons": reason_text, "owner_email": account.owner_email,
+                "owner_name": account.owner_name,
+                "crm_url": self._record_url(account_id),
+                "renewal_date": account.attributes.get("renewal_date"),
+                "arr": account.attributes.get("arr"),
+            }
+            desired[account_id] = {
+                "score": None if value is None else float(round(value)),
+                "grade": CRM_GRADES[grade],
+                "trend": trend_text(delta, format_duration(window)),
+                "reasons": "; ".join(reason_text)[:REASONS_MAX] or None,
+                "updated": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        intents = []
+        if self.config.alerts.enter_red:
+            intents = entered_red_intents(
+                run_id, payloads, {a: s.grade for a, s in previous.items()}, self.alert_channel)
+        self.store.save_scores(run_id, rows, [
+            {"key": i.key, "rule": i.rule, "kind": i.kind, "account_id": i.account_id,
+             "target": i.target, "payload": i.payload} for i in intents])
+        report.run_id = run_id
+        report.entered_red = len(intents)
+        report.writes_queued = queue_changes(self.store, CRM, desired)
+        log.info("scored %d accounts (%s); %d entered red; %d CRM writes queued", report.scored,
+                 report.grades, report.entered_red, report.writes_queued)
+        return report, batch
+
+    def _record_url(self, account_id: str) -> str | None:
+        base = self.settings.salesforce_instance_url
+        if not base:
+            return None
+        return self.config.sources.salesforce.record_url.format(
+            instance_url=base.rstrip("/"), id=account_id)
+
+    def write_back(self, *, dry_run: bool = False) -> WriteReport:
+        source = self.config.sources.salesforce
+        writer = SalesforceWriter(self.salesforce, source.write_back, source.batch_size)
+        report = flush_pending(self.store, writer, dry_run=dry_run)
+        log.info("CRM write-back: %d records in %d requests, %d pending", report.records_updated,
+                 report.requests, report.pending)
+        return report
+
+    def deliver(self, *, dry_run: bool = False) -> DeliveryReport:
+        return deliver_pending(self.store, None if dry_run else self.slack,
+                               default_channel=self.alert_channel, dry_run=dry_run)
+
+    def score_and_act(self) -> tuple[ScoreReport, WriteReport, DeliveryReport]:
+        scoring, _ = self.score()
+        return scoring, self.write_back(), self.deliver()
+
+    def run_cycle(self) -> CycleReport:
+        started = time.perf_counter()
+        sync = self.sync_salesforce()
+        scoring, write, delivery = self.score_and_act()
+        return CycleReport(sync, scoring, write, delivery, time.perf_counter() - started)

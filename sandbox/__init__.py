@@ -1,0 +1,24 @@
+"""Local emulators of the vendor APIs healthscore talks to, speaking the real wire protocol.
+
+The real client libraries (simple-salesforce, slack-sdk, httpx) talk to these unmodified; the
+demo, the tests and the benchmarks use them instead of the vendors.
+"""
+
+from sandbox.faults import FaultPlan
+from sandbox.salesforce import SalesforceEmulator
+from sandbox.server import EmulatorServer
+from sandbox.slack import SlackEmulator
+from sandbox.synthetic import SyntheticOrg, generate_org
+from sandbox.tls import SandboxCA
+from sandbox.wire import LoggedRequest
+
+__all__ = [
+    "EmulatorServer",
+    "FaultPlan",
+    "LoggedRequest",
+    "SalesforceEmulator",
+    "SandboxCA",
+    "SlackEmulator",
+    "SyntheticOrg",
+    "generate_org",
+]

@@ -1,0 +1,174 @@
+"""The store's tables (SQLAlchemy 2 typed ORM).
+
+Signals are kept twice on purpose: ``signal_history`` is the append-only record of every
+*change* of a value (point-in-time scoring reads it), ``signal_latest`` is the current value
+per (account, metric, source) that the live scorer reads in one pass.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store only takes aware UTC times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class SchemaVersion(Base):
+    __tablename__ = "schema_version"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Account(Base):
+    """A CRM account: the unit every signal, score and action is about."""
+
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    crm: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(255))
+    owner_email: Mapped[str | None] = mapped_column(String(255))
+    owner_name: Mapped[str | None] = mapped_column(String(255))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignalHistory(Base):
+    """One observed change of one metric of one account."""
+
+    __tablename__ = "signal_history"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)
+    observed_at: Mapped[datetime] = mapped_column()
+    __table_args__ = (Index("ix_signal_history_lookup", "account_id", "metric", "observed_at"),)
+
+
+class SignalLatest(Base):
+    """The current value of one metric of one account from one source."""
+
+    __tablename__ = "signal_latest"
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    observed_at: Mapped[datetime] = mapped_column()
+
+
+class ScoreRun(Base):
+    __tablename__ = "score_runs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+    scorecard_version: Mapped[str] = mapped_column(String(64))
+    accounts_scored: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Score(Base):
+    """One account's score from one run, with its explanation."""
+
+    __tablename__ = "scores"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"))
+    account_id: Mapped[str] = mapped_column(String(64))
+    scored_at: Mapped[datetime] = mapped_column()
+    score: Mapped[float | None] = mapped_column(Float)
+    grade: Mapped[str] = mapped_column(String(32))
+    coverage: Mapped[float] = mapped_column(Float)
+    groups: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    __table_args__ = (Index("ix_scores_account_time", "account_id", "scored_at"),)
+
+
+class SyncCursor(Base):
+    """The high-water mark of one source object, advanced only after a successful sync."""
+
+    __tablename__ = "sync_cursors"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    object: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ActionLog(Base):
+    """One action intent, keyed by its idempotency key; stored before it is delivered."""
+
+    __tablename__ = "action_log"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    response_id: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (Index("ix_action_log_status", "status"),)
+
+
+class PendingWrite(Base):
+    """CRM field values waiting to be written; removed only once the CRM accepted them."""
+
+    __tablename__ = "pending_writes"
+    crm: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fields: Mapped[dict[str, Any]] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrmFieldState(Base):
+    """The health field values the CRM is known to hold, to write only what changed."""
+
+    __tablename__ = "crm_field_state"
+    crm: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fields: Mapped[dict[str, Any]] = mapped_column()
+    written_at: Mapped[datetime] = mapped_column(default=utcnow)

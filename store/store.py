@@ -1,0 +1,301 @@
+"""The ``Store`` facade: every read and write the pipeline makes, one method each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .engine import make_engine, migrate, upsert
+from .models import (
+    Account,
+    ActionLog,
+    CrmFieldState,
+    PendingWrite,
+    Score,
+    ScoreRun,
+    SignalHistory,
+    SignalLatest,
+    SyncCursor,
+    utcnow,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRow:
+    """A normalized signal: what every connector emits."""
+
+    account_id: str
+    metric: str
+    value: float | None
+    observed_at: datetime
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    id: str
+    crm: str
+    name: str
+    owner_email: str | None = None
+    owner_name: str | None = None
+    attributes: Mapping[str, Any] | None = None
+    deleted: bool = False
+
+
+class Store:
+    """SQLite by default, PostgreSQL when the URL says so; the schema is created on open."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        migrate(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- accounts ---------------------------------------------------------------------------
+    def upsert_accounts(self, rows: Iterable[AccountRow]) -> int:
+        values = [
+            {"id": r.id, "crm": r.crm, "name": r.name, "owner_email": r.owner_email,
+             "owner_name": r.owner_name, "attributes": dict(r.attributes or {}),
+             "deleted": r.deleted, "updated_at": utcnow()}
+            for r in rows
+        ]
+        with self.session() as s:
+            upsert(s, Account.__table__, values, ["id"],
+                   ["crm", "name", "owner_email", "owner_name", "attributes", "deleted",
+                    "updated_at"])
+        return len(values)
+
+    def accounts(self, include_deleted: bool = False) -> list[Account]:
+        stmt = select(Account).order_by(Account.id)
+        if not include_deleted:
+            stmt = stmt.where(Account.deleted.is_(False))
+        with self.session() as s:
+            return list(s.scalars(stmt))
+
+    def account(self, account_id: str) -> Account | None:
+        with self.session() as s:
+            return s.get(Account, account_id)
+
+    # -- signals ----------------------------------------------------------------------------
+    def record_signals(self, signals: Iterable[SignalRow]) -> int:
+        """Store the signals whose value differs from the current one; return how many changed.
+
+        Re-reading an unchanged record therefore adds nothing to the history.
+        """
+        incoming: dict[tuple[str, str, str], SignalRow] = {}
+        for sig in signals:
+            key = (sig.account_id, sig.metric, sig.source)
+            held = incoming.get(key)
+            if held is None or sig.observed_at >= held.observed_at:
+                incoming[key] = sig
+        if not incoming:
+            return 0
+        account_ids = sorted({k[0] for k in incoming})
+        changed: list[SignalRow] = []
+        with self.session() as s:
+            current: dict[tuple[str, str, str], tuple[float | None, datetime]] = {}
+            for start in range(0, len(account_ids), 5000):
+                chunk = account_ids[start:start + 5000]
+                for row in s.execute(
+                    select(SignalLatest.account_id, SignalLatest.metric, SignalLatest.source,
+                           SignalLatest.value, SignalLatest.observed_at)
+                    .where(SignalLatest.account_id.in_(chunk))
+                ):
+                    current[(row[0], row[1], row[2])] = (row[3], row[4])
+            for key, sig in incoming.items():
+                held = current.get(key)
+                if held is None or (held[0] != sig.value and sig.observed_at >= held[1]):
+                    changed.append(sig)
+            rows = [
+                {"account_id": c.account_id, "metric": c.metric, "source": c.source,
+                 "value": c.value, "observed_at": c.observed_at}
+                for c in changed
+            ]
+            if rows:
+                s.execute(SignalHistory.__table__.insert(), rows)
+                upsert(s, SignalLatest.__table__, rows, ["account_id", "metric", "source"],
+                       ["value", "observed_at"])
+        return len(changed)
+
+    def latest_signals(self) -> list[tuple[str, str, float | None, datetime]]:
+        """(account_id, metric, value, observed_at) for every current value of live accounts."""
+        stmt = (
+            select(SignalLatest.account_id, SignalLatest.metric, SignalLatest.value,
+                   SignalLatest.observed_at)
+            .join(Account, Account.id == SignalLatest.account_id)
+            .where(Account.deleted.is_(False))
+        )
+        with self.session() as s:
+            return [tuple(r) for r in s.execute(stmt)]  # type: ignore[misc]
+
+    def signal_history(self, account_id: str) -> list[SignalHistory]:
+        stmt = (select(SignalHistory).where(SignalHistory.account_id == account_id)
+                .order_by(SignalHistory.observed_at, SignalHistory.id))
+        with self.session() as s:
+            return list(s.scalars(stmt))
+
+    # -- cursors ----------------------------------------------------------------------------
+    def cursor(self, source: str, obj: str) -> str | None:
+        with self.session() as s:
+            row = s.get(SyncCursor, (source, obj))
+            return row.value if row else None
+
+    def set_cursor(self, source: str, obj: str, value: str) -> None:
+        with self.session() as s:
+            upsert(s, SyncCursor.__table__,
+                   [{"source": source, "object": obj, "value": value, "updated_at": utcnow()}],
+                   ["source", "object"], ["value", "updated_at"])
+
+    # -- scores -----------------------------------------------------------------------------
+    def start_run(self, scorecard_version: str, started_at: datetime | None = None) -> int:
+        with self.session() as s:
+            run = ScoreRun(scorecard_version=scorecard_version, started_at=started_at or utcnow())
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def save_scores(self, run_id: int, rows: list[dict[str, Any]],
+                    intents: Iterable[dict[str, Any]] = ()) -> None:
+        """Save one run's scores, the action intents they caused, and close the run — in one
+        transaction, so a retried run can neither lose nor double an intent."""
+        now = utcnow()
+        with self.session() as s:
+            if rows:
+                s.execute(Score.__table__.insert(), [{**r, "run_id": run_id} for r in rows])
+            upsert(s, ActionLog.__table__,
+                   [{**i, "status": "pending", "attempts": 0, "created_at": now,
+                     "updated_at": now} for i in intents], ["key"])
+            s.execute(update(ScoreRun).where(ScoreRun.id == run_id)
+                      .values(finished_at=utcnow(), accounts_scored=len(rows)))
+
+    def scores_as_of(self, at: datetime, exclude_run: int | None = None) -> dict[str, Score]:
+        """Each account's most recent score at or before ``at`` (optionally ignoring one run)."""
+        cond = [Score.scored_at <= at]
+        if exclude_run is not None:
+            cond.append(Score.run_id != exclude_run)
+        newest = (select(Score.account_id, func.max(Score.id).label("sid"))
+                  .where(*cond).group_by(Score.account_id).subquery())
+        stmt = select(Score).join(newest, and_(Score.id == newest.c.sid))
+        with self.session() as s:
+            return {row.account_id: row for row in s.scalars(stmt)}
+
+    def score_history(self, account_id: str) -> list[Score]:
+        stmt = select(Score).where(Score.account_id == account_id).order_by(Score.scored_at)
+        with self.session() as s:
+            return list(s.scalars(stmt))
+
+    def runs(self) -> list[ScoreRun]:
+        with self.session() as s:
+            return list(s.scalars(select(ScoreRun).order_by(ScoreRun.id)))
+
+    # -- action log -------------------------------------------------------------------------
+    def claim_action(self, key: str, *, rule: str, kind: str, account_id: str,
+                     target: str | None, payload: dict[str, Any]) -> bool:
+        """Record an intent under its idempotency key; False if the key was already there."""
+        try:
+            with self.session() as s:
+                s.add(ActionLog(key=key, rule=rule, kind=kind, account_id=account_id,
+                                target=target, payload=payload))
+        except IntegrityError:
+            return False
+        return True
+
+    def actions(self, status: str | None = None, kind: str | None = None) -> list[ActionLog]:
+        stmt = select(ActionLog).order_by(ActionLog.created_at, ActionLog.key)
+        if status:
+            stmt = stmt.where(ActionLog.status == status)
+        if kind:
+            stmt = stmt.where(ActionLog.kind == kind)
+        with self.session() as s:
+            return list(s.scalars(stmt))
+
+    def begin_delivery(self, key: str) -> bool:
+        """Move a pending intent to ``sending``; False if another worker got there first."""
+        with self.session() as s:
+            res = s.execute(update(ActionLog)
+                            .where(ActionLog.key == key, ActionLog.status == "pending")
+                            .values(status="sending", attempts=ActionLog.attempts + 1,
+                                    updated_at=utcnow()))
+            return res.rowcount == 1
+
+    def finish_delivery(self, key: str, status: str, *, response_id: str | None = None,
+                        error: str | None = None) -> None:
+        with self.session() as s:
+            s.execute(update(ActionLog).where(ActionLog.key == key)
+                      .values(status=status, response_id=response_id, error=error,
+                              updated_at=utcnow()))
+
+    # -- CRM write-back ---------------------------------------------------------------------
+    def crm_state(self, crm: str) -> dict[str, dict[str, Any]]:
+        with self.session() as s:
+            return {r.account_id: r.fields for r in
+                    s.scalars(select(CrmFieldState).where(CrmFieldState.crm == crm))}
+
+    def remember_crm_values(self, crm: str, values: Mapping[str, dict[str, Any]]) -> None:
+        """Record the health values the CRM was seen to hold (e.g. after a CSM edited one)."""
+        with self.session() as s:
+            _set_crm_state(s, crm, values)
+
+    def queue_writes(self, crm: str, changes: Mapping[str, dict[str, Any]]) -> None:
+        """Make ``changes`` the pending values (newest wins; attempts are kept)."""
+        now = utcnow()
+        rows = [{"crm": crm, "account_id": a, "fields": f, "attempts": 0, "created_at": now,
+                 "updated_at": now} for a, f in changes.items()]
+        with self.session() as s:
+            upsert(s, PendingWrite.__table__, rows, ["crm", "account_id"],
+                   ["fields", "updated_at"])
+
+    def drop_pending(self, crm: str, account_ids: Iterable[str]) -> None:
+        with self.session() as s:
+            _delete_pending(s, crm, list(account_ids))
+
+    def pending_writes(self, crm: str) -> list[PendingWrite]:
+        stmt = (select(PendingWrite).where(PendingWrite.crm == crm)
+                .order_by(PendingWrite.created_at, PendingWrite.account_id))
+        with self.session() as s:
+            return list(s.scalars(stmt))
+
+    def complete_writes(self, crm: str, written: Mapping[str, dict[str, Any]]) -> None:
+        """The CRM accepted these values: remember them and clear them from pending."""
+        if not written:
+            return
+        with self.session() as s:
+            _set_crm_state(s, crm, written)
+            _delete_pending(s, crm, list(written))
+
+    def fail_writes(self, crm: str, errors: Mapping[str, str]) -> None:
+        with self.session() as s:
+            for account_id, error in errors.items():
+                s.execute(update(PendingWrite)
+                          .where(PendingWrite.crm == crm, PendingWrite.account_id == account_id)
+                          .values(attempts=PendingWrite.attempts + 1, last_error=error[:2000],
+                                  updated_at=utcnow()))
+
+
+def _set_crm_state(s: Session, crm: str, values: Mapping[str, dict[str, Any]]) -> None:
+    now = utcnow()
+    upsert(s, CrmFieldState.__table__,
+           [{"crm": crm, "account_id": a, "fields": f, "written_at": now}
+            for a, f in values.items()],
+           ["crm", "account_id"], ["fields", "written_at"])
+
+
+def _delete_pending(s: Session, crm: str, ids: list[str]) -> None:
+    for start in range(0, len(ids), 5000):
+        s.execute(delete(PendingWrite).where(
+            PendingWrite.crm == crm, PendingWrite.account_id.in_(ids[start:start + 5000])))

@@ -1,0 +1,70 @@
+"""Celery tasks: thin wrappers that unpack arguments, call the pipeline, map errors to retries.
+
+Both tasks take a Redis lock, so a run still going when the next is due is skipped, not doubled.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery, Task
+
+from healthscore.errors import RetriableError
+from healthscore.locks import redis_client, single_flight
+from healthscore.runtime import Runtime, load_runtime
+
+log = logging.getLogger(__name__)
+
+app = Celery("healthscore")
+app.config_from_object("celeryconfig")
+
+LOCK_TTL = 3600
+RETRY = {"max_retries": 5, "acks_late": True}
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    """Settings, YAML and store, built once per worker process."""
+    return load_runtime()
+
+
+def _retry_later(task: Task, exc: RetriableError) -> Any:
+    """Back off exponentially (or as the vendor said), with jitter, up to max_retries."""
+    countdown = exc.retry_after or min(600, 30 * 2 ** task.request.retries)
+    raise task.retry(exc=exc, countdown=countdown)
+
+
+@app.task(bind=True, name="tasks.sync_source", **RETRY)
+def sync_source(self: Task, source: str) -> dict[str, Any]:
+    if source != "salesforce":
+        raise ValueError(f"unknown source {source!r} (configured: salesforce)")
+    rt = runtime()
+    with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}", LOCK_TTL) as mine:
+        if not mine:
+            return {"skipped": "already running"}
+        try:
+            return asdict(rt.pipeline().sync_salesforce())
+        except RetriableError as exc:
+            return _retry_later(self, exc)
+
+
+@app.task(bind=True, name="tasks.score_cycle", **RETRY)
+def score_cycle(self: Task) -> dict[str, Any]:
+    """Score, write changed values back to the CRM, deliver alerts."""
+    rt = runtime()
+    with single_flight(redis_client(rt.settings.redis_url), "score", LOCK_TTL) as mine:
+        if not mine:
+            return {"skipped": "already running"}
+        try:
+            scoring, write, delivery = rt.pipeline().score_and_act()
+        except RetriableError as exc:
+            return _retry_later(self, exc)
+        result = {"scoring": asdict(scoring), "write": asdict(write),
+                  "delivery": asdict(delivery)}
+    if write.error and write.pending:
+        # the rest of the cycle is done; retry so the pending writes go out soon
+        return _retry_later(self, RetriableError(write.error))
+    return result
