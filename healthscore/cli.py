@@ -16,6 +16,7 @@ from rich.table import Table
 from .errors import ConfigError, HealthscoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_show_locals=False,  # locals may hold secrets
                   help="Customer health scores: pull, score, write back to the CRM, alert.")
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])

@@ -65,7 +65,7 @@ def run_demo(*, accounts: int, cycles: int, seed: int,
                       f"emulator at {sf_emu.base_url} (TLS), Slack emulator at "
                       f"{slack_emu.base_url}")
         summaries = []
-        for n in range(1, cycles + 1):
+        for _ in range(cycles):
             patches_before = len(sf_emu.requests("PATCH", r"/composite/sobjects"))
             posts_before = _posted(slack_emu)
             cycle = pipeline.run_cycle()
@@ -74,7 +74,7 @@ def run_demo(*, accounts: int, cycles: int, seed: int,
                 sf_emu.requests("PATCH", r"/composite/sobjects")) - patches_before
             summary["slack_messages"] = _posted(slack_emu) - posts_before
             summaries.append(summary)
-            _print_cycle(n, summary)
+        _print_cycles(summaries)
         _print_reds(store, slack_emu)
         store.close()
         _print_checks(summaries)
@@ -85,16 +85,23 @@ def _posted(slack_emu: SlackEmulator) -> int:
     return sum(1 for r in slack_emu.requests("POST", r"chat\.postMessage") if r.status == 200)
 
 
-def _print_cycle(n: int, s: dict[str, Any]) -> None:
-    table = Table(title=f"cycle {n}", show_header=True)
-    for col in ("pulled", "scored", "red", "yellow", "green", "insufficient", "CRM records "
-                "updated", "CRM write requests", "entered red", "Slack messages", "seconds"):
-        table.add_column(col, justify="right")
-    g = s["grades"]
-    table.add_row(*(str(v) for v in (
-        s["accounts_pulled"], s["scored"], g["red"], g["yellow"], g["green"],
-        g["insufficient_data"], s["crm_records_updated"], s["crm_write_requests"],
-        s["entered_red"], s["slack_messages"], f"{s['seconds']:.2f}")))
+ROWS = (("accounts pulled", "accounts_pulled"), ("accounts scored", "scored"),
+        ("red", "red"), ("yellow", "yellow"), ("green", "green"),
+        ("insufficient data", "insufficient_data"), ("records skipped", "records_skipped"),
+        ("CRM records updated", "crm_records_updated"),
+        ("CRM write requests", "crm_write_requests"), ("CRM writes pending", "crm_writes_pending"),
+        ("entered red", "entered_red"), ("Slack messages", "slack_messages"),
+        ("seconds", "seconds"))
+
+
+def _print_cycles(summaries: list[dict[str, Any]]) -> None:
+    table = Table(title="cycles on unchanged data")
+    table.add_column("")
+    for n in range(1, len(summaries) + 1):
+        table.add_column(f"cycle {n}", justify="right")
+    for label, key in ROWS:
+        table.add_row(label, *(str(s["grades"][key] if key in s["grades"] else s[key])
+                               for s in summaries))
     console.print(table)
 
 

@@ -73,6 +73,14 @@ class SalesforceEmulator(EmulatorServer):
         return self.ca.ca_bundle_path
 
     @property
+    def client_id(self) -> str:
+        return self._oauth.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self._oauth.client_secret
+
+    @property
     def token_url(self) -> str:
         return f"{self.base_url}/services/oauth2/token"
 

@@ -116,6 +116,8 @@ class SalesforceClient:
             resp = httpx.post(self.token_url, data=data, auth=auth, verify=self._httpx_verify,
                               timeout=REQUEST_TIMEOUT)
         except httpx.TransportError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise FatalError(f"Salesforce TLS verification failed: {exc}") from None
             raise RetriableError(f"Salesforce token endpoint unreachable: "
                                  f"{exc.__class__.__name__}") from None
         if resp.status_code >= 500:
@@ -169,7 +171,8 @@ class SalesforceClient:
         return call_with_retry(attempt, self.retry, what=what)
 
     def describe(self, sobject: str) -> dict[str, Any]:
-        return self.call(lambda sf: getattr(sf, sobject).describe(timeout=REQUEST_TIMEOUT),
+        return self.call(lambda sf: sf.restful(f"sobjects/{sobject}/describe",
+                                               timeout=REQUEST_TIMEOUT),
                          what=f"describe {sobject}")
 
     def query_pages(self, soql: str, *, include_deleted: bool = False
