@@ -43,7 +43,7 @@ def reports_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _runtime(config: Path | None):  # noqa: ANN202 - imported lazily to keep --help fast
+def _runtime(config: Path | None):
     from .runtime import load_runtime, setup_logging
 
     setup_logging()

@@ -84,7 +84,8 @@ def upsert(
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
-        raise ConfigError(f"DATABASE_URL: unsupported database {dialect!r} (use SQLite or PostgreSQL)")
+        raise ConfigError(
+            f"DATABASE_URL: unsupported database {dialect!r} (use SQLite or PostgreSQL)")
     keys = list(keys)
     for start in range(0, len(rows), 2000):
         stmt = insert(table).values(list(rows[start:start + 2000]))

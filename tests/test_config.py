@@ -89,13 +89,13 @@ def test_yaml_syntax_error_and_duplicate_key(tmp_path: Path) -> None:
 
 
 def test_missing_file_says_how_to_fix(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="configuration file not found.*HEALTHSCORE_CONFIG"):
+    with pytest.raises(ConfigError, match=r"configuration file not found.*HEALTHSCORE_CONFIG"):
         load_config(tmp_path / "nope.yaml")
 
 
 def test_invalid_environment_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SALESFORCE_INSTANCE_URL", "http://acme.my.salesforce.com")
-    with pytest.raises(ConfigError, match="SALESFORCE_INSTANCE_URL: .*https://"):
+    with pytest.raises(ConfigError, match=r"SALESFORCE_INSTANCE_URL: .*https://"):
         load_settings()
     monkeypatch.delenv("SALESFORCE_INSTANCE_URL")
     monkeypatch.setenv("SALESFORCE_AUTH_FLOW", "password")

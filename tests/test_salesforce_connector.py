@@ -111,7 +111,6 @@ def test_expired_session_is_refreshed_once(
 
 def test_bad_credentials_give_a_clear_error_without_the_secret(
         sf_emu: SalesforceEmulator, settings: Settings) -> None:
-    bad = settings.model_copy(update={"salesforce_client_secret": None})
     bad = Settings(**{**settings.model_dump(), "salesforce_client_secret": "wrong-secret"})
     with pytest.raises(AuthError) as err:
         SalesforceClient(bad, retry=FAST_RETRY).describe("Account")
@@ -139,7 +138,7 @@ def test_server_errors_are_retried_then_reported(
 def test_tls_is_verified(sf_emu: SalesforceEmulator, settings: Settings) -> None:
     untrusting = Settings(**{**settings.model_dump(), "salesforce_ca_bundle": None,
                              "salesforce_client_secret": sf_emu.client_secret})
-    with pytest.raises(FatalError, match="TLS|certificate|SSL"):
+    with pytest.raises(FatalError, match=r"TLS|certificate|SSL"):
         SalesforceClient(untrusting, retry=FAST_RETRY).sf  # noqa: B018
 
 
