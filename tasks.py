@@ -66,5 +66,5 @@ def score_cycle(self: Task) -> dict[str, Any]:
                   "delivery": asdict(delivery)}
     if write.error and write.pending:
         # the rest of the cycle is done; retry so the pending writes go out soon
-        return _retry_later(self, RetriableError(write.error))
+        return _retry_later(self, RetriableError(write.error, retry_after=write.retry_after))
     return result

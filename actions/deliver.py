@@ -44,8 +44,10 @@ def deliver_pending(store: Store, alerter: SlackAlerter | None, *, default_chann
     pending = store.actions(status="pending", kind="slack")
     if dry_run or alerter is None:
         report.retry_later = len(pending)
+        if alerter is None and not dry_run and pending:
+            log.warning("%d Slack alerts wait: SLACK_BOT_TOKEN is not set", len(pending))
         return report
-    for action in pending:
+    for index, action in enumerate(pending):
         channel = action.target or default_channel
         if not channel:
             store.finish_delivery(action.key, "failed", error="no Slack channel configured")
@@ -59,9 +61,13 @@ def deliver_pending(store: Store, alerter: SlackAlerter | None, *, default_chann
             ts = alerter.post(channel, message)
         except RetriableError as exc:
             store.finish_delivery(action.key, "pending", error=str(exc))
-            report.retry_later += 1
+            # Slack is down or rate limiting us: the rest would fail the same way (and could pin
+            # the worker for as long as their timeouts add up), so they all wait for next time
+            report.retry_later += len(pending) - index
             report.errors.append(str(exc))
-            continue
+            log.warning("Slack alerts wait for the next run (%s): %d pending", exc,
+                        len(pending) - index)
+            break
         except HealthscoreError as exc:
             store.finish_delivery(action.key, "failed", error=str(exc))
             report.failed += 1

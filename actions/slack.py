@@ -12,9 +12,11 @@ import random
 import threading
 import time
 from typing import Any
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
@@ -70,7 +72,9 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     if reasons:
         blocks.append(SectionBlock(text=MarkdownTextObject(
             text=("*Top reasons*\n" + "\n".join(f"• {r}" for r in reasons))[:3000])))
-    fallback = f"{name} health is now {grade} at {score_text}{change}"
+    # the notification text is mrkdwn too: an account named "<!channel> Inc" must not ping
+    fallback = f"{escape_mrkdwn(name)} health is now {grade} at {score_text}" \
+        f"{escape_mrkdwn(change)}"
     return {"text": fallback, "blocks": [b.to_dict() for b in blocks]}
 
 
@@ -108,8 +112,12 @@ class SlackAlerter:
 
     def __init__(self, token: str, *, base_url: str = "https://slack.com/api/",
                  messages_per_second: float = 1.0, max_retry_wait: float = 30.0) -> None:
-        self.client = WebClient(token=token, base_url=base_url, timeout=30)
-        self.client.retry_handlers.append(CappedRateLimitHandler(max_wait=max_retry_wait))
+        # slack-sdk's default handler also retries a connection lost *after* the request was
+        # sent, which re-posts a message Slack may already have posted. Only a URLError (the
+        # request never got out: refused, DNS, TLS) is retried here.
+        self.client = WebClient(token=token, base_url=base_url, timeout=30, retry_handlers=[
+            ConnectionErrorRetryHandler(error_types=[URLError]),
+            CappedRateLimitHandler(max_wait=max_retry_wait)])
         self.interval = 1.0 / messages_per_second
         self._last_post: dict[str, float] = {}
         self._users: dict[str, str | None] = {}
@@ -134,6 +142,12 @@ class SlackAlerter:
                 if exc.response.get("error") != "users_not_found":
                     log.warning("Slack users.lookupByEmail failed: %s", exc.response.get("error"))
                 self._users[email] = None
+            except URLError as exc:  # nothing was posted: the alert can wait for the next run
+                raise RetriableError(f"Slack unreachable at {self.client.base_url}: "
+                                     f"{exc.reason}") from None
+            except Exception as exc:  # e.g. a timeout: post without the mention, not lose it
+                log.warning("Slack users.lookupByEmail failed: %s", exc)
+                return None
         return self._users[email]
 
     def post(self, channel: str, message: dict[str, Any]) -> str:
@@ -142,7 +156,10 @@ class SlackAlerter:
         try:
             resp = self.client.chat_postMessage(channel=channel, unfurl_links=False, **message)
         except SlackApiError as exc:
-            raise _map_error(exc, "chat.postMessage") from None
+            raise _map_error(exc, f"chat.postMessage to {channel}") from None
+        except URLError as exc:  # the request never reached Slack: safe to send again later
+            raise RetriableError(f"Slack unreachable at {self.client.base_url}: "
+                                 f"{exc.reason}") from None
         self.messages_posted += 1
         return str(resp["ts"])
 

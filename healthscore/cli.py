@@ -62,6 +62,7 @@ def validate(path: Annotated[Path | None, typer.Argument(help="file to check")] 
     card = config.scorecard
     console.print(f"[green]ok[/] {target}: scorecard {card.name!r} (version {card.version}), "
                   f"{len(card.groups)} groups, {len(card.measures)} measures, "
+                  f"{len(card.derived)} derived metrics, {len(card.segments)} segments, "
                   f"{len(config.sources.salesforce.metrics)} Salesforce metrics")
 
 
@@ -100,27 +101,43 @@ def sync(config: ConfigOption = None) -> None:
 def score(config: ConfigOption = None, dry_run: DryRun = False,
           show: Annotated[int, typer.Option(help="accounts to list, lowest first")] = 15) -> None:
     """Score every account; with --dry-run nothing is recorded or queued."""
-    from scoring import reasons_for, top_reason_indices
+    from scoring import reasons_for
 
     pipeline = _runtime(config).pipeline()
     report, batch = pipeline.score(dry_run=dry_run)
     names = {a.id: a.name for a in pipeline.store.accounts()}
     table = Table(title=f"scores ({'dry run' if dry_run else f'run {report.run_id}'}) — "
                         f"scorecard {report.scorecard_version}")
-    for col in ("account", "score", "grade", "coverage", "top reasons"):
+    for col in ("account", "score", "grade", "segment", "coverage", "top reasons"):
         table.add_column(col)
-    order = top_reason_indices(batch)
     rows = sorted(range(len(batch.account_ids)),
                   key=lambda i: (batch.score[i] == batch.score[i], batch.score[i]))
     for i in rows[:show]:
         value = batch.score[i]
         table.add_row(names.get(batch.account_ids[i], batch.account_ids[i]),
                       "–" if value != value else f"{value:.0f}", str(batch.grade[i]),
-                      f"{batch.coverage[i]:.0%}",
-                      "; ".join(str(r) for r in reasons_for(batch, i, order[i])))
+                      batch.segment_name(i), f"{batch.coverage[i]:.0%}",
+                      "; ".join(str(r) for r in reasons_for(batch, i)))
     Console().print(table)
-    print(json.dumps({"scored": report.scored, "grades": report.grades,
+    print(json.dumps({"dry_run": dry_run, "scored": report.scored, "grades": report.grades,
                       "entered_red": report.entered_red, "writes_queued": report.writes_queued}))
+
+
+@app.command()
+@reports_errors
+def explain(account: Annotated[str, typer.Argument(help="account id or exact name")],
+            config: ConfigOption = None,
+            as_json: Annotated[bool, typer.Option("--json", help="print JSON instead")] = False,
+            ) -> None:
+    """Why an account scores what it does: every measure, its points, weight and loss."""
+    from .explain_view import render_explanation
+
+    pipeline = _runtime(config).pipeline()
+    found, explanation = pipeline.explain(account)
+    if as_json:
+        print(json.dumps({"name": found.name, **explanation.as_dict()}, default=str))
+        return
+    render_explanation(Console(), found.name, explanation, pipeline.config.scorecard)
 
 
 @app.command()

@@ -88,6 +88,11 @@ class Config(_Strict):
     def metrics(self) -> set[str]:
         return set(self.sources.salesforce.metrics)
 
+    @property
+    def fields(self) -> set[str]:
+        """Every metric and attribute the sources provide (what a scorecard may name)."""
+        return self.metrics | set(self.sources.salesforce.attributes)
+
 
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate the configuration file (the packaged example when ``path`` is None)."""
@@ -101,11 +106,12 @@ def config_from_document(doc: YamlDocument) -> Config:
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{doc.path}:1: expected a mapping with 'sources' and 'scorecard'")
     sources = validate(doc, Sources, root=("sources",))
-    metrics = set(sources.salesforce.metrics)
-    scorecard = validate(doc, Scorecard, root=("scorecard",), context={"metrics": metrics})
+    provided = set(sources.salesforce.metrics) | set(sources.salesforce.attributes)
+    scorecard = validate(doc, Scorecard, root=("scorecard",))
     problems = [
-        f"{doc.path}:{doc.line_of(('scorecard', *loc)) or 1} scorecard.{'.'.join(loc)}: {msg}"
-        for loc, msg in reference_problems(scorecard)
+        f"{doc.path}:{doc.line_of(('scorecard', *loc)) or 1} "
+        f"scorecard.{'.'.join(map(str, loc))}: {msg}"
+        for loc, msg in reference_problems(scorecard, provided)
     ]
     if problems:
         raise ConfigError("\n".join(problems))

@@ -7,28 +7,34 @@ only unpacks arguments and maps errors to retries.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 from actions import DeliveryReport, SlackAlerter, deliver_pending, entered_red_intents
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
 from scoring import (
+    INSUFFICIENT,
+    Explanation,
     ScoreBatch,
     SignalTable,
+    explain,
     missing_measures,
     reasons_for,
     score,
-    top_reason_indices,
 )
 from store import Store
-from store.models import utcnow
+from store.models import Account, Score, utcnow
 
 from .config import Config
 from .durations import format_duration
+from .errors import ConfigError
 from .settings import Settings
 from .writeback import WriteReport, flush_pending, queue_changes
 
@@ -156,48 +162,68 @@ class Pipeline:
                  report.skipped, report.signals_changed)
         return report
 
-    def compute(self, as_of: datetime | None = None) -> ScoreBatch:
-        """Score every live account on its current signals (nothing is stored)."""
+    def compute(self, as_of: datetime | None = None, *,
+                accounts: list[Account] | None = None,
+                previous: dict[str, Score] | None = None) -> ScoreBatch:
+        """Score every live account on its current signals (nothing is stored).
+
+        ``previous`` (each account's last score) turns on grade hysteresis.
+        """
+        as_of = as_of or self.clock()
         card = self.config.scorecard
-        accounts = [a.id for a in self.store.accounts()]
-        table = SignalTable.from_rows(accounts, self.store.latest_signals(), card.metrics())
-        return score(card, table, as_of or self.clock())
+        accounts = self.store.accounts() if accounts is None else accounts
+        ids = [a.id for a in accounts]
+        wanted = card.source_metrics()
+        table = SignalTable.from_rows(ids, self.store.latest_signals(), wanted,
+                                      attributes={a.id: a.attributes for a in accounts})
+        needs = card.history_needs()
+        if needs:
+            table = table.with_history(
+                needs, self.store.history_rows({m for _, m, _ in needs}, until=as_of), as_of)
+        prior = None
+        if previous:
+            prior = np.array([previous[a].grade if a in previous else None for a in ids],
+                             dtype=object)
+        return score(card, table, as_of, previous_grades=prior)
 
     def score(self, *, dry_run: bool = False) -> tuple[ScoreReport, ScoreBatch]:
         now = self.clock()
         card = self.config.scorecard
-        batch = self.compute(now)
+        accounts = self.store.accounts()
+        previous = self.store.scores_as_of(now)
+        batch = self.compute(now, accounts=accounts, previous=previous)
         report = ScoreReport(scored=len(batch.account_ids),
                              grades=dict(Counter(batch.grade.tolist())),
                              scorecard_version=card.version)
         if dry_run:
             return report, batch
         run_id = self.store.start_run(card.version, started_at=now)
-        previous = self.store.scores_as_of(now, exclude_run=run_id)
         window = self.config.scoring.trend_window
-        baseline = self.store.scores_as_of(now - window, exclude_run=run_id)
-        accounts = {a.id: a for a in self.store.accounts()}
-        order = top_reason_indices(batch)
+        deltas = {label: self._deltas(batch, now - ago, run_id)
+                  for label, ago in (("7d", timedelta(days=7)), ("30d", timedelta(days=30)),
+                                     ("trend", window))}
+        by_id = {a.id: a for a in accounts}
         rows, payloads, desired = [], {}, {}
         for i, account_id in enumerate(batch.account_ids):
-            value = None if batch.score[i] != batch.score[i] else float(batch.score[i])
+            value = None if math.isnan(batch.score[i]) else float(batch.score[i])
             grade = str(batch.grade[i])
-            reasons = reasons_for(batch, i, order[i])
+            reasons = reasons_for(batch, i)
             reason_text = [str(r) for r in reasons]
-            if grade == "insufficient_data":
+            if grade == INSUFFICIENT:
                 reason_text = ["Insufficient data: missing " + ", ".join(
                     missing_measures(batch, i))]
-            base = baseline.get(account_id)
-            delta = value - base.score if value is not None and base and base.score is not None \
-                else None
+            delta = deltas["trend"].get(account_id)
             rows.append({
                 "account_id": account_id, "scored_at": now, "score": value, "grade": grade,
                 "coverage": float(batch.coverage[i]),
-                "groups": {g: (None if v[i] != v[i] else round(float(v[i]), 2))
+                "groups": {g: (None if math.isnan(v[i]) else round(float(v[i]), 2))
                            for g, v in batch.groups.items()},
-                "reasons": {"top": [r.as_dict() for r in reasons], "delta": delta},
+                "reasons": {"top": [r.as_dict() for r in reasons],
+                            "segment": batch.segment_name(i),
+                            "delta_7d": deltas["7d"].get(account_id),
+                            "delta_30d": deltas["30d"].get(account_id)},
             })
-            account = accounts[account_id]
+            account = by_id[account_id]
             payloads[account_id] = {
                 "name": account.name, "score": value, "grade": grade,
                 "previous_grade": previous[account_id].grade if account_id in previous else None,
@@ -228,6 +254,35 @@ class Pipeline:
         log.info("scored %d accounts (%s); %d entered red; %d CRM writes queued", report.scored,
                  report.grades, report.entered_red, report.writes_queued)
         return report, batch
+
+    def explain(self, account: str) -> tuple[Account, Explanation]:
+        """Explain one account (by id or exact, case-insensitive name) as the batch scores it.
+
+        The whole batch is scored, so percentile ranks and hysteresis match a real run.
+        """
+        accounts = self.store.accounts()
+        wanted = account.casefold()
+        matches = [a for a in accounts if a.id == account] or [
+            a for a in accounts if a.name.casefold() == wanted]
+        if not matches:
+            raise ConfigError(f"no account with id or name {account!r} in the store "
+                              "(run `healthscore sync` first?)")
+        if len(matches) > 1:
+            raise ConfigError(f"{len(matches)} accounts are named {account!r}; use the id: "
+                              + ", ".join(a.id for a in matches))
+        now = self.clock()
+        batch = self.compute(now, accounts=accounts, previous=self.store.scores_as_of(now))
+        return matches[0], explain(batch, batch.index(matches[0].id))
+
+    def _deltas(self, batch: ScoreBatch, at: datetime, run_id: int) -> dict[str, float]:
+        """Score now minus the score at ``at`` (accounts scored both times only)."""
+        then = self.store.scores_as_of(at, exclude_run=run_id)
+        out = {}
+        for i, account_id in enumerate(batch.account_ids):
+            old = then.get(account_id)
+            if old is not None and old.score is not None and not math.isnan(batch.score[i]):
+                out[account_id] = round(float(batch.score[i]) - old.score, 2)
+        return out
 
     def _record_url(self, account_id: str) -> str | None:
         base = self.settings.salesforce_instance_url

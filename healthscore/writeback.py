@@ -37,6 +37,7 @@ class WriteReport:
     failed_records: int = 0
     pending: int = 0
     error: str | None = None
+    retry_after: float | None = None  # what the CRM said to wait, if it said
 
 
 def _comparable(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,14 +51,20 @@ def _comparable(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def queue_changes(store: Store, crm: str, desired: Mapping[str, dict[str, Any]]) -> int:
-    """Queue the accounts whose health values differ from what the CRM holds."""
+    """Queue the accounts whose health values differ from what the CRM holds.
+
+    ``desired`` holds every live account; a pending write for any other account (deleted or
+    merged away in the CRM since) is dropped instead of failing on every cycle.
+    """
     known = store.crm_state(crm)
     changed = {a: v for a, v in desired.items()
                if _comparable(v) != _comparable(known.get(a, {}))}
     unchanged_pending = [a for a in desired if a not in changed]
+    gone = [p.account_id for p in store.pending_writes(crm) if p.account_id not in desired]
     store.queue_writes(crm, changed)
-    if unchanged_pending:
-        store.drop_pending(crm, unchanged_pending)  # the CRM already holds these values
+    if unchanged_pending or gone:
+        # the CRM already holds these values, or the account no longer exists
+        store.drop_pending(crm, unchanged_pending + gone)
     return len(changed)
 
 
@@ -73,6 +80,7 @@ def flush_pending(store: Store, writer: CrmWriter, *, dry_run: bool = False) -> 
             outcome = writer.write(batch)
         except HealthscoreError as exc:
             report.error = str(exc)
+            report.retry_after = getattr(exc, "retry_after", None)
             log.warning("CRM write stopped (%s); %d writes stay pending and will be retried",
                         exc, len(pending) - start)
             if not isinstance(exc, RetriableError):

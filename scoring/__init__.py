@@ -1,24 +1,41 @@
 """The shared scorer: a YAML scorecard applied to every account at once."""
 
-from .explain import Reason, format_value, missing_measures, reasons_for, top_reason_indices
-from .scorecard import Grades, Group, Measure, Scale, Scorecard, reference_problems
-from .scorer import GRADES, ScoreBatch, score
-from .table import SignalTable
+from .explain import Explanation, Reason, explain, format_value, missing_measures, reasons_for
+from .grades import INSUFFICIENT, assign_grades
+from .scorecard import (
+    Derived,
+    Grades,
+    Group,
+    Measure,
+    Scorecard,
+    Segment,
+    describe_measure,
+    reference_problems,
+)
+from .scorer import GRADES, PercentileReference, ScoreBatch, score
+from .table import LabelColumn, SignalTable
 
 __all__ = [
     "GRADES",
+    "INSUFFICIENT",
+    "Derived",
+    "Explanation",
     "Grades",
     "Group",
+    "LabelColumn",
     "Measure",
+    "PercentileReference",
     "Reason",
-    "Scale",
     "ScoreBatch",
     "Scorecard",
+    "Segment",
     "SignalTable",
+    "assign_grades",
+    "describe_measure",
+    "explain",
     "format_value",
     "missing_measures",
     "reasons_for",
     "reference_problems",
     "score",
-    "top_reason_indices",
 ]

@@ -1,14 +1,15 @@
-"""Turn a ScoreBatch row into words: top reasons as points lost, values in their units."""
+"""Turn a ScoreBatch row into words: reasons as points lost, a full per-measure breakdown."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .scorecard import Measure
+from .scorecard import Measure, describe_measure
 from .scorer import ScoreBatch
+from .segments import segment_matches
 
 MIN_POINTS_LOST = 1.0  # a reason costing less than a point is noise on the Account page
 
@@ -28,9 +29,11 @@ class Reason:
                 "points_lost": round(self.points_lost, 2)}
 
 
-def format_value(measure: Measure, raw: float) -> str:
+def format_value(measure: Measure, raw: float, text: str | None = None) -> str:
     if math.isnan(raw):
         return "missing"
+    if text is not None:
+        return text
     if measure.unit == "%":
         return f"{raw * 100:.0f}%"
     if measure.unit == "pct":
@@ -42,24 +45,107 @@ def format_value(measure: Measure, raw: float) -> str:
     return f"{raw:.3g}"
 
 
-def top_reason_indices(batch: ScoreBatch, k: int = 3) -> np.ndarray:
-    """Column indices of each account's ``k`` most costly measures (vectorized)."""
-    k = min(k, batch.lost.shape[1])
-    return np.argsort(-batch.lost, axis=1, kind="stable")[:, :k]
+def _value_text(batch: ScoreBatch, row: int, j: int) -> str:
+    measure = batch.card.measures[batch.measure_names[j]]
+    raw = float(batch.raw[row, j])
+    if batch.stale[row, j]:
+        return "stale"
+    text = batch.table.label(measure.metric).text(row) if measure.categories is not None \
+        else None
+    return format_value(measure, raw, text)
 
 
-def reasons_for(batch: ScoreBatch, row: int, order: np.ndarray) -> list[Reason]:
-    measures = list(batch.card.measures.values())
+def reasons_for(batch: ScoreBatch, row: int) -> list[Reason]:
+    """The account's top reasons (most points lost first), each costing at least a point."""
     out = []
-    for j in order:
+    for j in batch.top[row]:
         lost = float(batch.lost[row, j])
         if lost < MIN_POINTS_LOST:
             break
-        out.append(Reason(batch.measure_names[j], measures[j].label,
-                          format_value(measures[j], float(batch.raw[row, j])), lost))
+        name = batch.measure_names[j]
+        out.append(Reason(name, batch.card.measures[name].label, _value_text(batch, row, j),
+                          lost))
     return out
 
 
 def missing_measures(batch: ScoreBatch, row: int) -> list[str]:
+    """Labels of the measures this account's segment weighs but the account lacks."""
+    weights, _ = batch.card.weights_for(batch.segment_name(row))
     return [batch.card.measures[n].label for j, n in enumerate(batch.measure_names)
-            if math.isnan(batch.points[row, j])]
+            if math.isnan(batch.points[row, j]) and weights[n] > 0]
+
+
+@dataclass
+class MeasureLine:
+    name: str
+    label: str
+    group: str
+    value: str
+    points: float | None
+    weight_share: float  # effective share of the score, 0–1
+    points_lost: float
+    how: str
+
+
+@dataclass
+class Explanation:
+    account_id: str
+    score: float | None
+    grade: str
+    coverage: float
+    segment: str
+    segment_why: str
+    groups: dict[str, float | None]
+    measures: list[MeasureLine] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "account_id": self.account_id, "score": self.score, "grade": self.grade,
+            "coverage": round(self.coverage, 4), "segment": self.segment,
+            "segment_why": self.segment_why, "groups": self.groups,
+            "measures": [vars(m) for m in self.measures],
+            "reasons": [r.as_dict() for r in self.reasons],
+        }
+
+
+def segment_reason(batch: ScoreBatch, row: int) -> str:
+    """Why the account is in its segment, in words."""
+    card = batch.card
+    chosen = int(batch.segment[row])
+    one = batch.table.take([row])
+    if chosen < len(card.segments):
+        seg = card.segments[chosen]
+        skipped = [s.name for s in card.segments[:chosen]]
+        why = "matched: " + "; ".join(c.describe() for c in seg.when)
+        return why + (f" (did not match: {', '.join(skipped)})" if skipped else "")
+    if not card.segments:
+        return "the scorecard has no segments"
+    unmatched = [s.name for s in card.segments if not segment_matches(s, one)[0]]
+    return "no segment matched (" + ", ".join(unmatched) + ")"
+
+
+def explain(batch: ScoreBatch, row: int) -> Explanation:
+    card = batch.card
+    value = float(batch.score[row])
+    weights, _ = card.weights_for(batch.segment_name(row))
+    lines = []
+    for j, name in enumerate(batch.measure_names):
+        measure = card.measures[name]
+        pts = float(batch.points[row, j])
+        how = describe_measure(measure)
+        if weights[name] == 0:
+            how += " (off in this segment)"
+        lines.append(MeasureLine(
+            name=name, label=measure.label, group=measure.group,
+            value=_value_text(batch, row, j), points=None if np.isnan(pts) else round(pts, 2),
+            weight_share=round(float(batch.weight[row, j]), 4),
+            points_lost=round(float(batch.lost[row, j]), 2), how=how))
+    return Explanation(
+        account_id=batch.account_ids[row],
+        score=None if math.isnan(value) else value,
+        grade=str(batch.grade[row]), coverage=float(batch.coverage[row]),
+        segment=batch.segment_name(row), segment_why=segment_reason(batch, row),
+        groups={g: (None if np.isnan(v[row]) else round(float(v[row]), 2))
+                for g, v in batch.groups.items()},
+        measures=lines, reasons=reasons_for(batch, row))

@@ -1,32 +1,72 @@
 """The scorecard as CS operations write it in YAML, validated with errors that name the field.
 
-A measure turns one metric (optionally divided by another, or read as "days since") into
-0–100 points on a clamped linear scale: ``from`` scores 0 and ``to`` scores 100, so
-``from: 30, to: 3`` reads "30 days or more is bad, 3 days or less is perfect".
+A scorecard has *groups* (DEAR by default) of weighted *measures*. Each measure reads one
+metric — a source metric or a *derived* one declared in the same file — and turns it into
+0–100 points with exactly one normalization:
+
+- ``linear: {from: a, to: b}`` — a straight line between two values, clamped at both ends
+  (``log: true`` puts the line on a log scale, for things like ARR or logins that span
+  orders of magnitude); with ``better: higher`` ``a`` scores 0 and ``b`` scores 100,
+  with ``better: lower`` the other way round.
+- ``bands`` — value ranges with points each (``below`` is the exclusive upper edge).
+- ``percentile: true`` — rank among the accounts of the same segment.
+- ``boolean: {if_true: 100, if_false: 0}`` and ``categories: {Enterprise: 100, ...}``.
+
+``stale_after`` treats an old value as missing. *Segments* pick a variant of the weights by
+rules on account fields; the first matching segment wins.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from healthscore.durations import Duration
+
+Better = Literal["higher", "lower"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-class Scale(_Strict):
-    start: float = Field(alias="from", description="value that scores 0 points")
-    end: float = Field(alias="to", description="value that scores 100 points")
+# -- normalizations --------------------------------------------------------------------------
+class Linear(_Strict):
+    start: float = Field(alias="from", description="the low end of the range")
+    end: float = Field(alias="to", description="the high end of the range")
+    log: bool = Field(False, description="interpolate on a log scale (both ends must be > 0)")
 
     @model_validator(mode="after")
-    def _distinct(self) -> Scale:
-        if self.start == self.end:
-            raise ValueError(f"'from' and 'to' must differ; got both {self.start:g}")
+    def _ordered(self) -> Linear:
+        if self.start >= self.end:
+            raise ValueError(
+                f"'from' ({self.start:g}) must be below 'to' ({self.end:g}); "
+                "say `better: lower` when lower values are better")
+        if self.log and self.start <= 0:
+            raise ValueError(f"a log scale needs 'from' > 0; got {self.start:g}")
         return self
+
+
+class Band(_Strict):
+    below: float | None = Field(None, description="exclusive upper edge; the last band has none")
+    points: float = Field(ge=0, le=100)
+
+
+class Boolean(_Strict):
+    if_true: float = Field(100, ge=0, le=100)
+    if_false: float = Field(0, ge=0, le=100)
 
 
 class Measure(_Strict):
@@ -34,33 +74,141 @@ class Measure(_Strict):
     group: str
     weight: float = Field(ge=0)
     metric: str
-    per: str | None = Field(None, description="divide the metric by this metric (a ratio)")
-    days_since: bool = Field(False, description="the metric is a timestamp: use days since it")
-    scale: Scale
+    better: Better = "higher"
+    linear: Linear | None = None
+    bands: list[Band] | None = None
+    percentile: bool = False
+    boolean: Boolean | None = None
+    categories: dict[str, float] | None = None
+    stale_after: Duration | None = Field(None, description="an older value counts as missing")
     unit: Literal["", "%", "pct", "days", "x"] = Field(
         "", description="display: % (a 0–1 ratio), pct (already 0–100), days, x (a multiple)")
 
-    @field_validator("metric", "per")
+    @field_validator("bands")
     @classmethod
-    def _known_metric(cls, value: str | None, info: ValidationInfo) -> str | None:
-        known = (info.context or {}).get("metrics")
-        if value is not None and known is not None and value not in known:
+    def _bands_in_order(cls, bands: list[Band] | None, info: ValidationInfo
+                        ) -> list[Band] | None:
+        if bands is not None:
+            _check_bands(bands, info.data.get("better", "higher"))
+        return bands
+
+    @model_validator(mode="after")
+    def _one_normalization(self) -> Measure:
+        chosen = [k for k in ("linear", "bands", "boolean", "categories")
+                  if getattr(self, k) is not None] + (["percentile"] if self.percentile else [])
+        if len(chosen) != 1:
             raise ValueError(
-                f"unknown metric {value!r}; the configured sources provide: "
-                f"{', '.join(sorted(known))}")
-        return value
+                "give exactly one of linear, bands, percentile, boolean, categories"
+                + (f" (got {', '.join(chosen)})" if chosen else ""))
+        if self.categories is not None:
+            bad = {k: v for k, v in self.categories.items() if not 0 <= v <= 100}
+            if bad:
+                raise ValueError(f"category points must be 0–100; got {bad}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for k in ("linear", "bands", "boolean", "categories"):
+            if getattr(self, k) is not None:
+                return k
+        return "percentile"
 
 
+def _check_bands(bands: list[Band], better: Better) -> None:
+    if not bands:
+        raise ValueError("give at least one band")
+    edges = [b.below for b in bands[:-1]]
+    if any(e is None for e in edges):
+        raise ValueError("every band but the last needs 'below'")
+    if bands[-1].below is not None:
+        raise ValueError("the last band must have no 'below' (it takes every higher value)")
+    for low, high in itertools.pairwise(edges):
+        if high <= low:  # type: ignore[operator]
+            raise ValueError(f"bands overlap: 'below: {high:g}' comes after 'below: {low:g}'; "
+                             "list bands from the lowest values up")
+    points = [b.points for b in bands]
+    rising = all(b >= a for a, b in itertools.pairwise(points))
+    falling = all(b <= a for a, b in itertools.pairwise(points))
+    if better == "higher" and not rising:
+        raise ValueError(f"with better: higher, band points must not fall as values rise "
+                         f"(got {points})")
+    if better == "lower" and not falling:
+        raise ValueError(f"with better: lower, band points must not rise as values rise "
+                         f"(got {points})")
+
+
+# -- derived metrics -------------------------------------------------------------------------
+class Change(_Strict):
+    of: str = Field(description="the metric now")
+    vs: str | None = Field(None, description="the same metric for the prior window")
+    over: Duration | None = Field(None, description="compare with its own value this long ago")
+
+    @model_validator(mode="after")
+    def _one_baseline(self) -> Change:
+        if (self.vs is None) == (self.over is None):
+            raise ValueError("change: give either 'vs' (a prior-window metric) or 'over' "
+                             "(a duration to look back in the history)")
+        return self
+
+
+class Count(_Strict):
+    metric: str
+    within: Duration
+
+
+class Derived(_Strict):
+    """A metric computed from others: exactly one of the forms below."""
+
+    ratio: tuple[str, str] | None = Field(None, description="[numerator, denominator]")
+    change: Change | None = Field(None, description="% change vs a prior window")
+    days_since: str | None = Field(None, description="a date metric → days since it")
+    count: Count | None = Field(None, description="how many values were observed in a window")
+    difference: tuple[str, str] | None = Field(
+        None, description="[measure, measure]: points of the first minus points of the second")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Derived:
+        forms = [k for k in ("ratio", "change", "days_since", "count", "difference")
+                 if getattr(self, k) is not None]
+        if len(forms) != 1:
+            raise ValueError("give exactly one of ratio, change, days_since, count, difference"
+                             + (f" (got {', '.join(forms)})" if forms else ""))
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("ratio", "change", "days_since", "count", "difference")
+                    if getattr(self, k) is not None)
+
+    def inputs(self) -> list[str]:
+        """The metrics this one reads (not the measures of a difference)."""
+        if self.ratio:
+            return list(self.ratio)
+        if self.change:
+            return [self.change.of] + ([self.change.vs] if self.change.vs else [])
+        if self.days_since:
+            return [self.days_since]
+        if self.count:
+            return [self.count.metric]
+        return []
+
+
+# -- groups, grades, segments ----------------------------------------------------------------
 class Group(_Strict):
     label: str
     weight: float = Field(ge=0)
 
 
 class Grades(_Strict):
-    """Upper bounds (inclusive, on the rounded score): red 0–50, yellow 51–75, green 76–100."""
+    """Upper bounds (inclusive, on the rounded score): red 0–50, yellow 51–75, green 76–100.
+
+    ``hysteresis`` keeps an account in its previous grade until its score crosses the border
+    by more than this many points, so a score hovering at 50/51 does not flap.
+    """
 
     red: float = Field(50, ge=0, le=100)
     yellow: float = Field(75, ge=0, le=100)
+    hysteresis: float = Field(2, ge=0, le=25)
 
     @model_validator(mode="after")
     def _ordered(self) -> Grades:
@@ -69,13 +217,67 @@ class Grades(_Strict):
         return self
 
 
+class Condition(_Strict):
+    """One test on an account field; a segment's conditions must all hold."""
+
+    field: str
+    is_: str | float | bool | None = Field(None, alias="is")
+    in_: list[str | float] | None = Field(None, alias="in")
+    below: float | None = None
+    at_least: float | None = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Condition:
+        tests = [k for k in ("is_", "in_", "below", "at_least") if getattr(self, k) is not None]
+        if not tests:
+            raise ValueError("give a test: is, in, below or at_least")
+        if self.below is not None and self.at_least is not None and self.at_least >= self.below:
+            raise ValueError(f"at_least ({self.at_least:g}) must be below 'below' "
+                             f"({self.below:g}); nothing could match")
+        return self
+
+    def describe(self) -> str:
+        parts = []
+        if self.is_ is not None:
+            parts.append(f"{self.field} is {self.is_}")
+        if self.in_ is not None:
+            parts.append(f"{self.field} in {', '.join(map(str, self.in_))}")
+        if self.at_least is not None:
+            parts.append(f"{self.field} ≥ {self.at_least:g}")
+        if self.below is not None:
+            parts.append(f"{self.field} < {self.below:g}")
+        return " and ".join(parts)
+
+
+class Segment(_Strict):
+    name: str
+    label: str | None = None
+    when: list[Condition] = Field(min_length=1)
+    weights: dict[str, float] = Field(default_factory=dict,
+                                      description="measure → weight here (0 turns it off)")
+    group_weights: dict[str, float] = Field(default_factory=dict,
+                                            description="group → weight here")
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> Segment:
+        bad = {k: v for k, v in {**self.weights, **self.group_weights}.items() if v < 0}
+        if bad:
+            raise ValueError(f"weights must be ≥ 0; got {bad}")
+        return self
+
+
+DEFAULT_SEGMENT = "default"
+
+
 class Scorecard(_Strict):
     name: str = "default"
     coverage_floor: float = Field(0.5, ge=0, le=1,
                                   description="below this share of weight present: insufficient")
     grades: Grades = Grades()
+    derived: dict[str, Derived] = Field(default_factory=dict)
     groups: dict[str, Group]
     measures: dict[str, Measure]
+    segments: list[Segment] = Field(default_factory=list)
 
     @property
     def version(self) -> str:
@@ -83,27 +285,142 @@ class Scorecard(_Strict):
         blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
+    @property
+    def segment_names(self) -> list[str]:
+        return [s.name for s in self.segments] + [DEFAULT_SEGMENT]
+
+    def source_metrics(self) -> set[str]:
+        """Metrics the scorecard reads from the store (not derived here)."""
+        wanted = {m.metric for m in self.measures.values()}
+        wanted |= {c.field for s in self.segments for c in s.when}
+        for d in self.derived.values():
+            wanted |= set(d.inputs())
+        return wanted - set(self.derived)
+
     def metrics(self) -> set[str]:
-        return {m.metric for m in self.measures.values()} | {
-            m.per for m in self.measures.values() if m.per}
+        return self.source_metrics()
+
+    def history_needs(self) -> list[tuple[str, str, timedelta]]:
+        """(kind, metric, window) values that must be read from the signal history."""
+        needs: list[tuple[str, str, timedelta]] = []
+        for d in self.derived.values():
+            if d.change is not None and d.change.over is not None:
+                needs.append(("as_of", d.change.of, d.change.over))
+            if d.count is not None:
+                needs.append(("count", d.count.metric, d.count.within))
+        return needs
+
+    def weights_for(self, segment: str) -> tuple[dict[str, float], dict[str, float]]:
+        """(measure weights, group weights) in one segment."""
+        measures = {n: m.weight for n, m in self.measures.items()}
+        groups = {n: g.weight for n, g in self.groups.items()}
+        for seg in self.segments:
+            if seg.name == segment:
+                measures.update(seg.weights)
+                groups.update(seg.group_weights)
+        return measures, groups
 
 
-def reference_problems(card: Scorecard) -> list[tuple[tuple[str, ...], str]]:
-    """Cross-field mistakes, each with the field path it belongs to (for ``file:line``)."""
-    problems: list[tuple[tuple[str, ...], str]] = []
+Loc = tuple[str | int, ...]
+
+
+def reference_problems(card: Scorecard, known_fields: set[str] | None = None
+                       ) -> list[tuple[Loc, str]]:
+    """Cross-field mistakes, each with the field path it belongs to (for ``file:line``).
+
+    ``known_fields`` are the metrics and attributes the configured sources provide; when
+    given, every metric a measure, derived metric or segment rule names must be one of them
+    (or a derived metric).
+    """
+    problems: list[tuple[Loc, str]] = []
     if not card.measures:
         problems.append((("measures",), "at least one measure is needed"))
+    provided = None if known_fields is None else set(known_fields) | set(card.derived)
+
+    def unknown(name: str, loc: Loc, what: str = "metric") -> None:
+        if provided is not None and name not in provided:
+            problems.append((loc, f"unknown {what} {name!r}; the configured sources provide: "
+                                  f"{', '.join(sorted(known_fields or ()))}"
+                                  + (f"; derived: {', '.join(card.derived)}"
+                                     if card.derived else "")))
+
     for name, measure in card.measures.items():
         if measure.group not in card.groups:
-            problems.append(((("measures", name, "group")),
+            problems.append((("measures", name, "group"),
                              f"group {measure.group!r} is not under 'groups' "
                              f"(known: {', '.join(card.groups)})"))
-    if sum(g.weight for g in card.groups.values()) <= 0:
-        problems.append((("groups",), "group weights sum to 0: give at least one group a weight"))
-    for gname, group in card.groups.items():
-        members = [m for m in card.measures.values() if m.group == gname]
-        if group.weight > 0 and sum(m.weight for m in members) <= 0:
-            problems.append((("groups", gname, "weight"),
-                             f"group has weight {group.weight:g} but its measures' weights "
-                             f"sum to 0"))
+        unknown(measure.metric, ("measures", name, "metric"))
+    for name, d in card.derived.items():
+        loc: Loc = ("derived", name, d.kind)
+        for metric in d.inputs():
+            if metric in card.derived:
+                problems.append((loc, f"{metric!r} is itself derived; derive from source "
+                                      "metrics only"))
+            else:
+                unknown(metric, loc)
+        if d.difference is not None:
+            for ref in d.difference:
+                if ref not in card.measures:
+                    problems.append((loc, f"{ref!r} is not a measure (a difference compares "
+                                          f"two measures' points; known: "
+                                          f"{', '.join(card.measures)})"))
+                elif _is_difference(card, card.measures[ref].metric):
+                    problems.append((loc, f"measure {ref!r} is itself a difference"))
+    problems += _weight_problems(card)
+    for k, seg in enumerate(card.segments):
+        if seg.name == DEFAULT_SEGMENT:
+            problems.append((("segments", k, "name"), f"{DEFAULT_SEGMENT!r} is reserved for "
+                                                      "accounts no segment matches"))
+        for c, cond in enumerate(seg.when):
+            if provided is not None and cond.field not in provided:
+                problems.append((("segments", k, "when", c, "field"),
+                                 f"segment rule references a missing field {cond.field!r}; "
+                                 f"known: {', '.join(sorted(provided))}"))
+        for m in seg.weights:
+            if m not in card.measures:
+                problems.append((("segments", k, "weights", m), f"no measure named {m!r}"))
+        for g in seg.group_weights:
+            if g not in card.groups:
+                problems.append((("segments", k, "group_weights", g), f"no group named {g!r}"))
+    names = [s.name for s in card.segments]
+    for k, name in enumerate(names):
+        if name in names[:k]:
+            problems.append((("segments", k, "name"), f"segment {name!r} is defined twice"))
     return problems
+
+
+def _is_difference(card: Scorecard, metric: str) -> bool:
+    d = card.derived.get(metric)
+    return d is not None and d.difference is not None
+
+
+def _weight_problems(card: Scorecard) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    for segment in card.segment_names:
+        measures, groups = card.weights_for(segment)
+        where = "" if segment == DEFAULT_SEGMENT else f" in segment {segment!r}"
+        loc: Loc = ("groups",) if segment == DEFAULT_SEGMENT else (
+            "segments", card.segment_names.index(segment))
+        live_groups = [g for g, w in groups.items() if w > 0 and sum(
+            measures[n] for n, m in card.measures.items() if m.group == g) > 0]
+        if not live_groups:
+            problems.append((loc, f"weights sum to 0{where}: give at least one group and "
+                                  "one of its measures a weight"))
+    return problems
+
+
+def describe_measure(measure: Measure) -> str:
+    """One line on how a measure scores, for `healthscore explain`."""
+    arrow = "higher is better" if measure.better == "higher" else "lower is better"
+    if measure.linear is not None:
+        scale = "log " if measure.linear.log else ""
+        return f"{scale}linear {measure.linear.start:g}→{measure.linear.end:g}, {arrow}"
+    if measure.bands is not None:
+        parts = [f"<{b.below:g}: {b.points:g}" if b.below is not None else f"else {b.points:g}"
+                 for b in measure.bands]
+        return "bands " + ", ".join(parts)
+    if measure.boolean is not None:
+        return f"yes {measure.boolean.if_true:g} / no {measure.boolean.if_false:g}"
+    if measure.categories is not None:
+        return "categories " + ", ".join(f"{k} {v:g}" for k, v in measure.categories.items())
+    return f"percentile in segment, {arrow}"

@@ -143,6 +143,17 @@ class Store:
         with self.session() as s:
             return [tuple(r) for r in s.execute(stmt)]  # type: ignore[misc]
 
+    def history_rows(self, metrics: Iterable[str], until: datetime | None = None
+                     ) -> list[tuple[str, str, float | None, datetime]]:
+        """(account_id, metric, value, observed_at) history of some metrics, oldest first."""
+        stmt = select(SignalHistory.account_id, SignalHistory.metric, SignalHistory.value,
+                      SignalHistory.observed_at).where(SignalHistory.metric.in_(list(metrics)))
+        if until is not None:
+            stmt = stmt.where(SignalHistory.observed_at <= until)
+        with self.session() as s:
+            return [tuple(r) for r in s.execute(  # type: ignore[misc]
+                stmt.order_by(SignalHistory.observed_at, SignalHistory.id))]
+
     def signal_history(self, account_id: str) -> list[SignalHistory]:
         stmt = (select(SignalHistory).where(SignalHistory.account_id == account_id)
                 .order_by(SignalHistory.observed_at, SignalHistory.id))

@@ -152,3 +152,47 @@ def make_pipeline(settings: Settings) -> Iterator[Callable[..., Pipeline]]:
 
     yield build
     s.close()
+
+
+ENV_VARS = ("HEALTHSCORE_CONFIG", "DATABASE_URL", "REDIS_URL", "SALESFORCE_INSTANCE_URL",
+            "SALESFORCE_TOKEN_URL", "SALESFORCE_AUTH_FLOW", "SALESFORCE_CLIENT_ID",
+            "SALESFORCE_CLIENT_SECRET", "SALESFORCE_USERNAME", "SALESFORCE_PRIVATE_KEY_FILE",
+            "SALESFORCE_CA_BUNDLE", "SALESFORCE_API_VERSION", "SLACK_BOT_TOKEN",
+            "SLACK_ALERT_CHANNEL", "SLACK_BASE_URL")
+
+
+@pytest.fixture
+def sandbox_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str,
+                sf_emu: SalesforceEmulator, slack_emu: SlackEmulator) -> dict[str, str]:
+    """The environment a deployment would have, pointing at the emulators, in ``tmp_path``.
+
+    The YAML is the packaged example with Slack paced at 50 messages/s (the sandbox allows it).
+    """
+    from importlib import resources
+
+    import yaml
+
+    data = yaml.safe_load(resources.files("healthscore").joinpath("healthscore.example.yaml")
+                          .read_text("utf-8"))
+    data.setdefault("alerts", {}).setdefault("slack", {})["messages_per_second"] = 50
+    config_path = tmp_path / "healthscore.yaml"
+    config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {
+        "HEALTHSCORE_CONFIG": str(config_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'hs.db'}",
+        "REDIS_URL": redis_url,
+        "SALESFORCE_INSTANCE_URL": sf_emu.base_url,
+        "SALESFORCE_TOKEN_URL": sf_emu.token_url,
+        "SALESFORCE_CLIENT_ID": sf_emu.client_id,
+        "SALESFORCE_CLIENT_SECRET": sf_emu.client_secret,
+        "SALESFORCE_CA_BUNDLE": sf_emu.ca_bundle_path,
+        "SLACK_BOT_TOKEN": slack_emu.bot_token,
+        "SLACK_BASE_URL": slack_emu.base_url,
+        "SLACK_ALERT_CHANNEL": "C0CSALERTS",
+    }
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.chdir(tmp_path)
+    return env

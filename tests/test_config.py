@@ -33,8 +33,8 @@ def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
 
 
 def test_negative_weight_points_at_its_line(tmp_path: Path) -> None:
-    text = EXAMPLE.replace("      weight: 3\n      metric: active_users_30d",
-                           "      weight: -3\n      metric: active_users_30d")
+    text = EXAMPLE.replace("      weight: 3\n      metric: seat_utilization",
+                           "      weight: -3\n      metric: seat_utilization")
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, text))
     line = line_of(text, "weight: -3")
@@ -66,7 +66,7 @@ def test_group_weights_summing_to_zero(tmp_path: Path) -> None:
     for g in ("Deployment, weight: 20", "Engagement, weight: 25", "Adoption, weight: 35",
               "ROI & sentiment, weight: 20"):
         text = text.replace(g, g.split(", weight")[0] + ", weight: 0")
-    with pytest.raises(ConfigError, match="group weights sum to 0"):
+    with pytest.raises(ConfigError, match=r"scorecard.groups: weights sum to 0"):
         load_config(write(tmp_path, text))
 
 

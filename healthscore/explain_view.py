@@ -1,0 +1,30 @@
+"""`healthscore explain` as a readable terminal breakdown."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from scoring import Explanation, Scorecard
+
+
+def render_explanation(console: Console, name: str, exp: Explanation, card: Scorecard) -> None:
+    score = "–" if exp.score is None else f"{exp.score:.0f} ({exp.score:.2f})"
+    console.print(f"[bold]{name}[/] ({exp.account_id}): score {score}, grade "
+                  f"[bold]{exp.grade}[/], coverage {exp.coverage:.0%}", highlight=False)
+    console.print(f"segment [bold]{exp.segment}[/] — {exp.segment_why}", highlight=False)
+    groups = ", ".join(f"{card.groups[g].label} {'–' if v is None else f'{v:.0f}'}"
+                       for g, v in exp.groups.items())
+    console.print(f"groups: {groups}", highlight=False)
+    table = Table(title=f"scorecard {card.name} (version {card.version})")
+    for col in ("measure", "group", "value", "points", "weight", "points lost", "how it scores"):
+        table.add_column(col, justify="right" if col in ("points", "weight", "points lost")
+                         else "left")
+    for m in sorted(exp.measures, key=lambda m: -m.points_lost):
+        table.add_row(m.label, card.groups[m.group].label, m.value,
+                      "–" if m.points is None else f"{m.points:.0f}",
+                      f"{m.weight_share:.1%}", f"−{m.points_lost:.1f}" if m.points_lost else "0",
+                      m.how)
+    console.print(table)
+    if exp.reasons:
+        console.print("top reasons: " + "; ".join(str(r) for r in exp.reasons), highlight=False)

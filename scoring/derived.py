@@ -1,0 +1,51 @@
+"""Derived metrics, computed column-wise from the signal table (no eval()).
+
+Anything that is not a finite number — a division by zero, a ratio of two missing values,
+an infinity from the source — comes out as NaN: *missing*, never a crash and never a zero.
+A derived value is as old as its oldest input (for ``stale_after``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+
+from .scorecard import Derived
+from .table import SignalTable, history_key
+
+
+def finite(values: np.ndarray) -> np.ndarray:
+    out = np.asarray(values, dtype=float).copy()
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def derive(spec: Derived, table: SignalTable, as_of: datetime) -> tuple[np.ndarray, np.ndarray]:
+    """(values, observed_at) of one derived metric; ``difference`` is computed by the scorer."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if spec.ratio is not None:
+            num, den = spec.ratio
+            values = table.column(num) / table.column(den)
+            return finite(values), np.fmin(table.observed_at(num), table.observed_at(den))
+        if spec.change is not None:
+            now = table.column(spec.change.of)
+            if spec.change.vs is not None:
+                prior = table.column(spec.change.vs)
+                observed = np.fmin(table.observed_at(spec.change.of),
+                                   table.observed_at(spec.change.vs))
+            else:
+                assert spec.change.over is not None
+                prior = table.history_column(history_key("as_of", spec.change.of,
+                                                          spec.change.over))
+                observed = table.observed_at(spec.change.of)
+            values = (now - prior) / np.abs(prior) * 100.0
+            return finite(values), observed
+        if spec.days_since is not None:
+            values = (as_of.timestamp() - table.column(spec.days_since)) / 86400.0
+            # "days since" a date metric is as fresh as the scoring moment
+            return finite(values), np.full(len(table), as_of.timestamp())
+        if spec.count is not None:
+            key = history_key("count", spec.count.metric, spec.count.within)
+            return finite(table.history_column(key)), np.full(len(table), as_of.timestamp())
+    raise ValueError(f"derived metric of kind {spec.kind!r} is computed from measures")
