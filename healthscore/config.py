@@ -43,6 +43,8 @@ class SalesforceSource(_Strict):
                                                 "booleans, dates)")
     attributes: dict[str, str] = Field(default_factory=dict,
                                        description="account attribute → Account field")
+    domain_field: str | None = Field("Website", description="the Account's web address: "
+                                     "matches support/email records by domain")
     write_back: WriteBackFields = WriteBackFields()
     batch_size: int = Field(200, ge=1, le=200)
     record_url: str = Field("{instance_url}/lightning/r/Account/{id}/view",

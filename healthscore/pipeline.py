@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from actions import DeliveryReport, SlackAlerter, deliver_pending, entered_red_intents
+from connectors.identity import DOMAIN
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
 from scoring import (
     INSUFFICIENT,
@@ -152,6 +153,8 @@ class Pipeline:
             report.signals_changed += self.store.record_signals(
                 s for r in page for s in r.signals)
             self.store.remember_crm_values(CRM, {r.account.id: r.crm_values for r in page})
+            self.store.set_account_keys(DOMAIN, {r.account.id: [r.domain] if r.domain else []
+                                                 for r in page})
         if state.cursor is not None and (cursor is None or state.cursor > cursor):
             self.store.set_cursor(CRM, "Account", state.cursor.isoformat())
         report.records, report.skipped, report.deleted = state.records, state.skipped, \

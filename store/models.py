@@ -73,6 +73,33 @@ class Account(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class AccountKey(Base):
+    """A key that identifies an account outside its CRM: a web domain, another system's id.
+
+    ``kind`` is ``domain`` or ``<source>:<key>`` (e.g. ``hubspot:company``). One value may
+    belong to two accounts — a shared domain — which identity resolution reports as ambiguous.
+    """
+
+    __tablename__ = "account_keys"
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (Index("ix_account_keys_account", "account_id", "kind"),)
+
+
+class UnmatchedRecord(Base):
+    """A record from a non-CRM source that no account could be found for (yet)."""
+
+    __tablename__ = "unmatched_records"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    object: Mapped[str] = mapped_column(String(64), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))  # no_match | ambiguous | no_key
+    detail: Mapped[str] = mapped_column(String(512), default="")
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SignalHistory(Base):
     """One observed change of one metric of one account."""
 

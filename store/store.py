@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .engine import make_engine, migrate, upsert
 from .models import (
     Account,
+    AccountKey,
     ActionLog,
     CrmFieldState,
     PendingWrite,
@@ -23,6 +24,7 @@ from .models import (
     SignalHistory,
     SignalLatest,
     SyncCursor,
+    UnmatchedRecord,
     utcnow,
 )
 
@@ -256,6 +258,58 @@ class Store:
         with self.session() as s:
             return {r.account_id: r.fields for r in
                     s.scalars(select(CrmFieldState).where(CrmFieldState.crm == crm))}
+
+    # -- identity: keys that tie outside records to accounts, and what matched nothing ------
+    def set_account_keys(self, kind: str, keys: Mapping[str, Iterable[str]]) -> None:
+        """Replace the ``kind`` keys of each account in ``keys`` (account id → values)."""
+        ids = list(keys)
+        rows = [{"kind": kind, "value": v, "account_id": a, "updated_at": utcnow()}
+                for a, values in keys.items() for v in dict.fromkeys(values) if v]
+        with self.session() as s:
+            for start in range(0, len(ids), 5000):
+                s.execute(delete(AccountKey).where(
+                    AccountKey.kind == kind, AccountKey.account_id.in_(ids[start:start + 5000])))
+            upsert(s, AccountKey.__table__, rows, ["kind", "value", "account_id"])
+
+    def account_keys(self, kind: str | None = None) -> list[tuple[str, str, str]]:
+        """(kind, value, account_id) of live accounts."""
+        stmt = (select(AccountKey.kind, AccountKey.value, AccountKey.account_id)
+                .join(Account, Account.id == AccountKey.account_id)
+                .where(Account.deleted.is_(False)))
+        if kind is not None:
+            stmt = stmt.where(AccountKey.kind == kind)
+        with self.session() as s:
+            return [tuple(r) for r in s.execute(stmt)]  # type: ignore[misc]
+
+    def record_unmatched(self, source: str, obj: str,
+                         unmatched: Mapping[str, tuple[str, str]],
+                         matched: Iterable[str] = ()) -> None:
+        """Remember records that matched no account (id → (reason, detail)); forget the ids
+        in ``matched`` (they found their account since)."""
+        rows = [{"source": source, "object": obj, "record_id": rid, "reason": reason,
+                 "detail": detail[:512], "seen_at": utcnow()}
+                for rid, (reason, detail) in unmatched.items()]
+        done = list(matched)
+        with self.session() as s:
+            for start in range(0, len(done), 5000):
+                s.execute(delete(UnmatchedRecord).where(
+                    UnmatchedRecord.source == source, UnmatchedRecord.object == obj,
+                    UnmatchedRecord.record_id.in_(done[start:start + 5000])))
+            upsert(s, UnmatchedRecord.__table__, rows, ["source", "object", "record_id"],
+                   ["reason", "detail", "seen_at"])
+
+    def unmatched(self, source: str | None = None) -> list[UnmatchedRecord]:
+        stmt = select(UnmatchedRecord).order_by(UnmatchedRecord.source, UnmatchedRecord.object,
+                                                UnmatchedRecord.record_id)
+        if source is not None:
+            stmt = stmt.where(UnmatchedRecord.source == source)
+        with self.session() as s:
+            return list(s.scalars(stmt))
+
+    def unmatched_counts(self) -> dict[str, int]:
+        stmt = select(UnmatchedRecord.source, func.count()).group_by(UnmatchedRecord.source)
+        with self.session() as s:
+            return {src: int(n) for src, n in s.execute(stmt)}
 
     def remember_crm_values(self, crm: str, values: Mapping[str, dict[str, Any]]) -> None:
         """Record the health values the CRM was seen to hold (e.g. after a CSM edited one)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from connectors.identity import domain_of
 from healthscore.config import SalesforceSource
 from healthscore.errors import ConfigError, SkippableRecord
 from store import AccountRow, SignalRow
@@ -51,6 +52,7 @@ class AccountRecord:
     account: AccountRow
     signals: list[SignalRow]
     crm_values: dict[str, Any]  # the health fields as the CRM holds them now
+    domain: str | None = None  # the company's web domain, for identity resolution
 
 
 def parse_sf_datetime(value: str) -> datetime:
@@ -75,6 +77,9 @@ def check_fields(describe: dict[str, Any], source: SalesforceSource, config_path
         elif f["type"] not in METRIC_TYPES:
             problems.append(f"  sources.salesforce.metrics.{metric}: {name} is a {f['type']} "
                             f"field; metrics must be numbers, checkboxes or dates")
+    if source.domain_field and source.domain_field not in fields:
+        problems.append(f"  sources.salesforce.domain_field: Account has no field "
+                        f"{source.domain_field}")
     for attr, name in source.attributes.items():
         if name.split(".")[0] not in fields:
             problems.append(f"  sources.salesforce.attributes.{attr}: Account has no field {name}")
@@ -98,6 +103,7 @@ def check_fields(describe: dict[str, Any], source: SalesforceSource, config_path
 def build_soql(source: SalesforceSource, since: datetime | None) -> str:
     fields = list(dict.fromkeys([*BASE_FIELDS, *source.metrics.values(),
                                  *source.attributes.values(),
+                                 *([source.domain_field] if source.domain_field else []),
                                  *source.write_back.model_dump().values()]))
     soql = f"SELECT {', '.join(fields)} FROM {SOBJECT}"
     if since is not None:
@@ -160,7 +166,8 @@ def to_account_record(record: dict[str, Any], source: SalesforceSource,
     )
     crm_values = {role: record.get(field) for role, field in
                   source.write_back.model_dump().items()}
-    return AccountRecord(account, signals, crm_values)
+    domain = domain_of(record.get(source.domain_field)) if source.domain_field else None
+    return AccountRecord(account, signals, crm_values, domain)
 
 
 def pull_accounts(client: SalesforceClient, source: SalesforceSource, cursor: datetime | None,
