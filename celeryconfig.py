@@ -54,3 +54,9 @@ beat_schedule = {
         "schedule": _config.scoring.every.total_seconds(),
     },
 }
+if _config.sources.hubspot.enabled:
+    beat_schedule["sync-hubspot"] = {
+        "task": "tasks.sync_source",
+        "schedule": _config.sources.hubspot.sync_every.total_seconds(),
+        "args": ("hubspot",),
+    }

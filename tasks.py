@@ -39,14 +39,17 @@ def _retry_later(task: Task, exc: RetriableError) -> Any:
 
 @app.task(bind=True, name="tasks.sync_source", **RETRY)
 def sync_source(self: Task, source: str) -> dict[str, Any]:
-    if source != "salesforce":
-        raise ValueError(f"unknown source {source!r} (configured: salesforce)")
     rt = runtime()
+    syncs = {"salesforce": lambda p: p.sync_salesforce()}
+    if rt.config.sources.hubspot.enabled:
+        syncs["hubspot"] = lambda p: p.sync_hubspot()
+    if source not in syncs:
+        raise ValueError(f"unknown source {source!r} (configured: {', '.join(syncs)})")
     with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}", LOCK_TTL) as mine:
         if not mine:
             return {"skipped": "already running"}
         try:
-            return asdict(rt.pipeline().sync_salesforce())
+            return asdict(syncs[source](rt.pipeline()))
         except RetriableError as exc:
             return _retry_later(self, exc)
 
@@ -59,12 +62,12 @@ def score_cycle(self: Task) -> dict[str, Any]:
         if not mine:
             return {"skipped": "already running"}
         try:
-            scoring, write, delivery = rt.pipeline().score_and_act()
+            act = rt.pipeline().score_and_act()
         except RetriableError as exc:
             return _retry_later(self, exc)
-        result = {"scoring": asdict(scoring), "write": asdict(write),
-                  "delivery": asdict(delivery)}
-    if write.error and write.pending:
+        result = asdict(act)
+    stopped = act.pending_write_error
+    if stopped is not None and stopped.error:
         # the rest of the cycle is done; retry so the pending writes go out soon
-        return _retry_later(self, RetriableError(write.error, retry_after=write.retry_after))
+        return _retry_later(self, RetriableError(stopped.error, retry_after=stopped.retry_after))
     return result

@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -73,7 +74,7 @@ def run(config: ConfigOption = None, dry_run: DryRun = False) -> None:
     rt = _runtime(config)
     pipeline = rt.pipeline()
     if dry_run:
-        sync = pipeline.sync_salesforce()
+        sync, _ = pipeline.sync_all()
         report, _ = pipeline.score(dry_run=True)
         print(json.dumps({"dry_run": True, "accounts_pulled": sync.records,
                           "records_skipped": sync.skipped, "scored": report.scored,
@@ -88,12 +89,85 @@ def run(config: ConfigOption = None, dry_run: DryRun = False) -> None:
 
 @app.command()
 @reports_errors
-def sync(config: ConfigOption = None) -> None:
-    """Pull changed Salesforce Accounts into the store."""
-    report = _runtime(config).pipeline().sync_salesforce()
-    print(json.dumps({"records": report.records, "skipped": report.skipped,
-                      "skipped_ids": report.skipped_ids, "signals_changed": report.signals_changed,
-                      "cursor": report.cursor}))
+def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot or all")] = "all",
+         config: ConfigOption = None,
+         full: Annotated[bool, typer.Option("--full", help="ignore the cursor: re-read "
+                                                            "everything")] = False) -> None:
+    """Pull changed records from one source (or all) into the store."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    pipeline = _runtime(config).pipeline()
+    enabled = ["salesforce"] + (["hubspot"] if pipeline.config.sources.hubspot.enabled else [])
+    wanted = enabled if source == "all" else [source]
+    unknown = [w for w in wanted if w not in enabled]
+    if unknown:
+        raise ConfigError(f"unknown or disabled source {unknown[0]!r} (enabled: "
+                          f"{', '.join(enabled)})")
+    results = {}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                  TextColumn("{task.completed} records"), console=console,
+                  transient=not console.is_terminal) as bar:
+        for name in wanted:
+            task = bar.add_task(f"{name} {'(full)' if full else 'since cursor'}", total=None)
+
+            def advance(n: int, task: int = task) -> None:
+                bar.advance(task, n)
+
+            report = (pipeline.sync_salesforce if name == "salesforce"
+                      else pipeline.sync_hubspot)(full=full, progress=advance)
+            results[name] = asdict(report)
+    print(json.dumps(results))
+
+
+@app.command()
+@reports_errors
+def sources(config: ConfigOption = None,
+            unmatched: Annotated[bool, typer.Option("--unmatched", help="list records that "
+                                                    "matched no account")] = False) -> None:
+    """Each source's cursor, last sync, values held and unmatched records."""
+    pipeline = _runtime(config).pipeline()
+    store = pipeline.store
+    if unmatched:
+        table = Table(title="unmatched records")
+        for col in ("source", "object", "record id", "reason", "detail", "seen"):
+            table.add_column(col, overflow="fold")
+        for u in store.unmatched():
+            table.add_row(u.source, u.object, u.record_id, u.reason, u.detail,
+                          f"{u.seen_at:%Y-%m-%d %H:%M}")
+        Console().print(table)
+        return
+    counts, missing = store.signal_counts(), store.unmatched_counts()
+    table = Table(title="sources")
+    for col in ("source", "object", "cursor", "last sync", "values held", "unmatched"):
+        table.add_column(col)
+    for c in store.cursors():
+        table.add_row(c.source, c.object, c.value, f"{c.updated_at:%Y-%m-%d %H:%M:%S}",
+                      str(counts.get(c.source, 0)), str(missing.get(c.source, 0)))
+    Console().print(table)
+    print(json.dumps({"signals_by_source": counts, "unmatched_by_source": missing}))
+
+
+@app.command(name="setup-crm")
+@reports_errors
+def setup_crm(config: ConfigOption = None,
+              dry_run: DryRun = False) -> None:
+    """Check (Salesforce) or create (HubSpot) the health fields the score is written to."""
+    from connectors.hubspot import ensure_properties
+    from connectors.salesforce import check_fields
+
+    rt = _runtime(config)
+    pipeline = rt.pipeline()
+    check_fields(pipeline.salesforce.describe("Account"), rt.config.sources.salesforce,
+                 rt.config_path)
+    console.print("[green]ok[/] Salesforce Account has every configured field")
+    hubspot = rt.config.sources.hubspot
+    if hubspot.enabled and hubspot.write_back.enabled:
+        if dry_run:
+            console.print("dry run: HubSpot properties not checked or created")
+            return
+        created = ensure_properties(pipeline.hubspot, hubspot.write_back)
+        console.print("[green]ok[/] HubSpot company properties ready"
+                      + (f" (created: {', '.join(created)})" if created else ""))
 
 
 @app.command()

@@ -59,8 +59,42 @@ class SalesforceSource(_Strict):
         return value
 
 
+class HubSpotWriteBack(_Strict):
+    """Company properties the score is written to (`healthscore setup-crm` creates them)."""
+
+    enabled: bool = Field(True, description="mirror the health fields onto matched companies")
+    group: str = "healthscore"
+    score: str = "healthscore_score"
+    grade: str = "healthscore_grade"
+    trend: str = "healthscore_trend"
+    reasons: str = "healthscore_reasons"
+    updated: str = "healthscore_updated"
+
+    def roles(self) -> dict[str, str]:
+        return {r: getattr(self, r) for r in ("score", "grade", "trend", "reasons", "updated")}
+
+
+class HubSpotSource(_Strict):
+    """HubSpot companies as a second source, matched to the CRM's accounts."""
+
+    enabled: bool = False
+    sync_every: Duration = timedelta(minutes=15)
+    overlap: Duration = Field(timedelta(minutes=5),
+                              description="re-read this much before the cursor")
+    account_id_property: str | None = Field(
+        "salesforce_account_id", description="company property holding the CRM account id; "
+        "companies without it are matched by domain")
+    metrics: dict[str, str] = Field(default_factory=dict,
+                                    description="metric name → company property (numbers, "
+                                                "booleans, dates)")
+    write_back: HubSpotWriteBack = HubSpotWriteBack()
+    batch_size: int = Field(100, ge=1, le=100)
+    search_page_size: int = Field(200, ge=1, le=200)
+
+
 class Sources(_Strict):
     salesforce: SalesforceSource
+    hubspot: HubSpotSource = HubSpotSource()
 
 
 class Scoring(_Strict):
@@ -88,7 +122,9 @@ class Config(_Strict):
 
     @property
     def metrics(self) -> set[str]:
-        return set(self.sources.salesforce.metrics)
+        hubspot = self.sources.hubspot
+        return set(self.sources.salesforce.metrics) | (
+            set(hubspot.metrics) if hubspot.enabled else set())
 
     @property
     def fields(self) -> set[str]:
@@ -108,7 +144,8 @@ def config_from_document(doc: YamlDocument) -> Config:
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{doc.path}:1: expected a mapping with 'sources' and 'scorecard'")
     sources = validate(doc, Sources, root=("sources",))
-    provided = set(sources.salesforce.metrics) | set(sources.salesforce.attributes)
+    provided = set(sources.salesforce.metrics) | set(sources.salesforce.attributes) | (
+        set(sources.hubspot.metrics) if sources.hubspot.enabled else set())
     scorecard = validate(doc, Scorecard, root=("scorecard",))
     problems = [
         f"{doc.path}:{doc.line_of(('scorecard', *loc)) or 1} "

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from actions import DeliveryReport, SlackAlerter, deliver_pending, entered_red_intents
+from connectors.hubspot import HubSpotClient, HubSpotWriter
 from connectors.identity import DOMAIN
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
 from scoring import (
@@ -36,6 +37,9 @@ from store.models import Account, Score, utcnow
 from .config import Config
 from .durations import format_duration
 from .errors import ConfigError
+from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
+from .hubspot_sync import OBJECT as HUBSPOT_OBJECT
+from .hubspot_sync import SOURCE as HUBSPOT
 from .settings import Settings
 from .writeback import WriteReport, flush_pending, queue_changes
 
@@ -68,12 +72,32 @@ class ScoreReport:
 
 
 @dataclass
+class ActReport:
+    """What one score → write back → deliver pass did."""
+
+    scoring: ScoreReport
+    write: WriteReport
+    delivery: DeliveryReport
+    hubspot_write: WriteReport | None = None
+
+    @property
+    def pending_write_error(self) -> WriteReport | None:
+        """A write-back that stopped early with records still pending (worth a retry)."""
+        for report in (self.write, self.hubspot_write):
+            if report is not None and report.error and report.pending:
+                return report
+        return None
+
+
+@dataclass
 class CycleReport:
     sync: SyncReport
     scoring: ScoreReport
     write: WriteReport
     delivery: DeliveryReport
     seconds: float = 0.0
+    hubspot_sync: HubSpotSyncReport | None = None
+    hubspot_write: WriteReport | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -86,6 +110,15 @@ class CycleReport:
             "crm_writes_pending": self.write.pending,
             "entered_red": self.scoring.entered_red,
             "slack_messages": self.delivery.sent,
+            **({} if self.hubspot_sync is None else {
+                "hubspot_companies_pulled": self.hubspot_sync.records,
+                "hubspot_companies_matched": self.hubspot_sync.matched,
+            }),
+            **({} if self.hubspot_write is None else {
+                "hubspot_records_updated": self.hubspot_write.records_updated,
+                "hubspot_write_requests": self.hubspot_write.requests,
+                "hubspot_writes_pending": self.hubspot_write.pending,
+            }),
             "seconds": round(self.seconds, 3),
         }
 
@@ -109,6 +142,7 @@ class Pipeline:
                  config_path: str = "healthscore.yaml",
                  salesforce: SalesforceClient | None = None,
                  slack: SlackAlerter | None = None,
+                 hubspot: HubSpotClient | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
         self.settings = settings
@@ -116,6 +150,7 @@ class Pipeline:
         self.config_path = config_path
         self._salesforce = salesforce
         self._slack = slack
+        self._hubspot = hubspot
         self.clock = clock
 
     # -- collaborators, built lazily so `score --dry-run` needs no credentials --------------
@@ -124,6 +159,12 @@ class Pipeline:
         if self._salesforce is None:
             self._salesforce = SalesforceClient(self.settings)
         return self._salesforce
+
+    @property
+    def hubspot(self) -> HubSpotClient:
+        if self._hubspot is None:
+            self._hubspot = HubSpotClient(self.settings)
+        return self._hubspot
 
     @property
     def slack(self) -> SlackAlerter | None:
@@ -141,9 +182,11 @@ class Pipeline:
         return self.settings.slack_alert_channel or self.config.alerts.slack.channel
 
     # -- stages --------------------------------------------------------------------------------
-    def sync_salesforce(self) -> SyncReport:
+    def sync_salesforce(self, *, full: bool = False,
+                        progress: Callable[[int], None] | None = None) -> SyncReport:
+        """Pull Accounts changed since the cursor (all of them with ``full``)."""
         source = self.config.sources.salesforce
-        stored = self.store.cursor(CRM, "Account")
+        stored = None if full else self.store.cursor(CRM, "Account")
         cursor = datetime.fromisoformat(stored) if stored else None
         state = SyncState(cursor=None)
         report = SyncReport()
@@ -155,6 +198,8 @@ class Pipeline:
             self.store.remember_crm_values(CRM, {r.account.id: r.crm_values for r in page})
             self.store.set_account_keys(DOMAIN, {r.account.id: [r.domain] if r.domain else []
                                                  for r in page})
+            if progress is not None:
+                progress(len(page))
         if state.cursor is not None and (cursor is None or state.cursor > cursor):
             self.store.set_cursor(CRM, "Account", state.cursor.isoformat())
         report.records, report.skipped, report.deleted = state.records, state.skipped, \
@@ -163,6 +208,21 @@ class Pipeline:
         report.cursor = (state.cursor or cursor).isoformat() if (state.cursor or cursor) else None
         log.info("Salesforce sync: %d records, %d skipped, %d signal changes", report.records,
                  report.skipped, report.signals_changed)
+        return report
+
+    def sync_hubspot(self, *, full: bool = False,
+                     progress: Callable[[int], None] | None = None) -> HubSpotSyncReport:
+        """Pull companies modified since the cursor (all with ``full``) and match them."""
+        stored = None if full else self.store.cursor(HUBSPOT, HUBSPOT_OBJECT)
+        since = datetime.fromisoformat(stored) if stored else None
+        report, cursor = sync_hubspot(self.hubspot, self.config.sources.hubspot, self.store,
+                                      since, started=self.clock(), progress=progress)
+        if cursor is not None and (since is None or cursor > since):
+            self.store.set_cursor(HUBSPOT, HUBSPOT_OBJECT, cursor.isoformat())
+        report.cursor = (cursor or since).isoformat() if (cursor or since) else None
+        log.info("HubSpot sync: %d companies (%d matched, %d unmatched, %d ambiguous) in %d "
+                 "requests", report.records, report.matched, report.unmatched,
+                 report.ambiguous, report.requests)
         return report
 
     def compute(self, as_of: datetime | None = None, *,
@@ -254,6 +314,12 @@ class Pipeline:
         report.run_id = run_id
         report.entered_red = len(intents)
         report.writes_queued = queue_changes(self.store, CRM, desired)
+        hubspot = self.config.sources.hubspot
+        if hubspot.enabled and hubspot.write_back.enabled:
+            matched = {a for _, _, a in self.store.account_keys(COMPANY_KEY)}
+            report.writes_queued += queue_changes(self.store, HUBSPOT, {
+                a: {**v, "grade": str(batch.grade[batch.index(a)])}
+                for a, v in desired.items() if a in matched})
         log.info("scored %d accounts (%s); %d entered red; %d CRM writes queued", report.scored,
                  report.grades, report.entered_red, report.writes_queued)
         return report, batch
@@ -306,12 +372,31 @@ class Pipeline:
         return deliver_pending(self.store, None if dry_run else self.slack,
                                default_channel=self.alert_channel, dry_run=dry_run)
 
-    def score_and_act(self) -> tuple[ScoreReport, WriteReport, DeliveryReport]:
+    def write_back_hubspot(self, *, dry_run: bool = False) -> WriteReport | None:
+        """Mirror the health fields onto matched HubSpot companies (when configured)."""
+        source = self.config.sources.hubspot
+        if not (source.enabled and source.write_back.enabled):
+            return None
+        company_of = {a: v for _, v, a in self.store.account_keys(COMPANY_KEY)}
+        writer = HubSpotWriter(self.hubspot, source.write_back, company_of, source.batch_size)
+        report = flush_pending(self.store, writer, dry_run=dry_run)
+        log.info("HubSpot write-back: %d records in %d requests, %d pending",
+                 report.records_updated, report.requests, report.pending)
+        return report
+
+    def score_and_act(self) -> ActReport:
         scoring, _ = self.score()
-        return scoring, self.write_back(), self.deliver()
+        write = self.write_back()
+        hubspot_write = self.write_back_hubspot()
+        return ActReport(scoring, write, self.deliver(), hubspot_write)
+
+    def sync_all(self) -> tuple[SyncReport, HubSpotSyncReport | None]:
+        sync = self.sync_salesforce()
+        return sync, (self.sync_hubspot() if self.config.sources.hubspot.enabled else None)
 
     def run_cycle(self) -> CycleReport:
         started = time.perf_counter()
-        sync = self.sync_salesforce()
-        scoring, write, delivery = self.score_and_act()
-        return CycleReport(sync, scoring, write, delivery, time.perf_counter() - started)
+        sync, hubspot_sync = self.sync_all()
+        act = self.score_and_act()
+        return CycleReport(sync, act.scoring, act.write, act.delivery,
+                           time.perf_counter() - started, hubspot_sync, act.hubspot_write)

@@ -40,7 +40,11 @@ class Settings(BaseSettings):
     slack_alert_channel: str | None = None
     slack_base_url: str = "https://slack.com/api/"
 
-    @field_validator("salesforce_instance_url", "salesforce_token_url", "slack_base_url")
+    hubspot_access_token: SecretStr | None = None  # a private app's token
+    hubspot_base_url: str = "https://api.hubapi.com"
+
+    @field_validator("salesforce_instance_url", "salesforce_token_url", "slack_base_url",
+                     "hubspot_base_url")
     @classmethod
     def _secure_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -68,6 +72,12 @@ class Settings(BaseSettings):
             raise ConfigError(
                 f"missing environment variable(s) for Salesforce ({self.salesforce_auth_flow} "
                 f"flow): {', '.join(missing)}")
+
+    def require_hubspot(self) -> str:
+        if self.hubspot_access_token is None:
+            raise ConfigError("missing environment variable: HUBSPOT_ACCESS_TOKEN "
+                              "(a HubSpot private app token)")
+        return self.hubspot_access_token.get_secret_value()
 
     def require_slack(self) -> None:
         if self.slack_bot_token is None:

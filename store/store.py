@@ -168,6 +168,20 @@ class Store:
             row = s.get(SyncCursor, (source, obj))
             return row.value if row else None
 
+    def cursors(self) -> list[SyncCursor]:
+        with self.session() as s:
+            return list(s.scalars(select(SyncCursor).order_by(SyncCursor.source,
+                                                             SyncCursor.object)))
+
+    def signal_counts(self) -> dict[str, int]:
+        """Current values held per source (live accounts only)."""
+        stmt = (select(SignalLatest.source, func.count())
+                .join(Account, Account.id == SignalLatest.account_id)
+                .where(Account.deleted.is_(False), SignalLatest.value.is_not(None))
+                .group_by(SignalLatest.source))
+        with self.session() as s:
+            return {src: int(n) for src, n in s.execute(stmt)}
+
     def set_cursor(self, source: str, obj: str, value: str) -> None:
         with self.session() as s:
             upsert(s, SyncCursor.__table__,
@@ -270,6 +284,14 @@ class Store:
                 s.execute(delete(AccountKey).where(
                     AccountKey.kind == kind, AccountKey.account_id.in_(ids[start:start + 5000])))
             upsert(s, AccountKey.__table__, rows, ["kind", "value", "account_id"])
+
+    def drop_account_keys(self, kind: str, values: Iterable[str]) -> None:
+        """Forget keys that no longer exist (e.g. a HubSpot company merged into another)."""
+        gone = list(values)
+        with self.session() as s:
+            for start in range(0, len(gone), 5000):
+                s.execute(delete(AccountKey).where(
+                    AccountKey.kind == kind, AccountKey.value.in_(gone[start:start + 5000])))
 
     def account_keys(self, kind: str | None = None) -> list[tuple[str, str, str]]:
         """(kind, value, account_id) of live accounts."""

@@ -1,0 +1,85 @@
+"""A thin layer over hubspot-api-client: every call retried and classified the same way.
+
+The SDK does not retry by default, and urllib3's retry would skip POST/PATCH (search, batch
+update) anyway, so retries happen here, through the shared ``call_with_retry``: 429 (or a
+``RATE_LIMITS`` body, which HubSpot also sends with a 500) waits for ``Retry-After`` or the
+10-second rolling window; other 5xx and connection errors back off; 401/403 stop with the
+variable to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import urllib3
+from hubspot import HubSpot
+from hubspot.crm.companies.exceptions import ApiException
+
+from healthscore.errors import AuthError, FatalError, HealthscoreError, RateLimited, RetriableError
+from healthscore.retry import RetryPolicy, call_with_retry
+from healthscore.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ROLLING_WINDOW = 10.0  # seconds: HubSpot's burst limit is per rolling 10 s
+
+
+def _body(exc: Any) -> dict[str, Any]:
+    try:
+        data = json.loads(exc.body or b"{}")
+    except (TypeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def classify(exc: Exception, what: str) -> HealthscoreError:
+    """An SDK or transport error → what the caller should do about it."""
+    status = getattr(exc, "status", None)
+    if status is None:  # urllib3: refused, reset, timed out — nothing reached HubSpot's logic
+        return RetriableError(f"HubSpot {what}: {exc.__class__.__name__}: {exc}")
+    body = _body(exc)
+    message = str(body.get("message") or getattr(exc, "reason", "") or status)
+    category = str(body.get("category") or body.get("errorType") or "")
+    if status == 429 or category in ("RATE_LIMITS", "RATE_LIMIT"):
+        headers = getattr(exc, "headers", None) or {}
+        retry_after = headers.get("Retry-After")
+        wait = float(retry_after) if retry_after and str(retry_after).isdigit() else (
+            86400.0 if body.get("policyName") == "DAILY" else ROLLING_WINDOW)
+        return RateLimited(f"HubSpot {what}: rate limited ({body.get('policyName', status)})",
+                           retry_after=wait)
+    if status >= 500:
+        return RetriableError(f"HubSpot {what}: {status} {message}")
+    if status == 401:
+        return AuthError(f"HubSpot {what}: HUBSPOT_ACCESS_TOKEN was rejected ({message})")
+    if status == 403:
+        return AuthError(f"HubSpot {what}: the private app lacks a scope ({message})")
+    return FatalError(f"HubSpot {what}: {status} {category} {message}".replace("  ", " "))
+
+
+class HubSpotClient:
+    """The SDK client pointed at ``HUBSPOT_BASE_URL`` (the sandbox in tests and the demo)."""
+
+    def __init__(self, settings: Settings, retry: RetryPolicy | None = None) -> None:
+        token = settings.require_hubspot()
+        base = settings.hubspot_base_url.rstrip("/")
+        # `host` is what the SDK's API classes use, `base_url` what api_request uses
+        self.sdk = HubSpot(access_token=token, host=base, base_url=base)
+        self.retry = retry or RetryPolicy()
+        self.requests = 0
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def once() -> T:
+            self.requests += 1
+            try:
+                return fn(*args, **kwargs)
+            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise classify(exc, what) from None
+            except Exception as exc:  # the SDK's per-package ApiException classes
+                if exc.__class__.__name__.endswith("Exception") and hasattr(exc, "status"):
+                    raise classify(exc, what) from None
+                raise
+
+        return call_with_retry(once, self.retry, what=f"HubSpot {what}")

@@ -1,0 +1,108 @@
+"""Write health fields to HubSpot companies: batch update, 100 a request, same contract as
+Salesforce (see ``healthscore.writeback``), and create the properties when they are missing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from healthscore.config import HubSpotWriteBack
+from healthscore.errors import FatalError
+
+from .client import HubSpotClient
+
+BATCH_LIMIT = 100
+GRADE_OPTIONS = (("Green", "green"), ("Yellow", "yellow"), ("Red", "red"),
+                 ("Insufficient data", "insufficient_data"))
+PROPERTY_TYPES = {  # role → (type, fieldType, label)
+    "score": ("number", "number", "Health score"),
+    "grade": ("enumeration", "select", "Health grade"),
+    "trend": ("string", "text", "Health trend"),
+    "reasons": ("string", "textarea", "Health reasons"),
+    "updated": ("datetime", "date", "Health updated"),
+}
+
+
+def to_property_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class HubSpotWriter:
+    crm = "hubspot"
+
+    def __init__(self, client: HubSpotClient, fields: HubSpotWriteBack,
+                 company_of: Mapping[str, str], batch_size: int = BATCH_LIMIT) -> None:
+        self.client = client
+        self.fields = fields.roles()
+        self.company_of = company_of  # account id → HubSpot company id
+        self.batch_size = min(batch_size, BATCH_LIMIT)
+
+    def write(self, batch: list[tuple[str, Mapping[str, Any]]]) -> dict[str, str | None]:
+        outcome: dict[str, str | None] = {}
+        inputs, account_of = [], {}
+        for account_id, values in batch:
+            company = self.company_of.get(account_id)
+            if company is None:
+                outcome[account_id] = "no HubSpot company is matched to this account"
+                continue
+            account_of[company] = account_id
+            inputs.append({"id": company, "properties": {
+                self.fields[role]: to_property_value(v) for role, v in values.items()}})
+        if not inputs:
+            return outcome
+        api = self.client.sdk.crm.companies.batch_api
+        resp = self.client.call("batch update companies", api.update, {"inputs": inputs})
+        for obj in resp.results or []:
+            if str(obj.id) in account_of:
+                outcome[account_of[str(obj.id)]] = None
+        for err in getattr(resp, "errors", None) or []:
+            ids = (getattr(err, "context", None) or {}).get("ids") or []
+            for company in ids:
+                if company in account_of:
+                    outcome[account_of[company]] = f"{err.category}: {err.message}"
+        for account_id in account_of.values():
+            outcome.setdefault(account_id, "HubSpot returned no result for this company")
+        return outcome
+
+
+def ensure_properties(client: HubSpotClient, fields: HubSpotWriteBack) -> list[str]:
+    """Create the property group and any missing health property; return what was created.
+
+    An existing property of the wrong type is an error naming it (never silently reused).
+    """
+    core = client.sdk.crm.properties.core_api
+    existing = {p.name: p for p in client.call(
+        "read company properties", core.get_all, object_type="companies").results or []}
+    created = []
+    groups = client.sdk.crm.properties.groups_api
+    known_groups = {g.name for g in client.call(
+        "read property groups", groups.get_all, object_type="companies").results or []}
+    if fields.group not in known_groups:
+        client.call("create property group", groups.create, object_type="companies",
+                    property_group_create={"name": fields.group, "label": "Health score",
+                                           "displayOrder": -1})
+        created.append(f"group {fields.group}")
+    problems = []
+    for role, name in fields.roles().items():
+        kind, field_type, label = PROPERTY_TYPES[role]
+        have = existing.get(name)
+        if have is not None:
+            if have.type != kind:
+                problems.append(f"{name} is a {have.type} property; healthscore needs {kind}")
+            continue
+        body: dict[str, Any] = {"name": name, "label": label, "groupName": fields.group,
+                                "type": kind, "fieldType": field_type,
+                                "description": "written by healthscore"}
+        if role == "grade":
+            body["options"] = [{"label": lbl, "value": val, "displayOrder": i}
+                               for i, (lbl, val) in enumerate(GRADE_OPTIONS)]
+        client.call("create property", core.create, object_type="companies",
+                    property_create=body)
+        created.append(name)
+    if problems:
+        raise FatalError("HubSpot company properties do not match: " + "; ".join(problems))
+    return created

@@ -1,0 +1,133 @@
+"""HubSpot as a second CRM: pull companies, match them to accounts, mirror health fields.
+
+Companies are matched to the CRM's accounts (Salesforce) by the account id kept on the company
+(``account_id_property``), else by domain. A matched company gives its account signals
+(source ``hubspot``) and a key ``hubspot:company`` that the write-back uses; an unmatched or
+ambiguous one is logged in the unmatched-records table with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connectors.hubspot import CompanyRecord, CompanySync, HubSpotClient, pull_companies
+from connectors.hubspot.companies import parse_hubspot_time
+from connectors.identity import ACCOUNT, DOMAIN, IdentityIndex
+from store import SignalRow, Store
+
+from .config import HubSpotSource
+from .errors import SkippableRecord
+
+log = logging.getLogger(__name__)
+
+SOURCE = "hubspot"
+COMPANY_KEY = "hubspot:company"
+OBJECT = "companies"
+
+
+@dataclass
+class HubSpotSyncReport:
+    records: int = 0
+    matched: int = 0
+    unmatched: int = 0
+    ambiguous: int = 0
+    skipped: int = 0
+    signals_changed: int = 0
+    requests: int = 0
+    cursor: str | None = None
+    skipped_ids: list[str] = field(default_factory=list)
+
+
+def metric_value(raw: str | None, prop: str) -> float | None:
+    """HubSpot property values are strings: numbers, ``true``/``false`` or dates."""
+    if raw is None or raw == "":
+        return None
+    text = str(raw).strip()
+    if text.lower() in ("true", "false"):
+        return 1.0 if text.lower() == "true" else 0.0
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = parse_hubspot_time(text)
+    except ValueError:
+        stamp = None
+    if stamp is None:
+        raise SkippableRecord("", f"{prop}={raw!r} is not a number, boolean or date")
+    return stamp.timestamp()
+
+
+def crm_values(company: CompanyRecord, source: HubSpotSource) -> dict[str, Any]:
+    """The health fields as HubSpot holds them, in the types the write-back compares."""
+    out: dict[str, Any] = {}
+    for role, prop in source.write_back.roles().items():
+        value = company.properties.get(prop) or None
+        if role == "score" and value is not None:
+            try:
+                value = float(value)
+            except ValueError:
+                value = None
+        out[role] = value
+    return out
+
+
+def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
+                 since: datetime | None, started: datetime,
+                 progress: Callable[[int], None] | None = None
+                 ) -> tuple[HubSpotSyncReport, datetime | None]:
+    accounts = [a.id for a in store.accounts()]
+    index = IdentityIndex(store.account_keys(DOMAIN), account_ids=accounts)
+    state = CompanySync()
+    report = HubSpotSyncReport()
+    for page in pull_companies(client, source, since, state, started=started):
+        signals: list[SignalRow] = []
+        keys: dict[str, list[str]] = {}
+        remembered: dict[str, dict[str, Any]] = {}
+        unmatched: dict[str, tuple[str, str]] = {}
+        matched_ids: list[str] = []
+        for company in page:
+            external = [(ACCOUNT, company.properties.get(source.account_id_property))] \
+                if source.account_id_property else []
+            match = index.resolve(external=external, domains=[company.domain])
+            if not match.matched:
+                unmatched[company.id] = (match.reason, match.detail)
+                if match.reason == "ambiguous":
+                    report.ambiguous += 1
+                else:
+                    report.unmatched += 1
+                continue
+            account_id = match.account_id
+            assert account_id is not None
+            try:
+                values = {metric: metric_value(company.properties.get(prop), prop)
+                          for metric, prop in source.metrics.items()}
+            except SkippableRecord as exc:
+                log.warning("HubSpot company %s skipped: %s", company.id, exc.reason)
+                report.skipped += 1
+                report.skipped_ids.append(company.id)
+                continue
+            signals += [SignalRow(account_id, metric, value, company.modified, SOURCE)
+                        for metric, value in values.items()]
+            keys.setdefault(account_id, []).append(company.id)
+            remembered[account_id] = crm_values(company, source)
+            matched_ids.append(company.id)
+            report.matched += 1
+            if company.merged_ids:
+                store.drop_account_keys(COMPANY_KEY, company.merged_ids)
+        report.signals_changed += store.record_signals(signals)
+        store.set_account_keys(COMPANY_KEY, keys)
+        store.remember_crm_values(SOURCE, remembered)
+        store.record_unmatched(SOURCE, OBJECT, unmatched, matched=matched_ids)
+        if progress is not None:
+            progress(len(page))
+    report.records, report.requests = state.records, state.requests
+    if report.unmatched or report.ambiguous:
+        log.warning("HubSpot: %d companies matched no account, %d matched several "
+                    "(`healthscore sources --unmatched` lists them)", report.unmatched,
+                    report.ambiguous)
+    return report, state.cursor
