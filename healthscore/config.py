@@ -89,6 +89,8 @@ class HubSpotSource(_Strict):
                                                 "booleans, dates)")
     write_back: HubSpotWriteBack = HubSpotWriteBack()
     batch_size: int = Field(100, ge=1, le=100)
+    requests_per_10s: int = Field(100, ge=1, le=250, description="your HubSpot tier's burst "
+                                  "limit, shared by every worker through Redis")
     search_page_size: int = Field(200, ge=1, le=200)
 
 

@@ -163,7 +163,9 @@ class Pipeline:
     @property
     def hubspot(self) -> HubSpotClient:
         if self._hubspot is None:
-            self._hubspot = HubSpotClient(self.settings)
+            self._hubspot = HubSpotClient(
+                self.settings,
+                requests_per_10s=self.config.sources.hubspot.requests_per_10s)
         return self._hubspot
 
     @property

@@ -19,12 +19,14 @@ from hubspot import HubSpot
 from hubspot.crm.companies.exceptions import ApiException
 
 from healthscore.errors import AuthError, FatalError, HealthscoreError, RateLimited, RetriableError
+from healthscore.quota import LocalQuota, SharedQuota, make_quota
 from healthscore.retry import RetryPolicy, call_with_retry
 from healthscore.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 ROLLING_WINDOW = 10.0  # seconds: HubSpot's burst limit is per rolling 10 s
+Quota = LocalQuota | SharedQuota
 
 
 def _body(exc: Any) -> dict[str, Any]:
@@ -62,16 +64,21 @@ def classify(exc: Exception, what: str) -> HealthscoreError:
 class HubSpotClient:
     """The SDK client pointed at ``HUBSPOT_BASE_URL`` (the sandbox in tests and the demo)."""
 
-    def __init__(self, settings: Settings, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, settings: Settings, retry: RetryPolicy | None = None, *,
+                 requests_per_10s: int = 100, quota: Quota | None = None) -> None:
         token = settings.require_hubspot()
         base = settings.hubspot_base_url.rstrip("/")
         # `host` is what the SDK's API classes use, `base_url` what api_request uses
         self.sdk = HubSpot(access_token=token, host=base, base_url=base)
         self.retry = retry or RetryPolicy()
+        # one budget for every worker of this deployment (HubSpot counts per account)
+        self.quota = quota or make_quota(settings.redis_url, "hubspot",
+                                         requests_per_10s / ROLLING_WINDOW, requests_per_10s)
         self.requests = 0
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def once() -> T:
+            self.quota.acquire()
             self.requests += 1
             try:
                 return fn(*args, **kwargs)
