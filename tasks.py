@@ -40,16 +40,18 @@ def _retry_later(task: Task, exc: RetriableError) -> Any:
 @app.task(bind=True, name="tasks.sync_source", **RETRY)
 def sync_source(self: Task, source: str) -> dict[str, Any]:
     rt = runtime()
-    syncs = {"salesforce": lambda p: p.sync_salesforce()}
+    syncs = {"salesforce": lambda p: {**asdict(p.sync_salesforce()),
+                                      "related": {k: asdict(v) for k, v in
+                                                  p.sync_related().items()}}}
     if rt.config.sources.hubspot.enabled:
-        syncs["hubspot"] = lambda p: p.sync_hubspot()
+        syncs["hubspot"] = lambda p: asdict(p.sync_hubspot())
     if source not in syncs:
         raise ValueError(f"unknown source {source!r} (configured: {', '.join(syncs)})")
     with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}", LOCK_TTL) as mine:
         if not mine:
             return {"skipped": "already running"}
         try:
-            return asdict(syncs[source](rt.pipeline()))
+            return syncs[source](rt.pipeline())
         except RetriableError as exc:
             return _retry_later(self, exc)
 

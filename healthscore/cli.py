@@ -113,9 +113,12 @@ def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot or all"
             def advance(n: int, task: int = task) -> None:
                 bar.advance(task, n)
 
-            report = (pipeline.sync_salesforce if name == "salesforce"
-                      else pipeline.sync_hubspot)(full=full, progress=advance)
-            results[name] = asdict(report)
+            if name == "salesforce":
+                results[name] = asdict(pipeline.sync_salesforce(full=full, progress=advance))
+                for obj, related in pipeline.sync_related(full=full, progress=advance).items():
+                    results[f"salesforce.{obj}"] = asdict(related)
+            else:
+                results[name] = asdict(pipeline.sync_hubspot(full=full, progress=advance))
     print(json.dumps(results))
 
 

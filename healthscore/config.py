@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,6 +46,11 @@ class SalesforceSource(_Strict):
                                        description="account attribute → Account field")
     domain_field: str | None = Field("Website", description="the Account's web address: "
                                      "matches support/email records by domain")
+    related: list[Literal["Opportunity", "Case", "Task", "Event"]] = Field(
+        default_factory=list, description="objects pulled for per-account signals "
+        "(see connectors/salesforce/related.py for the metric names)")
+    bulk_threshold: int = Field(10_000, ge=0, description="a full sync of an object with more "
+                                "rows uses Bulk API 2.0 (0: never)")
     write_back: WriteBackFields = WriteBackFields()
     batch_size: int = Field(200, ge=1, le=200)
     record_url: str = Field("{instance_url}/lightning/r/Account/{id}/view",
@@ -124,14 +130,24 @@ class Config(_Strict):
 
     @property
     def metrics(self) -> set[str]:
-        hubspot = self.sources.hubspot
-        return set(self.sources.salesforce.metrics) | (
-            set(hubspot.metrics) if hubspot.enabled else set())
+        return source_metrics(self.sources)
 
     @property
     def fields(self) -> set[str]:
         """Every metric and attribute the sources provide (what a scorecard may name)."""
         return self.metrics | set(self.sources.salesforce.attributes)
+
+
+def source_metrics(sources: Sources) -> set[str]:
+    """Every metric the enabled sources provide."""
+    from connectors.salesforce.related import RELATED
+
+    out = set(sources.salesforce.metrics)
+    for obj in sources.salesforce.related:
+        out |= set(RELATED[obj].metrics)
+    if sources.hubspot.enabled:
+        out |= set(sources.hubspot.metrics)
+    return out
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -146,8 +162,7 @@ def config_from_document(doc: YamlDocument) -> Config:
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{doc.path}:1: expected a mapping with 'sources' and 'scorecard'")
     sources = validate(doc, Sources, root=("sources",))
-    provided = set(sources.salesforce.metrics) | set(sources.salesforce.attributes) | (
-        set(sources.hubspot.metrics) if sources.hubspot.enabled else set())
+    provided = source_metrics(sources) | set(sources.salesforce.attributes)
     scorecard = validate(doc, Scorecard, root=("scorecard",))
     problems = [
         f"{doc.path}:{doc.line_of(('scorecard', *loc)) or 1} "

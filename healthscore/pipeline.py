@@ -21,6 +21,8 @@ from actions import DeliveryReport, SlackAlerter, deliver_pending, entered_red_i
 from connectors.hubspot import HubSpotClient, HubSpotWriter
 from connectors.identity import DOMAIN
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
+from connectors.salesforce.accounts import parse_sf_datetime
+from connectors.salesforce.related import RELATED, RelatedSync, pull_related
 from scoring import (
     INSUFFICIENT,
     Explanation,
@@ -31,7 +33,7 @@ from scoring import (
     reasons_for,
     score,
 )
-from store import Store
+from store import SignalRow, Store
 from store.models import Account, Score, utcnow
 
 from .config import Config
@@ -211,6 +213,49 @@ class Pipeline:
         log.info("Salesforce sync: %d records, %d skipped, %d signal changes", report.records,
                  report.skipped, report.signals_changed)
         return report
+
+    def sync_related(self, *, full: bool = False,
+                     progress: Callable[[int], None] | None = None) -> dict[str, RelatedSync]:
+        """Pull each configured related object and recompute the touched accounts' signals."""
+        source = self.config.sources.salesforce
+        reports = {}
+        for name in source.related:
+            obj = RELATED[name]
+            stored = None if full else self.store.cursor(CRM, name)
+            since = datetime.fromisoformat(stored) if stored else None
+            state = RelatedSync()
+            touched: set[str] = set()
+            for page in pull_related(self.salesforce, obj, since, state,
+                                     overlap=source.overlap,
+                                     bulk_threshold=source.bulk_threshold):
+                rows = []
+                for raw in page:
+                    stamp = parse_sf_datetime(str(raw.get("SystemModstamp") or "")) \
+                        if raw.get("SystemModstamp") else None
+                    if not raw.get("Id") or stamp is None:
+                        state.skipped_ids.append(str(raw.get("Id") or "<no Id>"))
+                        log.warning("skipped Salesforce %s %s: no Id or SystemModstamp", name,
+                                    raw.get("Id"))
+                        continue
+                    fields = {k: v for k, v in raw.items() if k != "attributes"}
+                    deleted = str(raw.get("IsDeleted")).lower() == "true"
+                    rows.append((str(raw["Id"]), raw.get(obj.account_field), fields, deleted,
+                                 stamp))
+                touched |= self.store.upsert_source_records(CRM, name, rows)
+                if progress is not None:
+                    progress(len(page))
+            now = self.clock()
+            by_account = self.store.source_records(CRM, name, touched)
+            self.store.record_signals(
+                SignalRow(account_id, metric, value, now, CRM)
+                for account_id, records in by_account.items()
+                for metric, value in obj.aggregate(records, now).items())
+            if state.cursor is not None and (since is None or state.cursor > since):
+                self.store.set_cursor(CRM, name, state.cursor.isoformat())
+            log.info("Salesforce %s: %d records (%s), %d accounts recomputed", name,
+                     state.records, "Bulk 2.0" if state.bulk else "REST", len(touched))
+            reports[name] = state
+        return reports
 
     def sync_hubspot(self, *, full: bool = False,
                      progress: Callable[[int], None] | None = None) -> HubSpotSyncReport:
@@ -394,6 +439,7 @@ class Pipeline:
 
     def sync_all(self) -> tuple[SyncReport, HubSpotSyncReport | None]:
         sync = self.sync_salesforce()
+        self.sync_related()
         return sync, (self.sync_hubspot() if self.config.sources.hubspot.enabled else None)
 
     def run_cycle(self) -> CycleReport:

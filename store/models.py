@@ -88,6 +88,21 @@ class AccountKey(Base):
     __table_args__ = (Index("ix_account_keys_account", "account_id", "kind"),)
 
 
+class SourceRecord(Base):
+    """A related record (an Opportunity, a Case …) kept so per-account aggregates can be
+    recomputed when only some of an account's records changed."""
+
+    __tablename__ = "source_records"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    object: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str | None] = mapped_column(String(64))
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    modified: Mapped[datetime] = mapped_column()
+    __table_args__ = (Index("ix_source_records_account", "source", "object", "account_id"),)
+
+
 class UnmatchedRecord(Base):
     """A record from a non-CRM source that no account could be found for (yet)."""
 

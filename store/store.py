@@ -23,6 +23,7 @@ from .models import (
     ScoreRun,
     SignalHistory,
     SignalLatest,
+    SourceRecord,
     SyncCursor,
     UnmatchedRecord,
     utcnow,
@@ -319,6 +320,44 @@ class Store:
                     UnmatchedRecord.record_id.in_(done[start:start + 5000])))
             upsert(s, UnmatchedRecord.__table__, rows, ["source", "object", "record_id"],
                    ["reason", "detail", "seen_at"])
+
+    def upsert_source_records(self, source: str, obj: str,
+                              rows: Iterable[tuple[str, str | None, dict[str, Any], bool,
+                                                   datetime]]) -> set[str]:
+        """Keep (id, account_id, fields, deleted, modified) rows; return the accounts touched
+        (the new one and, when a record moved, the old one)."""
+        rows = list(rows)
+        touched: set[str] = set()
+        with self.session() as s:
+            ids = [r[0] for r in rows]
+            for start in range(0, len(ids), 5000):
+                touched.update(acct for acct in s.scalars(
+                    select(SourceRecord.account_id).where(
+                        SourceRecord.source == source, SourceRecord.object == obj,
+                        SourceRecord.id.in_(ids[start:start + 5000]))) if acct)
+            upsert(s, SourceRecord.__table__, [
+                {"source": source, "object": obj, "id": rid, "account_id": acct,
+                 "fields": fields, "deleted": deleted, "modified": modified}
+                for rid, acct, fields, deleted, modified in rows],
+                ["source", "object", "id"], ["account_id", "fields", "deleted", "modified"])
+        touched |= {r[1] for r in rows if r[1]}
+        return touched
+
+    def source_records(self, source: str, obj: str, account_ids: Iterable[str]
+                       ) -> dict[str, list[dict[str, Any]]]:
+        """Live (not deleted) records per account."""
+        ids = list(account_ids)
+        out: dict[str, list[dict[str, Any]]] = {a: [] for a in ids}
+        with self.session() as s:
+            for start in range(0, len(ids), 5000):
+                for acct, fields in s.execute(select(SourceRecord.account_id, SourceRecord.fields)
+                                              .where(SourceRecord.source == source,
+                                                     SourceRecord.object == obj,
+                                                     SourceRecord.deleted.is_(False),
+                                                     SourceRecord.account_id.in_(
+                                                         ids[start:start + 5000]))):
+                    out[acct].append(fields)
+        return out
 
     def unmatched(self, source: str | None = None) -> list[UnmatchedRecord]:
         stmt = select(UnmatchedRecord).order_by(UnmatchedRecord.source, UnmatchedRecord.object,
