@@ -5,6 +5,7 @@ demo, the tests and the benchmarks use them instead of the vendors.
 """
 
 from sandbox.faults import FaultPlan
+from sandbox.hubspot import HubSpotEmulator
 from sandbox.salesforce import SalesforceEmulator
 from sandbox.server import EmulatorServer
 from sandbox.slack import SlackEmulator
@@ -15,6 +16,7 @@ from sandbox.wire import LoggedRequest
 __all__ = [
     "EmulatorServer",
     "FaultPlan",
+    "HubSpotEmulator",
     "LoggedRequest",
     "SalesforceEmulator",
     "SandboxCA",

@@ -1,8 +1,10 @@
 """SalesforceEmulator: Salesforce REST v59.0 over HTTPS for simple-salesforce and httpx.
 
 Serves the OAuth token endpoint, SOQL query/queryMore/queryAll, describe, sObject Collections
-update, single-record GET/PATCH and limits, with Salesforce's status codes, error arrays and
-``Sforce-Limit-Info`` header.  See /work/shared/api-specs/salesforce.md.
+update and create, single-record GET/POST/PATCH/DELETE, upsert and GET by external id, Bulk API
+2.0 query jobs (:mod:`sandbox.salesforce_bulk`) and limits, with Salesforce's status codes, error
+arrays and ``Sforce-Limit-Info`` header.  Objects: Account, User, Contact, Opportunity, Case,
+Task, Event (:mod:`sandbox.salesforce_schema`).  See /work/shared/api-specs/salesforce.md.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.faults import Fault
+from sandbox.salesforce_bulk import BulkQueryJobs
 from sandbox.salesforce_errors import (
     ApiError,
     error_response,
@@ -26,7 +29,15 @@ from sandbox.salesforce_oauth import TokenIssuer
 from sandbox.salesforce_query import QueryEngine, batch_size_hint
 from sandbox.salesforce_schema import to_json
 from sandbox.salesforce_store import RecordStore
-from sandbox.salesforce_writes import InjectedFailures, update_collection, update_one
+from sandbox.salesforce_writes import (
+    InjectedFailures,
+    create_collection,
+    create_one,
+    delete_one,
+    update_collection,
+    update_one,
+    upsert_by_external_id,
+)
 from sandbox.server import EmulatorServer, route
 from sandbox.synthetic import SyntheticOrg
 from sandbox.tls import SandboxCA
@@ -35,6 +46,23 @@ from sandbox.wire import Request, Response
 _V = r"/services/data/v(?P<version>\d+\.\d)"
 _API_PATH = re.compile(r"/services/data/v\d+\.\d(?:/|$)")
 _ID = r"(?P<id>[A-Za-z0-9]{15}|[A-Za-z0-9]{18})"
+_JOB = _V + r"/jobs/query/" + _ID
+#: SyntheticOrg pseudo-fields resolved by ``seed()``: index -> reference field per object
+_ACCOUNT_FIELD = {
+    "Contact": "AccountId",
+    "Opportunity": "AccountId",
+    "Case": "AccountId",
+    "Task": "WhatId",
+    "Event": "WhatId",
+}
+_CONTACT_FIELD = {"Case": "ContactId", "Task": "WhoId", "Event": "WhoId"}
+_RELATED_ORDER = (
+    ("Contact", "contacts"),
+    ("Opportunity", "opportunities"),
+    ("Case", "cases"),
+    ("Task", "tasks"),
+    ("Event", "events"),
+)
 
 
 class SalesforceEmulator(EmulatorServer):
@@ -51,6 +79,8 @@ class SalesforceEmulator(EmulatorServer):
         api_version: str = "59.0",
         jwt_public_key: str | bytes | None = None,
         clock: Callable[[], datetime] | None = None,
+        bulk_polls: int = 1,
+        bulk_job_limit: int = 10_000,
     ) -> None:
         self.ca = ca if ca is not None else SandboxCA()
         super().__init__(tls=self.ca)
@@ -66,6 +96,14 @@ class SalesforceEmulator(EmulatorServer):
         self._failures = InjectedFailures()
         self._usage_lock = threading.Lock()
         self._api_used = 0
+        self._seeded: dict[str, list[str]] = {}
+        #: Bulk API 2.0 query jobs: ``bulk.polls_to_complete``, ``bulk.fail_next()``, ``bulk.jobs``
+        self.bulk = BulkQueryJobs(
+            self._engine,
+            self._store.now,
+            polls_to_complete=bulk_polls,
+            job_limit=bulk_job_limit,
+        )
 
     # ------------------------------------------------------------------ urls
     @property
@@ -104,18 +142,57 @@ class SalesforceEmulator(EmulatorServer):
         return self._store.records(sobject)
 
     def seed(self, org: SyntheticOrg) -> list[str]:
-        """Insert the org's users, then its accounts (``OwnerEmail`` -> ``OwnerId``)."""
+        """Insert the org's users, accounts and related records; returns the account ids.
+
+        Pseudo-fields of the synthetic records are resolved to real references: ``OwnerEmail``
+        -> ``OwnerId``; ``AccountIndex`` (index into ``org.accounts``) -> ``AccountId``
+        (Contact, Opportunity, Case) or ``WhatId`` (Task, Event); ``ContactIndex`` (index into
+        ``org.contacts``) -> ``ContactId`` (Case) or ``WhoId`` (Task, Event).  The ids of
+        everything inserted by the last call are in :attr:`seeded`.
+        """
         with self._store.lock:
             user_ids = self.insert("User", org.users)
             by_email = {u["Email"].lower(): uid for u, uid in zip(org.users, user_ids, strict=True)}
-            accounts = []
-            for account in org.accounts:
-                fields = dict(account)
-                owner = fields.pop("OwnerEmail", None)
-                if owner is not None:
-                    fields["OwnerId"] = by_email.get(str(owner).lower())
-                accounts.append(fields)
-            return self.insert("Account", accounts)
+            accounts = [self._resolve(a, by_email, [], [], "Account") for a in org.accounts]
+            account_ids = self.insert("Account", accounts)
+            seeded = {"User": user_ids, "Account": account_ids}
+            contact_ids: list[str] = []
+            for sobject, attr in _RELATED_ORDER:
+                rows = getattr(org, attr, None) or []
+                resolved = [
+                    self._resolve(r, by_email, account_ids, contact_ids, sobject) for r in rows
+                ]
+                seeded[sobject] = self.insert(sobject, resolved)
+                if sobject == "Contact":
+                    contact_ids = seeded[sobject]
+            self._seeded = seeded
+            return account_ids
+
+    @staticmethod
+    def _resolve(
+        source: Mapping[str, Any],
+        by_email: Mapping[str, str],
+        account_ids: list[str],
+        contact_ids: list[str],
+        sobject: str,
+    ) -> dict[str, Any]:
+        fields = dict(source)
+        owner = fields.pop("OwnerEmail", None)
+        if owner is not None:
+            fields["OwnerId"] = by_email.get(str(owner).lower())
+        account = fields.pop("AccountIndex", None)
+        if account is not None:
+            fields[_ACCOUNT_FIELD[sobject]] = account_ids[int(account)]
+        contact = fields.pop("ContactIndex", None)
+        if contact is not None:
+            fields[_CONTACT_FIELD[sobject]] = contact_ids[int(contact)]
+        return fields
+
+    @property
+    def seeded(self) -> dict[str, list[str]]:
+        """Ids inserted by the last :meth:`seed`, per sObject, in the org's list order."""
+        with self._store.lock:
+            return {name: list(ids) for name, ids in self._seeded.items()}
 
     def remove_field(self, sobject: str, name: str) -> None:
         """Drop a field from the org's schema (describe, SOQL and writes stop knowing it)."""
@@ -199,7 +276,7 @@ class SalesforceEmulator(EmulatorServer):
     @route("GET", _V + r"/?")
     def _resources(self, req: Request) -> Response:
         base = f"/services/data/v{req.path_params['version']}"
-        names = ("sobjects", "query", "queryAll", "limits", "composite")
+        names = ("sobjects", "query", "queryAll", "limits", "composite", "jobs")
         return Response(200, {name: f"{base}/{name}" for name in names})
 
     @route("GET", _V + r"/limits/?")
@@ -211,8 +288,7 @@ class SalesforceEmulator(EmulatorServer):
             {
                 "DailyApiRequests": {"Max": self.api_limit, "Remaining": remaining},
                 "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
-                "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+                **self.bulk.limits(),
                 "DataStorageMB": {"Max": 5, "Remaining": 5},
                 "FileStorageMB": {"Max": 20, "Remaining": 20},
             },
@@ -240,7 +316,60 @@ class SalesforceEmulator(EmulatorServer):
             schema = self._store.schema(req.path_params["name"])
             if schema is None:
                 return not_found()
-            return Response(200, schema.describe(req.path_params["version"]))
+            body = schema.describe(req.path_params["version"], self._store.schemas.values())
+        return Response(200, body)
+
+    @route("POST", _V + r"/sobjects/(?P<name>\w+)/?")
+    def _create_record(self, req: Request) -> Response:
+        schema = self._store.schema(req.path_params["name"])
+        if schema is None:
+            return not_found()
+        record_id = create_one(self._store, schema, self._json(req), self.write_history)
+        return Response(201, {"id": record_id, "success": True, "errors": []})
+
+    @route("DELETE", _V + r"/sobjects/(?P<name>\w+)/" + _ID + r"/?")
+    def _delete_record(self, req: Request) -> Response:
+        schema = self._store.schema(req.path_params["name"])
+        if schema is None:
+            return not_found()
+        delete_one(self._store, schema, req.path_params["id"])
+        return Response(204)
+
+    @route("PATCH", _V + r"/sobjects/(?P<name>\w+)/(?P<field>\w+)/(?P<value>[^/]+)/?")
+    def _upsert_record(self, req: Request) -> Response:
+        params = req.path_params
+        schema = self._store.schema(params["name"])
+        if schema is None:
+            return not_found()
+        result = upsert_by_external_id(
+            self._store,
+            schema,
+            params["field"],
+            params["value"],
+            self._json(req),
+            self.write_history,
+            version=params["version"],
+        )
+        return Response(result.status, result.body)
+
+    @route("GET", _V + r"/sobjects/(?P<name>\w+)/(?P<field>\w+)/(?P<value>[^/]+)/?")
+    def _get_by_external_id(self, req: Request) -> Response:
+        params = req.path_params
+        with self._store.lock:
+            schema = self._store.schema(params["name"])
+            fdef = schema.field(params["field"]) if schema is not None else None
+            if schema is None or fdef is None or not fdef.external_id:
+                return not_found()
+            matches = self._store.find_all_by(schema.name, fdef.name, params["value"])
+            base = f"/services/data/v{params['version']}/sobjects/{schema.name}/"
+            if len(matches) > 1:
+                return Response(300, [base + r["Id"] for r in matches])
+            if not matches:
+                return not_found()
+            record = matches[0]
+            body: dict[str, Any] = {"attributes": {"type": schema.name, "url": base + record["Id"]}}
+            body.update({name: to_json(record.get(name)) for name in schema.fields})
+        return Response(200, body)
 
     @route("GET", _V + r"/sobjects/(?P<name>\w+)/" + _ID + r"/?")
     def _get_record(self, req: Request) -> Response:
@@ -299,6 +428,41 @@ class SalesforceEmulator(EmulatorServer):
             self._store, self._json(req), self._failures, self.write_history
         )
         return Response(200, results)
+
+    @route("POST", _V + r"/composite/sobjects/?")
+    def _collections_create(self, req: Request) -> Response:
+        return Response(200, create_collection(self._store, self._json(req), self.write_history))
+
+    # ------------------------------------------------------------------ Bulk API 2.0 query
+    @route("POST", _V + r"/jobs/query/?")
+    def _bulk_create(self, req: Request) -> Response:
+        return Response(200, self.bulk.create(self._json(req), req.path_params["version"]))
+
+    @route("GET", _V + r"/jobs/query/?")
+    def _bulk_list(self, req: Request) -> Response:
+        return Response(200, self.bulk.list_jobs(req.path_params["version"]))
+
+    @route("GET", _JOB + r"/?")
+    def _bulk_status(self, req: Request) -> Response:
+        params = req.path_params
+        return Response(200, self.bulk.status(params["id"], params["version"]))
+
+    @route("GET", _JOB + r"/results/?")
+    def _bulk_results(self, req: Request) -> Response:
+        params = req.path_params
+        return self.bulk.results(
+            params["id"], params["version"], req.query.get("maxRecords"), req.query.get("locator")
+        )
+
+    @route("PATCH", _JOB + r"/?")
+    def _bulk_abort(self, req: Request) -> Response:
+        params = req.path_params
+        return Response(200, self.bulk.abort(params["id"], self._json(req), params["version"]))
+
+    @route("DELETE", _JOB + r"/?")
+    def _bulk_delete(self, req: Request) -> Response:
+        self.bulk.delete(req.path_params["id"], req.path_params["version"])
+        return Response(204)
 
     @staticmethod
     def _json(req: Request) -> Any:

@@ -35,10 +35,12 @@ class _Cursor:
 
 @dataclass(frozen=True)
 class _Step:
-    """Follow reference field ``fk`` into sObject ``target``."""
+    """Follow reference field ``fk`` into sObject ``target`` (or, for a polymorphic field such
+    as ``Task.WhatId``, into whichever of ``targets`` holds the referenced id)."""
 
     fk: str
     target: str
+    targets: tuple[str, ...] = ()
 
 
 class _Plan:
@@ -63,7 +65,12 @@ class _Plan:
                 raise soql.SoqlFieldError(
                     f"Didn't understand relationship '{rel}' in field path. {_NO_RELATION_HINT}"
                 )
-            step = _Step(fdef.name, target.name)
+            targets = tuple(
+                t.name
+                for t in (self.store.schema(name) for name in fdef.reference_to)
+                if t is not None
+            )
+            step = _Step(fdef.name, target.name, targets)
             self.relations[(schema.name, fdef.relationship_name)] = step
             canon.append(fdef.relationship_name)
             steps.append(step)
@@ -84,22 +91,33 @@ class _Plan:
             table = self._tables[name] = self.store.table(name)
         return table
 
+    def follow(self, record: dict[str, Any], step: _Step) -> tuple[str, dict[str, Any]] | None:
+        """The (type, record) a reference field points at, or ``None``."""
+        ref = record.get(step.fk)
+        if not ref:
+            return None
+        for name in step.targets or (step.target,):
+            found = self.table(name).get(ref)
+            if found is not None:
+                return name, found
+        return None
+
     def get(self, record: dict[str, Any], path: str) -> Any:
         steps, final = self.paths[path]
         current: dict[str, Any] | None = record
         for step in steps:
-            ref = current.get(step.fk) if current is not None else None
-            current = self.table(step.target).get(ref) if ref else None
+            hit = self.follow(current, step) if current is not None else None
+            current = hit[1] if hit is not None else None
             if current is None:
                 return None
         return current.get(final) if current is not None else None
 
     def projector(
         self, schema_name: str, fields: list[list[str]], version: str
-    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    ) -> Callable[..., dict[str, Any]]:
         """Compile the SELECT list into a function rendering one record as Salesforce JSON."""
         plain: list[str] = []
-        nested: list[tuple[str, _Step, Callable[[dict[str, Any]], dict[str, Any]]]] = []
+        nested: list[tuple[str, _Step, Callable[..., dict[str, Any]]]] = []
         order: list[str] = []
         for parts in fields:
             head = parts[0]
@@ -112,17 +130,18 @@ class _Plan:
             step = self.relations[(schema_name, head)]
             sub = [p[1:] for p in fields if len(p) > 1 and p[0] == head]
             nested.append((head, step, self.projector(step.target, sub, version)))
-        url = f"/services/data/v{version}/sobjects/{schema_name}/"
+        base = f"/services/data/v{version}/sobjects/"
+        url = f"{base}{schema_name}/"
         nested_by_name = {name: (step, render) for name, step, render in nested}
 
-        def render(record: dict[str, Any]) -> dict[str, Any]:
-            out: dict[str, Any] = {"attributes": {"type": schema_name, "url": url + record["Id"]}}
+        def render(record: dict[str, Any], type_name: str = schema_name) -> dict[str, Any]:
+            href = url if type_name == schema_name else f"{base}{type_name}/"
+            out: dict[str, Any] = {"attributes": {"type": type_name, "url": href + record["Id"]}}
             for name in order:
                 if name in nested_by_name:
                     step, sub_render = nested_by_name[name]
-                    ref = record.get(step.fk)
-                    parent = self.table(step.target).get(ref) if ref else None
-                    out[name] = None if parent is None else sub_render(parent)
+                    hit = self.follow(record, step)
+                    out[name] = None if hit is None else sub_render(hit[1], hit[0])
                 else:
                     out[name] = to_json(record.get(name))
             return out
@@ -146,16 +165,7 @@ class QueryEngine:
         try:
             parsed = soql.parse(text)
             with self.store.lock:
-                schema = self.store.schema(parsed.sobject)
-                if schema is None:
-                    raise ApiError(
-                        400,
-                        "INVALID_TYPE",
-                        f"sObject type '{parsed.sobject}' is not supported. If you are attempting "
-                        "to use a custom object, be sure to append the '__c' after the entity "
-                        "name. Please reference your WSDL or the describe call for the "
-                        "appropriate names.",
-                    )
+                schema = self._require_schema(parsed.sobject)
                 plan = _Plan(self.store, schema)
                 query = soql.bind(parsed, plan.resolve, normalize_id)
                 rows = self._select(plan, query, include_deleted)
@@ -175,6 +185,48 @@ class QueryEngine:
             while len(self._cursors) > self.max_cursors:
                 self._cursors.popitem(last=False)
         return self._page(cursor, locator, 0, version)
+
+    def snapshot(
+        self, text: str, *, include_deleted: bool
+    ) -> tuple[str, list[str], list[list[Any]]]:
+        """Run a query for Bulk API 2.0: (object, column paths, rows of stored values).
+
+        Raises :class:`ApiError` like :meth:`run`, plus 400 for what Bulk API 2.0 query does
+        not support (``COUNT()`` and other aggregates, ``OFFSET``).
+        """
+        try:
+            parsed = soql.parse(text)
+            if parsed.count_only:
+                raise ApiError(
+                    400,
+                    "API_ERROR",
+                    "Aggregate queries (COUNT() and other aggregate functions) are not "
+                    "supported by Bulk API 2.0 query",
+                )
+            if parsed.offset is not None:
+                raise ApiError(400, "API_ERROR", "OFFSET is not supported by Bulk API 2.0 query")
+            with self.store.lock:
+                schema = self._require_schema(parsed.sobject)
+                plan = _Plan(self.store, schema)
+                query = soql.bind(parsed, plan.resolve, normalize_id)
+                rows = self._select(plan, query, include_deleted)
+                values = [[plan.get(r, f) for f in query.fields] for r in rows]
+        except soql.SoqlError as exc:
+            raise ApiError(400, exc.error_code, str(exc)) from exc
+        return schema.name, list(query.fields), values
+
+    def _require_schema(self, name: str) -> SObjectSchema:
+        schema = self.store.schema(name)
+        if schema is None:
+            raise ApiError(
+                400,
+                "INVALID_TYPE",
+                f"sObject type '{name}' is not supported. If you are attempting "
+                "to use a custom object, be sure to append the '__c' after the entity "
+                "name. Please reference your WSDL or the describe call for the "
+                "appropriate names.",
+            )
+        return schema
 
     def more(self, locator: str, offset: int, *, version: str) -> dict[str, Any]:
         """The page of a snapshotted result starting at ``offset``."""

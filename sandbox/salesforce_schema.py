@@ -1,7 +1,10 @@
 """sObject schemas for the Salesforce emulator: field metadata, describe JSON, value codec.
 
-To add an object (e.g. ``Task``), write a ``_task()`` builder like ``_account()`` and add it to
-``SCHEMA_BUILDERS``.
+Objects: Account, User, Contact, Opportunity, Case, Task, Event.  To add one, write a builder
+like ``_account()`` and add it to ``SCHEMA_BUILDERS``.  Formula-like standard fields
+(``Opportunity.IsClosed``/``IsWon``, ``Case.IsClosed``/``ClosedDate``, ``Task.IsClosed``,
+``Event.ActivityDate``/``EndDateTime``, ``Contact.Name``) are recomputed by the schema's
+``derive`` hook on every insert/update, as Salesforce does.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -25,6 +28,28 @@ INDUSTRY_VALUES: tuple[str, ...] = (
 )  # fmt: skip
 PLAN_TIERS: tuple[str, ...] = ("Starter", "Growth", "Enterprise")
 HEALTH_GRADES: tuple[str, ...] = ("Green", "Yellow", "Red", "Insufficient Data")
+OPPORTUNITY_STAGES: tuple[str, ...] = (
+    "Prospecting", "Qualification", "Needs Analysis", "Value Proposition",
+    "Id. Decision Makers", "Perception Analysis", "Proposal/Price Quote", "Negotiation/Review",
+    "Closed Won", "Closed Lost",
+)  # fmt: skip
+OPPORTUNITY_TYPES: tuple[str, ...] = (
+    "New Business", "Renewal", "Expansion", "Upsell", "Existing Customer - Upgrade",
+    "Existing Customer - Downgrade",
+)  # fmt: skip
+CASE_STATUSES: tuple[str, ...] = ("New", "Working", "Escalated", "Closed")
+CASE_PRIORITIES: tuple[str, ...] = ("Low", "Medium", "High", "Urgent")
+CASE_ORIGINS: tuple[str, ...] = ("Phone", "Email", "Web")
+CASE_TYPES: tuple[str, ...] = ("Question", "Problem", "Feature Request", "Billing")
+TASK_STATUSES: tuple[str, ...] = (
+    "Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred",
+)  # fmt: skip
+TASK_PRIORITIES: tuple[str, ...] = ("High", "Normal", "Low")
+TASK_TYPES: tuple[str, ...] = ("Call", "Email", "Meeting", "Other")
+EVENT_TYPES: tuple[str, ...] = (
+    "Call", "Meeting", "Executive Sponsor Meeting", "QBR", "Onboarding Session", "Other",
+)  # fmt: skip
+CONTACT_ROLES: tuple[str, ...] = ("Admin", "Champion", "Executive Sponsor", "User")
 SYSTEM_DATETIMES: tuple[str, ...] = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
 
 _SOAP_TYPES = {
@@ -57,6 +82,14 @@ class FieldDef:
     restricted: bool = False
     reference_to: tuple[str, ...] = ()
     relationship_name: str | None = None
+    #: name of the child relationship on the referenced object (``Account.Opportunities``)
+    child_relationship: str | None = None
+    external_id: bool = False
+    unique: bool = False
+    #: value a new record gets when the create request does not set the field
+    default: Any = None
+    #: auto-number field (``Case.CaseNumber``): filled from the insert counter
+    autonumber: bool = False
 
     @property
     def is_string(self) -> bool:
@@ -86,13 +119,16 @@ class FieldDef:
             "referenceTo": list(self.reference_to),
             "relationshipName": self.relationship_name,
             "calculated": False,
-            "defaultedOnCreate": self.name in (*SYSTEM_DATETIMES, "Id", "IsDeleted", "OwnerId"),
-            "externalId": False,
+            "defaultedOnCreate": self.name in (*SYSTEM_DATETIMES, "Id", "IsDeleted", "OwnerId")
+            or self.default is not None
+            or self.autonumber,
+            "autoNumber": self.autonumber,
+            "externalId": self.external_id,
             "filterable": self.type != "textarea",
             "sortable": self.type != "textarea",
             "groupable": self.type not in ("textarea", "double", "currency", "percent"),
-            "idLookup": self.type == "id",
-            "unique": False,
+            "idLookup": self.type == "id" or self.external_id or self.autonumber,
+            "unique": self.unique,
         }
 
 
@@ -106,6 +142,8 @@ class SObjectSchema:
     key_prefix: str
     fields: dict[str, FieldDef]
     custom: bool = False
+    #: recomputes derived fields of a stored record in place: ``derive(record, now)``
+    derive: Callable[[dict[str, Any], datetime], None] | None = None
     _lower: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -117,6 +155,9 @@ class SObjectSchema:
     def field(self, name: str) -> FieldDef | None:
         canonical = self._lower.get(name.lower())
         return self.fields[canonical] if canonical is not None else None
+
+    def external_id_fields(self) -> list[FieldDef]:
+        return [f for f in self.fields.values() if f.external_id]
 
     def relationship(self, name: str) -> FieldDef | None:
         """The reference field whose relationshipName is ``name`` (case-insensitive)."""
@@ -155,11 +196,34 @@ class SObjectSchema:
             },
         }
 
-    def describe(self, version: str) -> dict[str, Any]:
+    def child_relationships(self, schemas: Iterable[SObjectSchema]) -> list[dict[str, Any]]:
+        """Describe's ``childRelationships``: every reference field of ``schemas`` pointing here."""
+        out: list[dict[str, Any]] = []
+        for child in schemas:
+            for f in child.fields.values():
+                if self.name in f.reference_to and f.child_relationship is not None:
+                    out.append(
+                        {
+                            "cascadeDelete": child.name in ("Opportunity", "Task", "Event")
+                            and f.name in ("AccountId", "WhatId"),
+                            "childSObject": child.name,
+                            "deprecatedAndHidden": False,
+                            "field": f.name,
+                            "junctionIdListNames": [],
+                            "junctionReferenceTo": [],
+                            "relationshipName": f.child_relationship,
+                            "restrictedDelete": False,
+                        }
+                    )
+        return out
+
+    def describe(
+        self, version: str, schemas: Iterable[SObjectSchema] | None = None
+    ) -> dict[str, Any]:
         return {
             **self.summary(version),
             "activateable": False,
-            "childRelationships": [],
+            "childRelationships": self.child_relationships(schemas or ()),
             "compactLayoutable": True,
             "customSetting": False,
             "deprecatedAndHidden": False,
@@ -182,7 +246,8 @@ def _f(name: str, ftype: str, label: str, **kw: Any) -> FieldDef:
 
 
 def _ro(name: str, ftype: str, label: str, **kw: Any) -> FieldDef:
-    return _f(name, ftype, label, updateable=False, createable=False, nillable=False, **kw)
+    kw.setdefault("nillable", False)
+    return _f(name, ftype, label, updateable=False, createable=False, **kw)
 
 
 def _num(name: str, ftype: str, label: str, precision: int, scale: int, **kw: Any) -> FieldDef:
@@ -198,9 +263,41 @@ def _system_fields() -> list[FieldDef]:
 
 
 def _schema(
-    name: str, label: str, plural: str, prefix: str, fields: Iterable[FieldDef]
+    name: str,
+    label: str,
+    plural: str,
+    prefix: str,
+    fields: Iterable[FieldDef],
+    derive: Callable[[dict[str, Any], datetime], None] | None = None,
 ) -> SObjectSchema:
-    return SObjectSchema(name, label, plural, prefix, {f.name: f for f in fields})
+    return SObjectSchema(name, label, plural, prefix, {f.name: f for f in fields}, derive=derive)
+
+
+def _ref(
+    name: str,
+    label: str,
+    targets: tuple[str, ...],
+    relationship: str,
+    children: str | None = None,
+    **kw: Any,
+) -> FieldDef:
+    return _f(
+        name,
+        "reference",
+        label,
+        reference_to=targets,
+        relationship_name=relationship,
+        child_relationship=children,
+        **kw,
+    )
+
+
+def _owner() -> FieldDef:
+    return _ref("OwnerId", "Owner ID", ("User",), "Owner", nillable=False)
+
+
+def _head(label: str) -> list[FieldDef]:
+    return [_ro("Id", "id", f"{label} ID"), _ro("IsDeleted", "boolean", "Deleted")]
 
 
 def _account() -> SObjectSchema:
@@ -273,7 +370,215 @@ def _user() -> SObjectSchema:
     )
 
 
-SCHEMA_BUILDERS: dict[str, Callable[[], SObjectSchema]] = {"Account": _account, "User": _user}
+def _derive_contact(record: dict[str, Any], now: datetime) -> None:
+    parts = [record.get("FirstName"), record.get("LastName")]
+    record["Name"] = " ".join(p for p in parts if p) or None
+
+
+def _contact() -> SObjectSchema:
+    return _schema(
+        "Contact",
+        "Contact",
+        "Contacts",
+        "003",
+        [
+            *_head("Contact"),
+            _ref("AccountId", "Account ID", ("Account",), "Account", "Contacts"),
+            _f("FirstName", "string", "First Name", length=40),
+            _f("LastName", "string", "Last Name", length=80, nillable=False),
+            _ro("Name", "string", "Full Name", length=121),
+            _f("Email", "email", "Email"),
+            _f("Title", "string", "Title", length=128),
+            _f("Phone", "phone", "Business Phone"),
+            _f("HasOptedOutOfEmail", "boolean", "Email Opt Out", nillable=False),
+            _owner(),
+            *_system_fields(),
+            _f("Role__c", "picklist", "Role", picklist=CONTACT_ROLES),
+        ],
+        _derive_contact,
+    )
+
+
+def _derive_opportunity(record: dict[str, Any], now: datetime) -> None:
+    stage = record.get("StageName")
+    record["IsClosed"] = stage in ("Closed Won", "Closed Lost")
+    record["IsWon"] = stage == "Closed Won"
+
+
+def _opportunity() -> SObjectSchema:
+    return _schema(
+        "Opportunity",
+        "Opportunity",
+        "Opportunities",
+        "006",
+        [
+            *_head("Opportunity"),
+            _ref("AccountId", "Account ID", ("Account",), "Account", "Opportunities"),
+            _f("Name", "string", "Name", length=120, nillable=False),
+            _f(
+                "StageName",
+                "picklist",
+                "Stage",
+                picklist=OPPORTUNITY_STAGES,
+                restricted=True,
+                nillable=False,
+            ),
+            _f("CloseDate", "date", "Close Date", nillable=False),
+            _num("Amount", "currency", "Amount", 18, 2),
+            _f("Type", "picklist", "Opportunity Type", picklist=OPPORTUNITY_TYPES),
+            _ro("IsClosed", "boolean", "Closed"),
+            _ro("IsWon", "boolean", "Won"),
+            _owner(),
+            *_system_fields(),
+            _num("ARR__c", "currency", "ARR", 18, 2),
+        ],
+        _derive_opportunity,
+    )
+
+
+def _derive_case(record: dict[str, Any], now: datetime) -> None:
+    closed = record.get("Status") == "Closed"
+    record["IsClosed"] = closed
+    if not closed:
+        record["ClosedDate"] = None
+    elif record.get("ClosedDate") is None:
+        record["ClosedDate"] = now
+
+
+def _case() -> SObjectSchema:
+    return _schema(
+        "Case",
+        "Case",
+        "Cases",
+        "500",
+        [
+            *_head("Case"),
+            _ro("CaseNumber", "string", "Case Number", length=30, autonumber=True),
+            _ref("AccountId", "Account ID", ("Account",), "Account", "Cases"),
+            _ref("ContactId", "Contact ID", ("Contact",), "Contact", "Cases"),
+            _f("Subject", "string", "Subject", length=255),
+            _f("Description", "textarea", "Description", length=32000),
+            _f("Status", "picklist", "Status", picklist=CASE_STATUSES, default="New"),
+            _f("Priority", "picklist", "Priority", picklist=CASE_PRIORITIES, default="Medium"),
+            _f("Origin", "picklist", "Case Origin", picklist=CASE_ORIGINS),
+            _f("Type", "picklist", "Case Type", picklist=CASE_TYPES),
+            _ro("IsClosed", "boolean", "Closed"),
+            _ro("ClosedDate", "datetime", "Closed Date", nillable=True),
+            _owner(),
+            *_system_fields(),
+        ],
+        _derive_case,
+    )
+
+
+def _activity_refs(children: str) -> list[FieldDef]:
+    return [
+        _ref(
+            "WhatId",
+            "Related To ID",
+            ("Account", "Opportunity", "Case"),
+            "What",
+            children,
+        ),
+        _ref("WhoId", "Name ID", ("Contact",), "Who", children),
+        _owner(),
+    ]
+
+
+def _derive_task(record: dict[str, Any], now: datetime) -> None:
+    record["IsClosed"] = record.get("Status") == "Completed"
+
+
+def _task() -> SObjectSchema:
+    return _schema(
+        "Task",
+        "Task",
+        "Tasks",
+        "00T",
+        [
+            *_head("Activity"),
+            *_activity_refs("Tasks"),
+            _f("Subject", "string", "Subject", length=255),
+            _f("Description", "textarea", "Description", length=32000),
+            _f("ActivityDate", "date", "Due Date Only"),
+            _f(
+                "Status",
+                "picklist",
+                "Status",
+                picklist=TASK_STATUSES,
+                nillable=False,
+                default="Not Started",
+            ),
+            _f(
+                "Priority",
+                "picklist",
+                "Priority",
+                picklist=TASK_PRIORITIES,
+                nillable=False,
+                default="Normal",
+            ),
+            _f("Type", "picklist", "Type", picklist=TASK_TYPES),
+            _ro("IsClosed", "boolean", "Closed"),
+            *_system_fields(),
+            _f(
+                "Healthscore_Key__c",
+                "string",
+                "Healthscore Key",
+                length=255,
+                external_id=True,
+                unique=True,
+            ),
+        ],
+        _derive_task,
+    )
+
+
+def _derive_event(record: dict[str, Any], now: datetime) -> None:
+    start = record.get("StartDateTime")
+    if not isinstance(start, datetime):
+        return
+    end = record.get("EndDateTime")
+    if isinstance(end, datetime) and end >= start:
+        record["DurationInMinutes"] = int((end - start).total_seconds() // 60)
+    else:
+        minutes = record.get("DurationInMinutes")
+        record["DurationInMinutes"] = 60 if minutes is None else minutes
+        record["EndDateTime"] = start + timedelta(minutes=record["DurationInMinutes"])
+    record["ActivityDate"] = start.date()
+
+
+def _event() -> SObjectSchema:
+    return _schema(
+        "Event",
+        "Event",
+        "Events",
+        "00U",
+        [
+            *_head("Activity"),
+            *_activity_refs("Events"),
+            _f("Subject", "string", "Subject", length=255),
+            _f("Description", "textarea", "Description", length=32000),
+            _f("Location", "string", "Location", length=255),
+            _f("StartDateTime", "datetime", "Start Date Time", nillable=False),
+            _f("EndDateTime", "datetime", "End Date Time"),
+            _f("DurationInMinutes", "int", "Duration", digits=8),
+            _ro("ActivityDate", "date", "Due Date Only", nillable=True),
+            _f("Type", "picklist", "Type", picklist=EVENT_TYPES),
+            *_system_fields(),
+        ],
+        _derive_event,
+    )
+
+
+SCHEMA_BUILDERS: dict[str, Callable[[], SObjectSchema]] = {
+    "Account": _account,
+    "User": _user,
+    "Contact": _contact,
+    "Opportunity": _opportunity,
+    "Case": _case,
+    "Task": _task,
+    "Event": _event,
+}
 
 
 def default_schemas() -> dict[str, SObjectSchema]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sandbox.salesforce_schema import (
     SYSTEM_DATETIMES,
+    FieldDef,
     SObjectSchema,
     coerce,
     default_schemas,
@@ -60,12 +61,22 @@ class RecordStore:
         """The live id -> record mapping (hold ``lock`` while using it)."""
         return self._records[self.require_schema(name).name]
 
-    def _coerce_fields(self, schema: SObjectSchema, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def _coerce_fields(
+        self,
+        schema: SObjectSchema,
+        fields: Mapping[str, Any],
+        cache: dict[str, FieldDef] | None = None,
+    ) -> dict[str, Any]:
+        """Field names canonicalised and values coerced (``cache``: name -> FieldDef memo)."""
         out: dict[str, Any] = {}
         for name, value in fields.items():
-            fdef = schema.field(name)
+            fdef = cache.get(name) if cache is not None else None
             if fdef is None:
-                raise KeyError(f"No such column '{name}' on sobject of type {schema.name}")
+                fdef = schema.field(name)
+                if fdef is None:
+                    raise KeyError(f"No such column '{name}' on sobject of type {schema.name}")
+                if cache is not None:
+                    cache[name] = fdef
             out[fdef.name] = coerce(fdef, value)
         return out
 
@@ -75,14 +86,18 @@ class RecordStore:
             schema = self.require_schema(sobject)
             table = self._records[schema.name]
             blank: dict[str, Any] = {
-                name: False if fdef.type == "boolean" else None
+                name: fdef.default
+                if fdef.default is not None
+                else (False if fdef.type == "boolean" else None)
                 for name, fdef in schema.fields.items()
             }
+            autonumbers = [f.name for f in schema.fields.values() if f.autonumber]
             if "IsActive" in schema.fields:
                 blank["IsActive"] = True
             ids: list[str] = []
+            cache: dict[str, FieldDef] = {}
             for fields in records:
-                values = self._coerce_fields(schema, fields)
+                values = self._coerce_fields(schema, fields, cache)
                 counter = self._counters.get(schema.name, 0) + 1
                 self._counters[schema.name] = counter
                 record_id = make_id(schema.key_prefix, counter)
@@ -91,6 +106,10 @@ class RecordStore:
                 for stamp in SYSTEM_DATETIMES:
                     if stamp in schema.fields and record.get(stamp) is None:
                         record[stamp] = now
+                for name in autonumbers:
+                    if record.get(name) is None:
+                        record[name] = f"{counter:08d}"
+                self.derive(schema, record)
                 table[record_id] = record
                 ids.append(record_id)
             return ids
@@ -125,6 +144,12 @@ class RecordStore:
             values.pop("Id", None)
             self.touch(record)
             record.update(values)
+            self.derive(schema, record)
+
+    def derive(self, schema: SObjectSchema, record: dict[str, Any]) -> None:
+        """Recompute the schema's derived fields (IsClosed, IsWon, ...) of a live record."""
+        if schema.derive is not None:
+            schema.derive(record, self.now())
 
     def delete(self, sobject: str, record_id: str) -> None:
         """Soft-delete: IsDeleted=True and bump SystemModstamp."""
@@ -149,3 +174,18 @@ class RecordStore:
                 if record.get(field) == value:
                     return record
         return None
+
+    def find_all_by(
+        self, sobject: str, field: str, value: Any, *, include_deleted: bool = False
+    ) -> list[dict[str, Any]]:
+        """Live records whose ``field`` equals ``value`` (strings compared case-insensitively)."""
+        wanted = value.casefold() if isinstance(value, str) else value
+        with self.lock:
+            out = []
+            for record in self.table(sobject).values():
+                if record.get("IsDeleted") and not include_deleted:
+                    continue
+                got = record.get(field)
+                if (got.casefold() if isinstance(got, str) else got) == wanted:
+                    out.append(record)
+            return out

@@ -1,4 +1,5 @@
-"""Record updates for the Salesforce emulator: sObject Collections and single-record PATCH.
+"""Record writes for the Salesforce emulator: sObject Collections (update and create), single
+record create/PATCH and upsert by external id.
 
 Request-level problems raise :class:`ApiError` (``errorCode``); per-record problems become
 SaveResults with ``statusCode`` errors, exactly like Salesforce.
@@ -187,6 +188,40 @@ def check_record(
     errors: list[dict[str, object]] = []
     for fdef, value in item.values.items():
         errors.extend(_value_errors(store, fdef, value))
+    errors.extend(unique_errors(store, schema, item.values, record_id, {}))
+    return errors
+
+
+def unique_errors(
+    store: RecordStore,
+    schema: SObjectSchema,
+    values: Mapping[FieldDef, Any],
+    own_id: str | None,
+    claimed: dict[tuple[str, Any], str | None],
+) -> list[dict[str, object]]:
+    """DUPLICATE_VALUE for unique fields already used by another live record (or earlier in
+    the same request: ``claimed`` maps ``(field, folded value)`` to the claiming record's id)."""
+    errors: list[dict[str, object]] = []
+    for fdef, value in values.items():
+        if not fdef.unique or value is None:
+            continue
+        others = [
+            r["Id"] for r in store.find_all_by(schema.name, fdef.name, value) if r["Id"] != own_id
+        ]
+        key = (fdef.name, value.casefold() if isinstance(value, str) else value)
+        if not others and key in claimed:
+            others = [claimed[key] or ""]
+        if others:
+            errors.append(
+                record_error(
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {fdef.name} duplicates value on record with id: "
+                    f"{others[0]}",
+                    [fdef.name],
+                )
+            )
+        else:
+            claimed[key] = own_id
     return errors
 
 
@@ -197,6 +232,7 @@ def _apply(store: RecordStore, item: _Pending, history: list[tuple[str, dict[str
     written = {f.name: _normalize(f, v) for f, v in item.values.items()}
     record.update(written)
     store.touch(record)
+    store.derive(item.schema, record)
     history.append((item.record_id, dict(written)))
 
 
@@ -273,3 +309,243 @@ def update_one(
             fields = first["fields"]
             raise ApiError(400, code, message, list(fields) if isinstance(fields, list) else None)
         _apply(store, item, history)
+
+
+# ---------------------------------------------------------------------------- creates
+
+
+def _required(fdef: FieldDef) -> bool:
+    return (
+        not fdef.nillable
+        and fdef.createable
+        and fdef.default is None
+        and fdef.type != "boolean"
+        and fdef.name != "OwnerId"
+    )
+
+
+def check_create(
+    store: RecordStore,
+    schema: SObjectSchema,
+    values: Mapping[FieldDef, Any],
+    claimed: dict[tuple[str, Any], str | None],
+) -> list[dict[str, object]]:
+    """Per-record validation of a new record (createable, required, values, unique)."""
+    readonly = [f.name for f in values if not f.createable]
+    if readonly:
+        return [
+            record_error(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {', '.join(readonly)}. Please check the security "
+                "settings of this field and verify that it is read/write for your profile or "
+                "permission set.",
+                readonly,
+            )
+        ]
+    missing = [f.name for f in schema.fields.values() if _required(f) and values.get(f) is None]
+    if missing:
+        return [
+            record_error(
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
+                missing,
+            )
+        ]
+    errors: list[dict[str, object]] = []
+    for fdef, value in values.items():
+        errors.extend(_value_errors(store, fdef, value))
+    if not errors:
+        errors.extend(unique_errors(store, schema, values, None, claimed))
+    return errors
+
+
+def default_owner(store: RecordStore) -> str | None:
+    """The running user stand-in: the first active User of the org (``None`` when none)."""
+    with store.lock:
+        for user in store.table("User").values():
+            if user.get("IsActive"):
+                return str(user["Id"])
+    return None
+
+
+def insert_checked(
+    store: RecordStore,
+    schema: SObjectSchema,
+    values: Mapping[FieldDef, Any],
+    history: list[tuple[str, dict[str, Any]]],
+) -> str:
+    """Insert an already validated record (OwnerId defaults to :func:`default_owner`)."""
+    fields = {f.name: _normalize(f, v) for f, v in values.items()}
+    if "OwnerId" in schema.fields and fields.get("OwnerId") is None:
+        owner = default_owner(store)
+        if owner is not None:
+            fields["OwnerId"] = owner
+    (record_id,) = store.insert(schema.name, [fields])
+    history.append((record_id, dict(fields)))
+    return record_id
+
+
+def _as_api_error(errors: list[dict[str, object]]) -> ApiError:
+    first = errors[0]
+    fields = first.get("fields")
+    return ApiError(
+        400,
+        str(first["statusCode"]),
+        str(first["message"]),
+        list(fields) if isinstance(fields, list) else None,
+    )
+
+
+def create_one(
+    store: RecordStore,
+    schema: SObjectSchema,
+    payload: Any,
+    history: list[tuple[str, dict[str, Any]]],
+) -> str:
+    """``POST /sobjects/{Name}/``: the new id; raises ApiError (400) like Salesforce."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+    with store.lock:
+        raw_id, values = parse_values(schema, payload)
+        if raw_id is not None:
+            raise ApiError(400, "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
+        errors = check_create(store, schema, values, {})
+        if errors:
+            raise _as_api_error(errors)
+        return insert_checked(store, schema, values, history)
+
+
+def create_collection(
+    store: RecordStore, payload: Any, history: list[tuple[str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """``POST /composite/sobjects``: one SaveResult per input record, in order."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object with a 'records' array")
+    records = payload.get("records")
+    all_or_none = payload.get("allOrNone", False)
+    if not isinstance(records, list) or not isinstance(all_or_none, bool):
+        raise ApiError(400, "JSON_PARSER_ERROR", "Expected 'records' array and boolean 'allOrNone'")
+    if len(records) > MAX_COLLECTION:
+        raise ApiError(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        )
+    with store.lock:
+        items: list[_Pending] = []
+        for record in records:
+            if not isinstance(record, dict):
+                raise ApiError(400, "JSON_PARSER_ERROR", "Each record must be a JSON object")
+            attributes = record.get("attributes")
+            type_name = attributes.get("type") if isinstance(attributes, dict) else None
+            if not type_name:
+                items.append(_Pending(None, None, {}))
+                continue
+            schema = store.schema(str(type_name))
+            if schema is None:
+                raise ApiError(400, "INVALID_TYPE", f"sObject type '{type_name}' is not supported.")
+            raw_id, values = parse_values(schema, record)
+            items.append(_Pending(schema, raw_id, values))
+        claimed: dict[tuple[str, Any], str | None] = {}
+        for item in items:
+            if item.schema is None:
+                message = "Must send a concrete entity type."
+                item.errors = [record_error("INVALID_TYPE", message, [])]
+            elif item.raw_id is not None:
+                item.errors = [
+                    record_error("INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
+                ]
+            else:
+                item.errors = check_create(store, item.schema, item.values, claimed)
+        failed = any(item.errors for item in items)
+        results: list[dict[str, Any]] = []
+        for item in items:
+            if item.errors:
+                results.append({"success": False, "errors": item.errors})
+            elif all_or_none and failed:
+                results.append({"success": False, "errors": [dict(_ROLLED_BACK)]})
+            else:
+                assert item.schema is not None
+                new_id = insert_checked(store, item.schema, item.values, history)
+                results.append({"id": new_id, "success": True, "errors": []})
+        return results
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """Outcome of an upsert by external id: the HTTP status and JSON body to answer with."""
+
+    status: int
+    body: Any
+
+
+def upsert_by_external_id(
+    store: RecordStore,
+    schema: SObjectSchema,
+    field_name: str,
+    value: str,
+    payload: Any,
+    history: list[tuple[str, dict[str, Any]]],
+    *,
+    version: str,
+) -> UpsertResult:
+    """``PATCH /sobjects/{Name}/{ExtIdField}/{value}``.
+
+    No match: insert (201 ``{"id", "success", "errors", "created": true}``); one match: update
+    (API v46.0+: 200 with ``"created": false``; older versions: 204 without a body); several:
+    300 with the matching records' URLs.
+    """
+    fdef = schema.field(field_name)
+    if fdef is None or not fdef.external_id:
+        raise ApiError(
+            404,
+            "NOT_FOUND",
+            f"Provided external ID field does not exist or is not accessible: {field_name}",
+        )
+    if not isinstance(payload, dict):
+        raise ApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+    modern = float(version) >= 46.0
+    with store.lock:
+        raw_id, values = parse_values(schema, payload)
+        if raw_id is not None:
+            raise ApiError(400, "INVALID_FIELD", "Id is not allowed in an upsert body", ["Id"])
+        in_body = values.pop(fdef, None)
+        if in_body is not None and str(in_body).casefold() != value.casefold():
+            raise ApiError(
+                400,
+                "INVALID_FIELD",
+                f"The value of {fdef.name} in the body does not match the value in the URL",
+                [fdef.name],
+            )
+        matches = store.find_all_by(schema.name, fdef.name, value)
+        if len(matches) > 1:
+            base = f"/services/data/v{version}/sobjects/{schema.name}/"
+            return UpsertResult(300, [base + r["Id"] for r in matches])
+        if not matches:
+            values[fdef] = coerce(fdef, value)
+            errors = check_create(store, schema, values, {})
+            if errors:
+                raise _as_api_error(errors)
+            new_id = insert_checked(store, schema, values, history)
+            body: dict[str, Any] = {"id": new_id, "success": True, "errors": []}
+            if modern:
+                body["created"] = True
+            return UpsertResult(201, body)
+        record_id = matches[0]["Id"]
+        item = _Pending(schema, record_id, values)
+        errors = check_record(store, item, None)
+        if errors:
+            raise _as_api_error(errors)
+        _apply(store, item, history)
+        if not modern:
+            return UpsertResult(204, None)
+        return UpsertResult(200, {"id": record_id, "success": True, "errors": [], "created": False})
+
+
+def delete_one(store: RecordStore, schema: SObjectSchema, record_id: str) -> None:
+    """``DELETE /sobjects/{Name}/{id}``: soft delete (recycle bin); 404 when unknown/deleted."""
+    with store.lock:
+        record = store.get(schema.name, record_id)
+        if record is None or record.get("IsDeleted") or "IsDeleted" not in record:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        store.delete(schema.name, record_id)

@@ -69,7 +69,10 @@ class HubSpotClient:
         token = settings.require_hubspot()
         base = settings.hubspot_base_url.rstrip("/")
         # `host` is what the SDK's API classes use, `base_url` what api_request uses
-        self.sdk = HubSpot(access_token=token, host=base, base_url=base)
+        # retry=0: urllib3 would otherwise retry some 429s itself (sleeping Retry-After)
+        # behind our back; every retry goes through call_with_retry instead
+        self.sdk = HubSpot(access_token=token, host=base, base_url=base,
+                           retry=urllib3.util.Retry(total=0, raise_on_status=False))
         self.retry = retry or RetryPolicy()
         # one budget for every worker of this deployment (HubSpot counts per account)
         self.quota = quota or make_quota(settings.redis_url, "hubspot",
