@@ -1,8 +1,10 @@
 """``healthscore demo``: the whole product on a laptop, against the sandbox emulators.
 
-Starts the Salesforce (HTTPS) and Slack emulators, seeds a synthetic org, and runs the real
-cycle — simple-salesforce and slack-sdk over the wire — several times on unchanged data, so the
-second cycle shows that nothing is written or posted twice.
+Starts the Salesforce (HTTPS), HubSpot and Slack emulators, seeds one synthetic org into both
+CRMs (Salesforce is the CRM of record; HubSpot holds the same companies, half of them carrying
+the Salesforce Account id and half matched by domain, plus a few prospects no account owns),
+and runs the real cycle — simple-salesforce, hubspot-api-client and slack-sdk over the wire —
+several times on unchanged data, so later cycles show that nothing is written or posted twice.
 """
 
 from __future__ import annotations
@@ -10,17 +12,20 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from sandbox import SalesforceEmulator, SlackEmulator, generate_org
+from connectors.hubspot import HubSpotClient, ensure_properties
+from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
 from store import Store
 
-from .config import load_config
+from .config import Config, load_config
 from .pipeline import Pipeline
+from .quota import LocalQuota
 from .runtime import setup_logging
 from .settings import Settings
 
@@ -28,6 +33,47 @@ DEMO_CHANNEL = "C0CSALERTS"
 # The sandbox workspace lets the demo post faster than Slack's ~1 message/s per channel, so
 # 500 accounts finish in seconds; the sender still paces itself to this configured rate.
 DEMO_MESSAGES_PER_SECOND = 25.0
+# companies in HubSpot that no Salesforce account owns (prospects, a free-mail sign-up)
+PROSPECTS = ({"name": "Initech Prospects", "domain": "initech-prospect.example"},
+             {"name": "Umbrella Trial", "domain": "umbrella-trial.example"},
+             {"name": "Hooli Pilot", "domain": "hooli-pilot.example"},
+             {"name": "Jane's Consulting", "domain": "gmail.com"})
+HUBSPOT_METRICS = {"employees": "numberofemployees", "annual_revenue": "annualrevenue"}
+
+
+SEED_AGE = timedelta(hours=1)
+SYNCED_RELATED = ("Opportunity", "Case", "Task", "Event")
+
+
+class _SettableClock:
+    """The Salesforce emulator's clock: a fixed moment while seeding, then real time."""
+
+    def __init__(self, moment: datetime | None) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        now = self.moment or datetime.now(UTC)
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def demo_config(config: Config) -> Config:
+    """The packaged example plus the demo's sources: related objects and HubSpot."""
+    slack_cfg = config.alerts.slack.model_copy(
+        update={"messages_per_second": DEMO_MESSAGES_PER_SECOND})
+    salesforce = config.sources.salesforce.model_copy(update={"related": list(SYNCED_RELATED)})
+    hubspot = config.sources.hubspot.model_copy(
+        update={"enabled": True, "metrics": HUBSPOT_METRICS})
+    return config.model_copy(update={
+        "alerts": config.alerts.model_copy(update={"slack": slack_cfg}),
+        "sources": config.sources.model_copy(update={"salesforce": salesforce,
+                                                     "hubspot": hubspot})})
+
+
+def _seed_hubspot(hs_emu: HubSpotEmulator, org: Any, sf_ids: list[str]) -> None:
+    company_ids = hs_emu.seed(org, account_ids=sf_ids)
+    for cid in company_ids[1::2]:  # every other company is matched by its domain only
+        hs_emu.update("companies", cid, {"salesforce_account_id": ""})
+    hs_emu.create_many("companies", [dict(p) for p in PROSPECTS])
 
 console = Console(stderr=False)
 
@@ -37,10 +83,20 @@ def run_demo(*, accounts: int, cycles: int, seed: int,
     setup_logging()
     logging.getLogger().setLevel(logging.WARNING)
     org = generate_org(accounts, seed=seed)
+    seeded_at = datetime.now(UTC) - SEED_AGE
+    sf_clock = _SettableClock(seeded_at)
     with tempfile.TemporaryDirectory(prefix="healthscore-demo-") as tmp, \
-            SalesforceEmulator() as sf_emu, \
+            SalesforceEmulator(clock=sf_clock) as sf_emu, \
+            HubSpotEmulator() as hs_emu, \
             SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu:
-        sf_emu.seed(org)
+        # the org was last edited an hour ago: records modified before the first sync's
+        # overlap window are not re-read by later syncs
+        hs_emu.set_time(seeded_at)
+        sf_ids = sf_emu.seed(org)
+        sf_emu.bulk.polls_to_complete = 0
+        _seed_hubspot(hs_emu, org, sf_ids)
+        sf_clock.moment = None
+        hs_emu.set_time(None)
         slack_emu.add_users(org.users)
         base = workdir or Path(tmp)
         settings = Settings(
@@ -53,32 +109,75 @@ def run_demo(*, accounts: int, cycles: int, seed: int,
             slack_bot_token=slack_emu.bot_token,
             slack_base_url=slack_emu.base_url,
             slack_alert_channel=DEMO_CHANNEL,
+            hubspot_access_token=hs_emu.access_token,
+            hubspot_base_url=hs_emu.base_url,
         )
-        config = load_config()
-        slack_cfg = config.alerts.slack.model_copy(
-            update={"messages_per_second": DEMO_MESSAGES_PER_SECOND})
-        config = config.model_copy(update={"alerts": config.alerts.model_copy(
-            update={"slack": slack_cfg})})
+        config = demo_config(load_config())
         store = Store(settings.database_url)
-        pipeline = Pipeline(config, settings, store, config_path="<packaged example>")
+        # one process: a local quota at HubSpot's default 100 requests per 10 s
+        hubspot = HubSpotClient(settings, quota=LocalQuota(10.0, 100))
+        pipeline = Pipeline(config, settings, store, config_path="<packaged example>",
+                            hubspot=hubspot)
         console.print(f"[bold]healthscore demo[/]: {accounts} synthetic accounts, Salesforce "
-                      f"emulator at {sf_emu.base_url} (TLS), Slack emulator at "
-                      f"{slack_emu.base_url}")
+                      f"emulator at {sf_emu.base_url} (TLS), HubSpot emulator at "
+                      f"{hs_emu.base_url}, Slack emulator at {slack_emu.base_url}")
+        ensure_properties(hubspot, config.sources.hubspot.write_back)  # `setup-crm`
         summaries = []
         for _ in range(cycles):
-            patches_before = len(sf_emu.requests("PATCH", r"/composite/sobjects"))
-            posts_before = _posted(slack_emu)
+            counts = _request_counts(sf_emu, hs_emu, slack_emu)
             cycle = pipeline.run_cycle()
+            after = _request_counts(sf_emu, hs_emu, slack_emu)
             summary = cycle.summary()
-            summary["crm_write_requests"] = len(
-                sf_emu.requests("PATCH", r"/composite/sobjects")) - patches_before
-            summary["slack_messages"] = _posted(slack_emu) - posts_before
+            delta = {k: after[k] - counts[k] for k in after}
+            summary["crm_write_requests"] = delta["sf_writes"]
+            summary["hubspot_write_requests"] = delta["hs_writes"]
+            summary["slack_messages"] = delta["slack"]
+            summary["sync_requests"] = {"salesforce": delta["sf_reads"],
+                                        "hubspot": delta["hs_reads"]}
             summaries.append(summary)
+        # one more sync after the cycles: the first sync after a write-back re-reads the
+        # records our own write touched (their modification stamps moved); this one shows a
+        # sync on unchanged data
+        counts = _request_counts(sf_emu, hs_emu, slack_emu)
+        pipeline.sync_all()
+        after = _request_counts(sf_emu, hs_emu, slack_emu)
+        resync = {"salesforce": after["sf_reads"] - counts["sf_reads"],
+                  "hubspot": after["hs_reads"] - counts["hs_reads"]}
+        signals = store.signal_counts()
+        unmatched = store.unmatched_counts()
         _print_cycles(summaries)
+        _print_sources(signals, unmatched, store)
         _print_reds(store, slack_emu)
         store.close()
-        _print_checks(summaries)
-    return {"accounts": accounts, "cycles": summaries}
+        _print_checks(summaries, resync)
+    return {"accounts": accounts, "signals_by_source": signals, "resync_requests": resync,
+            "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
+            "cycles": summaries}
+
+
+def _request_counts(sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator,
+                    slack_emu: SlackEmulator) -> dict[str, int]:
+    return {
+        "sf_writes": len(sf_emu.requests("PATCH", r"/composite/sobjects")),
+        "sf_reads": len(sf_emu.requests("GET", r"/(query|queryAll|sobjects/\w+/describe)"))
+        + len(sf_emu.requests("POST", r"/jobs/query$")),
+        "hs_writes": len(hs_emu.requests("POST", r"/objects/companies/batch/update$")),
+        "hs_reads": len(hs_emu.requests("GET", r"/crm/v3/objects/companies$"))
+        + len(hs_emu.requests("POST", r"/objects/companies/search$")),
+        "slack": _posted(slack_emu),
+    }
+
+
+def _print_sources(signals: dict[str, int], unmatched: dict[str, int], store: Store) -> None:
+    table = Table(title="sources")
+    for col in ("source", "values held", "unmatched records"):
+        table.add_column(col)
+    for source in sorted(set(signals) | set(unmatched)):
+        table.add_row(source, str(signals.get(source, 0)), str(unmatched.get(source, 0)))
+    console.print(table)
+    for u in store.unmatched()[:5]:
+        console.print(f"  unmatched {u.source} {u.object} {u.record_id}: {u.reason} — {u.detail}",
+                      highlight=False)
 
 
 def _posted(slack_emu: SlackEmulator) -> int:
@@ -91,6 +190,10 @@ ROWS = (("accounts pulled", "accounts_pulled"), ("accounts scored", "scored"),
         ("insufficient data", "insufficient_data"), ("records skipped", "records_skipped"),
         ("CRM records updated", "crm_records_updated"),
         ("CRM write requests", "crm_write_requests"), ("CRM writes pending", "crm_writes_pending"),
+        ("HubSpot companies pulled", "hubspot_companies_pulled"),
+        ("HubSpot companies matched", "hubspot_companies_matched"),
+        ("HubSpot records updated", "hubspot_records_updated"),
+        ("HubSpot write requests", "hubspot_write_requests"),
         ("entered red", "entered_red"), ("Slack messages", "slack_messages"),
         ("seconds", "seconds"))
 
@@ -101,8 +204,11 @@ def _print_cycles(summaries: list[dict[str, Any]]) -> None:
     for n in range(1, len(summaries) + 1):
         table.add_column(f"cycle {n}", justify="right")
     for label, key in ROWS:
-        table.add_row(label, *(str(s["grades"][key] if key in s["grades"] else s[key])
+        table.add_row(label, *(str(s["grades"][key] if key in s["grades"] else s.get(key, "–"))
                                for s in summaries))
+    table.add_row("sync requests (Salesforce / HubSpot)",
+                  *(f"{s['sync_requests']['salesforce']} / {s['sync_requests']['hubspot']}"
+                    for s in summaries))
     console.print(table)
 
 
@@ -118,13 +224,20 @@ def _print_reds(store: Store, slack_emu: SlackEmulator) -> None:
     console.print(table)
 
 
-def _print_checks(summaries: list[dict[str, Any]]) -> None:
+def _print_checks(summaries: list[dict[str, Any]], resync: dict[str, int]) -> None:
     first = summaries[0]
     ok_requests = first["crm_write_requests"] == math.ceil(first["crm_records_updated"] / 200)
     ok_slack = first["slack_messages"] == first["entered_red"]
+    ok_hubspot = first.get("hubspot_write_requests") == math.ceil(
+        first.get("hubspot_records_updated", 0) / 100)
     ok_quiet = all(s["crm_records_updated"] == 0 and s["slack_messages"] == 0
-                   for s in summaries[1:])
+                   and s.get("hubspot_records_updated", 0) == 0 for s in summaries[1:])
     for label, ok in (("cycle 1 writes in ceil(updated/200) requests", ok_requests),
+                      ("cycle 1 mirrors to HubSpot in ceil(updated/100) requests", ok_hubspot),
                       ("cycle 1 posts one alert per account that entered red", ok_slack),
                       ("later cycles on unchanged data write and post nothing", ok_quiet)):
         console.print(f"{'[green]✓' if ok else '[red]✗'}[/] {label}")
+    console.print(f"  a sync after the cycles made {resync['salesforce']} Salesforce requests "
+                  f"({1 + len(SYNCED_RELATED)} object types) and {resync['hubspot']} HubSpot "
+                  "requests (records modified within the overlap window are read again)",
+                  highlight=False)

@@ -190,6 +190,7 @@ class Pipeline:
                         progress: Callable[[int], None] | None = None) -> SyncReport:
         """Pull Accounts changed since the cursor (all of them with ``full``)."""
         source = self.config.sources.salesforce
+        started = self.clock()
         stored = None if full else self.store.cursor(CRM, "Account")
         cursor = datetime.fromisoformat(stored) if stored else None
         state = SyncState(cursor=None)
@@ -204,15 +205,27 @@ class Pipeline:
                                                  for r in page})
             if progress is not None:
                 progress(len(page))
-        if state.cursor is not None and (cursor is None or state.cursor > cursor):
-            self.store.set_cursor(CRM, "Account", state.cursor.isoformat())
+        report.cursor = self._advance_cursor(CRM, "Account", started)
         report.records, report.skipped, report.deleted = state.records, state.skipped, \
             state.deleted
         report.skipped_ids = state.skipped_ids
-        report.cursor = (state.cursor or cursor).isoformat() if (state.cursor or cursor) else None
         log.info("Salesforce sync: %d records, %d skipped, %d signal changes", report.records,
                  report.skipped, report.signals_changed)
         return report
+
+    def _advance_cursor(self, source: str, obj: str, started: datetime) -> str:
+        """After a complete pull, the cursor is the moment the pull *started*.
+
+        The next pull reads from there minus the overlap: what was modified during this pull,
+        or committed late with an earlier timestamp, comes again; what was read before the
+        overlap window is not read twice (a cursor at the newest record seen would re-read
+        the newest records on every sync).
+        """
+        stored = self.store.cursor(source, obj)
+        if stored is None or started > datetime.fromisoformat(stored):
+            self.store.set_cursor(source, obj, started.isoformat())
+            return started.isoformat()
+        return stored
 
     def sync_related(self, *, full: bool = False,
                      progress: Callable[[int], None] | None = None) -> dict[str, RelatedSync]:
@@ -221,6 +234,7 @@ class Pipeline:
         reports = {}
         for name in source.related:
             obj = RELATED[name]
+            started = self.clock()
             stored = None if full else self.store.cursor(CRM, name)
             since = datetime.fromisoformat(stored) if stored else None
             state = RelatedSync()
@@ -250,8 +264,7 @@ class Pipeline:
                 SignalRow(account_id, metric, value, now, CRM)
                 for account_id, records in by_account.items()
                 for metric, value in obj.aggregate(records, now).items())
-            if state.cursor is not None and (since is None or state.cursor > since):
-                self.store.set_cursor(CRM, name, state.cursor.isoformat())
+            self._advance_cursor(CRM, name, started)
             log.info("Salesforce %s: %d records (%s), %d accounts recomputed", name,
                      state.records, "Bulk 2.0" if state.bulk else "REST", len(touched))
             reports[name] = state
@@ -262,11 +275,10 @@ class Pipeline:
         """Pull companies modified since the cursor (all with ``full``) and match them."""
         stored = None if full else self.store.cursor(HUBSPOT, HUBSPOT_OBJECT)
         since = datetime.fromisoformat(stored) if stored else None
-        report, cursor = sync_hubspot(self.hubspot, self.config.sources.hubspot, self.store,
-                                      since, started=self.clock(), progress=progress)
-        if cursor is not None and (since is None or cursor > since):
-            self.store.set_cursor(HUBSPOT, HUBSPOT_OBJECT, cursor.isoformat())
-        report.cursor = (cursor or since).isoformat() if (cursor or since) else None
+        started = self.clock()
+        report, _newest = sync_hubspot(self.hubspot, self.config.sources.hubspot, self.store,
+                                       since, started=started, progress=progress)
+        report.cursor = self._advance_cursor(HUBSPOT, HUBSPOT_OBJECT, started)
         log.info("HubSpot sync: %d companies (%d matched, %d unmatched, %d ambiguous) in %d "
                  "requests", report.records, report.matched, report.unmatched,
                  report.ambiguous, report.requests)

@@ -47,7 +47,15 @@ def test_demo_prints_each_cycle_as_json(tmp_path: Path) -> None:
     assert (second["crm_records_updated"], second["crm_write_requests"],
             second["slack_messages"]) == (0, 0, 0)
     assert second["grades"] == first["grades"]
-    assert "✗" not in proc.stdout and proc.stdout.count("✓") == 3
+    assert "✗" not in proc.stdout and proc.stdout.count("✓") == 4
+    # both CRMs seeded from one org: HubSpot signals, the prospects unmatched, the mirror
+    assert result["signals_by_source"]["salesforce"] > 0
+    assert result["signals_by_source"]["hubspot"] > 0
+    assert result["unmatched_by_source"]["hubspot"] == 4
+    assert first["hubspot_records_updated"] == 40
+    assert first["hubspot_write_requests"] == math.ceil(40 / 100)
+    assert (second["hubspot_records_updated"], second["hubspot_write_requests"]) == (0, 0)
+    assert result["resync_requests"]["salesforce"] == 5  # Account + 4 related objects
     assert list(tmp_path.iterdir()) == []  # the demo leaves nothing behind
 
 

@@ -105,14 +105,12 @@ def test_incremental_resync_reads_only_changes_in_one_request(sf_emu, hs_emu, hs
     pipeline.sync_salesforce()
     first = pipeline.sync_hubspot()
     assert (first.records, first.requests) == (30, 1)  # full: one list page
-    hs_emu.set_time(now - timedelta(minutes=30))
-    hs_emu.update("companies", company_ids[3], {"nps_score": "2"})
     hs_emu.set_time(None)
+    hs_emu.update("companies", company_ids[3], {"nps_score": "2"})
     hs_emu.clear_log()
     changed = pipeline.sync_hubspot()
-    # from the cursor (the hour-old change) minus the overlap: that company again, and the
-    # new change — not the 28 untouched companies
-    assert (changed.records, changed.requests, changed.signals_changed) == (2, 1, 1)
+    # from the first sync's start minus the overlap: only the new change, one request
+    assert (changed.records, changed.requests, changed.signals_changed) == (1, 1, 1)
     unchanged = pipeline.sync_hubspot()
     assert (unchanged.requests, unchanged.signals_changed) == (1, 0)
     assert len(hs_emu.requests("POST", r"/search$")) == 2
@@ -125,7 +123,9 @@ def test_search_cap_of_10000_is_crossed_without_loss_or_duplicates(
     seed_both(sf_emu, hs_emu, n=10)
     pipeline = hs_pipeline(hubspot_config(overlap=timedelta(0)))
     pipeline.sync_salesforce()
+    pipeline.clock = lambda: moment - timedelta(minutes=1)  # the first sync ran back then
     pipeline.sync_hubspot()
+    pipeline.clock = lambda: datetime.now(UTC)
     hs_emu.set_time(moment)  # 10,300 companies share one hs_lastmodifieddate
     ids = hs_emu.create_many("companies", [{"name": f"Bulk {i}", "domain": f"b{i}.example"}
                                            for i in range(10_300)])
@@ -134,7 +134,7 @@ def test_search_cap_of_10000_is_crossed_without_loss_or_duplicates(
                                             for i in range(150)])
     hs_emu.set_time(None)
     report = pipeline.sync_hubspot()
-    assert report.records == 10_450 + 10  # (+ the 10 seeded ones, at the old cursor)
+    assert report.records == 10_450
     assert report.unmatched == 10_450
     seen = {u.record_id for u in pipeline.store.unmatched("hubspot")}
     assert set(ids) | set(more) <= seen

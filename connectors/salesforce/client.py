@@ -34,6 +34,7 @@ from healthscore.settings import Settings
 from .settings import DAILY_LIMIT_WAIT, REQUEST_TIMEOUT
 
 log = logging.getLogger(__name__)
+DESCRIBE_TTL = 900.0  # seconds
 T = TypeVar("T")
 
 
@@ -89,6 +90,7 @@ class SalesforceClient:
             ssl.create_default_context(cafile=self._verify) if isinstance(self._verify, str)
             else True)
         self._sf: Salesforce | None = None
+        self._describes: dict[str, tuple[float, dict[str, Any]]] = {}
         self.requests_made = 0
 
     # -- authentication ----------------------------------------------------------------------
@@ -170,10 +172,17 @@ class SalesforceClient:
 
         return call_with_retry(attempt, self.retry, what=what)
 
-    def describe(self, sobject: str) -> dict[str, Any]:
-        return self.call(lambda sf: sf.restful(f"sobjects/{sobject}/describe",
-                                               timeout=REQUEST_TIMEOUT),
-                         what=f"describe {sobject}")
+    def describe(self, sobject: str, *, max_age: float = DESCRIBE_TTL) -> dict[str, Any]:
+        """The sObject describe, cached per client for ``max_age`` seconds (fields change
+        rarely; a sync on unchanged data then costs one query per object)."""
+        held = self._describes.get(sobject)
+        if held is not None and time.monotonic() - held[0] < max_age:
+            return held[1]
+        result = self.call(lambda sf: sf.restful(f"sobjects/{sobject}/describe",
+                                                 timeout=REQUEST_TIMEOUT),
+                           what=f"describe {sobject}")
+        self._describes[sobject] = (time.monotonic(), result)
+        return result
 
     def query_pages(self, soql: str, *, include_deleted: bool = False
                     ) -> Iterator[list[dict[str, Any]]]:
