@@ -43,20 +43,20 @@ task_queues = (Queue("sync"), Queue("score"))
 task_default_queue = "score"
 task_routes = {"tasks.sync_source": {"queue": "sync"}, "tasks.score_cycle": {"queue": "score"}}
 
-beat_schedule = {
-    "sync-salesforce": {
+beat_schedule: dict = {}
+if _config.sources.salesforce.enabled:
+    beat_schedule["sync-salesforce"] = {
         "task": "tasks.sync_source",
         "schedule": _config.sources.salesforce.sync_every.total_seconds(),
         "args": ("salesforce",),
-    },
-    "score-cycle": {
-        "task": "tasks.score_cycle",
-        "schedule": _config.scoring.every.total_seconds(),
-    },
-}
+    }
 if _config.sources.hubspot.enabled:
     beat_schedule["sync-hubspot"] = {
         "task": "tasks.sync_source",
         "schedule": _config.sources.hubspot.sync_every.total_seconds(),
         "args": ("hubspot",),
     }
+beat_schedule["score-cycle"] = {
+    "task": "tasks.score_cycle",
+    "schedule": _config.scoring.every.total_seconds(),
+}

@@ -40,9 +40,11 @@ def _retry_later(task: Task, exc: RetriableError) -> Any:
 @app.task(bind=True, name="tasks.sync_source", **RETRY)
 def sync_source(self: Task, source: str) -> dict[str, Any]:
     rt = runtime()
-    syncs = {"salesforce": lambda p: {**asdict(p.sync_salesforce()),
-                                      "related": {k: asdict(v) for k, v in
-                                                  p.sync_related().items()}}}
+    syncs: dict[str, Any] = {}
+    if rt.config.sources.salesforce.enabled:
+        syncs["salesforce"] = lambda p: {**asdict(p.sync_salesforce()),
+                                         "related": {k: asdict(v) for k, v in
+                                                     p.sync_related().items()}}
     if rt.config.sources.hubspot.enabled:
         syncs["hubspot"] = lambda p: asdict(p.sync_hubspot())
     if source not in syncs:

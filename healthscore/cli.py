@@ -97,7 +97,9 @@ def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot or all"
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     pipeline = _runtime(config).pipeline()
-    enabled = ["salesforce"] + (["hubspot"] if pipeline.config.sources.hubspot.enabled else [])
+    sources_cfg = pipeline.config.sources
+    enabled = (["salesforce"] if sources_cfg.salesforce.enabled else []) + (
+        ["hubspot"] if sources_cfg.hubspot.enabled else [])
     wanted = enabled if source == "all" else [source]
     unknown = [w for w in wanted if w not in enabled]
     if unknown:
@@ -160,9 +162,10 @@ def setup_crm(config: ConfigOption = None,
 
     rt = _runtime(config)
     pipeline = rt.pipeline()
-    check_fields(pipeline.salesforce.describe("Account"), rt.config.sources.salesforce,
-                 rt.config_path)
-    console.print("[green]ok[/] Salesforce Account has every configured field")
+    if rt.config.sources.salesforce.enabled:
+        check_fields(pipeline.salesforce.describe("Account"), rt.config.sources.salesforce,
+                     rt.config_path)
+        console.print("[green]ok[/] Salesforce Account has every configured field")
     hubspot = rt.config.sources.hubspot
     if hubspot.enabled and hubspot.write_back.enabled:
         if dry_run:
@@ -252,10 +255,17 @@ def check(config: ConfigOption = None) -> None:
     redis_client(rt.settings.redis_url)
     console.print("[green]ok[/] database and Redis reachable")
     pipeline = rt.pipeline()
-    describe = pipeline.salesforce.describe("Account")
-    check_fields(describe, rt.config.sources.salesforce, rt.config_path)
-    console.print(f"[green]ok[/] Salesforce {pipeline.salesforce.instance_url}: Account fields "
-                  f"present")
+    if rt.config.sources.salesforce.enabled:
+        describe = pipeline.salesforce.describe("Account")
+        check_fields(describe, rt.config.sources.salesforce, rt.config_path)
+        console.print(f"[green]ok[/] Salesforce {pipeline.salesforce.instance_url}: Account "
+                      f"fields present")
+    if rt.config.sources.hubspot.enabled:
+        owners = pipeline.hubspot.call("list owners",
+                                       pipeline.hubspot.sdk.crm.owners.owners_api.get_page,
+                                       limit=1)
+        console.print(f"[green]ok[/] HubSpot reachable ({len(owners.results or [])} owner "
+                      f"read)")
     if pipeline.slack is None:
         raise ConfigError("missing environment variable: SLACK_BOT_TOKEN")
     console.print(f"[green]ok[/] Slack workspace {pipeline.slack.check()!r}")
@@ -266,6 +276,8 @@ def check(config: ConfigOption = None) -> None:
 def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed")] = 500,
          cycles: Annotated[int, typer.Option(help="cycles to run on unchanged data")] = 2,
          seed: Annotated[int, typer.Option(help="random seed of the synthetic org")] = 42,
+         crm: Annotated[str, typer.Option(help="the CRM of record: salesforce (HubSpot "
+                                               "mirrored) or hubspot")] = "salesforce",
          ) -> None:
     """Start the sandbox, seed it, run cycles through the real clients, print a summary.
 
@@ -273,7 +285,9 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
     """
     from .demo import run_demo
 
-    result = run_demo(accounts=accounts, cycles=cycles, seed=seed)
+    if crm not in ("salesforce", "hubspot"):
+        raise ConfigError(f"--crm must be salesforce or hubspot, not {crm!r}")
+    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm)
     sys.stdout.flush()
     print(json.dumps(result))
 

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scoring import Scorecard, reference_problems
 
@@ -81,9 +81,18 @@ class HubSpotWriteBack(_Strict):
 
 
 class HubSpotSource(_Strict):
-    """HubSpot companies as a second source, matched to the CRM's accounts."""
+    """HubSpot companies: a second CRM matched to Salesforce's accounts, or (with
+    ``record_system``) the CRM of record whose companies are the accounts."""
 
     enabled: bool = False
+    record_system: bool = Field(False, description="companies are the accounts (turn the "
+                                "salesforce source off)")
+    attributes: dict[str, str] = Field(default_factory=dict,
+                                       description="account attribute → company property "
+                                                   "(record system only)")
+    portal_id: int | None = Field(None, description="your HubSpot account id, for links")
+    record_url: str = Field("https://app.hubspot.com/contacts/{portal_id}/company/{id}",
+                            description="link to a company in alerts")
     sync_every: Duration = timedelta(minutes=15)
     overlap: Duration = Field(timedelta(minutes=5),
                               description="re-read this much before the cursor")
@@ -101,8 +110,30 @@ class HubSpotSource(_Strict):
 
 
 class Sources(_Strict):
-    salesforce: SalesforceSource
+    salesforce: SalesforceSource = SalesforceSource(enabled=False, metrics={})
     hubspot: HubSpotSource = HubSpotSource()
+
+    @model_validator(mode="after")
+    def _one_record_system(self) -> Sources:
+        if self.hubspot.record_system and self.salesforce.enabled:
+            raise ValueError("hubspot.record_system: HubSpot is the CRM of record, so set "
+                             "salesforce.enabled: false (or drop record_system)")
+        if self.hubspot.record_system and not self.hubspot.enabled:
+            raise ValueError("hubspot.record_system needs hubspot.enabled: true")
+        if not self.salesforce.enabled and not self.hubspot.record_system:
+            raise ValueError("no CRM of record: enable salesforce, or hubspot with "
+                             "record_system: true")
+        return self
+
+    @property
+    def record_crm(self) -> str:
+        return "hubspot" if self.hubspot.record_system else "salesforce"
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        """Account attributes of the CRM of record."""
+        return self.hubspot.attributes if self.hubspot.record_system \
+            else self.salesforce.attributes
 
 
 class Scoring(_Strict):
@@ -135,16 +166,18 @@ class Config(_Strict):
     @property
     def fields(self) -> set[str]:
         """Every metric and attribute the sources provide (what a scorecard may name)."""
-        return self.metrics | set(self.sources.salesforce.attributes)
+        return self.metrics | set(self.sources.attributes)
 
 
 def source_metrics(sources: Sources) -> set[str]:
     """Every metric the enabled sources provide."""
     from connectors.salesforce.related import RELATED
 
-    out = set(sources.salesforce.metrics)
-    for obj in sources.salesforce.related:
-        out |= set(RELATED[obj].metrics)
+    out: set[str] = set()
+    if sources.salesforce.enabled:
+        out |= set(sources.salesforce.metrics)
+        for obj in sources.salesforce.related:
+            out |= set(RELATED[obj].metrics)
     if sources.hubspot.enabled:
         out |= set(sources.hubspot.metrics)
     return out
@@ -162,7 +195,7 @@ def config_from_document(doc: YamlDocument) -> Config:
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{doc.path}:1: expected a mapping with 'sources' and 'scorecard'")
     sources = validate(doc, Sources, root=("sources",))
-    provided = source_metrics(sources) | set(sources.salesforce.attributes)
+    provided = source_metrics(sources) | set(sources.attributes)
     scorecard = validate(doc, Scorecard, root=("scorecard",))
     problems = [
         f"{doc.path}:{doc.line_of(('scorecard', *loc)) or 1} "

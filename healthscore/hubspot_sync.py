@@ -16,8 +16,8 @@ from typing import Any
 
 from connectors.hubspot import CompanyRecord, CompanySync, HubSpotClient, pull_companies
 from connectors.hubspot.companies import parse_hubspot_time
-from connectors.identity import ACCOUNT, DOMAIN, IdentityIndex
-from store import SignalRow, Store
+from connectors.identity import ACCOUNT, DOMAIN, IdentityIndex, Match, domain_of
+from store import AccountRow, SignalRow, Store
 
 from .config import HubSpotSource
 from .errors import SkippableRecord
@@ -76,6 +76,14 @@ def crm_values(company: CompanyRecord, source: HubSpotSource) -> dict[str, Any]:
     return out
 
 
+def account_row(company: CompanyRecord, source: HubSpotSource) -> AccountRow:
+    """A company as an account, when HubSpot is the CRM of record."""
+    name = (company.properties.get("name") or "").strip() or f"Company {company.id}"
+    return AccountRow(
+        id=company.id, crm=SOURCE, name=name,
+        attributes={a: company.properties.get(p) for a, p in source.attributes.items()})
+
+
 def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
                  since: datetime | None, started: datetime,
                  progress: Callable[[int], None] | None = None
@@ -90,10 +98,18 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
         remembered: dict[str, dict[str, Any]] = {}
         unmatched: dict[str, tuple[str, str]] = {}
         matched_ids: list[str] = []
+        accounts_seen: list[AccountRow] = []
+        domains: dict[str, list[str]] = {}
         for company in page:
-            external = [(ACCOUNT, company.properties.get(source.account_id_property))] \
-                if source.account_id_property else []
-            match = index.resolve(external=external, domains=[company.domain])
+            if source.record_system:  # the company is the account
+                match = Match(company.id, "record")
+                accounts_seen.append(account_row(company, source))
+                domain = domain_of(company.domain)
+                domains[company.id] = [domain] if domain else []
+            else:
+                external = [(ACCOUNT, company.properties.get(source.account_id_property))] \
+                    if source.account_id_property else []
+                match = index.resolve(external=external, domains=[company.domain])
             if not match.matched:
                 unmatched[company.id] = (match.reason, match.detail)
                 if match.reason == "ambiguous":
@@ -119,6 +135,11 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
             report.matched += 1
             if company.merged_ids:
                 store.drop_account_keys(COMPANY_KEY, company.merged_ids)
+                if source.record_system:  # merged away: those accounts are gone
+                    store.mark_accounts_deleted(company.merged_ids)
+        if accounts_seen:
+            store.upsert_accounts(accounts_seen)
+            store.set_account_keys(DOMAIN, domains)
         report.signals_changed += store.record_signals(signals)
         store.set_account_keys(COMPANY_KEY, keys)
         store.remember_crm_values(SOURCE, remembered)

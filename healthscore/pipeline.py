@@ -372,7 +372,8 @@ class Pipeline:
              "target": i.target, "payload": i.payload} for i in intents])
         report.run_id = run_id
         report.entered_red = len(intents)
-        report.writes_queued = queue_changes(self.store, CRM, desired)
+        if self.config.sources.salesforce.enabled:
+            report.writes_queued = queue_changes(self.store, CRM, desired)
         hubspot = self.config.sources.hubspot
         if hubspot.enabled and hubspot.write_back.enabled:
             matched = {a for _, _, a in self.store.account_keys(COMPANY_KEY)}
@@ -413,6 +414,11 @@ class Pipeline:
         return out
 
     def _record_url(self, account_id: str) -> str | None:
+        hubspot = self.config.sources.hubspot
+        if hubspot.record_system:
+            if hubspot.portal_id is None:
+                return None
+            return hubspot.record_url.format(portal_id=hubspot.portal_id, id=account_id)
         base = self.settings.salesforce_instance_url
         if not base:
             return None
@@ -421,6 +427,8 @@ class Pipeline:
 
     def write_back(self, *, dry_run: bool = False) -> WriteReport:
         source = self.config.sources.salesforce
+        if not source.enabled:
+            return WriteReport()
         writer = SalesforceWriter(self.salesforce, source.write_back, source.batch_size)
         report = flush_pending(self.store, writer, dry_run=dry_run)
         log.info("CRM write-back: %d records in %d requests, %d pending", report.records_updated,
@@ -450,8 +458,10 @@ class Pipeline:
         return ActReport(scoring, write, self.deliver(), hubspot_write)
 
     def sync_all(self) -> tuple[SyncReport, HubSpotSyncReport | None]:
-        sync = self.sync_salesforce()
-        self.sync_related()
+        sync = SyncReport()
+        if self.config.sources.salesforce.enabled:
+            sync = self.sync_salesforce()
+            self.sync_related()
         return sync, (self.sync_hubspot() if self.config.sources.hubspot.enabled else None)
 
     def run_cycle(self) -> CycleReport:

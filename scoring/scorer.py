@@ -162,7 +162,9 @@ class _Weights:
         tables = [card.weights_for(name) for name in names]
         self.measure = np.array([[t[0][mname] for mname in card.measures] for t in tables])
         self.group = np.array([[t[1][g] for g in card.groups] for t in tables])
-        self.coverage = np.array([_coverage_coefficients(card, name) for name in names])
+        terms = [_coverage_terms(card, name) for name in names]
+        self.nominal_sum = np.array([t[0] for t in terms])
+        self.nominal_share = np.array([t[1] for t in terms])
         self.index = int(used[0]) if len(used) == 1 else -1
 
     def _pick(self, table: np.ndarray, j: int) -> float | np.ndarray:
@@ -179,25 +181,26 @@ class _Weights:
     def of_group(self, k: int) -> float | np.ndarray:
         return self._pick(self.group, k)
 
-    def coverage_of(self, k: int) -> float | np.ndarray:
-        return self._pick(self.coverage, k)
+    def coverage_terms(self, k: int) -> tuple[float | np.ndarray, float | np.ndarray]:
+        return self._pick(self.nominal_sum, k), self._pick(self.nominal_share, k)
 
     def any_measure(self, j: int) -> bool:
         return bool((self.measure[:, j] > 0).any())
 
 
-def _coverage_coefficients(card: Scorecard, segment: str) -> list[float]:
-    """Per group: its nominal share of the score divided by its nominal weight sum.
+def _coverage_terms(card: Scorecard, segment: str) -> tuple[list[float], list[float]]:
+    """Per group: its nominal weight sum and its nominal share of the score.
 
-    Coverage (the share of the nominal weight present) is then Σ coefficient × present
-    weight of the group — one term per group instead of one per measure.
+    Coverage (the share of the nominal weight present) is then Σ share × present weight /
+    nominal weight — one term per group instead of one per measure.
     """
     weights, group_weights = card.weights_for(segment)
-    group_sum = {g: sum(weights[n] for n, m in card.measures.items() if m.group == g)
-                 for g in card.groups}
-    total = sum(group_weights[g] for g in card.groups if group_sum[g] > 0)
-    return [group_weights[g] / total / group_sum[g] if group_sum[g] > 0 and total > 0 else 0.0
-            for g in card.groups]
+    group_sum = [sum(weights[n] for n, m in card.measures.items() if m.group == g)
+                 for g in card.groups]
+    live = [group_weights[g] if total > 0 else 0.0
+            for g, total in zip(card.groups, group_sum, strict=True)]
+    share = [w / sum(live) if sum(live) > 0 else 0.0 for w in live]
+    return group_sum, share
 
 
 def _combine(card: Scorecard, points: np.ndarray, w: _Weights) -> _Combined:
@@ -226,11 +229,13 @@ def _combine(card: Scorecard, points: np.ndarray, w: _Weights) -> _Combined:
             live = (group_sum[k] > 0) * w.of_group(k)
             total += live
             weighted += np.where(group_sum[k] > 0, sub, 0.0) * live
-            coverage += group_sum[k] * w.coverage_of(k)
+            nominal, nominal_share = w.coverage_terms(k)
+            present_share = np.where(group_sum[k] > 0, group_sum[k] / nominal, 0.0)
+            coverage += present_share * nominal_share
             group_scores.append(sub)
             live_weight.append(live)
         overall = weighted / total
-        share = [live_weight[k] / total / group_sum[k] for k in range(n_groups)]
+        share = [live_weight[k] / total for k in range(n_groups)]  # each group's share
     effective = np.zeros((n, m), order="F")
     lost = np.zeros((n, m), order="F")
     # second pass (recomputing beats holding accounts × measures temporaries in memory)
@@ -239,8 +244,11 @@ def _combine(card: Scorecard, points: np.ndarray, w: _Weights) -> _Combined:
             continue
         column = points[:, j]
         present = ~np.isnan(column)
-        with np.errstate(invalid="ignore"):
-            col = present * w.of_measure(j) * share[group_of[j]]
+        k = group_of[j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # (share of the group) × (group's share of the score); ratio first, so tiny
+            # weights cannot overflow
+            col = present * w.of_measure(j) / group_sum[k] * share[k]
         col[~np.isfinite(col)] = 0.0
         effective[:, j] = col
         lost[:, j] = col * np.where(present, 100.0 - column, 0.0)

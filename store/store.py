@@ -83,6 +83,13 @@ class Store:
                     "updated_at"])
         return len(values)
 
+    def mark_accounts_deleted(self, ids: Iterable[str]) -> None:
+        gone = list(ids)
+        with self.session() as s:
+            for start in range(0, len(gone), 5000):
+                s.execute(update(Account).where(Account.id.in_(gone[start:start + 5000]))
+                          .values(deleted=True, updated_at=utcnow()))
+
     def accounts(self, include_deleted: bool = False) -> list[Account]:
         stmt = select(Account).order_by(Account.id)
         if not include_deleted:

@@ -1,0 +1,81 @@
+"""HubSpot as the CRM of record: companies are the accounts, health written back to them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from connectors.hubspot import HubSpotClient, ensure_properties
+from healthscore.config import load_config
+from healthscore.demo import hubspot_record_config
+from healthscore.errors import ConfigError
+from healthscore.pipeline import Pipeline
+from healthscore.quota import LocalQuota
+from sandbox import HubSpotEmulator, SlackEmulator, generate_org
+from store import Store
+from tests.conftest import FAST_RETRY, fast_config
+
+EXAMPLE = (Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml").read_text()
+
+
+@pytest.fixture
+def record_pipeline(tmp_path: Path, slack_emu: SlackEmulator):
+    from healthscore.settings import Settings
+
+    with HubSpotEmulator(search_per_second=1000, requests_per_10s=10_000) as hs_emu:
+        settings = Settings(database_url=f"sqlite:///{tmp_path / 'hs.db'}",
+                            hubspot_access_token=hs_emu.access_token,
+                            hubspot_base_url=hs_emu.base_url,
+                            slack_bot_token=slack_emu.bot_token,
+                            slack_base_url=slack_emu.base_url,
+                            slack_alert_channel="C0CSALERTS")
+        store = Store(settings.database_url)
+
+        def build() -> Pipeline:
+            client = HubSpotClient(settings, retry=FAST_RETRY, quota=LocalQuota(1000, 1000))
+            return Pipeline(hubspot_record_config(fast_config(), hs_emu.portal_id), settings,
+                            store, hubspot=client)
+
+        yield hs_emu, build
+        store.close()
+
+
+def test_companies_are_scored_and_written_back(record_pipeline, slack_emu) -> None:
+    hs_emu, build = record_pipeline
+    org = generate_org(150, seed=31)
+    company_ids = hs_emu.seed(org)
+    pipeline = build()
+    ensure_properties(pipeline.hubspot, pipeline.config.sources.hubspot.write_back)
+    first = pipeline.run_cycle()
+    assert {a.id for a in pipeline.store.accounts()} == set(company_ids)
+    assert all(a.crm == "hubspot" for a in pipeline.store.accounts())
+    assert first.scoring.scored == 150 and first.write.requests == 0  # no Salesforce
+    assert first.hubspot_write is not None
+    assert first.hubspot_write.records_updated == 150
+    assert first.hubspot_write.requests == math.ceil(150 / 100)
+    scores = pipeline.store.scores_as_of(pipeline.clock())
+    company = hs_emu.record("companies", company_ids[0])["properties"]
+    assert float(company["healthscore_score"]) == round(scores[company_ids[0]].score)
+    assert company["healthscore_grade"] == scores[company_ids[0]].grade
+    # the alert links to the company in HubSpot
+    reds = [m for m in slack_emu.messages]
+    assert len(reds) == first.scoring.entered_red > 0
+    assert f"app.hubspot.com/contacts/{hs_emu.portal_id}/company/" in str(reds[0]["blocks"])
+    second = build().run_cycle()
+    assert second.hubspot_write is not None
+    assert (second.hubspot_write.records_updated, second.hubspot_write.requests) == (0, 0)
+    assert second.delivery.sent == 0
+
+
+def test_record_system_rejects_a_second_crm_of_record(tmp_path: Path) -> None:
+    text = EXAMPLE.replace("  hubspot:                   # HubSpot companies as a second CRM "
+                           "(HUBSPOT_ACCESS_TOKEN)\n    enabled: false",
+                           "  hubspot:\n    enabled: true\n    record_system: true")
+    assert "record_system: true" in text
+    path = tmp_path / "healthscore.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"healthscore.yaml:\d+ sources: .*set "
+                                          r"salesforce.enabled: false"):
+        load_config(path)
