@@ -107,6 +107,8 @@ class HubSpotSource(_Strict):
     requests_per_10s: int = Field(100, ge=1, le=250, description="your HubSpot tier's burst "
                                   "limit, shared by every worker through Redis")
     search_page_size: int = Field(200, ge=1, le=200)
+    deleted_check_every: Duration = Field(timedelta(hours=24), description="how often to list "
+                                          "archived companies (search never returns them)")
 
 
 class Sources(_Strict):

@@ -143,7 +143,8 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             config = hubspot_record_config(config, hs_emu.portal_id)
         store = Store(settings.database_url)
         # one process: a local quota at HubSpot's default 100 requests per 10 s
-        hubspot = HubSpotClient(settings, quota=LocalQuota(10.0, 100))
+        hubspot = HubSpotClient(settings, quota=LocalQuota(10.0, 100),
+                                search_quota=LocalQuota(5.0, 5))
         pipeline = Pipeline(config, settings, store, config_path="<packaged example>",
                             hubspot=hubspot)
         console.print(f"[bold]healthscore demo[/]: {accounts} synthetic accounts, Salesforce "

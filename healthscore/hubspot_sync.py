@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.hubspot import CompanyRecord, CompanySync, HubSpotClient, pull_companies
-from connectors.hubspot.companies import parse_hubspot_time
+from connectors.hubspot.companies import archived_company_ids, parse_hubspot_time
 from connectors.identity import ACCOUNT, DOMAIN, IdentityIndex, Match, domain_of
 from store import AccountRow, SignalRow, Store
 
@@ -38,6 +38,7 @@ class HubSpotSyncReport:
     skipped: int = 0
     signals_changed: int = 0
     requests: int = 0
+    archived: int = 0  # archived companies seen by the deleted-records check
     cursor: str | None = None
     skipped_ids: list[str] = field(default_factory=list)
 
@@ -74,6 +75,25 @@ def crm_values(company: CompanyRecord, source: HubSpotSource) -> dict[str, Any]:
                 value = None
         out[role] = value
     return out
+
+
+ARCHIVED_CHECK = "companies:archived-check"
+
+
+def _deleted_check_due(store: Store, source: HubSpotSource, now: datetime) -> bool:
+    last = store.cursor(SOURCE, ARCHIVED_CHECK)
+    return last is None or now - datetime.fromisoformat(last) >= source.deleted_check_every
+
+
+def _drop_archived(client: HubSpotClient, source: HubSpotSource, store: Store) -> int:
+    """Forget archived companies: their keys, and (as CRM of record) their accounts."""
+    count = 0
+    for ids in archived_company_ids(client):
+        store.drop_account_keys(COMPANY_KEY, ids)
+        if source.record_system:
+            store.mark_accounts_deleted(ids)
+        count += len(ids)
+    return count
 
 
 def account_row(company: CompanyRecord, source: HubSpotSource) -> AccountRow:
@@ -147,6 +167,9 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
         if progress is not None:
             progress(len(page))
     report.records, report.requests = state.records, state.requests
+    if since is None or _deleted_check_due(store, source, started):
+        report.archived = _drop_archived(client, source, store)
+        store.set_cursor(SOURCE, ARCHIVED_CHECK, started.isoformat())
     if report.unmatched or report.ambiguous:
         log.warning("HubSpot: %d companies matched no account, %d matched several "
                     "(`healthscore sources --unmatched` lists them)", report.unmatched,

@@ -50,7 +50,8 @@ def hs_pipeline(sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, hs_emu: Hu
               settings_: Settings = settings) -> Pipeline:
         from connectors.salesforce import SalesforceClient
 
-        hubspot = HubSpotClient(settings_, retry=retry, quota=LocalQuota(1000, 1000))
+        hubspot = HubSpotClient(settings_, retry=retry, quota=LocalQuota(1000, 1000),
+                                search_quota=LocalQuota(1000, 1000))
         return Pipeline(config or hubspot_config(), settings_, store,
                         salesforce=SalesforceClient(settings_, retry=FAST_RETRY),
                         hubspot=hubspot)

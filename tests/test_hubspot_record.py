@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,8 @@ def record_pipeline(tmp_path: Path, slack_emu: SlackEmulator):
         store = Store(settings.database_url)
 
         def build() -> Pipeline:
-            client = HubSpotClient(settings, retry=FAST_RETRY, quota=LocalQuota(1000, 1000))
+            client = HubSpotClient(settings, retry=FAST_RETRY, quota=LocalQuota(1000, 1000),
+                                search_quota=LocalQuota(1000, 1000))
             return Pipeline(hubspot_record_config(fast_config(), hs_emu.portal_id), settings,
                             store, hubspot=client)
 
@@ -79,3 +81,25 @@ def test_record_system_rejects_a_second_crm_of_record(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"healthscore.yaml:\d+ sources: .*set "
                                           r"salesforce.enabled: false"):
         load_config(path)
+
+
+def test_an_archived_company_stops_being_an_account(record_pipeline) -> None:
+    hs_emu, build = record_pipeline
+    company_ids = hs_emu.seed(generate_org(12, seed=32))
+    pipeline = build()
+    first = pipeline.sync_hubspot()
+    assert first.archived == 0 and len(pipeline.store.accounts()) == 12
+    hs_emu.archive("companies", company_ids[5])
+    hs_emu.clear_log()
+    quiet = pipeline.sync_hubspot()  # the daily deleted check is not due yet
+    assert quiet.archived == 0 and len(pipeline.store.accounts()) == 12
+    assert hs_emu.requests("GET", r"/companies") == []  # incremental: one search only
+    sources = pipeline.config.sources
+    hubspot = sources.hubspot.model_copy(update={"deleted_check_every": timedelta(0)})
+    pipeline.config = pipeline.config.model_copy(
+        update={"sources": sources.model_copy(update={"hubspot": hubspot})})
+    checked = pipeline.sync_hubspot()
+    assert checked.archived == 1
+    assert company_ids[5] not in {a.id for a in pipeline.store.accounts()}
+    _, batch = pipeline.score(dry_run=True)
+    assert company_ids[5] not in batch.account_ids and len(batch) == 11

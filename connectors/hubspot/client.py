@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ROLLING_WINDOW = 10.0  # seconds: HubSpot's burst limit is per rolling 10 s
 Quota = LocalQuota | SharedQuota
+SEARCH_PER_SECOND = 5
 
 
 def _body(exc: Any) -> dict[str, Any]:
@@ -65,7 +66,8 @@ class HubSpotClient:
     """The SDK client pointed at ``HUBSPOT_BASE_URL`` (the sandbox in tests and the demo)."""
 
     def __init__(self, settings: Settings, retry: RetryPolicy | None = None, *,
-                 requests_per_10s: int = 100, quota: Quota | None = None) -> None:
+                 requests_per_10s: int = 100, quota: Quota | None = None,
+                 search_quota: Quota | None = None) -> None:
         token = settings.require_hubspot()
         base = settings.hubspot_base_url.rstrip("/")
         # `host` is what the SDK's API classes use, `base_url` what api_request uses
@@ -77,6 +79,9 @@ class HubSpotClient:
         # one budget for every worker of this deployment (HubSpot counts per account)
         self.quota = quota or make_quota(settings.redis_url, "hubspot",
                                          requests_per_10s / ROLLING_WINDOW, requests_per_10s)
+        # the search endpoints allow SEARCH_PER_SECOND across the account, on top
+        self.search_quota = search_quota or make_quota(
+            settings.redis_url, "hubspot-search", SEARCH_PER_SECOND, SEARCH_PER_SECOND)
         self.requests = 0
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

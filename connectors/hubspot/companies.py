@@ -143,6 +143,27 @@ def _list_all(client: HubSpotClient, properties: list[str], state: CompanySync,
         after = nxt.after
 
 
+def archived_company_ids(client: HubSpotClient) -> Iterator[list[str]]:
+    """Pages of ids of archived (deleted or merged-away) companies.
+
+    The search API never returns archived records, so an incremental sync cannot see a
+    deletion; this list is read on full syncs and every ``deleted_check_every``.
+    """
+    api = client.sdk.crm.companies.basic_api
+    after: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": [OBJECT_ID],
+                                  "archived": True}
+        if after:
+            kwargs["after"] = after
+        resp = client.call("list archived companies", api.get_page, **kwargs)
+        yield [str(obj.id) for obj in resp.results or []]
+        nxt = resp.paging.next if resp.paging else None
+        if nxt is None or not nxt.after:
+            return
+        after = nxt.after
+
+
 def _search_since(client: HubSpotClient, source: HubSpotSource, properties: list[str],
                   lower: datetime, state: CompanySync, started: datetime
                   ) -> Iterator[list[CompanyRecord]]:
@@ -168,6 +189,7 @@ def _search_since(client: HubSpotClient, source: HubSpotSource, properties: list
         while True:
             body = {"filterGroups": [{"filters": filters}], "sorts": sorts,
                     "properties": properties, "limit": limit, "after": str(after)}
+            client.search_quota.acquire()  # search has its own per-second limit
             resp = client.call("search companies", api.do_search, body)
             state.requests += 1
             results = list(resp.results or [])
