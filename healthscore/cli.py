@@ -109,19 +109,22 @@ def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot or all"
     with Progress(SpinnerColumn(), TextColumn("{task.description}"),
                   TextColumn("{task.completed} records"), console=console,
                   transient=not console.is_terminal) as bar:
+        def tracker(label: str) -> Callable[[int], None]:
+            task = bar.add_task(f"{label} {'(full)' if full else 'since cursor'}", total=None)
+            return lambda n: bar.advance(task, n)
+
         for name in wanted:
-            task = bar.add_task(f"{name} {'(full)' if full else 'since cursor'}", total=None)
-
-            def advance(n: int, task: int = task) -> None:
-                bar.advance(task, n)
-
             if name == "salesforce":
-                results[name] = asdict(pipeline.sync_salesforce(full=full, progress=advance))
-                for obj, related in pipeline.sync_related(full=full, progress=advance).items():
-                    results[f"salesforce.{obj}"] = asdict(related)
+                results[name] = asdict(pipeline.sync_salesforce(
+                    full=full, progress=tracker("salesforce Account")))
+                for obj in sources_cfg.salesforce.related:
+                    report = pipeline.sync_related(full=full, objects=[obj],
+                                                   progress=tracker(f"salesforce {obj}"))
+                    results[f"salesforce.{obj}"] = asdict(report[obj])
             else:
-                results[name] = asdict(pipeline.sync_hubspot(full=full, progress=advance))
-    print(json.dumps(results))
+                results[name] = asdict(pipeline.sync_hubspot(
+                    full=full, progress=tracker("hubspot companies")))
+    print(json.dumps(results, default=str))
 
 
 @app.command()

@@ -228,11 +228,13 @@ class Pipeline:
         return stored
 
     def sync_related(self, *, full: bool = False,
-                     progress: Callable[[int], None] | None = None) -> dict[str, RelatedSync]:
-        """Pull each configured related object and recompute the touched accounts' signals."""
+                     progress: Callable[[int], None] | None = None,
+                     objects: list[str] | None = None) -> dict[str, RelatedSync]:
+        """Pull each configured related object (or only ``objects``) and recompute the
+        touched accounts' signals."""
         source = self.config.sources.salesforce
         reports = {}
-        for name in source.related:
+        for name in objects if objects is not None else source.related:
             obj = RELATED[name]
             started = self.clock()
             stored = None if full else self.store.cursor(CRM, name)
