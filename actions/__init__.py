@@ -1,15 +1,21 @@
 """Actions: rules turn score changes into intents; handlers deliver each intent once."""
 
 from .deliver import DeliveryReport, deliver_pending
-from .rules import Intent, entered_red_intents
+from .rule_model import Rule, Trigger
+from .rules import ENTERED_RED, Intent, RuleContext, RuleState, evaluate
 from .slack import SlackAlerter, build_alert, escape_mrkdwn
 
 __all__ = [
+    "ENTERED_RED",
     "DeliveryReport",
     "Intent",
+    "Rule",
+    "RuleContext",
+    "RuleState",
     "SlackAlerter",
+    "Trigger",
     "build_alert",
     "deliver_pending",
-    "entered_red_intents",
     "escape_mrkdwn",
+    "evaluate",
 ]

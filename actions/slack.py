@@ -54,8 +54,18 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     delta = payload.get("delta")
     change = "" if delta is None else f" ({'+' if delta >= 0 else '−'}{abs(delta):.0f} vs "\
         f"{payload.get('delta_window', '7d')})"
-    headline = (f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}* is now "
-                f"*{grade}* at *{score_text}*{escape_mrkdwn(change)}")
+    rule = payload.get("rule", "entered_red")
+    if rule == "entered_red":
+        headline = (f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}* is "
+                    f"now *{grade}* at *{score_text}*{escape_mrkdwn(change)}")
+        fallback = f"{escape_mrkdwn(name)} health is now {grade} at {score_text}" \
+            f"{escape_mrkdwn(change)}"
+    else:  # another rule: say which and why
+        why = escape_mrkdwn(str(payload.get("why", "")))
+        headline = (f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}*: "
+                    f"{why} — score *{score_text}* ({grade}){escape_mrkdwn(change)} "
+                    f"· rule `{escape_mrkdwn(str(rule))}`")
+        fallback = f"{escape_mrkdwn(name)}: {why} (score {score_text}, {grade})"
     details = []
     if mention:
         details.append(f"Owner: {mention}")
@@ -73,8 +83,6 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
         blocks.append(SectionBlock(text=MarkdownTextObject(
             text=("*Top reasons*\n" + "\n".join(f"• {r}" for r in reasons))[:3000])))
     # the notification text is mrkdwn too: an account named "<!channel> Inc" must not ping
-    fallback = f"{escape_mrkdwn(name)} health is now {grade} at {score_text}" \
-        f"{escape_mrkdwn(change)}"
     return {"text": fallback, "blocks": [b.to_dict() for b in blocks]}
 
 

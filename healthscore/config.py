@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from actions.rule_model import Rule
+from actions.rules import ENTERED_RED
 from scoring import Scorecard, reference_problems
 
 from .durations import Duration
@@ -160,6 +162,16 @@ class Config(_Strict):
     scoring: Scoring = Scoring()
     scorecard: Scorecard
     alerts: Alerts = Alerts()
+    rules: list[Rule] = Field(default_factory=list, description="alert rules beyond "
+                              "alerts.enter_red (see actions/rule_model.py)")
+
+    @property
+    def active_rules(self) -> list[Rule]:
+        """``alerts.enter_red`` as a rule, then the configured rules."""
+        own = [r for r in self.rules if r.name != ENTERED_RED.name]
+        named = [r for r in self.rules if r.name == ENTERED_RED.name]
+        base = named or ([ENTERED_RED] if self.alerts.enter_red else [])
+        return base + own
 
     @property
     def metrics(self) -> set[str]:
@@ -209,4 +221,36 @@ def config_from_document(doc: YamlDocument) -> Config:
     data = dict(doc.data)
     data["sources"], data["scorecard"] = sources, scorecard
     doc_for_rest = YamlDocument(doc.path, data, doc.lines)
-    return validate(doc_for_rest, Config)
+    config = validate(doc_for_rest, Config)
+    problems = [f"{doc.path}:{doc.line_of(('rules', *loc)) or 1} "
+                f"rules.{'.'.join(map(str, loc))}: {msg}"
+                for loc, msg in rule_problems(config, provided)]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+def rule_problems(config: Config, provided: set[str]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Rules naming a measure, metric or segment the scorecard does not have."""
+    card = config.scorecard
+    metrics = provided | set(card.derived)
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    names = [r.name for r in config.rules]
+    for k, rule in enumerate(config.rules):
+        if rule.name in names[:k]:
+            problems.append(((k, "name"), f"rule {rule.name!r} is defined twice"))
+        for seg in rule.segments:
+            if seg not in card.segment_names:
+                problems.append(((k, "segments"), f"no segment {seg!r} (known: "
+                                                  f"{', '.join(card.segment_names)})"))
+        t = rule.when
+        loc = (k, "when", t.kind)
+        if t.measure_below is not None and t.measure_below.measure not in card.measures:
+            problems.append((loc, f"no measure {t.measure_below.measure!r}"))
+        for metric in (t.metric_at_least.metric if t.metric_at_least else None,
+                       t.renewal_within.metric if t.renewal_within else None,
+                       t.onboarding_not_past.age_metric if t.onboarding_not_past else None):
+            if metric is not None and metric not in metrics:
+                problems.append((loc, f"unknown metric {metric!r}; known: "
+                                      f"{', '.join(sorted(metrics))}"))
+    return problems

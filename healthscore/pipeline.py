@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from actions import DeliveryReport, SlackAlerter, deliver_pending, entered_red_intents
+from actions import (
+    ENTERED_RED,
+    DeliveryReport,
+    Intent,
+    RuleContext,
+    RuleState,
+    SlackAlerter,
+    deliver_pending,
+    evaluate,
+)
 from connectors.hubspot import HubSpotClient, HubSpotWriter
 from connectors.identity import DOMAIN
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
@@ -69,6 +78,7 @@ class ScoreReport:
     scored: int = 0
     grades: dict[str, int] = field(default_factory=dict)
     entered_red: int = 0
+    alerts: dict[str, int] = field(default_factory=dict)  # rule → intents this run
     writes_queued: int = 0
     scorecard_version: str = ""
 
@@ -365,15 +375,16 @@ class Pipeline:
                 "reasons": "; ".join(reason_text)[:REASONS_MAX] or None,
                 "updated": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
-        intents = []
-        if self.config.alerts.enter_red:
-            intents = entered_red_intents(
-                run_id, payloads, {a: s.grade for a, s in previous.items()}, self.alert_channel)
+        intents, states = self._fire_rules(batch, now, payloads, run_id)
         self.store.save_scores(run_id, rows, [
             {"key": i.key, "rule": i.rule, "kind": i.kind, "account_id": i.account_id,
-             "target": i.target, "payload": i.payload} for i in intents])
+             "target": i.target, "payload": i.payload} for i in intents], [
+            {"rule": r, "account_id": a, "true_since": st.true_since, "active": st.active,
+             "episode": st.episode, "last_fired": st.last_fired}
+            for (r, a), st in states.items()])
         report.run_id = run_id
-        report.entered_red = len(intents)
+        report.entered_red = sum(1 for i in intents if i.rule == ENTERED_RED.name)
+        report.alerts = dict(Counter(i.rule for i in intents))
         if self.config.sources.salesforce.enabled:
             report.writes_queued = queue_changes(self.store, CRM, desired)
         hubspot = self.config.sources.hubspot
@@ -404,6 +415,23 @@ class Pipeline:
         now = self.clock()
         batch = self.compute(now, accounts=accounts, previous=self.store.scores_as_of(now))
         return matches[0], explain(batch, batch.index(matches[0].id))
+
+    def _fire_rules(self, batch: ScoreBatch, now: datetime, payloads: dict[str, dict[str, Any]],
+                    run_id: int) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:
+        """Evaluate every alert rule on this run's scores (see ``actions.rules``)."""
+        rules = self.config.active_rules
+        if not rules:
+            return [], {}
+        windows = {r.when.score_dropped.within for r in rules if r.when.score_dropped}
+        scores_then = {}
+        for window in windows:
+            old = self.store.scores_as_of(now - window, exclude_run=run_id)
+            scores_then[window.total_seconds()] = {a: s.score for a, s in old.items()
+                                                   if s.score is not None}
+        states = {k: RuleState(v.true_since, v.active, v.episode, v.last_fired)
+                  for k, v in self.store.rule_states().items()}
+        return evaluate(rules, batch, RuleContext(now, scores_then), states, payloads,
+                        self.alert_channel)
 
     def _deltas(self, batch: ScoreBatch, at: datetime, run_id: int) -> dict[str, float]:
         """Score now minus the score at ``at`` (accounts scored both times only)."""

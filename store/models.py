@@ -193,6 +193,18 @@ class ActionLog(Base):
     __table_args__ = (Index("ix_action_log_status", "status"),)
 
 
+class RuleStateRow(Base):
+    """Where one account stands with one alert rule (see ``actions.rules``)."""
+
+    __tablename__ = "rule_state"
+    rule: Mapped[str] = mapped_column(String(128), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    true_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    episode: Mapped[int] = mapped_column(Integer, default=0)
+    last_fired: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class PendingWrite(Base):
     """CRM field values waiting to be written; removed only once the CRM accepted them."""
 

@@ -19,6 +19,7 @@ from .models import (
     ActionLog,
     CrmFieldState,
     PendingWrite,
+    RuleStateRow,
     Score,
     ScoreRun,
     SignalHistory,
@@ -204,12 +205,19 @@ class Store:
             s.flush()
             return run.id
 
+    def rule_states(self) -> dict[tuple[str, str], RuleStateRow]:
+        with self.session() as s:
+            return {(r.rule, r.account_id): r for r in s.scalars(select(RuleStateRow))}
+
     def save_scores(self, run_id: int, rows: list[dict[str, Any]],
-                    intents: Iterable[dict[str, Any]] = ()) -> None:
-        """Save one run's scores, the action intents they caused, and close the run — in one
-        transaction, so a retried run can neither lose nor double an intent."""
+                    intents: Iterable[dict[str, Any]] = (),
+                    rule_states: Iterable[dict[str, Any]] = ()) -> None:
+        """Save one run's scores, the action intents they caused, the rules' states, and close
+        the run — in one transaction, so a retried run can neither lose nor double an intent."""
         now = utcnow()
         with self.session() as s:
+            upsert(s, RuleStateRow.__table__, list(rule_states), ["rule", "account_id"],
+                   ["true_since", "active", "episode", "last_fired"])
             if rows:
                 s.execute(Score.__table__.insert(), [{**r, "run_id": run_id} for r in rows])
             upsert(s, ActionLog.__table__,
