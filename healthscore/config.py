@@ -183,6 +183,27 @@ class Config(_Strict):
         return self.metrics | set(self.sources.attributes)
 
 
+def metric_collisions(sources: Sources) -> list[str]:
+    """Metric names two sources would both write (the later would overwrite the earlier)."""
+    from connectors.salesforce.related import RELATED
+
+    seen: dict[str, str] = {}
+    clashes = []
+    named: list[tuple[str, str]] = []
+    if sources.salesforce.enabled:
+        named += [(m, "sources.salesforce.metrics") for m in sources.salesforce.metrics]
+        named += [(m, f"sources.salesforce.related ({obj})")
+                  for obj in sources.salesforce.related for m in RELATED[obj].metrics]
+    if sources.hubspot.enabled and not sources.hubspot.record_system:
+        named += [(m, "sources.hubspot.metrics") for m in sources.hubspot.metrics]
+    for metric, where in named:
+        if metric in seen and seen[metric] != where:
+            clashes.append(f"metric {metric!r} comes from both {seen[metric]} and {where}; "
+                           "rename one")
+        seen.setdefault(metric, where)
+    return clashes
+
+
 def source_metrics(sources: Sources) -> set[str]:
     """Every metric the enabled sources provide."""
     from connectors.salesforce.related import RELATED
@@ -209,6 +230,10 @@ def config_from_document(doc: YamlDocument) -> Config:
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{doc.path}:1: expected a mapping with 'sources' and 'scorecard'")
     sources = validate(doc, Sources, root=("sources",))
+    clashes = metric_collisions(sources)
+    if clashes:
+        raise ConfigError("\n".join(f"{doc.path}:{doc.line_of(('sources',)) or 1} sources: {c}"
+                                     for c in clashes))
     provided = source_metrics(sources) | set(sources.attributes)
     scorecard = validate(doc, Scorecard, root=("scorecard",))
     problems = [

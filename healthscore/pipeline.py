@@ -31,7 +31,7 @@ from connectors.hubspot import HubSpotClient, HubSpotWriter
 from connectors.identity import DOMAIN
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
 from connectors.salesforce.accounts import parse_sf_datetime
-from connectors.salesforce.related import RELATED, RelatedSync, pull_related
+from connectors.salesforce.related import RELATED, RelatedSync, account_of, pull_related
 from scoring import (
     INSUFFICIENT,
     Explanation,
@@ -244,13 +244,17 @@ class Pipeline:
         touched accounts' signals."""
         source = self.config.sources.salesforce
         reports = {}
+        # an account holding none of an object's signals yet (it has no such records, or it is
+        # new) gets the aggregates of zero records: no open case is 0 cases_open, not missing
+        live = {a.id for a in self.store.accounts()}
+        held = {(a, m) for a, m, _, _ in self.store.latest_signals()}
         for name in objects if objects is not None else source.related:
             obj = RELATED[name]
             started = self.clock()
             stored = None if full else self.store.cursor(CRM, name)
             since = datetime.fromisoformat(stored) if stored else None
             state = RelatedSync()
-            touched: set[str] = set()
+            touched = {a for a in live if (a, obj.metrics[0]) not in held}
             for page in pull_related(self.salesforce, obj, since, state,
                                      overlap=source.overlap,
                                      bulk_threshold=source.bulk_threshold):
@@ -265,8 +269,7 @@ class Pipeline:
                         continue
                     fields = {k: v for k, v in raw.items() if k != "attributes"}
                     deleted = str(raw.get("IsDeleted")).lower() == "true"
-                    rows.append((str(raw["Id"]), raw.get(obj.account_field), fields, deleted,
-                                 stamp))
+                    rows.append((str(raw["Id"]), account_of(obj, raw), fields, deleted, stamp))
                 touched |= self.store.upsert_source_records(CRM, name, rows)
                 if progress is not None:
                     progress(len(page))

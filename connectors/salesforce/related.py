@@ -27,6 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from simple_salesforce.exceptions import SalesforceBulkV2ExtractError, SalesforceOperationError
+
+from healthscore.errors import RetriableError
+
 from .accounts import parse_sf_datetime
 from .client import SalesforceClient
 from .settings import SOQL_DATETIME
@@ -148,6 +152,16 @@ RELATED: dict[str, RelatedObject] = {
 }
 
 
+ACCOUNT_KEY_PREFIX = "001"  # every Account id starts so; a WhatId may point at any object
+
+
+def account_of(obj: RelatedObject, raw: dict[str, Any]) -> str | None:
+    """The Account a record counts for: its reference when that is an Account id (a Task or
+    an Event on an Opportunity or a Case counts for no account)."""
+    ref = _text(raw.get(obj.account_field))
+    return ref if ref.startswith(ACCOUNT_KEY_PREFIX) else None
+
+
 @dataclass
 class RelatedSync:
     cursor: datetime | None = None
@@ -177,7 +191,12 @@ def _bulk_rows(client: SalesforceClient, obj: RelatedObject, page_size: int
 
     def run(sf: Any) -> list[str]:
         handler = getattr(sf.bulk2, obj.name)
-        return list(handler.query_all(soql, max_records=page_size, wait=1))
+        try:
+            return list(handler.query_all(soql, max_records=page_size, wait=1))
+        except (SalesforceOperationError, SalesforceBulkV2ExtractError) as exc:
+            # the job ended Failed/Aborted on Salesforce's side: run it again later
+            raise RetriableError(f"Salesforce Bulk 2.0 query job for {obj.name} failed: "
+                                 f"{exc}") from None
 
     for chunk in client.call(run, what=f"Bulk 2.0 query {obj.name}"):
         rows = list(csv.DictReader(io.StringIO(chunk)))
