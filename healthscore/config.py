@@ -109,6 +109,12 @@ class HubSpotSource(_Strict):
     requests_per_10s: int = Field(100, ge=1, le=250, description="your HubSpot tier's burst "
                                   "limit, shared by every worker through Redis")
     search_page_size: int = Field(200, ge=1, le=200)
+    related: list[Literal["deals", "tickets", "contacts"]] = Field(
+        default_factory=list, description="objects pulled for per-account signals (metric "
+        "names in healthscore/hubspot_related_sync.py)")
+    learn_contact_domains: bool = Field(False, description="add a matched contact's email "
+                                        "domain to its account's domains (off: partners and "
+                                        "resellers would be tied to customers)")
     deleted_check_every: Duration = Field(timedelta(hours=24), description="how often to list "
                                           "archived companies (search never returns them)")
 
@@ -214,7 +220,11 @@ def source_metrics(sources: Sources) -> set[str]:
         for obj in sources.salesforce.related:
             out |= set(RELATED[obj].metrics)
     if sources.hubspot.enabled:
+        from healthscore.hubspot_related_sync import METRICS as HUBSPOT_RELATED
+
         out |= set(sources.hubspot.metrics)
+        for obj in sources.hubspot.related:
+            out |= set(HUBSPOT_RELATED[obj])
     return out
 
 

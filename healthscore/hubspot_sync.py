@@ -9,13 +9,14 @@ ambiguous one is logged in the unmatched-records table with the reason.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from connectors.hubspot import CompanyRecord, CompanySync, HubSpotClient, pull_companies
-from connectors.hubspot.companies import archived_company_ids, parse_hubspot_time
+from connectors.hubspot.companies import archived_company_ids
+from connectors.hubspot.related import Owner, parse_hubspot_time
 from connectors.identity import ACCOUNT, DOMAIN, IdentityIndex, Match, domain_of
 from store import AccountRow, SignalRow, Store
 
@@ -96,17 +97,21 @@ def _drop_archived(client: HubSpotClient, source: HubSpotSource, store: Store) -
     return count
 
 
-def account_row(company: CompanyRecord, source: HubSpotSource) -> AccountRow:
+def account_row(company: CompanyRecord, source: HubSpotSource,
+                owners: Mapping[str, Owner] | None = None) -> AccountRow:
     """A company as an account, when HubSpot is the CRM of record."""
     name = (company.properties.get("name") or "").strip() or f"Company {company.id}"
+    owner = (owners or {}).get(str(company.properties.get("hubspot_owner_id") or ""))
     return AccountRow(
         id=company.id, crm=SOURCE, name=name,
+        owner_email=owner.email if owner else None, owner_name=owner.name if owner else None,
         attributes={a: company.properties.get(p) for a, p in source.attributes.items()})
 
 
 def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
                  since: datetime | None, started: datetime,
-                 progress: Callable[[int], None] | None = None
+                 progress: Callable[[int], None] | None = None,
+                 owners: Mapping[str, Owner] | None = None,
                  ) -> tuple[HubSpotSyncReport, datetime | None]:
     accounts = [a.id for a in store.accounts()]
     index = IdentityIndex(store.account_keys(DOMAIN), account_ids=accounts)
@@ -123,7 +128,7 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
         for company in page:
             if source.record_system:  # the company is the account
                 match = Match(company.id, "record")
-                accounts_seen.append(account_row(company, source))
+                accounts_seen.append(account_row(company, source, owners))
                 domain = domain_of(company.domain)
                 domains[company.id] = [domain] if domain else []
             else:

@@ -28,6 +28,7 @@ from actions import (
     evaluate,
 )
 from connectors.hubspot import HubSpotClient, HubSpotWriter
+from connectors.hubspot.related import pull_owners
 from connectors.identity import DOMAIN
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
 from connectors.salesforce.accounts import parse_sf_datetime
@@ -48,6 +49,7 @@ from store.models import Account, Score, utcnow
 from .config import Config
 from .durations import format_duration
 from .errors import ConfigError
+from .hubspot_related_sync import HubSpotRelatedReport, RelatedRules, sync_hubspot_related
 from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
 from .hubspot_sync import OBJECT as HUBSPOT_OBJECT
 from .hubspot_sync import SOURCE as HUBSPOT
@@ -285,14 +287,36 @@ class Pipeline:
             reports[name] = state
         return reports
 
+    def sync_hubspot_related(self, *, full: bool = False,
+                             progress: Callable[[int], None] | None = None,
+                             objects: list[str] | None = None) -> HubSpotRelatedReport:
+        """Pull HubSpot deals/tickets/contacts changed since their cursors; recompute signals."""
+        source = self.config.sources.hubspot
+        started = self.clock()
+        since: dict[str, datetime | None] = {}
+        for name in objects if objects is not None else source.related:
+            stored = None if full else self.store.cursor(HUBSPOT, name)
+            since[name] = datetime.fromisoformat(stored) if stored else None
+        report = sync_hubspot_related(
+            self.hubspot, self.store, since_by_object=since, started=started, source=source,
+            rules=RelatedRules(learn_contact_domains=source.learn_contact_domains),
+            now=self.clock, progress=progress,
+            committed=lambda name: self._advance_cursor(HUBSPOT, name, started))
+        log.info("HubSpot related: %s in %d requests",
+                 {o: r.records for o, r in report.objects.items()}, report.requests)
+        return report
+
     def sync_hubspot(self, *, full: bool = False,
                      progress: Callable[[int], None] | None = None) -> HubSpotSyncReport:
         """Pull companies modified since the cursor (all with ``full``) and match them."""
         stored = None if full else self.store.cursor(HUBSPOT, HUBSPOT_OBJECT)
         since = datetime.fromisoformat(stored) if stored else None
         started = self.clock()
-        report, _newest = sync_hubspot(self.hubspot, self.config.sources.hubspot, self.store,
-                                       since, started=started, progress=progress)
+        source = self.config.sources.hubspot
+        # as the CRM of record, each company's owner becomes the account's owner (mentions)
+        owners = pull_owners(self.hubspot) if source.record_system else None
+        report, _newest = sync_hubspot(self.hubspot, source, self.store, since,
+                                       started=started, progress=progress, owners=owners)
         report.cursor = self._advance_cursor(HUBSPOT, HUBSPOT_OBJECT, started)
         log.info("HubSpot sync: %d companies (%d matched, %d unmatched, %d ambiguous) in %d "
                  "requests", report.records, report.matched, report.unmatched,
@@ -495,7 +519,11 @@ class Pipeline:
         if self.config.sources.salesforce.enabled:
             sync = self.sync_salesforce()
             self.sync_related()
-        return sync, (self.sync_hubspot() if self.config.sources.hubspot.enabled else None)
+        hubspot = self.config.sources.hubspot
+        hubspot_sync = self.sync_hubspot() if hubspot.enabled else None
+        if hubspot.enabled and hubspot.related:
+            self.sync_hubspot_related()  # after companies: it maps through their keys
+        return sync, hubspot_sync
 
     def run_cycle(self) -> CycleReport:
         started = time.perf_counter()

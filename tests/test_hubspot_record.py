@@ -53,6 +53,10 @@ def test_companies_are_scored_and_written_back(record_pipeline, slack_emu) -> No
     first = pipeline.run_cycle()
     assert {a.id for a in pipeline.store.accounts()} == set(company_ids)
     assert all(a.crm == "hubspot" for a in pipeline.store.accounts())
+    # each company's HubSpot owner is the account's owner (for the alert's @-mention)
+    owners = {o["email"] for o in hs_emu.owners}
+    assert {a.owner_email for a in pipeline.store.accounts()} <= owners
+    assert all(a.owner_email for a in pipeline.store.accounts())
     assert first.scoring.scored == 150 and first.write.requests == 0  # no Salesforce
     assert first.hubspot_write is not None
     assert first.hubspot_write.records_updated == 150
