@@ -42,7 +42,9 @@ def derive(spec: Derived, table: SignalTable, as_of: datetime) -> tuple[np.ndarr
             values = (now - prior) / np.abs(prior) * 100.0
             return finite(values), observed
         if spec.days_since is not None:
-            values = (as_of.timestamp() - table.column(spec.days_since)) / 86400.0
+            # whole days, as a CSM counts them: the score does not drift hour by hour (and
+            # an hourly cycle does not rewrite every account's score for it)
+            values = np.floor((as_of.timestamp() - table.column(spec.days_since)) / 86400.0)
             # "days since" a date metric is as fresh as the scoring moment
             return finite(values), np.full(len(table), as_of.timestamp())
         if spec.count is not None:

@@ -82,7 +82,7 @@ def _derive(card: Scorecard, row: AccountRow, now: float) -> None:
                 value = (cur - prior) / abs(prior) * 100.0
         elif d.days_since:
             when = _number(row, d.days_since)
-            value = None if when is None else (now - when) / 86400.0
+            value = None if when is None else float(math.floor((now - when) / 86400.0))
             observed = now
         elif d.count:
             value = row.history.get(history_key("count", d.count.metric, d.count.within))

@@ -161,7 +161,7 @@ class Derived(_Strict):
 
     ratio: tuple[str, str] | None = Field(None, description="[numerator, denominator]")
     change: Change | None = Field(None, description="% change vs a prior window")
-    days_since: str | None = Field(None, description="a date metric → days since it")
+    days_since: str | None = Field(None, description="a date metric → whole days since it")
     count: Count | None = Field(None, description="how many values were observed in a window")
     difference: tuple[str, str] | None = Field(
         None, description="[measure, measure]: points of the first minus points of the second")

@@ -55,7 +55,8 @@ def test_demo_prints_each_cycle_as_json(tmp_path: Path) -> None:
     assert first["hubspot_records_updated"] == 40
     assert first["hubspot_write_requests"] == math.ceil(40 / 100)
     assert (second["hubspot_records_updated"], second["hubspot_write_requests"]) == (0, 0)
-    assert result["resync_requests"]["salesforce"] == 5  # Account + 4 related objects
+    # a sync on unchanged data: one request per object type and source
+    assert result["resync_requests"] == {"salesforce": 5, "hubspot": 1}
     assert list(tmp_path.iterdir()) == []  # the demo leaves nothing behind
 
 
