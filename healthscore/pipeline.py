@@ -418,7 +418,7 @@ class Pipeline:
         if hubspot.enabled and hubspot.write_back.enabled:
             matched = {a for _, _, a in self.store.account_keys(COMPANY_KEY)}
             report.writes_queued += queue_changes(self.store, HUBSPOT, {
-                a: {**v, "grade": str(batch.grade[batch.index(a)])}
+                a: {**v, "grade": payloads[a]["grade"]}  # HubSpot's options: red, yellow …
                 for a, v in desired.items() if a in matched})
         log.info("scored %d accounts (%s); %d entered red; %d CRM writes queued", report.scored,
                  report.grades, report.entered_red, report.writes_queued)
