@@ -58,11 +58,11 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.hubspot import HubSpotClient
+from connectors.hubspot.companies import archived_ids
 from connectors.hubspot.related import (
     RELATED_OBJECTS,
     HubSpotRecord,
     RelatedPull,
-    archived_ids,
     pull_owners,
     pull_related,
 )

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from connectors.hubspot import CompanyRecord, CompanySync, HubSpotClient, pull_companies
-from connectors.hubspot.companies import archived_company_ids
-from connectors.hubspot.related import Owner, parse_hubspot_time
+from connectors.hubspot.companies import archived_ids, parse_hubspot_time
+from connectors.hubspot.related import Owner
 from connectors.identity import ACCOUNT, DOMAIN, IdentityIndex, Match, domain_of
 from store import AccountRow, SignalRow, Store
 
@@ -89,7 +89,8 @@ def _deleted_check_due(store: Store, source: HubSpotSource, now: datetime) -> bo
 def _drop_archived(client: HubSpotClient, source: HubSpotSource, store: Store) -> int:
     """Forget archived companies: their keys, and (as CRM of record) their accounts."""
     count = 0
-    for ids in archived_company_ids(client):
+    for page in archived_ids(client, "companies"):
+        ids = [record_id for record_id, _archived_at in page]
         store.drop_account_keys(COMPANY_KEY, ids)
         if source.record_system:
             store.mark_accounts_deleted(ids)

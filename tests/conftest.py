@@ -22,7 +22,7 @@ from healthscore.settings import Settings
 from store import Store
 
 if TYPE_CHECKING:
-    from sandbox import SalesforceEmulator, SlackEmulator
+    from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator
 
 PG_URL = os.environ.get("HEALTHSCORE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 FAST_RETRY = RetryPolicy(attempts=5, base=0.01, max_wait=0.05, sleep=lambda s: time.sleep(
@@ -196,3 +196,47 @@ def sandbox_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str,
         monkeypatch.setenv(var, value)
     monkeypatch.chdir(tmp_path)
     return env
+
+
+# -- HubSpot: the emulator and pipelines wired to it ----------------------------------------
+METRICS = {"hubspot_nps": "nps_score", "hubspot_open_cases": "open_cases"}
+
+
+@pytest.fixture
+def hs_emu() -> Iterator[HubSpotEmulator]:
+    from sandbox import HubSpotEmulator
+
+    with HubSpotEmulator(search_per_second=1000, requests_per_10s=10_000) as emu:
+        yield emu
+
+
+def hubspot_config(**source: object) -> Config:
+    config = fast_config()
+    hubspot = config.sources.hubspot.model_copy(update={"enabled": True, "metrics": METRICS,
+                                                        **source})
+    return config.model_copy(update={"sources": config.sources.model_copy(
+        update={"hubspot": hubspot})})
+
+
+@pytest.fixture
+def hs_pipeline(sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator,
+                tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
+    settings = sandbox_settings(sf_emu, slack_emu, f"sqlite:///{tmp_path / 'hs.db'}",
+                                hubspot_access_token=hs_emu.access_token,
+                                hubspot_base_url=hs_emu.base_url)
+    store = Store(settings.database_url)
+
+    def build(config: Config | None = None, *, retry: RetryPolicy = FAST_RETRY,
+              settings_: Settings = settings) -> Pipeline:
+        from connectors.hubspot import HubSpotClient
+        from connectors.salesforce import SalesforceClient
+        from healthscore.quota import LocalQuota
+
+        hubspot = HubSpotClient(settings_, retry=retry, quota=LocalQuota(1000, 1000),
+                                search_quota=LocalQuota(1000, 1000))
+        return Pipeline(config or hubspot_config(), settings_, store,
+                        salesforce=SalesforceClient(settings_, retry=FAST_RETRY),
+                        hubspot=hubspot)
+
+    yield build
+    store.close()

@@ -3,63 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from connectors.hubspot import HubSpotClient, ensure_properties
-from healthscore.config import Config
+from connectors.hubspot import ensure_properties
 from healthscore.errors import AuthError
-from healthscore.pipeline import Pipeline
-from healthscore.quota import LocalQuota
 from healthscore.retry import RetryPolicy
-from healthscore.settings import Settings
-from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
-from store import Store
-from tests.conftest import FAST_RETRY, fast_config, sandbox_settings
+from sandbox import HubSpotEmulator, SalesforceEmulator, generate_org
+from tests.conftest import METRICS, hubspot_config
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-METRICS = {"hubspot_nps": "nps_score", "hubspot_open_cases": "open_cases"}
-
-
-@pytest.fixture
-def hs_emu() -> Iterator[HubSpotEmulator]:
-    with HubSpotEmulator(search_per_second=1000, requests_per_10s=10_000) as emu:
-        yield emu
-
-
-def hubspot_config(**source: object) -> Config:
-    config = fast_config()
-    hubspot = config.sources.hubspot.model_copy(update={"enabled": True, "metrics": METRICS,
-                                                        **source})
-    return config.model_copy(update={"sources": config.sources.model_copy(
-        update={"hubspot": hubspot})})
-
-
-@pytest.fixture
-def hs_pipeline(sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator,
-                tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
-    settings = sandbox_settings(sf_emu, slack_emu, f"sqlite:///{tmp_path / 'hs.db'}",
-                                hubspot_access_token=hs_emu.access_token,
-                                hubspot_base_url=hs_emu.base_url)
-    store = Store(settings.database_url)
-
-    def build(config: Config | None = None, *, retry: RetryPolicy = FAST_RETRY,
-              settings_: Settings = settings) -> Pipeline:
-        from connectors.salesforce import SalesforceClient
-
-        hubspot = HubSpotClient(settings_, retry=retry, quota=LocalQuota(1000, 1000),
-                                search_quota=LocalQuota(1000, 1000))
-        return Pipeline(config or hubspot_config(), settings_, store,
-                        salesforce=SalesforceClient(settings_, retry=FAST_RETRY),
-                        hubspot=hubspot)
-
-    yield build
-    store.close()
-
-
 def seed_both(sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator, n: int = 30
               ) -> tuple[list[str], list[str]]:
     """Both CRMs from one org; the first half of the companies carry the Salesforce id."""

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from connectors.hubspot import HubSpotClient
-from connectors.hubspot.related import search_window
-from healthscore.config import Config
+from connectors.hubspot.companies import search_window
 from healthscore.hubspot_related_sync import (
     OBJECTS,
     HubSpotRelatedReport,
@@ -23,11 +21,10 @@ from healthscore.pipeline import Pipeline
 from healthscore.quota import LocalQuota
 from healthscore.retry import RetryPolicy
 from healthscore.settings import Settings
-from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator
+from sandbox import HubSpotEmulator, SalesforceEmulator
 from sandbox.hubspot import SearchLimits
-from store import Store
-from tests.conftest import FAST_RETRY, sandbox_settings
-from tests.test_hubspot_connector import hubspot_config, seed_both
+from tests.conftest import FAST_RETRY
+from tests.test_hubspot_connector import seed_both
 
 N = 12  # accounts (and companies): the first half matched by id, the rest by domain
 STAGES = ("closedwon", "closedlost", "contractsent", "qualifiedtobuy")
@@ -45,24 +42,9 @@ def hs_emu() -> Iterator[HubSpotEmulator]:
 
 
 @pytest.fixture
-def build(sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator,
-          tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
-    settings = sandbox_settings(sf_emu, slack_emu, f"sqlite:///{tmp_path / 'hs.db'}",
-                                hubspot_access_token=hs_emu.access_token,
-                                hubspot_base_url=hs_emu.base_url)
-    store = Store(settings.database_url)
-
-    def make(config: Config | None = None, *, retry: RetryPolicy = FAST_RETRY) -> Pipeline:
-        from connectors.salesforce import SalesforceClient
-
-        hubspot = HubSpotClient(settings, retry=retry, quota=LocalQuota(1000, 1000),
-                                search_quota=LocalQuota(1000, 1000))
-        return Pipeline(config or hubspot_config(), settings, store,
-                        salesforce=SalesforceClient(settings, retry=FAST_RETRY),
-                        hubspot=hubspot)
-
-    yield make
-    store.close()
+def build(hs_pipeline: Callable[..., Pipeline]) -> Callable[..., Pipeline]:
+    """Pipelines on one store, against the emulators (with deal types defined)."""
+    return hs_pipeline
 
 
 def sync_related(pipeline: Pipeline, *, full: bool = False, objects: tuple[str, ...] = OBJECTS,

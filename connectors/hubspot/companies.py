@@ -12,7 +12,7 @@ through the list API (no cap).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -143,42 +143,66 @@ def _list_all(client: HubSpotClient, properties: list[str], state: CompanySync,
         after = nxt.after
 
 
-def archived_company_ids(client: HubSpotClient) -> Iterator[list[str]]:
-    """Pages of ids of archived (deleted or merged-away) companies.
+@dataclass(frozen=True)
+class SearchPage:
+    """One search response (each page is exactly one request): the rows not yielded before,
+    and the query's total (the size of the current slice, not of the whole window)."""
+
+    results: list[Any]
+    total: int
+
+
+def archived_ids(client: HubSpotClient, object_type: str
+                 ) -> Iterator[list[tuple[str, datetime | None]]]:
+    """Pages of (id, archived at) of archived records (HubSpot keeps them 90 days).
 
     The search API never returns archived records, so an incremental sync cannot see a
     deletion; this list is read on full syncs and every ``deleted_check_every``.
     """
-    api = client.sdk.crm.companies.basic_api
+    api = getattr(client.sdk.crm, object_type).basic_api
     after: str | None = None
     while True:
         kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": [OBJECT_ID],
                                   "archived": True}
         if after:
             kwargs["after"] = after
-        resp = client.call("list archived companies", api.get_page, **kwargs)
-        yield [str(obj.id) for obj in resp.results or []]
+        resp = client.call(f"list archived {object_type}", api.get_page, **kwargs)
+        page = []
+        for obj in resp.results or []:
+            when = getattr(obj, "archived_at", None)
+            page.append((str(obj.id), when.astimezone(UTC) if isinstance(when, datetime)
+                         else None))
+        yield page
         nxt = resp.paging.next if resp.paging else None
         if nxt is None or not nxt.after:
             return
         after = nxt.after
 
 
-def _search_since(client: HubSpotClient, source: HubSpotSource, properties: list[str],
-                  lower: datetime, state: CompanySync, started: datetime
-                  ) -> Iterator[list[CompanyRecord]]:
-    api = client.sdk.crm.companies.search_api
-    limit = source.search_page_size
+def search_window(client: HubSpotClient, object_type: str, properties: Sequence[str], *,
+                  modified: str, lower: datetime, started: datetime, limit: int = 200,
+                  seen: set[str] | None = None, cap: int = SEARCH_CAP
+                  ) -> Iterator[SearchPage]:
+    """Every live record of ``object_type`` with ``lower <= modified < started + 1 ms``.
+
+    The 10,000-result cap is walked in slices: when a query reaches it, a new one starts at
+    the newest timestamp seen (``GTE``: rows at that instant come again and are dropped as
+    seen); when a whole slice shares one timestamp, that instant is walked by
+    ``hs_object_id``. ``seen`` (ids already yielded) may be shared with the caller; ``cap``
+    is HubSpot's result cap.
+    """
+    api = getattr(client.sdk.crm, object_type).search_api
+    seen = set() if seen is None else seen
     upper = _epoch_ms(started + timedelta(milliseconds=1))  # LT: up to the sync start
     low = lower
     tie: tuple[datetime, str] | None = None  # walking one timestamp by object id
     while True:
         if tie is None:
-            filters = [{"propertyName": MODIFIED, "operator": "GTE", "value": _epoch_ms(low)},
-                       {"propertyName": MODIFIED, "operator": "LT", "value": upper}]
-            sorts = [{"propertyName": MODIFIED, "direction": "ASCENDING"}]
+            filters = [{"propertyName": modified, "operator": "GTE", "value": _epoch_ms(low)},
+                       {"propertyName": modified, "operator": "LT", "value": upper}]
+            sorts = [{"propertyName": modified, "direction": "ASCENDING"}]
         else:
-            filters = [{"propertyName": MODIFIED, "operator": "EQ",
+            filters = [{"propertyName": modified, "operator": "EQ",
                         "value": _epoch_ms(tie[0])},
                        {"propertyName": OBJECT_ID, "operator": "GT", "value": tie[1]}]
             sorts = [{"propertyName": OBJECT_ID, "direction": "ASCENDING"}]
@@ -188,39 +212,51 @@ def _search_since(client: HubSpotClient, source: HubSpotSource, properties: list
         capped = False
         while True:
             body = {"filterGroups": [{"filters": filters}], "sorts": sorts,
-                    "properties": properties, "limit": limit, "after": str(after)}
+                    "properties": list(properties), "limit": limit, "after": str(after)}
             client.search_quota.acquire()  # search has its own per-second limit
-            resp = client.call("search companies", api.do_search, body)
-            state.requests += 1
+            resp = client.call(f"search {object_type}", api.do_search, body)
             results = list(resp.results or [])
             for obj in results:  # the slice bookkeeping reads every row, seen or not
                 props = getattr(obj, "properties", None) or {}
-                stamp = parse_hubspot_time(props.get(MODIFIED))
+                try:
+                    stamp = parse_hubspot_time(props.get(modified))
+                except ValueError:
+                    stamp = None
                 if stamp is not None and (newest is None or stamp > newest):
                     newest = stamp
                 if str(obj.id).isdigit() and int(obj.id) > int(last_id):
                     last_id = str(obj.id)
-            page = _page(results, state)
-            _advance(state, page, started)
-            yield page
+            fresh = [obj for obj in results if str(getattr(obj, "id", "")) not in seen]
+            seen.update(str(getattr(obj, "id", "")) for obj in fresh)
+            yield SearchPage(fresh, int(resp.total or 0))
             nxt = resp.paging.next if resp.paging else None
             if nxt is None or not nxt.after:
                 break
             after = int(nxt.after)
-            if after + limit > SEARCH_CAP:
+            if after + limit > cap:
                 capped = True
                 break
         if not capped:
             if tie is None:
                 return
-            # the crowded timestamp is done: continue just after it
-            low, tie = tie[0] + timedelta(milliseconds=1), None
+            low, tie = tie[0] + timedelta(milliseconds=1), None  # past the crowded instant
             continue
         if tie is not None:
             tie = (tie[0], last_id)
         elif newest is not None and newest > low:
-            low = newest  # GTE: rows at `newest` come again and are skipped as seen
+            low = newest
         else:  # a whole slice shares one timestamp
             tie = (low, "0")
-        log.info("HubSpot search reached %d results; continuing from %s", SEARCH_CAP,
-                 tie or low)
+        log.info("HubSpot %s search reached %d results; continuing from %s", object_type,
+                 cap, tie or low)
+
+
+def _search_since(client: HubSpotClient, source: HubSpotSource, properties: list[str],
+                  lower: datetime, state: CompanySync, started: datetime
+                  ) -> Iterator[list[CompanyRecord]]:
+    for found in search_window(client, "companies", properties, modified=MODIFIED,
+                               lower=lower, started=started, limit=source.search_page_size):
+        state.requests += 1
+        page = _page(found.results, state)
+        _advance(state, page, started)
+        yield page

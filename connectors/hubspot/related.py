@@ -36,7 +36,12 @@ from typing import Any
 from healthscore.errors import SkippableRecord
 
 from .client import HubSpotClient
-from .companies import LIST_PAGE, OBJECT_ID, SEARCH_CAP, _epoch_ms, parse_hubspot_time
+from .companies import (
+    LIST_PAGE,
+    OBJECT_ID,
+    parse_hubspot_time,
+    search_window,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +103,6 @@ class RelatedPull:
 
 
 @dataclass(frozen=True)
-class SearchPage:
-    """One search response (each page is exactly one request): the rows not yielded before,
-    and the query's total (the size of the current slice, not of the whole window)."""
-
-    results: list[Any]
-    total: int
-
-
-@dataclass(frozen=True)
 class Owner:
     id: str
     email: str | None
@@ -121,79 +117,6 @@ def related_object(obj: RelatedObject | str) -> RelatedObject:
     except KeyError:
         raise ValueError(f"unknown HubSpot related object {obj!r}; one of "
                          f"{sorted(RELATED_OBJECTS)}") from None
-
-
-def search_window(client: HubSpotClient, object_type: str, properties: Sequence[str], *,
-                  modified: str, lower: datetime, started: datetime, limit: int = 200,
-                  seen: set[str] | None = None, cap: int = SEARCH_CAP
-                  ) -> Iterator[SearchPage]:
-    """Every live record of ``object_type`` with ``lower <= modified < started + 1 ms``.
-
-    The 10,000-result cap is walked in slices: when a query reaches it, a new one starts at
-    the newest timestamp seen (``GTE``: rows at that instant come again and are dropped as
-    seen); when a whole slice shares one timestamp, that instant is walked by
-    ``hs_object_id``. ``seen`` (ids already yielded) may be shared with the caller; ``cap``
-    is HubSpot's result cap. ``companies._search_since`` could be this walker plus its own
-    record conversion.
-    """
-    api = getattr(client.sdk.crm, object_type).search_api
-    seen = set() if seen is None else seen
-    upper = _epoch_ms(started + timedelta(milliseconds=1))  # LT: up to the sync start
-    low = lower
-    tie: tuple[datetime, str] | None = None  # walking one timestamp by object id
-    while True:
-        if tie is None:
-            filters = [{"propertyName": modified, "operator": "GTE", "value": _epoch_ms(low)},
-                       {"propertyName": modified, "operator": "LT", "value": upper}]
-            sorts = [{"propertyName": modified, "direction": "ASCENDING"}]
-        else:
-            filters = [{"propertyName": modified, "operator": "EQ",
-                        "value": _epoch_ms(tie[0])},
-                       {"propertyName": OBJECT_ID, "operator": "GT", "value": tie[1]}]
-            sorts = [{"propertyName": OBJECT_ID, "direction": "ASCENDING"}]
-        after = 0
-        newest: datetime | None = None
-        last_id = tie[1] if tie else "0"
-        capped = False
-        while True:
-            body = {"filterGroups": [{"filters": filters}], "sorts": sorts,
-                    "properties": list(properties), "limit": limit, "after": str(after)}
-            client.search_quota.acquire()  # search has its own per-second limit
-            resp = client.call(f"search {object_type}", api.do_search, body)
-            results = list(resp.results or [])
-            for obj in results:  # the slice bookkeeping reads every row, seen or not
-                props = getattr(obj, "properties", None) or {}
-                try:
-                    stamp = parse_hubspot_time(props.get(modified))
-                except ValueError:
-                    stamp = None
-                if stamp is not None and (newest is None or stamp > newest):
-                    newest = stamp
-                if str(obj.id).isdigit() and int(obj.id) > int(last_id):
-                    last_id = str(obj.id)
-            fresh = [obj for obj in results if str(getattr(obj, "id", "")) not in seen]
-            seen.update(str(getattr(obj, "id", "")) for obj in fresh)
-            yield SearchPage(fresh, int(resp.total or 0))
-            nxt = resp.paging.next if resp.paging else None
-            if nxt is None or not nxt.after:
-                break
-            after = int(nxt.after)
-            if after + limit > cap:
-                capped = True
-                break
-        if not capped:
-            if tie is None:
-                return
-            low, tie = tie[0] + timedelta(milliseconds=1), None  # past the crowded instant
-            continue
-        if tie is not None:
-            tie = (tie[0], last_id)
-        elif newest is not None and newest > low:
-            low = newest
-        else:  # a whole slice shares one timestamp
-            tie = (low, "0")
-        log.info("HubSpot %s search reached %d results; continuing from %s", object_type,
-                 cap, tie or low)
 
 
 def live_total(client: HubSpotClient, object_type: str) -> int:
@@ -384,32 +307,6 @@ def pull_related(client: HubSpotClient, obj: RelatedObject | str, since: datetim
                 page.append(replace(record, companies=read[0], primary=read[1]))
         state.records += len(page)
         yield page
-
-
-def archived_ids(client: HubSpotClient, object_type: str
-                 ) -> Iterator[list[tuple[str, datetime | None]]]:
-    """Pages of (id, archived at) of archived records (HubSpot keeps them 90 days).
-
-    The generalized ``companies.archived_company_ids``.
-    """
-    api = getattr(client.sdk.crm, object_type).basic_api
-    after: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": [OBJECT_ID],
-                                  "archived": True}
-        if after:
-            kwargs["after"] = after
-        resp = client.call(f"list archived {object_type}", api.get_page, **kwargs)
-        page = []
-        for obj in resp.results or []:
-            when = getattr(obj, "archived_at", None)
-            page.append((str(obj.id), when.astimezone(UTC) if isinstance(when, datetime)
-                         else None))
-        yield page
-        nxt = resp.paging.next if resp.paging else None
-        if nxt is None or not nxt.after:
-            return
-        after = nxt.after
 
 
 def pull_owners(client: HubSpotClient, *, archived: bool = False) -> dict[str, Owner]:
