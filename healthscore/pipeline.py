@@ -360,9 +360,10 @@ class Pipeline:
             return report, batch
         run_id = self.store.start_run(card.version, started_at=now)
         window = self.config.scoring.trend_window
-        deltas = {label: self._deltas(batch, now - ago, run_id)
-                  for label, ago in (("7d", timedelta(days=7)), ("30d", timedelta(days=30)),
-                                     ("trend", window))}
+        lookbacks = {"7d": timedelta(days=7), "30d": timedelta(days=30), "trend": window}
+        by_window = {ago: self._deltas(batch, now - ago, run_id)  # the trend is usually 7d:
+                     for ago in set(lookbacks.values())}           # one history read each
+        deltas = {label: by_window[ago] for label, ago in lookbacks.items()}
         by_id = {a.id: a for a in accounts}
         rows, payloads, desired = [], {}, {}
         for i, account_id in enumerate(batch.account_ids):
