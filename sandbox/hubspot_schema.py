@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 # canonical name → (objectTypeId, singular name used in messages)
@@ -292,10 +292,15 @@ def iso_from_ms(ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ms_from_datetime(moment: datetime) -> int:
+    """Milliseconds since the epoch, truncated like HubSpot's stamps: rounding would stamp a
+    write up to half a millisecond in the future, after a sync that started later."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1000)
+    return (moment - _EPOCH) // timedelta(milliseconds=1)  # exact: no float rounding
 
 
 def parse_time_ms(raw: str) -> int | None:
