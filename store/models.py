@@ -7,13 +7,14 @@ per (account, metric, source) that the live scorer reads in one pass.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -126,6 +127,23 @@ class SignalHistory(Base):
     value: Mapped[float | None] = mapped_column(Float)
     observed_at: Mapped[datetime] = mapped_column()
     __table_args__ = (Index("ix_signal_history_lookup", "account_id", "metric", "observed_at"),)
+
+
+class UsageDaily(Base):
+    """One product-usage value of one account on one day (logins, active users, minutes …).
+
+    Daily values are kept as they come, not change-deduplicated like ``signal_history``: a
+    windowed sum needs every day, and point-in-time scoring reads the days up to T. The key
+    makes a re-load of the same day idempotent (the newer value wins).
+    """
+
+    __tablename__ = "usage_daily"
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(64), default="usage")
+    __table_args__ = (Index("ix_usage_daily_metric_day", "metric", "day"),)
 
 
 class SignalLatest(Base):
