@@ -33,6 +33,7 @@ from connectors.identity import DOMAIN
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
 from connectors.salesforce.accounts import parse_sf_datetime
 from connectors.salesforce.related import RELATED, RelatedSync, account_of, pull_related
+from connectors.zendesk import ZendeskClient
 from scoring import (
     INSUFFICIENT,
     Explanation,
@@ -55,6 +56,7 @@ from .hubspot_sync import OBJECT as HUBSPOT_OBJECT
 from .hubspot_sync import SOURCE as HUBSPOT
 from .settings import Settings
 from .writeback import WriteReport, flush_pending, queue_changes
+from .zendesk_sync import ZendeskSyncReport, sync_zendesk
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +159,7 @@ class Pipeline:
                  salesforce: SalesforceClient | None = None,
                  slack: SlackAlerter | None = None,
                  hubspot: HubSpotClient | None = None,
+                 zendesk: ZendeskClient | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
         self.settings = settings
@@ -165,6 +168,7 @@ class Pipeline:
         self._salesforce = salesforce
         self._slack = slack
         self._hubspot = hubspot
+        self._zendesk = zendesk
         self.clock = clock
 
     # -- collaborators, built lazily so `score --dry-run` needs no credentials --------------
@@ -181,6 +185,18 @@ class Pipeline:
                 self.settings,
                 requests_per_10s=self.config.sources.hubspot.requests_per_10s)
         return self._hubspot
+
+    @property
+    def zendesk(self) -> ZendeskClient:
+        if self._zendesk is None:
+            source = self.config.sources.zendesk
+            settings = self.settings
+            if settings.zendesk_subdomain is None and source.subdomain:
+                settings = settings.model_copy(update={"zendesk_subdomain": source.subdomain})
+            self._zendesk = ZendeskClient(
+                settings, requests_per_minute=source.requests_per_minute,
+                export_requests_per_minute=source.export_requests_per_minute)
+        return self._zendesk
 
     @property
     def slack(self) -> SlackAlerter | None:
@@ -322,6 +338,13 @@ class Pipeline:
                  "requests", report.records, report.matched, report.unmatched,
                  report.ambiguous, report.requests)
         return report
+
+    def sync_zendesk(self, *, full: bool = False,
+                     progress: Callable[[int], None] | None = None) -> ZendeskSyncReport:
+        """Zendesk organizations, tickets changed since the export cursor and CSAT ratings;
+        the support signals of the accounts they touch (see healthscore/zendesk_sync.py)."""
+        return sync_zendesk(self.zendesk, self.store, self.config.sources.zendesk,
+                            now=self.clock, full=full, progress=progress)
 
     def compute(self, as_of: datetime | None = None, *,
                 accounts: list[Account] | None = None,
@@ -524,6 +547,8 @@ class Pipeline:
         hubspot_sync = self.sync_hubspot() if hubspot.enabled else None
         if hubspot.enabled and hubspot.related:
             self.sync_hubspot_related()  # after companies: it maps through their keys
+        if self.config.sources.zendesk.enabled:
+            self.sync_zendesk()  # after the CRM: organizations match its accounts
         return sync, hubspot_sync
 
     def run_cycle(self) -> CycleReport:

@@ -43,8 +43,14 @@ class Settings(BaseSettings):
     hubspot_access_token: SecretStr | None = None  # a private app's token
     hubspot_base_url: str = "https://api.hubapi.com"
 
+    zendesk_subdomain: str | None = None  # acme for https://acme.zendesk.com
+    zendesk_email: str | None = None  # an admin agent's email ("/token" is added)
+    zendesk_api_token: SecretStr | None = None
+    zendesk_base_url: str | None = Field(
+        None, description="overrides https://{subdomain}.zendesk.com/api/v2/ (the sandbox)")
+
     @field_validator("salesforce_instance_url", "salesforce_token_url", "slack_base_url",
-                     "hubspot_base_url")
+                     "hubspot_base_url", "zendesk_base_url")
     @classmethod
     def _secure_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -78,6 +84,26 @@ class Settings(BaseSettings):
             raise ConfigError("missing environment variable: HUBSPOT_ACCESS_TOKEN "
                               "(a HubSpot private app token)")
         return self.hubspot_access_token.get_secret_value()
+
+    def require_zendesk(self) -> tuple[str, str, str]:
+        """(email, API token, base URL), or stop naming the variables still missing."""
+        missing = [n.upper() for n in ("zendesk_email", "zendesk_api_token")
+                   if getattr(self, n) in (None, "")]
+        if not self.zendesk_base_url and not self.zendesk_subdomain:
+            missing.append("ZENDESK_SUBDOMAIN")
+        if missing:
+            raise ConfigError(f"missing environment variable(s) for Zendesk: "
+                              f"{', '.join(missing)}")
+        assert self.zendesk_email is not None and self.zendesk_api_token is not None
+        base = self.zendesk_base_url or f"https://{self.zendesk_subdomain}.zendesk.com/api/v2/"
+        return self.zendesk_email, self.zendesk_api_token.get_secret_value(), base
+
+    @field_validator("zendesk_subdomain")
+    @classmethod
+    def _subdomain(cls, value: str | None) -> str | None:
+        if value is not None and not value.replace("-", "").isalnum():
+            raise ValueError("the subdomain only (acme for https://acme.zendesk.com)")
+        return value
 
     def require_slack(self) -> None:
         if self.slack_bot_token is None:

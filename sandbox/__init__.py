@@ -12,6 +12,7 @@ from sandbox.slack import SlackEmulator
 from sandbox.synthetic import SyntheticOrg, generate_org
 from sandbox.tls import SandboxCA
 from sandbox.wire import LoggedRequest
+from sandbox.zendesk import ZendeskEmulator
 
 __all__ = [
     "EmulatorServer",
@@ -22,5 +23,6 @@ __all__ = [
     "SandboxCA",
     "SlackEmulator",
     "SyntheticOrg",
+    "ZendeskEmulator",
     "generate_org",
 ]

@@ -374,6 +374,49 @@ class Store:
                     out[acct].append(fields)
         return out
 
+    def source_records_by_id(self, source: str, obj: str, ids: Iterable[str]
+                             ) -> dict[str, tuple[str | None, dict[str, Any]]]:
+        """(account_id, fields) of the kept records with these ids (deleted ones too)."""
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        with self.session() as s:
+            for start in range(0, len(wanted), 5000):
+                for rid, acct, fields in s.execute(
+                        select(SourceRecord.id, SourceRecord.account_id, SourceRecord.fields)
+                        .where(SourceRecord.source == source, SourceRecord.object == obj,
+                               SourceRecord.id.in_(wanted[start:start + 5000]))):
+                    out[rid] = (acct, fields)
+        return out
+
+    def relink_source_records(self, source: str, obj: str, field: str,
+                              links: Mapping[str, str | None]) -> set[str]:
+        """Point the records whose string field ``field`` has a value in ``links`` at that
+        value's account (e.g. the tickets of an organization matched since); return the
+        accounts touched (old and new)."""
+        touched = {a for a in links.values() if a}
+        by_account: dict[str | None, list[str]] = {}
+        for value, acct in links.items():
+            by_account.setdefault(acct, []).append(value)
+        key = SourceRecord.fields[field].as_string()
+        with self.session() as s:
+            for acct, values in by_account.items():
+                for start in range(0, len(values), 5000):
+                    cond = (SourceRecord.source == source, SourceRecord.object == obj,
+                            key.in_(values[start:start + 5000]))
+                    touched.update(a for a in s.scalars(
+                        select(SourceRecord.account_id).where(*cond).distinct()) if a)
+                    s.execute(update(SourceRecord).where(*cond).values(account_id=acct)
+                              .execution_options(synchronize_session=False))
+        return touched
+
+    def accounts_without(self, metric: str, source: str) -> list[str]:
+        """Live accounts holding no value of ``metric`` from ``source`` yet."""
+        held = select(SignalLatest.account_id).where(SignalLatest.metric == metric,
+                                                     SignalLatest.source == source)
+        stmt = select(Account.id).where(Account.deleted.is_(False), Account.id.not_in(held))
+        with self.session() as s:
+            return list(s.scalars(stmt.order_by(Account.id)))
+
     def unmatched(self, source: str | None = None) -> list[UnmatchedRecord]:
         stmt = select(UnmatchedRecord).order_by(UnmatchedRecord.source, UnmatchedRecord.object,
                                                 UnmatchedRecord.record_id)

@@ -1,0 +1,279 @@
+"""Zendesk as a support source: organizations matched to accounts, tickets and CSAT kept,
+and the support signals of every touched account recomputed.
+
+One sync:
+
+1. **Organizations** (when ``organizations_every`` has passed, on ``--full``, or when a ticket
+   names an organization never seen): each is matched to an account by ``external_id`` (the CRM
+   account id), else by its ``domain_names``; a match is kept as the account key
+   ``zendesk:organization``, a miss goes to the unmatched-records table with the reason. When
+   an organization's account changes, its kept tickets and ratings follow it.
+2. **Tickets** from the incremental export, from the stored cursor (the first time from
+   ``now - backfill``), kept by id with their organization's account. A malformed ticket is
+   logged with its id and skipped.
+3. **CSAT ratings** received since the last sync, joined to their account through the ticket.
+4. **Signals** (source ``zendesk``) recomputed, in chunks, for the accounts touched and for any
+   live account holding none yet (no tickets: zero counts).
+
+The export cursor is stored only after all of that succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from connectors.identity import ACCOUNT, DOMAIN, IdentityIndex
+from connectors.zendesk import (
+    ExportState,
+    ListState,
+    ZendeskClient,
+    aggregate,
+    export_start,
+    pull_organizations,
+    pull_ratings,
+    pull_tickets,
+    ticket_record,
+)
+from connectors.zendesk.tickets import parse_time
+from store import SignalRow, Store
+
+from .config import ZendeskSource
+from .errors import SkippableRecord
+
+log = logging.getLogger(__name__)
+
+SOURCE = "zendesk"
+ORG_KEY = "zendesk:organization"
+ORGS, TICKETS, RATINGS = "organizations", "tickets", "satisfaction_ratings"
+RECOMPUTE_CHUNK = 1000
+
+
+@dataclass
+class ZendeskSyncReport:
+    organizations: int = 0
+    matched: int = 0
+    unmatched: int = 0
+    ambiguous: int = 0
+    tickets: int = 0
+    ratings: int = 0
+    skipped: int = 0
+    accounts_recomputed: int = 0
+    signals_changed: int = 0
+    requests: int = 0
+    export_requests: int = 0
+    rate_limited: int = 0
+    start_time_too_recent: bool = False
+    cursor: str | None = None
+    skipped_ids: list[str] = field(default_factory=list)
+
+
+def _skip(report: ZendeskSyncReport, what: str, exc: SkippableRecord) -> None:
+    log.warning("Zendesk %s %s skipped: %s", what, exc.record_id, exc.reason)
+    report.skipped += 1
+    if len(report.skipped_ids) < 1000:
+        report.skipped_ids.append(exc.record_id)
+
+
+class ZendeskSync:
+    """One sync run (the collaborators and what it has done so far)."""
+
+    def __init__(self, client: ZendeskClient, store: Store, source: ZendeskSource,
+                 now: Callable[[], datetime],
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.client, self.store, self.source = client, store, source
+        self.now, self.progress = now, progress
+        self.report = ZendeskSyncReport()
+        self.links: dict[str, str] = {org: acct for _, org, acct in store.account_keys(ORG_KEY)}
+        self.known_orgs: set[str] = set(self.links) | {
+            u.record_id for u in store.unmatched(SOURCE) if u.object == ORGS}
+        self.touched: set[str] = set()
+        self.orgs_listed = False
+        self._pending_start: int | None = None
+
+    # -- organizations ---------------------------------------------------------------------
+    def sync_organizations(self, started: datetime) -> None:
+        source, store, report = self.source, self.store, self.report
+        index = IdentityIndex(store.account_keys(DOMAIN),
+                              account_ids=[a.id for a in store.accounts()])
+        before = dict(self.links)
+        links: dict[str, str] = {}
+        state = ListState()
+        for page in pull_organizations(self.client, state, page_size=source.page_size):
+            unmatched: dict[str, tuple[str, str]] = {}
+            matched: list[str] = []
+            for org in page:
+                org_id = str(org.get("id") or "")
+                if not org_id:
+                    _skip(report, "organization", SkippableRecord("<no id>", "no id"))
+                    continue
+                self.known_orgs.add(org_id)
+                external = [(ACCOUNT, str(org.get("external_id") or "") or None)] \
+                    if source.external_id_is_account_id else []
+                domains = [d for d in org.get("domain_names") or [] if isinstance(d, str)]
+                match = index.resolve(external=external, domains=domains)
+                if match.account_id is not None:
+                    links[org_id] = match.account_id
+                    matched.append(org_id)
+                    report.matched += 1
+                    continue
+                name = str(org.get("name") or "")[:80]
+                unmatched[org_id] = (match.reason, f"{name}: {match.detail}")
+                if match.reason == "ambiguous":
+                    report.ambiguous += 1
+                else:
+                    report.unmatched += 1
+            store.record_unmatched(SOURCE, ORGS, unmatched, matched=matched)
+            if self.progress is not None:
+                self.progress(len(page))
+        report.organizations += state.records
+        keys: dict[str, list[str]] = {acct: [] for acct in before.values()}
+        for org_id, acct in links.items():
+            keys.setdefault(acct, []).append(org_id)
+        store.set_account_keys(ORG_KEY, keys)
+        changed = {org: links.get(org) for org in before.keys() | links.keys()
+                   if before.get(org) != links.get(org)}
+        if changed and before:  # a first listing has no kept tickets to move
+            for obj in (TICKETS, RATINGS):
+                self.touched |= store.relink_source_records(SOURCE, obj, "org", changed)
+        self.links = links
+        self.orgs_listed = True
+        store.set_cursor(SOURCE, ORGS, started.isoformat())
+        if report.unmatched or report.ambiguous:
+            log.warning("Zendesk: %d organizations matched no account, %d several "
+                        "(`healthscore sources --unmatched` lists them)", report.unmatched,
+                        report.ambiguous)
+
+    def organizations_due(self, started: datetime, full: bool) -> bool:
+        last = self.store.cursor(SOURCE, ORGS)
+        return full or last is None or \
+            started - datetime.fromisoformat(last) >= self.source.organizations_every
+
+    # -- tickets ---------------------------------------------------------------------------
+    def sync_tickets(self, started: datetime, full: bool) -> ExportState:
+        stored = None if full else self.store.cursor(SOURCE, TICKETS)
+        cursor = start = None
+        if stored and stored.startswith("cursor:"):
+            cursor = stored.removeprefix("cursor:")
+        elif stored and stored.startswith("start:"):
+            start = export_start(datetime.fromtimestamp(int(stored[6:]), started.tzinfo),
+                                 started)
+        else:
+            start = export_start(started - self.source.backfill, started)
+        state = ExportState()
+        unknown: set[str] = set()
+        for page in pull_tickets(self.client, state, cursor=cursor, start_time=start,
+                                 per_page=self.source.export_page_size):
+            rows = []
+            for raw in page:
+                try:
+                    rid, org, fields, deleted, modified = ticket_record(raw)
+                except SkippableRecord as exc:
+                    _skip(self.report, "ticket", exc)
+                    continue
+                if org is not None and org not in self.known_orgs:
+                    unknown.add(org)
+                rows.append((rid, self.links.get(org) if org else None, fields, deleted,
+                             modified))
+            self.touched |= self.store.upsert_source_records(SOURCE, TICKETS, rows)
+            if self.progress is not None:
+                self.progress(len(page))
+        self.report.tickets += state.records
+        self.report.export_requests += state.requests
+        self.report.start_time_too_recent = state.too_recent
+        if state.too_recent:
+            state.cursor = None
+            self._pending_start = start
+        if unknown and not self.orgs_listed:
+            log.info("Zendesk: tickets name %d organizations not seen yet: re-reading "
+                     "organizations", len(unknown))
+            self.sync_organizations(started)
+        return state
+
+    # -- CSAT ------------------------------------------------------------------------------
+    def sync_ratings(self, started: datetime, full: bool) -> None:
+        stored = None if full else self.store.cursor(SOURCE, RATINGS)
+        since = datetime.fromisoformat(stored) - self.source.overlap if stored \
+            else started - self.source.backfill
+        state = ListState()
+        for page in pull_ratings(self.client, state, start_time=int(since.timestamp()),
+                                 page_size=self.source.page_size):
+            tickets = self.store.source_records_by_id(
+                SOURCE, TICKETS, [str(r.get("ticket_id")) for r in page])
+            rows = []
+            for raw in page:
+                rid = str(raw.get("id") or "")
+                try:
+                    if not rid:
+                        raise SkippableRecord("<no id>", "the rating has no id")
+                    created = parse_time(raw.get("created_at"))
+                    updated = parse_time(raw.get("updated_at") or raw.get("created_at"))
+                except ValueError as exc:
+                    _skip(self.report, "rating", SkippableRecord(rid, f"bad timestamp ({exc})"))
+                    continue
+                except SkippableRecord as exc:
+                    _skip(self.report, "rating", exc)
+                    continue
+                acct, ticket = tickets.get(str(raw.get("ticket_id")), (None, {}))
+                fields = {"score": raw.get("score"), "ticket_id": str(raw.get("ticket_id")),
+                          "org": ticket.get("org"), "created_at": created.isoformat()}
+                rows.append((rid, acct, fields, False, updated))
+            self.touched |= self.store.upsert_source_records(SOURCE, RATINGS, rows)
+        self.report.ratings += state.records
+        if not state.records and stored is None:
+            log.info("Zendesk: no satisfaction ratings received; accounts on the new CSAT "
+                     "surveys need the survey-responses API (not read): zendesk_csat_90d "
+                     "stays missing")
+
+    # -- signals ---------------------------------------------------------------------------
+    def recompute(self, accounts: Iterable[str]) -> None:
+        now = self.now()
+        ids = sorted(set(accounts))
+        prefix = self.source.topic_tag_prefix
+        for start in range(0, len(ids), RECOMPUTE_CHUNK):
+            chunk = ids[start:start + RECOMPUTE_CHUNK]
+            tickets = self.store.source_records(SOURCE, TICKETS, chunk)
+            ratings = self.store.source_records(SOURCE, RATINGS, chunk)
+            self.report.signals_changed += self.store.record_signals(
+                SignalRow(acct, metric, value, now, SOURCE)
+                for acct in chunk
+                for metric, value in aggregate(tickets.get(acct, []), ratings.get(acct, []),
+                                               now, prefix).items())
+        self.report.accounts_recomputed += len(ids)
+
+    def run(self, full: bool = False) -> ZendeskSyncReport:
+        started = self.now()
+        requests, limited = self.client.requests, self.client.rate_limited
+        if self.organizations_due(started, full):
+            self.sync_organizations(started)
+        export = self.sync_tickets(started, full)
+        self.sync_ratings(started, full)
+        fresh = self.store.accounts_without("zendesk_tickets_30d", SOURCE)
+        known = {a.id for a in self.store.accounts()} if self.touched else set()
+        self.recompute((self.touched & known) | set(fresh))
+        if export.cursor:
+            self.store.set_cursor(SOURCE, TICKETS, "cursor:" + export.cursor)
+        elif self._pending_start is not None:
+            self.store.set_cursor(SOURCE, TICKETS, f"start:{self._pending_start}")
+        self.store.set_cursor(SOURCE, RATINGS, started.isoformat())
+        report = self.report
+        report.cursor = export.cursor
+        report.requests = self.client.requests - requests
+        report.rate_limited = self.client.rate_limited - limited
+        return report
+
+
+def sync_zendesk(client: ZendeskClient, store: Store, source: ZendeskSource, *,
+                 now: Callable[[], datetime], full: bool = False,
+                 progress: Callable[[int], None] | None = None) -> ZendeskSyncReport:
+    report = ZendeskSync(client, store, source, now, progress).run(full)
+    log.info("Zendesk sync: %d organizations (%d matched, %d unmatched, %d ambiguous), "
+             "%d tickets, %d ratings, %d skipped, %d accounts recomputed, %d requests "
+             "(%d export, %d rate-limited)", report.organizations, report.matched,
+             report.unmatched, report.ambiguous, report.tickets, report.ratings,
+             report.skipped, report.accounts_recomputed, report.requests,
+             report.export_requests, report.rate_limited)
+    return report
+
