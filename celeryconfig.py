@@ -56,6 +56,12 @@ if _config.sources.hubspot.enabled:
         "schedule": _config.sources.hubspot.sync_every.total_seconds(),
         "args": ("hubspot",),
     }
+if _config.sources.zendesk.enabled:
+    beat_schedule["sync-zendesk"] = {
+        "task": "tasks.sync_source",
+        "schedule": _config.sources.zendesk.sync_every.total_seconds(),
+        "args": ("zendesk",),
+    }
 beat_schedule["score-cycle"] = {
     "task": "tasks.score_cycle",
     "schedule": _config.scoring.every.total_seconds(),

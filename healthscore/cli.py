@@ -89,7 +89,8 @@ def run(config: ConfigOption = None, dry_run: DryRun = False) -> None:
 
 @app.command()
 @reports_errors
-def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot or all")] = "all",
+def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot, zendesk or all")
+                            ] = "all",
          config: ConfigOption = None,
          full: Annotated[bool, typer.Option("--full", help="ignore the cursor: re-read "
                                                             "everything")] = False) -> None:
@@ -99,7 +100,8 @@ def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot or all"
     pipeline = _runtime(config).pipeline()
     sources_cfg = pipeline.config.sources
     enabled = (["salesforce"] if sources_cfg.salesforce.enabled else []) + (
-        ["hubspot"] if sources_cfg.hubspot.enabled else [])
+        ["hubspot"] if sources_cfg.hubspot.enabled else []) + (
+        ["zendesk"] if sources_cfg.zendesk.enabled else [])
     wanted = enabled if source == "all" else [source]
     unknown = [w for w in wanted if w not in enabled]
     if unknown:
@@ -121,6 +123,9 @@ def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot or all"
                     report = pipeline.sync_related(full=full, objects=[obj],
                                                    progress=tracker(f"salesforce {obj}"))
                     results[f"salesforce.{obj}"] = asdict(report[obj])
+            elif name == "zendesk":
+                results[name] = asdict(pipeline.sync_zendesk(
+                    full=full, progress=tracker("zendesk organizations and tickets")))
             else:
                 results[name] = asdict(pipeline.sync_hubspot(
                     full=full, progress=tracker("hubspot companies")))
