@@ -88,11 +88,13 @@ def upsert(
         raise ConfigError(
             f"DATABASE_URL: unsupported database {dialect!r} (use SQLite or PostgreSQL)")
     keys = list(keys)
+    # one statement executed with many parameter sets: compiled once (and cached), where a
+    # multi-row VALUES clause would be compiled again for every batch, bind by bind
+    stmt = insert(table)
+    if update:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
     for start in range(0, len(rows), 2000):
-        stmt = insert(table).values(list(rows[start:start + 2000]))
-        if update:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=keys, set_={c: stmt.excluded[c] for c in update})
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-        session.execute(stmt)
+        session.execute(stmt, list(rows[start:start + 2000]))

@@ -1,0 +1,229 @@
+"""Benchmark: syncing 100,000 accounts' worth of records from the emulators under the vendors'
+real limits, through the real Pipeline sync methods, into a SQLite store.
+
+- Salesforce Accounts: ``SalesforceEmulator`` (page size 2,000; no per-minute limit);
+- HubSpot companies: ``HubSpotEmulator`` at 190 requests per rolling 10 s (and search at 5/s,
+  unused by a first, list-based sync);
+- Zendesk organizations, tickets (incremental export, 10 requests/min) and CSAT ratings:
+  ``ZendeskEmulator`` at 700 requests/min.
+
+The emulators run in a child process (their memory and CPU are not the sync's). Every limit
+is scaled by one factor, ``--limit-scale`` (a "minute" lasts 60/scale s, HubSpot's window
+10/scale s), so the run stays short while the ratios keep their meaning:
+
+- ``requests_ratio``: requests the syncs made / the fewest the page sizes allow;
+- ``seconds_ratio``: wall time / the floor the (scaled) rate limits impose;
+- ``peak_rss_mb``: the syncing process's peak RSS (run with 10k and 100k: it should be flat).
+
+Salesforce runs first (its accounts are what the others match), then HubSpot and Zendesk in
+parallel, as the per-source Celery tasks do. The floor is the larger of HubSpot's and
+Zendesk's (Salesforce has no per-minute limit). Prints one JSON line.
+
+    python benchmarks/bench_sync.py [--accounts 100000] [--limit-scale 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HUBSPOT_PER_10S, HUBSPOT_SEARCH_PER_S = 190, 5
+ZENDESK_PER_MIN, ZENDESK_EXPORT_PER_MIN = 700, 10
+SF_PAGE, HS_PAGE, ZD_EXPORT_PAGE, ZD_PAGE = 2000, 100, 1000, 100
+
+
+# -- the emulators, in their own process ----------------------------------------------------
+def serve(conn: Any, accounts: int, scale: float, now: datetime) -> None:
+    from sandbox import HubSpotEmulator, SalesforceEmulator, ZendeskEmulator, generate_org
+
+    org = generate_org(accounts, seed=17, now=now, related=False)
+    with SalesforceEmulator(page_size=SF_PAGE) as sf, \
+            HubSpotEmulator(requests_per_10s=HUBSPOT_PER_10S, rate_window=10.0 / scale,
+                            search_per_second=max(1, round(HUBSPOT_SEARCH_PER_S * scale)),
+                            daily_limit=10**9) as hs, \
+            ZendeskEmulator(limit_scale=scale, requests_per_minute=ZENDESK_PER_MIN,
+                            export_requests_per_minute=ZENDESK_EXPORT_PER_MIN) as zd:
+        ids = sf.seed(org)
+        hs.seed(org, account_ids=ids)
+        zd.seed(org, now, account_ids=ids)
+        for emu in (sf, hs, zd):
+            emu.clear_log()
+        hs.reset_usage()
+        zd.set_rate_limits()  # buckets full again after seeding
+        rated = sum(1 for r in zd.data.ratings.values())
+        conn.send({
+            "sf": {"instance_url": sf.base_url, "token_url": sf.token_url,
+                   "client_id": sf.client_id, "client_secret": sf.client_secret,
+                   "ca_bundle": sf.ca_bundle_path},
+            "hs": {"token": hs.access_token, "base_url": hs.base_url},
+            "zd": {"email": zd.email, "token": zd.api_token, "base_url": zd.api_url},
+            "counts": {"accounts": len(ids), "companies": len(ids),
+                       "organizations": zd.organization_count, "tickets": zd.ticket_count,
+                       "ratings": rated},
+        })
+        while True:
+            command = conn.recv()
+            if command == "log":
+                conn.send({name: [(r.path, r.status, r.at) for r in emu.requests()]
+                           for name, emu in (("salesforce", sf), ("hubspot", hs),
+                                             ("zendesk", zd))})
+            else:
+                break
+
+
+# -- floors ---------------------------------------------------------------------------------
+def bucket_floor(requests: int, per_minute: int, scale: float) -> float:
+    """Seconds a bucket of ``per_minute`` tokens refilled per (scaled) minute needs."""
+    return max(0, requests - per_minute) * 60.0 / (per_minute * scale)
+
+
+def window_floor(requests: int, limit: int, window: float) -> float:
+    """Seconds ``requests`` need at ``limit`` per rolling ``window``."""
+    return max(0, math.ceil(requests / limit) - 1) * window
+
+
+@dataclass
+class Result:
+    name: str
+    records: int
+    seconds: float
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--limit-scale", type=float, default=20.0)
+    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: a temp SQLite)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    scale = args.limit_scale
+    now = datetime.now(UTC)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=serve, args=(child, args.accounts, scale, now), daemon=True)
+    server.start()
+    info = parent.recv()
+
+    from connectors.hubspot import HubSpotClient
+    from connectors.salesforce import SalesforceClient
+    from connectors.zendesk import ZendeskClient
+    from healthscore.config import load_config
+    from healthscore.pipeline import Pipeline
+    from healthscore.quota import LocalQuota
+    from healthscore.settings import Settings
+    from store import Store
+
+    tmp = tempfile.TemporaryDirectory()
+    url = args.db or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
+    sf, hs, zd = info["sf"], info["hs"], info["zd"]
+    settings = Settings(
+        database_url=url, redis_url="",
+        salesforce_instance_url=sf["instance_url"], salesforce_token_url=sf["token_url"],
+        salesforce_client_id=sf["client_id"], salesforce_client_secret=sf["client_secret"],
+        salesforce_ca_bundle=Path(sf["ca_bundle"]),
+        hubspot_access_token=hs["token"], hubspot_base_url=hs["base_url"],
+        zendesk_email=zd["email"], zendesk_api_token=zd["token"],
+        zendesk_base_url=zd["base_url"])
+    config = load_config()
+    sources = config.sources
+    config = config.model_copy(update={"sources": sources.model_copy(update={
+        "hubspot": sources.hubspot.model_copy(update={
+            "enabled": True, "requests_per_10s": HUBSPOT_PER_10S,
+            "write_back": sources.hubspot.write_back.model_copy(update={"enabled": False})}),
+        "zendesk": sources.zendesk.model_copy(update={
+            "enabled": True, "requests_per_minute": ZENDESK_PER_MIN,
+            "export_requests_per_minute": ZENDESK_EXPORT_PER_MIN})})})
+    # HubSpot's limit is a rolling window: a bucket without burst never overdraws it
+    hubspot = HubSpotClient(settings,
+                            quota=LocalQuota(HUBSPOT_PER_10S * scale / 10.0, 1),
+                            search_quota=LocalQuota(HUBSPOT_SEARCH_PER_S * scale, 1))
+    pipeline = Pipeline(config, settings, Store(url), salesforce=SalesforceClient(settings),
+                        hubspot=hubspot,
+                        zendesk=ZendeskClient(settings, limit_scale=scale,
+                                              requests_per_minute=ZENDESK_PER_MIN,
+                                              export_requests_per_minute=(
+                                                  ZENDESK_EXPORT_PER_MIN)))
+    results: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, fn: Any) -> None:
+        started = time.perf_counter()
+        try:
+            results[name] = (fn(), time.perf_counter() - started)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    started = time.perf_counter()
+    run("salesforce", pipeline.sync_salesforce)
+    threads = [threading.Thread(target=run, args=("hubspot", pipeline.sync_hubspot)),
+               threading.Thread(target=run, args=("zendesk", pipeline.sync_zendesk))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    parent.send("log")
+    logs = parent.recv()
+    parent.send("stop")
+    server.join(30)
+
+    counts = info["counts"]
+    zd_report = results["zendesk"][0]
+    zd_log = logs["zendesk"]
+    exports = sum(1 for p, _, _ in zd_log if "/incremental/" in p)
+    per_source = {
+        "salesforce": {
+            "records": results["salesforce"][0].records,
+            "requests": len(logs["salesforce"]),
+            "min_requests": math.ceil(counts["accounts"] / SF_PAGE),
+            "floor_seconds": 0.0},
+        "hubspot": {
+            "records": results["hubspot"][0].records,
+            "requests": len(logs["hubspot"]),
+            "min_requests": math.ceil(counts["companies"] / HS_PAGE),
+            "floor_seconds": window_floor(len(logs["hubspot"]), HUBSPOT_PER_10S,
+                                          10.0 / scale)},
+        "zendesk": {
+            "records": zd_report.organizations + zd_report.tickets + zd_report.ratings,
+            "requests": len(zd_log), "export_requests": exports,
+            "min_requests": (math.ceil(counts["organizations"] / ZD_PAGE)
+                             + math.ceil(counts["tickets"] / ZD_EXPORT_PAGE)
+                             + math.ceil(zd_report.ratings / ZD_PAGE)),
+            "floor_seconds": max(bucket_floor(exports, ZENDESK_EXPORT_PER_MIN, scale),
+                                 bucket_floor(len(zd_log), ZENDESK_PER_MIN, scale))},
+    }
+    for name, entry in per_source.items():
+        entry["seconds"] = round(results[name][1], 2)
+        entry["rate_limited"] = sum(1 for _, status, _ in logs[name] if status == 429)
+        entry["floor_seconds"] = round(entry["floor_seconds"], 2)
+    records = sum(e["records"] for e in per_source.values())
+    requests = sum(e["requests"] for e in per_source.values())
+    min_requests = sum(e["min_requests"] for e in per_source.values())
+    floor = max(e["floor_seconds"] for e in per_source.values())
+    print(json.dumps({
+        "records": records, "requests": requests, "min_requests": min_requests,
+        "requests_ratio": round(requests / min_requests, 3),
+        "seconds": round(seconds, 2), "floor_seconds": round(floor, 2),
+        "seconds_ratio": round(seconds / floor, 3) if floor else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "limit_scale": scale, "accounts": args.accounts, "sources": per_source,
+    }))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
