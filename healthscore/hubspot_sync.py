@@ -114,7 +114,7 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
                  progress: Callable[[int], None] | None = None,
                  owners: Mapping[str, Owner] | None = None,
                  ) -> tuple[HubSpotSyncReport, datetime | None]:
-    accounts = [a.id for a in store.accounts()]
+    accounts = store.account_ids()
     index = IdentityIndex(store.account_keys(DOMAIN), account_ids=accounts)
     state = CompanySync()
     report = HubSpotSyncReport()

@@ -37,6 +37,7 @@ from connectors.zendesk import (
     pull_tickets,
     ticket_record,
 )
+from connectors.zendesk.signals import QUARTER
 from connectors.zendesk.tickets import parse_time
 from store import SignalRow, Store
 
@@ -97,7 +98,7 @@ class ZendeskSync:
     def sync_organizations(self, started: datetime) -> None:
         source, store, report = self.source, self.store, self.report
         index = IdentityIndex(store.account_keys(DOMAIN),
-                              account_ids=[a.id for a in store.accounts()])
+                              account_ids=store.account_ids())
         before = dict(self.links)
         links: dict[str, str] = {}
         state = ListState()
@@ -195,8 +196,9 @@ class ZendeskSync:
     # -- CSAT ------------------------------------------------------------------------------
     def sync_ratings(self, started: datetime, full: bool) -> None:
         stored = None if full else self.store.cursor(SOURCE, RATINGS)
+        # CSAT looks back 90 days: a first pull reads no further
         since = datetime.fromisoformat(stored) - self.source.overlap if stored \
-            else started - self.source.backfill
+            else started - min(self.source.backfill, QUARTER)
         state = ListState()
         for page in pull_ratings(self.client, state, start_time=int(since.timestamp()),
                                  page_size=self.source.page_size):
@@ -251,7 +253,7 @@ class ZendeskSync:
         export = self.sync_tickets(started, full)
         self.sync_ratings(started, full)
         fresh = self.store.accounts_without("zendesk_tickets_30d", SOURCE)
-        known = {a.id for a in self.store.accounts()} if self.touched else set()
+        known = set(self.store.account_ids()) if self.touched else set()
         self.recompute((self.touched & known) | set(fresh))
         if export.cursor:
             self.store.set_cursor(SOURCE, TICKETS, "cursor:" + export.cursor)

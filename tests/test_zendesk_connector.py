@@ -265,19 +265,19 @@ def test_client_paces_itself_under_the_export_limit(sf_emu, tmp_path) -> None:
         assert len(within) <= 10 + rate * 1.0 + 1
     floor = (pages - 10) / rate
     took = times[-1] - times[0]
-    assert floor * 0.95 <= took <= floor * 1.25 + 0.5
+    assert floor * 0.95 <= took <= floor * 1.5 + 1.0  # paced, not stalled
 
 
 def test_start_time_too_recent_waits_for_the_next_run_from_the_same_start(zd) -> None:
     now = datetime.now(UTC)
     zd.zd.set_time(now - timedelta(minutes=10))  # Zendesk's clock is behind ours
     seed(zd, n=4, now=now - timedelta(minutes=10))
-    pipeline = zd(zendesk_config(backfill=timedelta(0)))
+    pipeline = zd(zendesk_config(backfill=timedelta(0)), clock=lambda: now)
     pipeline.sync_salesforce()
     first = pipeline.sync_zendesk()
     assert first.start_time_too_recent and first.tickets == 0
     start = exports(zd.zd)[0].query["start_time"]
-    assert int(start) <= int((now - timedelta(seconds=61)).timestamp())  # ours was valid
+    assert int(start) == int((now - timedelta(seconds=61)).timestamp())  # ours was valid
     assert exports(zd.zd)[0].status == 400
     assert pipeline.store.cursor("zendesk", "tickets") == f"start:{start}"
     # Zendesk catches up; a ticket changes after our start time
