@@ -102,6 +102,7 @@ class ZendeskSync:
         before = dict(self.links)
         links: dict[str, str] = {}
         state = ListState()
+        report.matched = report.unmatched = report.ambiguous = 0  # of the latest listing
         for page in pull_organizations(self.client, state, page_size=source.page_size):
             unmatched: dict[str, tuple[str, str]] = {}
             matched: list[str] = []
@@ -129,14 +130,14 @@ class ZendeskSync:
             store.record_unmatched(SOURCE, ORGS, unmatched, matched=matched)
             if self.progress is not None:
                 self.progress(len(page))
-        report.organizations += state.records
+        report.organizations = state.records
         keys: dict[str, list[str]] = {acct: [] for acct in before.values()}
         for org_id, acct in links.items():
             keys.setdefault(acct, []).append(org_id)
         store.set_account_keys(ORG_KEY, keys)
         changed = {org: links.get(org) for org in before.keys() | links.keys()
                    if before.get(org) != links.get(org)}
-        if changed and before:  # a first listing has no kept tickets to move
+        if changed:  # kept tickets and ratings follow their organization's account
             for obj in (TICKETS, RATINGS):
                 self.touched |= store.relink_source_records(SOURCE, obj, "org", changed)
         self.links = links

@@ -353,3 +353,26 @@ def test_sync_all_includes_zendesk_when_enabled(zd) -> None:
     pipeline = zd()
     pipeline.sync_all()
     assert pipeline.store.signal_counts()["zendesk"] > 0
+
+
+def test_tickets_of_an_organization_created_after_the_listing_find_their_account(zd) -> None:
+    ids = seed(zd, n=4)
+    pipeline = zd()
+    pipeline.sync_salesforce()
+    pipeline.sync_zendesk()  # organizations listed: not due again for an hour
+    emu = zd.zd
+    zd.sf.update("Account", ids[3], {"Website": "https://brand-new.example"})
+    pipeline.sync_salesforce()
+    org = emu.add_organization("Brand new", ["brand-new.example"])
+    emu.set_time(datetime.now(UTC) - timedelta(minutes=5))
+    emu.add_ticket(org, "First ticket", priority="urgent")
+    emu.set_time(None)
+
+    def urgent() -> float | None:
+        return {a: v for a, m, v, _ in pipeline.store.latest_signals()
+                if m == "zendesk_urgent_open"}[ids[3]]
+
+    before = urgent()
+    report = pipeline.sync_zendesk()
+    assert report.tickets == 1 and report.organizations == zd.zd.organization_count
+    assert urgent() == before + 1
