@@ -20,7 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.hubspot import HubSpotClient, ensure_properties
-from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
+from sandbox import (
+    HubSpotEmulator,
+    SalesforceEmulator,
+    SlackEmulator,
+    ZendeskEmulator,
+    generate_org,
+)
 from store import Store
 
 from .config import Config, load_config
@@ -64,10 +70,12 @@ def demo_config(config: Config) -> Config:
     salesforce = config.sources.salesforce.model_copy(update={"related": list(SYNCED_RELATED)})
     hubspot = config.sources.hubspot.model_copy(
         update={"enabled": True, "metrics": HUBSPOT_METRICS})
+    zendesk = config.sources.zendesk.model_copy(update={"enabled": True})
     return config.model_copy(update={
         "alerts": config.alerts.model_copy(update={"slack": slack_cfg}),
         "sources": config.sources.model_copy(update={"salesforce": salesforce,
-                                                     "hubspot": hubspot})})
+                                                     "hubspot": hubspot,
+                                                     "zendesk": zendesk})})
 
 
 # HubSpot as the CRM of record: the example scorecard's metrics from company properties
@@ -121,11 +129,13 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
     with tempfile.TemporaryDirectory(prefix="healthscore-demo-") as tmp, \
             SalesforceEmulator(clock=sf_clock) as sf_emu, \
             HubSpotEmulator() as hs_emu, \
+            ZendeskEmulator(clock=sf_clock) as zd_emu, \
             SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu:
         hs_emu.set_time(seeded_at)
         sf_ids = sf_emu.seed(org)
         sf_emu.bulk.polls_to_complete = 0
         _seed_hubspot(hs_emu, org, sf_ids)
+        zd_emu.seed(org, seeded_at, account_ids=sf_ids)  # Zendesk: one desk, same accounts
         slack_emu.add_users(org.users)
         base = workdir or Path(tmp)
         settings = Settings(
@@ -140,6 +150,9 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             slack_alert_channel=DEMO_CHANNEL,
             hubspot_access_token=hs_emu.access_token,
             hubspot_base_url=hs_emu.base_url,
+            zendesk_email=zd_emu.email,
+            zendesk_api_token=zd_emu.api_token,
+            zendesk_base_url=zd_emu.api_url,
         )
         config = demo_config(load_config())
         if crm == "hubspot":
