@@ -254,7 +254,8 @@ def actions(config: ConfigOption = None, dry_run: DryRun = False,
 @app.command()
 @reports_errors
 def check(config: ConfigOption = None) -> None:
-    """Check every connection: database, Redis, Salesforce (fields too) and Slack."""
+    """Check every connection: database, Redis, Salesforce (fields too), HubSpot, Zendesk and
+    Slack."""
     from connectors.salesforce import check_fields
 
     from .locks import redis_client
@@ -274,6 +275,9 @@ def check(config: ConfigOption = None) -> None:
                                        limit=1)
         console.print(f"[green]ok[/] HubSpot reachable ({len(owners.results or [])} owner "
                       f"read)")
+    if rt.config.sources.zendesk.enabled:
+        pipeline.zendesk.get("organizations.json", {"page[size]": 1}, what="organizations")
+        console.print(f"[green]ok[/] Zendesk {pipeline.zendesk.base_url} reachable")
     if pipeline.slack is None:
         raise ConfigError("missing environment variable: SLACK_BOT_TOKEN")
     console.print(f"[green]ok[/] Slack workspace {pipeline.slack.check()!r}")

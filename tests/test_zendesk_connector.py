@@ -265,7 +265,7 @@ def test_client_paces_itself_under_the_export_limit(sf_emu, tmp_path) -> None:
         assert len(within) <= 10 + rate * 1.0 + 1
     floor = (pages - 10) / rate
     took = times[-1] - times[0]
-    assert floor * 0.95 <= took <= floor * 1.5 + 1.0  # paced, not stalled
+    assert floor * 0.95 <= took <= floor * 2 + 2.0  # paced, not stalled (a busy CI box)
 
 
 def test_start_time_too_recent_waits_for_the_next_run_from_the_same_start(zd) -> None:
