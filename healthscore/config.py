@@ -119,9 +119,53 @@ class HubSpotSource(_Strict):
                                           "archived companies (search never returns them)")
 
 
+class _EmailSource(_Strict):
+    """Shared by the email platforms: per-account engagement signals named
+    ``<metric_prefix>open_rate_90d`` … (see healthscore/email_engagement.py)."""
+
+    enabled: bool = False
+    sync_every: Duration = timedelta(hours=1)
+    overlap: Duration = Field(timedelta(minutes=10),
+                              description="re-read this much before the cursor")
+    metric_prefix: str = Field(pattern=r"^[a-z][a-z0-9_]*_$", description="signal names start "
+                               "with it; `email_` gives email_open_rate_90d … (one platform)")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        from .email_engagement import metric_names
+
+        return metric_names(self.metric_prefix)
+
+
+class SendGridSource(_EmailSource):
+    """SendGrid (SENDGRID_API_KEY): per-recipient events from the signed event webhook (or
+    the Email Activity API, a paid add-on), suppressions, and stats by category."""
+
+    metric_prefix: str = Field("sendgrid_", pattern=r"^[a-z][a-z0-9_]*_$")
+    per_recipient: Literal["webhook", "activity_api"] = Field(
+        "webhook", description="webhook: events POSTed to `healthscore webhook serve`; "
+        "activity_api: pulled from /v3/messages (needs the Email Activity History add-on)")
+    categories: list[str] = Field(default_factory=list, max_length=10, description="count only "
+                                  "mail in these categories (empty: all mail)")
+    page_size: int = Field(500, ge=1, le=500, description="suppression list page size")
+    webhook_max_age: Duration = Field(timedelta(minutes=10), description="reject signed "
+                                      "webhook requests older (or newer) than this")
+
+
+class MailchimpSource(_EmailSource):
+    """Mailchimp Marketing (MAILCHIMP_API_KEY): campaign reports with per-member activity."""
+
+    metric_prefix: str = Field("mailchimp_", pattern=r"^[a-z][a-z0-9_]*_$")
+    page_size: int = Field(1000, ge=1, le=1000, description="members per email-activity page")
+    max_connections: int = Field(10, ge=1, le=10, description="simultaneous requests per key "
+                                 "(Mailchimp allows 10 per key, shared by everything using it)")
+
+
 class Sources(_Strict):
     salesforce: SalesforceSource = SalesforceSource(enabled=False, metrics={})
     hubspot: HubSpotSource = HubSpotSource()
+    sendgrid: SendGridSource = SendGridSource()
+    mailchimp: MailchimpSource = MailchimpSource()
 
     @model_validator(mode="after")
     def _one_record_system(self) -> Sources:
@@ -202,6 +246,11 @@ def metric_collisions(sources: Sources) -> list[str]:
                   for obj in sources.salesforce.related for m in RELATED[obj].metrics]
     if sources.hubspot.enabled and not sources.hubspot.record_system:
         named += [(m, "sources.hubspot.metrics") for m in sources.hubspot.metrics]
+    for name in ("sendgrid", "mailchimp"):
+        email = getattr(sources, name)
+        if email.enabled:
+            named += [(m, f"sources.{name} (metric_prefix {email.metric_prefix!r})")
+                      for m in email.metrics]
     for metric, where in named:
         if metric in seen and seen[metric] != where:
             clashes.append(f"metric {metric!r} comes from both {seen[metric]} and {where}; "
@@ -225,6 +274,9 @@ def source_metrics(sources: Sources) -> set[str]:
         out |= set(sources.hubspot.metrics)
         for obj in sources.hubspot.related:
             out |= set(HUBSPOT_RELATED[obj])
+    for email in (sources.sendgrid, sources.mailchimp):
+        if email.enabled:
+            out |= set(email.metrics)
     return out
 
 
