@@ -89,7 +89,8 @@ def run(config: ConfigOption = None, dry_run: DryRun = False) -> None:
 
 @app.command()
 @reports_errors
-def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot or all")] = "all",
+def sync(source: Annotated[str, typer.Argument(
+             help="salesforce, hubspot, sendgrid, mailchimp or all")] = "all",
          config: ConfigOption = None,
          full: Annotated[bool, typer.Option("--full", help="ignore the cursor: re-read "
                                                             "everything")] = False) -> None:
@@ -98,8 +99,8 @@ def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot or all"
 
     pipeline = _runtime(config).pipeline()
     sources_cfg = pipeline.config.sources
-    enabled = (["salesforce"] if sources_cfg.salesforce.enabled else []) + (
-        ["hubspot"] if sources_cfg.hubspot.enabled else [])
+    enabled = [name for name in ("salesforce", "hubspot", "sendgrid", "mailchimp")
+               if getattr(sources_cfg, name).enabled]
     wanted = enabled if source == "all" else [source]
     unknown = [w for w in wanted if w not in enabled]
     if unknown:
@@ -121,10 +122,48 @@ def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot or all"
                     report = pipeline.sync_related(full=full, objects=[obj],
                                                    progress=tracker(f"salesforce {obj}"))
                     results[f"salesforce.{obj}"] = asdict(report[obj])
+            elif name == "sendgrid":
+                results[name] = asdict(pipeline.sync_sendgrid(
+                    full=full, progress=tracker("sendgrid recipients")))
+            elif name == "mailchimp":
+                results[name] = asdict(pipeline.sync_mailchimp(
+                    full=full, progress=tracker("mailchimp campaign members")))
             else:
                 results[name] = asdict(pipeline.sync_hubspot(
                     full=full, progress=tracker("hubspot companies")))
     print(json.dumps(results, default=str))
+
+
+webhook_app = typer.Typer(no_args_is_help=True, help="Receive vendor webhooks (SendGrid "
+                          "events).")
+app.add_typer(webhook_app, name="webhook")
+
+
+@webhook_app.command("serve")
+@reports_errors
+def webhook_serve(config: ConfigOption = None,
+                  host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+                  port: Annotated[int, typer.Option(help="port to listen on")] = 8025) -> None:
+    """Serve POST /webhooks/sendgrid (signed Event Webhook) until interrupted.
+
+    Put it behind your HTTPS reverse proxy; SendGrid's Event Webhook URL is then
+    https://<your host>/webhooks/sendgrid with "Signed Event Webhook" on.
+    """
+    from .webhook import PATH, SendGridWebhookApp, make_server_for
+
+    rt = _runtime(config)
+    if not rt.config.sources.sendgrid.enabled:
+        raise ConfigError(f"{rt.config_path}: sources.sendgrid.enabled is false; enable it to "
+                          "receive its events")
+    server = make_server_for(SendGridWebhookApp(rt.store, rt.settings.sendgrid_webhook_public_key,
+                                                rt.config.sources.sendgrid), host, port)
+    console.print(f"listening on http://{host}:{server.server_port}{PATH} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @app.command()

@@ -30,9 +30,11 @@ from actions import (
 from connectors.hubspot import HubSpotClient, HubSpotWriter
 from connectors.hubspot.related import pull_owners
 from connectors.identity import DOMAIN
+from connectors.mailchimp import MailchimpClient
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
 from connectors.salesforce.accounts import parse_sf_datetime
 from connectors.salesforce.related import RELATED, RelatedSync, account_of, pull_related
+from connectors.sendgrid import SendGridClient
 from scoring import (
     INSUFFICIENT,
     Explanation,
@@ -48,6 +50,7 @@ from store.models import Account, Score, utcnow
 
 from .config import Config
 from .durations import format_duration
+from .email_sync import MAILCHIMP, SENDGRID, EmailSyncReport, sync_mailchimp, sync_sendgrid
 from .errors import ConfigError
 from .hubspot_related_sync import HubSpotRelatedReport, RelatedRules, sync_hubspot_related
 from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
@@ -157,6 +160,8 @@ class Pipeline:
                  salesforce: SalesforceClient | None = None,
                  slack: SlackAlerter | None = None,
                  hubspot: HubSpotClient | None = None,
+                 sendgrid: SendGridClient | None = None,
+                 mailchimp: MailchimpClient | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
         self.settings = settings
@@ -165,6 +170,8 @@ class Pipeline:
         self._salesforce = salesforce
         self._slack = slack
         self._hubspot = hubspot
+        self._sendgrid = sendgrid
+        self._mailchimp = mailchimp
         self.clock = clock
 
     # -- collaborators, built lazily so `score --dry-run` needs no credentials --------------
@@ -181,6 +188,19 @@ class Pipeline:
                 self.settings,
                 requests_per_10s=self.config.sources.hubspot.requests_per_10s)
         return self._hubspot
+
+    @property
+    def sendgrid(self) -> SendGridClient:
+        if self._sendgrid is None:
+            self._sendgrid = SendGridClient.from_settings(self.settings)
+        return self._sendgrid
+
+    @property
+    def mailchimp(self) -> MailchimpClient:
+        if self._mailchimp is None:
+            self._mailchimp = MailchimpClient.from_settings(
+                self.settings, max_connections=self.config.sources.mailchimp.max_connections)
+        return self._mailchimp
 
     @property
     def slack(self) -> SlackAlerter | None:
@@ -321,6 +341,30 @@ class Pipeline:
         log.info("HubSpot sync: %d companies (%d matched, %d unmatched, %d ambiguous) in %d "
                  "requests", report.records, report.matched, report.unmatched,
                  report.ambiguous, report.requests)
+        return report
+
+    def sync_sendgrid(self, *, full: bool = False,
+                      progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+        """Pull SendGrid suppressions (and Email Activity, if chosen) since the cursor, keep
+        them per recipient and recompute the touched accounts (webhook events included)."""
+        stored = None if full else self.store.cursor(SENDGRID, "activity")
+        started = self.clock()
+        report = sync_sendgrid(self.sendgrid, self.store, self.config.sources.sendgrid,
+                               since=datetime.fromisoformat(stored) if stored else None,
+                               started=started, now=self.clock, progress=progress)
+        report.cursor = self._advance_cursor(SENDGRID, "activity", started)
+        return report
+
+    def sync_mailchimp(self, *, full: bool = False,
+                       progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+        """Read the last 90 days' campaign reports: new campaigns whole, known ones' activity
+        since the cursor; recompute the touched accounts."""
+        stored = None if full else self.store.cursor(MAILCHIMP, "email-activity")
+        started = self.clock()
+        report = sync_mailchimp(self.mailchimp, self.store, self.config.sources.mailchimp,
+                                since=datetime.fromisoformat(stored) if stored else None,
+                                started=started, now=self.clock, progress=progress)
+        report.cursor = self._advance_cursor(MAILCHIMP, "email-activity", started)
         return report
 
     def compute(self, as_of: datetime | None = None, *,
@@ -524,6 +568,11 @@ class Pipeline:
         hubspot_sync = self.sync_hubspot() if hubspot.enabled else None
         if hubspot.enabled and hubspot.related:
             self.sync_hubspot_related()  # after companies: it maps through their keys
+        # email after the CRMs: recipients are matched through the accounts' domains
+        if self.config.sources.sendgrid.enabled:
+            self.sync_sendgrid()
+        if self.config.sources.mailchimp.enabled:
+            self.sync_mailchimp()
         return sync, hubspot_sync
 
     def run_cycle(self) -> CycleReport:
