@@ -6,7 +6,9 @@ demo, the tests and the benchmarks use them instead of the vendors.
 
 from sandbox.faults import FaultPlan
 from sandbox.hubspot import HubSpotEmulator
+from sandbox.mailchimp import MailchimpEmulator
 from sandbox.salesforce import SalesforceEmulator
+from sandbox.sendgrid import SendGridEmulator
 from sandbox.server import EmulatorServer
 from sandbox.slack import SlackEmulator
 from sandbox.synthetic import SyntheticOrg, generate_org
@@ -18,8 +20,10 @@ __all__ = [
     "FaultPlan",
     "HubSpotEmulator",
     "LoggedRequest",
+    "MailchimpEmulator",
     "SalesforceEmulator",
     "SandboxCA",
+    "SendGridEmulator",
     "SlackEmulator",
     "SyntheticOrg",
     "generate_org",
