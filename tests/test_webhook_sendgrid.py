@@ -110,7 +110,8 @@ def test_malformed_events_are_skipped_with_their_id(sg: SendGridEmulator, store:
                                                     serve: Callable[..., str]) -> None:
     url = serve(sg.webhook_public_key)
     sg.add_message("ana@acme.example.com", NOW - timedelta(days=1), opened=True)
-    events = sg.events() + [
+    events = [
+        *sg.events(),
         {"sg_event_id": "bad-evt-1", "event": "open", "email": "bo@acme.example.com",
          "timestamp": "yesterday", "sg_message_id": "m"},
         {"sg_event_id": "bad-evt-2", "event": "teleported", "email": "bo@acme.example.com",
