@@ -56,6 +56,13 @@ if _config.sources.hubspot.enabled:
         "schedule": _config.sources.hubspot.sync_every.total_seconds(),
         "args": ("hubspot",),
     }
+for _email in ("sendgrid", "mailchimp"):
+    if getattr(_config.sources, _email).enabled:
+        beat_schedule[f"sync-{_email}"] = {
+            "task": "tasks.sync_source",
+            "schedule": getattr(_config.sources, _email).sync_every.total_seconds(),
+            "args": (_email,),
+        }
 beat_schedule["score-cycle"] = {
     "task": "tasks.score_cycle",
     "schedule": _config.scoring.every.total_seconds(),
