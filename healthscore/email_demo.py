@@ -1,0 +1,66 @@
+"""The demo's email platforms: SendGrid and Mailchimp emulators seeded from the synthetic org,
+SendGrid's events delivered through the real webhook receiver (signed, over HTTP)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sandbox import MailchimpEmulator, SendGridEmulator
+from sandbox.synthetic import SyntheticOrg
+from store import Store
+
+from .config import Config
+from .webhook import PATH, SendGridWebhookApp, make_server_for
+
+
+@dataclass
+class EmailSandbox:
+    sendgrid: SendGridEmulator
+    mailchimp: MailchimpEmulator
+
+    def settings(self) -> dict[str, Any]:
+        """Settings fields pointing the connectors at the emulators."""
+        return {"sendgrid_api_key": self.sendgrid.api_key,
+                "sendgrid_base_url": self.sendgrid.base_url,
+                "sendgrid_webhook_public_key": self.sendgrid.webhook_public_key,
+                "mailchimp_api_key": self.mailchimp.api_key,
+                "mailchimp_base_url": self.mailchimp.base_url}
+
+    @staticmethod
+    def enable(config: Config) -> Config:
+        sources = config.sources
+        return config.model_copy(update={"sources": sources.model_copy(update={
+            "sendgrid": sources.sendgrid.model_copy(update={"enabled": True}),
+            "mailchimp": sources.mailchimp.model_copy(update={"enabled": True})})})
+
+    def deliver_webhook(self, store: Store, config: Config) -> int:
+        """POST every SendGrid event to a real receiver (signed batches); events kept."""
+        app = SendGridWebhookApp(store, self.sendgrid.webhook_public_key,
+                                 config.sources.sendgrid)
+        server = make_server_for(app, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_port}{PATH}"
+            responses = self.sendgrid.post_events(url, batch_size=1000)
+            bad = [r for r in responses if r.status_code != 200]
+            if bad:
+                raise RuntimeError(f"webhook answered {bad[0].status_code}: {bad[0].text}")
+            return sum(int(r.json()["new"]) for r in responses)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+
+@contextmanager
+def email_sandbox(org: SyntheticOrg, now: datetime) -> Iterator[EmailSandbox]:
+    with SendGridEmulator() as sendgrid, MailchimpEmulator() as mailchimp:
+        sendgrid.seed(org, now)
+        mailchimp.seed(org, now)
+        yield EmailSandbox(sendgrid, mailchimp)
