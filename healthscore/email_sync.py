@@ -23,6 +23,7 @@ recomputed once a day even when nothing changed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -106,6 +107,14 @@ class RecipientMatcher:
 
 
 Row = tuple[str, str | None, dict[str, Any], bool, datetime]
+ID_MAX = 64  # source_records.id; vendor ids can be longer (SendGrid's message ids often are)
+
+
+def record_key(vendor_id: str) -> str:
+    """A vendor id as a record id: itself when short enough, else a stable digest."""
+    if len(vendor_id) <= ID_MAX:
+        return vendor_id
+    return "sha256:" + hashlib.sha256(vendor_id.encode()).hexdigest()[:ID_MAX - 7]
 
 
 class _Keeper:
@@ -123,10 +132,10 @@ class _Keeper:
         match = self.matcher.resolve(email)
         if match.matched:
             self.report.matched += 1
-            self._matched.add(email)
+            self._matched.add(email[:128])
         else:
-            self._unmatched[email] = (match.reason, match.detail)
-        return record_id, match.account_id, facts, False, modified
+            self._unmatched[email[:128]] = (match.reason, match.detail)
+        return record_key(record_id), match.account_id, facts, False, modified
 
     def keep(self, obj: str, rows: list[Row], *, merge: bool = False) -> None:
         if merge and rows:
@@ -175,7 +184,7 @@ def rematch(store: Store, source: str, matcher: RecipientMatcher) -> tuple[int, 
             if match.matched:
                 moved.setdefault(obj, []).append((rid, match.account_id, fields, False,
                                                   modified))
-                matched.add(fields["email"])
+                matched.add(fields["email"][:128])
     touched: set[str] = set()
     for obj, rows in moved.items():
         touched |= store.upsert_source_records(source, obj, rows)
@@ -258,7 +267,8 @@ def suppression_fact(kind: str, entry: Any) -> tuple[str, dict[str, Any], dateti
     if at is None:
         raise ValueError(f"created {created!r} is not epoch seconds")
     label = "bounce" if kind == "bounces" else "unsubscribe"
-    return f"{label}:{email.lower()}:{created}", fact(None, email, at, suppression=label), at
+    return record_key(f"{label}:{email.lower()}:{created}"), \
+        fact(None, email, at, suppression=label), at
 
 
 def sync_sendgrid(client: SendGridClient, store: Store, source: SendGridSource, *,
@@ -355,20 +365,21 @@ def apply_sendgrid_events(store: Store, events: list[Any], matcher: RecipientMat
         email = parsed.fact["email"]
         match = recipients.setdefault(email, matcher.resolve(email))
         rows[parsed.event_id] = {
-            "source": SENDGRID, "object": "events", "id": parsed.event_id,
+            "source": SENDGRID, "object": "events", "id": record_key(parsed.event_id),
             "account_id": match.account_id, "fields": parsed.fact, "deleted": False,
             "modified": parse_time(parsed.fact["at"])}
-    new = _insert_new(store, list(rows.values()))
+    by_key = {row["id"]: row for row in rows.values()}
+    new = [by_key[k] for k in _insert_new(store, list(by_key.values()))]
     result.new = len(new)
     result.duplicates += len(rows) - len(new)
-    fresh = {rows[i]["fields"]["email"] for i in new}
-    unmatched = {e: (m.reason, m.detail) for e, m in recipients.items()
+    fresh = {row["fields"]["email"] for row in new}
+    unmatched = {e[:128]: (m.reason, m.detail) for e, m in recipients.items()
                  if e in fresh and not m.matched}
     result.unmatched = len(unmatched)
     if fresh:
         store.record_unmatched(SENDGRID, RECIPIENTS, unmatched,
-                               matched=[e for e in fresh if recipients[e].matched])
-    touched = {rows[i]["account_id"] for i in new if rows[i]["account_id"]}
+                               matched=[e[:128] for e in fresh if recipients[e].matched])
+    touched = {row["account_id"] for row in new if row["account_id"]}
     result.accounts_recomputed, _ = recompute(store, SENDGRID, touched, now, prefix, categories)
     return result
 

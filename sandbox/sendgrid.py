@@ -129,8 +129,10 @@ class SendGridEmulator(EmulatorServer):
                     categories: tuple[str, ...] = ("healthscore",), msg_id: str | None = None,
                     machine_open: bool = False) -> str:
         """One message and its events (processed, delivered or bounce, open, click, …)."""
-        msg_id = msg_id or (secrets.token_urlsafe(16)[:22] + ".filterdrecv-sandbox-"
-                            + secrets.token_hex(4) + ".0")
+        # like SendGrid's: the X-Message-Id, the filter host, a per-recipient suffix (often
+        # longer than 64 characters)
+        msg_id = msg_id or (secrets.token_urlsafe(16)[:22] + ".filterdrecv-5645d9c87f-78vbf-1-"
+                            + secrets.token_hex(8).upper() + "-" + str(len(self.messages)) + ".0")
         t = int(sent_at.timestamp())
         events = [("processed", t)]
         if bounced:

@@ -6,7 +6,6 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -39,8 +38,9 @@ def mc() -> Iterator[MailchimpEmulator]:
 
 
 @pytest.fixture
-def mc_store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'mc.db'}")
+def mc_store(db_url: str) -> Iterator[Store]:
+    """SQLite and the real PostgreSQL (``db_url`` from conftest)."""
+    store = Store(db_url)
     add_accounts(store, {ACME: "acme.example.com", GLOBEX: "globex.example.com"})
     yield store
     store.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -37,8 +36,9 @@ def sg() -> Iterator[SendGridEmulator]:
 
 
 @pytest.fixture
-def sg_store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'sg.db'}")
+def sg_store(db_url: str) -> Iterator[Store]:
+    """SQLite and the real PostgreSQL (``db_url`` from conftest)."""
+    store = Store(db_url)
     add_accounts(store, {ACME: "acme.example.com", GLOBEX: "globex.example.com"})
     yield store
     store.close()
