@@ -12,6 +12,7 @@ from typing import Any
 
 from sandbox import MailchimpEmulator, SendGridEmulator
 from sandbox.synthetic import SyntheticOrg
+from scoring import Scorecard
 from store import Store
 
 from .config import Config
@@ -33,10 +34,16 @@ class EmailSandbox:
 
     @staticmethod
     def enable(config: Config) -> Config:
+        """Both platforms on, and their open rates as Engagement measures of the scorecard."""
         sources = config.sources
-        return config.model_copy(update={"sources": sources.model_copy(update={
-            "sendgrid": sources.sendgrid.model_copy(update={"enabled": True}),
-            "mailchimp": sources.mailchimp.model_copy(update={"enabled": True})})})
+        sendgrid = sources.sendgrid.model_copy(update={"enabled": True})
+        mailchimp = sources.mailchimp.model_copy(update={"enabled": True})
+        card = config.scorecard.model_dump(by_alias=True)
+        card["measures"].update(email_measures(sendgrid.metric_prefix, mailchimp.metric_prefix))
+        return config.model_copy(update={
+            "sources": sources.model_copy(update={"sendgrid": sendgrid,
+                                                  "mailchimp": mailchimp}),
+            "scorecard": Scorecard.model_validate(card)})
 
     def deliver_webhook(self, store: Store, config: Config) -> int:
         """POST every SendGrid event to a real receiver (signed batches); events kept."""
@@ -56,6 +63,18 @@ class EmailSandbox:
             server.shutdown()
             server.server_close()
             thread.join(5)
+
+
+def email_measures(sendgrid_prefix: str, mailchimp_prefix: str) -> dict[str, Any]:
+    """Open rate over 90 days: 10 % scores 0, 45 % and above 100 (a CS-ops starting point)."""
+    return {
+        "email_opens": {"label": "Lifecycle email open rate (90d)", "group": "engagement",
+                        "weight": 1, "metric": sendgrid_prefix + "open_rate_90d",
+                        "linear": {"from": 0.10, "to": 0.45}, "unit": "%"},
+        "newsletter_opens": {"label": "Newsletter open rate (90d)", "group": "engagement",
+                             "weight": 1, "metric": mailchimp_prefix + "open_rate_90d",
+                             "linear": {"from": 0.10, "to": 0.45}, "unit": "%"},
+    }
 
 
 @contextmanager
