@@ -308,6 +308,17 @@ def check(config: ConfigOption = None) -> None:
                                        limit=1)
         console.print(f"[green]ok[/] HubSpot reachable ({len(owners.results or [])} owner "
                       f"read)")
+    if rt.config.sources.sendgrid.enabled:
+        pipeline.sendgrid.get("/v3/suppression/bounces", {"limit": 1})
+        console.print("[green]ok[/] SendGrid reachable (suppressions readable)")
+        if rt.config.sources.sendgrid.per_recipient == "webhook":
+            from connectors.sendgrid import load_public_key
+
+            load_public_key(rt.settings.sendgrid_webhook_public_key or "")
+            console.print("[green]ok[/] SENDGRID_WEBHOOK_PUBLIC_KEY is a P-256 public key")
+    if rt.config.sources.mailchimp.enabled:
+        health = pipeline.mailchimp.get("/ping").get("health_status")
+        console.print(f"[green]ok[/] Mailchimp reachable ({health})")
     if pipeline.slack is None:
         raise ConfigError("missing environment variable: SLACK_BOT_TOKEN")
     console.print(f"[green]ok[/] Slack workspace {pipeline.slack.check()!r}")

@@ -150,3 +150,33 @@ def test_a_missing_or_bad_verification_key_is_a_config_error(store: Store) -> No
         SendGridWebhookApp(store, None, SendGridSource(enabled=True))
     with pytest.raises(ConfigError, match="not a base64 DER or PEM"):
         SendGridWebhookApp(store, "bm90IGEga2V5", SendGridSource(enabled=True))
+
+
+def test_categories_filter_accounts_and_the_baseline(sg: SendGridEmulator, store: Store,
+                                                     serve: Callable[..., str]) -> None:
+    from connectors.sendgrid import SendGridClient
+    from healthscore.pipeline import Pipeline
+    from healthscore.settings import Settings
+    from tests.conftest import FAST_RETRY
+    from tests.email_helpers import email_config
+
+    cats = ["onboarding-nudge", "renewal"]
+    url = serve(sg.webhook_public_key, categories=cats)
+    day = timedelta(days=1)
+    sg.add_message("ana@acme.example.com", NOW - day, opened=True,
+                   categories=("healthscore", "onboarding-nudge"))
+    sg.add_message("ana@acme.example.com", NOW - day, categories=("renewal",))
+    sg.add_message("ana@acme.example.com", NOW - day, categories=("newsletter",))  # not counted
+    sg.add_message("bo@acme.example.com", NOW - day, categories=())  # no category: not counted
+    sg.post_events(url)
+    got = signals(store, "sendgrid")[ACME]
+    assert got["sendgrid_open_rate_90d"] == 0.5 and got["sendgrid_recipients"] == 1.0
+    pipe = Pipeline(email_config(sendgrid={"categories": cats}),
+                    Settings(database_url=store.url), store,
+                    sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
+                    clock=lambda: NOW)
+    report = pipe.sync_sendgrid()
+    stats = sg.requests("GET", r"/v3/categories/stats$")
+    assert len(stats) == 1 and stats[0].query["categories"] == "onboarding-nudge\nrenewal"
+    assert report.baseline["delivered"] == 2.0 and report.baseline["open_rate_90d"] == 0.5
+    assert signals(store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 0.5
