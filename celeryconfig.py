@@ -56,7 +56,7 @@ if _config.sources.hubspot.enabled:
         "schedule": _config.sources.hubspot.sync_every.total_seconds(),
         "args": ("hubspot",),
     }
-for _email in ("sendgrid", "mailchimp"):
+for _email in ("sendgrid", "mailchimp", "hubspot_email"):
     if getattr(_config.sources, _email).enabled:
         beat_schedule[f"sync-{_email}"] = {
             "task": "tasks.sync_source",

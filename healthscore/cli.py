@@ -90,7 +90,7 @@ def run(config: ConfigOption = None, dry_run: DryRun = False) -> None:
 @app.command()
 @reports_errors
 def sync(source: Annotated[str, typer.Argument(
-             help="salesforce, hubspot, sendgrid, mailchimp or all")] = "all",
+             help="salesforce, hubspot, sendgrid, mailchimp, hubspot_email or all")] = "all",
          config: ConfigOption = None,
          full: Annotated[bool, typer.Option("--full", help="ignore the cursor: re-read "
                                                             "everything")] = False) -> None:
@@ -99,7 +99,8 @@ def sync(source: Annotated[str, typer.Argument(
 
     pipeline = _runtime(config).pipeline()
     sources_cfg = pipeline.config.sources
-    enabled = [name for name in ("salesforce", "hubspot", "sendgrid", "mailchimp")
+    enabled = [name for name in ("salesforce", "hubspot", "sendgrid", "mailchimp",
+                                 "hubspot_email")
                if getattr(sources_cfg, name).enabled]
     wanted = enabled if source == "all" else [source]
     unknown = [w for w in wanted if w not in enabled]
@@ -125,6 +126,9 @@ def sync(source: Annotated[str, typer.Argument(
             elif name == "sendgrid":
                 results[name] = asdict(pipeline.sync_sendgrid(
                     full=full, progress=tracker("sendgrid recipients")))
+            elif name == "hubspot_email":
+                results[name] = asdict(pipeline.sync_hubspot_email(
+                    full=full, progress=tracker("hubspot marketing email events")))
             elif name == "mailchimp":
                 results[name] = asdict(pipeline.sync_mailchimp(
                     full=full, progress=tracker("mailchimp campaign members")))

@@ -161,11 +161,21 @@ class MailchimpSource(_EmailSource):
                                  "(Mailchimp allows 10 per key, shared by everything using it)")
 
 
+class HubSpotEmailSource(_EmailSource):
+    """HubSpot marketing email events (Email Events API; Marketing Hub, scope `content`), with
+    the HubSpot source's token and quota."""
+
+    metric_prefix: str = Field("hubspot_email_", pattern=r"^[a-z][a-z0-9_]*_$")
+    exclude_filtered: bool = Field(True, description="leave out opens HubSpot flagged as bots "
+                                   "or machine opens")
+
+
 class Sources(_Strict):
     salesforce: SalesforceSource = SalesforceSource(enabled=False, metrics={})
     hubspot: HubSpotSource = HubSpotSource()
     sendgrid: SendGridSource = SendGridSource()
     mailchimp: MailchimpSource = MailchimpSource()
+    hubspot_email: HubSpotEmailSource = HubSpotEmailSource()
 
     @model_validator(mode="after")
     def _one_record_system(self) -> Sources:
@@ -174,6 +184,8 @@ class Sources(_Strict):
                              "salesforce.enabled: false (or drop record_system)")
         if self.hubspot.record_system and not self.hubspot.enabled:
             raise ValueError("hubspot.record_system needs hubspot.enabled: true")
+        if self.hubspot_email.enabled and not self.hubspot.enabled:
+            raise ValueError("hubspot_email needs hubspot.enabled: true (it uses its token)")
         if not self.salesforce.enabled and not self.hubspot.record_system:
             raise ValueError("no CRM of record: enable salesforce, or hubspot with "
                              "record_system: true")
@@ -246,7 +258,7 @@ def metric_collisions(sources: Sources) -> list[str]:
                   for obj in sources.salesforce.related for m in RELATED[obj].metrics]
     if sources.hubspot.enabled and not sources.hubspot.record_system:
         named += [(m, "sources.hubspot.metrics") for m in sources.hubspot.metrics]
-    for name in ("sendgrid", "mailchimp"):
+    for name in ("sendgrid", "mailchimp", "hubspot_email"):
         email = getattr(sources, name)
         if email.enabled:
             named += [(m, f"sources.{name} (metric_prefix {email.metric_prefix!r})")
@@ -274,7 +286,7 @@ def source_metrics(sources: Sources) -> set[str]:
         out |= set(sources.hubspot.metrics)
         for obj in sources.hubspot.related:
             out |= set(HUBSPOT_RELATED[obj])
-    for email in (sources.sendgrid, sources.mailchimp):
+    for email in (sources.sendgrid, sources.mailchimp, sources.hubspot_email):
         if email.enabled:
             out |= set(email.metrics)
     return out

@@ -8,6 +8,8 @@ accounts' signals are recomputed from all their facts (``email_engagement.engage
 - SendGrid, object ``events``: one per signed webhook event (id ``sg_event_id``: a redelivered
   event is not kept twice); ``messages``: one per Email Activity message (``per_recipient:
   activity_api``); ``suppressions``: bounces and global unsubscribes, pulled every sync.
+- HubSpot marketing email (source ``hubspot_email``), object ``events``: one per Email Events
+  API event (id ``<created>:<id>``), pulled by time window from the cursor.
 - Mailchimp, object ``activity``: one per campaign and member (``<campaign>:<subscriber
   hash>``), merged with what a later ``since`` read adds; ``unsubscribes``: per campaign;
   ``campaigns``: those read completely (later syncs read only activity since the cursor).
@@ -33,6 +35,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from connectors.hubspot import HubSpotClient
+from connectors.hubspot.email_events import event_fact as hubspot_event_fact
+from connectors.hubspot.email_events import pull_email_events
 from connectors.identity import DOMAIN, IdentityIndex, Match, domain_of
 from connectors.mailchimp import (
     MailchimpClient,
@@ -50,14 +55,15 @@ from connectors.sendgrid import (
 from store import SignalRow, Store
 from store.models import SourceRecord
 
-from .config import MailchimpSource, SendGridSource
+from .config import HubSpotEmailSource, MailchimpSource, SendGridSource
 from .email_engagement import WINDOW, engagement, fact, merge_facts, parse_time
 
 log = logging.getLogger(__name__)
 
-SENDGRID, MAILCHIMP = "sendgrid", "mailchimp"
+SENDGRID, MAILCHIMP, HUBSPOT_EMAIL = "sendgrid", "mailchimp", "hubspot_email"
 FACT_OBJECTS = {SENDGRID: ("events", "messages", "suppressions"),
-                MAILCHIMP: ("activity", "unsubscribes")}
+                MAILCHIMP: ("activity", "unsubscribes"),
+                HUBSPOT_EMAIL: ("events",)}
 RECIPIENTS = "recipients"  # the unmatched-records object
 RECOMPUTE = "recompute"  # cursor object: when every account holding facts was last recomputed
 RECOMPUTE_EVERY = timedelta(days=1)
@@ -490,4 +496,36 @@ def sync_mailchimp(client: MailchimpClient, store: Store, source: MailchimpSourc
              "recipients, %d accounts recomputed in %d requests (%d answered 429)",
              report.campaigns, report.records, report.skipped, report.unmatched,
              report.accounts_recomputed, report.requests, report.rate_limited)
+    return report
+
+
+# -- HubSpot marketing email -------------------------------------------------------------------
+def sync_hubspot_email(client: HubSpotClient, store: Store, source: HubSpotEmailSource, *,
+                       since: datetime | None, started: datetime, now: Callable[[], datetime],
+                       progress: Progress = None) -> EmailSyncReport:
+    """Marketing email events that occurred since ``since`` (the last 90 days when None)."""
+    report = EmailSyncReport(HUBSPOT_EMAIL)
+    keeper = _Keeper(store, HUBSPOT_EMAIL, RecipientMatcher(store), report)
+    requests_before = client.requests
+    window_start = started - WINDOW
+    start = max(window_start, since - source.overlap) if since else window_start
+    for page in pull_email_events(client, start, started,
+                                  exclude_filtered=source.exclude_filtered):
+        rows = []
+        for event in page:
+            try:
+                key, facts, at = hubspot_event_fact(event)
+            except ValueError as exc:
+                report.skip(_id_of(event, "id"), str(exc))
+                continue
+            rows.append(keeper.row(key, facts, at))
+        keeper.keep("events", rows)
+        report.records += len(page)
+        if progress is not None:
+            progress(len(page))
+    report.requests = client.requests - requests_before
+    _finish(store, HUBSPOT_EMAIL, keeper, report, now(), source.metric_prefix)
+    log.info("HubSpot marketing email: %d events (%d skipped), %d unmatched recipients, "
+             "%d accounts recomputed in %d requests", report.records, report.skipped,
+             report.unmatched, report.accounts_recomputed, report.requests)
     return report

@@ -50,7 +50,15 @@ from store.models import Account, Score, utcnow
 
 from .config import Config
 from .durations import format_duration
-from .email_sync import MAILCHIMP, SENDGRID, EmailSyncReport, sync_mailchimp, sync_sendgrid
+from .email_sync import (
+    HUBSPOT_EMAIL,
+    MAILCHIMP,
+    SENDGRID,
+    EmailSyncReport,
+    sync_hubspot_email,
+    sync_mailchimp,
+    sync_sendgrid,
+)
 from .errors import ConfigError
 from .hubspot_related_sync import HubSpotRelatedReport, RelatedRules, sync_hubspot_related
 from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
@@ -367,6 +375,17 @@ class Pipeline:
         report.cursor = self._advance_cursor(MAILCHIMP, "email-activity", started)
         return report
 
+    def sync_hubspot_email(self, *, full: bool = False,
+                           progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+        """Pull HubSpot marketing email events since the cursor; recompute touched accounts."""
+        stored = None if full else self.store.cursor(HUBSPOT_EMAIL, "events")
+        started = self.clock()
+        report = sync_hubspot_email(self.hubspot, self.store, self.config.sources.hubspot_email,
+                                    since=datetime.fromisoformat(stored) if stored else None,
+                                    started=started, now=self.clock, progress=progress)
+        report.cursor = self._advance_cursor(HUBSPOT_EMAIL, "events", started)
+        return report
+
     def compute(self, as_of: datetime | None = None, *,
                 accounts: list[Account] | None = None,
                 previous: dict[str, Score] | None = None) -> ScoreBatch:
@@ -573,6 +592,8 @@ class Pipeline:
             self.sync_sendgrid()
         if self.config.sources.mailchimp.enabled:
             self.sync_mailchimp()
+        if self.config.sources.hubspot_email.enabled:
+            self.sync_hubspot_email()
         return sync, hubspot_sync
 
     def run_cycle(self) -> CycleReport:

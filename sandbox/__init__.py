@@ -6,6 +6,7 @@ demo, the tests and the benchmarks use them instead of the vendors.
 
 from sandbox.faults import FaultPlan
 from sandbox.hubspot import HubSpotEmulator
+from sandbox.hubspot_email import HubSpotEmailEmulator
 from sandbox.mailchimp import MailchimpEmulator
 from sandbox.salesforce import SalesforceEmulator
 from sandbox.sendgrid import SendGridEmulator
@@ -18,6 +19,7 @@ from sandbox.wire import LoggedRequest
 __all__ = [
     "EmulatorServer",
     "FaultPlan",
+    "HubSpotEmailEmulator",
     "HubSpotEmulator",
     "LoggedRequest",
     "MailchimpEmulator",

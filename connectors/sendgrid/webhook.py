@@ -40,6 +40,9 @@ class SignatureError(Exception):
 
 def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
     """The verification key from SENDGRID_WEBHOOK_PUBLIC_KEY (base64 DER or PEM)."""
+    if not text or not text.strip():
+        raise ConfigError("missing environment variable: SENDGRID_WEBHOOK_PUBLIC_KEY (the "
+                          "verification key of SendGrid's Signed Event Webhook)")
     try:
         raw = text.strip()
         key = (load_pem_public_key(raw.encode()) if raw.startswith("-----BEGIN")
