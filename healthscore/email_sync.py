@@ -20,7 +20,8 @@ under object ``recipients`` of ``healthscore sources --unmatched``, counted in t
 matched again on every sync (a domain added to the CRM later brings their history along).
 Malformed records are logged with their id, counted and skipped. Cursors move only after a
 complete pull; the 90-day window moves with the clock, so every account holding facts is
-recomputed once a day even when nothing changed.
+recomputed once a day even when nothing changed, and facts older than the window (plus a
+day) are deleted then, so the store does not grow without bound.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.hubspot import HubSpotClient
@@ -67,6 +68,7 @@ FACT_OBJECTS = {SENDGRID: ("events", "messages", "suppressions"),
 RECIPIENTS = "recipients"  # the unmatched-records object
 RECOMPUTE = "recompute"  # cursor object: when every account holding facts was last recomputed
 RECOMPUTE_EVERY = timedelta(days=1)
+RETENTION = WINDOW + timedelta(days=1)  # older facts can no longer count: pruned daily
 Progress = Callable[[int], None] | None
 
 
@@ -85,6 +87,7 @@ class EmailSyncReport:
     signals_changed: int = 0
     requests: int = 0
     rate_limited: int = 0
+    pruned: int = 0  # facts past the window, deleted by the daily pass
     baseline: dict[str, float | None] = field(default_factory=dict)  # org-wide rates
     cursor: str | None = None
 
@@ -217,6 +220,14 @@ def recompute(store: Store, source: str, accounts: Iterable[str], now: datetime,
     return len(ids), changed
 
 
+def prune(store: Store, source: str, before: datetime) -> int:
+    """Delete a source's kept records last modified before ``before``; how many."""
+    with store.session() as s:
+        result = s.execute(delete(SourceRecord).where(SourceRecord.source == source,
+                                                      SourceRecord.modified < before))
+        return int(result.rowcount or 0)
+
+
 def _recompute_all_due(store: Store, source: str, now: datetime) -> bool:
     last = store.cursor(source, RECOMPUTE)
     return last is None or now - datetime.fromisoformat(last) >= RECOMPUTE_EVERY
@@ -230,6 +241,7 @@ def _finish(store: Store, source: str, keeper: _Keeper, report: EmailSyncReport,
     recompute_all = _recompute_all_due(store, source, now)
     if recompute_all:
         touched |= _holding_accounts(store, source)
+        report.pruned = prune(store, source, now - RETENTION)
     report.accounts_recomputed, report.signals_changed = recompute(
         store, source, touched, now, prefix, categories)
     if recompute_all:

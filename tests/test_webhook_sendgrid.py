@@ -180,3 +180,34 @@ def test_categories_filter_accounts_and_the_baseline(sg: SendGridEmulator, store
     assert len(stats) == 1 and stats[0].query["categories"] == "onboarding-nudge\nrenewal"
     assert report.baseline["delivered"] == 2.0 and report.baseline["open_rate_90d"] == 0.5
     assert signals(store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 0.5
+
+
+def test_facts_past_the_window_are_pruned_by_the_daily_pass(
+        sg: SendGridEmulator, store: Store, serve: Callable[..., str]) -> None:
+    from sqlalchemy import func, select
+
+    from connectors.sendgrid import SendGridClient
+    from healthscore.pipeline import Pipeline
+    from healthscore.settings import Settings
+    from store.models import SourceRecord
+    from tests.conftest import FAST_RETRY
+    from tests.email_helpers import email_config
+
+    url = serve(sg.webhook_public_key)
+    sg.add_message("ana@acme.example.com", NOW - timedelta(days=120), opened=True)
+    sg.add_message("ana@acme.example.com", NOW - timedelta(days=2))
+    old = len(sg.messages[next(iter(sg.messages))]["events"])
+    sg.post_events(url)
+
+    def kept() -> int:
+        with store.session() as s:
+            return s.scalar(select(func.count()).select_from(SourceRecord).where(
+                SourceRecord.source == "sendgrid", SourceRecord.object == "events"))
+
+    before = kept()
+    pipe = Pipeline(email_config(sendgrid={}), Settings(database_url=store.url), store,
+                    sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
+                    clock=lambda: NOW)
+    report = pipe.sync_sendgrid()
+    assert report.pruned == old and kept() == before - old
+    assert signals(store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 0.0
