@@ -151,13 +151,43 @@ class _Keeper:
             held = existing(self.store, self.source, obj, [r[0] for r in rows])
             rows = [(rid, acct, merge_facts(held.get(rid), f), d, m)
                     for rid, acct, f, d, m in rows]
-        self.touched |= self.store.upsert_source_records(self.source, obj, rows)
+        self.touched |= keep_records(self.store, self.source, obj, rows)
 
     def finish(self) -> None:
         unmatched = {e: v for e, v in self._unmatched.items() if e not in self._matched}
         self.report.unmatched += sum(1 for r, _ in unmatched.values() if r != "ambiguous")
         self.report.ambiguous += sum(1 for r, _ in unmatched.values() if r == "ambiguous")
         self.store.record_unmatched(self.source, RECIPIENTS, unmatched, matched=self._matched)
+
+
+def _insert(store_session: Any) -> Any:
+    dialect = store_session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+        SourceRecord.__table__)
+
+
+def keep_records(store: Store, source: str, obj: str, rows: list[Row]) -> set[str]:
+    """``Store.upsert_source_records`` as one executemany statement (the facts come in pages
+    of a thousand: a multi-VALUES statement that size costs more to compile than to run).
+    Returns the accounts touched: the records' new ones and, when a record moved, the old."""
+    rows = list({r[0]: r for r in rows}.values())  # one row per id (the last wins)
+    if not rows:
+        return set()
+    touched = {r[1] for r in rows if r[1]}
+    ids = [r[0] for r in rows]
+    with store.session() as s:
+        for start in range(0, len(ids), 5000):
+            touched.update(a for a in s.scalars(select(SourceRecord.account_id).where(
+                SourceRecord.source == source, SourceRecord.object == obj,
+                SourceRecord.id.in_(ids[start:start + 5000]))) if a)
+        insert = _insert(s)
+        stmt = insert.on_conflict_do_update(
+            index_elements=["source", "object", "id"],
+            set_={c: insert.excluded[c] for c in ("account_id", "fields", "deleted", "modified")})
+        s.execute(stmt, [{"source": source, "object": obj, "id": rid, "account_id": acct,
+                          "fields": fields, "deleted": deleted, "modified": modified}
+                         for rid, acct, fields, deleted, modified in rows])
+    return touched
 
 
 def existing(store: Store, source: str, obj: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -196,7 +226,7 @@ def rematch(store: Store, source: str, matcher: RecipientMatcher) -> tuple[int, 
                 matched.add(fields["email"][:128])
     touched: set[str] = set()
     for obj, rows in moved.items():
-        touched |= store.upsert_source_records(source, obj, rows)
+        touched |= keep_records(store, source, obj, rows)
     if matched:
         store.record_unmatched(source, RECIPIENTS, {}, matched=matched)
     return sum(len(r) for r in moved.values()), touched
@@ -406,17 +436,10 @@ def _insert_new(store: Store, rows: list[dict[str, Any]]) -> set[str]:
     """Insert rows whose id is not kept yet (one statement per chunk); the ids inserted."""
     if not rows:
         return set()
-    new: set[str] = set()
-    table = SourceRecord.__table__
     with store.session() as s:
-        dialect = s.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        for start in range(0, len(rows), 1000):
-            stmt = (insert(table).values(rows[start:start + 1000])
-                    .on_conflict_do_nothing(index_elements=["source", "object", "id"])
-                    .returning(table.c.id))
-            new.update(s.scalars(stmt))
-    return new
+        stmt = (_insert(s).on_conflict_do_nothing(index_elements=["source", "object", "id"])
+                .returning(SourceRecord.__table__.c.id))
+        return set(s.scalars(stmt, rows))
 
 
 # -- Mailchimp ---------------------------------------------------------------------------------
@@ -498,7 +521,7 @@ def sync_mailchimp(client: MailchimpClient, store: Store, source: MailchimpSourc
             keeper.keep("unsubscribes", rows)
             report.records += len(page)
         # read completely: later syncs read only its activity since the cursor
-        store.upsert_source_records(MAILCHIMP, "campaigns", [(campaign_id, None, {
+        keep_records(store, MAILCHIMP, "campaigns", [(campaign_id, None, {
             "title": rep.get("campaign_title"), "send_time": sent.isoformat(),
             "emails_sent": rep.get("emails_sent")}, False, sent)])
     report.requests = client.requests - requests_before

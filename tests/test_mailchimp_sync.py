@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -155,16 +156,17 @@ def test_too_many_connections_backs_off(mc: MailchimpEmulator, mc_store: Store) 
     (problem+json, no headers) and backs off until it is free."""
     cid = mc.add_campaign(NOW - 3 * DAY)
     mc.add_member(cid, "ana@acme.example.com", opened(NOW - 2 * DAY))
+    sleeps = Sleeps()
+    backoff = RetryPolicy(attempts=6, base=0.1, factor=2.0, jitter=0.0, sleep=sleeps)
+    pipe = pipeline(mc_store, mc, retry=backoff)
     mc.max_connections = 1
-    mc.faults.add("slow", path=r"/ping", delay=0.6, times=1)
+    mc.faults.add("slow", path=r"/ping", delay=1.0, times=1)
     other = threading.Thread(target=httpx.get, args=(f"{mc.base_url}/ping",),
                              kwargs={"auth": ("someone", mc.api_key), "timeout": 5})
     other.start()
     while not mc.peak_in_flight:
-        pass
-    sleeps = Sleeps()
-    backoff = RetryPolicy(attempts=6, base=0.1, factor=2.0, jitter=0.0, sleep=sleeps)
-    report = pipeline(mc_store, mc, retry=backoff).sync_mailchimp()
+        time.sleep(0.001)
+    report = pipe.sync_mailchimp()
     other.join()
     limited = [r for r in mc.requests() if r.status == 429]
     assert limited and report.rate_limited == len(limited)
