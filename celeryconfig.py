@@ -62,6 +62,13 @@ if _config.sources.zendesk.enabled:
         "schedule": _config.sources.zendesk.sync_every.total_seconds(),
         "args": ("zendesk",),
     }
+for _email in ("sendgrid", "mailchimp", "hubspot_email"):
+    if getattr(_config.sources, _email).enabled:
+        beat_schedule[f"sync-{_email}"] = {
+            "task": "tasks.sync_source",
+            "schedule": getattr(_config.sources, _email).sync_every.total_seconds(),
+            "args": (_email,),
+        }
 beat_schedule["score-cycle"] = {
     "task": "tasks.score_cycle",
     "schedule": _config.scoring.every.total_seconds(),

@@ -89,8 +89,9 @@ def run(config: ConfigOption = None, dry_run: DryRun = False) -> None:
 
 @app.command()
 @reports_errors
-def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot, zendesk or all")
-                            ] = "all",
+def sync(source: Annotated[str, typer.Argument(
+             help="salesforce, hubspot, zendesk, sendgrid, mailchimp, hubspot_email or all")
+             ] = "all",
          config: ConfigOption = None,
          full: Annotated[bool, typer.Option("--full", help="ignore the cursor: re-read "
                                                             "everything")] = False) -> None:
@@ -99,9 +100,9 @@ def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot, zendes
 
     pipeline = _runtime(config).pipeline()
     sources_cfg = pipeline.config.sources
-    enabled = (["salesforce"] if sources_cfg.salesforce.enabled else []) + (
-        ["hubspot"] if sources_cfg.hubspot.enabled else []) + (
-        ["zendesk"] if sources_cfg.zendesk.enabled else [])
+    enabled = [name for name in ("salesforce", "hubspot", "zendesk", "sendgrid", "mailchimp",
+                                 "hubspot_email")
+               if getattr(sources_cfg, name).enabled]
     wanted = enabled if source == "all" else [source]
     unknown = [w for w in wanted if w not in enabled]
     if unknown:
@@ -126,10 +127,51 @@ def sync(source: Annotated[str, typer.Argument(help="salesforce, hubspot, zendes
             elif name == "zendesk":
                 results[name] = asdict(pipeline.sync_zendesk(
                     full=full, progress=tracker("zendesk organizations and tickets")))
+            elif name == "sendgrid":
+                results[name] = asdict(pipeline.sync_sendgrid(
+                    full=full, progress=tracker("sendgrid recipients")))
+            elif name == "hubspot_email":
+                results[name] = asdict(pipeline.sync_hubspot_email(
+                    full=full, progress=tracker("hubspot marketing email events")))
+            elif name == "mailchimp":
+                results[name] = asdict(pipeline.sync_mailchimp(
+                    full=full, progress=tracker("mailchimp campaign members")))
             else:
                 results[name] = asdict(pipeline.sync_hubspot(
                     full=full, progress=tracker("hubspot companies")))
     print(json.dumps(results, default=str))
+
+
+webhook_app = typer.Typer(no_args_is_help=True, help="Receive vendor webhooks (SendGrid "
+                          "events).")
+app.add_typer(webhook_app, name="webhook")
+
+
+@webhook_app.command("serve")
+@reports_errors
+def webhook_serve(config: ConfigOption = None,
+                  host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+                  port: Annotated[int, typer.Option(help="port to listen on")] = 8025) -> None:
+    """Serve POST /webhooks/sendgrid (signed Event Webhook) until interrupted.
+
+    Put it behind your HTTPS reverse proxy; SendGrid's Event Webhook URL is then
+    https://<your host>/webhooks/sendgrid with "Signed Event Webhook" on.
+    """
+    from .webhook import PATH, SendGridWebhookApp, make_server_for
+
+    rt = _runtime(config)
+    if not rt.config.sources.sendgrid.enabled:
+        raise ConfigError(f"{rt.config_path}: sources.sendgrid.enabled is false; enable it to "
+                          "receive its events")
+    server = make_server_for(SendGridWebhookApp(rt.store, rt.settings.sendgrid_webhook_public_key,
+                                                rt.config.sources.sendgrid), host, port)
+    console.print(f"listening on http://{host}:{server.server_port}{PATH} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @app.command()
@@ -278,6 +320,17 @@ def check(config: ConfigOption = None) -> None:
     if rt.config.sources.zendesk.enabled:
         pipeline.zendesk.get("organizations.json", {"page[size]": 1}, what="organizations")
         console.print(f"[green]ok[/] Zendesk {pipeline.zendesk.base_url} reachable")
+    if rt.config.sources.sendgrid.enabled:
+        pipeline.sendgrid.get("/v3/suppression/bounces", {"limit": 1})
+        console.print("[green]ok[/] SendGrid reachable (suppressions readable)")
+        if rt.config.sources.sendgrid.per_recipient == "webhook":
+            from connectors.sendgrid import load_public_key
+
+            load_public_key(rt.settings.sendgrid_webhook_public_key or "")
+            console.print("[green]ok[/] SENDGRID_WEBHOOK_PUBLIC_KEY is a P-256 public key")
+    if rt.config.sources.mailchimp.enabled:
+        health = pipeline.mailchimp.get("/ping").get("health_status")
+        console.print(f"[green]ok[/] Mailchimp reachable ({health})")
     if pipeline.slack is None:
         raise ConfigError("missing environment variable: SLACK_BOT_TOKEN")
     console.print(f"[green]ok[/] Slack workspace {pipeline.slack.check()!r}")

@@ -144,12 +144,64 @@ class ZendeskSource(_Strict):
                                   "topic (besides its normalized subject)")
     export_page_size: int = Field(1000, ge=1, le=1000)
     page_size: int = Field(100, ge=1, le=100)
+class _EmailSource(_Strict):
+    """Shared by the email platforms: per-account engagement signals named
+    ``<metric_prefix>open_rate_90d`` … (see healthscore/email_engagement.py)."""
+
+    enabled: bool = False
+    sync_every: Duration = timedelta(hours=1)
+    overlap: Duration = Field(timedelta(minutes=10),
+                              description="re-read this much before the cursor")
+    metric_prefix: str = Field(pattern=r"^[a-z][a-z0-9_]*_$", description="signal names start "
+                               "with it; `email_` gives email_open_rate_90d … (one platform)")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        from .email_engagement import metric_names
+
+        return metric_names(self.metric_prefix)
+
+
+class SendGridSource(_EmailSource):
+    """SendGrid (SENDGRID_API_KEY): per-recipient events from the signed event webhook (or
+    the Email Activity API, a paid add-on), suppressions, and stats by category."""
+
+    metric_prefix: str = Field("sendgrid_", pattern=r"^[a-z][a-z0-9_]*_$")
+    per_recipient: Literal["webhook", "activity_api"] = Field(
+        "webhook", description="webhook: events POSTed to `healthscore webhook serve`; "
+        "activity_api: pulled from /v3/messages (needs the Email Activity History add-on)")
+    categories: list[str] = Field(default_factory=list, max_length=10, description="count only "
+                                  "mail in these categories (empty: all mail)")
+    page_size: int = Field(500, ge=1, le=500, description="suppression list page size")
+    webhook_max_age: Duration = Field(timedelta(minutes=10), description="reject signed "
+                                      "webhook requests older (or newer) than this")
+
+
+class MailchimpSource(_EmailSource):
+    """Mailchimp Marketing (MAILCHIMP_API_KEY): campaign reports with per-member activity."""
+
+    metric_prefix: str = Field("mailchimp_", pattern=r"^[a-z][a-z0-9_]*_$")
+    page_size: int = Field(1000, ge=1, le=1000, description="members per email-activity page")
+    max_connections: int = Field(10, ge=1, le=10, description="simultaneous requests per key "
+                                 "(Mailchimp allows 10 per key, shared by everything using it)")
+
+
+class HubSpotEmailSource(_EmailSource):
+    """HubSpot marketing email events (Email Events API; Marketing Hub, scope `content`), with
+    the HubSpot source's token and quota."""
+
+    metric_prefix: str = Field("hubspot_email_", pattern=r"^[a-z][a-z0-9_]*_$")
+    exclude_filtered: bool = Field(True, description="leave out opens HubSpot flagged as bots "
+                                   "or machine opens")
 
 
 class Sources(_Strict):
     salesforce: SalesforceSource = SalesforceSource(enabled=False, metrics={})
     hubspot: HubSpotSource = HubSpotSource()
     zendesk: ZendeskSource = ZendeskSource()
+    sendgrid: SendGridSource = SendGridSource()
+    mailchimp: MailchimpSource = MailchimpSource()
+    hubspot_email: HubSpotEmailSource = HubSpotEmailSource()
 
     @model_validator(mode="after")
     def _one_record_system(self) -> Sources:
@@ -158,6 +210,8 @@ class Sources(_Strict):
                              "salesforce.enabled: false (or drop record_system)")
         if self.hubspot.record_system and not self.hubspot.enabled:
             raise ValueError("hubspot.record_system needs hubspot.enabled: true")
+        if self.hubspot_email.enabled and not self.hubspot.enabled:
+            raise ValueError("hubspot_email needs hubspot.enabled: true (it uses its token)")
         if not self.salesforce.enabled and not self.hubspot.record_system:
             raise ValueError("no CRM of record: enable salesforce, or hubspot with "
                              "record_system: true")
@@ -230,6 +284,11 @@ def metric_collisions(sources: Sources) -> list[str]:
                   for obj in sources.salesforce.related for m in RELATED[obj].metrics]
     if sources.hubspot.enabled and not sources.hubspot.record_system:
         named += [(m, "sources.hubspot.metrics") for m in sources.hubspot.metrics]
+    for name in ("sendgrid", "mailchimp", "hubspot_email"):
+        email = getattr(sources, name)
+        if email.enabled:
+            named += [(m, f"sources.{name} (metric_prefix {email.metric_prefix!r})")
+                      for m in email.metrics]
     for metric, where in named:
         if metric in seen and seen[metric] != where:
             clashes.append(f"metric {metric!r} comes from both {seen[metric]} and {where}; "
@@ -257,6 +316,9 @@ def source_metrics(sources: Sources) -> set[str]:
         from connectors.zendesk.signals import METRICS as ZENDESK_METRICS
 
         out |= set(ZENDESK_METRICS)
+    for email in (sources.sendgrid, sources.mailchimp, sources.hubspot_email):
+        if email.enabled:
+            out |= set(email.metrics)
     return out
 
 

@@ -30,6 +30,7 @@ from sandbox import (
 from store import Store
 
 from .config import Config, load_config
+from .email_demo import email_sandbox
 from .pipeline import Pipeline
 from .quota import LocalQuota
 from .runtime import setup_logging
@@ -130,7 +131,8 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             SalesforceEmulator(clock=sf_clock) as sf_emu, \
             HubSpotEmulator() as hs_emu, \
             ZendeskEmulator(clock=sf_clock) as zd_emu, \
-            SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu:
+            SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu, \
+            email_sandbox(org, start) as email:
         hs_emu.set_time(seeded_at)
         sf_ids = sf_emu.seed(org)
         sf_emu.bulk.polls_to_complete = 0
@@ -153,8 +155,9 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             zendesk_email=zd_emu.email,
             zendesk_api_token=zd_emu.api_token,
             zendesk_base_url=zd_emu.api_url,
+            **email.settings(),
         )
-        config = demo_config(load_config())
+        config = email.enable(demo_config(load_config()))
         if crm == "hubspot":
             config = hubspot_record_config(config, hs_emu.portal_id)
         store = Store(settings.database_url)
@@ -172,6 +175,7 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
                       f"emulator at {sf_emu.base_url} (TLS), HubSpot emulator at "
                       f"{hs_emu.base_url}, Slack emulator at {slack_emu.base_url}")
         ensure_properties(hubspot, config.sources.hubspot.write_back)  # `setup-crm`
+        email.deliver_webhook(store, config)  # SendGrid's events, before the first sync
         summaries = []
         for step in range(cycles):
             at(step)

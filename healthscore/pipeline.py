@@ -30,9 +30,11 @@ from actions import (
 from connectors.hubspot import HubSpotClient, HubSpotWriter
 from connectors.hubspot.related import pull_owners
 from connectors.identity import DOMAIN
+from connectors.mailchimp import MailchimpClient
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
 from connectors.salesforce.accounts import parse_sf_datetime
 from connectors.salesforce.related import RELATED, RelatedSync, account_of, pull_related
+from connectors.sendgrid import SendGridClient
 from connectors.zendesk import ZendeskClient
 from scoring import (
     INSUFFICIENT,
@@ -49,6 +51,15 @@ from store.models import Account, Score, utcnow
 
 from .config import Config
 from .durations import format_duration
+from .email_sync import (
+    HUBSPOT_EMAIL,
+    MAILCHIMP,
+    SENDGRID,
+    EmailSyncReport,
+    sync_hubspot_email,
+    sync_mailchimp,
+    sync_sendgrid,
+)
 from .errors import ConfigError
 from .hubspot_related_sync import HubSpotRelatedReport, RelatedRules, sync_hubspot_related
 from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
@@ -160,6 +171,8 @@ class Pipeline:
                  slack: SlackAlerter | None = None,
                  hubspot: HubSpotClient | None = None,
                  zendesk: ZendeskClient | None = None,
+                 sendgrid: SendGridClient | None = None,
+                 mailchimp: MailchimpClient | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
         self.settings = settings
@@ -169,6 +182,8 @@ class Pipeline:
         self._slack = slack
         self._hubspot = hubspot
         self._zendesk = zendesk
+        self._sendgrid = sendgrid
+        self._mailchimp = mailchimp
         self.clock = clock
 
     # -- collaborators, built lazily so `score --dry-run` needs no credentials --------------
@@ -197,6 +212,17 @@ class Pipeline:
                 settings, requests_per_minute=source.requests_per_minute,
                 export_requests_per_minute=source.export_requests_per_minute)
         return self._zendesk
+    def sendgrid(self) -> SendGridClient:
+        if self._sendgrid is None:
+            self._sendgrid = SendGridClient.from_settings(self.settings)
+        return self._sendgrid
+
+    @property
+    def mailchimp(self) -> MailchimpClient:
+        if self._mailchimp is None:
+            self._mailchimp = MailchimpClient.from_settings(
+                self.settings, max_connections=self.config.sources.mailchimp.max_connections)
+        return self._mailchimp
 
     @property
     def slack(self) -> SlackAlerter | None:
@@ -345,6 +371,40 @@ class Pipeline:
         the support signals of the accounts they touch (see healthscore/zendesk_sync.py)."""
         return sync_zendesk(self.zendesk, self.store, self.config.sources.zendesk,
                             now=self.clock, full=full, progress=progress)
+    def sync_sendgrid(self, *, full: bool = False,
+                      progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+        """Pull SendGrid suppressions (and Email Activity, if chosen) since the cursor, keep
+        them per recipient and recompute the touched accounts (webhook events included)."""
+        stored = None if full else self.store.cursor(SENDGRID, "activity")
+        started = self.clock()
+        report = sync_sendgrid(self.sendgrid, self.store, self.config.sources.sendgrid,
+                               since=datetime.fromisoformat(stored) if stored else None,
+                               started=started, now=self.clock, progress=progress)
+        report.cursor = self._advance_cursor(SENDGRID, "activity", started)
+        return report
+
+    def sync_mailchimp(self, *, full: bool = False,
+                       progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+        """Read the last 90 days' campaign reports: new campaigns whole, known ones' activity
+        since the cursor; recompute the touched accounts."""
+        stored = None if full else self.store.cursor(MAILCHIMP, "email-activity")
+        started = self.clock()
+        report = sync_mailchimp(self.mailchimp, self.store, self.config.sources.mailchimp,
+                                since=datetime.fromisoformat(stored) if stored else None,
+                                started=started, now=self.clock, progress=progress)
+        report.cursor = self._advance_cursor(MAILCHIMP, "email-activity", started)
+        return report
+
+    def sync_hubspot_email(self, *, full: bool = False,
+                           progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+        """Pull HubSpot marketing email events since the cursor; recompute touched accounts."""
+        stored = None if full else self.store.cursor(HUBSPOT_EMAIL, "events")
+        started = self.clock()
+        report = sync_hubspot_email(self.hubspot, self.store, self.config.sources.hubspot_email,
+                                    since=datetime.fromisoformat(stored) if stored else None,
+                                    started=started, now=self.clock, progress=progress)
+        report.cursor = self._advance_cursor(HUBSPOT_EMAIL, "events", started)
+        return report
 
     def compute(self, as_of: datetime | None = None, *,
                 accounts: list[Account] | None = None,
@@ -549,6 +609,13 @@ class Pipeline:
             self.sync_hubspot_related()  # after companies: it maps through their keys
         if self.config.sources.zendesk.enabled:
             self.sync_zendesk()  # after the CRM: organizations match its accounts
+        # email after the CRMs: recipients are matched through the accounts' domains
+        if self.config.sources.sendgrid.enabled:
+            self.sync_sendgrid()
+        if self.config.sources.mailchimp.enabled:
+            self.sync_mailchimp()
+        if self.config.sources.hubspot_email.enabled:
+            self.sync_hubspot_email()
         return sync, hubspot_sync
 
     def run_cycle(self) -> CycleReport:

@@ -52,6 +52,10 @@ def test_demo_prints_each_cycle_as_json(tmp_path: Path) -> None:
     assert result["signals_by_source"]["salesforce"] > 0
     assert result["signals_by_source"]["hubspot"] > 0
     assert result["unmatched_by_source"]["hubspot"] == 4
+    assert result["signals_by_source"]["sendgrid"] == 40 * 5  # every account, five signals
+    assert result["signals_by_source"]["mailchimp"] == 40 * 5
+    assert result["unmatched_by_source"]["sendgrid"] == 3  # the free-mail / unknown readers
+    assert result["unmatched_by_source"]["mailchimp"] == 3
     assert first["hubspot_records_updated"] == 40
     assert first["hubspot_write_requests"] == math.ceil(40 / 100)
     assert (second["hubspot_records_updated"], second["hubspot_write_requests"]) == (0, 0)
