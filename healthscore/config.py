@@ -18,6 +18,7 @@ from scoring import Scorecard, reference_problems
 
 from .durations import Duration
 from .errors import ConfigError
+from .usage_config import UsageFileSource, WarehouseSource
 from .yamlfile import YamlDocument, load_yaml, parse_yaml, validate
 
 EXAMPLE_CONFIG = "healthscore.example.yaml"
@@ -122,6 +123,10 @@ class HubSpotSource(_Strict):
 class Sources(_Strict):
     salesforce: SalesforceSource = SalesforceSource(enabled=False, metrics={})
     hubspot: HubSpotSource = HubSpotSource()
+    usage_file: UsageFileSource = Field(UsageFileSource(), description="product usage files "
+                                        "(CSV/Parquet) into usage_daily")
+    warehouse: WarehouseSource = Field(WarehouseSource(), description="product usage from a "
+                                       "SQL query into usage_daily")
 
     @model_validator(mode="after")
     def _one_record_system(self) -> Sources:
@@ -225,6 +230,9 @@ def source_metrics(sources: Sources) -> set[str]:
         out |= set(sources.hubspot.metrics)
         for obj in sources.hubspot.related:
             out |= set(HUBSPOT_RELATED[obj])
+    for usage in (sources.usage_file, sources.warehouse):  # daily values in usage_daily
+        if usage.enabled:
+            out |= usage.metric_names
     return out
 
 
