@@ -56,6 +56,13 @@ if _config.sources.hubspot.enabled:
         "schedule": _config.sources.hubspot.sync_every.total_seconds(),
         "args": ("hubspot",),
     }
+for _usage in ("usage_file", "warehouse"):
+    if getattr(_config.sources, _usage).enabled:
+        beat_schedule[f"sync-{_usage}"] = {
+            "task": "tasks.sync_source",
+            "schedule": getattr(_config.sources, _usage).sync_every.total_seconds(),
+            "args": (_usage,),
+        }
 beat_schedule["score-cycle"] = {
     "task": "tasks.score_cycle",
     "schedule": _config.scoring.every.total_seconds(),

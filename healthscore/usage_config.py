@@ -43,6 +43,9 @@ class UsageMapping(BaseModel):
         "data → metric name (then other metrics are ignored; empty: load every metric as "
         "named)")
 
+    writers: int = Field(2, ge=1, le=16, description="PostgreSQL connections writing in "
+                         "parallel (an account's rows always go through the same one)")
+
     @field_validator("metrics", mode="before")
     @classmethod
     def _list_means_same_name(cls, value: Any) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors.identity import IdentityIndex
 from connectors.usage_file import UsageFile, content_hash, discover, file_format, read_batches
@@ -88,12 +89,13 @@ class _Loader:
     """One source's load: shared resolver and tally, batches → normalizer → writer."""
 
     def __init__(self, store: Store, source: str, mapping: UsageMapping, *, dry_run: bool,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, writers: int = 1) -> None:
         self.store = store
         self.source = source
         self.mapping = mapping
         self.dry_run = dry_run
         self.progress = progress
+        self.writers = writers
         self.resolver = AccountResolver(mapping.match_by, identity_index(store))
         self.reported: set[str] = set()  # unknown ids reported once per load
 
@@ -106,7 +108,8 @@ class _Loader:
                 if self.progress:
                     self.progress(batch.num_rows)
             return 0
-        return _pipelined(self.store, self.source, normalizer, batches, self.progress)
+        return _pipelined(self.store, self.source, normalizer, batches, self.progress,
+                          self.writers)
 
     def remember_unmatched(self, tally: UsageTally) -> None:
         if self.dry_run:
@@ -119,38 +122,65 @@ _DONE = object()
 
 
 def _pipelined(store: Store, source: str, normalizer: Normalizer, batches: Batches,
-               progress: Progress | None) -> int:
-    """Normalize on this thread, write on another; at most two chunks wait in between."""
-    chunks: queue.Queue[Any] = queue.Queue(maxsize=2)
-    failure: list[BaseException] = []
-    changed = [0]
+               progress: Progress | None, writers: int = 1) -> int:
+    """Normalize on this thread, write on ``writers`` others; at most two chunks wait for each.
 
-    def write() -> None:
+    With several writers (PostgreSQL: one connection each) an account's rows always go to the
+    same writer, in file order, so the newer value of a day still wins.
+    """
+    if store.engine.dialect.name != "postgresql":
+        writers = 1  # SQLite has one writer at a time
+    queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=2) for _ in range(writers)]
+    failure: list[BaseException] = []
+    changed = [0] * writers
+    lock = threading.Lock()
+
+    def write(k: int) -> None:
+        chunks = queues[k]
         try:
             with store.usage_writer(source) as writer:
                 while (item := chunks.get()) is not _DONE:
                     table, rows = item
-                    changed[0] += writer.write(table)
-                    if progress:
-                        progress(rows)
+                    changed[k] += writer.write(table)
+                    if progress and rows:
+                        with lock:
+                            progress(rows)
         except BaseException as exc:  # handed to the reading thread, raised there
             failure.append(exc)
             while chunks.get() is not _DONE:  # unblock the reader until it stops
                 pass
 
-    thread = threading.Thread(target=write, name=f"usage-writer-{source}", daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=write, args=(k,), name=f"usage-writer-{source}-{k}",
+                                daemon=True) for k in range(writers)]
+    for thread in threads:
+        thread.start()
     try:
         for batch, locate in batches:
             if failure:
                 break
-            chunks.put((normalizer.normalize(batch, locate), batch.num_rows))
+            table = normalizer.normalize(batch, locate)
+            if writers == 1:
+                queues[0].put((table, batch.num_rows))
+                continue
+            for k, part in enumerate(_split(table, writers)):
+                queues[k].put((part, batch.num_rows if k == 0 else 0))
     finally:
-        chunks.put(_DONE)
-        thread.join()
+        for chunks in queues:
+            chunks.put(_DONE)
+        for thread in threads:
+            thread.join()
     if failure:
         raise failure[0]
-    return changed[0]
+    return sum(changed)
+
+
+def _split(table: pa.Table, parts: int) -> list[pa.Table]:
+    """``table`` split by account into ``parts`` (stable within a process)."""
+    accounts = table.column("account_id").combine_chunks()
+    uniques = pc.unique(accounts)
+    part_of = pa.array([hash(a) % parts for a in uniques.to_pylist()], type=pa.int32())
+    which = pc.take(part_of, pc.index_in(accounts, value_set=uniques))
+    return [table.filter(pc.equal(which, k)) for k in range(parts)]
 
 
 # -- the file drop ------------------------------------------------------------------------------
@@ -167,7 +197,8 @@ def load_usage_files(store: Store, source: UsageFileSource, *,
     report = UsageLoadReport(USAGE_FILE, dry_run=dry_run)
     files = ([UsageFile(p, file_format(p, source.format) or "csv") for p in paths]
              if paths is not None else discover(source.path, source.format))
-    loader = _Loader(store, USAGE_FILE, source, dry_run=dry_run, progress=progress)
+    loader = _Loader(store, USAGE_FILE, source, dry_run=dry_run, progress=progress,
+                     writers=source.writers)
     for file in files:
         report.files.append(_load_one(loader, file, source, report, force=force))
     loader.remember_unmatched(report.tally)
@@ -236,7 +267,8 @@ def sync_warehouse(store: Store, source: WarehouseSource, *, today: date,
     report = UsageLoadReport(WAREHOUSE, dry_run=dry_run)
     report.since = warehouse_since(store, source, full=full, today=today)
     engine = warehouse_engine(source, environ)
-    loader = _Loader(store, WAREHOUSE, source, dry_run=dry_run, progress=progress)
+    loader = _Loader(store, WAREHOUSE, source, dry_run=dry_run, progress=progress,
+                     writers=source.writers)
     try:
         report.rows_changed = loader.run(read_warehouse(engine, source, report.since),
                                          report.tally)

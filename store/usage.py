@@ -2,8 +2,10 @@
 
 PostgreSQL: each chunk is COPYed (psycopg 3 ``cursor.copy``, CSV written by Arrow) into a
 temporary staging table, then merged with one ``INSERT … ON CONFLICT DO UPDATE`` — a value
-that did not change is not rewritten. SQLite: ``executemany`` upserts. Either way a re-load
-of the same rows changes nothing, and a newer value for a day replaces the older one.
+that did not change is not rewritten. Most chunks bring days not loaded yet, so a plain
+``INSERT`` from the staging table is tried first (inside a savepoint); when a key already
+exists it is rolled back and the chunk is merged. SQLite: ``executemany`` upserts. Either way
+a re-load of the same rows changes nothing, and a newer value for a day replaces the older.
 
 A chunk that holds the same (account, metric, day) twice keeps its last row (PostgreSQL
 refuses to update one row twice in a statement: that rare chunk is merged again with
@@ -22,6 +24,10 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, text
 
 _STAGE = "healthscore_usage_stage"
+_PG_INSERT = """
+INSERT INTO usage_daily (account_id, metric, day, value, source)
+SELECT account_id, metric, day, value, %(source)s FROM {stage}
+"""
 _PG_MERGE = """
 INSERT INTO usage_daily (account_id, metric, day, value, source)
 SELECT {distinct} account_id, metric, day, value, %(source)s FROM {stage}
@@ -59,6 +65,7 @@ class UsageWriter:
         self.source = source
         self.counts = WriteCounts()
         self.dialect = conn.dialect.name
+        self._plain_next = True  # try a plain INSERT first (no key of the chunk exists yet)
         if self.dialect == "postgresql":
             self._pg_prepare()
 
@@ -96,11 +103,24 @@ class UsageWriter:
                 copy.write(buffer.getbuffer())
             del buffer
             cur.execute("SAVEPOINT usage_merge")
+            if self._plain_next:
+                # new days (the usual drop) need no conflict handling: a plain INSERT is
+                # about twice as fast as ON CONFLICT; a key that exists sends the chunk on
+                try:
+                    cur.execute(_PG_INSERT.format(stage=_STAGE), {"source": self.source})
+                    return max(cur.rowcount, 0)
+                except Exception as exc:
+                    if getattr(exc, "sqlstate", None) != "23505":  # unique_violation
+                        raise
+                    cur.execute("ROLLBACK TO SAVEPOINT usage_merge")
+                    self._plain_next = False  # the next chunk likely overlaps too: merge it
+            else:
+                self._plain_next = True  # …and try the fast way again after that
             try:
                 cur.execute(_PG_MERGE.format(distinct="", stage=_STAGE, order=""),
                             {"source": self.source})
             except Exception as exc:  # the same key twice in this chunk: keep the last row
-                if getattr(exc, "sqlstate", None) != "21000":
+                if getattr(exc, "sqlstate", None) != "21000":  # cardinality_violation
                     raise
                 cur.execute("ROLLBACK TO SAVEPOINT usage_merge")
                 cur.execute(_PG_MERGE.format(
