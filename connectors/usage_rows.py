@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -229,8 +229,7 @@ class Normalizer:
         raw = _text(col)
         self._fail(ok, _blank(raw), MISSING_DATE, locate,
                    lambda i: f"no value in column {m.date_column!r}")
-        parsed = pc.strptime(raw, format=m.date_format, unit="s", error_is_null=True)
-        days = pc.cast(parsed, pa.date32())
+        days = _strict_dates(raw, m.date_format)
         self._fail(ok, days.is_null().to_numpy(zero_copy_only=False), BAD_DATE, locate,
                    lambda i: f"{_short(raw[i].as_py())} is not a date ({m.date_format})")
         return days
@@ -330,6 +329,28 @@ class Normalizer:
         return pa.Table.from_arrays(
             [accounts.filter(mask), metrics.filter(mask), days.filter(mask),
              values.filter(mask)], schema=OUT_SCHEMA)
+
+
+def _strict_dates(raw: pa.Array, fmt: str) -> pa.Array:
+    """Text → date32 by ``fmt``; null where it is no date.
+
+    Arrow's strptime rolls impossible days over (2026-02-30 → 2026-03-02): each parsed value
+    is formatted back, and the few that do not read the same (also valid unpadded ones such
+    as 2026-3-1) are checked by Python's strptime.
+    """
+    parsed = pc.strptime(raw, format=fmt, unit="s", error_is_null=True)
+    same = pc.equal(pc.strftime(parsed, format=fmt), raw)
+    suspect = np.flatnonzero(~pc.fill_null(same, True).to_numpy(zero_copy_only=False))
+    if len(suspect):
+        invalid = np.zeros(len(raw), dtype=bool)
+        for i in suspect:
+            try:
+                datetime.strptime(raw[int(i)].as_py(), fmt)
+            except ValueError:
+                invalid[i] = True
+        if invalid.any():
+            parsed = pc.if_else(pa.array(invalid), pa.scalar(None, parsed.type), parsed)
+    return pc.cast(parsed, pa.date32())
 
 
 def _floats(texts: list[str | None]) -> list[float | None]:
