@@ -31,7 +31,9 @@ from .usage_rows import BAD_ROW, UsageTally
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.zst")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-CSV_BLOCK_BYTES = 4 << 20  # parsed at a time; the memory a CSV load needs does not grow
+# parsed at a time (Arrow reads a few blocks ahead): the memory a CSV load needs, whatever
+# the file's size; 1 MiB is about 20,000 rows
+CSV_BLOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
