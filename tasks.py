@@ -55,6 +55,10 @@ def sync_source(self: Task, source: str) -> dict[str, Any]:
         syncs["mailchimp"] = lambda p: asdict(p.sync_mailchimp())
     if rt.config.sources.hubspot_email.enabled:
         syncs["hubspot_email"] = lambda p: asdict(p.sync_hubspot_email())
+    if rt.config.sources.usage_file.enabled:
+        syncs["usage_file"] = lambda p: p.sync_usage_file().summary()
+    if rt.config.sources.warehouse.enabled:
+        syncs["warehouse"] = lambda p: p.sync_warehouse().summary()
     if source not in syncs:
         raise ValueError(f"unknown source {source!r} (configured: {', '.join(syncs)})")
     with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}", LOCK_TTL) as mine:

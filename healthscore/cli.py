@@ -12,7 +12,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import ProgressColumn, Task
 from rich.table import Table
+from rich.text import Text
 
 from .errors import ConfigError, HealthscoreError
 
@@ -90,28 +92,34 @@ def run(config: ConfigOption = None, dry_run: DryRun = False) -> None:
 @app.command()
 @reports_errors
 def sync(source: Annotated[str, typer.Argument(
-             help="salesforce, hubspot, zendesk, sendgrid, mailchimp, hubspot_email or all")
-             ] = "all",
+             help="salesforce, hubspot, zendesk, sendgrid, mailchimp, hubspot_email, "
+                  "usage_file, warehouse or all")] = "all",
          config: ConfigOption = None,
          full: Annotated[bool, typer.Option("--full", help="ignore the cursor: re-read "
-                                                            "everything")] = False) -> None:
+                                                            "everything")] = False,
+         dry_run: Annotated[bool, typer.Option("--dry-run", help="usage sources: read and "
+                                               "check everything, write nothing")] = False,
+         ) -> None:
     """Pull changed records from one source (or all) into the store."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     pipeline = _runtime(config).pipeline()
     sources_cfg = pipeline.config.sources
     enabled = [name for name in ("salesforce", "hubspot", "zendesk", "sendgrid", "mailchimp",
-                                 "hubspot_email")
+                                 "hubspot_email", "usage_file", "warehouse")
                if getattr(sources_cfg, name).enabled]
     wanted = enabled if source == "all" else [source]
     unknown = [w for w in wanted if w not in enabled]
     if unknown:
         raise ConfigError(f"unknown or disabled source {unknown[0]!r} (enabled: "
                           f"{', '.join(enabled)})")
+    if dry_run and any(w not in USAGE_SOURCES for w in wanted):
+        raise ConfigError("--dry-run is for the usage sources (usage_file, warehouse)")
     results = {}
+    failed = False
     with Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                  TextColumn("{task.completed} records"), console=console,
-                  transient=not console.is_terminal) as bar:
+                  TextColumn("{task.completed:,.0f} records"), RowsPerSecond(),
+                  console=console, transient=not console.is_terminal) as bar:
         def tracker(label: str) -> Callable[[int], None]:
             task = bar.add_task(f"{label} {'(full)' if full else 'since cursor'}", total=None)
             return lambda n: bar.advance(task, n)
@@ -136,10 +144,81 @@ def sync(source: Annotated[str, typer.Argument(
             elif name == "mailchimp":
                 results[name] = asdict(pipeline.sync_mailchimp(
                     full=full, progress=tracker("mailchimp campaign members")))
+            elif name == "usage_file":
+                usage = pipeline.sync_usage_file(dry_run=dry_run, force=full,
+                                                 progress=tracker("usage files"))
+                results[name] = usage.summary()
+                failed |= _print_usage_problems(usage)
+            elif name == "warehouse":
+                usage = pipeline.sync_warehouse(dry_run=dry_run, full=full,
+                                                progress=tracker("warehouse rows"))
+                results[name] = usage.summary()
+                failed |= _print_usage_problems(usage)
             else:
                 results[name] = asdict(pipeline.sync_hubspot(
                     full=full, progress=tracker("hubspot companies")))
     print(json.dumps(results, default=str))
+    if failed:
+        raise typer.Exit(1)
+
+
+USAGE_SOURCES = ("usage_file", "warehouse")
+
+
+class RowsPerSecond(ProgressColumn):
+    """The task's current speed, as rows/s."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f}/s")
+
+
+def _print_usage_problems(report: Any) -> bool:
+    """Say what a usage load skipped (on stderr); True if a whole file could not be read."""
+    tally = report.tally
+    for problem in tally.problems[:20]:
+        console.print(f"[yellow]skipped[/] {problem}", markup=True, highlight=False)
+    hidden = tally.problems_total - min(20, len(tally.problems))
+    if hidden > 0:
+        console.print(f"… and {hidden} more (counted by reason in the summary)")
+    if tally.skipped:
+        console.print("skipped rows by reason: " + ", ".join(
+            f"{reason} {count:,}" for reason, count in sorted(tally.skipped.items())))
+    return any(f.status == "failed" for f in getattr(report, "files", []))
+
+
+@app.command(name="load-usage")
+@reports_errors
+def load_usage(files: Annotated[list[Path], typer.Argument(help="CSV or Parquet files",
+                                                           exists=True, dir_okay=False)],
+               config: ConfigOption = None,
+               form: Annotated[str | None, typer.Option(
+                   help="long or wide (default: sources.usage_file.form)")] = None,
+               dry_run: Annotated[bool, typer.Option(
+                   "--dry-run", help="read and check every row; write nothing")] = False,
+               force: Annotated[bool, typer.Option(
+                   "--force", help="load even a file loaded before (same content)")] = False,
+               ) -> None:
+    """Load usage files into the store with the sources.usage_file column mapping."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    if form not in (None, "long", "wide"):
+        raise ConfigError(f"--form must be long or wide, not {form!r}")
+    pipeline = _runtime(config).pipeline()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                  TextColumn("{task.completed:,.0f} rows"), RowsPerSecond(),
+                  console=console, transient=not console.is_terminal) as bar:
+        task = bar.add_task("usage " + ("(dry run)" if dry_run else "load"), total=None)
+        try:
+            report = pipeline.sync_usage_file(paths=list(files), form=form, dry_run=dry_run,
+                                              force=force,
+                                              progress=lambda n: bar.advance(task, n))
+        except ValueError as exc:  # the mapping does not fit --form (e.g. wide, no metrics)
+            raise ConfigError(f"sources.usage_file with --form {form}: {exc}") from None
+    failed = _print_usage_problems(report)
+    print(json.dumps(report.summary(), default=str))
+    if failed:
+        raise typer.Exit(1)
 
 
 webhook_app = typer.Typer(no_args_is_help=True, help="Receive vendor webhooks (SendGrid "
@@ -199,6 +278,16 @@ def sources(config: ConfigOption = None,
         table.add_row(c.source, c.object, c.value, f"{c.updated_at:%Y-%m-%d %H:%M:%S}",
                       str(counts.get(c.source, 0)), str(missing.get(c.source, 0)))
     Console().print(table)
+    loads = store.usage_loads()
+    if loads:
+        usage = Table(title="usage files loaded")
+        for col in ("file", "loaded", "rows", "values", "skipped", "unmatched", "days"):
+            usage.add_column(col, overflow="fold")
+        for u in loads[:50]:
+            usage.add_row(u.name, f"{u.loaded_at:%Y-%m-%d %H:%M}", f"{u.rows_read:,}",
+                          f"{u.values_loaded:,}", f"{u.rows_skipped:,}", str(u.unmatched),
+                          f"{u.first_day} … {u.last_day}" if u.first_day else "")
+        Console().print(usage)
     print(json.dumps({"signals_by_source": counts, "unmatched_by_source": missing}))
 
 

@@ -18,6 +18,7 @@ from scoring import Scorecard, reference_problems
 
 from .durations import Duration
 from .errors import ConfigError
+from .usage_config import UsageFileSource, WarehouseSource
 from .yamlfile import YamlDocument, load_yaml, parse_yaml, validate
 
 EXAMPLE_CONFIG = "healthscore.example.yaml"
@@ -202,6 +203,10 @@ class Sources(_Strict):
     sendgrid: SendGridSource = SendGridSource()
     mailchimp: MailchimpSource = MailchimpSource()
     hubspot_email: HubSpotEmailSource = HubSpotEmailSource()
+    usage_file: UsageFileSource = Field(UsageFileSource(), description="product usage files "
+                                        "(CSV/Parquet) into usage_daily")
+    warehouse: WarehouseSource = Field(WarehouseSource(), description="product usage from a "
+                                       "SQL query into usage_daily")
 
     @model_validator(mode="after")
     def _one_record_system(self) -> Sources:
@@ -319,6 +324,9 @@ def source_metrics(sources: Sources) -> set[str]:
     for email in (sources.sendgrid, sources.mailchimp, sources.hubspot_email):
         if email.enabled:
             out |= set(email.metrics)
+    for usage in (sources.usage_file, sources.warehouse):  # daily values in usage_daily
+        if usage.enabled:
+            out |= usage.metric_names
     return out
 
 

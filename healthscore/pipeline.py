@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,6 +69,9 @@ from .hubspot_sync import SOURCE as HUBSPOT
 from .settings import Settings
 from .writeback import WriteReport, flush_pending, queue_changes
 from .zendesk_sync import ZendeskSyncReport, sync_zendesk
+
+if TYPE_CHECKING:
+    from .usage_sync import UsageLoadReport  # pyarrow is imported only when usage is loaded
 
 log = logging.getLogger(__name__)
 
@@ -405,6 +409,26 @@ class Pipeline:
                                     started=started, now=self.clock, progress=progress)
         report.cursor = self._advance_cursor(HUBSPOT_EMAIL, "events", started)
         return report
+    def sync_usage_file(self, *, dry_run: bool = False, force: bool = False,
+                        paths: list[Path] | None = None, form: str | None = None,
+                        progress: Callable[[int], None] | None = None) -> UsageLoadReport:
+        """Load the drop folder's new usage files (or ``paths``) into usage_daily."""
+        from .usage_sync import load_usage_files
+
+        source = self.config.sources.usage_file
+        if form is not None:
+            source = source.model_validate({**source.model_dump(), "form": form})
+        return load_usage_files(self.store, source, paths=paths, dry_run=dry_run, force=force,
+                                progress=progress)
+
+    def sync_warehouse(self, *, dry_run: bool = False, full: bool = False,
+                       progress: Callable[[int], None] | None = None) -> UsageLoadReport:
+        """Run the warehouse usage query from its cursor and upsert the rows."""
+        from .usage_sync import sync_warehouse
+
+        return sync_warehouse(self.store, self.config.sources.warehouse,
+                              today=self.clock().date(), dry_run=dry_run, full=full,
+                              progress=progress)
 
     def compute(self, as_of: datetime | None = None, *,
                 accounts: list[Account] | None = None,
@@ -616,6 +640,10 @@ class Pipeline:
             self.sync_mailchimp()
         if self.config.sources.hubspot_email.enabled:
             self.sync_hubspot_email()
+        if self.config.sources.usage_file.enabled:  # after the CRMs: usage maps to accounts
+            self.sync_usage_file()
+        if self.config.sources.warehouse.enabled:
+            self.sync_warehouse()
         return sync, hubspot_sync
 
     def run_cycle(self) -> CycleReport:

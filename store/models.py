@@ -146,6 +146,26 @@ class UsageDaily(Base):
     __table_args__ = (Index("ix_usage_daily_metric_day", "metric", "day"),)
 
 
+class UsageLoad(Base):
+    """One usage file (or warehouse run) loaded into ``usage_daily``, by content hash.
+
+    A file whose hash is here was loaded completely: a later run skips it without reading it.
+    """
+
+    __tablename__ = "usage_loads"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the content
+    name: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    values_loaded: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_skipped: Mapped[int] = mapped_column(BigInteger, default=0)
+    unmatched: Mapped[int] = mapped_column(Integer, default=0)
+    first_day: Mapped[date | None] = mapped_column(Date)
+    last_day: Mapped[date | None] = mapped_column(Date)
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SignalLatest(Base):
     """The current value of one metric of one account from one source."""
 

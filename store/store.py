@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,8 +27,13 @@ from .models import (
     SourceRecord,
     SyncCursor,
     UnmatchedRecord,
+    UsageDaily,
+    UsageLoad,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from .usage import UsageWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,14 +199,46 @@ class Store:
                 .join(Account, Account.id == SignalLatest.account_id)
                 .where(Account.deleted.is_(False), SignalLatest.value.is_not(None))
                 .group_by(SignalLatest.source))
+        usage = (select(UsageDaily.source, func.count()).where(UsageDaily.value.is_not(None))
+                 .group_by(UsageDaily.source))
         with self.session() as s:
-            return {src: int(n) for src, n in s.execute(stmt)}
+            counts = {src: int(n) for src, n in s.execute(stmt)}
+            for src, n in s.execute(usage):  # usage values per day (usage_file, warehouse)
+                counts[src] = counts.get(src, 0) + int(n)
+            return counts
 
     def set_cursor(self, source: str, obj: str, value: str) -> None:
         with self.session() as s:
             upsert(s, SyncCursor.__table__,
                    [{"source": source, "object": obj, "value": value, "updated_at": utcnow()}],
                    ["source", "object"], ["value", "updated_at"])
+
+    # -- product usage (usage_daily) ----------------------------------------------------------
+    @contextmanager
+    def usage_writer(self, source: str) -> Iterator[UsageWriter]:
+        """Chunked upserts into usage_daily (COPY + merge on PostgreSQL); see store/usage.py."""
+        from .usage import usage_writer  # pyarrow is loaded only by usage loads
+
+        with usage_writer(self.engine, source) as writer:
+            yield writer
+
+    def usage_load(self, source: str, digest: str) -> UsageLoad | None:
+        """The completed load of this content, if there was one."""
+        with self.session() as s:
+            return s.get(UsageLoad, (source, digest))
+
+    def record_usage_load(self, source: str, digest: str, **fields: Any) -> None:
+        with self.session() as s:
+            upsert(s, UsageLoad.__table__,
+                   [{"source": source, "digest": digest, "loaded_at": utcnow(), **fields}],
+                   ["source", "digest"], [*fields, "loaded_at"])
+
+    def usage_loads(self, source: str | None = None) -> list[UsageLoad]:
+        stmt = select(UsageLoad).order_by(UsageLoad.loaded_at.desc())
+        if source is not None:
+            stmt = stmt.where(UsageLoad.source == source)
+        with self.session() as s:
+            return list(s.scalars(stmt))
 
     # -- scores -----------------------------------------------------------------------------
     def start_run(self, scorecard_version: str, started_at: datetime | None = None) -> int:
