@@ -1,0 +1,253 @@
+"""Learn measure weights from churn outcomes, keeping the scorecard monotone and explainable.
+
+The model is an L2-regularized logistic regression of "churned within the horizon" on the
+measures' points (scaled to 0–1) with **non-negative** coefficients on ``100 − points``:
+
+    P(churn) = σ(b − Σ βⱼ · pointsⱼ / 100),   βⱼ ≥ 0
+
+so more points can only mean less risk, which is what a scorecard promises — a measure that
+predicts churn the wrong way round gets weight 0 instead of a negative weight nobody could
+explain. scikit-learn's ``LogisticRegression`` has no sign constraint (only its linear
+regressions take ``positive=True``), so the loss is minimized with SciPy's L-BFGS-B, whose box
+bounds give βⱼ ≥ 0 exactly (the loss is convex, so the bounded optimum is the global one).
+
+Missing points are filled the way the scorecard treats them: a missing measure's weight is
+shared by the rest of its group, i.e. it counts as the group's (current-weight) mean of the
+present measures; a wholly missing group counts as the account's overall score. Rows the card
+could not score (insufficient data) are left out.
+
+The split is by time: the earliest snapshots are for fitting, the latest for judging, and
+fitting snapshots whose horizon reaches into the judged period are dropped (their labels
+would peek at it). The regularization strength is chosen on the last fitting snapshots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from .backtest import Labeled, roc_auc
+
+ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)  # L2 strengths tried (on the mean log-loss)
+
+
+@dataclass(frozen=True)
+class LogisticFit:
+    coef: np.ndarray  # βⱼ ≥ 0, per measure (on points / 100)
+    intercept: float
+    alpha: float
+    converged: bool
+
+    def risk(self, x: np.ndarray) -> np.ndarray:
+        """Linear risk (the logit) of rows of 0–1 features."""
+        return self.intercept - x @ self.coef
+
+
+def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, alpha: float = 1e-3,
+                             sample_weight: np.ndarray | None = None) -> LogisticFit:
+    """Minimize mean log-loss + α/2·‖β‖² over β ≥ 0 (intercept free, not penalized).
+
+    ``x`` holds features where *higher* means healthier (points / 100).
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n, m = x.shape
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    w = w / w.sum()
+    rate = float(np.clip((w * y).sum(), 1e-6, 1 - 1e-6))
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        b, beta = theta[0], theta[1:]
+        z = b - x @ beta
+        # log(1 + e^z) − y z, stably
+        value = float((w * (np.logaddexp(0.0, z) - y * z)).sum() + alpha / 2 * beta @ beta)
+        g = w * (_sigmoid(z) - y)
+        grad = np.empty(m + 1)
+        grad[0] = g.sum()
+        grad[1:] = -(x.T @ g) + alpha * beta
+        return value, grad
+
+    start = np.concatenate([[np.log(rate / (1 - rate))], np.zeros(m)])
+    bounds = [(None, None)] + [(0.0, None)] * m
+    res = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": 2000, "gtol": 1e-9})
+    coef = np.maximum(res.x[1:], 0.0)
+    return LogisticFit(coef, float(res.x[0]), alpha, bool(res.success))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def fill_missing(points: np.ndarray, groups: Sequence[str], weights: Sequence[float],
+                 score: np.ndarray) -> np.ndarray:
+    """Points with each gap filled as the card treats it (see the module docstring)."""
+    points = np.array(points, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    for g in dict.fromkeys(groups):
+        cols = [j for j, name in enumerate(groups) if name == g]
+        block = points[:, cols]
+        present = ~np.isnan(block)
+        pw = present * w[cols]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(present, block, 0.0) @ w[cols] / pw.sum(axis=1)
+        mean = np.where(np.isfinite(mean), mean, score)
+        for c, j in enumerate(cols):
+            gap = ~present[:, c]
+            points[gap, j] = mean[gap]
+    return points
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    train: np.ndarray  # bool per row
+    test: np.ndarray
+    train_dates: list[str]
+    test_dates: list[str]
+    dropped_dates: list[str]  # fitting snapshots whose horizon reached into the test period
+
+
+def time_split(data: Labeled, holdout: float = 0.34) -> TimeSplit:
+    """The last ``holdout`` share of snapshots (at least one) is judged, the earlier fitted."""
+    k = len(data.dates)
+    if k < 2:
+        raise ValueError(f"a time split needs at least 2 snapshots; got {k} (widen --from/--to "
+                         "or shorten --every)")
+    n_test = min(k - 1, max(1, round(k * holdout)))
+    first_test = k - n_test
+    test_start = data.dates[first_test]
+    train_idx = [i for i in range(first_test) if data.dates[i] + data.horizon <= test_start]
+    dropped = [data.dates[i].isoformat() for i in range(first_test) if i not in train_idx]
+    if not train_idx:
+        raise ValueError(f"no fitting snapshot ends its {data.horizon.days}-day horizon before "
+                         f"the judged period starts ({test_start}); add earlier snapshots or "
+                         "shorten the horizon")
+    train = np.isin(data.snapshot, train_idx)
+    test = data.snapshot >= first_test
+    return TimeSplit(train, test, [data.dates[i].isoformat() for i in train_idx],
+                     [d.isoformat() for d in data.dates[first_test:]], dropped)
+
+
+@dataclass
+class FitResult:
+    coef: dict[str, float]  # the model's βⱼ (per 100 points)
+    weights: dict[str, float]  # proposed measure weights (same total as the current ones)
+    group_weights: dict[str, float]
+    alpha: float
+    split: TimeSplit
+    train_rows: int
+    train_churned: int
+    test_rows: int
+    test_churned: int
+    validation: dict[float, float]  # alpha → AUC on the last fitting snapshots
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"coefficients": self.coef, "weights": self.weights,
+                "group_weights": self.group_weights, "alpha": self.alpha,
+                "train_snapshots": self.split.train_dates,
+                "test_snapshots": self.split.test_dates,
+                "dropped_snapshots": self.split.dropped_dates,
+                "train_rows": self.train_rows, "train_churned": self.train_churned,
+                "test_rows": self.test_rows, "test_churned": self.test_churned,
+                "validation_auc": {str(a): v for a, v in self.validation.items()}}
+
+
+def fit_weights(data: Labeled, groups: Mapping[str, str], weights: Mapping[str, float],
+                group_weights: Mapping[str, float], *, holdout: float = 0.34,
+                alphas: Sequence[float] = ALPHAS) -> FitResult:
+    """Fit on the earlier snapshots of ``data``; propose measure and group weights.
+
+    ``groups`` maps each measure to its group; ``weights``/``group_weights`` are the current
+    card's (the proposal keeps their totals, so the numbers read like the old ones).
+    """
+    names = data.measure_names
+    split = time_split(data, holdout)
+    use = split.train & data.scored
+    if data.churned[use].sum() == 0 or (~data.churned[use]).sum() == 0:
+        raise ValueError("the fitting snapshots need both churned and retained accounts; "
+                         f"got {int(data.churned[use].sum())} churned of {int(use.sum())}")
+    x = fill_missing(data.points[use], [groups[n] for n in names],
+                     [weights[n] for n in names], data.score[use]) / 100.0
+    y = data.churned[use]
+    validation = _choose_alpha(x, y, data.snapshot[use], alphas)
+    alpha = max(validation, key=lambda a: (round(validation[a], 4), a)) if validation \
+        else alphas[len(alphas) // 2]
+    model = fit_nonnegative_logistic(x, y, alpha)
+    coef = dict(zip(names, model.coef.tolist(), strict=True))
+    measure_w, group_w = card_weights(coef, groups, weights, group_weights)
+    test = split.test & data.scored
+    return FitResult(coef, measure_w, group_w, alpha, split, int(use.sum()),
+                     int(y.sum()), int(test.sum()), int(data.churned[test].sum()), validation)
+
+
+def _choose_alpha(x: np.ndarray, y: np.ndarray, snapshot: np.ndarray,
+                  alphas: Sequence[float]) -> dict[float, float]:
+    """Validation AUC per alpha: fit on all but the last quarter of the fitting snapshots."""
+    snaps = np.unique(snapshot)
+    if len(snaps) < 4:
+        return {}
+    cut = snaps[-max(1, len(snaps) // 4)]
+    fit_rows, val_rows = snapshot < cut, snapshot >= cut
+    if y[val_rows].all() or not y[val_rows].any() or not y[fit_rows].any():
+        return {}
+    out = {}
+    for a in alphas:
+        model = fit_nonnegative_logistic(x[fit_rows], y[fit_rows], a)
+        out[a] = roc_auc(model.risk(x[val_rows]), y[val_rows])
+    return out
+
+
+def card_weights(coef: Mapping[str, float], groups: Mapping[str, str],
+                 weights: Mapping[str, float], group_weights: Mapping[str, float],
+                 digits: int = 2) -> tuple[dict[str, float], dict[str, float]]:
+    """Measure and group weights under which the card's score is Σ βⱼ·pointsⱼ / Σ β.
+
+    The card averages measures within a group, then groups: a measure's share of the score
+    is (group weight / Σ group weights) × (measure weight / its group's weight sum). Measure
+    weights ∝ β and group weights ∝ the group's Σ β make that share βⱼ / Σ β. Both are then
+    scaled to the current totals and rounded.
+    """
+    total_beta = sum(coef.values())
+    if total_beta <= 0:
+        raise ValueError("the fit found no measure that predicts churn (every weight came out "
+                         "0); the current weights are kept")
+    measure_total = sum(weights.values()) or 1.0
+    group_total = sum(group_weights.values()) or 1.0
+    measure_w = {n: round(b / total_beta * measure_total, digits) for n, b in coef.items()}
+    group_beta = {g: sum(b for n, b in coef.items() if groups[n] == g) for g in group_weights}
+    group_w = {g: round(b / total_beta * group_total, digits) for g, b in group_beta.items()}
+    return measure_w, group_w
+
+
+def band_thresholds(score: np.ndarray, churned: np.ndarray, *, red_lift: float = 2.0,
+                    green_lift: float = 0.5) -> tuple[int, int] | None:
+    """Grade borders learned from outcomes (on the fitting rows).
+
+    red = the highest border at which the accounts at or below it churn at ≥ ``red_lift`` ×
+    the base rate; yellow = the lowest border above red at which the accounts above it churn
+    at ≤ ``green_lift`` × the base rate. None when no border meets both.
+    """
+    keep = ~np.isnan(score)
+    s, y = np.round(score[keep]), churned[keep].astype(float)
+    if not len(s) or y.sum() == 0:
+        return None
+    base = y.mean()
+    counts = np.bincount(s.astype(int), minlength=101)[:101]
+    hits = np.bincount(s.astype(int), weights=y, minlength=101)[:101]
+    cum_n, cum_y = np.cumsum(counts), np.cumsum(hits)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        below_rate = cum_y / cum_n  # rate of accounts with score ≤ t
+        above_rate = (cum_y[-1] - cum_y) / (cum_n[-1] - cum_n)  # score > t
+    reds = [t for t in range(1, 99) if cum_n[t] > 0 and below_rate[t] >= red_lift * base]
+    if not reds:
+        return None
+    red = max(reds)
+    yellows = [t for t in range(red + 1, 100) if cum_n[-1] - cum_n[t] > 0
+               and above_rate[t] <= green_lift * base]
+    if not yellows:
+        return None
+    return red, min(yellows)
