@@ -15,7 +15,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import matplotlib.pyplot as plt  # after choosing the backend
 
 GRADE_COLORS = {"red": "#d64541", "yellow": "#e8b10e", "green": "#2e9e5b",
                 "insufficient_data": "#9aa0a6"}
@@ -128,8 +128,7 @@ def measure_plot(measures: list[dict[str, Any]]) -> str:
     lo = min([0.4] + [m["auc"] - 0.05 for m in rows])
     hi = max([0.6] + [m["auc"] + 0.08 for m in rows])
     ax.set_xlim(max(0.0, lo), min(1.0, hi))
-    ax.set_xlabel("AUC of the measure alone (green: fewer points → more churn, as the card "
-                  "assumes; red: the other way round)", fontsize=8)
+    ax.set_xlabel("AUC alone (green: as the card assumes; red: reversed)", fontsize=8)
     ax.tick_params(axis="y", labelsize=8)
     ax.set_title("Which measures predict churn here")
     return _svg(fig)

@@ -74,6 +74,7 @@ class Labeled:
     horizon: timedelta
     excluded_churned: int = 0  # rows left out: the account had churned by the snapshot
     censored_snapshots: list[date] = field(default_factory=list)
+    churn_dates: Mapping[str, date | datetime | None] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.snapshot)
@@ -82,7 +83,7 @@ class Labeled:
         return Labeled(self.dates, self.account_ids, self.measure_names, self.snapshot[rows],
                        self.account[rows], self.score[rows], self.grade[rows],
                        self.points[rows], self.churned[rows], self.horizon,
-                       self.excluded_churned, self.censored_snapshots)
+                       self.excluded_churned, self.censored_snapshots, self.churn_dates)
 
     @property
     def scored(self) -> np.ndarray:
@@ -93,23 +94,30 @@ def _day(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
+def _known(day: date, horizon: timedelta, observed_until: date) -> bool:
+    """Are outcomes known for the whole horizon after ``day``?"""
+    return day + timedelta(days=horizon.days - 1) <= observed_until
+
+
 def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | datetime | None],
           horizon: timedelta, measure_names: Sequence[str], *,
           observed_until: date | datetime | None = None) -> Labeled:
-    """Label each (snapshot, account): churned in ``(date, date + horizon]``?
+    """Label each (snapshot, account): churned within ``horizon`` days from the snapshot?
 
-    An account whose churn date is on or before the snapshot date is no longer a customer
-    there and is left out. Snapshots whose horizon reaches past ``observed_until`` (the last
-    day outcomes are known for) are left out whole: their "did not churn" is not known yet.
+    A snapshot is taken at the start of its day, so an account churning on days
+    ``date … date + horizon − 1`` is labelled churned; one that churned before the snapshot
+    date is no longer a customer there and is left out. Snapshots whose horizon reaches past
+    ``observed_until`` (the last day outcomes are known for) are left out whole: their "did
+    not churn" is not known yet.
     """
-    if horizon <= timedelta(0):
-        raise ValueError(f"the horizon must be positive; got {horizon}")
+    if horizon < timedelta(days=1):
+        raise ValueError(f"the horizon must be at least a day; got {horizon}")
     ordered = sorted(snapshots, key=lambda s: s.date)
     censored = []
     if observed_until is not None:
         limit = _day(observed_until)
-        censored = [_day(s.date) for s in ordered if _day(s.date) + horizon > limit]
-        ordered = [s for s in ordered if _day(s.date) + horizon <= limit]
+        censored = [_day(s.date) for s in ordered if not _known(_day(s.date), horizon, limit)]
+        ordered = [s for s in ordered if _known(_day(s.date), horizon, limit)]
     index: dict[str, int] = {}
     ids: list[str] = []
     churn_ord: list[float] = []
@@ -131,7 +139,7 @@ def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | dateti
                           count=len(s.account_ids))
         day = _day(s.date).toordinal()
         when = churn_day[acc]
-        alive = when > day
+        alive = when >= day
         excluded += int((~alive).sum())
         points = np.asarray(s.points, dtype=float).reshape(len(acc), m)
         parts["snapshot"].append(np.full(int(alive.sum()), k, dtype=np.int32))
@@ -139,7 +147,7 @@ def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | dateti
         parts["score"].append(np.asarray(s.score, dtype=float)[alive])
         parts["grade"].append(np.asarray(s.grade, dtype=object)[alive])
         parts["points"].append(points[alive])
-        parts["churned"].append(when[alive] <= day + horizon.days)
+        parts["churned"].append(when[alive] < day + horizon.days)
     joined = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
     if not ordered:
         joined["points"] = np.empty((0, m))
@@ -149,7 +157,7 @@ def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | dateti
         account=joined["account"].astype(np.int64), score=joined["score"].astype(float),
         grade=joined["grade"].astype(object), points=joined["points"].astype(float),
         churned=joined["churned"].astype(bool), horizon=horizon, excluded_churned=excluded,
-        censored_snapshots=censored)
+        censored_snapshots=censored, churn_dates=churn_dates)
 
 
 # -- rank statistics ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -111,25 +112,36 @@ class TimeSplit:
     dropped_dates: list[str]  # fitting snapshots whose horizon reached into the test period
 
 
-def time_split(data: Labeled, holdout: float = 0.34) -> TimeSplit:
-    """The last ``holdout`` share of snapshots (at least one) is judged, the earlier fitted."""
-    k = len(data.dates)
+def split_dates(dates: Sequence[date], horizon: timedelta, holdout: float = 0.34
+                ) -> tuple[list[int], list[int], list[int]]:
+    """(fitting, judged, dropped) snapshot indices of ascending ``dates``.
+
+    The last ``holdout`` share (at least one) is judged; a fitting snapshot whose horizon
+    reaches into the judged period is dropped, so no label peeks at it.
+    """
+    k = len(dates)
     if k < 2:
         raise ValueError(f"a time split needs at least 2 snapshots; got {k} (widen --from/--to "
                          "or shorten --every)")
     n_test = min(k - 1, max(1, round(k * holdout)))
     first_test = k - n_test
-    test_start = data.dates[first_test]
-    train_idx = [i for i in range(first_test) if data.dates[i] + data.horizon <= test_start]
-    dropped = [data.dates[i].isoformat() for i in range(first_test) if i not in train_idx]
-    if not train_idx:
-        raise ValueError(f"no fitting snapshot ends its {data.horizon.days}-day horizon before "
+    test_start = dates[first_test]
+    train = [i for i in range(first_test) if dates[i] + timedelta(days=horizon.days)
+             <= test_start]
+    dropped = [i for i in range(first_test) if i not in train]
+    if not train:
+        raise ValueError(f"no fitting snapshot ends its {horizon.days}-day horizon before "
                          f"the judged period starts ({test_start}); add earlier snapshots or "
                          "shorten the horizon")
-    train = np.isin(data.snapshot, train_idx)
-    test = data.snapshot >= first_test
-    return TimeSplit(train, test, [data.dates[i].isoformat() for i in train_idx],
-                     [d.isoformat() for d in data.dates[first_test:]], dropped)
+    return train, list(range(first_test, k)), dropped
+
+
+def time_split(data: Labeled, holdout: float = 0.34) -> TimeSplit:
+    train_idx, test_idx, dropped = split_dates(data.dates, data.horizon, holdout)
+    return TimeSplit(np.isin(data.snapshot, train_idx), np.isin(data.snapshot, test_idx),
+                     [data.dates[i].isoformat() for i in train_idx],
+                     [data.dates[i].isoformat() for i in test_idx],
+                     [data.dates[i].isoformat() for i in dropped])
 
 
 @dataclass
@@ -224,12 +236,13 @@ def card_weights(coef: Mapping[str, float], groups: Mapping[str, str],
 
 
 def band_thresholds(score: np.ndarray, churned: np.ndarray, *, red_lift: float = 2.0,
-                    green_lift: float = 0.5) -> tuple[int, int] | None:
+                    green_lift: float = 0.5, min_yellow: int = 10) -> tuple[int, int] | None:
     """Grade borders learned from outcomes (on the fitting rows).
 
     red = the highest border at which the accounts at or below it churn at ≥ ``red_lift`` ×
     the base rate; yellow = the lowest border above red at which the accounts above it churn
-    at ≤ ``green_lift`` × the base rate. None when no border meets both.
+    at ≤ ``green_lift`` × the base rate, and at least ``min_yellow`` points above red (a
+    thinner yellow band would flap). None when no border meets both.
     """
     keep = ~np.isnan(score)
     s, y = np.round(score[keep]), churned[keep].astype(float)
@@ -246,7 +259,7 @@ def band_thresholds(score: np.ndarray, churned: np.ndarray, *, red_lift: float =
     if not reds:
         return None
     red = max(reds)
-    yellows = [t for t in range(red + 1, 100) if cum_n[-1] - cum_n[t] > 0
+    yellows = [t for t in range(red + min_yellow, 100) if cum_n[-1] - cum_n[t] > 0
                and above_rate[t] <= green_lift * base]
     if not yellows:
         return None
