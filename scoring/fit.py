@@ -236,31 +236,35 @@ def card_weights(coef: Mapping[str, float], groups: Mapping[str, str],
 
 
 def band_thresholds(score: np.ndarray, churned: np.ndarray, *, red_lift: float = 2.0,
-                    green_lift: float = 0.5, min_yellow: int = 10) -> tuple[int, int] | None:
-    """Grade borders learned from outcomes (on the fitting rows).
+                    green_lift: float = 0.25, min_yellow: int = 10, window: int = 10
+                    ) -> tuple[int, int] | None:
+    """Grade borders learned from outcomes (on the fitting rows), on the rounded score.
 
     red = the highest border at which the accounts at or below it churn at ≥ ``red_lift`` ×
-    the base rate; yellow = the lowest border above red at which the accounts above it churn
-    at ≤ ``green_lift`` × the base rate, and at least ``min_yellow`` points above red (a
-    thinner yellow band would flap). None when no border meets both.
+    the base rate; yellow = the lowest border, at least ``min_yellow`` points above red (a
+    thinner band would flap), above which every ``window``-point stretch of scores churns at
+    ≤ ``green_lift`` × the base rate. None when no border meets both.
     """
     keep = ~np.isnan(score)
-    s, y = np.round(score[keep]), churned[keep].astype(float)
+    s, y = np.clip(np.round(score[keep]), 0, 100).astype(int), churned[keep].astype(float)
     if not len(s) or y.sum() == 0:
         return None
     base = y.mean()
-    counts = np.bincount(s.astype(int), minlength=101)[:101]
-    hits = np.bincount(s.astype(int), weights=y, minlength=101)[:101]
-    cum_n, cum_y = np.cumsum(counts), np.cumsum(hits)
+    cum_n = np.concatenate([[0], np.cumsum(np.bincount(s, minlength=101))])  # rows ≤ t-1
+    cum_y = np.concatenate([[0], np.cumsum(np.bincount(s, weights=y, minlength=101))])
     with np.errstate(invalid="ignore", divide="ignore"):
-        below_rate = cum_y / cum_n  # rate of accounts with score ≤ t
-        above_rate = (cum_y[-1] - cum_y) / (cum_n[-1] - cum_n)  # score > t
-    reds = [t for t in range(1, 99) if cum_n[t] > 0 and below_rate[t] >= red_lift * base]
+        below_rate = cum_y[1:] / cum_n[1:]  # score ≤ t
+        top = np.minimum(np.arange(101) + window, 100) + 1
+        rows = cum_n[top] - cum_n[1:]
+        stretch = np.where(rows > 0, (cum_y[top] - cum_y[1:]) / rows, 0.0)  # in (t, t+window]
+    reds = [t for t in range(1, 90) if cum_n[t + 1] > 0 and below_rate[t] >= red_lift * base]
     if not reds:
         return None
     red = max(reds)
-    yellows = [t for t in range(red + min_yellow, 100) if cum_n[-1] - cum_n[t] > 0
-               and above_rate[t] <= green_lift * base]
+    calm = stretch <= green_lift * base
+    # calm_from[t]: every stretch starting at t or above is calm
+    calm_from = np.flip(np.logical_and.accumulate(np.flip(calm)))
+    yellows = [t for t in range(red + min_yellow, 100) if calm_from[t]]
     if not yellows:
         return None
     return red, min(yellows)
