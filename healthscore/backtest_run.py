@@ -65,8 +65,8 @@ class Plan:
 
 
 def as_of(day: date) -> datetime:
-    """A snapshot is taken at the start of its day (UTC)."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    """A snapshot scores what was known by the end of its day (UTC)."""
+    return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC)
 
 
 def snapshot_of(day: date, batch: ScoreBatch) -> Snapshot:
@@ -76,8 +76,7 @@ def snapshot_of(day: date, batch: ScoreBatch) -> Snapshot:
 
 def observable(plan: Plan, observed_until: date) -> tuple[list[date], list[date]]:
     """(dates whose whole horizon has known outcomes, dates left out)."""
-    keep = [d for d in plan.dates()
-            if d + timedelta(days=plan.horizon.days - 1) <= observed_until]
+    keep = [d for d in plan.dates() if d + timedelta(days=plan.horizon.days) <= observed_until]
     return keep, [d for d in plan.dates() if d not in keep]
 
 
@@ -272,3 +271,41 @@ def pipeline_scorer(pipeline: Any) -> SnapshotScorer:
             yield when, batch
 
     return run
+
+
+# -- one evaluation, shared by the commands and the demo ------------------------------------------
+@dataclass
+class Evaluation:
+    report: dict[str, Any]
+    data: Labeled
+    fitted: Fitted | None = None
+
+
+def evaluate(card: Scorecard, scorer: SnapshotScorer, churn: Mapping[str, date | None],
+             plan: Plan, *, observed_until: date, draws: int = 200, seed: int = 0,
+             fit_card: tuple[str, str] | None = None, holdout: float = 0.34,
+             bands: bool = False, progress: Progress | None = None) -> Evaluation:
+    """Score each snapshot once; backtest; with ``fit_card`` = (YAML text, its path) also fit
+    on the earlier snapshots and judge both cards on the later ones."""
+    if fit_card is not None:
+        days, keep = fit_plan(plan, observed_until, holdout, bands)
+    else:
+        days, keep = observable(plan, observed_until)[0], set()
+    if not days:
+        raise ConfigError(f"no snapshot from {plan.start} to {plan.end} has outcomes known "
+                          f"for its whole {plan.horizon.days}-day horizon (known until "
+                          f"{observed_until}); move --to back or shorten --horizon")
+    scored = score_dates(scorer, days, keep=keep, progress=progress)
+    data, report = backtest(card, scored.snapshots, churn, plan, draws=draws, seed=seed)
+    report["summary"]["censored_snapshots"] = [
+        d.isoformat() for d in observable(plan, observed_until)[1]]
+    fitted = None
+    if fit_card is not None:
+        fitted = fit(card, fit_card[0], fit_card[1], data, scored.tables, holdout=holdout,
+                     bands=bands)
+    return Evaluation(report, data, fitted)
+
+
+def churn_dates(outcomes: Mapping[str, Any]) -> dict[str, date | None]:
+    """account id → churn date, from ``healthscore.outcomes.load_outcomes``' Outcomes."""
+    return {a: o.churn_date for a, o in outcomes.items()}

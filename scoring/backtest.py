@@ -96,19 +96,20 @@ def _day(value: date | datetime) -> date:
 
 def _known(day: date, horizon: timedelta, observed_until: date) -> bool:
     """Are outcomes known for the whole horizon after ``day``?"""
-    return day + timedelta(days=horizon.days - 1) <= observed_until
+    return day + timedelta(days=horizon.days) <= observed_until
 
 
 def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | datetime | None],
           horizon: timedelta, measure_names: Sequence[str], *,
           observed_until: date | datetime | None = None) -> Labeled:
-    """Label each (snapshot, account): churned within ``horizon`` days from the snapshot?
+    """Label each (snapshot, account): churned within ``horizon`` days after the snapshot?
 
-    A snapshot is taken at the start of its day, so an account churning on days
-    ``date … date + horizon − 1`` is labelled churned; one that churned before the snapshot
-    date is no longer a customer there and is left out. Snapshots whose horizon reaches past
-    ``observed_until`` (the last day outcomes are known for) are left out whole: their "did
-    not churn" is not known yet.
+    A snapshot scores what was known by the end of its day, so an account churning on days
+    ``date + 1 … date + horizon`` is labelled churned; one that churned on or before the
+    snapshot date is no longer a customer there and is left out (as in
+    ``healthscore.outcomes``). Snapshots whose horizon reaches past ``observed_until`` (the
+    last day outcomes are known for) are left out whole: their "did not churn" is not known
+    yet.
     """
     if horizon < timedelta(days=1):
         raise ValueError(f"the horizon must be at least a day; got {horizon}")
@@ -139,7 +140,7 @@ def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | dateti
                           count=len(s.account_ids))
         day = _day(s.date).toordinal()
         when = churn_day[acc]
-        alive = when >= day
+        alive = when > day
         excluded += int((~alive).sum())
         points = np.asarray(s.points, dtype=float).reshape(len(acc), m)
         parts["snapshot"].append(np.full(int(alive.sum()), k, dtype=np.int32))
@@ -147,7 +148,7 @@ def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | dateti
         parts["score"].append(np.asarray(s.score, dtype=float)[alive])
         parts["grade"].append(np.asarray(s.grade, dtype=object)[alive])
         parts["points"].append(points[alive])
-        parts["churned"].append(when[alive] < day + horizon.days)
+        parts["churned"].append(when[alive] <= day + horizon.days)
     joined = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
     if not ordered:
         joined["points"] = np.empty((0, m))

@@ -49,20 +49,20 @@ def brute_auc(risk: np.ndarray, y: np.ndarray) -> float:
 
 # -- labels ------------------------------------------------------------------------------------
 def test_label_horizon_edges_and_already_churned_excluded() -> None:
-    ids = ["gone", "today", "last_day", "after", "never"]
+    ids = ["gone", "today", "next_day", "last_day", "after", "never"]
     churn = {"gone": DAY - timedelta(days=1), "today": DAY,
-             "last_day": DAY + timedelta(days=29), "after": DAY + timedelta(days=30),
-             "never": None}
-    data = label([_snap(DAY, ids, [10, 20, 30, 40, 50])], churn, H30, ["m"])
+             "next_day": DAY + timedelta(days=1), "last_day": DAY + timedelta(days=30),
+             "after": DAY + timedelta(days=31), "never": None}
+    data = label([_snap(DAY, ids, [10, 20, 30, 40, 50, 60])], churn, H30, ["m"])
     kept = [data.account_ids[a] for a in data.account]
-    assert kept == ["today", "last_day", "after", "never"]  # "gone" left the snapshot
+    assert kept == ["next_day", "last_day", "after", "never"]  # gone by the snapshot: out
     assert data.churned.tolist() == [True, True, False, False]
-    assert data.excluded_churned == 1
+    assert data.excluded_churned == 2
 
 
 def test_label_censors_snapshots_without_known_outcomes() -> None:
     snaps = [_snap(DAY + timedelta(days=14 * k), ["a", "b"], [1, 2]) for k in range(4)]
-    data = label(snaps, {}, H30, ["m"], observed_until=DAY + timedelta(days=50))
+    data = label(snaps, {}, H30, ["m"], observed_until=DAY + timedelta(days=44))
     assert data.dates == [DAY, DAY + timedelta(days=14)]
     assert data.censored_snapshots == [DAY + timedelta(days=28), DAY + timedelta(days=42)]
 
@@ -134,7 +134,7 @@ def test_bootstrap_resamples_accounts_not_rows() -> None:
 def test_grade_and_decile_tables_count_rows_and_lift() -> None:
     ids = [f"a{i}" for i in range(20)]
     scores = [float(v) for v in range(0, 100, 5)]  # 0 … 95
-    churn = {ids[i]: DAY for i in (0, 1, 2, 17)}  # three red, one green (85)
+    churn = {ids[i]: DAY + timedelta(days=1) for i in (0, 1, 2, 17)}  # three red, one green (85)
     result = run_backtest(label([_snap(DAY, ids, scores)], churn, H30, ["m"]), draws=10)
     grades = {g["bucket"]: g for g in result.grades}
     assert grades["red"]["rows"] == 11 and grades["red"]["churned"] == 3
@@ -148,14 +148,14 @@ def test_grade_and_decile_tables_count_rows_and_lift() -> None:
 
 def test_equal_scores_share_a_decile() -> None:
     ids = [f"a{i}" for i in range(10)]
-    result = run_backtest(label([_snap(DAY, ids, [50.0] * 10)], {"a0": DAY}, H30, ["m"]),
+    result = run_backtest(label([_snap(DAY, ids, [50.0] * 10)], {"a0": DAY + H30}, H30, ["m"]),
                           draws=5)
     assert len(result.deciles) == 1 and result.deciles[0]["rows"] == 10
 
 
 def test_insufficient_rows_are_counted_not_ranked() -> None:
     ids = ["a", "b", "c", "d"]
-    data = label([_snap(DAY, ids, [10, np.nan, 90, np.nan])], {"a": DAY}, H30, ["m"])
+    data = label([_snap(DAY, ids, [10, np.nan, 90, np.nan])], {"a": DAY + H30}, H30, ["m"])
     result = run_backtest(data, draws=5)
     assert result.summary["insufficient_share"] == 0.5
     assert result.summary["scored_rows"] == 2
@@ -172,7 +172,7 @@ def test_measure_power_finds_the_direction() -> None:
     flat = rng.uniform(0, 100, n)
     flat[::3] = np.nan
     points = np.column_stack([good, bad, flat])
-    churn = {ids[i]: DAY for i in np.flatnonzero(churned)}
+    churn = {ids[i]: DAY + H30 for i in np.flatnonzero(churned)}
     data = label([_snap(DAY, ids, good.tolist(), points=points)], churn, H30,
                  ["good", "bad", "flat"])
     power = {m["measure"]: m for m in measure_power(data)}
@@ -212,7 +212,7 @@ def test_backtest_through_the_scorer_ranks_hidden_churn() -> None:
     for k, day in enumerate(data.dates):
         rows = data.account[data.snapshot == k]
         assert all(pop.churn[data.account_ids[a]] is None or pop.churn[data.account_ids[a]]
-                   >= day for a in rows)
+                   > day for a in rows)
     noise = next(m for m in report["measures"] if m["measure"] == "noise")
     assert noise["auc"] == pytest.approx(0.5, abs=0.05)
     grades = {g["bucket"]: g["churn_rate"] for g in report["grades"]}
