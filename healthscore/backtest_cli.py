@@ -43,7 +43,8 @@ def _evaluate(rt: Any, plan: Plan, console: Console, *, outcomes: str | None,
     from .outcomes import load_outcomes
 
     pipeline = rt.pipeline()
-    churn = churn_dates(load_outcomes(rt.config, rt.store, outcomes))
+    known = load_outcomes(rt.config, rt.store, outcomes)
+    churn = churn_dates(known)
     if not any(d is not None for d in churn.values()):
         raise ConfigError("no churn outcomes found: pass --outcomes FILE (account_id, "
                           "churn_date) or configure outcomes in the YAML")
@@ -53,7 +54,7 @@ def _evaluate(rt: Any, plan: Plan, console: Console, *, outcomes: str | None,
                   TextColumn("{task.description}"), console=console,
                   transient=True) as bar:
         task = bar.add_task("", total=len(plan.dates()))
-        result = evaluate(rt.config.scorecard, pipeline_scorer(pipeline), churn, plan,
+        result = evaluate(rt.config.scorecard, pipeline_scorer(pipeline, known), churn, plan,
                           observed_until=until,
                           progress=lambda d: bar.update(task, advance=1, description=str(d)),
                           **kwargs)

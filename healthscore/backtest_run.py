@@ -9,9 +9,9 @@ module wires them to the store, writes the JSON and HTML report and the fitted s
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from scoring.fit import FitResult, band_thresholds, fit_weights, split_dates
 
 from .config import config_from_document
 from .errors import ConfigError
+from .history import snapshot_moment
 from .scorecard_edit import WeightChanges, rewrite, segment_changes, unified_diff
 from .yamlfile import parse_yaml
 
@@ -66,7 +67,7 @@ class Plan:
 
 def as_of(day: date) -> datetime:
     """A snapshot scores what was known by the end of its day (UTC)."""
-    return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC)
+    return snapshot_moment(day)
 
 
 def snapshot_of(day: date, batch: ScoreBatch) -> Snapshot:
@@ -258,17 +259,14 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     return json_path, html_path
 
 
-def pipeline_scorer(pipeline: Any) -> SnapshotScorer:
-    """Snapshots through ``Pipeline.compute(as_of=…)`` (the live path, point in time)."""
-    from store.models import Score
+def pipeline_scorer(pipeline: Any, outcomes: Mapping[str, Any] | None = None
+                    ) -> SnapshotScorer:
+    """Snapshots through ``Pipeline.score_at_dates``: the history is loaded once, each date
+    scored by the live scorer on what was known by its end; accounts not started yet or
+    churned by then (``outcomes``) are left out."""
 
-    def run(times: Sequence[datetime]) -> Iterator[tuple[datetime, ScoreBatch]]:
-        previous: dict[str, Score] = {}
-        for when in times:
-            batch = pipeline.compute(when, previous=previous)
-            previous = {a: Score(account_id=a, grade=g)
-                        for a, g in zip(batch.account_ids, batch.grade.tolist(), strict=True)}
-            yield when, batch
+    def run(times: Sequence[datetime]) -> Iterable[tuple[datetime, ScoreBatch]]:
+        return pipeline.score_at_dates(times, outcomes=outcomes)
 
     return run
 
