@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -272,6 +273,58 @@ def check(config: ConfigOption = None) -> None:
     if pipeline.slack is None:
         raise ConfigError("missing environment variable: SLACK_BOT_TOKEN")
     console.print(f"[green]ok[/] Slack workspace {pipeline.slack.check()!r}")
+
+
+@app.command(name="import-accounts")
+@reports_errors
+def import_accounts(path: Annotated[Path | None, typer.Argument(
+                        help="CSV file (default: sources.accounts_file.path)")] = None,
+                    config: ConfigOption = None, dry_run: DryRun = False) -> None:
+    """Read accounts from a CSV file (id, name, start date, attributes) into the store."""
+    pipeline = _runtime(config).pipeline()
+    report = pipeline.import_accounts(path, dry_run=dry_run)
+    if report.skipped:
+        console.print(f"[yellow]{report.skipped} rows skipped[/] (see the log): "
+                      + ", ".join(report.skipped_lines[:5]), highlight=False)
+    print(json.dumps({"dry_run": dry_run, **asdict(report)}))
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option} must be a date like 2026-01-31; got {value!r}") from None
+
+
+@app.command()
+@reports_errors
+def backfill(start: Annotated[str, typer.Option("--from", help="first snapshot date "
+                                                "(YYYY-MM-DD)")],
+             end: Annotated[str, typer.Option("--to", help="last snapshot date (past)")],
+             every: Annotated[str, typer.Option(help="days between snapshots")] = "7d",
+             config: ConfigOption = None,
+             dry_run: Annotated[bool, typer.Option("--dry-run", help="score and report; "
+                                                   "save nothing")] = False,
+             replace: Annotated[bool, typer.Option("--replace", help="re-score snapshots "
+                                                   "already backfilled")] = False) -> None:
+    """Fill the score history at past dates from stored signals and usage (point in time)."""
+    from .backfill import backfill as run_backfill
+    from .durations import parse_duration
+
+    try:
+        step = parse_duration(every)
+    except ValueError as exc:
+        raise ConfigError(f"--every {exc}") from None
+    pipeline = _runtime(config).pipeline()
+
+    def progress(item: dict[str, Any]) -> None:
+        grades = ", ".join(f"{g} {n}" for g, n in item["grades"].items())
+        console.print(f"{item['date']}: {item['accounts']} accounts ({grades}) — "
+                      f"{item['action']}{' (dry run)' if dry_run else ''}", highlight=False)
+
+    report = run_backfill(pipeline, _day(start, "--from"), _day(end, "--to"), step,
+                          dry_run=dry_run, replace=replace, progress=progress)
+    print(json.dumps(report.summary()))
 
 
 @app.command()

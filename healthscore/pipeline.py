@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ from scoring.windows import window_columns
 from store import SignalRow, Store
 from store.models import Account, Score, utcnow
 
+from .accounts_file import ImportReport, import_accounts
 from .config import Config
 from .durations import format_duration
 from .errors import ConfigError
@@ -573,8 +575,20 @@ class Pipeline:
         hubspot_write = self.write_back_hubspot()
         return ActReport(scoring, write, self.deliver(), hubspot_write)
 
+    def import_accounts(self, path: Path | None = None, *, dry_run: bool = False
+                        ) -> ImportReport:
+        """Read the accounts file (``sources.accounts_file``) into the store."""
+        spec = self.config.sources.accounts_file
+        if spec is None:
+            raise ConfigError("no sources.accounts_file in the configuration: add one to "
+                              "import accounts from a file")
+        return import_accounts(self.store, spec, path, dry_run=dry_run)
+
     def sync_all(self) -> tuple[SyncReport, HubSpotSyncReport | None]:
         sync = SyncReport()
+        if self.config.sources.accounts_file is not None:
+            imported = self.import_accounts()
+            sync.records, sync.skipped = imported.records, imported.skipped
         if self.config.sources.salesforce.enabled:
             sync = self.sync_salesforce()
             self.sync_related()

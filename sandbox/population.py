@@ -151,26 +151,28 @@ def generate_population(n_accounts: int | None = None, *, org: SyntheticOrg | No
     at = np.clip(anniversary - 14, 0, days - 1)
     recent = np.array([trouble[i, max(0, a - 60):a + 1].mean() if a >= 0 else 0.0
                        for i, a in enumerate(np.clip(anniversary, -1, days - 1))])
-    logit = (-1.6 + 5.0 * (0.5 - latent[np.arange(n), at]) + 2.0 * recent
-             + 1.0 * ~sponsor + rng.normal(0, 0.9, n))
+    logit = (-2.0 + 6.0 * (0.5 - latent[np.arange(n), at]) + 4.0 * recent
+             + 0.8 * ~sponsor + rng.normal(0, 0.7, n))
     decides = (anniversary >= 0) & (anniversary < days)
     churns = decides & (rng.random(n) < 1.0 / (1.0 + np.exp(-logit)))
     churn_day = np.where(churns, anniversary, days + 10_000)
 
     customer = (t[None, :] >= since[:, None]) & (t[None, :] <= churn_day[:, None])
     weekday = np.array([(first + timedelta(days=int(d))).weekday() for d in t])
-    week = np.where(weekday >= 5, 0.25, 1.0).astype(np.float32)
-    intensity = latent * week[None, :]
+    week = np.where(weekday >= 5, 0.3, 1.0).astype(np.float32)
+    # a day with any use at all is likelier the more engaged the account (quiet weekends)
+    used = rng.random((n, days), dtype=np.float32) < np.clip(1.3 * latent, 0, 0.98) * week
     noise = rng.lognormal(0, 0.25, (n, days)).astype(np.float32)
-    active = rng.binomial(seats[:, None], np.clip(intensity * noise, 0, 1)).astype(np.float32)
-    per_user = rng.uniform(1.0, 2.5, n).astype(np.float32)
+    active = rng.binomial(seats[:, None], np.clip(latent * noise, 0, 1)).astype(np.float32)
+    active = np.where(used, np.maximum(active, 1), 0).astype(np.float32)
+    per_user = rng.uniform(1.2, 2.0, n).astype(np.float32)
     logins = rng.poisson(active * per_user[:, None]).astype(np.float32)
     depth = rng.uniform(1.0, 6.0, n).astype(np.float32)
     features = rng.poisson(active * depth[:, None] * (0.3 + latent)).astype(np.float32)
     minutes = np.round(logins * rng.gamma(4.0, 4.0, (n, days)).astype(np.float32), 1)
     invite_rate = 0.01 * np.sqrt(seats) * np.where(sponsor, 1.4, 0.6)
     invites = rng.poisson(invite_rate[:, None] * latent * week[None, :]).astype(np.float32)
-    tickets = rng.poisson(0.015 * np.sqrt(seats)[:, None] * (0.3 + 4.0 * trouble)
+    tickets = rng.poisson(0.03 * (seats ** 0.25)[:, None] * (0.2 + 5.0 * trouble)
                           ).astype(np.float32)
 
     usage = {}
@@ -239,3 +241,51 @@ def write_usage_csv(pop: Population, path: str | Path, *, zeros: bool = False) -
             handle.writelines(text)
             written += len(text)
     return written
+
+
+# -- the example scorecard, extended with usage windows (the demo's backtest card) -------------
+USAGE_DERIVED = {
+    "usage_logins_30d": {"window": {"metric": "logins", "agg": "sum", "within": "30d"}},
+    "usage_logins_per_seat": {"ratio": ["usage_logins_30d", "licensed_seats"]},
+    "usage_login_change": {"window": {"metric": "logins", "agg": "sum", "within": "30d",
+                                      "vs_previous": True}},
+    "usage_active_days_30d": {"window": {"metric": "logins", "agg": "active_days",
+                                         "within": "30d"}},
+    "usage_peak_users_30d": {"window": {"metric": "active_users", "agg": "max",
+                                        "within": "30d"}},
+    "usage_seat_utilization": {"ratio": ["usage_peak_users_30d", "licensed_seats"]},
+    "usage_invites_90d": {"window": {"metric": "invites", "agg": "sum", "within": "90d"}},
+    "usage_tickets_30d": {"window": {"metric": "support_tickets", "agg": "sum",
+                                     "within": "30d"}},
+}
+USAGE_MEASURES = {
+    "usage_seat_utilization": {"label": "Peak seat utilization (30d, usage)",
+                               "group": "deployment", "weight": 6,
+                               "metric": "usage_seat_utilization",
+                               "linear": {"from": 0.2, "to": 0.8}, "unit": "%"},
+    "usage_invites": {"label": "Member invites (90d)", "group": "deployment", "weight": 1,
+                      "metric": "usage_invites_90d", "linear": {"from": 0, "to": 3}},
+    "usage_active_days": {"label": "Active days (30d)", "group": "engagement", "weight": 6,
+                          "metric": "usage_active_days_30d", "linear": {"from": 8, "to": 22}},
+    "usage_login_trend": {"label": "Logins vs prior 30 days (usage)", "group": "engagement",
+                          "weight": 3, "metric": "usage_login_change",
+                          "linear": {"from": -40, "to": 0}, "unit": "pct"},
+    "usage_logins_per_seat": {"label": "Logins per seat (30d, usage)", "group": "adoption",
+                              "weight": 5, "metric": "usage_logins_per_seat",
+                              "linear": {"from": 3, "to": 25, "log": True}, "unit": "x"},
+    "usage_tickets": {"label": "Support tickets (30d)", "group": "roi", "weight": 9,
+                      "metric": "usage_tickets_30d", "better": "lower",
+                      "linear": {"from": 1, "to": 8}},
+}
+
+
+def with_usage_measures(scorecard: dict) -> dict:
+    """A scorecard (as YAML data) plus the usage-window derived metrics and measures above.
+
+    Needs ``licensed_seats`` among the card's metrics (the packaged example has it).
+    """
+    out = dict(scorecard)
+    out["name"] = f"{scorecard.get('name', 'default')}+usage"
+    out["derived"] = {**scorecard.get("derived", {}), **USAGE_DERIVED}
+    out["measures"] = {**scorecard.get("measures", {}), **USAGE_MEASURES}
+    return out
