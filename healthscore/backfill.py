@@ -91,7 +91,7 @@ def backfill(pipeline: Pipeline, start: date, end: date, every: timedelta, *,
     started = time.perf_counter()
     days = snapshot_dates(start, end, every)
     today = pipeline.clock().date()
-    if days[-1] >= today:
+    if end >= today:
         raise ConfigError(f"--to must be a past date (before {today}); the score of today "
                           "comes from `healthscore score`")
     version = pipeline.config.scorecard.version

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
@@ -196,7 +196,16 @@ class SignalTable:
 
 
 def _to_float(value: str) -> float:
+    """A number, or an ISO date as epoch seconds at its start (UTC) — an attribute like a
+    start date from an accounts file works with ``days_since`` — else NaN."""
     try:
         return float(value)
     except ValueError:
+        pass
+    try:
+        day = date.fromisoformat(value[:10]) if len(value) >= 10 else None
+    except ValueError:
+        day = None
+    if day is None:
         return float("nan")
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
