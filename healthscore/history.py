@@ -232,8 +232,9 @@ class ScoringHistory:
             if excluded is not None:
                 gone = excluded(moment)
                 if gone:
-                    keep &= ~np.isin(np.array(self.account_ids, dtype=object),
-                                     np.array(sorted(gone), dtype=object))
+                    # a set lookup: np.isin on object arrays took seconds at 50k accounts
+                    keep &= np.fromiter((a not in gone for a in self.account_ids), dtype=bool,
+                                        count=len(self.account_ids))
             rows = np.flatnonzero(keep)
             prior = None
             if hysteresis and previous:
