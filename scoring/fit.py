@@ -16,9 +16,15 @@ shared by the rest of its group, i.e. it counts as the group's (current-weight) 
 present measures; a wholly missing group counts as the account's overall score. Rows the card
 could not score (insufficient data) are left out.
 
+The penalty pulls the weights towards the *current card's proportions* (at whatever overall
+scale fits), not towards zero: with little evidence the proposal stays close to the card the
+team wrote, and it moves only as far as the outcomes support. Its strength is chosen by the
+log-loss on the last quarter of the fitting snapshots (from fits on the earlier ones), the
+stronger pull winning near-ties.
+
 The split is by time: the earliest snapshots are for fitting, the latest for judging, and
 fitting snapshots whose horizon reaches into the judged period are dropped (their labels
-would peek at it). The regularization strength is chosen on the last fitting snapshots.
+would peek at it).
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from scipy.optimize import minimize
 
 from .backtest import Labeled, roc_auc
 
-ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1)  # L2 strengths tried (on the mean log-loss)
+# penalty strengths tried (on the mean log-loss); the largest all but keep the current card
+ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -49,34 +56,38 @@ class LogisticFit:
 
 
 def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, alpha: float = 1e-3,
-                             sample_weight: np.ndarray | None = None) -> LogisticFit:
-    """Minimize mean log-loss + α/2·‖β‖² over β ≥ 0 (intercept free, not penalized).
+                             prior: np.ndarray | None = None) -> LogisticFit:
+    """Minimize mean log-loss + α/2·‖β − s·prior‖² over β ≥ 0 (intercept free).
 
-    ``x`` holds features where *higher* means healthier (points / 100).
+    ``x`` holds features where *higher* means healthier (points / 100). Without ``prior`` the
+    penalty is plain L2 (towards 0); with it, towards the direction ``prior`` at any scale
+    ``s ≥ 0`` (fitted too): a strong α keeps the current card's proportions, a weak one
+    lets the data move them.
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     n, m = x.shape
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    w = w / w.sum()
-    rate = float(np.clip((w * y).sum(), 1e-6, 1 - 1e-6))
+    c = np.zeros(m) if prior is None else np.asarray(prior, dtype=float)
+    rate = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        b, beta = theta[0], theta[1:]
+        b, scale, beta = theta[0], theta[1], theta[2:]
         z = b - x @ beta
+        gap = beta - scale * c
         # log(1 + e^z) − y z, stably
-        value = float((w * (np.logaddexp(0.0, z) - y * z)).sum() + alpha / 2 * beta @ beta)
-        g = w * (_sigmoid(z) - y)
-        grad = np.empty(m + 1)
+        value = float((np.logaddexp(0.0, z) - y * z).mean() + alpha / 2 * gap @ gap)
+        g = (_sigmoid(z) - y) / n
+        grad = np.empty(m + 2)
         grad[0] = g.sum()
-        grad[1:] = -(x.T @ g) + alpha * beta
+        grad[1] = -alpha * gap @ c
+        grad[2:] = -(x.T @ g) + alpha * gap
         return value, grad
 
-    start = np.concatenate([[np.log(rate / (1 - rate))], np.zeros(m)])
-    bounds = [(None, None)] + [(0.0, None)] * m
+    start = np.concatenate([[np.log(rate / (1 - rate)), 0.0], np.zeros(m)])
+    bounds = [(None, None), (0.0, None)] + [(0.0, None)] * m
     res = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": 2000, "gtol": 1e-9})
-    coef = np.maximum(res.x[1:], 0.0)
+                   options={"maxiter": 5000, "gtol": 1e-9})
+    coef = np.maximum(res.x[2:], 0.0)
     return LogisticFit(coef, float(res.x[0]), alpha, bool(res.success))
 
 
@@ -155,7 +166,7 @@ class FitResult:
     train_churned: int
     test_rows: int
     test_churned: int
-    validation: dict[float, float]  # alpha → AUC on the last fitting snapshots
+    validation: dict[float, tuple[float, float]]  # alpha → (log-loss, AUC) on validation
 
     def as_dict(self) -> dict[str, Any]:
         return {"coefficients": self.coef, "weights": self.weights,
@@ -165,7 +176,8 @@ class FitResult:
                 "dropped_snapshots": self.split.dropped_dates,
                 "train_rows": self.train_rows, "train_churned": self.train_churned,
                 "test_rows": self.test_rows, "test_churned": self.test_churned,
-                "validation_auc": {str(a): v for a, v in self.validation.items()}}
+                "validation": {str(a): {"log_loss": v[0], "auc": v[1]}
+                               for a, v in self.validation.items()}}
 
 
 def fit_weights(data: Labeled, groups: Mapping[str, str], weights: Mapping[str, float],
@@ -185,10 +197,13 @@ def fit_weights(data: Labeled, groups: Mapping[str, str], weights: Mapping[str, 
     x = fill_missing(data.points[use], [groups[n] for n in names],
                      [weights[n] for n in names], data.score[use]) / 100.0
     y = data.churned[use]
-    validation = _choose_alpha(x, y, data.snapshot[use], alphas)
-    alpha = max(validation, key=lambda a: (round(validation[a], 4), a)) if validation \
-        else alphas[len(alphas) // 2]
-    model = fit_nonnegative_logistic(x, y, alpha)
+    prior = current_shares(card_groups := [groups[n] for n in names],
+                           [weights[n] for n in names],
+                           [group_weights[g] for g in card_groups])
+    days = np.array([d.toordinal() for d in data.dates])[data.snapshot[use]]
+    validation = _choose_alpha(x, y, days, data.horizon.days, alphas, prior)
+    alpha = pick_alpha(validation) if validation else alphas[len(alphas) // 2]
+    model = fit_nonnegative_logistic(x, y, alpha, prior)
     coef = dict(zip(names, model.coef.tolist(), strict=True))
     measure_w, group_w = card_weights(coef, groups, weights, group_weights)
     test = split.test & data.scored
@@ -196,21 +211,46 @@ def fit_weights(data: Labeled, groups: Mapping[str, str], weights: Mapping[str, 
                      int(y.sum()), int(test.sum()), int(data.churned[test].sum()), validation)
 
 
-def _choose_alpha(x: np.ndarray, y: np.ndarray, snapshot: np.ndarray,
-                  alphas: Sequence[float]) -> dict[float, float]:
-    """Validation AUC per alpha: fit on all but the last quarter of the fitting snapshots."""
-    snaps = np.unique(snapshot)
+def current_shares(groups: Sequence[str], weights: Sequence[float],
+                   group_weights: Sequence[float]) -> np.ndarray:
+    """Each measure's share of the current card's score (all measures present): its share of
+    its group times the group's share of the groups."""
+    w = np.asarray(weights, dtype=float)
+    gw = dict(zip(groups, group_weights, strict=True))
+    sums = {g: float(w[[k for k, h in enumerate(groups) if h == g]].sum()) for g in gw}
+    live = {g: gw[g] for g in gw if sums[g] > 0}
+    total = sum(live.values()) or 1.0
+    return np.array([w[j] / sums[g] * live[g] / total if g in live else 0.0
+                     for j, g in enumerate(groups)])
+
+
+def _choose_alpha(x: np.ndarray, y: np.ndarray, days: np.ndarray, horizon_days: int,
+                  alphas: Sequence[float], prior: np.ndarray
+                  ) -> dict[float, tuple[float, float]]:
+    """Validation (log-loss, AUC) per alpha: fits on the earlier fitting snapshots whose
+    horizon ends before the last quarter of them begins, judged on that last quarter."""
+    snaps = np.unique(days)
     if len(snaps) < 4:
         return {}
     cut = snaps[-max(1, len(snaps) // 4)]
-    fit_rows, val_rows = snapshot < cut, snapshot >= cut
+    fit_rows, val_rows = days + horizon_days <= cut, days >= cut
     if y[val_rows].all() or not y[val_rows].any() or not y[fit_rows].any():
         return {}
     out = {}
+    yv = y[val_rows]
     for a in alphas:
-        model = fit_nonnegative_logistic(x[fit_rows], y[fit_rows], a)
-        out[a] = roc_auc(model.risk(x[val_rows]), y[val_rows])
+        model = fit_nonnegative_logistic(x[fit_rows], y[fit_rows], a, prior)
+        z = model.risk(x[val_rows])
+        loss = float((np.logaddexp(0.0, z) - yv * z).mean())
+        out[a] = (loss, roc_auc(z, yv))
     return out
+
+
+def pick_alpha(validation: Mapping[float, tuple[float, float]]) -> float:
+    """The alpha of the lowest validation log-loss; within 0.1 % of it, the strongest pull
+    towards the current card (weights move only as far as the evidence pays for)."""
+    best = min(loss for loss, _ in validation.values())
+    return max(a for a, (loss, _) in validation.items() if loss <= best * 1.001)
 
 
 def card_weights(coef: Mapping[str, float], groups: Mapping[str, str],

@@ -202,3 +202,22 @@ def test_fit_needs_churners_in_the_fitting_snapshots(tmp_path: Path) -> None:
     data, _ = backtest(card, scored.snapshots, pop.churn, plan, draws=5)
     with pytest.raises(ConfigError, match="both churned and retained"):
         fit(card, CONFIG, "t.yaml", data, scored.tables)
+
+
+def test_a_strong_penalty_keeps_the_current_proportions() -> None:
+    """The penalty pulls towards the current card's shares at any scale, not towards 0."""
+    rng = np.random.default_rng(12)
+    x = rng.random((5000, 3))
+    y = rng.random(5000) < 1 / (1 + np.exp(-(1 - 4 * x[:, 2])))  # only measure 2 matters
+    prior = np.array([0.5, 0.3, 0.2])
+    held = fit_nonnegative_logistic(x, y, alpha=1000.0, prior=prior)
+    assert held.coef / held.coef.sum() == pytest.approx(prior, abs=0.02)
+    free = fit_nonnegative_logistic(x, y, alpha=1e-5, prior=prior)
+    assert free.coef[2] / free.coef.sum() > 0.9
+
+
+def test_current_shares_follow_groups() -> None:
+    from scoring.fit import current_shares
+
+    shares = current_shares(["g1", "g1", "g2"], [3.0, 1.0, 5.0], [1.0, 1.0, 3.0])
+    assert shares == pytest.approx([0.375, 0.125, 0.5])
