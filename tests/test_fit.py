@@ -220,4 +220,4 @@ def test_current_shares_follow_groups() -> None:
     from scoring.fit import current_shares
 
     shares = current_shares(["g1", "g1", "g2"], [3.0, 1.0, 5.0], [1.0, 1.0, 3.0])
-    assert shares == pytest.approx([0.375, 0.125, 0.5])
+    assert shares == pytest.approx([0.75 * 0.25, 0.25 * 0.25, 0.75])  # group g2 weighs 3 of 4
