@@ -12,7 +12,8 @@ Daily usage is drawn from that hidden state with noise (weekends are quiet): ``l
 ``active_users``, ``feature_events``, ``minutes``, ``invites`` and ``support_tickets``.
 At its contract anniversary each account decides to renew or churn, by a noisy logistic rule on
 its hidden state at the time (engagement, recent trouble, sponsor); a churned account reports
-nothing after its churn date. New accounts ramp up over their first month.
+nothing after its churn date, and in the weeks before it (once it means to leave) its use winds
+down. New accounts ramp up over their first month.
 
 Everything is vectorized over accounts × days and deterministic by seed, so tests, the demo
 and the 50,000-account benchmark use the same generator. Writers produce the three files of a
@@ -152,10 +153,15 @@ def generate_population(n_accounts: int | None = None, *, org: SyntheticOrg | No
     recent = np.array([trouble[i, max(0, a - 60):a + 1].mean() if a >= 0 else 0.0
                        for i, a in enumerate(np.clip(anniversary, -1, days - 1))])
     logit = (-2.0 + 6.0 * (0.5 - latent[np.arange(n), at]) + 4.0 * recent
-             + 0.8 * ~sponsor + rng.normal(0, 0.7, n))
+             + 0.8 * ~sponsor + rng.normal(0, 0.6, n))
     decides = (anniversary >= 0) & (anniversary < days)
     churns = decides & (rng.random(n) < 1.0 / (1.0 + np.exp(-logit)))
     churn_day = np.where(churns, anniversary, days + 10_000)
+    # once an account means to leave, it winds down: moves work elsewhere, stops inviting
+    lead = rng.integers(20, 80, n)
+    wind = np.clip((churn_day[:, None] - t[None, :]) / lead[:, None], 0.0, 1.0)
+    latent = np.where(churns[:, None], latent * (0.35 + 0.65 * wind), latent
+                      ).astype(np.float32)
 
     customer = (t[None, :] >= since[:, None]) & (t[None, :] <= churn_day[:, None])
     weekday = np.array([(first + timedelta(days=int(d))).weekday() for d in t])
