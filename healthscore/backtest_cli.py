@@ -89,6 +89,10 @@ def fit_command(rt: Any, plan: Plan, console: Console, *, outcomes: str | None, 
     fitted = result.fitted
     assert fitted is not None
     render_fit(Console(), fitted.as_dict(str(out)))
+    if fitted.result.kept_current:
+        console.print("[yellow]the outcomes do not pay for other weights[/]: no reweighting "
+                      "beat the current proportions on the last fitting snapshots, so the "
+                      "proposal keeps them")
     if fitted.diff:
         Console().print(fitted.diff, markup=False, highlight=False, end="")
     if bands and fitted.bands is None:
@@ -109,4 +113,5 @@ def fit_command(rt: Any, plan: Plan, console: Console, *, outcomes: str | None, 
                       "test_snapshots": len(fitted.result.split.test_dates),
                       "train_snapshots": len(fitted.result.split.train_dates),
                       "weights": fitted.result.weights, "bands": fitted.bands,
+                      "kept_current": fitted.result.kept_current,
                       "written": None if dry_run else str(out)}))

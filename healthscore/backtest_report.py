@@ -283,5 +283,8 @@ def _fit_section(fit: dict[str, Any]) -> str:
         f"{len(fit['test_snapshots'])} later ones it never saw. Held-out ROC AUC: current "
         f"<b>{_num(fit['auc_default'])}</b>, fitted <b>{_num(fit['auc_fitted'])}</b>. Written to "
         f"<code>{html.escape(fit['path'])}</code>; the live scorecard is unchanged.</p>"
+        + ("<p><b>The outcomes do not pay for other weights:</b> no reweighting beat the "
+           "current proportions on the last fitting snapshots, so the proposal keeps them.</p>"
+           if fit.get("kept_current") else "")
         + table(["weight", "current", "fitted", "change"], rows)
         + f"<pre>{diff}</pre>")

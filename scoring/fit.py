@@ -29,6 +29,7 @@ would peek at it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -168,15 +169,23 @@ class FitResult:
     test_churned: int
     validation: dict[float, tuple[float, float]]  # alpha → (log-loss, AUC) on validation
 
+    @property
+    def kept_current(self) -> bool:
+        """The outcomes did not pay for moving away from the current weights."""
+        return math.isinf(self.alpha)
+
     def as_dict(self) -> dict[str, Any]:
         return {"coefficients": self.coef, "weights": self.weights,
-                "group_weights": self.group_weights, "alpha": self.alpha,
+                "group_weights": self.group_weights,
+                "alpha": None if math.isinf(self.alpha) else self.alpha,
+                "kept_current": self.kept_current,
                 "train_snapshots": self.split.train_dates,
                 "test_snapshots": self.split.test_dates,
                 "dropped_snapshots": self.split.dropped_dates,
                 "train_rows": self.train_rows, "train_churned": self.train_churned,
                 "test_rows": self.test_rows, "test_churned": self.test_churned,
-                "validation": {str(a): {"log_loss": v[0], "auc": v[1]}
+                "validation": {("current" if math.isinf(a) else str(a)):
+                               {"log_loss": v[0], "auc": v[1]}
                                for a, v in self.validation.items()}}
 
 
@@ -203,9 +212,14 @@ def fit_weights(data: Labeled, groups: Mapping[str, str], weights: Mapping[str, 
     days = np.array([d.toordinal() for d in data.dates])[data.snapshot[use]]
     validation = _choose_alpha(x, y, days, data.horizon.days, alphas, prior)
     alpha = pick_alpha(validation) if validation else alphas[len(alphas) // 2]
-    model = fit_nonnegative_logistic(x, y, alpha, prior)
-    coef = dict(zip(names, model.coef.tolist(), strict=True))
-    measure_w, group_w = card_weights(coef, groups, weights, group_weights)
+    if math.isinf(alpha):  # the current proportions won: keep the card's own numbers
+        model = fit_nonnegative_logistic((x @ prior)[:, None], y, 0.0)
+        coef = dict(zip(names, (prior * model.coef[0]).tolist(), strict=True))
+        measure_w, group_w = dict(weights), dict(group_weights)
+    else:
+        model = fit_nonnegative_logistic(x, y, alpha, prior)
+        coef = dict(zip(names, model.coef.tolist(), strict=True))
+        measure_w, group_w = card_weights(coef, groups, weights, group_weights)
     test = split.test & data.scored
     return FitResult(coef, measure_w, group_w, alpha, split, int(use.sum()),
                      int(y.sum()), int(test.sum()), int(data.churned[test].sum()), validation)
@@ -238,9 +252,13 @@ def _choose_alpha(x: np.ndarray, y: np.ndarray, days: np.ndarray, horizon_days: 
         return {}
     out = {}
     yv = y[val_rows]
-    for a in alphas:
-        model = fit_nonnegative_logistic(x[fit_rows], y[fit_rows], a, prior)
-        z = model.risk(x[val_rows])
+    for a in (*alphas, math.inf):
+        if math.isinf(a):  # the current card itself (only its scale and intercept fitted)
+            model = fit_nonnegative_logistic((x[fit_rows] @ prior)[:, None], y[fit_rows], 0.0)
+            z = model.risk((x[val_rows] @ prior)[:, None])
+        else:
+            model = fit_nonnegative_logistic(x[fit_rows], y[fit_rows], a, prior)
+            z = model.risk(x[val_rows])
         loss = float((np.logaddexp(0.0, z) - yv * z).mean())
         out[a] = (loss, roc_auc(z, yv))
     return out
@@ -248,7 +266,8 @@ def _choose_alpha(x: np.ndarray, y: np.ndarray, days: np.ndarray, horizon_days: 
 
 def pick_alpha(validation: Mapping[float, tuple[float, float]]) -> float:
     """The alpha of the lowest validation log-loss; within 0.1 % of it, the strongest pull
-    towards the current card (weights move only as far as the evidence pays for)."""
+    towards the current card (weights move only as far as the evidence pays for). Infinity
+    stands for the current card itself."""
     best = min(loss for loss, _ in validation.values())
     return max(a for a, (loss, _) in validation.items() if loss <= best * 1.001)
 
