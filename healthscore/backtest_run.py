@@ -277,12 +277,14 @@ class Evaluation:
     report: dict[str, Any]
     data: Labeled
     fitted: Fitted | None = None
+    fit_error: str | None = None
 
 
 def evaluate(card: Scorecard, scorer: SnapshotScorer, churn: Mapping[str, date | None],
              plan: Plan, *, observed_until: date, draws: int = 200, seed: int = 0,
              fit_card: tuple[str, str] | None = None, holdout: float = 0.34,
-             bands: bool = False, progress: Progress | None = None) -> Evaluation:
+             bands: bool = False, progress: Progress | None = None,
+             strict_fit: bool = True) -> Evaluation:
     """Score each snapshot once; backtest; with ``fit_card`` = (YAML text, its path) also fit
     on the earlier snapshots and judge both cards on the later ones."""
     if fit_card is not None:
@@ -297,11 +299,16 @@ def evaluate(card: Scorecard, scorer: SnapshotScorer, churn: Mapping[str, date |
     data, report = backtest(card, scored.snapshots, churn, plan, draws=draws, seed=seed)
     report["summary"]["censored_snapshots"] = [
         d.isoformat() for d in observable(plan, observed_until)[1]]
-    fitted = None
+    fitted, error = None, None
     if fit_card is not None:
-        fitted = fit(card, fit_card[0], fit_card[1], data, scored.tables, holdout=holdout,
-                     bands=bands)
-    return Evaluation(report, data, fitted)
+        try:
+            fitted = fit(card, fit_card[0], fit_card[1], data, scored.tables, holdout=holdout,
+                         bands=bands)
+        except ConfigError as exc:  # e.g. no churner in the fitting snapshots
+            if strict_fit:
+                raise
+            error = str(exc)
+    return Evaluation(report, data, fitted, error)
 
 
 def churn_dates(outcomes: Mapping[str, Any]) -> dict[str, date | None]:

@@ -334,6 +334,8 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
          seed: Annotated[int, typer.Option(help="random seed of the synthetic org")] = 42,
          crm: Annotated[str, typer.Option(help="the CRM of record: salesforce (HubSpot "
                                                "mirrored) or hubspot")] = "salesforce",
+         backtest: Annotated[bool, typer.Option(help="also backtest and fit on a year of "
+                                                    "synthetic usage")] = True,
          ) -> None:
     """Start the sandbox, seed it, run cycles through the real clients, print a summary.
 
@@ -343,7 +345,7 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
 
     if crm not in ("salesforce", "hubspot"):
         raise ConfigError(f"--crm must be salesforce or hubspot, not {crm!r}")
-    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm)
+    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm, backtest=backtest)
     sys.stdout.flush()
     print(json.dumps(result))
 
