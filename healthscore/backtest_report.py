@@ -50,15 +50,18 @@ def _fig(w: float = 6.0, h: float = 3.8) -> tuple[Any, Any]:
 
 
 def roc_plot(roc: dict[str, list[float]], auc: float | None,
-             fitted: tuple[dict[str, list[float]], float | None] | None = None) -> str:
+             fit: dict[str, Any] | None = None) -> str:
     fig, ax = _fig(5.2, 4.4)
     ax.plot([0, 1], [0, 1], ls="--", color="#999", lw=1, label="random (0.50)")
     if roc.get("fpr"):
         ax.plot(roc["fpr"], roc["tpr"], color="#1f5fa8", lw=2,
-                label=f"current scorecard ({_num(auc)})")
-    if fitted is not None and fitted[0].get("fpr"):
-        ax.plot(fitted[0]["fpr"], fitted[0]["tpr"], color="#2e9e5b", lw=2,
-                label=f"fitted scorecard, held out ({_num(fitted[1])})")
+                label=f"current scorecard, all snapshots ({_num(auc)})")
+    if fit is not None and fit.get("roc_default", {}).get("fpr"):
+        ax.plot(fit["roc_default"]["fpr"], fit["roc_default"]["tpr"], color="#1f5fa8", lw=1.5,
+                ls=":", label=f"current scorecard, held out ({_num(fit['auc_default'])})")
+    if fit is not None and fit.get("roc_fitted", {}).get("fpr"):
+        ax.plot(fit["roc_fitted"]["fpr"], fit["roc_fitted"]["tpr"], color="#2e9e5b", lw=1.5,
+                ls="--", label=f"fitted scorecard, held out ({_num(fit['auc_fitted'])})")
     ax.set_xlabel("share of retained accounts flagged (false positive rate)")
     ax.set_ylabel("share of churners caught (true positive rate)")
     ax.set_xlim(0, 1)
@@ -204,8 +207,7 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
         _kpi(_pct(flap.get("change_rate")), "grade changes between consecutive snapshots"),
     ])
     plots = [
-        ("ROC curve", roc_plot(report["roc"], s["roc_auc"],
-                               (fit["roc_fitted"], fit["auc_fitted"]) if fit else None),
+        ("ROC curve", roc_plot(report["roc"], s["roc_auc"], fit),
          "How many churners the score catches for each share of healthy accounts it flags."),
         ("Churn rate by grade", grade_plot(report["grades"], s["churn_rate"]),
          "A working card shows red well above the dashed line and green well below."),
@@ -247,7 +249,7 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
         f'from {s["first_snapshot"]} to {s["last_snapshot"]}, horizon {s["horizon_days"]} days. '
         f"Each account is scored as of each snapshot date with only the data known then, and "
         f"labelled churned when it churned within the horizon after it; accounts already gone "
-        f"are left out ({s['excluded_already_churned']} rows).</p>",
+        f"by a snapshot are left out of it.</p>",
         f'<div class="kpis">{kpis}</div>',
         _fit_section(fit) if fit else "",
         f'<h2>Plots</h2><div class="plots">{figures}</div>',
@@ -287,4 +289,4 @@ def _fit_section(fit: dict[str, Any]) -> str:
            "current proportions on the last fitting snapshots, so the proposal keeps them.</p>"
            if fit.get("kept_current") else "")
         + table(["weight", "current", "fitted", "change"], rows)
-        + f"<pre>{diff}</pre>")
+        + (f"<pre>{diff}</pre>" if diff else "<p class=note>No line of the YAML changes.</p>"))

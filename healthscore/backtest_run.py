@@ -146,13 +146,15 @@ class Fitted:
     auc_fitted: float
     rows_compared: int
     roc_fitted: dict[str, list[float]]
+    roc_default: dict[str, list[float]]
     bands: tuple[int, int] | None = None
 
     def as_dict(self, path: str) -> dict[str, Any]:
         return _clean({**self.result.as_dict(), "auc_default": self.auc_default,
                        "auc_fitted": self.auc_fitted, "rows_compared": self.rows_compared,
                        "weight_changes": self.changes, "diff": self.diff, "path": path,
-                       "roc_fitted": self.roc_fitted, "bands": self.bands,
+                       "roc_fitted": self.roc_fitted, "roc_default": self.roc_default,
+                       "bands": self.bands,
                        "fitted_version": self.card.version})
 
 
@@ -201,7 +203,7 @@ def fit(card: Scorecard, config_text: str, config_path: str, data: Labeled,
     held = label(rescore(fitted, test_days), _churn_of(data), data.horizon, data.measure_names)
     current = data.take(np.flatnonzero(np.isin(data.snapshot, [
         data.dates.index(date.fromisoformat(d)) for d in result.split.test_dates])))
-    auc_default, auc_fitted, rows, roc = _compare(current, held)
+    auc_default, auc_fitted, rows, roc, roc_default = _compare(current, held)
     table = [{"measure": f"measure {n}", "old": weights[n], "new": result.weights[n]}
              for n in card.measures] + [
         {"measure": f"group {g}", "old": group_w[g], "new": result.group_weights[g]}
@@ -216,7 +218,7 @@ def fit(card: Scorecard, config_text: str, config_path: str, data: Labeled,
                    "new": thresholds[1]}]
     return Fitted(result, text, fitted, unified_diff(config_text, text, config_path,
                                                      f"{config_path} (fitted)"),
-                  table, auc_default, auc_fitted, rows, roc, thresholds)
+                  table, auc_default, auc_fitted, rows, roc, roc_default, thresholds)
 
 
 def _load_card(text: str, path: str) -> Scorecard:
@@ -230,8 +232,8 @@ def _churn_of(data: Labeled) -> Mapping[str, date | datetime | None]:
     return data.churn_dates
 
 
-def _compare(current: Labeled, fitted: Labeled
-             ) -> tuple[float, float, int, dict[str, list[float]]]:
+def _compare(current: Labeled, fitted: Labeled) -> tuple[
+        float, float, int, dict[str, list[float]], dict[str, list[float]]]:
     """Held-out AUC of both cards on the rows both could score."""
     key_c = current.snapshot.astype(np.int64) * 10**9 + current.account
     index = {current.dates[k]: k for k in range(len(current.dates))}
@@ -245,7 +247,8 @@ def _compare(current: Labeled, fitted: Labeled
     ic, jf = ic[both], jf[both]
     y = current.churned[ic]
     risk_c, risk_f = 100 - current.score[ic], 100 - fitted.score[jf]
-    return roc_auc(risk_c, y), roc_auc(risk_f, y), len(ic), roc_curve(risk_f, y)
+    return (roc_auc(risk_c, y), roc_auc(risk_f, y), len(ic), roc_curve(risk_f, y),
+            roc_curve(risk_c, y))
 
 
 # -- files --------------------------------------------------------------------------------------
