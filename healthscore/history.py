@@ -231,9 +231,9 @@ class ScoringHistory:
             keep = self.started(moment)
             if excluded is not None:
                 gone = excluded(moment)
-                if gone:
-                    keep &= ~np.isin(np.array(self.account_ids, dtype=object),
-                                     np.array(sorted(gone), dtype=object))
+                if gone:  # a set lookup per account (np.isin on strings is quadratic)
+                    keep &= np.fromiter((a not in gone for a in self.account_ids), bool,
+                                        len(self.account_ids))
             rows = np.flatnonzero(keep)
             prior = None
             if hysteresis and previous:
