@@ -187,6 +187,9 @@ class Sources(_Strict):
 class Scoring(_Strict):
     every: Duration = timedelta(hours=1)
     trend_window: Duration = Field(timedelta(days=7), description="trend compares against this")
+    start_field: str | None = Field(None, description="account attribute or date metric with "
+                                    "the customer's start (past snapshots leave an account "
+                                    "out before it); default: the accounts file's start column")
 
 
 class SlackAlerts(_Strict):
@@ -318,6 +321,11 @@ def config_from_document(doc: YamlDocument) -> Config:
     problems = [f"{doc.path}:{doc.line_of(('rules', *loc)) or 1} "
                 f"rules.{'.'.join(map(str, loc))}: {msg}"
                 for loc, msg in rule_problems(config, known) if provided is not None]
+    start = config.scoring.start_field
+    if start is not None and provided is not None and start not in provided:
+        problems.append(f"{doc.path}:{doc.line_of(('scoring', 'start_field')) or 1} "
+                        f"scoring.start_field: unknown field {start!r}; known: "
+                        f"{', '.join(sorted(provided))}")
     metric = config.outcomes.churn_metric
     if metric is not None and provided is not None and metric not in provided:
         problems.append(f"{doc.path}:{doc.line_of(('outcomes', 'churn_metric')) or 1} "

@@ -12,7 +12,9 @@ The table then goes through the one scorer (``scoring.score``) that live runs us
 What is *not* historical: account attributes (plan tier, ARR, seats from an accounts file …)
 are taken as they are now, and the list of accounts is today's (an account deleted in the CRM
 since T is scored only when asked for with ``include_deleted``). Accounts whose start date is
-known (an accounts file's start column) are left out of snapshots before they started.
+known — an accounts file's start column, or the attribute or date metric named by
+``scoring.start_field`` (e.g. ``customer_since``) — are left out of snapshots before they
+started.
 """
 
 from __future__ import annotations
@@ -154,7 +156,8 @@ class ScoringHistory:
 
     def __init__(self, card: Scorecard, accounts: Sequence[Account],
                  signals: Mapping[str, SignalSeries], usage: UsageHistory | None, *,
-                 start_attribute: str | None = None) -> None:
+                 start_attribute: str | None = None,
+                 start_series: SignalSeries | None = None) -> None:
         self.card = card
         self.accounts = list(accounts)
         self.account_ids = [a.id for a in self.accounts]
@@ -162,6 +165,11 @@ class ScoringHistory:
         self.usage = usage
         self.labels = _labels(self.accounts, card.source_metrics())
         self.starts = _start_epochs(self.accounts, start_attribute)
+        start_signal = start_series or self.signals.get(start_attribute or "")
+        if start_signal is not None:  # a start-date metric (e.g. customer_since from the CRM):
+            # its latest value, whenever observed — a start date is a fact about the past
+            latest = start_signal.as_of(len(self.accounts), np.inf)[0]
+            self.starts = np.where(np.isnan(self.starts), latest, self.starts)
 
     @classmethod
     def load(cls, store: Store, card: Scorecard, *, accounts: Sequence[Account] | None = None,
@@ -173,11 +181,16 @@ class ScoringHistory:
         ids = [a.id for a in accounts]
         wanted = card.source_metrics() | {m for _, m, _ in card.history_needs()}
         rows = store.history_rows(wanted, until=until)
+        start_series = None
+        if start_attribute is not None:  # its whole history: a start date seen later counts
+            start_series = signal_series(ids, store.history_rows([start_attribute]),
+                                         [start_attribute]).get(start_attribute)
         signals = signal_series(ids, rows, wanted)
         usage = load_usage(store, card, ids, until=None if until is None else until.date())
         log.info("history loaded: %d accounts, %d signal rows, %d usage values", len(ids),
                  len(rows), 0 if usage is None else usage.cells)
-        return cls(card, accounts, signals, usage, start_attribute=start_attribute)
+        return cls(card, accounts, signals, usage, start_attribute=start_attribute,
+                   start_series=start_series)
 
     def __len__(self) -> int:
         return len(self.accounts)
@@ -231,10 +244,9 @@ class ScoringHistory:
             keep = self.started(moment)
             if excluded is not None:
                 gone = excluded(moment)
-                if gone:
-                    # a set lookup: np.isin on object arrays took seconds at 50k accounts
-                    keep &= np.fromiter((a not in gone for a in self.account_ids), dtype=bool,
-                                        count=len(self.account_ids))
+                if gone:  # a set lookup per account (np.isin on strings is quadratic)
+                    keep &= np.fromiter((a not in gone for a in self.account_ids), bool,
+                                        len(self.account_ids))
             rows = np.flatnonzero(keep)
             prior = None
             if hysteresis and previous:

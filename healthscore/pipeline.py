@@ -378,7 +378,9 @@ class Pipeline:
     # -- point in time -------------------------------------------------------------------------
     @property
     def start_attribute(self) -> str | None:
-        """The account attribute holding each account's start date (an accounts file's)."""
+        """The account attribute (or date metric) holding each account's start date."""
+        if self.config.scoring.start_field is not None:
+            return self.config.scoring.start_field
         source = self.config.sources.accounts_file
         return None if source is None else source.start_column
 

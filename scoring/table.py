@@ -149,7 +149,10 @@ class SignalTable:
                 continue
             for name, value in attrs.items():
                 if name in wanted and value is not None and value != "":
-                    texts.setdefault(name, [None] * n)[i] = str(value)
+                    column = texts.get(name)
+                    if column is None:  # not setdefault: that builds an n-list per value
+                        column = texts[name] = [None] * n
+                    column[i] = str(value)
         labels = {name: LabelColumn.from_list(items) for name, items in texts.items()}
         return cls(account_ids=list(account_ids), columns=columns, observed=observed,
                    labels=labels)

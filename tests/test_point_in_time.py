@@ -202,3 +202,23 @@ def test_backfill_dry_run_saves_nothing_and_rejects_today(pipeline: Pipeline) ->
         backfill(pipeline, date(2026, 3, 1), NOW.date(), timedelta(days=7))
     with pytest.raises(ConfigError, match="whole days"):
         backfill(pipeline, date(2026, 3, 1), date(2026, 3, 15), timedelta(hours=12))
+
+
+def test_a_start_date_metric_leaves_accounts_out_before_they_started(pipeline: Pipeline
+                                                                    ) -> None:
+    store = pipeline.store
+    store.record_signals([SignalRow("A2", "customer_since",
+                                    datetime(2026, 3, 15, tzinfo=UTC).timestamp(), NOW,
+                                    "salesforce")])
+    got = [b.account_ids for _, b in pipeline.score_at_dates([date(2026, 3, 10)])]
+    assert got == [["A0", "A1", "A2"]]  # no start field configured: everyone
+    config = pipeline.config
+    pipeline.config = config.model_copy(update={"scoring": config.scoring.model_copy(
+        update={"start_field": "customer_since"})})
+    got = {m.date(): b.account_ids for m, b in pipeline.score_at_dates(
+        [date(2026, 3, 10), date(2026, 3, 20)])}
+    assert got == {date(2026, 3, 10): ["A0", "A1"], date(2026, 3, 20): ["A0", "A1", "A2"]}
+    text = EXAMPLE.replace("  trend_window: 7d", "  trend_window: 7d\n  start_field: since")
+    with pytest.raises(ConfigError, match=r"healthscore.yaml:\d+ scoring.start_field: unknown "
+                                          r"field 'since'"):
+        config_from_document(parse_yaml(text, "healthscore.yaml"))
