@@ -221,3 +221,28 @@ def test_current_shares_follow_groups() -> None:
 
     shares = current_shares(["g1", "g1", "g2"], [3.0, 1.0, 5.0], [1.0, 1.0, 3.0])
     assert shares == pytest.approx([0.75 * 0.25, 0.25 * 0.25, 0.75])  # group g2 weighs 3 of 4
+
+
+def test_fit_with_bands_moves_only_weights_and_grade_borders(tmp_path: Path) -> None:
+    path = str(tmp_path / "healthscore.yaml")
+    card = config_from_document(parse_yaml(CONFIG, path)).scorecard
+    pop = population(1200, seed=5)
+    plan = Plan(date(2026, 1, 5), date(2026, 10, 5), timedelta(days=14), timedelta(days=30))
+    days, keep = fit_plan(plan, date(2026, 12, 31), 0.34, bands=True)
+    scored = score_dates(pop.scorer(card), days, keep=keep)
+    train, test, dropped = split_dates(days, plan.horizon, 0.34)
+    # the fitting snapshots are kept to be re-scored for the bands (not the embargoed ones)
+    assert set(scored.tables) == {days[i] for i in train + test}
+    assert dropped and not {days[i] for i in dropped} & set(scored.tables)
+    data, _ = backtest(card, scored.snapshots, pop.churn, plan, draws=10)
+    fitted = fit(card, CONFIG, path, data, scored.tables, bands=True)
+    assert fitted.bands is not None
+    red, yellow = fitted.bands
+    assert (fitted.card.grades.red, fitted.card.grades.yellow) == (red, yellow)
+    assert yellow - red >= 10
+    old, new = yaml.safe_load(CONFIG), yaml.safe_load(fitted.text)
+    for doc in (old, new):
+        doc["scorecard"]["grades"].pop("red")
+        doc["scorecard"]["grades"].pop("yellow")
+    assert _without_weights(new) == _without_weights(old)
+    assert any(c["measure"] == "grades red" for c in fitted.changes)
