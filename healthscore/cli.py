@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -425,6 +426,58 @@ def check(config: ConfigOption = None) -> None:
     console.print(f"[green]ok[/] Slack workspace {pipeline.slack.check()!r}")
 
 
+@app.command(name="import-accounts")
+@reports_errors
+def import_accounts(path: Annotated[Path | None, typer.Argument(
+                        help="CSV file (default: sources.accounts_file.path)")] = None,
+                    config: ConfigOption = None, dry_run: DryRun = False) -> None:
+    """Read accounts from a CSV file (id, name, start date, attributes) into the store."""
+    pipeline = _runtime(config).pipeline()
+    report = pipeline.import_accounts(path, dry_run=dry_run)
+    if report.skipped:
+        console.print(f"[yellow]{report.skipped} rows skipped[/] (see the log): "
+                      + ", ".join(report.skipped_lines[:5]), highlight=False)
+    print(json.dumps({"dry_run": dry_run, **asdict(report)}))
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option} must be a date like 2026-01-31; got {value!r}") from None
+
+
+@app.command()
+@reports_errors
+def backfill(start: Annotated[str, typer.Option("--from", help="first snapshot date "
+                                                "(YYYY-MM-DD)")],
+             end: Annotated[str, typer.Option("--to", help="last snapshot date (past)")],
+             every: Annotated[str, typer.Option(help="days between snapshots")] = "7d",
+             config: ConfigOption = None,
+             dry_run: Annotated[bool, typer.Option("--dry-run", help="score and report; "
+                                                   "save nothing")] = False,
+             replace: Annotated[bool, typer.Option("--replace", help="re-score snapshots "
+                                                   "already backfilled")] = False) -> None:
+    """Fill the score history at past dates from stored signals and usage (point in time)."""
+    from .backfill import backfill as run_backfill
+    from .durations import parse_duration
+
+    try:
+        step = parse_duration(every)
+    except ValueError as exc:
+        raise ConfigError(f"--every {exc}") from None
+    pipeline = _runtime(config).pipeline()
+
+    def progress(item: dict[str, Any]) -> None:
+        grades = ", ".join(f"{g} {n}" for g, n in item["grades"].items())
+        console.print(f"{item['date']}: {item['accounts']} accounts ({grades}) — "
+                      f"{item['action']}{' (dry run)' if dry_run else ''}", highlight=False)
+
+    report = run_backfill(pipeline, _day(start, "--from"), _day(end, "--to"), step,
+                          dry_run=dry_run, replace=replace, progress=progress)
+    print(json.dumps(report.summary()))
+
+
 @app.command()
 @reports_errors
 def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed")] = 500,
@@ -432,6 +485,8 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
          seed: Annotated[int, typer.Option(help="random seed of the synthetic org")] = 42,
          crm: Annotated[str, typer.Option(help="the CRM of record: salesforce (HubSpot "
                                                "mirrored) or hubspot")] = "salesforce",
+         backtest: Annotated[bool, typer.Option(help="also backtest and fit on a year of "
+                                                    "synthetic usage")] = True,
          ) -> None:
     """Start the sandbox, seed it, run cycles through the real clients, print a summary.
 
@@ -441,9 +496,69 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
 
     if crm not in ("salesforce", "hubspot"):
         raise ConfigError(f"--crm must be salesforce or hubspot, not {crm!r}")
-    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm)
+    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm, backtest=backtest)
     sys.stdout.flush()
     print(json.dumps(result))
+
+
+Horizon = Annotated[str, typer.Option("--horizon", help="churn within this long after a "
+                                                        "snapshot counts (e.g. 30d, 90d)")]
+FromDate = Annotated[str, typer.Option("--from", help="first snapshot date (YYYY-MM-DD)")]
+ToDate = Annotated[str, typer.Option("--to", help="last snapshot date (YYYY-MM-DD)")]
+Every = Annotated[str, typer.Option("--every", help="time between snapshots (e.g. 14d)")]
+OutcomesFile = Annotated[str | None, typer.Option(
+    "--outcomes", help="CSV of account_id, churn_date[, renewal_date] (else the YAML's "
+    "outcomes: file or CRM field)")]
+OutcomesUntil = Annotated[str | None, typer.Option(
+    "--outcomes-until", help="last day outcomes are known for (default: today); snapshots "
+    "whose horizon reaches past it are left out")]
+
+
+@app.command()
+@reports_errors
+def backtest(horizon: Horizon = "30d", start: FromDate = ..., end: ToDate = ...,
+             every: Every = "14d", outcomes: OutcomesFile = None,
+             out: Annotated[Path, typer.Option("--out", help="folder for backtest.html and "
+                                                             "backtest.json")] = Path("backtest"),
+             as_json: Annotated[bool, typer.Option("--json", help="print the JSON instead of "
+                                                                  "tables")] = False,
+             draws: Annotated[int, typer.Option(help="bootstrap draws for the AUC "
+                                                     "intervals")] = 200,
+             seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+             outcomes_until: OutcomesUntil = None, config: ConfigOption = None) -> None:
+    """Does the score predict churn? Score each past snapshot, compare with outcomes."""
+    from .backtest_cli import backtest_command, make_plan
+
+    plan = make_plan(start, end, every, horizon)
+    backtest_command(_runtime(config), plan, console, outcomes=outcomes, out=out,
+                     as_json=as_json, draws=draws, seed=seed, outcomes_until=outcomes_until)
+
+
+@app.command()
+@reports_errors
+def fit(horizon: Horizon = "30d", start: FromDate = ..., end: ToDate = ...,
+        every: Every = "14d", outcomes: OutcomesFile = None,
+        out: Annotated[Path, typer.Option("--out", help="where to write the fitted "
+                                                        "scorecard")] = Path("fitted.yaml"),
+        bands: Annotated[bool, typer.Option("--bands", help="also learn the red/yellow "
+                                                            "borders")] = False,
+        holdout: Annotated[float, typer.Option(help="share of the latest snapshots held out "
+                                                    "for judging")] = 0.34,
+        report: Annotated[Path | None, typer.Option("--report", help="also write the HTML/"
+                                                    "JSON report (with the fit) here")] = None,
+        outcomes_until: OutcomesUntil = None, dry_run: DryRun = False,
+        config: ConfigOption = None) -> None:
+    """Learn non-negative weights from outcomes; write them as a copy of the YAML + a diff.
+
+    Fits on the earlier snapshots and prints the held-out AUC of the current and the fitted
+    scorecard on the later ones. The live configuration is never replaced.
+    """
+    from .backtest_cli import fit_command, make_plan
+
+    plan = make_plan(start, end, every, horizon)
+    fit_command(_runtime(config), plan, console, outcomes=outcomes, out=out, bands=bands,
+                holdout=holdout, dry_run=dry_run, report=report,
+                outcomes_until=outcomes_until)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -194,6 +195,30 @@ class HubSpotEmailSource(_EmailSource):
     metric_prefix: str = Field("hubspot_email_", pattern=r"^[a-z][a-z0-9_]*_$")
     exclude_filtered: bool = Field(True, description="leave out opens HubSpot flagged as bots "
                                    "or machine opens")
+class AccountsFile(_Strict):
+    """Accounts from a CSV file instead of a CRM (see healthscore/accounts_file.py).
+
+    One row per account; every column but the id and name is kept as an account attribute
+    (or only ``attributes`` when given). A relative path is relative to the YAML file.
+    """
+
+    path: Path
+    id_column: str = "account_id"
+    name_column: str = "name"
+    start_column: str | None = Field("start_date", description="the customer's start date "
+                                     "(a snapshot before it leaves the account out)")
+    attributes: list[str] | None = Field(None, description="columns kept as attributes "
+                                         "(default: every other column)")
+
+    def attribute_names(self) -> set[str] | None:
+        """The attributes accounts will carry (None: not known until the file is read)."""
+        if self.attributes is not None:
+            return set(self.attributes) | ({self.start_column} if self.start_column else set())
+        if not self.path.is_file():
+            return None
+        with self.path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+        return {c.strip() for c in header} - {self.id_column, self.name_column}
 
 
 class Sources(_Strict):
@@ -207,9 +232,16 @@ class Sources(_Strict):
                                         "(CSV/Parquet) into usage_daily")
     warehouse: WarehouseSource = Field(WarehouseSource(), description="product usage from a "
                                        "SQL query into usage_daily")
+    accounts_file: AccountsFile | None = Field(None, description="accounts from a CSV file: "
+                                               "the record system when there is no CRM")
 
     @model_validator(mode="after")
     def _one_record_system(self) -> Sources:
+        if self.accounts_file is not None:
+            if self.salesforce.enabled or self.hubspot.record_system:
+                raise ValueError("accounts_file is the record system: set salesforce.enabled: "
+                                 "false and drop hubspot.record_system (or drop accounts_file)")
+            return self
         if self.hubspot.record_system and self.salesforce.enabled:
             raise ValueError("hubspot.record_system: HubSpot is the CRM of record, so set "
                              "salesforce.enabled: false (or drop record_system)")
@@ -224,11 +256,15 @@ class Sources(_Strict):
 
     @property
     def record_crm(self) -> str:
+        if self.accounts_file is not None:
+            return "file"
         return "hubspot" if self.hubspot.record_system else "salesforce"
 
     @property
     def attributes(self) -> dict[str, str]:
         """Account attributes of the CRM of record."""
+        if self.accounts_file is not None:
+            return {a: a for a in self.accounts_file.attribute_names() or ()}
         return self.hubspot.attributes if self.hubspot.record_system \
             else self.salesforce.attributes
 
@@ -236,6 +272,9 @@ class Sources(_Strict):
 class Scoring(_Strict):
     every: Duration = timedelta(hours=1)
     trend_window: Duration = Field(timedelta(days=7), description="trend compares against this")
+    start_field: str | None = Field(None, description="account attribute or date metric with "
+                                    "the customer's start (past snapshots leave an account "
+                                    "out before it); default: the accounts file's start column")
 
 
 class SlackAlerts(_Strict):
@@ -250,11 +289,25 @@ class Alerts(_Strict):
     slack: SlackAlerts = SlackAlerts()
 
 
+class Outcomes(_Strict):
+    """Where churn and renewal outcomes come from (see healthscore/outcomes.py)."""
+
+    file: Path | None = Field(None, description="CSV: account_id, churn_date[, renewal_date]")
+    id_column: str = "account_id"
+    churn_column: str = "churn_date"
+    renewal_column: str = "renewal_date"
+    churn_metric: str | None = Field(None, description="a date metric of the sources holding "
+                                     "each account's churn date (e.g. an Account field)")
+    renewal_lost: bool = Field(True, description="a closed-lost renewal opportunity "
+                               "(renewal_lost_at) is a churn")
+
+
 class Config(_Strict):
     sources: Sources
     scoring: Scoring = Scoring()
     scorecard: Scorecard
     alerts: Alerts = Alerts()
+    outcomes: Outcomes = Outcomes()
     rules: list[Rule] = Field(default_factory=list, description="alert rules beyond "
                               "alerts.enter_red (see actions/rule_model.py)")
 
@@ -341,12 +394,14 @@ def load_config(path: str | Path | None = None) -> Config:
 def config_from_document(doc: YamlDocument) -> Config:
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{doc.path}:1: expected a mapping with 'sources' and 'scorecard'")
-    sources = validate(doc, Sources, root=("sources",))
+    sources = _relative_to(validate(doc, Sources, root=("sources",)), doc.path)
     clashes = metric_collisions(sources)
     if clashes:
         raise ConfigError("\n".join(f"{doc.path}:{doc.line_of(('sources',)) or 1} sources: {c}"
                                      for c in clashes))
-    provided = source_metrics(sources) | set(sources.attributes)
+    provided: set[str] | None = source_metrics(sources) | set(sources.attributes)
+    if sources.accounts_file is not None and sources.accounts_file.attribute_names() is None:
+        provided = None  # the file's columns are not known yet: checked when it is imported
     scorecard = validate(doc, Scorecard, root=("scorecard",))
     problems = [
         f"{doc.path}:{doc.line_of(('scorecard', *loc)) or 1} "
@@ -359,12 +414,35 @@ def config_from_document(doc: YamlDocument) -> Config:
     data["sources"], data["scorecard"] = sources, scorecard
     doc_for_rest = YamlDocument(doc.path, data, doc.lines)
     config = validate(doc_for_rest, Config)
+    if config.outcomes.file is not None and not config.outcomes.file.is_absolute():
+        config = config.model_copy(update={"outcomes": config.outcomes.model_copy(update={
+            "file": Path(doc.path).parent / config.outcomes.file})})
+    known = provided if provided is not None else set(config.scorecard.derived)
     problems = [f"{doc.path}:{doc.line_of(('rules', *loc)) or 1} "
                 f"rules.{'.'.join(map(str, loc))}: {msg}"
-                for loc, msg in rule_problems(config, provided)]
+                for loc, msg in rule_problems(config, known) if provided is not None]
+    start = config.scoring.start_field
+    if start is not None and provided is not None and start not in provided:
+        problems.append(f"{doc.path}:{doc.line_of(('scoring', 'start_field')) or 1} "
+                        f"scoring.start_field: unknown field {start!r}; known: "
+                        f"{', '.join(sorted(provided))}")
+    metric = config.outcomes.churn_metric
+    if metric is not None and provided is not None and metric not in provided:
+        problems.append(f"{doc.path}:{doc.line_of(('outcomes', 'churn_metric')) or 1} "
+                        f"outcomes.churn_metric: unknown metric {metric!r}; the sources "
+                        f"provide: {', '.join(sorted(source_metrics(sources)))}")
     if problems:
         raise ConfigError("\n".join(problems))
     return config
+
+
+def _relative_to(sources: Sources, config_path: str) -> Sources:
+    """An accounts file path relative to the YAML file (not to where healthscore runs)."""
+    spec = sources.accounts_file
+    if spec is None or spec.path.is_absolute() or config_path.startswith("<"):
+        return sources
+    return sources.model_copy(update={"accounts_file": spec.model_copy(
+        update={"path": Path(config_path).parent / spec.path})})
 
 
 def rule_problems(config: Config, provided: set[str]) -> list[tuple[tuple[str | int, ...], str]]:

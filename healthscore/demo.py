@@ -113,7 +113,7 @@ console = Console(stderr=False)
 
 
 def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
-             workdir: Path | None = None) -> dict[str, Any]:
+             workdir: Path | None = None, backtest: bool = True) -> dict[str, Any]:
     """``crm="salesforce"``: Salesforce is the CRM of record and HubSpot a second CRM;
     ``crm="hubspot"``: HubSpot's companies are the accounts."""
     setup_logging()
@@ -205,9 +205,33 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
         _print_reds(store, slack_emu)
         store.close()
         _print_checks(summaries, resync)
-    return {"accounts": accounts, "signals_by_source": signals, "resync_requests": resync,
-            "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
-            "cycles": summaries}
+    result = {"accounts": accounts, "signals_by_source": signals, "resync_requests": resync,
+              "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
+              "cycles": summaries}
+    if backtest:
+        result["backtest"] = _backtest(accounts, seed, workdir)
+    return result
+
+
+def _backtest(accounts: int, seed: int, workdir: Path | None) -> dict[str, Any]:
+    """Does the score predict churn? A year of the population's usage, backtested and fitted
+    (healthscore/backtest_demo.py); the report stays on disk for the browser."""
+    from .backtest_demo import demo_backtest
+
+    out = (workdir or Path(tempfile.gettempdir())) / "healthscore-demo-backtest"
+    console.print(f"[bold]backtest[/]: a year of daily usage for {accounts} accounts, "
+                  "scored every 14 days, churn within 30 days …")
+    block = demo_backtest(out, accounts=accounts, seed=seed,
+                          end=datetime.now(UTC).date() - timedelta(days=1))
+    if block["auc_fitted"] is None:
+        console.print(f"  no fit: {block['fit_error']}", highlight=False)
+    else:
+        console.print(f"  held-out ROC AUC: current scorecard {block['auc_default']:.3f}, "
+                      f"fitted {block['auc_fitted']:.3f} ({block['held_out_snapshots']} later "
+                      f"snapshots); all {block['snapshots']} snapshots "
+                      f"{block['auc_all_snapshots']}", highlight=False)
+    console.print(f"  report: {block['report']}", highlight=False)
+    return block
 
 
 def _request_counts(sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator,

@@ -10,9 +10,9 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +47,11 @@ from scoring import (
     reasons_for,
     score,
 )
+from scoring.windows import window_columns
 from store import SignalRow, Store
 from store.models import Account, Score, utcnow
 
+from .accounts_file import ImportReport, import_accounts
 from .config import Config
 from .durations import format_duration
 from .email_sync import (
@@ -62,10 +64,12 @@ from .email_sync import (
     sync_sendgrid,
 )
 from .errors import ConfigError
+from .history import ScoringHistory, load_usage, snapshot_moment
 from .hubspot_related_sync import HubSpotRelatedReport, RelatedRules, sync_hubspot_related
 from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
 from .hubspot_sync import OBJECT as HUBSPOT_OBJECT
 from .hubspot_sync import SOURCE as HUBSPOT
+from .outcomes import Outcome, churned_by
 from .settings import Settings
 from .writeback import WriteReport, flush_pending, queue_changes
 from .zendesk_sync import ZendeskSyncReport, sync_zendesk
@@ -79,6 +83,8 @@ CRM = "salesforce"
 CRM_GRADES = {"red": "Red", "yellow": "Yellow", "green": "Green",
               "insufficient_data": "Insufficient Data"}
 REASONS_MAX = 1000
+# compute(as_of) within this of the clock is a live run (signal_latest), else point-in-time
+LIVE_SLACK = timedelta(minutes=1)
 
 
 @dataclass
@@ -432,34 +438,88 @@ class Pipeline:
 
     def compute(self, as_of: datetime | None = None, *,
                 accounts: list[Account] | None = None,
-                previous: dict[str, Score] | None = None) -> ScoreBatch:
-        """Score every live account on its current signals (nothing is stored).
+                previous: dict[str, Score] | None = None,
+                live: bool | None = None) -> ScoreBatch:
+        """Score every live account as of ``as_of`` (now by default; nothing is stored).
 
+        A moment in the past (over a minute before the clock) is scored point-in-time: each
+        metric as last observed by then, usage windows ending then (``healthscore.history``).
+        ``live`` forces one way or the other (a run scoring "now" passes True).
         ``previous`` (each account's last score) turns on grade hysteresis.
         """
-        as_of = as_of or self.clock()
+        if as_of is None:
+            as_of, live = self.clock(), True
+        elif live is None:
+            live = as_of >= self.clock() - LIVE_SLACK
         card = self.config.scorecard
         accounts = self.store.accounts() if accounts is None else accounts
         ids = [a.id for a in accounts]
-        wanted = card.source_metrics()
-        table = SignalTable.from_rows(ids, self.store.latest_signals(), wanted,
-                                      attributes={a.id: a.attributes for a in accounts})
-        needs = card.history_needs()
-        if needs:
-            table = table.with_history(
-                needs, self.store.history_rows({m for _, m, _ in needs}, until=as_of), as_of)
+        if not live:
+            table = self.history(until=as_of, accounts=accounts).table_at(as_of)
+        else:
+            table = self._live_table(as_of, accounts)
         prior = None
         if previous:
             prior = np.array([previous[a].grade if a in previous else None for a in ids],
                              dtype=object)
         return score(card, table, as_of, previous_grades=prior)
 
+    def _live_table(self, as_of: datetime, accounts: list[Account]) -> SignalTable:
+        """Current signals (``signal_latest``), history-derived values, usage windows."""
+        card = self.config.scorecard
+        ids = [a.id for a in accounts]
+        table = SignalTable.from_rows(ids, self.store.latest_signals(), card.source_metrics(),
+                                      attributes={a.id: a.attributes for a in accounts})
+        needs = card.history_needs()
+        if needs:
+            table = table.with_history(
+                needs, self.store.history_rows({m for _, m, _ in needs}, until=as_of), as_of)
+        windows = card.usage_windows()
+        if windows:
+            usage = load_usage(self.store, card, ids, until=as_of.date())
+            table = SignalTable(table.account_ids, table.columns, table.observed, table.labels,
+                                {**table.history, **window_columns(windows, usage, as_of)})
+        return table
+
+    # -- point in time -------------------------------------------------------------------------
+    @property
+    def start_attribute(self) -> str | None:
+        """The account attribute (or date metric) holding each account's start date."""
+        if self.config.scoring.start_field is not None:
+            return self.config.scoring.start_field
+        source = self.config.sources.accounts_file
+        return None if source is None else source.start_column
+
+    def history(self, *, until: datetime | None = None, accounts: list[Account] | None = None,
+                include_deleted: bool = False) -> ScoringHistory:
+        """Every account's signal and usage history up to ``until``, loaded once."""
+        return ScoringHistory.load(self.store, self.config.scorecard, accounts=accounts,
+                                   until=until, include_deleted=include_deleted,
+                                   start_attribute=self.start_attribute)
+
+    def score_at_dates(self, dates: Iterable[date | datetime], *,
+                       outcomes: Mapping[str, Outcome] | None = None,
+                       include_deleted: bool = True, hysteresis: bool = True,
+                       ) -> Iterator[tuple[datetime, ScoreBatch]]:
+        """Score each past snapshot from history loaded once (a date is taken at its end).
+
+        Accounts that churned on or before a snapshot (``outcomes``) or had not started are
+        left out of it. Accounts deleted in the CRM since are included by default: they were
+        customers back then.
+        """
+        moments = sorted(snapshot_moment(d) for d in dates)
+        if not moments:
+            return iter(())
+        history = self.history(until=moments[-1], include_deleted=include_deleted)
+        excluded = None if outcomes is None else (lambda m: churned_by(outcomes, m))
+        return history.snapshots(moments, excluded=excluded, hysteresis=hysteresis)
+
     def score(self, *, dry_run: bool = False) -> tuple[ScoreReport, ScoreBatch]:
         now = self.clock()
         card = self.config.scorecard
         accounts = self.store.accounts()
         previous = self.store.scores_as_of(now)
-        batch = self.compute(now, accounts=accounts, previous=previous)
+        batch = self.compute(now, accounts=accounts, previous=previous, live=True)
         report = ScoreReport(scored=len(batch.account_ids),
                              grades=dict(Counter(batch.grade.tolist())),
                              scorecard_version=card.version)
@@ -548,7 +608,8 @@ class Pipeline:
             raise ConfigError(f"{len(matches)} accounts are named {account!r}; use the id: "
                               + ", ".join(a.id for a in matches))
         now = self.clock()
-        batch = self.compute(now, accounts=accounts, previous=self.store.scores_as_of(now))
+        batch = self.compute(now, accounts=accounts, previous=self.store.scores_as_of(now),
+                             live=True)
         return matches[0], explain(batch, batch.index(matches[0].id))
 
     def _fire_rules(self, batch: ScoreBatch, now: datetime, payloads: dict[str, dict[str, Any]],
@@ -622,8 +683,20 @@ class Pipeline:
         hubspot_write = self.write_back_hubspot()
         return ActReport(scoring, write, self.deliver(), hubspot_write)
 
+    def import_accounts(self, path: Path | None = None, *, dry_run: bool = False
+                        ) -> ImportReport:
+        """Read the accounts file (``sources.accounts_file``) into the store."""
+        spec = self.config.sources.accounts_file
+        if spec is None:
+            raise ConfigError("no sources.accounts_file in the configuration: add one to "
+                              "import accounts from a file")
+        return import_accounts(self.store, spec, path, dry_run=dry_run)
+
     def sync_all(self) -> tuple[SyncReport, HubSpotSyncReport | None]:
         sync = SyncReport()
+        if self.config.sources.accounts_file is not None:
+            imported = self.import_accounts()
+            sync.records, sync.skipped = imported.records, imported.skipped
         if self.config.sources.salesforce.enabled:
             sync = self.sync_salesforce()
             self.sync_related()

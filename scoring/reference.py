@@ -11,12 +11,13 @@ import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from .scorecard import Condition, Measure, Scorecard
+from .scorecard import WINDOWED, Condition, Measure, Scorecard, Window
 from .scorer import PercentileReference
 from .table import SignalTable, history_key
+from .windows import window_key
 
 
 @dataclass
@@ -61,10 +62,14 @@ def _div(a: float | None, b: float | None) -> float | None:
 
 
 def _derive(card: Scorecard, row: AccountRow, now: float) -> None:
-    for name, d in card.derived.items():
+    windows_first = sorted(card.derived.items(), key=lambda item: item[1].window is None)
+    for name, d in windows_first:
         value: float | None = None
         observed = None
-        if d.ratio:
+        if d.window:
+            value = row.history.get(window_key(d.window))
+            observed = now
+        elif d.ratio:
             value = _div(_number(row, d.ratio[0]), _number(row, d.ratio[1]))
             obs = [row.observed.get(m) for m in d.ratio]
             observed = min((o for o in obs if o is not None), default=None)
@@ -231,3 +236,44 @@ def _grade(card: Scorecard, value: float, previous: str | None) -> str:
         if low - g.hysteresis < rounded <= high + g.hysteresis:
             return previous
     return grade
+
+
+def plain_window(window: Window, days: Mapping[date, float | None], as_of: date
+                 ) -> float | None:
+    """One account's window aggregate from its reported days (day → value), day by day.
+
+    The oracle for ``scoring.windows.UsageHistory``: the rules are in that module's docstring.
+    """
+    reported = {d: v for d, v in days.items() if v is not None and d <= as_of}
+    if not reported:
+        return None
+
+    def over(end: date) -> float | None:
+        if not any(d <= end for d in reported):
+            return None  # nothing reported by the end of this window
+        span = [end - timedelta(days=k) for k in range(window.days)]
+        values = [reported.get(d, 0.0) for d in span]
+        if window.agg == "sum":
+            return sum(values)
+        if window.agg == "mean":
+            return sum(values) / window.days
+        if window.agg == "max":
+            return max(values)
+        return float(sum(1 for v in values if v > 0))
+
+    if window.agg in WINDOWED:
+        now = over(as_of)
+        if not window.vs_previous:
+            return now
+        before = over(as_of - timedelta(days=window.days))
+        if now is None or before is None or before == 0:
+            return None
+        return (now - before) / abs(before) * 100.0
+    if window.agg == "last":
+        start = as_of - timedelta(days=window.days - 1) if window.days else date.min
+        recent = [d for d in reported if d >= start]
+        return reported[max(recent)] if recent else None
+    active = [d for d, v in reported.items() if v > 0]
+    if active:
+        return float((as_of - max(active)).days)
+    return float((as_of - min(reported)).days + 1)

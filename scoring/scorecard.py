@@ -156,6 +156,44 @@ class Count(_Strict):
     within: Duration
 
 
+WindowAgg = Literal["sum", "mean", "max", "active_days", "last", "days_since"]
+WINDOWED = ("sum", "mean", "max", "active_days")
+
+
+class Window(_Strict):
+    """An aggregate of a daily usage metric (the ``usage_daily`` table) over the days up to T.
+
+    A day without a row counts as 0 for ``sum``, ``mean`` (per day of the window), ``max`` and
+    ``active_days`` (days with a value > 0); ``last`` is the latest reported value and
+    ``days_since`` the whole days since the latest day with a value > 0. An account with no
+    row on or before T has no value (missing), whatever the aggregate. See scoring/windows.py.
+    """
+
+    metric: str = Field(description="a daily usage metric")
+    agg: WindowAgg
+    within: Duration | None = Field(None, description="the window: this many days up to T")
+    vs_previous: bool = Field(False, description="% change against the window before")
+
+    @model_validator(mode="after")
+    def _window_fits_agg(self) -> Window:
+        if self.within is not None:
+            seconds = self.within.total_seconds()
+            if seconds < 86400 or seconds % 86400:
+                raise ValueError(f"within must be whole days (e.g. 30d); got {self.within}")
+        if self.agg in WINDOWED and self.within is None:
+            raise ValueError(f"agg {self.agg} needs 'within' (e.g. within: 30d)")
+        if self.agg == "days_since" and self.within is not None:
+            raise ValueError("days_since looks back over the whole history; drop 'within'")
+        if self.vs_previous and self.agg not in WINDOWED:
+            raise ValueError(f"vs_previous compares two windows; agg {self.agg} has none "
+                             f"(use one of {', '.join(WINDOWED)})")
+        return self
+
+    @property
+    def days(self) -> int:
+        return 0 if self.within is None else int(self.within.total_seconds() // 86400)
+
+
 class Derived(_Strict):
     """A metric computed from others: exactly one of the forms below."""
 
@@ -165,23 +203,23 @@ class Derived(_Strict):
     count: Count | None = Field(None, description="how many values were observed in a window")
     difference: tuple[str, str] | None = Field(
         None, description="[measure, measure]: points of the first minus points of the second")
+    window: Window | None = Field(None, description="an aggregate of a daily usage metric")
 
     @model_validator(mode="after")
     def _one_form(self) -> Derived:
-        forms = [k for k in ("ratio", "change", "days_since", "count", "difference")
-                 if getattr(self, k) is not None]
+        forms = [k for k in DERIVED_FORMS if getattr(self, k) is not None]
         if len(forms) != 1:
-            raise ValueError("give exactly one of ratio, change, days_since, count, difference"
+            raise ValueError(f"give exactly one of {', '.join(DERIVED_FORMS)}"
                              + (f" (got {', '.join(forms)})" if forms else ""))
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("ratio", "change", "days_since", "count", "difference")
-                    if getattr(self, k) is not None)
+        return next(k for k in DERIVED_FORMS if getattr(self, k) is not None)
 
     def inputs(self) -> list[str]:
-        """The metrics this one reads (not the measures of a difference)."""
+        """The metrics this one reads (not the measures of a difference, nor the usage metric
+        of a window: usage metrics come from the usage_daily table, not from signals)."""
         if self.ratio:
             return list(self.ratio)
         if self.change:
@@ -191,6 +229,9 @@ class Derived(_Strict):
         if self.count:
             return [self.count.metric]
         return []
+
+
+DERIVED_FORMS = ("ratio", "change", "days_since", "count", "difference", "window")
 
 
 # -- groups, grades, segments ----------------------------------------------------------------
@@ -310,6 +351,10 @@ class Scorecard(_Strict):
                 needs.append(("count", d.count.metric, d.count.within))
         return needs
 
+    def usage_windows(self) -> dict[str, Window]:
+        """Derived name → window, for the derived metrics read from daily usage."""
+        return {n: d.window for n, d in self.derived.items() if d.window is not None}
+
     def weights_for(self, segment: str) -> tuple[dict[str, float], dict[str, float]]:
         """(measure weights, group weights) in one segment."""
         measures = {n: m.weight for n, m in self.measures.items()}
@@ -353,6 +398,8 @@ def reference_problems(card: Scorecard, known_fields: set[str] | None = None
     for name, d in card.derived.items():
         loc: Loc = ("derived", name, d.kind)
         for metric in d.inputs():
+            if metric in card.derived and card.derived[metric].window is not None:
+                continue  # windows are computed first, from usage: other derived may read them
             if metric in card.derived:
                 problems.append((loc, f"{metric!r} is itself derived; derive from source "
                                       "metrics only"))

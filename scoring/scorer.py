@@ -76,8 +76,16 @@ class ScoreBatch:
 
 def _with_derived(card: Scorecard, table: SignalTable, as_of: datetime) -> SignalTable:
     columns, observed = dict(table.columns), dict(table.observed)
+    # usage windows first: they read only the usage history, and other derived metrics may
+    # read them (logins in 30 days per seat)
     for name, spec in card.derived.items():
-        if spec.difference is None:
+        if spec.window is not None:
+            columns[name], observed[name] = derive(spec, table, as_of)
+    if card.usage_windows():
+        table = SignalTable(table.account_ids, dict(columns), dict(observed), table.labels,
+                            table.history)
+    for name, spec in card.derived.items():
+        if spec.difference is None and spec.window is None:
             columns[name], observed[name] = derive(spec, table, as_of)
     return SignalTable(table.account_ids, columns, observed, table.labels, table.history)
 

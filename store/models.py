@@ -186,6 +186,19 @@ class ScoreRun(Base):
     accounts_scored: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class BackfillRun(Base):
+    """A score run made after the fact for a past moment (``healthscore backfill``).
+
+    One per moment: a re-run replaces or skips it, so snapshots are never doubled.
+    """
+
+    __tablename__ = "backfill_runs"
+    as_of: Mapped[datetime] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"))
+    scorecard_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Score(Base):
     """One account's score from one run, with its explanation."""
 

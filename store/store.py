@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, select, update
+import numpy as np
+from sqlalchemy import and_, bindparam, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +18,7 @@ from .models import (
     Account,
     AccountKey,
     ActionLog,
+    BackfillRun,
     CrmFieldState,
     PendingWrite,
     RuleStateRow,
@@ -176,6 +178,36 @@ class Store:
             return [tuple(r) for r in s.execute(  # type: ignore[misc]
                 stmt.order_by(SignalHistory.observed_at, SignalHistory.id))]
 
+    def usage_series(self, metrics: Iterable[str], until: date | None = None
+                     ) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+        """(account_id, metric, days, values) of the ``usage_daily`` rows of some metrics up to
+        ``until`` — one item per account and metric, days as ``datetime64[D]``, values float64.
+
+        One query: each series comes back as two comma-joined lists (a row per account and
+        metric instead of one per day), scanned in primary-key order.
+        """
+        wanted = list(metrics)
+        if not wanted:
+            return
+        last = (until or date(9999, 12, 31)).isoformat()
+        if self.engine.dialect.name == "sqlite":
+            # '+' keeps SQLite off the (metric, day) index: a primary-key scan needs no sort
+            sql = ("SELECT account_id, metric, group_concat(day), group_concat(value) "
+                   "FROM usage_daily WHERE +metric IN :metrics AND value IS NOT NULL "
+                   "AND +day <= :last GROUP BY account_id, metric")
+        else:
+            sql = ("SELECT account_id, metric, string_agg(day::text, ','), "
+                   "string_agg(value::text, ',') FROM usage_daily WHERE metric IN :metrics "
+                   "AND value IS NOT NULL AND day <= CAST(:last AS date) "
+                   "GROUP BY account_id, metric")
+        stmt = text(sql).bindparams(bindparam("metrics", expanding=True))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(
+                stmt, {"metrics": wanted, "last": last})
+            for account_id, metric, days, values in result:
+                yield (account_id, metric, np.array(days.split(","), dtype="datetime64[D]"),
+                       np.array(values.split(","), dtype=np.float64))
+
     def signal_history(self, account_id: str) -> list[SignalHistory]:
         stmt = (select(SignalHistory).where(SignalHistory.account_id == account_id)
                 .order_by(SignalHistory.observed_at, SignalHistory.id))
@@ -270,15 +302,53 @@ class Store:
                       .values(finished_at=utcnow(), accounts_scored=len(rows)))
 
     def scores_as_of(self, at: datetime, exclude_run: int | None = None) -> dict[str, Score]:
-        """Each account's most recent score at or before ``at`` (optionally ignoring one run)."""
+        """Each account's most recent score at or before ``at`` (optionally ignoring one run).
+
+        Most recent by ``scored_at`` (then id): a backfilled past snapshot, saved after newer
+        live runs, is not mistaken for the latest score.
+        """
         cond = [Score.scored_at <= at]
         if exclude_run is not None:
             cond.append(Score.run_id != exclude_run)
-        newest = (select(Score.account_id, func.max(Score.id).label("sid"))
+        when = (select(Score.account_id, func.max(Score.scored_at).label("at"))
+                .where(*cond).group_by(Score.account_id).subquery())
+        newest = (select(func.max(Score.id).label("sid"))
+                  .join(when, and_(Score.account_id == when.c.account_id,
+                                   Score.scored_at == when.c.at))
                   .where(*cond).group_by(Score.account_id).subquery())
         stmt = select(Score).join(newest, and_(Score.id == newest.c.sid))
         with self.session() as s:
             return {row.account_id: row for row in s.scalars(stmt)}
+
+    # -- backfilled snapshots -------------------------------------------------------------
+    def backfilled(self) -> dict[datetime, tuple[int, str]]:
+        """Backfilled moments → (run id, scorecard version)."""
+        with self.session() as s:
+            return {r.as_of: (r.run_id, r.scorecard_version)
+                    for r in s.scalars(select(BackfillRun))}
+
+    def save_backfill(self, as_of: datetime, scorecard_version: str,
+                      rows: list[dict[str, Any]]) -> int:
+        """Replace the backfilled snapshot at ``as_of`` (if any) by these scores, in one
+        transaction; returns the new run id."""
+        now = utcnow()
+        with self.session() as s:
+            old = s.get(BackfillRun, as_of)
+            if old is not None:
+                run_id = old.run_id
+                s.delete(old)
+                s.flush()
+                s.execute(delete(Score).where(Score.run_id == run_id))
+                s.execute(delete(ScoreRun).where(ScoreRun.id == run_id))
+            run = ScoreRun(scorecard_version=scorecard_version, started_at=as_of,
+                           finished_at=now, accounts_scored=len(rows))
+            s.add(run)
+            s.flush()
+            s.add(BackfillRun(as_of=as_of, run_id=run.id, scorecard_version=scorecard_version,
+                              created_at=now))
+            if rows:
+                s.execute(Score.__table__.insert(), [{**r, "run_id": run.id} for r in rows])
+            return run.id
 
     def score_history(self, account_id: str) -> list[Score]:
         stmt = select(Score).where(Score.account_id == account_id).order_by(Score.scored_at)
