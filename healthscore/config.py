@@ -18,6 +18,7 @@ from scoring import Scorecard, reference_problems
 
 from .durations import Duration
 from .errors import ConfigError
+from .governance_config import Freshness, OverridePolicy
 from .yamlfile import YamlDocument, load_yaml, parse_yaml, validate
 
 EXAMPLE_CONFIG = "healthscore.example.yaml"
@@ -35,6 +36,8 @@ class WriteBackFields(_Strict):
     trend: str = "Health_Trend__c"
     reasons: str = "Health_Reasons__c"
     updated: str = "Health_Updated__c"
+    stale: str = Field("Health_Data_Stale__c", description="checkbox: the score rests on data "
+                       "older than the freshness limit")
 
 
 class SalesforceSource(_Strict):
@@ -77,9 +80,11 @@ class HubSpotWriteBack(_Strict):
     trend: str = "healthscore_trend"
     reasons: str = "healthscore_reasons"
     updated: str = "healthscore_updated"
+    stale: str = "healthscore_stale"
 
     def roles(self) -> dict[str, str]:
-        return {r: getattr(self, r) for r in ("score", "grade", "trend", "reasons", "updated")}
+        return {r: getattr(self, r) for r in ("score", "grade", "trend", "reasons", "updated",
+                                              "stale")}
 
 
 class HubSpotSource(_Strict):
@@ -170,6 +175,8 @@ class Config(_Strict):
     alerts: Alerts = Alerts()
     rules: list[Rule] = Field(default_factory=list, description="alert rules beyond "
                               "alerts.enter_red (see actions/rule_model.py)")
+    overrides: OverridePolicy = OverridePolicy()
+    freshness: Freshness = Freshness()
 
     @property
     def active_rules(self) -> list[Rule]:

@@ -49,11 +49,13 @@ from store.models import Account, Score, utcnow
 from .config import Config
 from .durations import format_duration
 from .errors import ConfigError
+from .governance import explain_with_override, govern
 from .hubspot_related_sync import HubSpotRelatedReport, RelatedRules, sync_hubspot_related
 from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
 from .hubspot_sync import OBJECT as HUBSPOT_OBJECT
 from .hubspot_sync import SOURCE as HUBSPOT
 from .settings import Settings
+from .versioning import scorecard_version
 from .writeback import WriteReport, flush_pending, queue_changes
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,9 @@ class ScoreReport:
     alerts: dict[str, int] = field(default_factory=dict)  # rule → intents this run
     writes_queued: int = 0
     scorecard_version: str = ""
+    overrides_active: int = 0
+    stale_accounts: int = 0
+    stale_sources: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -347,19 +352,28 @@ class Pipeline:
                              dtype=object)
         return score(card, table, as_of, previous_grades=prior)
 
+    @property
+    def scorecard_version(self) -> str:
+        """The scorecard's content hash, plus the config file's git commit when it has one."""
+        return scorecard_version(self.config.scorecard, self.config_path)
+
     def score(self, *, dry_run: bool = False) -> tuple[ScoreReport, ScoreBatch]:
         now = self.clock()
-        card = self.config.scorecard
         accounts = self.store.accounts()
         previous = self.store.scores_as_of(now)
         batch = self.compute(now, accounts=accounts, previous=previous)
+        window = self.config.scoring.trend_window
+        version = self.scorecard_version
+        gov = govern(self, batch, now, version=version, trend_since=now - window,
+                     act=not dry_run)  # overrides replace grades in the batch
         report = ScoreReport(scored=len(batch.account_ids),
                              grades=dict(Counter(batch.grade.tolist())),
-                             scorecard_version=card.version)
+                             scorecard_version=version, overrides_active=len(gov.overrides),
+                             stale_accounts=len(gov.stale),
+                             stale_sources=[a.source for a in gov.ages.values() if a.stale])
         if dry_run:
             return report, batch
-        run_id = self.store.start_run(card.version, started_at=now)
-        window = self.config.scoring.trend_window
+        run_id = self.store.start_run(version, started_at=now)
         lookbacks = {"7d": timedelta(days=7), "30d": timedelta(days=30), "trend": window}
         by_window = {ago: self._deltas(batch, now - ago, run_id)  # the trend is usually 7d:
                      for ago in set(lookbacks.values())}           # one history read each
@@ -374,6 +388,7 @@ class Pipeline:
             if grade == INSUFFICIENT:
                 reason_text = ["Insufficient data: missing " + ", ".join(
                     missing_measures(batch, i))]
+            reason_text = gov.reasons(account_id, reason_text)
             delta = deltas["trend"].get(account_id)
             rows.append({
                 "account_id": account_id, "scored_at": now, "score": value, "grade": grade,
@@ -383,7 +398,8 @@ class Pipeline:
                 "reasons": {"top": [r.as_dict() for r in reasons],
                             "segment": batch.segment_name(i),
                             "delta_7d": deltas["7d"].get(account_id),
-                            "delta_30d": deltas["30d"].get(account_id)},
+                            "delta_30d": deltas["30d"].get(account_id),
+                            **gov.row_reasons(account_id)},
             })
             account = by_id[account_id]
             payloads[account_id] = {
@@ -395,15 +411,18 @@ class Pipeline:
                 "crm_url": self._record_url(account_id),
                 "renewal_date": account.attributes.get("renewal_date"),
                 "arr": account.attributes.get("arr"),
+                **gov.payload(account_id),
             }
             desired[account_id] = {
                 "score": None if value is None else float(round(value)),
                 "grade": CRM_GRADES[grade],
-                "trend": trend_text(delta, format_duration(window)),
+                "trend": gov.trend(account_id, trend_text(delta, format_duration(window))),
                 "reasons": "; ".join(reason_text)[:REASONS_MAX] or None,
                 "updated": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "stale": account_id in gov.stale,
             }
         intents, states = self._fire_rules(batch, now, payloads, run_id)
+        intents += gov.intents
         self.store.save_scores(run_id, rows, [
             {"key": i.key, "rule": i.rule, "kind": i.kind, "account_id": i.account_id,
              "target": i.target, "payload": i.payload} for i in intents], [
@@ -442,7 +461,8 @@ class Pipeline:
                               + ", ".join(a.id for a in matches))
         now = self.clock()
         batch = self.compute(now, accounts=accounts, previous=self.store.scores_as_of(now))
-        return matches[0], explain(batch, batch.index(matches[0].id))
+        return matches[0], explain_with_override(
+            self.store, explain(batch, batch.index(matches[0].id)), now)
 
     def _fire_rules(self, batch: ScoreBatch, now: datetime, payloads: dict[str, dict[str, Any]],
                     run_id: int) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:
