@@ -295,5 +295,7 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
     print(json.dumps(result))
 
 
+from . import cli_governance  # noqa: E402, F401  (override, history, diff-scorecard)
+
 if __name__ == "__main__":  # pragma: no cover
     app()
