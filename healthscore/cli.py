@@ -281,6 +281,9 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
          seed: Annotated[int, typer.Option(help="random seed of the synthetic org")] = 42,
          crm: Annotated[str, typer.Option(help="the CRM of record: salesforce (HubSpot "
                                                "mirrored) or hubspot")] = "salesforce",
+         keep: Annotated[Path | None, typer.Option(
+             help="keep the demo's store and configuration in this directory, to try "
+                  "explain, history, override and diff-scorecard on them")] = None,
          ) -> None:
     """Start the sandbox, seed it, run cycles through the real clients, print a summary.
 
@@ -290,7 +293,7 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
 
     if crm not in ("salesforce", "hubspot"):
         raise ConfigError(f"--crm must be salesforce or hubspot, not {crm!r}")
-    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm)
+    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm, keep=keep)
     sys.stdout.flush()
     print(json.dumps(result))
 

@@ -18,7 +18,7 @@ from scoring import Scorecard, reference_problems
 
 from .durations import Duration
 from .errors import ConfigError
-from .governance_config import Freshness, OverridePolicy
+from .governance_config import CrmOverrideFields, Freshness, OverridePolicy
 from .yamlfile import YamlDocument, load_yaml, parse_yaml, validate
 
 EXAMPLE_CONFIG = "healthscore.example.yaml"
@@ -57,6 +57,8 @@ class SalesforceSource(_Strict):
     bulk_threshold: int = Field(10_000, ge=0, description="a full sync of an object with more "
                                 "rows uses Bulk API 2.0 (0: never)")
     write_back: WriteBackFields = WriteBackFields()
+    override_fields: CrmOverrideFields | None = Field(
+        None, description="Account fields CSMs set grade overrides in (off when absent)")
     batch_size: int = Field(200, ge=1, le=200)
     record_url: str = Field("{instance_url}/lightning/r/Account/{id}/view",
                             description="link to an account in alerts")

@@ -24,6 +24,13 @@ from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate
 from store import Store
 
 from .config import Config, load_config
+from .demo_governance import (
+    hubspot_stops,
+    print_governance,
+    seed_crm_overrides,
+    with_demo_governance,
+)
+from .demo_keep import keep_paths, write_config
 from .pipeline import Pipeline
 from .quota import LocalQuota
 from .runtime import setup_logging
@@ -104,7 +111,7 @@ console = Console(stderr=False)
 
 
 def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
-             workdir: Path | None = None) -> dict[str, Any]:
+             workdir: Path | None = None, keep: Path | None = None) -> dict[str, Any]:
     """``crm="salesforce"``: Salesforce is the CRM of record and HubSpot a second CRM;
     ``crm="hubspot"``: HubSpot's companies are the accounts."""
     setup_logging()
@@ -127,7 +134,7 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
         sf_emu.bulk.polls_to_complete = 0
         _seed_hubspot(hs_emu, org, sf_ids)
         slack_emu.add_users(org.users)
-        base = workdir or Path(tmp)
+        base = workdir or keep or Path(tmp)
         settings = Settings(
             database_url=f"sqlite:///{base / 'healthscore-demo.db'}",
             salesforce_instance_url=sf_emu.base_url,
@@ -141,9 +148,11 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             hubspot_access_token=hs_emu.access_token,
             hubspot_base_url=hs_emu.base_url,
         )
-        config = demo_config(load_config())
+        config = with_demo_governance(demo_config(load_config()))
         if crm == "hubspot":
             config = hubspot_record_config(config, hs_emu.portal_id)
+        if keep is not None:
+            write_config(config, keep_paths(keep)[1])
         store = Store(settings.database_url)
         # one process: a local quota at HubSpot's default 100 requests per 10 s
         hubspot = HubSpotClient(settings, quota=LocalQuota(10.0, 100),
@@ -160,6 +169,7 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
                       f"{hs_emu.base_url}, Slack emulator at {slack_emu.base_url}")
         ensure_properties(hubspot, config.sources.hubspot.write_back)  # `setup-crm`
         summaries = []
+        overrides = seed_crm_overrides(sf_emu, org, sf_ids, seeded_at)
         for step in range(cycles):
             at(step)
             counts = _request_counts(sf_emu, hs_emu, slack_emu)
@@ -183,14 +193,20 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
                   "hubspot": after["hs_reads"] - counts["hs_reads"]}
         signals = store.signal_counts()
         unmatched = store.unmatched_counts()
+        stopped = hubspot_stops(pipeline, lambda t: (setattr(sf_clock, "moment", t),
+                                                     hs_emu.set_time(t)), sf_clock()) \
+            if crm == "salesforce" else {"stale_accounts": 0}
         _print_cycles(summaries)
         _print_sources(signals, unmatched, store)
         _print_reds(store, slack_emu)
         store.close()
         _print_checks(summaries, resync)
+        print_governance(console, overrides, stopped, keep)
     return {"accounts": accounts, "signals_by_source": signals, "resync_requests": resync,
             "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
-            "cycles": summaries}
+            "cycles": summaries, "overrides_active": summaries[-1]["overrides_active"],
+            "stale_accounts": stopped["stale_accounts"],
+            "governance": {"overrides": overrides, "hubspot_stopped": stopped}}
 
 
 def _request_counts(sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator,

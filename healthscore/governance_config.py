@@ -94,3 +94,18 @@ class Freshness(_Strict):
 
     def limit(self, source: str) -> timedelta:
         return self.sources.get(source, self.default)
+
+
+class CrmOverrideFields(_Strict):
+    """Account fields a CSM sets an override in (``sources.salesforce.override_fields``).
+
+    ``set_at`` is the override's own last-modified date (a Date/Time field a before-save flow
+    stamps when ``grade`` changes), ``by`` the email of who set it (the same flow writes
+    ``$User.Email``). Emptying ``grade`` ends the override.
+    """
+
+    grade: str = "Health_Override__c"
+    reason: str = "Health_Override_Reason__c"
+    until: str = "Health_Override_Until__c"
+    by: str = "Health_Override_By__c"
+    set_at: str = "Health_Override_Set__c"

@@ -170,31 +170,44 @@ def expiring_soon(overrides: Mapping[str, OverrideView], now: datetime,
 def record_crm_overrides(store: Store, policy: OverridePolicy, crm: str,
                          values: Mapping[str, Mapping[str, Any]], now: datetime
                          ) -> dict[str, int]:
-    """Take overrides read from the CRM's override fields (account id → {grade, reason, until,
-    by, set_at}); each is recorded once (keyed by its set-at date), checked against the policy.
-
-    An emptied grade field clears the account's CRM-set override. Returns counts:
-    ``{"applied": n, "refused": n, "cleared": n}``.
+    """Take the override fields read from the CRM (account id → {grade, reason, until, by,
+    set_at}). Each override is recorded once — its set-at date tells a new one from one
+    already seen — and checked against the policy. An emptied grade ends the account's
+    CRM-set override. Returns ``{"applied": n, "refused": n, "cleared": n}``.
     """
     counts = {"applied": 0, "refused": 0, "cleared": 0}
-    known = {(o.account_id, o.set_at, o.origin) for o in list_overrides(store)}
+    ids = list(values)
+    seen: set[tuple[str, datetime]] = set()
+    active: set[str] = set()
+    with store.session() as s:
+        for start in range(0, len(ids), 5000):
+            for row in s.scalars(select(Override).where(
+                    Override.origin == crm, Override.account_id.in_(ids[start:start + 5000]))):
+                seen.add((row.account_id, row.set_at))
+                if row.status == ACTIVE:
+                    active.add(row.account_id)
     for account_id, raw in values.items():
         grade = str(raw.get("grade") or "").strip().lower()
         set_at = raw.get("set_at")
         if not grade:
-            with store.session() as s:
-                res = s.execute(update(Override).where(
-                    Override.account_id == account_id, Override.origin == crm,
-                    Override.status == ACTIVE).values(
-                        status=CLEARED, ended_at=now, note=f"cleared in {crm}"))
-                counts["cleared"] += int(res.rowcount or 0)
+            if account_id in active:
+                with store.session() as s:
+                    s.execute(update(Override).where(
+                        Override.account_id == account_id, Override.origin == crm,
+                        Override.status == ACTIVE).values(
+                            status=CLEARED, ended_at=now, note=f"cleared in {crm}"))
+                counts["cleared"] += 1
             continue
-        if not isinstance(set_at, datetime) or (account_id, set_at, crm) in known:
-            continue  # already recorded (or no set-at date to tell a new one by)
-        until = raw.get("until")
+        if not isinstance(set_at, datetime):
+            log.warning("%s override on %s skipped: no set-at date (the override's own "
+                        "last-modified field)", crm, account_id)
+            continue
+        if (account_id, set_at) in seen:
+            continue
         account = store.account(account_id)
         if account is None:
             continue
+        until = raw.get("until")
         try:
             set_override(store, policy, account, grade=grade, reason=str(raw.get("reason") or ""),
                          set_by=raw.get("by"), now=set_at, origin=crm,
@@ -202,6 +215,6 @@ def record_crm_overrides(store: Store, policy: OverridePolicy, crm: str,
             counts["applied"] += 1
         except OverrideRefused:
             counts["refused"] += 1
-        except ConfigError as exc:  # a bad value in one record: log it, go on
+        except ConfigError as exc:  # a bad value in one record: log it with its id, go on
             log.warning("%s override on %s skipped: %s", crm, account_id, exc)
     return counts

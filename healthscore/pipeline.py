@@ -54,6 +54,7 @@ from .hubspot_related_sync import HubSpotRelatedReport, RelatedRules, sync_hubsp
 from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
 from .hubspot_sync import OBJECT as HUBSPOT_OBJECT
 from .hubspot_sync import SOURCE as HUBSPOT
+from .overrides import record_crm_overrides
 from .settings import Settings
 from .versioning import scorecard_version
 from .writeback import WriteReport, flush_pending, queue_changes
@@ -74,6 +75,7 @@ class SyncReport:
     signals_changed: int = 0
     cursor: str | None = None
     skipped_ids: list[str] = field(default_factory=list)
+    overrides: dict[str, int] = field(default_factory=dict)  # CRM overrides applied/refused
 
 
 @dataclass
@@ -129,6 +131,8 @@ class CycleReport:
             "crm_writes_pending": self.write.pending,
             "entered_red": self.scoring.entered_red,
             "slack_messages": self.delivery.sent,
+            "overrides_active": self.scoring.overrides_active,
+            "stale_accounts": self.scoring.stale_accounts,
             **({} if self.hubspot_sync is None else {
                 "hubspot_companies_pulled": self.hubspot_sync.records,
                 "hubspot_companies_matched": self.hubspot_sync.matched,
@@ -220,6 +224,12 @@ class Pipeline:
             self.store.remember_crm_values(CRM, {r.account.id: r.crm_values for r in page})
             self.store.set_account_keys(DOMAIN, {r.account.id: [r.domain] if r.domain else []
                                                  for r in page})
+            if source.override_fields is not None:
+                counts = record_crm_overrides(
+                    self.store, self.config.overrides, CRM,
+                    {r.account.id: r.override for r in page if r.override is not None},
+                    self.clock())
+                report.overrides = dict(Counter(report.overrides) + Counter(counts))
             if progress is not None:
                 progress(len(page))
         report.cursor = self._advance_cursor(CRM, "Account", started)
