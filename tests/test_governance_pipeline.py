@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from healthscore.config import Config
-from healthscore.governance_config import Freshness, OverridePolicy
+from healthscore.governance_config import CrmOverrideFields, Freshness, OverridePolicy
 from healthscore.overrides import OverrideRefused, find_account, list_overrides, set_override
 from healthscore.pipeline import Pipeline
 from healthscore.scorecard_diff import diff_scorecards
@@ -247,3 +247,42 @@ def test_find_account_by_name_or_id(run) -> None:
     account = pipeline.store.accounts()[0]
     assert find_account(pipeline.store, account.name.upper()).id == account.id
     assert find_account(pipeline.store, account.id).id == account.id
+
+
+def test_an_override_set_in_salesforce_is_read_once_checked_and_cleared_there(
+        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    org = generate_org(12, seed=8, now=T0)
+    ids = sf_emu.seed(org)
+    config = governed()
+    salesforce = config.sources.salesforce.model_copy(
+        update={"override_fields": CrmOverrideFields()})
+    config = config.model_copy(update={"sources": config.sources.model_copy(
+        update={"salesforce": salesforce})})
+    clock = Clock(datetime.now(UTC))
+    pipeline = make_pipeline(config, clock=clock)
+    stamp = (clock.at - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    until = (clock.at + timedelta(days=14)).date().isoformat()
+    sf_emu.update("Account", ids[0], {
+        "Health_Override__c": "Red", "Health_Override_Reason__c": "Escalation to the CEO",
+        "Health_Override_Until__c": until, "Health_Override_By__c": LEAD,
+        "Health_Override_Set__c": stamp})
+    sf_emu.update("Account", ids[1], {
+        "Health_Override__c": "Green", "Health_Override_Until__c": until,
+        "Health_Override_By__c": "someone@example.com", "Health_Override_Set__c": stamp})
+    report = pipeline.sync_salesforce()
+    assert report.overrides == {"applied": 1, "refused": 1}
+    report = pipeline.sync_salesforce(full=True)  # read again: nothing new
+    assert report.overrides == {}
+    overrides = list_overrides(pipeline.store)
+    assert sorted((o.account_id, o.state(clock.at), o.origin) for o in overrides) == [
+        (ids[0], "active", "salesforce"), (ids[1], "refused", "salesforce")]
+    active = next(o for o in overrides if o.account_id == ids[0])
+    assert active.reason == "Escalation to the CEO" and active.set_by == LEAD
+    assert active.expires_at.date().isoformat() > until  # through the end of that day
+    _, batch = pipeline.score()
+    assert batch.grade[batch.index(ids[0])] == "red"
+    # the CSM empties the field in Salesforce: the override ends
+    sf_emu.update("Account", ids[0], {"Health_Override__c": None})
+    clock.at += timedelta(minutes=30)
+    assert pipeline.sync_salesforce().overrides == {"cleared": 1}
+    assert [o.state(clock.at) for o in list_overrides(pipeline.store, ids[0])] == ["cleared"]
