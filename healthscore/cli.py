@@ -61,7 +61,10 @@ def validate(path: Annotated[Path | None, typer.Argument(help="file to check")] 
     target = path or load_settings().healthscore_config
     config = load_config(target)
     card = config.scorecard
-    console.print(f"[green]ok[/] {target}: scorecard {card.name!r} (version {card.version}), "
+    from .versioning import scorecard_version
+
+    console.print(f"[green]ok[/] {target}: scorecard {card.name!r} (version "
+                  f"{scorecard_version(card, target)}), "
                   f"{len(card.groups)} groups, {len(card.measures)} measures, "
                   f"{len(card.derived)} derived metrics, {len(card.segments)} segments, "
                   f"{len(config.sources.salesforce.metrics)} Salesforce metrics")
@@ -152,7 +155,17 @@ def sources(config: ConfigOption = None,
         table.add_row(c.source, c.object, c.value, f"{c.updated_at:%Y-%m-%d %H:%M:%S}",
                       str(counts.get(c.source, 0)), str(missing.get(c.source, 0)))
     Console().print(table)
-    print(json.dumps({"signals_by_source": counts, "unmatched_by_source": missing}))
+    from .freshness import source_ages
+
+    ages = source_ages(store, pipeline.config.freshness, pipeline.clock())
+    for age in ages.values():
+        if age.stale:
+            console.print(f"[yellow]stale[/]: {age.describe()}", highlight=False)
+    print(json.dumps({"signals_by_source": counts, "unmatched_by_source": missing,
+                      "freshness": {a.source: {"last_sync": a.last_sync.isoformat(),
+                                               "age_seconds": int(a.age.total_seconds()),
+                                               "limit_seconds": int(a.limit.total_seconds()),
+                                               "stale": a.stale} for a in ages.values()}}))
 
 
 @app.command(name="setup-crm")

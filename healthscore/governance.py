@@ -102,9 +102,8 @@ def govern(pipeline: Pipeline, batch: ScoreBatch, now: datetime, *, version: str
         channel = pipeline.alert_channel
         gov.intents += stopped_source_intents(gov.ages, gov.stale,
                                               config.freshness.channel or channel)
-        accounts = {a.id: a for a in store.accounts()}
         for o in expiring_soon(gov.overrides, now, config.overrides.notify_before):
-            account = accounts.get(o.account_id)
+            account = store.account(o.account_id)
             gov.intents.append(Intent(
                 key=f"{EXPIRY_RULE}:{o.id}", rule=EXPIRY_RULE, kind="slack",
                 account_id=o.account_id, target=channel, payload={
