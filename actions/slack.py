@@ -61,6 +61,8 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     delta = payload.get("delta")
     change = "" if delta is None else f" ({'+' if delta >= 0 else '−'}{abs(delta):.0f} vs "\
         f"{payload.get('delta_window', '7d')})"
+    if payload.get("override"):  # the grade is a CSM's call, not the score's
+        change += " · CSM override"
     rule = payload.get("rule", "entered_red")
     if rule == "entered_red":
         headline = (f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}* is "

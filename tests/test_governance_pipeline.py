@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from actions import build_alert
 from healthscore.config import Config
 from healthscore.governance_config import CrmOverrideFields, Freshness, OverridePolicy
 from healthscore.overrides import OverrideRefused, find_account, list_overrides, set_override
@@ -86,8 +87,12 @@ def test_an_override_applies_shows_in_explain_and_history_and_expires_on_its_dat
     _, exp = pipeline.explain(account.id)
     assert exp.grade == "red" and exp.computed_grade == "green"
     assert exp.reasons[0].kind == "override" and "Champion left" in str(exp.reasons[0])
-    # an override that entered red alerts like any red account
+    # an override that entered red alerts like any red account, and says whose call it is
     assert report.entered_red >= 1
+    alert = next(a for a in pipeline.store.actions() if a.account_id == account.id)
+    message = build_alert(alert.payload, None)
+    assert "CSM override" in message["text"]
+    assert f"Override red by {LEAD}" in str(message["blocks"])
     # the day it expires, the computed grade is back by itself
     clock.at = T0 + timedelta(days=10)
     _, batch = pipeline.score()
