@@ -151,3 +151,25 @@ def test_the_vectorized_scorer_agrees_with_the_reference_on_modes_and_critical(c
             # the points lost always add up to what separates the (uncapped) score from 100
             assert math.isclose(float(batch.lost[i].sum()), 100 - batch.uncapped[i],
                                 abs_tol=1e-6)
+
+
+def test_a_critical_condition_on_an_unknown_metric_fails_at_its_line(tmp_path) -> None:
+    from pathlib import Path
+
+    from healthscore.config import load_config
+
+    example = (Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml"
+               ).read_text()
+    text = example.replace("  # Critical conditions cap", "  critical:\n"
+                           "    - name: escalation\n"
+                           "      when: {metric: open_escalation, above: 0}\n"
+                           "      at_most: yellow\n  # Critical conditions cap")
+    path = tmp_path / "healthscore.yaml"
+    path.write_text(text)
+    line = text.splitlines().index("      when: {metric: open_escalation, above: 0}") + 1
+    with pytest.raises(ConfigError, match=rf"healthscore.yaml:{line} "
+                                          r"scorecard.critical.0.when.metric: unknown metric "
+                                          r"'open_escalation'"):
+        load_config(path)
+    path.write_text(text.replace("open_escalation,", "urgent_open_cases,"))
+    assert load_config(path).scorecard.critical[0].when.metric == "urgent_open_cases"
