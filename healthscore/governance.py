@@ -17,7 +17,7 @@ import numpy as np
 
 from actions import Intent
 from scoring import Explanation, Reason, ScoreBatch
-from store import Store
+from store import Score, Store
 
 from .freshness import SourceAge, source_ages, stale_accounts, stopped_source_intents
 from .overrides import OverrideView, active_overrides, expiring_soon
@@ -73,6 +73,13 @@ class RunGovernance:
         if text is not None and account_id in self.new_scorecard:
             return f"{text} (new scorecard)"
         return text
+
+
+def hysteresis_grade(previous: Score) -> str:
+    """The grade hysteresis starts from: the computed one when an override replaced it (an
+    expired override must not linger through the hysteresis margin)."""
+    return str(previous.reasons.get("computed_grade") or previous.grade) \
+        if isinstance(previous.reasons, dict) else previous.grade
 
 
 def govern(pipeline: Pipeline, batch: ScoreBatch, now: datetime, *, version: str,

@@ -49,7 +49,7 @@ from store.models import Account, Score, utcnow
 from .config import Config
 from .durations import format_duration
 from .errors import ConfigError
-from .governance import explain_with_override, govern
+from .governance import explain_with_override, govern, hysteresis_grade
 from .hubspot_related_sync import HubSpotRelatedReport, RelatedRules, sync_hubspot_related
 from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
 from .hubspot_sync import OBJECT as HUBSPOT_OBJECT
@@ -358,8 +358,8 @@ class Pipeline:
                 needs, self.store.history_rows({m for _, m, _ in needs}, until=as_of), as_of)
         prior = None
         if previous:
-            prior = np.array([previous[a].grade if a in previous else None for a in ids],
-                             dtype=object)
+            prior = np.array([hysteresis_grade(previous[a]) if a in previous else None
+                              for a in ids], dtype=object)
         return score(card, table, as_of, previous_grades=prior)
 
     @property

@@ -291,3 +291,23 @@ def test_an_override_set_in_salesforce_is_read_once_checked_and_cleared_there(
     clock.at += timedelta(minutes=30)
     assert pipeline.sync_salesforce().overrides == {"cleared": 1}
     assert [o.state(clock.at) for o in list_overrides(pipeline.store, ids[0])] == ["cleared"]
+
+
+def test_an_expired_override_does_not_linger_through_hysteresis(run) -> None:
+    pipeline, clock = run
+    account_id = _green(pipeline)
+    _, batch = pipeline.score(dry_run=True)
+    near = round(float(batch.score[batch.index(account_id)]))
+    card = pipeline.config.scorecard
+    # the account sits one point above the red border, inside the hysteresis margin (2)
+    card = card.model_copy(update={"grades": card.grades.model_copy(
+        update={"red": near - 1, "yellow": 100})})
+    pipeline.config = pipeline.config.model_copy(update={"scorecard": card})
+    set_override(pipeline.store, POLICY, pipeline.store.account(account_id), grade="red",
+                 reason="temporary", set_by=LEAD, now=T0, expires=timedelta(minutes=1))
+    _, batch = pipeline.score()
+    assert batch.grade[batch.index(account_id)] == "red"
+    clock.at = T0 + timedelta(minutes=2)
+    _, batch = pipeline.score()
+    assert round(float(batch.score[batch.index(account_id)])) == near
+    assert batch.grade[batch.index(account_id)] == "yellow"  # not held red by the override
