@@ -249,6 +249,7 @@ ROWS = (("accounts pulled", "accounts_pulled"), ("accounts scored", "scored"),
         ("HubSpot records updated", "hubspot_records_updated"),
         ("HubSpot write requests", "hubspot_write_requests"),
         ("entered red", "entered_red"), ("Slack messages", "slack_messages"),
+        ("overrides active", "overrides_active"), ("stale accounts", "stale_accounts"),
         ("seconds", "seconds"))
 
 
