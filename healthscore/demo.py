@@ -30,7 +30,7 @@ from .demo_governance import (
     seed_crm_overrides,
     with_demo_governance,
 )
-from .demo_keep import keep_paths, write_config
+from .demo_keep import fresh_keep_dir, keep_paths, write_config
 from .pipeline import Pipeline
 from .quota import LocalQuota
 from .runtime import setup_logging
@@ -134,6 +134,8 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
         sf_emu.bulk.polls_to_complete = 0
         _seed_hubspot(hs_emu, org, sf_ids)
         slack_emu.add_users(org.users)
+        if keep is not None:
+            fresh_keep_dir(keep)  # a previous demo's store: replaced, not continued
         base = workdir or keep or Path(tmp)
         settings = Settings(
             database_url=f"sqlite:///{base / 'healthscore-demo.db'}",

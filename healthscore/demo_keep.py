@@ -47,3 +47,11 @@ def write_config(config: Config, path: Path) -> None:
 def keep_paths(directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     return directory / DB_NAME, directory / CONFIG_NAME
+
+
+def fresh_keep_dir(directory: Path) -> None:
+    """Remove a previous demo's store from ``directory`` (only the files the demo writes): a
+    demo always starts from an empty store, as its numbers assume."""
+    db, _ = keep_paths(directory)
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
