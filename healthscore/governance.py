@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sqlalchemy import select
 
 from actions import Intent
 from scoring import Explanation, Reason, ScoreBatch
-from store import Score, Store
+from store import ActionLog, Score, Store
 
 from .freshness import SourceAge, source_ages, stale_accounts, stopped_source_intents
 from .overrides import OverrideView, active_overrides, expiring_soon
@@ -120,6 +121,11 @@ def govern(pipeline: Pipeline, batch: ScoreBatch, now: datetime, *, version: str
                     "owner_name": account.owner_name if account else None,
                     "crm_url": pipeline._record_url(o.account_id),
                     "override": o.as_dict(), "computed_grade": gov.computed[o.account_id]}))
+        if gov.intents:  # only new ones (the log keeps one per key anyway; the report counts)
+            keys = [i.key for i in gov.intents]
+            with store.session() as s:
+                known = set(s.scalars(select(ActionLog.key).where(ActionLog.key.in_(keys))))
+            gov.intents = [i for i in gov.intents if i.key not in known]
     return gov
 
 

@@ -160,6 +160,7 @@ def test_a_source_stopped_longer_than_its_limit_flags_its_accounts_and_alerts_on
         pipeline.sync_salesforce()
         act = pipeline.score_and_act()
         assert act.scoring.stale_accounts == 5 and act.scoring.stale_sources == ["zendesk"]
+        assert act.scoring.alerts.get("source_stale", 0) == (1 if hours == 13 else 0)
     for a in accounts:  # written to the CRM's stale checkbox
         assert _pending(pipeline, a)["stale"] is (a in desk), a
     stored = pipeline.store.score_history(desk[0])[-1].reasons
