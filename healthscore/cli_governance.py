@@ -78,8 +78,11 @@ def override(
     if account is None:
         raise ConfigError("give an ACCOUNT (or --list)")
     found = find_account(store, account)
+    if not user:
+        raise ConfigError(f"who is this? give --by EMAIL (or set {USER_ENV}): overrides record "
+                          "who set them, and only allowed users may")
     if clear:
-        ended = clear_override(store, found, by=user, now=now)
+        ended = clear_override(store, pipeline.config.overrides, found, by=user, now=now)
         console.print(f"{'[green]cleared[/]' if ended else 'no active override on'} "
                       f"{found.name}", highlight=False)
         print(json.dumps({"account_id": found.id, "cleared": ended}))

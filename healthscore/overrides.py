@@ -127,8 +127,15 @@ def set_override(store: Store, policy: OverridePolicy, account: Account, *, grad
     return view
 
 
-def clear_override(store: Store, account: Account, *, by: str | None, now: datetime) -> int:
-    """End the account's active override now; returns how many were ended (0 or 1)."""
+def clear_override(store: Store, policy: OverridePolicy, account: Account, *, by: str | None,
+                   now: datetime) -> int:
+    """End the account's active override now (only someone allowed to set one may); returns
+    how many were ended (0 or 1)."""
+    allowed, why = policy.permits(by, account.owner_email)
+    if not allowed:
+        log.warning("clearing the override of %s (%s) refused: %s", account.name, account.id,
+                    why)
+        raise OverrideRefused(f"clearing refused: {why}")
     with store.session() as s:
         res = s.execute(update(Override).where(Override.account_id == account.id,
                                                Override.status == ACTIVE,

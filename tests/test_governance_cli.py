@@ -92,12 +92,16 @@ def test_override_from_the_command_line_shows_in_explain_and_history(user_env) -
                   "--by", "intern@example.com", code=2)
     assert "override refused" in denied.output
     assert _json(_run("explain", "Northnet Networks", "--json"))["grade"] == "red"
+    assert "clearing refused" in _run("override", "Northnet Networks", "--clear", "--by",
+                                      "intern@example.com", code=2).output
     cleared = _json(_run("override", "Northnet Networks", "--clear", "--by", LEAD))
     assert cleared["cleared"] == 1
     assert _json(_run("explain", "Northnet Networks", "--json"))["override"] is None
 
 
 def test_override_errors_are_clear(user_env) -> None:
+    assert "give --by EMAIL" in _run("override", "Northnet Networks", "--grade", "red",
+                                     "--reason", "x", code=2).output
     assert "no account with id or name" in _run("override", "Nope Ltd", "--grade", "red",
                                                  "--reason", "x", "--by", LEAD, code=2).output
     assert "--grade must be one of" in _run("override", "Northnet Networks", "--grade",
