@@ -8,6 +8,8 @@ the accounts whose grade changes, and counts them by transition ("green → yell
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +20,32 @@ from scoring import ScoreBatch, Scorecard, reference_problems
 from .config import Config
 from .errors import ConfigError
 from .pipeline import Pipeline
-from .yamlfile import Loc, load_yaml, validate
+from .yamlfile import Loc, YamlDocument, load_yaml, parse_yaml, validate
+
+
+def _document(path: str | Path) -> YamlDocument:
+    """A file, or ``REV:PATH`` — the file as committed in git (``HEAD:healthscore.yaml``)."""
+    text = str(path)
+    if Path(text).exists() or ":" not in text:
+        return load_yaml(path)
+    git = shutil.which("git")
+    if git is None:
+        raise ConfigError(f"{text}: no such file (and git is not installed for REV:PATH)")
+    rev, _, name = text.partition(":")
+    where = Path(name).resolve().parent if Path(name).parent.exists() else Path.cwd()
+    shown = subprocess.run([git, "-C", str(where), "show", f"{rev}:./{Path(name).name}"],
+                           capture_output=True, text=True, timeout=30, check=False)
+    if shown.returncode != 0:
+        raise ConfigError(f"{text}: not a file, and git cannot show it "
+                          f"({shown.stderr.strip().splitlines()[-1] if shown.stderr else ''})")
+    return parse_yaml(shown.stdout, text)
 
 
 def load_scorecard(path: str | Path, provided: set[str] | None = None) -> Scorecard:
     """A scorecard from a whole configuration file (its ``scorecard:`` section) or from a
-    file holding only a scorecard; errors name file, line and field."""
-    doc = load_yaml(path)
+    file holding only a scorecard — or from git, as ``REV:PATH``; errors name file, line and
+    field."""
+    doc = _document(path)
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{doc.path}:1: expected a mapping (a configuration or a scorecard)")
     root: Loc = ("scorecard",) if "scorecard" in doc.data else ()

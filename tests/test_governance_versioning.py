@@ -44,3 +44,24 @@ def test_only_a_content_change_counts_as_a_scorecard_change() -> None:
     assert not changed(None, card.version)  # no earlier run: nothing to mark
     heavier = card.model_copy(update={"coverage_floor": 0.6})
     assert heavier.version != card.version
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_diff_scorecard_reads_the_committed_version_as_rev_path(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    from healthscore.errors import ConfigError
+    from healthscore.scorecard_diff import load_scorecard
+
+    config = tmp_path / "healthscore.yaml"
+    config.write_text(EXAMPLE.read_text())
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "-c", "user.email=ops@example.com", "-c", "user.name=ops", "add", ".")
+    _git(tmp_path, "-c", "user.email=ops@example.com", "-c", "user.name=ops", "commit", "-qm",
+         "scorecard")
+    config.write_text(EXAMPLE.read_text().replace("coverage_floor: 0.5", "coverage_floor: 0.6"))
+    monkeypatch.chdir(tmp_path)
+    committed = load_scorecard("HEAD:healthscore.yaml")
+    assert committed.coverage_floor == 0.5
+    assert load_scorecard(config).coverage_floor == 0.6
+    with pytest.raises(ConfigError, match=r"HEAD~5:healthscore\.yaml: not a file"):
+        load_scorecard("HEAD~5:healthscore.yaml")
