@@ -46,7 +46,14 @@ def _link(url: str | None, label: str) -> str:
 
 
 def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
-    """Text and blocks for one account that entered red."""
+    """Text and blocks for one account that entered red (or a governance note)."""
+    template = payload.get("template")
+    if template == "source_stale":
+        from .governance_alerts import build_source_stale
+        return build_source_stale(payload)
+    if template == "override_expiring":
+        from .governance_alerts import build_override_expiring
+        return build_override_expiring(payload, mention)
     name = str(payload["name"])
     score = payload.get("score")
     score_text = "–" if score is None else f"{score:.0f}"
@@ -54,6 +61,8 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     delta = payload.get("delta")
     change = "" if delta is None else f" ({'+' if delta >= 0 else '−'}{abs(delta):.0f} vs "\
         f"{payload.get('delta_window', '7d')})"
+    if payload.get("override"):  # the grade is a CSM's call, not the score's
+        change += " · CSM override"
     rule = payload.get("rule", "entered_red")
     if rule == "entered_red":
         headline = (f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}* is "
@@ -75,6 +84,15 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
         details.append(f"Renewal: {escape_mrkdwn(str(payload['renewal_date']))}")
     if payload.get("arr") is not None:
         details.append(f"ARR: {float(payload['arr']):,.0f}")
+    if payload.get("override"):
+        o = payload["override"]
+        details.append(f"Override {escape_mrkdwn(str(o.get('grade')))} by "
+                       f"{escape_mrkdwn(str(o.get('set_by')))} until "
+                       f"{escape_mrkdwn(str(o.get('expires_at', ''))[:10])} (computed: "
+                       f"{escape_mrkdwn(str(payload.get('computed_grade')))})")
+    if payload.get("stale_sources"):
+        details.append(":warning: Stale data from " + escape_mrkdwn(
+            ", ".join(map(str, payload["stale_sources"]))))
     reasons = [escape_mrkdwn(str(r)) for r in payload.get("reasons", [])]
     blocks = [SectionBlock(text=MarkdownTextObject(text=headline[:3000]))]
     if details:

@@ -64,7 +64,10 @@ def validate(path: Annotated[Path | None, typer.Argument(help="file to check")] 
     target = path or load_settings().healthscore_config
     config = load_config(target)
     card = config.scorecard
-    console.print(f"[green]ok[/] {target}: scorecard {card.name!r} (version {card.version}), "
+    from .versioning import scorecard_version
+
+    console.print(f"[green]ok[/] {target}: scorecard {card.name!r} (version "
+                  f"{scorecard_version(card, target)}), "
                   f"{len(card.groups)} groups, {len(card.measures)} measures, "
                   f"{len(card.derived)} derived metrics, {len(card.segments)} segments, "
                   f"{len(config.sources.salesforce.metrics)} Salesforce metrics")
@@ -289,7 +292,17 @@ def sources(config: ConfigOption = None,
                           f"{u.values_loaded:,}", f"{u.rows_skipped:,}", str(u.unmatched),
                           f"{u.first_day} … {u.last_day}" if u.first_day else "")
         Console().print(usage)
-    print(json.dumps({"signals_by_source": counts, "unmatched_by_source": missing}))
+    from .freshness import source_ages
+
+    ages = source_ages(store, pipeline.config.freshness, pipeline.clock())
+    for age in ages.values():
+        if age.stale:
+            console.print(f"[yellow]stale[/]: {age.describe()}", highlight=False)
+    print(json.dumps({"signals_by_source": counts, "unmatched_by_source": missing,
+                      "freshness": {a.source: {"last_sync": a.last_sync.isoformat(),
+                                               "age_seconds": int(a.age.total_seconds()),
+                                               "limit_seconds": int(a.limit.total_seconds()),
+                                               "stale": a.stale} for a in ages.values()}}))
 
 
 @app.command(name="setup-crm")
@@ -487,6 +500,9 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
                                                "mirrored) or hubspot")] = "salesforce",
          backtest: Annotated[bool, typer.Option(help="also backtest and fit on a year of "
                                                     "synthetic usage")] = True,
+         keep: Annotated[Path | None, typer.Option(
+             help="keep the demo's store and configuration in this directory, to try "
+                  "explain, history, override and diff-scorecard on them")] = None,
          ) -> None:
     """Start the sandbox, seed it, run cycles through the real clients, print a summary.
 
@@ -496,7 +512,8 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
 
     if crm not in ("salesforce", "hubspot"):
         raise ConfigError(f"--crm must be salesforce or hubspot, not {crm!r}")
-    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm, backtest=backtest)
+    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm, backtest=backtest,
+                      keep=keep)
     sys.stdout.flush()
     print(json.dumps(result))
 
@@ -560,6 +577,7 @@ def fit(horizon: Horizon = "30d", start: FromDate = ..., end: ToDate = ...,
                 holdout=holdout, dry_run=dry_run, report=report,
                 outcomes_until=outcomes_until)
 
+from . import cli_governance  # noqa: E402, F401  (override, history, diff-scorecard)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

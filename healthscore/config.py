@@ -19,6 +19,7 @@ from scoring import Scorecard, reference_problems
 
 from .durations import Duration
 from .errors import ConfigError
+from .governance_config import CrmOverrideFields, Freshness, OverridePolicy
 from .usage_config import UsageFileSource, WarehouseSource
 from .yamlfile import YamlDocument, load_yaml, parse_yaml, validate
 
@@ -37,6 +38,8 @@ class WriteBackFields(_Strict):
     trend: str = "Health_Trend__c"
     reasons: str = "Health_Reasons__c"
     updated: str = "Health_Updated__c"
+    stale: str = Field("Health_Data_Stale__c", description="checkbox: the score rests on data "
+                       "older than the freshness limit")
 
 
 class SalesforceSource(_Strict):
@@ -56,6 +59,8 @@ class SalesforceSource(_Strict):
     bulk_threshold: int = Field(10_000, ge=0, description="a full sync of an object with more "
                                 "rows uses Bulk API 2.0 (0: never)")
     write_back: WriteBackFields = WriteBackFields()
+    override_fields: CrmOverrideFields | None = Field(
+        None, description="Account fields CSMs set grade overrides in (off when absent)")
     batch_size: int = Field(200, ge=1, le=200)
     record_url: str = Field("{instance_url}/lightning/r/Account/{id}/view",
                             description="link to an account in alerts")
@@ -79,9 +84,11 @@ class HubSpotWriteBack(_Strict):
     trend: str = "healthscore_trend"
     reasons: str = "healthscore_reasons"
     updated: str = "healthscore_updated"
+    stale: str = "healthscore_stale"
 
     def roles(self) -> dict[str, str]:
-        return {r: getattr(self, r) for r in ("score", "grade", "trend", "reasons", "updated")}
+        return {r: getattr(self, r) for r in ("score", "grade", "trend", "reasons", "updated",
+                                              "stale")}
 
 
 class HubSpotSource(_Strict):
@@ -310,6 +317,8 @@ class Config(_Strict):
     outcomes: Outcomes = Outcomes()
     rules: list[Rule] = Field(default_factory=list, description="alert rules beyond "
                               "alerts.enter_red (see actions/rule_model.py)")
+    overrides: OverridePolicy = OverridePolicy()
+    freshness: Freshness = Freshness()
 
     @property
     def active_rules(self) -> list[Rule]:

@@ -30,6 +30,13 @@ from sandbox import (
 from store import Store
 
 from .config import Config, load_config
+from .demo_governance import (
+    hubspot_stops,
+    print_governance,
+    seed_crm_overrides,
+    with_demo_governance,
+)
+from .demo_keep import fresh_keep_dir, keep_paths, write_config
 from .email_demo import email_sandbox
 from .pipeline import Pipeline
 from .quota import LocalQuota
@@ -113,7 +120,8 @@ console = Console(stderr=False)
 
 
 def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
-             workdir: Path | None = None, backtest: bool = True) -> dict[str, Any]:
+             workdir: Path | None = None, backtest: bool = True,
+             keep: Path | None = None) -> dict[str, Any]:
     """``crm="salesforce"``: Salesforce is the CRM of record and HubSpot a second CRM;
     ``crm="hubspot"``: HubSpot's companies are the accounts."""
     setup_logging()
@@ -139,7 +147,9 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
         _seed_hubspot(hs_emu, org, sf_ids)
         zd_emu.seed(org, seeded_at, account_ids=sf_ids)  # Zendesk: one desk, same accounts
         slack_emu.add_users(org.users)
-        base = workdir or Path(tmp)
+        if keep is not None:
+            fresh_keep_dir(keep)  # a previous demo's store: replaced, not continued
+        base = workdir or keep or Path(tmp)
         settings = Settings(
             database_url=f"sqlite:///{base / 'healthscore-demo.db'}",
             salesforce_instance_url=sf_emu.base_url,
@@ -157,9 +167,11 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             zendesk_base_url=zd_emu.api_url,
             **email.settings(),
         )
-        config = email.enable(demo_config(load_config()))
+        config = with_demo_governance(email.enable(demo_config(load_config())))
         if crm == "hubspot":
             config = hubspot_record_config(config, hs_emu.portal_id)
+        if keep is not None:
+            write_config(config, keep_paths(keep)[1])
         store = Store(settings.database_url)
         # one process: a local quota at HubSpot's default 100 requests per 10 s
         hubspot = HubSpotClient(settings, quota=LocalQuota(10.0, 100),
@@ -177,6 +189,7 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
         ensure_properties(hubspot, config.sources.hubspot.write_back)  # `setup-crm`
         email.deliver_webhook(store, config)  # SendGrid's events, before the first sync
         summaries = []
+        overrides = seed_crm_overrides(sf_emu, org, sf_ids, seeded_at)
         for step in range(cycles):
             at(step)
             counts = _request_counts(sf_emu, hs_emu, slack_emu)
@@ -200,14 +213,20 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
                   "hubspot": after["hs_reads"] - counts["hs_reads"]}
         signals = store.signal_counts()
         unmatched = store.unmatched_counts()
+        stopped = hubspot_stops(pipeline, lambda t: (setattr(sf_clock, "moment", t),
+                                                     hs_emu.set_time(t)), sf_clock()) \
+            if crm == "salesforce" else {"stale_accounts": 0}
         _print_cycles(summaries)
         _print_sources(signals, unmatched, store)
         _print_reds(store, slack_emu)
         store.close()
         _print_checks(summaries, resync)
+        print_governance(console, overrides, stopped, keep)
     result = {"accounts": accounts, "signals_by_source": signals, "resync_requests": resync,
               "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
-              "cycles": summaries}
+              "cycles": summaries, "overrides_active": summaries[-1]["overrides_active"],
+              "stale_accounts": stopped["stale_accounts"],
+              "governance": {"overrides": overrides, "hubspot_stopped": stopped}}
     if backtest:
         result["backtest"] = _backtest(accounts, seed, workdir)
     return result
@@ -232,7 +251,6 @@ def _backtest(accounts: int, seed: int, workdir: Path | None) -> dict[str, Any]:
                       f"{block['auc_all_snapshots']}", highlight=False)
     console.print(f"  report: {block['report']}", highlight=False)
     return block
-
 
 def _request_counts(sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator,
                     slack_emu: SlackEmulator) -> dict[str, int]:
@@ -274,6 +292,7 @@ ROWS = (("accounts pulled", "accounts_pulled"), ("accounts scored", "scored"),
         ("HubSpot records updated", "hubspot_records_updated"),
         ("HubSpot write requests", "hubspot_write_requests"),
         ("entered red", "entered_red"), ("Slack messages", "slack_messages"),
+        ("overrides active", "overrides_active"), ("stale accounts", "stale_accounts"),
         ("seconds", "seconds"))
 
 

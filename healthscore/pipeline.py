@@ -64,13 +64,16 @@ from .email_sync import (
     sync_sendgrid,
 )
 from .errors import ConfigError
+from .governance import explain_with_override, govern, hysteresis_grade
 from .history import ScoringHistory, load_usage, snapshot_moment
 from .hubspot_related_sync import HubSpotRelatedReport, RelatedRules, sync_hubspot_related
 from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
 from .hubspot_sync import OBJECT as HUBSPOT_OBJECT
 from .hubspot_sync import SOURCE as HUBSPOT
 from .outcomes import Outcome, churned_by
+from .overrides import record_crm_overrides
 from .settings import Settings
+from .versioning import scorecard_version
 from .writeback import WriteReport, flush_pending, queue_changes
 from .zendesk_sync import ZendeskSyncReport, sync_zendesk
 
@@ -95,6 +98,7 @@ class SyncReport:
     signals_changed: int = 0
     cursor: str | None = None
     skipped_ids: list[str] = field(default_factory=list)
+    overrides: dict[str, int] = field(default_factory=dict)  # CRM overrides applied/refused
 
 
 @dataclass
@@ -106,6 +110,9 @@ class ScoreReport:
     alerts: dict[str, int] = field(default_factory=dict)  # rule → intents this run
     writes_queued: int = 0
     scorecard_version: str = ""
+    overrides_active: int = 0
+    stale_accounts: int = 0
+    stale_sources: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -147,6 +154,8 @@ class CycleReport:
             "crm_writes_pending": self.write.pending,
             "entered_red": self.scoring.entered_red,
             "slack_messages": self.delivery.sent,
+            "overrides_active": self.scoring.overrides_active,
+            "stale_accounts": self.scoring.stale_accounts,
             **({} if self.hubspot_sync is None else {
                 "hubspot_companies_pulled": self.hubspot_sync.records,
                 "hubspot_companies_matched": self.hubspot_sync.matched,
@@ -267,6 +276,12 @@ class Pipeline:
             self.store.remember_crm_values(CRM, {r.account.id: r.crm_values for r in page})
             self.store.set_account_keys(DOMAIN, {r.account.id: [r.domain] if r.domain else []
                                                  for r in page})
+            if source.override_fields is not None:
+                counts = record_crm_overrides(
+                    self.store, self.config.overrides, CRM,
+                    {r.account.id: r.override for r in page if r.override is not None},
+                    self.clock())
+                report.overrides = dict(Counter(report.overrides) + Counter(counts))
             if progress is not None:
                 progress(len(page))
         report.cursor = self._advance_cursor(CRM, "Account", started)
@@ -460,8 +475,8 @@ class Pipeline:
             table = self._live_table(as_of, accounts)
         prior = None
         if previous:
-            prior = np.array([previous[a].grade if a in previous else None for a in ids],
-                             dtype=object)
+            prior = np.array([hysteresis_grade(previous[a]) if a in previous else None
+                              for a in ids], dtype=object)
         return score(card, table, as_of, previous_grades=prior)
 
     def _live_table(self, as_of: datetime, accounts: list[Account]) -> SignalTable:
@@ -513,20 +528,28 @@ class Pipeline:
         history = self.history(until=moments[-1], include_deleted=include_deleted)
         excluded = None if outcomes is None else (lambda m: churned_by(outcomes, m))
         return history.snapshots(moments, excluded=excluded, hysteresis=hysteresis)
+    @property
+    def scorecard_version(self) -> str:
+        """The scorecard's content hash, plus the config file's git commit when it has one."""
+        return scorecard_version(self.config.scorecard, self.config_path)
 
     def score(self, *, dry_run: bool = False) -> tuple[ScoreReport, ScoreBatch]:
         now = self.clock()
-        card = self.config.scorecard
         accounts = self.store.accounts()
         previous = self.store.scores_as_of(now)
         batch = self.compute(now, accounts=accounts, previous=previous, live=True)
+        window = self.config.scoring.trend_window
+        version = self.scorecard_version
+        gov = govern(self, batch, now, version=version, trend_since=now - window,
+                     act=not dry_run)  # overrides replace grades in the batch
         report = ScoreReport(scored=len(batch.account_ids),
                              grades=dict(Counter(batch.grade.tolist())),
-                             scorecard_version=card.version)
+                             scorecard_version=version, overrides_active=len(gov.overrides),
+                             stale_accounts=len(gov.stale),
+                             stale_sources=[a.source for a in gov.ages.values() if a.stale])
         if dry_run:
             return report, batch
-        run_id = self.store.start_run(card.version, started_at=now)
-        window = self.config.scoring.trend_window
+        run_id = self.store.start_run(version, started_at=now)
         lookbacks = {"7d": timedelta(days=7), "30d": timedelta(days=30), "trend": window}
         by_window = {ago: self._deltas(batch, now - ago, run_id)  # the trend is usually 7d:
                      for ago in set(lookbacks.values())}           # one history read each
@@ -541,6 +564,7 @@ class Pipeline:
             if grade == INSUFFICIENT:
                 reason_text = ["Insufficient data: missing " + ", ".join(
                     missing_measures(batch, i))]
+            reason_text = gov.reasons(account_id, reason_text)
             delta = deltas["trend"].get(account_id)
             rows.append({
                 "account_id": account_id, "scored_at": now, "score": value, "grade": grade,
@@ -550,7 +574,8 @@ class Pipeline:
                 "reasons": {"top": [r.as_dict() for r in reasons],
                             "segment": batch.segment_name(i),
                             "delta_7d": deltas["7d"].get(account_id),
-                            "delta_30d": deltas["30d"].get(account_id)},
+                            "delta_30d": deltas["30d"].get(account_id),
+                            **gov.row_reasons(account_id)},
             })
             account = by_id[account_id]
             payloads[account_id] = {
@@ -562,15 +587,18 @@ class Pipeline:
                 "crm_url": self._record_url(account_id),
                 "renewal_date": account.attributes.get("renewal_date"),
                 "arr": account.attributes.get("arr"),
+                **gov.payload(account_id),
             }
             desired[account_id] = {
                 "score": None if value is None else float(round(value)),
                 "grade": CRM_GRADES[grade],
-                "trend": trend_text(delta, format_duration(window)),
+                "trend": gov.trend(account_id, trend_text(delta, format_duration(window))),
                 "reasons": "; ".join(reason_text)[:REASONS_MAX] or None,
                 "updated": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "stale": account_id in gov.stale,
             }
         intents, states = self._fire_rules(batch, now, payloads, run_id)
+        intents += gov.intents
         self.store.save_scores(run_id, rows, [
             {"key": i.key, "rule": i.rule, "kind": i.kind, "account_id": i.account_id,
              "target": i.target, "payload": i.payload} for i in intents], [
@@ -610,7 +638,8 @@ class Pipeline:
         now = self.clock()
         batch = self.compute(now, accounts=accounts, previous=self.store.scores_as_of(now),
                              live=True)
-        return matches[0], explain(batch, batch.index(matches[0].id))
+        return matches[0], explain_with_override(
+            self.store, explain(batch, batch.index(matches[0].id)), now)
 
     def _fire_rules(self, batch: ScoreBatch, now: datetime, payloads: dict[str, dict[str, Any]],
                     run_id: int) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from .critical import Critical
 from .scorecard import WINDOWED, Condition, Measure, Scorecard, Window
 from .scorer import PercentileReference
 from .table import SignalTable, history_key
@@ -205,7 +206,15 @@ def score_account(card: Scorecard, row: AccountRow, as_of: datetime, *,
         present = [(points[n], weights[n]) for n in members
                    if points[n] is not None and weights[n] > 0]
         wsum = sum(w for _, w in present)
-        groups[gname] = sum(p * w for p, w in present) / wsum if wsum > 0 else None
+        mode = card.groups[gname].aggregate
+        if wsum <= 0:
+            groups[gname] = None
+        elif mode == "min":
+            groups[gname] = min(p for p, _ in present)
+        elif mode == "max":
+            groups[gname] = max(p for p, _ in present)
+        else:
+            groups[gname] = sum(p * w for p, w in present) / wsum
     live = {g: group_weights[g] for g, v in groups.items() if v is not None}
     total = sum(live.values())
     overall = sum(groups[g] * w for g, w in live.items()) / total if total > 0 else None  # type: ignore[operator]
@@ -217,13 +226,50 @@ def score_account(card: Scorecard, row: AccountRow, as_of: datetime, *,
         if points[name] is not None and nominal_groups[g] > 0 and nominal_total > 0:
             coverage += weights[name] / nominal_groups[g] * group_weights[g] / nominal_total
 
+    critical = _critical_of(card, row)
     if overall is None or coverage < card.coverage_floor:
         overall, grade = None, "insufficient_data"
+        if critical is not None and critical.grade is not None:
+            grade = critical.grade  # a forced grade needs no score
     else:
         overall = min(100.0, max(0.0, overall))
+        if critical is not None:
+            limit = {"red": card.grades.red, "yellow": card.grades.yellow, "green": 100.0}
+            overall = min(overall, limit[critical.cap])
         grade = _grade(card, overall, previous_grade)
+        if critical is not None and _RANK[critical.cap] < _RANK[grade]:
+            grade = critical.cap
     return {"score": overall, "grade": grade, "coverage": coverage, "segment": segment,
-            "groups": groups, "points": points}
+            "groups": groups, "points": points,
+            "critical": None if critical is None else critical.name}
+
+
+_RANK = {"red": 0, "yellow": 1, "green": 2}
+
+
+def _critical_of(card: Scorecard, row: AccountRow) -> Critical | None:
+    """The strictest critical condition that holds (the first listed among equals)."""
+    found: Critical | None = None
+    for cond in card.critical:
+        w = cond.when
+        number = _number(row, w.metric)
+        if w.is_ is not None and isinstance(w.is_, str):
+            text = row.labels.get(w.metric)
+            if text is None or text.casefold() != w.is_.casefold():
+                continue
+        elif number is None:
+            continue
+        if w.is_ is not None and not isinstance(w.is_, str) and number != float(w.is_):
+            continue
+        if any(bound is not None and not (number is not None and test(number, bound))
+               for bound, test in ((w.above, lambda a, b: a > b),
+                                   (w.at_least, lambda a, b: a >= b),
+                                   (w.below, lambda a, b: a < b),
+                                   (w.at_most, lambda a, b: a <= b))):
+            continue
+        if found is None or _RANK[cond.cap] < _RANK[found.cap]:
+            found = cond
+    return found
 
 
 def _grade(card: Scorecard, value: float, previous: str | None) -> str:

@@ -35,6 +35,8 @@ from pydantic import (
 
 from healthscore.durations import Duration
 
+from .critical import Critical
+
 Better = Literal["higher", "lower"]
 
 
@@ -238,6 +240,9 @@ DERIVED_FORMS = ("ratio", "change", "days_since", "count", "difference", "window
 class Group(_Strict):
     label: str
     weight: float = Field(ge=0)
+    aggregate: Literal["mean", "min", "max"] = Field(
+        "mean", description="the group's sub-score: weighted mean of its measures (default), "
+        "the lowest (any poor input makes the group poor) or the highest")
 
 
 class Grades(_Strict):
@@ -319,11 +324,18 @@ class Scorecard(_Strict):
     groups: dict[str, Group]
     measures: dict[str, Measure]
     segments: list[Segment] = Field(default_factory=list)
+    critical: list[Critical] = Field(default_factory=list, description="conditions that cap "
+                                     "or force the grade whatever the weights say")
 
     @property
     def version(self) -> str:
-        """A short content hash: two scorecards that score alike share a version."""
-        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        """A short content hash: two scorecards that score alike share a version.
+
+        Fields left at their defaults are not hashed, so a new optional setting in a later
+        healthscore does not change the version of a file that does not use it.
+        """
+        blob = json.dumps(self.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
@@ -334,6 +346,7 @@ class Scorecard(_Strict):
         """Metrics the scorecard reads from the store (not derived here)."""
         wanted = {m.metric for m in self.measures.values()}
         wanted |= {c.field for s in self.segments for c in s.when}
+        wanted |= {c.when.metric for c in self.critical}
         for d in self.derived.values():
             wanted |= set(d.inputs())
         return wanted - set(self.derived)
@@ -433,6 +446,17 @@ def reference_problems(card: Scorecard, known_fields: set[str] | None = None
     for k, name in enumerate(names):
         if name in names[:k]:
             problems.append((("segments", k, "name"), f"segment {name!r} is defined twice"))
+    critical = [c.name for c in card.critical]
+    for k, cond in enumerate(card.critical):
+        if cond.name in critical[:k]:
+            problems.append((("critical", k, "name"), f"critical condition {cond.name!r} is "
+                                                      "defined twice"))
+        if _is_difference(card, cond.when.metric):
+            problems.append((("critical", k, "when", "metric"),
+                             f"{cond.when.metric!r} is a difference of measures' points; "
+                             "a critical condition tests a metric"))
+        else:
+            unknown(cond.when.metric, ("critical", k, "when", "metric"))
     return problems
 
 

@@ -277,3 +277,24 @@ class CrmFieldState(Base):
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     fields: Mapped[dict[str, Any]] = mapped_column()
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Override(Base):
+    """A CSM's grade override for one account: who set it, why, until when (see
+    ``healthscore.overrides``). Kept after it ends, for the history; a refused one is kept too,
+    so the refusal is reported and not re-read as new."""
+
+    __tablename__ = "overrides"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    grade: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    set_by: Mapped[str] = mapped_column(String(255))
+    origin: Mapped[str] = mapped_column(String(32))  # cli | salesforce | hubspot
+    set_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | refused |
+    #                                                                     cleared | replaced
+    note: Mapped[str | None] = mapped_column(Text)  # why refused / who cleared it
+    ended_at: Mapped[datetime | None] = mapped_column()
+    __table_args__ = (Index("ix_overrides_account", "account_id", "status"),)
