@@ -43,8 +43,13 @@ class Settings(BaseSettings):
     hubspot_access_token: SecretStr | None = None  # a private app's token
     hubspot_base_url: str = "https://api.hubapi.com"
 
+    sendgrid_api_key: SecretStr | None = None  # mail.send + suppressions read scopes
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    mandrill_api_key: SecretStr | None = None  # Mailchimp Transactional
+    mandrill_base_url: str = "https://mandrillapp.com/api/1.3"
+
     @field_validator("salesforce_instance_url", "salesforce_token_url", "slack_base_url",
-                     "hubspot_base_url")
+                     "hubspot_base_url", "sendgrid_base_url", "mandrill_base_url")
     @classmethod
     def _secure_url(cls, value: str | None) -> str | None:
         if value is None:
