@@ -127,7 +127,9 @@ def action_intents(rule: Rule, account_id: str, episode: int, payload: dict[str,
         elif action.task is not None:
             out.append(Intent(f"{base}:task", rule.name, "task", account_id,
                               payload.get("owner_email"), {
-                                  **payload, "task": action.task.model_dump(mode="json")}))
+                                  **payload, "task": {
+                                      **action.task.model_dump(mode="json"),
+                                      "due_in": action.task.due_in.total_seconds()}}))
         elif action.email is not None and not action.email.steps:
             out.append(email_intent(rule, base, account_id, payload, None))
     return out

@@ -154,3 +154,29 @@ class HubSpotTasks:
         self._associate(action, task_id)
         self.created += 1
         return task_id
+
+
+def ensure_task_key_property(client: HubSpotClient, name: str = "healthscore_key") -> bool:
+    """Create the task property holding the idempotency key (unique values); True if created.
+
+    An existing property without unique values cannot be upserted on: an error names it.
+    """
+    core = client.sdk.crm.properties.core_api
+    existing = {p.name: p for p in client.call(
+        "read task properties", core.get_all, object_type="tasks").results or []}
+    have = existing.get(name)
+    if have is not None:
+        if not getattr(have, "has_unique_value", False):
+            raise FatalError(f"HubSpot task property {name} exists without unique values; "
+                             f"healthscore upserts tasks on it — use another name "
+                             f"(actions.hubspot_task_key_property)")
+        return False
+    groups = client.sdk.crm.properties.groups_api
+    group = next(iter(g.name for g in client.call(
+        "read task property groups", groups.get_all, object_type="tasks").results or []),
+        "taskinformation")
+    client.call("create task property", core.create, object_type="tasks", property_create={
+        "name": name, "label": "Healthscore key", "groupName": group, "type": "string",
+        "fieldType": "text", "hasUniqueValue": True,
+        "description": "idempotency key of the healthscore action that created the task"})
+    return True

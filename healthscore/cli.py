@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -225,24 +226,46 @@ def explain(account: Annotated[str, typer.Argument(help="account id or exact nam
 
 @app.command()
 @reports_errors
-def actions(config: ConfigOption = None, dry_run: DryRun = False,
+def actions(config: ConfigOption = None,
+            dry_run: Annotated[bool, typer.Option(
+                "--dry-run", help="list what would be delivered, to whom and why; no request "
+                                  "to Slack, the CRM or the email provider")] = False,
             show_log: Annotated[bool, typer.Option("--log", help="show the action log")] = False,
+            limit: Annotated[int, typer.Option(help="rows to show (newest last)")] = 200,
             ) -> None:
-    """Deliver pending alerts; --dry-run lists them; --log shows what was delivered."""
+    """Deliver pending actions (Slack, tasks, emails); --dry-run lists them; --log shows what
+    was delivered."""
+    from actions.preview import plan
+    from store.models import utcnow
+
     pipeline = _runtime(config).pipeline()
-    if show_log or dry_run:
-        status = "pending" if dry_run else None
-        table = Table(title="pending alerts (dry run)" if dry_run else "action log")
-        for col in ("key", "status", "target", "account", "response id", "updated", "error"):
+    if dry_run:
+        rows = plan(pipeline.store, pipeline.config.actions, utcnow())
+        table = Table(title=f"would deliver ({len(rows)}) — dry run, nothing sent")
+        for col in ("key", "action", "rule", "account", "to", "why"):
             table.add_column(col, overflow="fold")
-        for a in pipeline.store.actions(status=status):
-            table.add_row(a.key, a.status, a.target or "", str(a.payload.get("name", "")),
-                          a.response_id or "", f"{a.updated_at:%Y-%m-%d %H:%M:%S}",
-                          a.error or "")
+        for r in rows[-limit:]:
+            table.add_row(r.key, r.kind, r.rule, r.account, r.target, r.why)
+        Console().print(table)
+        print(json.dumps({"dry_run": True, "would_deliver": len(rows),
+                          "by_action": dict(sorted(
+                              Counter(r.kind.split(" ")[0] for r in rows).items()))}))
+        return
+    if show_log:
+        table = Table(title="action log")
+        for col in ("key", "kind", "status", "target", "account", "response id", "updated",
+                    "error"):
+            table.add_column(col, overflow="fold")
+        for a in pipeline.store.actions()[-limit:]:
+            table.add_row(a.key, a.kind, a.status, a.target or "",
+                          str(a.payload.get("name", a.account_id)), a.response_id or "",
+                          f"{a.updated_at:%Y-%m-%d %H:%M:%S}", a.error or "")
         Console().print(table)
         return
     report = pipeline.deliver()
-    print(json.dumps({"sent": report.sent, "retry_later": report.retry_later,
+    print(json.dumps({"slack_messages": report.sent, "tasks_created": report.tasks_created,
+                      "emails_sent": report.emails_sent, "emails_skipped": report.emails_skipped,
+                      "reconciled": report.reconciled, "retry_later": report.retry_later,
                       "failed": report.failed, "unknown": report.unknown}))
 
 

@@ -420,8 +420,9 @@ class Pipeline:
              "episode": st.episode, "last_fired": st.last_fired}
             for (r, a), st in states.items()])
         report.run_id = run_id
-        report.entered_red = sum(1 for i in intents if i.rule == ENTERED_RED.name)
-        report.alerts = dict(Counter(i.rule for i in intents))
+        fired = {(i.rule, i.account_id) for i in intents}  # an account once per rule
+        report.entered_red = sum(1 for r, _ in fired if r == ENTERED_RED.name)
+        report.alerts = dict(Counter(r for r, _ in fired))
         if self.config.sources.salesforce.enabled:
             report.writes_queued = queue_changes(self.store, CRM, desired)
         hubspot = self.config.sources.hubspot
