@@ -512,7 +512,7 @@ class Pipeline:
                                    dry_run=True)
         return deliver_pending(self.store, self.slack, default_channel=self.alert_channel,
                                channels=self.action_channels(), hooks=hooks,
-                               stuck_after=stuck_after)
+                               now=self.clock(), stuck_after=stuck_after)
 
     def action_channels(self) -> Channels:
         """Task and email back ends for the configured rules (built once, lazily)."""
