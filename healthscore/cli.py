@@ -304,6 +304,9 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
          seed: Annotated[int, typer.Option(help="random seed of the synthetic org")] = 42,
          crm: Annotated[str, typer.Option(help="the CRM of record: salesforce (HubSpot "
                                                "mirrored) or hubspot")] = "salesforce",
+         chaos: Annotated[bool, typer.Option("--chaos", help="cycle 1 through a Slack 429 "
+                                             "storm, with a worker killed after each vendor "
+                                             "accepted a delivery, then restarted")] = False,
          ) -> None:
     """Start the sandbox, seed it, run cycles through the real clients, print a summary.
 
@@ -313,7 +316,7 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
 
     if crm not in ("salesforce", "hubspot"):
         raise ConfigError(f"--crm must be salesforce or hubspot, not {crm!r}")
-    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm)
+    result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm, chaos=chaos)
     sys.stdout.flush()
     print(json.dumps(result))
 

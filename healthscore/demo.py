@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,21 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from actions.tasks import ensure_task_key_property
 from connectors.hubspot import HubSpotClient, ensure_properties
 from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
+from sandbox.email_send import SendGridSendEmulator
 from store import Store
 
 from .config import Config, load_config
-from .pipeline import Pipeline
+from .demo_actions import (
+    action_counts,
+    chaotic_delivery,
+    exactly_once,
+    start_storm,
+    with_demo_actions,
+)
+from .pipeline import CycleReport, Pipeline
 from .quota import LocalQuota
 from .runtime import setup_logging
 from .settings import Settings
@@ -104,9 +114,10 @@ console = Console(stderr=False)
 
 
 def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
-             workdir: Path | None = None) -> dict[str, Any]:
+             workdir: Path | None = None, chaos: bool = False) -> dict[str, Any]:
     """``crm="salesforce"``: Salesforce is the CRM of record and HubSpot a second CRM;
-    ``crm="hubspot"``: HubSpot's companies are the accounts."""
+    ``crm="hubspot"``: HubSpot's companies are the accounts. ``chaos``: cycle 1 delivers
+    through a Slack 429 storm with a worker killed after each channel's vendor accepted."""
     setup_logging()
     logging.getLogger().setLevel(logging.WARNING)
     # Virtual time: the org was last edited an hour before the first cycle; cycles run
@@ -121,7 +132,8 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
     with tempfile.TemporaryDirectory(prefix="healthscore-demo-") as tmp, \
             SalesforceEmulator(clock=sf_clock) as sf_emu, \
             HubSpotEmulator() as hs_emu, \
-            SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu:
+            SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu, \
+            SendGridSendEmulator() as sendgrid_emu:
         hs_emu.set_time(seeded_at)
         sf_ids = sf_emu.seed(org)
         sf_emu.bulk.polls_to_complete = 0
@@ -140,8 +152,10 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             slack_alert_channel=DEMO_CHANNEL,
             hubspot_access_token=hs_emu.access_token,
             hubspot_base_url=hs_emu.base_url,
+            sendgrid_api_key=sendgrid_emu.api_key,
+            sendgrid_base_url=sendgrid_emu.base_url,
         )
-        config = demo_config(load_config())
+        config = with_demo_actions(demo_config(load_config()))
         if crm == "hubspot":
             config = hubspot_record_config(config, hs_emu.portal_id)
         store = Store(settings.database_url)
@@ -159,17 +173,30 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
                       f"emulator at {sf_emu.base_url} (TLS), HubSpot emulator at "
                       f"{hs_emu.base_url}, Slack emulator at {slack_emu.base_url}")
         ensure_properties(hubspot, config.sources.hubspot.write_back)  # `setup-crm`
+        if crm == "hubspot":
+            ensure_task_key_property(hubspot, config.actions.hubspot_task_key_property)
         summaries = []
+        emulators = (sf_emu, hs_emu, slack_emu, sendgrid_emu)
         for step in range(cycles):
             at(step)
-            counts = _request_counts(sf_emu, hs_emu, slack_emu)
-            cycle = pipeline.run_cycle()
-            after = _request_counts(sf_emu, hs_emu, slack_emu)
+            counts = _request_counts(sf_emu, hs_emu, slack_emu) | action_counts(*emulators)
+            if chaos and step == 0:
+                console.print("[bold]chaos[/]: a Slack 429 storm, and a worker killed after "
+                              "Slack, the CRM and SendGrid each accepted a delivery")
+                start_storm(slack_emu)
+                cycle = _chaotic_cycle(pipeline, lambda: Pipeline(
+                    config, settings, store, config_path="<packaged example>",
+                    hubspot=hubspot, clock=lambda: sf_clock()))
+            else:
+                cycle = pipeline.run_cycle()
+            after = _request_counts(sf_emu, hs_emu, slack_emu) | action_counts(*emulators)
             summary = cycle.summary()
             delta = {k: after[k] - counts[k] for k in after}
             summary["crm_write_requests"] = delta["sf_writes"]
             summary["hubspot_write_requests"] = delta["hs_writes"]
             summary["slack_messages"] = delta["slack"]
+            summary["tasks_created"] = delta["tasks"]
+            summary["emails_sent"] = delta["emails"]
             summary["sync_requests"] = {"salesforce": delta["sf_reads"],
                                         "hubspot": delta["hs_reads"]}
             summaries.append(summary)
@@ -183,14 +210,39 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
                   "hubspot": after["hs_reads"] - counts["hs_reads"]}
         signals = store.signal_counts()
         unmatched = store.unmatched_counts()
+        once = exactly_once(store, *emulators)
         _print_cycles(summaries)
         _print_sources(signals, unmatched, store)
         _print_reds(store, slack_emu)
         store.close()
         _print_checks(summaries, resync)
+        _print_once(once, chaos)
     return {"accounts": accounts, "signals_by_source": signals, "resync_requests": resync,
             "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
-            "cycles": summaries}
+            "cycles": summaries, "exactly_once": once, **({"chaos": True} if chaos else {})}
+
+
+def _chaotic_cycle(pipeline: Pipeline, new_worker: Any) -> CycleReport:
+    """One cycle whose delivery is killed and restarted (see ``demo_actions``)."""
+    started = time.perf_counter()
+    sync, hubspot_sync = pipeline.sync_all()
+    scoring, _ = pipeline.score()
+    write, hubspot_write = pipeline.write_back(), pipeline.write_back_hubspot()
+    delivery = chaotic_delivery(new_worker, console)
+    return CycleReport(sync, scoring, write, delivery, time.perf_counter() - started,
+                       hubspot_sync, hubspot_write)
+
+
+def _print_once(once: dict[str, Any], chaos: bool) -> None:
+    for channel, label in (("slack", "Slack alert"), ("tasks", "CSM task"),
+                           ("emails", "email")):
+        console.print(f"{'[green]✓' if once[channel] else '[red]✗'}[/] each {label} exactly "
+                      f"once in the emulator's log (by idempotency key)")
+    if chaos:
+        console.print(f"  chaos: {once['slack_429s']} Slack 429s waited out; "
+                      f"{once['unknown']} email outcome(s) unrecorded when its worker died — "
+                      f"sent once, never re-sent (email has no look-up by key)",
+                      highlight=False)
 
 
 def _request_counts(sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator,
@@ -233,6 +285,7 @@ ROWS = (("accounts pulled", "accounts_pulled"), ("accounts scored", "scored"),
         ("HubSpot records updated", "hubspot_records_updated"),
         ("HubSpot write requests", "hubspot_write_requests"),
         ("entered red", "entered_red"), ("Slack messages", "slack_messages"),
+        ("CSM tasks created", "tasks_created"), ("emails sent", "emails_sent"),
         ("seconds", "seconds"))
 
 
@@ -269,11 +322,13 @@ def _print_checks(summaries: list[dict[str, Any]], resync: dict[str, int]) -> No
     ok_hubspot = first.get("hubspot_write_requests") == math.ceil(
         first.get("hubspot_records_updated", 0) / 100)
     ok_quiet = all(s["crm_records_updated"] == 0 and s["slack_messages"] == 0
+                   and s["tasks_created"] == 0 and s["emails_sent"] == 0
                    and s.get("hubspot_records_updated", 0) == 0 for s in summaries[1:])
     for label, ok in (("cycle 1 writes in ceil(updated/200) requests", ok_requests),
                       ("cycle 1 mirrors to HubSpot in ceil(updated/100) requests", ok_hubspot),
                       ("cycle 1 posts one alert per account that entered red", ok_slack),
-                      ("later cycles on unchanged data write and post nothing", ok_quiet)):
+                      ("later cycles on unchanged data write, post, create and send nothing",
+                       ok_quiet)):
         console.print(f"{'[green]✓' if ok else '[red]✗'}[/] {label}")
     console.print(f"  a sync on unchanged data after the cycles: {resync['salesforce']} "
                   f"Salesforce and {resync['hubspot']} HubSpot requests", highlight=False)
