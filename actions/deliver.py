@@ -332,6 +332,15 @@ def email_payload(parent: ActionLog, c: Any, provider: str, spec: dict[str, Any]
 
 def _send_all(store: Store, handler: Handler, pending: list[ActionLog], report: DeliveryReport,
               hooks: DeliveryHooks, label: str) -> None:
+    prepare = getattr(handler, "prepare", None)
+    if prepare is not None:  # e.g. the tasks' owners, read in bulk
+        try:
+            prepare(pending)
+        except RetriableError as exc:
+            report.retry_later += len(pending)
+            report.errors.append(str(exc))
+            log.warning("%s wait for the next run (%s)", label, exc)
+            return
     for index, action in enumerate(pending):
         if not store.begin_delivery(action.key):
             continue  # another worker has it

@@ -178,6 +178,14 @@ def setup_crm(config: ConfigOption = None,
         created = ensure_properties(pipeline.hubspot, hubspot.write_back)
         console.print("[green]ok[/] HubSpot company properties ready"
                       + (f" (created: {', '.join(created)})" if created else ""))
+    task_rules = any(a.task is not None for r in rt.config.active_rules for a in r.actions)
+    if hubspot.record_system and task_rules and not dry_run:
+        from actions.tasks import ensure_task_key_property
+
+        key = rt.config.actions.hubspot_task_key_property
+        made = ensure_task_key_property(pipeline.hubspot, key)
+        console.print(f"[green]ok[/] HubSpot task property {key} "
+                      f"{'created' if made else 'present'} (the tasks' idempotency key)")
 
 
 @app.command()
