@@ -7,8 +7,10 @@ provider's own unsubscribe list is only read when sending).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from store import Store
 
@@ -29,8 +31,11 @@ class Planned:
     why: str
 
 
-def plan(store: Store, settings: ActionSettings, now: datetime) -> list[Planned]:
-    pending = [a for a in store.actions(status="pending") if a.kind in SHOWN]
+def plan(store: Store, settings: ActionSettings, now: datetime,
+         intents: Sequence[Any] | None = None) -> list[Planned]:
+    """Pending intents (or ``intents`` — e.g. a rule preview) with their recipients."""
+    pending = [a for a in (store.actions(status="pending") if intents is None else intents)
+               if a.kind in SHOWN]
     contacts = account_contacts(store, {a.account_id for a in pending if a.kind == "email"})
     sent_to = store.target_counts("email_send", now - settings.email.cap_window)
     out = []

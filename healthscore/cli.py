@@ -248,16 +248,25 @@ def actions(config: ConfigOption = None,
 
     pipeline = _runtime(config).pipeline()
     if dry_run:
-        rows = plan(pipeline.store, pipeline.config.actions, utcnow())
-        table = Table(title=f"would deliver ({len(rows)}) — dry run, nothing sent")
-        for col in ("key", "action", "rule", "account", "to", "why"):
-            table.add_column(col, overflow="fold")
-        for r in rows[-limit:]:
-            table.add_row(r.key, r.kind, r.rule, r.account, r.target, r.why)
-        Console().print(table)
+        now = utcnow()
+        rows = plan(pipeline.store, pipeline.config.actions, now)
+        upcoming = plan(pipeline.store, pipeline.config.actions, now,
+                        intents=pipeline.preview_rules())
+        for title, shown in ((f"pending: would deliver now ({len(rows)})", rows),
+                             (f"would fire on the next scoring run ({len(upcoming)})",
+                              upcoming)):
+            table = Table(title=f"{title} — dry run, nothing sent")
+            for col in ("key", "action", "rule", "account", "to", "why"):
+                table.add_column(col, overflow="fold")
+            for r in shown[-limit:]:
+                table.add_row(r.key, r.kind, r.rule, r.account, r.target, r.why)
+            Console().print(table)
         print(json.dumps({"dry_run": True, "would_deliver": len(rows),
                           "by_action": dict(sorted(
-                              Counter(r.kind.split(" ")[0] for r in rows).items()))}))
+                              Counter(r.kind.split(" ")[0] for r in rows).items())),
+                          "would_fire_next_run": len(upcoming),
+                          "next_run_by_action": dict(sorted(
+                              Counter(r.kind.split(" ")[0] for r in upcoming).items()))}))
         return
     if show_log:
         table = Table(title="action log")

@@ -473,6 +473,24 @@ class Pipeline:
         return evaluate(rules, batch, RuleContext(now, scores_then), states, payloads,
                         self.alert_channel, known)
 
+    def preview_rules(self) -> list[Intent]:
+        """The intents a scoring run now would produce (nothing is stored or sent)."""
+        now = self.clock()
+        accounts = self.store.accounts()
+        previous = self.store.scores_as_of(now)
+        batch = self.compute(now, accounts=accounts, previous=previous)
+        by_id = {a.id: a for a in accounts}
+        payloads = {}
+        for i, account_id in enumerate(batch.account_ids):
+            account = by_id[account_id]
+            payloads[account_id] = {
+                "name": account.name, "grade": str(batch.grade[i]),
+                "score": None if math.isnan(batch.score[i]) else float(batch.score[i]),
+                "owner_email": account.owner_email, "owner_name": account.owner_name,
+                "crm_url": self._record_url(account_id)}
+        intents, _ = self._fire_rules(batch, now, payloads, run_id=-1)
+        return intents
+
     def _deltas(self, batch: ScoreBatch, at: datetime, run_id: int) -> dict[str, float]:
         """Score now minus the score at ``at`` (accounts scored both times only)."""
         then = self.store.scores_as_of(at, exclude_run=run_id)

@@ -201,6 +201,14 @@ def test_dry_run_lists_what_would_fire_and_asks_no_emulator_then_the_log_shows_i
     sf_emu.seed(generate_org(30, seed=86, now=NOW))
     runner = CliRunner()
     assert runner.invoke(cli.app, ["sync"]).exit_code == 0
+    for emu in (sf_emu, slack_emu, cli_env):
+        emu.clear_log()
+    ahead = runner.invoke(cli.app, ["actions", "--dry-run"])  # before any scoring run
+    assert ahead.exit_code == 0, ahead.output
+    assert sf_emu.requests() == [] and slack_emu.requests() == [] and cli_env.requests() == []
+    preview = json.loads(ahead.output.strip().splitlines()[-1])
+    assert preview["would_deliver"] == 0
+    assert preview["next_run_by_action"]["slack"] == preview["next_run_by_action"]["task"] > 0
     scored = runner.invoke(cli.app, ["score"])
     assert scored.exit_code == 0, scored.output
     reds = json.loads(scored.output.strip().splitlines()[-1])["entered_red"]
@@ -215,6 +223,8 @@ def test_dry_run_lists_what_would_fire_and_asks_no_emulator_then_the_log_shows_i
     assert summary["dry_run"] is True
     assert summary["by_action"]["slack"] == reds and summary["by_action"]["task"] == reds
     assert summary["by_action"]["email"] >= reds
+    assert preview["next_run_by_action"]["slack"] == reds
+    assert summary["would_fire_next_run"] == 0  # the episodes are open: nothing new
     assert "grade is red" in dry.output and "SKIP: opted out of email in the CRM" in dry.output
     assert slack_emu.messages == [] and cli_env.sent == []
 
