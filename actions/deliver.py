@@ -209,7 +209,8 @@ def _recover(store: Store, handlers: dict[str, Handler], report: DeliveryReport,
         handler = handlers.get(action.kind)
         if handler is None:
             continue
-        if not handler.reconcilable:
+        if not handler.reconcilable or not action.payload.get("keyed"):
+            # (an alert queued before keys rode in the metadata cannot be looked up either)
             if action.status == "sending":
                 store.finish_delivery(action.key, "unknown", error="worker stopped "
                                       "mid-delivery; not re-sent (no look-up by key)")
@@ -250,7 +251,7 @@ def _bundle_digests(store: Store, now: datetime) -> None:
         groups.setdefault((item.rule, item.target, period), []).append(item)
     for (rule, channel, period), items in groups.items():
         key = f"{rule}:digest:{period}" + (f":{channel}" if channel else "")
-        payload = {"digest": True, "rule": rule, "period": period, "items": [
+        payload = {"digest": True, "keyed": True, "rule": rule, "period": period, "items": [
             {k: i.payload.get(k) for k in ("name", "score", "grade", "why", "crm_url")}
             for i in items]}
         if store.bundle_actions(key, rule=rule, kind="slack", target=channel, payload=payload,

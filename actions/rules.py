@@ -206,8 +206,9 @@ def evaluate(rules: list[Rule], batch: ScoreBatch, ctx: RuleContext,
 
 def _payload(payloads: Mapping[str, dict[str, Any]], batch: ScoreBatch, rule: Rule,
              account_id: str, i: int, whys: list[str]) -> dict[str, Any]:
+    # "keyed": delivered with its key at the vendor (Slack metadata), so it can be looked up
     return {**payloads[account_id], "rule": rule.name, "why": whys[i],
-            "segment": batch.segment_name(i)}
+            "segment": batch.segment_name(i), "keyed": True}
 
 
 ENTERED_RED = Rule(name="entered_red", when={"grade_is": "red"})  # type: ignore[arg-type]
