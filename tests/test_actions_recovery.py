@@ -219,3 +219,65 @@ def test_hubspot_tasks_are_associated_owned_and_reconciled_by_search(hubspot_wor
         assert task["hubspot_owner_id"] == owners[accounts[account_id].owner_email.lower()]
         assert task["hs_task_subject"] == f"Health: {accounts[account_id].name} is red"
         assert task["hs_task_priority"] == "HIGH"
+
+
+WORKER = """
+import os, signal, sys
+from actions import DeliveryHooks
+from connectors.salesforce import SalesforceClient
+from healthscore.pipeline import Pipeline
+from healthscore.settings import Settings
+from store import Store
+from tests.actions_helpers import EMAIL, TASK, config_with
+
+settings = Settings()
+rule = {"name": "entered_red", "when": {"grade_is": "red"}, "actions": ["slack", TASK, EMAIL]}
+pipeline = Pipeline(config_with(rule), settings, Store(settings.database_url),
+                    salesforce=SalesforceClient(settings))
+
+def die(action, response_id):
+    if action.kind == sys.argv[1]:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no except, nothing recorded
+
+pipeline.deliver(hooks=DeliveryHooks(after_accept=die))
+"""
+
+
+@pytest.mark.parametrize("kind", ["slack", "task", "email_send"])
+def test_a_worker_process_killed_by_sigkill_after_the_vendor_accepted(
+        world: World, kind: str, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    pipeline = scored(world, seed=76)
+    s = world.settings
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+           "DATABASE_URL": s.database_url,
+           "SALESFORCE_INSTANCE_URL": world.sf.base_url,
+           "SALESFORCE_TOKEN_URL": world.sf.token_url,
+           "SALESFORCE_CLIENT_ID": world.sf.client_id,
+           "SALESFORCE_CLIENT_SECRET": world.sf.client_secret,
+           "SALESFORCE_CA_BUNDLE": world.sf.ca_bundle_path,
+           "SLACK_BOT_TOKEN": world.slack.bot_token, "SLACK_BASE_URL": world.slack.base_url,
+           "SLACK_ALERT_CHANNEL": "C0CSALERTS",
+           "SENDGRID_API_KEY": world.sendgrid.api_key,
+           "SENDGRID_BASE_URL": world.sendgrid.base_url}
+    proc = subprocess.run([sys.executable, "-c", WORKER, kind], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    (stuck,) = pipeline.store.actions(status="sending")
+    assert stuck.kind == kind
+    restart_later(world.store)
+    report = world.pipeline(config_with(RED)).deliver()
+    alerts, tasks, _ = exactly_once(world)
+    reds = len(pipeline.store.actions(kind="slack"))
+    assert (alerts, tasks) == (reds, reds)
+    final = {a.key: a.status for a in pipeline.store.actions()}
+    if kind == "email_send":  # at most once: sent once, recorded as unknown
+        assert final[stuck.key] == "unknown" and report.unknown == 1
+        assert [m["custom_args"]["healthscore_key"] for m in world.sendgrid.sent].count(
+            stuck.key) == 1
+    else:
+        assert final[stuck.key] == "sent" and report.reconciled == 1
