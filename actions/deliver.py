@@ -35,8 +35,8 @@ from store import Store
 from store.models import ActionLog, utcnow
 
 from .email import (
+    Contact,
     EmailSender,
-    OutcomeUnknown,
     Rejected,
     account_contacts,
     in_roles,
@@ -128,18 +128,12 @@ class EmailHandler:
         sender = self.senders.get(p["provider"])
         if sender is None:
             raise RetriableError(f"no API key for the {p['provider']} email provider")
-        contact = _contact(p["contact"])
+        contact = Contact(**p["contact"])
         return sender.send(to=contact, template=p["template"], data=p["data"], key=action.key,
                            account_id=action.account_id, subject=p.get("subject"))
 
     def find(self, action: ActionLog) -> str | None:  # pragma: no cover - not reconcilable
         raise NotImplementedError("email providers offer no look-up by key")
-
-
-def _contact(raw: dict[str, Any]) -> Any:
-    from .email import Contact
-
-    return Contact(**raw)
 
 
 @dataclass
@@ -337,7 +331,7 @@ def _send_all(store: Store, handler: Handler, pending: list[ActionLog], report: 
     if prepare is not None:  # e.g. the tasks' owners, read in bulk
         try:
             prepare(pending)
-        except RetriableError as exc:
+        except HealthscoreError as exc:
             report.retry_later += len(pending)
             report.errors.append(str(exc))
             log.warning("%s wait for the next run (%s)", label, exc)
@@ -369,7 +363,7 @@ def _send_all(store: Store, handler: Handler, pending: list[ActionLog], report: 
             report.errors.append(str(exc))
             log.error("%s %s failed: %s", label, action.key, exc)
             continue
-        except (OutcomeUnknown, Exception) as exc:  # it may have gone through
+        except Exception as exc:  # OutcomeUnknown, a timeout …: it may have gone through
             store.finish_delivery(action.key, "unknown", error=f"{exc.__class__.__name__}: {exc}")
             report.unknown += 1
             log.error("%s %s outcome unknown (%s); %s", label, action.key, exc,
