@@ -94,3 +94,33 @@ def test_mailchimp_transactional_rejections_are_skipped_and_logged(world: World)
     body = world.mandrill.requests("POST", "send-template")[0].body
     assert body["key"] == "[redacted]" and body["template_content"] == []
     assert Counter(m["to"] for m in world.mandrill.sent).most_common(1)[0][1] == 1
+
+
+def test_recipients_come_from_both_crms_by_role_with_any_opt_out_winning(
+        world: World) -> None:
+    from datetime import UTC, datetime
+
+    from actions.email import account_contacts, in_roles
+
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    world.store.upsert_source_records("salesforce", "Contact", [
+        ("003A", "001X", {"Id": "003A", "Email": "Ana@Acme.example", "FirstName": "Ana",
+                          "Role__c": "Admin", "HasOptedOutOfEmail": False}, False, at),
+        ("003B", "001X", {"Id": "003B", "Email": "bo@acme.example", "FirstName": "Bo",
+                          "Title": "VP Customer Champion", "HasOptedOutOfEmail": False},
+         False, at),
+        ("003C", "001X", {"Id": "003C", "Email": None, "Role__c": "Admin"}, False, at)])
+    world.store.upsert_source_records("hubspot", "contacts", [
+        ("901", "001X", {"hs_object_id": "901", "email": "ana@acme.example",
+                         "firstname": "Ana", "jobtitle": "Admin",
+                         "hs_email_optout": "true"}, False, at),
+        ("902", "001X", {"hs_object_id": "902", "email": "cy@acme.example", "firstname": "Cy",
+                         "jobtitle": "IT Admin", "hs_email_optout": "false"}, False, at)])
+    (contacts,) = account_contacts(world.store, ["001X"]).values()
+    by = {c.email: c for c in contacts}
+    assert set(by) == {"ana@acme.example", "bo@acme.example", "cy@acme.example"}
+    assert by["ana@acme.example"].id == "003A" and by["ana@acme.example"].opted_out
+    assert by["cy@acme.example"].source == "hubspot" and not by["cy@acme.example"].opted_out
+    assert [c.email for c in contacts if in_roles(c, ["Admin"])] == \
+        ["ana@acme.example", "cy@acme.example"]
+    assert [c.email for c in contacts if in_roles(c, ["champion"])] == ["bo@acme.example"]
