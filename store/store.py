@@ -284,9 +284,11 @@ class Store:
                 s.add(ActionLog(key=key, rule=rule, kind=kind, account_id="*", target=target,
                                 payload=payload))
                 s.flush()
-                s.execute(update(ActionLog).where(ActionLog.key.in_(item_keys),
-                                                  ActionLog.status == "pending")
-                          .values(status="bundled", response_id=key, updated_at=utcnow()))
+                for start in range(0, len(item_keys), 5000):
+                    s.execute(update(ActionLog)
+                              .where(ActionLog.key.in_(item_keys[start:start + 5000]),
+                                     ActionLog.status == "pending")
+                              .values(status="bundled", response_id=key, updated_at=utcnow()))
         except IntegrityError:
             return False
         return True
