@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
@@ -327,6 +328,14 @@ def setup_crm(config: ConfigOption = None,
         created = ensure_properties(pipeline.hubspot, hubspot.write_back)
         console.print("[green]ok[/] HubSpot company properties ready"
                       + (f" (created: {', '.join(created)})" if created else ""))
+    task_rules = any(a.task is not None for r in rt.config.active_rules for a in r.actions)
+    if hubspot.record_system and task_rules and not dry_run:
+        from actions.tasks import ensure_task_key_property
+
+        key = rt.config.actions.hubspot_task_key_property
+        made = ensure_task_key_property(pipeline.hubspot, key)
+        console.print(f"[green]ok[/] HubSpot task property {key} "
+                      f"{'created' if made else 'present'} (the tasks' idempotency key)")
 
 
 @app.command()
@@ -375,24 +384,55 @@ def explain(account: Annotated[str, typer.Argument(help="account id or exact nam
 
 @app.command()
 @reports_errors
-def actions(config: ConfigOption = None, dry_run: DryRun = False,
+def actions(config: ConfigOption = None,
+            dry_run: Annotated[bool, typer.Option(
+                "--dry-run", help="list what would be delivered, to whom and why; no request "
+                                  "to Slack, the CRM or the email provider")] = False,
             show_log: Annotated[bool, typer.Option("--log", help="show the action log")] = False,
+            limit: Annotated[int, typer.Option(help="rows to show (newest last)")] = 200,
             ) -> None:
-    """Deliver pending alerts; --dry-run lists them; --log shows what was delivered."""
+    """Deliver pending actions (Slack, tasks, emails); --dry-run lists them; --log shows what
+    was delivered."""
+    from actions.preview import plan
+    from store.models import utcnow
+
     pipeline = _runtime(config).pipeline()
-    if show_log or dry_run:
-        status = "pending" if dry_run else None
-        table = Table(title="pending alerts (dry run)" if dry_run else "action log")
-        for col in ("key", "status", "target", "account", "response id", "updated", "error"):
+    if dry_run:
+        now = utcnow()
+        rows = plan(pipeline.store, pipeline.config.actions, now)
+        upcoming = plan(pipeline.store, pipeline.config.actions, now,
+                        intents=pipeline.preview_rules())
+        for title, shown in ((f"pending: would deliver now ({len(rows)})", rows),
+                             (f"would fire on the next scoring run ({len(upcoming)})",
+                              upcoming)):
+            table = Table(title=f"{title} — dry run, nothing sent")
+            for col in ("key", "action", "rule", "account", "to", "why"):
+                table.add_column(col, overflow="fold")
+            for r in shown[-limit:]:
+                table.add_row(r.key, r.kind, r.rule, r.account, r.target, r.why)
+            Console().print(table)
+        print(json.dumps({"dry_run": True, "would_deliver": len(rows),
+                          "by_action": dict(sorted(
+                              Counter(r.kind.split(" ")[0] for r in rows).items())),
+                          "would_fire_next_run": len(upcoming),
+                          "next_run_by_action": dict(sorted(
+                              Counter(r.kind.split(" ")[0] for r in upcoming).items()))}))
+        return
+    if show_log:
+        table = Table(title="action log")
+        for col in ("key", "kind", "status", "target", "account", "response id", "updated",
+                    "error"):
             table.add_column(col, overflow="fold")
-        for a in pipeline.store.actions(status=status):
-            table.add_row(a.key, a.status, a.target or "", str(a.payload.get("name", "")),
-                          a.response_id or "", f"{a.updated_at:%Y-%m-%d %H:%M:%S}",
-                          a.error or "")
+        for a in pipeline.store.actions()[-limit:]:
+            table.add_row(a.key, a.kind, a.status, a.target or "",
+                          str(a.payload.get("name", a.account_id)), a.response_id or "",
+                          f"{a.updated_at:%Y-%m-%d %H:%M:%S}", a.error or "")
         Console().print(table)
         return
     report = pipeline.deliver()
-    print(json.dumps({"sent": report.sent, "retry_later": report.retry_later,
+    print(json.dumps({"slack_messages": report.sent, "tasks_created": report.tasks_created,
+                      "emails_sent": report.emails_sent, "emails_skipped": report.emails_skipped,
+                      "reconciled": report.reconciled, "retry_later": report.retry_later,
                       "failed": report.failed, "unknown": report.unknown}))
 
 
@@ -503,6 +543,9 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
          keep: Annotated[Path | None, typer.Option(
              help="keep the demo's store and configuration in this directory, to try "
                   "explain, history, override and diff-scorecard on them")] = None,
+         chaos: Annotated[bool, typer.Option("--chaos", help="cycle 1 through a Slack 429 "
+                                             "storm, with a worker killed after each vendor "
+                                             "accepted a delivery, then restarted")] = False,
          ) -> None:
     """Start the sandbox, seed it, run cycles through the real clients, print a summary.
 
@@ -513,7 +556,7 @@ def demo(accounts: Annotated[int, typer.Option(help="synthetic accounts to seed"
     if crm not in ("salesforce", "hubspot"):
         raise ConfigError(f"--crm must be salesforce or hubspot, not {crm!r}")
     result = run_demo(accounts=accounts, cycles=cycles, seed=seed, crm=crm, backtest=backtest,
-                      keep=keep)
+                      keep=keep, chaos=chaos)
     sys.stdout.flush()
     print(json.dumps(result))
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from actions.rule_model import Rule
+from actions.rule_model import ActionSettings, Rule
 from actions.rules import ENTERED_RED
 from scoring import Scorecard, reference_problems
 
@@ -53,7 +53,7 @@ class SalesforceSource(_Strict):
                                        description="account attribute → Account field")
     domain_field: str | None = Field("Website", description="the Account's web address: "
                                      "matches support/email records by domain")
-    related: list[Literal["Opportunity", "Case", "Task", "Event"]] = Field(
+    related: list[Literal["Opportunity", "Case", "Task", "Event", "Contact"]] = Field(
         default_factory=list, description="objects pulled for per-account signals "
         "(see connectors/salesforce/related.py for the metric names)")
     bulk_threshold: int = Field(10_000, ge=0, description="a full sync of an object with more "
@@ -319,6 +319,7 @@ class Config(_Strict):
                               "alerts.enter_red (see actions/rule_model.py)")
     overrides: OverridePolicy = OverridePolicy()
     freshness: Freshness = Freshness()
+    actions: ActionSettings = ActionSettings()
 
     @property
     def active_rules(self) -> list[Rule]:
@@ -467,6 +468,18 @@ def rule_problems(config: Config, provided: set[str]) -> list[tuple[tuple[str | 
             if seg not in card.segment_names:
                 problems.append(((k, "segments"), f"no segment {seg!r} (known: "
                                                   f"{', '.join(card.segment_names)})"))
+        for j, action in enumerate(rule.actions):
+            if action.slack is not None:
+                for seg in action.slack.segments:
+                    if seg not in card.segment_names:
+                        problems.append(((k, "actions", j, "slack", "segments", seg),
+                                         f"no segment {seg!r} (known: "
+                                         f"{', '.join(card.segment_names)})"))
+            if action.email is not None and action.email.steps and \
+                    action.email.age_metric not in metrics:
+                problems.append(((k, "actions", j, "email", "age_metric"),
+                                 f"unknown metric {action.email.age_metric!r}; known: "
+                                 f"{', '.join(sorted(metrics))}"))
         t = rule.when
         loc = (k, "when", t.kind)
         if t.measure_below is not None and t.measure_below.measure not in card.measures:

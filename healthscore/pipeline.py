@@ -20,6 +20,8 @@ import numpy as np
 
 from actions import (
     ENTERED_RED,
+    Channels,
+    DeliveryHooks,
     DeliveryReport,
     Intent,
     RuleContext,
@@ -28,6 +30,9 @@ from actions import (
     deliver_pending,
     evaluate,
 )
+from actions.deliver import STUCK_SENDING
+from actions.email import email_senders
+from actions.tasks import HubSpotTasks, SalesforceTasks
 from connectors.hubspot import HubSpotClient, HubSpotWriter
 from connectors.hubspot.related import pull_owners
 from connectors.identity import DOMAIN
@@ -156,6 +161,9 @@ class CycleReport:
             "slack_messages": self.delivery.sent,
             "overrides_active": self.scoring.overrides_active,
             "stale_accounts": self.scoring.stale_accounts,
+            "tasks_created": self.delivery.tasks_created,
+            "emails_sent": self.delivery.emails_sent,
+            "emails_skipped": self.delivery.emails_skipped,
             **({} if self.hubspot_sync is None else {
                 "hubspot_companies_pulled": self.hubspot_sync.records,
                 "hubspot_companies_matched": self.hubspot_sync.matched,
@@ -204,6 +212,7 @@ class Pipeline:
         self._sendgrid = sendgrid
         self._mailchimp = mailchimp
         self.clock = clock
+        self._channels: Channels | None = None
 
     # -- collaborators, built lazily so `score --dry-run` needs no credentials --------------
     @property
@@ -606,8 +615,9 @@ class Pipeline:
              "episode": st.episode, "last_fired": st.last_fired}
             for (r, a), st in states.items()])
         report.run_id = run_id
-        report.entered_red = sum(1 for i in intents if i.rule == ENTERED_RED.name)
-        report.alerts = dict(Counter(i.rule for i in intents))
+        fired = {(i.rule, i.account_id) for i in intents}  # an account once per rule
+        report.entered_red = sum(1 for r, _ in fired if r == ENTERED_RED.name)
+        report.alerts = dict(Counter(r for r, _ in fired))
         if self.config.sources.salesforce.enabled:
             report.writes_queued = queue_changes(self.store, CRM, desired)
         hubspot = self.config.sources.hubspot
@@ -655,8 +665,28 @@ class Pipeline:
                                                    if s.score is not None}
         states = {k: RuleState(v.true_since, v.active, v.episode, v.last_fired)
                   for k, v in self.store.rule_states().items()}
+        sequences = any(a.email is not None and a.email.steps for r in rules for a in r.actions)
+        known = self.store.action_keys("email") if sequences else set()
         return evaluate(rules, batch, RuleContext(now, scores_then), states, payloads,
-                        self.alert_channel)
+                        self.alert_channel, known)
+
+    def preview_rules(self) -> list[Intent]:
+        """The intents a scoring run now would produce (nothing is stored or sent)."""
+        now = self.clock()
+        accounts = self.store.accounts()
+        previous = self.store.scores_as_of(now)
+        batch = self.compute(now, accounts=accounts, previous=previous)
+        by_id = {a.id: a for a in accounts}
+        payloads = {}
+        for i, account_id in enumerate(batch.account_ids):
+            account = by_id[account_id]
+            payloads[account_id] = {
+                "name": account.name, "grade": str(batch.grade[i]),
+                "score": None if math.isnan(batch.score[i]) else float(batch.score[i]),
+                "owner_email": account.owner_email, "owner_name": account.owner_name,
+                "crm_url": self._record_url(account_id)}
+        intents, _ = self._fire_rules(batch, now, payloads, run_id=-1)
+        return intents
 
     def _deltas(self, batch: ScoreBatch, at: datetime, run_id: int) -> dict[str, float]:
         """Score now minus the score at ``at`` (accounts scored both times only)."""
@@ -690,9 +720,32 @@ class Pipeline:
                  report.requests, report.pending)
         return report
 
-    def deliver(self, *, dry_run: bool = False) -> DeliveryReport:
-        return deliver_pending(self.store, None if dry_run else self.slack,
-                               default_channel=self.alert_channel, dry_run=dry_run)
+    def deliver(self, *, dry_run: bool = False, hooks: DeliveryHooks | None = None,
+                stuck_after: timedelta = STUCK_SENDING) -> DeliveryReport:
+        if dry_run:
+            return deliver_pending(self.store, None, default_channel=self.alert_channel,
+                                   dry_run=True)
+        return deliver_pending(self.store, self.slack, default_channel=self.alert_channel,
+                               channels=self.action_channels(), hooks=hooks,
+                               now=self.clock(), stuck_after=stuck_after)
+
+    def action_channels(self) -> Channels:
+        """Task and email back ends for the configured rules (built once, lazily)."""
+        if self._channels is None:
+            settings = self.config.actions
+            kinds = {a.kind for r in self.config.active_rules for a in r.actions}
+            tasks = None
+            if "task" in kinds:
+                if self.config.sources.hubspot.record_system:
+                    owners = {(o.email or "").lower(): o.id
+                              for o in pull_owners(self.hubspot).values() if o.email}
+                    tasks = HubSpotTasks(self.hubspot, settings.hubspot_task_key_property,
+                                         owners)
+                else:
+                    tasks = SalesforceTasks(self.salesforce, settings.salesforce_task_key_field)
+            senders = email_senders(self.settings, settings.email) if "email" in kinds else {}
+            self._channels = Channels(tasks=tasks, senders=senders, settings=settings)
+        return self._channels
 
     def write_back_hubspot(self, *, dry_run: bool = False) -> WriteReport | None:
         """Mirror the health fields onto matched HubSpot companies (when configured)."""

@@ -53,13 +53,15 @@ class Settings(BaseSettings):
     sendgrid_base_url: str = "https://api.sendgrid.com"
     sendgrid_webhook_public_key: str | None = Field(
         None, description="the signed event webhook's verification key (base64 DER or PEM)")
+    mandrill_api_key: SecretStr | None = None  # Mailchimp Transactional (tech-touch email)
+    mandrill_base_url: str = "https://mandrillapp.com/api/1.3"
     mailchimp_api_key: SecretStr | None = None  # …-us6: the suffix is the data centre
     mailchimp_base_url: str | None = Field(
         None, description="default https://<dc>.api.mailchimp.com/3.0 from the key's suffix")
 
     @field_validator("salesforce_instance_url", "salesforce_token_url", "slack_base_url",
                      "hubspot_base_url", "zendesk_base_url", "sendgrid_base_url",
-                     "mailchimp_base_url")
+                     "mailchimp_base_url", "mandrill_base_url")
     @classmethod
     def _secure_url(cls, value: str | None) -> str | None:
         if value is None:
