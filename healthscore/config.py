@@ -153,6 +153,8 @@ class ZendeskSource(_Strict):
                                   "topic (besides its normalized subject)")
     export_page_size: int = Field(1000, ge=1, le=1000)
     page_size: int = Field(100, ge=1, le=100)
+
+
 class _EmailSource(_Strict):
     """Shared by the email platforms: per-account engagement signals named
     ``<metric_prefix>open_rate_90d`` … (see healthscore/email_engagement.py)."""
@@ -202,6 +204,8 @@ class HubSpotEmailSource(_EmailSource):
     metric_prefix: str = Field("hubspot_email_", pattern=r"^[a-z][a-z0-9_]*_$")
     exclude_filtered: bool = Field(True, description="leave out opens HubSpot flagged as bots "
                                    "or machine opens")
+
+
 class AccountsFile(_Strict):
     """Accounts from a CSV file instead of a CRM (see healthscore/accounts_file.py).
 

@@ -240,6 +240,8 @@ class Pipeline:
                 settings, requests_per_minute=source.requests_per_minute,
                 export_requests_per_minute=source.export_requests_per_minute)
         return self._zendesk
+
+    @property
     def sendgrid(self) -> SendGridClient:
         if self._sendgrid is None:
             self._sendgrid = SendGridClient.from_settings(self.settings)
@@ -405,6 +407,7 @@ class Pipeline:
         the support signals of the accounts they touch (see healthscore/zendesk_sync.py)."""
         return sync_zendesk(self.zendesk, self.store, self.config.sources.zendesk,
                             now=self.clock, full=full, progress=progress)
+
     def sync_sendgrid(self, *, full: bool = False,
                       progress: Callable[[int], None] | None = None) -> EmailSyncReport:
         """Pull SendGrid suppressions (and Email Activity, if chosen) since the cursor, keep
@@ -439,6 +442,7 @@ class Pipeline:
                                     started=started, now=self.clock, progress=progress)
         report.cursor = self._advance_cursor(HUBSPOT_EMAIL, "events", started)
         return report
+
     def sync_usage_file(self, *, dry_run: bool = False, force: bool = False,
                         paths: list[Path] | None = None, form: str | None = None,
                         progress: Callable[[int], None] | None = None) -> UsageLoadReport:
