@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from .critical import Critical
-from .scorecard import WINDOWED, Condition, Measure, Scorecard, Window
+from .scorecard import COVERAGE_TOLERANCE, WINDOWED, Condition, Measure, Scorecard, Window
 from .scorer import PercentileReference
 from .table import SignalTable, history_key
 from .windows import window_key
@@ -227,7 +227,7 @@ def score_account(card: Scorecard, row: AccountRow, as_of: datetime, *,
             coverage += weights[name] / nominal_groups[g] * group_weights[g] / nominal_total
 
     critical = _critical_of(card, row)
-    if overall is None or coverage < card.coverage_floor:
+    if overall is None or coverage < card.coverage_floor - COVERAGE_TOLERANCE:
         overall, grade = None, "insufficient_data"
         if critical is not None and critical.grade is not None:
             grade = critical.grade  # a forced grade needs no score

@@ -313,6 +313,9 @@ class Segment(_Strict):
 
 
 DEFAULT_SEGMENT = "default"
+# coverage is a sum of weight shares: 1/3.5 + 1.5/3.5 + 1/3.5 may land a hair under 1.0, and a
+# floor of 1.0 ("every measure present") must not then call a complete account insufficient
+COVERAGE_TOLERANCE = 1e-9
 
 
 class Scorecard(_Strict):

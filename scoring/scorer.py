@@ -22,7 +22,7 @@ from .critical import evaluate as evaluate_critical
 from .derived import derive
 from .grades import assign_grades
 from .normalize import category_points, numeric_points, percentile_rank
-from .scorecard import Measure, Scorecard
+from .scorecard import COVERAGE_TOLERANCE, Measure, Scorecard
 from .segments import assign_segments
 from .table import SignalTable
 
@@ -351,7 +351,8 @@ def score(card: Scorecard, table: SignalTable, as_of: datetime, *,
     combined = _combine(card, points, _Weights(card, segment))
     lost = combined.lost
     overall = combined.score
-    insufficient = (combined.coverage < card.coverage_floor) | ~np.isfinite(overall)
+    floor = card.coverage_floor - COVERAGE_TOLERANCE
+    insufficient = (combined.coverage < floor) | ~np.isfinite(overall)
     # a weighted mean of 0–100 points; clip the last-bit float error (100.00000000000001)
     overall = np.where(insufficient, np.nan, np.clip(overall, 0.0, 100.0))
     uncapped = overall
