@@ -14,7 +14,7 @@ from rich.console import Console
 from actions import DeliveryHooks, DeliveryReport, Rule, WorkerKilled
 from actions.rule_model import ActionSettings, EmailSettings
 from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator
-from sandbox.email_send import SendGridSendEmulator
+from sandbox.sendgrid import SendGridEmulator
 from store import Store
 from store.models import ActionLog
 
@@ -52,7 +52,7 @@ def with_demo_actions(config: Config) -> Config:
 
 
 def action_counts(sf: SalesforceEmulator, hs: HubSpotEmulator, slack: SlackEmulator,
-                  sendgrid: SendGridSendEmulator) -> dict[str, int]:
+                  sendgrid: SendGridEmulator) -> dict[str, int]:
     """Deliveries the vendors accepted, from their request logs (and Slack's messages)."""
     return {
         "tasks": sum(1 for r in sf.requests("PATCH", r"/sobjects/Task/Healthscore_Key__c/")
@@ -94,7 +94,7 @@ def chaotic_delivery(new_worker: Callable[[], Any], console: Console) -> Deliver
 
 
 def exactly_once(store: Store, sf: SalesforceEmulator, hs: HubSpotEmulator,
-                 slack: SlackEmulator, sendgrid: SendGridSendEmulator) -> dict[str, Any]:
+                 slack: SlackEmulator, sendgrid: SendGridEmulator) -> dict[str, Any]:
     """Each delivered action exactly once at its vendor, by idempotency key."""
     sent = {k: {a.key for a in store.actions(status="sent", kind=k)}
             for k in ("slack", "task", "email_send")}

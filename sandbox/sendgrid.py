@@ -1,21 +1,27 @@
-"""SendGridEmulator: the read side of SendGrid v3 (Email Activity, stats, suppressions) and
-the signed Event Webhook, over plain HTTP. See /work/shared/api-specs/sendgrid.md.
+"""SendGridEmulator: SendGrid v3 as one host, over plain HTTP, per
+/work/shared/api-specs/sendgrid.md.
 
-- ``Authorization: Bearer <api key>``; 401 ``authorization required`` otherwise. The Email
-  Activity API answers 403 unless ``activity_enabled`` (it is a paid add-on).
-- Limits per endpoint in fixed windows: every response carries ``X-RateLimit-Limit``,
-  ``-Remaining`` and ``-Reset`` (epoch seconds); beyond the limit 429 ``too many requests``
-  with those headers and no ``Retry-After``.
+- Read side: Email Activity (``GET /v3/messages``; 403 unless ``activity_enabled``, a paid
+  add-on), global and category stats, the bounce and unsubscribe lists.
+- Write side: ``POST /v3/mail/send`` (dynamic templates, ``custom_args`` strings only, 202 with
+  an empty body and ``X-Message-Id``; a suppressed recipient is accepted and dropped, as SendGrid
+  does) and unsubscribes (``POST /v3/asm/suppressions/global``,
+  ``GET|POST /v3/asm/groups/{id}/suppressions``). One suppression store: an address
+  unsubscribed by ``unsubscribe()``, the POST endpoints or a seeded message is in
+  ``GET /v3/suppression/unsubscribes`` and dropped by mail send.
+- ``Authorization: Bearer <api key>``; 401 ``authorization required`` otherwise.
+- Limits per endpoint in fixed windows (mail send has its own, higher limit): every response
+  carries ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (epoch seconds); beyond the
+  limit 429 ``too many requests`` with those headers and no ``Retry-After``.
 - Faults (``emu.faults.add(...)``) answer with SendGrid's ``{"errors": [...]}`` bodies.
 - The webhook side plays SendGrid: ``post_events(url)`` signs each batch with the emulator's
   P-256 key (``webhook_public_key`` is the verification key, base64 DER) and POSTs it.
-
-Mail send is not here (sandbox/email_send.py).
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import math
 import random
@@ -50,10 +56,14 @@ _METRICS = ("blocks", "bounce_drops", "bounces", "clicks", "deferred", "delivere
             "spam_reports", "unique_clicks", "unique_opens", "unsubscribe_drops", "unsubscribes")
 
 
+MAIL_SEND = "/v3/mail/send"
+
+
 def _errors(status: int, message: str, field: str | None = None,
-            headers: dict[str, str] | None = None) -> Response:
-    return Response(status, {"errors": [{"field": field, "message": message, "help": None}]},
-                    {"Content-Type": JSON, **(headers or {})})
+            headers: dict[str, str] | None = None, *, bare: bool = False) -> Response:
+    """SendGrid's error body; ``bare``: without ``help`` (its 401 and 429 bodies)."""
+    error = {"field": field, "message": message} | ({} if bare else {"help": None})
+    return Response(status, {"errors": [error]}, {"Content-Type": JSON, **(headers or {})})
 
 
 def _iso(epoch: int) -> str:
@@ -77,40 +87,54 @@ class _MultiQueryHandler(_RequestHandler):
 
 
 class _Windows:
-    """Fixed windows per endpoint: ``limit`` requests per ``window`` seconds."""
+    """Fixed windows per endpoint: ``limit`` requests per ``window`` seconds, or the
+    endpoint's own limit from ``limits``."""
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
+    def __init__(self, limit: int, window: float, clock: Callable[[], float],
+                 limits: dict[str, int]) -> None:
+        self.limit, self.window, self.clock, self.limits = limit, window, clock, limits
         self._lock = threading.Lock()
         self._state: dict[str, tuple[float, int]] = {}  # endpoint → (window start, used)
 
-    def take(self, endpoint: str) -> tuple[bool, int, int]:
-        """(admitted, remaining, reset epoch seconds)."""
+    def limit_for(self, endpoint: str) -> int:
+        return self.limits.get(endpoint, self.limit)
+
+    def take(self, endpoint: str) -> tuple[bool, dict[str, str]]:
+        """(admitted, the X-RateLimit headers to answer with)."""
         with self._lock:
-            now = self.clock()
+            now, limit = self.clock(), self.limit_for(endpoint)
             start, used = self._state.get(endpoint, (now, 0))
             if now - start >= self.window:
                 start, used = now, 0
-            admitted = used < self.limit
+            admitted = used < limit
             used += admitted
             self._state[endpoint] = (start, used)
-            return admitted, self.limit - used, math.ceil(start + self.window)
+            return admitted, self.headers(endpoint, limit - used, start + self.window)
+
+    def headers(self, endpoint: str, remaining: int, reset: float) -> dict[str, str]:
+        return {"X-RateLimit-Limit": str(self.limit_for(endpoint)),
+                "X-RateLimit-Remaining": str(max(0, remaining)),
+                "X-RateLimit-Reset": str(math.ceil(reset))}
 
 
 class SendGridEmulator(EmulatorServer):
     def __init__(self, *, api_key: str = "SG.sandbox-key.healthscore", requests_per_window: int
-                 = 600, window: float = 60.0, activity_enabled: bool = True,
+                 = 600, window: float = 60.0, mail_sends_per_window: int = 100_000,
+                 activity_enabled: bool = True, verified_senders: tuple[str, ...] = (),
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.api_key = api_key
         self.activity_enabled = activity_enabled
-        self.limits = _Windows(requests_per_window, window, clock)
+        self.verified_senders = {s.lower() for s in verified_senders}  # empty: any sender
         self.clock = clock
-        self._lock = threading.Lock()
+        self.configure_limits(requests_per_window, window, mail_sends_per_window)
+        self._lock = threading.RLock()
         self.messages: dict[str, dict[str, Any]] = {}  # msg_id → message with its events
         self.raw_activity: list[Any] = []  # served as they are (malformed-record tests)
         self.bounces: list[Any] = []
-        self.unsubscribes: list[Any] = []
+        self.unsubscribes: list[Any] = []  # global; raw rows are served as they are
+        self.groups: dict[int, set[str]] = {}  # ASM group id → unsubscribed addresses
+        self._sent: list[dict[str, Any]] = []
         self._key = ec.generate_private_key(ec.SECP256R1())
         self.delivered_batches = 0
 
@@ -120,8 +144,36 @@ class SendGridEmulator(EmulatorServer):
         self._httpd.RequestHandlerClass = _MultiQueryHandler
         return self
 
-    def configure_limits(self, requests_per_window: int, window: float) -> None:
-        self.limits = _Windows(requests_per_window, window, self.clock)
+    def configure_limits(self, requests_per_window: int, window: float,
+                         mail_sends_per_window: int | None = None) -> None:
+        """New windows (all full again); mail send keeps its limit unless given."""
+        mail = mail_sends_per_window or self.limits.limit_for(MAIL_SEND)
+        self.limits = _Windows(requests_per_window, window, self.clock, {MAIL_SEND: mail})
+
+    # ------------------------------------------------------------------ mail send side
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        """One entry per recipient of an accepted mail send: message id, to, template, data,
+        custom_args and ``dropped`` (the reason, when SendGrid drops it)."""
+        with self._lock:
+            return copy.deepcopy(self._sent)
+
+    def unsubscribe(self, email: str, *, group: int | None = None) -> None:
+        """Unsubscribe ``email`` globally, or from ASM ``group``."""
+        email = email.lower()
+        with self._lock:
+            if group is not None:
+                self.groups.setdefault(group, set()).add(email)
+            elif email not in _emails(self.unsubscribes):
+                self.unsubscribes.append({"created": int(self.clock()), "email": email})
+
+    def _dropped(self, email: str, group: Any) -> str | None:
+        if email in _emails(self.bounces):
+            return "Bounced Address"
+        if email in _emails(self.unsubscribes) or (
+                isinstance(group, int) and email in self.groups.get(group, set())):
+            return "Unsubscribed Address"
+        return None
 
     # ------------------------------------------------------------------ data
     def add_message(self, to_email: str, sent_at: datetime, *, opened: bool = False,
@@ -242,19 +294,14 @@ class SendGridEmulator(EmulatorServer):
 
     # ------------------------------------------------------------------ hooks
     def before_route(self, req: Request) -> Response | None:
-        if req.header("Authorization") != f"Bearer {self.api_key}":
-            return _errors(401, "authorization required")
-        admitted, remaining, reset = self.limits.take(req.path)  # per endpoint
-        headers = self._limit_headers(remaining, reset)
+        if not secrets.compare_digest((req.header("Authorization") or "").encode(),
+                                      f"Bearer {self.api_key}".encode()):
+            return _errors(401, "authorization required", bare=True)
+        admitted, headers = self.limits.take(req.path)  # per endpoint
         if not admitted:
-            return _errors(429, "too many requests", headers=headers)
+            return _errors(429, "too many requests", headers=headers, bare=True)
         req.headers["x-sandbox-limit"] = json.dumps(headers)
         return None
-
-    def _limit_headers(self, remaining: int, reset: int) -> dict[str, str]:
-        return {"X-RateLimit-Limit": str(self.limits.limit),
-                "X-RateLimit-Remaining": str(max(0, remaining)),
-                "X-RateLimit-Reset": str(reset)}
 
     def finalize(self, req: Request, response: Response) -> Response:
         held = req.headers.pop("x-sandbox-limit", None)
@@ -264,10 +311,10 @@ class SendGridEmulator(EmulatorServer):
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
         if fault.kind == "rate_limit":
-            reset = math.ceil(self.clock() + self.limits.window)
-            return _errors(429, "too many requests", headers=self._limit_headers(0, reset))
+            headers = self.limits.headers(req.path, 0, self.clock() + self.limits.window)
+            return _errors(429, "too many requests", headers=headers, bare=True)
         if fault.kind == "expired_session":
-            return _errors(401, "authorization required")
+            return _errors(401, "authorization required", bare=True)
         return _errors(500, "internal server error")
 
     def not_found(self, req: Request) -> Response:
@@ -402,6 +449,51 @@ class SendGridEmulator(EmulatorServer):
             body.append({"date": key.isoformat(), "stats": stats})
         return Response(200, body)
 
+    @route("GET", r"/v3/asm/groups/(?P<group>\d+)/suppressions")
+    def list_group_suppressions(self, req: Request) -> Response:
+        with self._lock:
+            return Response(200, sorted(self.groups.get(int(req.path_params["group"]), set())))
+
+    @route("POST", r"/v3/asm/suppressions/global")
+    @route("POST", r"/v3/asm/groups/(?P<group>\d+)/suppressions")
+    def add_suppressions(self, req: Request) -> Response:
+        try:
+            body = req.json()
+        except ValueError:
+            body = None
+        emails = body.get("recipient_emails") if isinstance(body, dict) else None
+        if not isinstance(emails, list) or not all(isinstance(e, str) for e in emails):
+            return _errors(400, "recipient_emails is required", "recipient_emails")
+        group = req.path_params.get("group")
+        for email in emails:
+            self.unsubscribe(email, group=None if group is None else int(group))
+        return Response(201, {"recipient_emails": emails})
+
+    @route("POST", MAIL_SEND)
+    def mail_send(self, req: Request) -> Response:
+        try:
+            body = req.json()
+        except ValueError:
+            body = None
+        problem = _mail_problem(body, self.verified_senders)
+        if problem is not None:
+            return problem
+        assert isinstance(body, dict)
+        group = (body.get("asm") or {}).get("group_id")
+        message_id = secrets.token_urlsafe(16)[:22]
+        with self._lock:
+            for p in body["personalizations"]:
+                for r in p["to"]:
+                    email = str(r["email"]).lower()
+                    self._sent.append({
+                        "message_id": message_id, "to": email,
+                        "template_id": body.get("template_id"),
+                        "dynamic_template_data": copy.deepcopy(p.get("dynamic_template_data")),
+                        "custom_args": dict(p.get("custom_args") or {}),
+                        "categories": list(body.get("categories") or []), "asm_group": group,
+                        "dropped": self._dropped(email, group)})
+        return Response(202, None, {"X-Message-Id": message_id})
+
     @route("GET", r"/v3/stats")
     def global_stats(self, req: Request) -> Response:
         return self._stats(req, None)
@@ -415,6 +507,50 @@ class SendGridEmulator(EmulatorServer):
         if len(names) > 10:
             return _errors(400, "too many categories (max 10)", "categories")
         return self._stats(req, names)
+
+
+def _emails(rows: list[Any]) -> set[str]:
+    return {str(r.get("email", "")).lower() for r in rows if isinstance(r, dict)}
+
+
+def _mail_problem(body: Any, verified: set[str]) -> Response | None:
+    """SendGrid's 400/403 answer to a mail send body, or None when it is accepted."""
+    if not isinstance(body, dict):
+        return _errors(400, "Bad Request")
+    sender = body.get("from")
+    if not isinstance(sender, dict) or not sender.get("email"):
+        return _errors(400, "The from object must be provided for every email send. It is an "
+                            "object that requires the email parameter, but may also contain a "
+                            "name parameter.", "from.email")
+    if verified and str(sender["email"]).lower() not in verified:
+        return _errors(403, "The from address does not match a verified Sender Identity.",
+                       "from")
+    if body.get("template_id") is None and not (body.get("subject") and body.get("content")):
+        return _errors(400, "The subject is required. You can get around this requirement if "
+                            "you use a template with a subject defined or if every "
+                            "personalization has a subject defined.", "subject")
+    people = body.get("personalizations")
+    if not isinstance(people, list) or not people:
+        return _errors(400, "The personalizations field is required and must have at least "
+                            "one personalization.", "personalizations")
+    if len(people) > 1000:
+        return _errors(400, "The personalizations field is limited to 1000 personalizations "
+                            "per API request.", "personalizations")
+    for i, p in enumerate(people):
+        to = p.get("to") if isinstance(p, dict) else None
+        if not isinstance(to, list) or not to:
+            return _errors(400, "The to array is required for all personalization objects, "
+                                "and must have at least one email object with a valid email "
+                                "address.", f"personalizations.{i}.to")
+        for j, r in enumerate(to):
+            if not isinstance(r, dict) or "@" not in str(r.get("email", "")):
+                return _errors(400, "Does not contain a valid address.",
+                               f"personalizations.{i}.to.{j}.email")
+        for k, v in (p.get("custom_args") or {}).items():
+            if not isinstance(v, str):
+                return _errors(400, f"Invalid type. Expected: string, given: "
+                                    f"{type(v).__name__}.", f"personalizations.{i}.custom_args.{k}")
+    return None
 
 
 def _bucket(day: date, by: str) -> date:

@@ -17,7 +17,8 @@ from healthscore.config import Config
 from healthscore.pipeline import Pipeline
 from healthscore.settings import Settings
 from sandbox import SalesforceEmulator, SlackEmulator
-from sandbox.email_send import MandrillEmulator, SendGridSendEmulator
+from sandbox.mandrill import MandrillEmulator
+from sandbox.sendgrid import SendGridEmulator
 from store import Store
 from tests.conftest import FAST_RETRY, fast_config, sandbox_settings
 
@@ -43,7 +44,7 @@ def config_with(*rules: dict[str, Any], related: tuple[str, ...] = ("Contact",),
 class World:
     sf: SalesforceEmulator
     slack: SlackEmulator
-    sendgrid: SendGridSendEmulator
+    sendgrid: SendGridEmulator
     mandrill: MandrillEmulator
     settings: Settings
     store: Store
@@ -60,7 +61,7 @@ class World:
 @pytest.fixture
 def world(sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
           tmp_path: Path) -> Iterator[World]:
-    with SendGridSendEmulator() as sendgrid, MandrillEmulator() as mandrill:
+    with SendGridEmulator() as sendgrid, MandrillEmulator() as mandrill:
         settings = sandbox_settings(
             sf_emu, slack_emu, f"sqlite:///{tmp_path / 'hs.db'}",
             sendgrid_api_key=sendgrid.api_key, sendgrid_base_url=sendgrid.base_url,

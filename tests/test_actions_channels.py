@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from healthscore import cli
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
-from sandbox.email_send import SendGridSendEmulator
+from sandbox.sendgrid import SendGridEmulator
 from tests.actions_helpers import EMAIL, NOW, TASK, World, config_with, task_upserts, world
 
 __all__ = ["world"]
@@ -181,7 +181,7 @@ def test_sendgrid_rate_limit_leaves_emails_pending_then_sends_each_once(world: W
 @pytest.fixture
 def cli_env(sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
             sf_emu: SalesforceEmulator, slack_emu: SlackEmulator):
-    with SendGridSendEmulator() as sendgrid:
+    with SendGridEmulator() as sendgrid:
         monkeypatch.setenv("SENDGRID_API_KEY", sendgrid.api_key)
         monkeypatch.setenv("SENDGRID_BASE_URL", sendgrid.base_url)
         path = Path(sandbox_env["HEALTHSCORE_CONFIG"])
@@ -195,7 +195,7 @@ def cli_env(sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
 
 
 def test_dry_run_lists_what_would_fire_and_asks_no_emulator_then_the_log_shows_it(
-        cli_env: SendGridSendEmulator, sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
+        cli_env: SendGridEmulator, sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "400")
     sf_emu.seed(generate_org(30, seed=86, now=NOW))

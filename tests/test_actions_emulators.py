@@ -3,6 +3,8 @@ Mailchimp Transactional send-template, Slack message metadata and conversations.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 from slack_sdk import WebClient
@@ -11,7 +13,8 @@ from slack_sdk.errors import SlackApiError
 from actions.email import Contact, MandrillSender, Rejected, SendGridSender
 from healthscore.errors import AuthError, FatalError, RateLimited, RetriableError
 from sandbox import SlackEmulator
-from sandbox.email_send import MandrillEmulator, SendGridSendEmulator
+from sandbox.mandrill import MandrillEmulator
+from sandbox.sendgrid import SendGridEmulator
 
 ANA = Contact("003A", "ana@acme.example", "Ana", "Admin", False, "salesforce")
 
@@ -23,7 +26,7 @@ def mail(**extra: object) -> dict[str, object]:
 
 
 def test_sendgrid_mail_send_wire_format_errors_and_limits() -> None:
-    with SendGridSendEmulator(burst=2, sends_per_second=0.01) as sg:
+    with SendGridEmulator(mail_sends_per_window=2) as sg:
         http = httpx.Client(base_url=sg.base_url,
                             headers={"Authorization": f"Bearer {sg.api_key}"})
         ok = http.post("/v3/mail/send", json=mail())
@@ -46,7 +49,7 @@ def test_sendgrid_mail_send_wire_format_errors_and_limits() -> None:
 
 
 def test_sendgrid_sender_reads_suppressions_and_maps_errors() -> None:
-    with SendGridSendEmulator() as sg:
+    with SendGridEmulator() as sg:
         for i in range(3):
             sg.unsubscribe(f"u{i}@x.example")
         sg.unsubscribe("g@x.example", group=7)
@@ -69,6 +72,34 @@ def test_sendgrid_sender_reads_suppressions_and_maps_errors() -> None:
         with pytest.raises(FatalError, match=r"template_id|subject"):
             sender.send(to=ANA, template=None, data={}, key="k",  # type: ignore[arg-type]
                         account_id="a", subject=None)
+
+
+def test_sendgrid_has_one_suppression_store_for_reads_and_sends() -> None:
+    with SendGridEmulator() as sg:
+        http = httpx.Client(base_url=sg.base_url,
+                            headers={"Authorization": f"Bearer {sg.api_key}"})
+        sg.add_message("seeded@x.example", datetime.now(UTC), unsubscribed=True)
+        sg.add_message("bounced@x.example", datetime.now(UTC), bounced=True)
+        assert http.post("/v3/asm/suppressions/global", json={
+            "recipient_emails": ["posted@x.example"]}).status_code == 201
+        assert http.post("/v3/asm/groups/7/suppressions", json={
+            "recipient_emails": ["grouped@x.example"]}).status_code == 201
+        assert http.post("/v3/asm/groups/7/suppressions", json={}).status_code == 400
+        sg.unsubscribe("called@x.example")
+        listed = http.get("/v3/suppression/unsubscribes").json()
+        assert {r["email"] for r in listed} == {"seeded@x.example", "posted@x.example",
+                                                "called@x.example"}
+        assert http.get("/v3/asm/groups/7/suppressions").json() == ["grouped@x.example"]
+        to = ["seeded@x.example", "posted@x.example", "grouped@x.example",
+              "bounced@x.example", "ana@acme.example"]
+        assert http.post("/v3/mail/send", json=mail(asm={"group_id": 7}, personalizations=[
+            {"to": [{"email": e}]} for e in to])).status_code == 202
+        assert {m["to"]: m["dropped"] for m in sg.sent} == {
+            "seeded@x.example": "Unsubscribed Address", "posted@x.example":
+            "Unsubscribed Address", "grouped@x.example": "Unsubscribed Address",
+            "bounced@x.example": "Bounced Address", "ana@acme.example": None}
+        stats = http.get("/v3/stats", params={"start_date": "2026-01-01"})
+        assert stats.status_code == 200 and stats.headers["X-RateLimit-Limit"] == "600"
 
 
 def test_mandrill_send_template_per_recipient_results_and_named_errors() -> None:
