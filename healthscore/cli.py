@@ -241,21 +241,27 @@ def webhook_serve(config: ConfigOption = None,
     Put it behind your HTTPS reverse proxy; SendGrid's Event Webhook URL is then
     https://<your host>/webhooks/sendgrid with "Signed Event Webhook" on.
     """
+    import signal
+    import threading
+
     from .webhook import PATH, SendGridWebhookApp, make_server_for
 
     rt = _runtime(config)
     if not rt.config.sources.sendgrid.enabled:
         raise ConfigError(f"{rt.config_path}: sources.sendgrid.enabled is false; enable it to "
                           "receive its events")
-    server = make_server_for(SendGridWebhookApp(rt.store, rt.settings.sendgrid_webhook_public_key,
-                                                rt.config.sources.sendgrid), host, port)
+    receiver = SendGridWebhookApp(rt.store, rt.settings.sendgrid_webhook_public_key,
+                                  rt.config.sources.sendgrid)
+    server = make_server_for(receiver, host, port)
     console.print(f"listening on http://{host}:{server.server_port}{PATH} (Ctrl-C stops)")
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        receiver.close()  # the last recompute
 
 
 @app.command()

@@ -48,7 +48,7 @@ class EmailSandbox:
     def deliver_webhook(self, store: Store, config: Config) -> int:
         """POST every SendGrid event to a real receiver (signed batches); events kept."""
         app = SendGridWebhookApp(store, self.sendgrid.webhook_public_key,
-                                 config.sources.sendgrid)
+                                 config.sources.sendgrid, recompute_every=0)
         server = make_server_for(app, "127.0.0.1", 0)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()

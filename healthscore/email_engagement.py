@@ -86,12 +86,12 @@ def engagement(rows: Iterable[Mapping[str, Any]], now: datetime, prefix: str, *,
     """One account's signals from its facts (see the module docstring)."""
     since = now - WINDOW
     wanted = set(categories)
-    messages: dict[str, dict[str, Any]] = {}
+    messages: dict[str, list[Any]] = {}  # message → [earliest time, email, flags, categories]
     bounced: set[str] = set()
     unsubscribed: set[str] = set()
     for row in rows:
         at = parse_time(row.get("at"))
-        email = str(row.get("email") or "")
+        email = row.get("email")
         if at is None or not email:
             continue
         kind = row.get("suppression")
@@ -99,29 +99,34 @@ def engagement(rows: Iterable[Mapping[str, Any]], now: datetime, prefix: str, *,
             if since <= at <= now:
                 (bounced if kind == "bounce" else unsubscribed).add(email)
             continue
-        key = str(row.get("message") or "")
-        if key:
-            messages[key] = merge_facts(messages.get(key), row)
+        key = row.get("message")
+        if not key:
+            continue
+        held = messages.get(key)
+        if held is None:
+            held = messages[key] = [at, email, set(), set()]
+        elif at < held[0]:
+            held[0] = at
+        held[2].update(f for f in FLAGS if row.get(f))
+        held[3].update(row.get("categories") or ())
     delivered = opened = clicked = 0
     recipients: set[str] = set()
-    for msg in messages.values():
-        at = parse_time(msg["at"])
-        if at is None or not since <= at <= now:
+    for at, email, flags, cats in messages.values():
+        if not since <= at <= now:
             continue
-        if wanted and not wanted & set(msg.get("categories") or ()):
+        if wanted and not wanted & cats:
             continue  # outside the configured categories (a message without any: too)
-        email = msg["email"]
         recipients.add(email)
-        if msg.get("bounced"):
+        if "bounced" in flags:
             bounced.add(email)
-        if msg.get("unsubscribed"):
+        if "unsubscribed" in flags:
             unsubscribed.add(email)
-        if msg.get("bounced") or msg.get("dropped"):
+        if "bounced" in flags or "dropped" in flags:
             continue
-        if msg.get("delivered") or msg.get("opened") or msg.get("clicked"):
+        if flags & {"delivered", "opened", "clicked"}:
             delivered += 1
-            opened += bool(msg.get("opened") or msg.get("clicked"))
-            clicked += bool(msg.get("clicked"))
+            opened += bool(flags & {"opened", "clicked"})
+            clicked += "clicked" in flags
     return {
         prefix + "open_rate_90d": round(opened / delivered, 4) if delivered else None,
         prefix + "click_rate_90d": round(clicked / delivered, 4) if delivered else None,

@@ -202,6 +202,14 @@ def existing(store: Store, source: str, obj: str, ids: list[str]) -> dict[str, d
     return out
 
 
+def arrived_since(store: Store, source: str, obj: str, since: datetime) -> set[str]:
+    """Accounts with records of ``obj`` kept (or changed) at or after ``since``."""
+    with store.session() as s:
+        return {a for a in s.scalars(select(SourceRecord.account_id).distinct().where(
+            SourceRecord.source == source, SourceRecord.object == obj,
+            SourceRecord.modified >= since, SourceRecord.account_id.is_not(None)))}
+
+
 def _holding_accounts(store: Store, source: str) -> set[str]:
     with store.session() as s:
         return {a for a in s.scalars(select(SourceRecord.account_id).distinct().where(
@@ -356,6 +364,7 @@ def sync_sendgrid(client: SendGridClient, store: Store, source: SendGridSource, 
             report.records += len(page)
             if progress is not None:
                 progress(len(page))
+    keeper.touched |= arrived_since(store, SENDGRID, "events", start)  # webhook events
     totals = category_totals(client, window_start.date(), started.date(), source.categories)
     report.baseline = {"delivered": float(totals.get("delivered", 0)),
                        "open_rate_90d": _rate(totals, "unique_opens"),
@@ -383,6 +392,7 @@ class WebhookResult:
     skipped_ids: list[str] = field(default_factory=list)
     unmatched: int = 0
     accounts_recomputed: int = 0
+    touched: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
         return {"received": self.received, "new": self.new, "duplicates": self.duplicates,
@@ -391,10 +401,14 @@ class WebhookResult:
 
 
 def apply_sendgrid_events(store: Store, events: list[Any], matcher: RecipientMatcher, *,
-                          now: datetime, prefix: str, categories: Iterable[str] = ()
-                          ) -> WebhookResult:
+                          now: datetime, prefix: str, categories: Iterable[str] = (),
+                          recompute_now: bool = True) -> WebhookResult:
     """Keep a webhook batch's events (each ``sg_event_id`` once, in one transaction) and
-    recompute the accounts that got new ones. A redelivered batch adds nothing."""
+    recompute the accounts that got new ones (or, with ``recompute_now=False``, leave that to
+    the caller: ``result.touched``). A redelivered batch adds nothing.
+
+    A kept event's ``modified`` is when it *arrived*, so the next sync finds the accounts that
+    got events since its cursor, however late SendGrid delivered them."""
     result = WebhookResult(received=len(events))
     rows: dict[str, dict[str, Any]] = {}
     recipients: dict[str, Match] = {}
@@ -415,7 +429,7 @@ def apply_sendgrid_events(store: Store, events: list[Any], matcher: RecipientMat
         rows[parsed.event_id] = {
             "source": SENDGRID, "object": "events", "id": record_key(parsed.event_id),
             "account_id": match.account_id, "fields": parsed.fact, "deleted": False,
-            "modified": parse_time(parsed.fact["at"])}
+            "modified": now}
     by_key = {row["id"]: row for row in rows.values()}
     new = [by_key[k] for k in _insert_new(store, list(by_key.values()))]
     result.new = len(new)
@@ -427,8 +441,10 @@ def apply_sendgrid_events(store: Store, events: list[Any], matcher: RecipientMat
     if fresh:
         store.record_unmatched(SENDGRID, RECIPIENTS, unmatched,
                                matched=[e[:128] for e in fresh if recipients[e].matched])
-    touched = {row["account_id"] for row in new if row["account_id"]}
-    result.accounts_recomputed, _ = recompute(store, SENDGRID, touched, now, prefix, categories)
+    result.touched = {row["account_id"] for row in new if row["account_id"]}
+    if recompute_now:
+        result.accounts_recomputed, _ = recompute(store, SENDGRID, result.touched, now, prefix,
+                                                  categories)
     return result
 
 

@@ -6,7 +6,8 @@ serve`` (stdlib ``wsgiref``, one thread per request) or by any WSGI server
 from ``SENDGRID_WEBHOOK_PUBLIC_KEY``) and the timestamp's age, then keeps each event once
 (``sg_event_id``) and recomputes the accounts that got new events. Answers:
 
-- 200 ``{"received", "new", "duplicates", "skipped", …}`` — also when some events were
+- 200 ``{"received", "new", "duplicates", "skipped", …}`` once the events are stored (their
+  accounts are recomputed a few seconds later, in the background) — also when some events were
   malformed (they are logged with their id and skipped: a retry would not fix them);
 - 403 bad, missing or stale signature; 400 a body that is not a JSON array; 413 too large;
 - 503 when the store fails, so SendGrid delivers the batch again later (nothing is half-kept:
@@ -33,7 +34,7 @@ from connectors.sendgrid import SignatureError, load_public_key, verify
 from store import Store
 
 from .config import SendGridSource
-from .email_sync import RecipientMatcher, apply_sendgrid_events
+from .email_sync import SENDGRID, RecipientMatcher, apply_sendgrid_events, recompute
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,16 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
 class SendGridWebhookApp:
-    """WSGI callable; thread-safe (each batch is one store transaction)."""
+    """WSGI callable; thread-safe (each batch is one store transaction).
+
+    Accounts that got new events are recomputed ``recompute_every`` seconds later by a
+    background thread, all of a period's batches together (0: before answering), so SendGrid
+    gets its 2xx as soon as the events are stored. Should the process stop first, the next
+    ``sync sendgrid`` recomputes them (it looks at what arrived since its cursor).
+    """
 
     def __init__(self, store: Store, public_key: str | None, source: SendGridSource, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, recompute_every: float = 5.0) -> None:
         if not public_key:
             raise ConfigError("missing environment variable: SENDGRID_WEBHOOK_PUBLIC_KEY (the "
                               "verification key of SendGrid's Signed Event Webhook)")
@@ -56,6 +63,43 @@ class SendGridWebhookApp:
         self.store, self.source, self.clock = store, source, clock
         self._matcher: tuple[float, RecipientMatcher] | None = None
         self._lock = threading.Lock()
+        self.recompute_every = recompute_every
+        self._pending: set[str] = set()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        if recompute_every > 0:
+            self._worker = threading.Thread(target=self._recompute_loop, daemon=True,
+                                            name="sendgrid-webhook-recompute")
+            self._worker.start()
+
+    def _recompute_loop(self) -> None:
+        while not self._stop.wait(self.recompute_every):
+            self.flush()
+
+    def flush(self) -> int:
+        """Recompute the accounts waiting for it now; how many."""
+        with self._lock:
+            accounts, self._pending = self._pending, set()
+        if not accounts:
+            return 0
+        try:
+            done, _ = recompute(self.store, SENDGRID, accounts,
+                                datetime.fromtimestamp(self.clock(), UTC),
+                                self.source.metric_prefix, self.source.categories)
+        except SQLAlchemyError as exc:
+            log.error("SendGrid webhook: recomputing %d accounts failed (%s); retrying later",
+                      len(accounts), exc.__class__.__name__)
+            with self._lock:
+                self._pending |= accounts
+            return 0
+        return done
+
+    def close(self) -> None:
+        """Stop the background thread after a last recompute."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(30)
+        self.flush()
 
     def matcher(self) -> RecipientMatcher:
         with self._lock:
@@ -105,11 +149,15 @@ class SendGridWebhookApp:
         try:
             result = apply_sendgrid_events(
                 self.store, events, self.matcher(), now=datetime.fromtimestamp(self.clock(), UTC),
-                prefix=self.source.metric_prefix, categories=self.source.categories)
+                prefix=self.source.metric_prefix, categories=self.source.categories,
+                recompute_now=self.recompute_every <= 0)
         except SQLAlchemyError as exc:
             log.error("SendGrid webhook: store failed (%s); SendGrid will redeliver",
                       exc.__class__.__name__)
             return "503 Service Unavailable", {"error": "store unavailable, retry later"}
+        if result.touched and self.recompute_every > 0:
+            with self._lock:
+                self._pending |= result.touched
         log.info("SendGrid webhook: %d events, %d new, %d duplicates, %d skipped",
                  result.received, result.new, result.duplicates, result.skipped)
         return "200 OK", result.as_dict()

@@ -33,19 +33,22 @@ def serve(store: Store) -> Iterator[Callable[..., str]]:
     """Start the receiver (a real threaded WSGI server on a free port); returns its URL."""
     servers = []
 
-    def start(public_key: str, **source: object) -> str:
-        app = SendGridWebhookApp(store, public_key, SendGridSource(enabled=True, **source))
+    def start(public_key: str, recompute_every: float = 0, **source: object) -> str:
+        """``recompute_every=0``: accounts recomputed before the answer (tests look at once)."""
+        app = SendGridWebhookApp(store, public_key, SendGridSource(enabled=True, **source),
+                                 recompute_every=recompute_every)
         server = make_server_for(app, "127.0.0.1", 0)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                          daemon=True).start()
-        servers.append(server)
+        servers.append((server, app))
         return f"http://127.0.0.1:{server.server_port}{PATH}"
 
     add_accounts(store, {ACME: "acme.example.com"})
     yield start
-    for server in servers:
+    for server, app in servers:
         server.shutdown()
         server.server_close()
+        app.close()
 
 
 def _history_rows(store: Store) -> int:
@@ -194,9 +197,7 @@ def test_facts_past_the_window_are_pruned_by_the_daily_pass(
     from tests.email_helpers import email_config
 
     url = serve(sg.webhook_public_key)
-    sg.add_message("ana@acme.example.com", NOW - timedelta(days=120), opened=True)
-    sg.add_message("ana@acme.example.com", NOW - timedelta(days=2))
-    old = len(sg.messages[next(iter(sg.messages))]["events"])
+    sg.add_message("ana@acme.example.com", NOW - timedelta(days=2), opened=True)
     sg.post_events(url)
 
     def kept() -> int:
@@ -204,10 +205,49 @@ def test_facts_past_the_window_are_pruned_by_the_daily_pass(
             return s.scalar(select(func.count()).select_from(SourceRecord).where(
                 SourceRecord.source == "sendgrid", SourceRecord.object == "events"))
 
-    before = kept()
+    events = kept()
+    assert events == len(sg.events())
+    clock = {"now": NOW + timedelta(days=30)}
     pipe = Pipeline(email_config(sendgrid={}), Settings(database_url=store.url), store,
                     sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
-                    clock=lambda: NOW)
+                    clock=lambda: clock["now"])
+    assert pipe.sync_sendgrid().pruned == 0  # inside the window: kept
+    clock["now"] = NOW + timedelta(days=95)
     report = pipe.sync_sendgrid()
-    assert report.pruned == old and kept() == before - old
-    assert signals(store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 0.0
+    assert report.pruned == events and kept() == 0  # 95 days on: past the window, deleted
+    got = signals(store, "sendgrid")[ACME]
+    assert got["sendgrid_open_rate_90d"] is None and got["sendgrid_recipients"] == 0.0
+
+
+def test_background_recompute_and_the_sync_as_backstop(sg: SendGridEmulator, store: Store,
+                                                       serve: Callable[..., str]) -> None:
+    from connectors.sendgrid import SendGridClient
+    from healthscore.pipeline import Pipeline
+    from healthscore.settings import Settings
+    from tests.conftest import FAST_RETRY
+    from tests.email_helpers import email_config
+
+    url = serve(sg.webhook_public_key, recompute_every=0.2)
+    sg.add_message("ana@acme.example.com", NOW - timedelta(days=2), opened=True)
+    answer = sg.post_events(url)[0].json()
+    assert answer["new"] == len(sg.events()) and answer["accounts_recomputed"] == 0
+    deadline = time.monotonic() + 10
+    while ACME not in signals(store, "sendgrid"):
+        assert time.monotonic() < deadline, "the background recompute never ran"
+        time.sleep(0.05)
+    assert signals(store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 1.0
+    # events whose recompute was lost (the process stopped first) are found by the sync
+    lost = SendGridWebhookApp(store, sg.webhook_public_key, SendGridSource(enabled=True),
+                              recompute_every=3600)
+    msg = next(iter(sg.messages))
+    body = json.dumps([sg.add_event(msg, "click", NOW)]).encode()
+    environ = {"PATH_INFO": PATH, "REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(body)),
+               "wsgi.input": __import__("io").BytesIO(body),
+               **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in sg.sign(body).items()}}
+    assert lost.handle(environ)[0] == "200 OK"
+    assert signals(store, "sendgrid")[ACME]["sendgrid_click_rate_90d"] == 0.0
+    pipe = Pipeline(email_config(sendgrid={}), Settings(database_url=store.url), store,
+                    sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
+                    clock=lambda: datetime.now(UTC))
+    pipe.sync_sendgrid()
+    assert signals(store, "sendgrid")[ACME]["sendgrid_click_rate_90d"] == 1.0
