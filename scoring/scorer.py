@@ -233,7 +233,7 @@ def _combine(card: Scorecard, points: np.ndarray, w: _Weights) -> _Combined:
         group_sum[k] += pw
         group_points[k] += np.where(present, column, 0.0) * pw
     modes = [g.aggregate for g in card.groups.values()]
-    chosen = {k: _extreme(card, points, w, group_of, k, modes[k])
+    chosen = {k: _extreme(points, w, group_of, k, modes[k])
               for k in range(n_groups) if modes[k] != "mean"}
     total = np.zeros(n)
     weighted = np.zeros(n)
@@ -277,8 +277,8 @@ def _combine(card: Scorecard, points: np.ndarray, w: _Weights) -> _Combined:
     return _Combined(overall, coverage, effective, lost, group_scores)
 
 
-def _extreme(card: Scorecard, points: np.ndarray, w: _Weights, group_of: list[int], k: int,
-             mode: str) -> tuple[np.ndarray, np.ndarray]:
+def _extreme(points: np.ndarray, w: _Weights, group_of: list[int], k: int, mode: str
+             ) -> tuple[np.ndarray, np.ndarray]:
     """(measure index, points) of each account's lowest (``min``) or highest (``max``)
     present, weighted measure in group ``k``; ties go to the earlier measure, index −1 and
     NaN points when the group is empty."""
