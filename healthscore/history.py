@@ -22,13 +22,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 
 from scoring import LabelColumn, ScoreBatch, Scorecard, SignalTable, score
 from scoring.table import history_key
-from scoring.windows import UsageHistory, window_columns
+from scoring.windows import NONE, UsageHistory, day_of, window_columns
 from store import Store
 from store.models import Account
 
@@ -91,12 +91,26 @@ def signal_series(account_ids: Sequence[str],
     return out
 
 
+def recent_days(card: Scorecard) -> int:
+    """How many days up to T the scorecard's windows read (``days_since`` and ``last`` with
+    no window need only the whole-history facts of ``Store.usage_summary``)."""
+    spans = [w.days * (2 if w.vs_previous else 1) for w in card.usage_windows().values()]
+    return max([1, *spans])
+
+
 def load_usage(store: Store, card: Scorecard, account_ids: Sequence[str],
-               until: date | None = None) -> UsageHistory | None:
-    """The daily usage the scorecard's windows read, as dense arrays (None: no windows)."""
+               until: date | None = None, *, recent: bool = False) -> UsageHistory | None:
+    """The daily usage the scorecard's windows read, as dense arrays (None: no windows).
+
+    ``recent`` (a live run, ``until`` given) reads only the days the windows span, plus one
+    summary row per account and metric (first day, last active day, last value), instead of
+    the whole history: the aggregates at ``until`` come out the same.
+    """
     metrics = sorted({w.metric for w in card.usage_windows().values()})
     if not metrics:
         return None
+    if recent and until is not None:
+        return _load_recent(store, card, metrics, account_ids, until)
     index = {a: i for i, a in enumerate(account_ids)}
     chunks: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {m: [] for m in metrics}
     first: np.datetime64 | None = None
@@ -125,6 +139,34 @@ def load_usage(store: Store, card: Scorecard, account_ids: Sequence[str],
         days = np.concatenate([d for _, d, _ in items])
         values = np.concatenate([v for _, _, v in items])
         history.put(metric, rows, (days - np.datetime64(start, "D")).astype(np.int64), values)
+    return history.seal()
+
+
+def _load_recent(store: Store, card: Scorecard, metrics: list[str],
+                 account_ids: Sequence[str], until: date) -> UsageHistory:
+    since = until - timedelta(days=recent_days(card) - 1)
+    history = UsageHistory.empty(account_ids, since, until, metrics)
+    index = {a: i for i, a in enumerate(account_ids)}
+    start = np.datetime64(since, "D")
+    for account_id, metric, days, values in store.usage_series(metrics, until=until,
+                                                               since=since):
+        i = index.get(account_id)
+        if i is not None:
+            history.put(metric, np.full(len(days), i, np.int64),
+                        (days - start).astype(np.int64), values)
+    facts: dict[str, list[tuple[int, int, int, int, float]]] = {m: [] for m in metrics}
+    for account_id, metric, first, active, newest, value in store.usage_summary(metrics,
+                                                                                 until):
+        i = index.get(account_id)
+        if i is not None:
+            facts[metric].append((i, (first - since).days,
+                                  -NONE if active is None else (active - since).days,
+                                  (newest - since).days, value))
+    for metric, items in facts.items():
+        if items:
+            rows, first_, active_, newest_, values_ = (np.array(c) for c in zip(*items,
+                                                                                strict=True))
+            history.know(metric, rows, first_, active_, newest_, values_.astype(float))
     return history.seal()
 
 
@@ -186,7 +228,7 @@ class ScoringHistory:
             start_series = signal_series(ids, store.history_rows([start_attribute]),
                                          [start_attribute]).get(start_attribute)
         signals = signal_series(ids, rows, wanted)
-        usage = load_usage(store, card, ids, until=None if until is None else until.date())
+        usage = load_usage(store, card, ids, until=None if until is None else day_of(until))
         log.info("history loaded: %d accounts, %d signal rows, %d usage values", len(ids),
                  len(rows), 0 if usage is None else usage.cells)
         return cls(card, accounts, signals, usage, start_attribute=start_attribute,

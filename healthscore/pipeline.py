@@ -44,7 +44,7 @@ from scoring import (
     reasons_for,
     score,
 )
-from scoring.windows import window_columns
+from scoring.windows import day_of, window_columns
 from store import SignalRow, Store
 from store.models import Account, Score, utcnow
 
@@ -370,7 +370,7 @@ class Pipeline:
                 needs, self.store.history_rows({m for _, m, _ in needs}, until=as_of), as_of)
         windows = card.usage_windows()
         if windows:
-            usage = load_usage(self.store, card, ids, until=as_of.date())
+            usage = load_usage(self.store, card, ids, until=day_of(as_of), recent=True)
             table = SignalTable(table.account_ids, table.columns, table.observed, table.labels,
                                 {**table.history, **window_columns(windows, usage, as_of)})
         return table
