@@ -337,7 +337,8 @@ class Pipeline:
         """Score every live account as of ``as_of`` (now by default; nothing is stored).
 
         A moment in the past (over a minute before the clock) is scored point-in-time: each
-        metric as last observed by then, usage windows ending then (``healthscore.history``).
+        metric as last observed by then, usage windows ending then, accounts that had started
+        by then (``healthscore.history``).
         ``live`` forces one way or the other (a run scoring "now" passes True).
         ``previous`` (each account's last score) turns on grade hysteresis.
         """
@@ -348,8 +349,10 @@ class Pipeline:
         card = self.config.scorecard
         accounts = self.store.accounts() if accounts is None else accounts
         ids = [a.id for a in accounts]
-        if not live:
-            table = self.history(until=as_of, accounts=accounts).table_at(as_of)
+        if not live:  # accounts that had not started by then are left out
+            history = self.history(until=as_of, accounts=accounts)
+            table = history.table_at(as_of, np.flatnonzero(history.started(as_of)))
+            ids = list(table.account_ids)
         else:
             table = self._live_table(as_of, accounts)
         prior = None
