@@ -250,3 +250,20 @@ def test_a_closed_lost_hubspot_renewal_deal_is_a_churn(tmp_path: Path) -> None:
                                     metrics["hubspot_renewal_lost_at"], now, "hubspot")])
     assert load_outcomes(example_with_usage(), store) == {"H1": Outcome("H1", date(2026, 1, 20))}
     store.close()
+
+
+def test_the_sync_task_imports_the_accounts_file(sandbox_env: dict[str, str],
+                                                 redis_url: str) -> None:
+    import tasks
+
+    config_path = Path(sandbox_env["HEALTHSCORE_CONFIG"])
+    assert file_config(config_path.parent) == config_path  # the worker's YAML: file accounts
+    tasks.runtime.cache_clear()
+    try:
+        result = tasks.sync_source.apply(args=("accounts_file",)).get()
+    finally:
+        tasks.runtime.cache_clear()
+    assert (result["records"], result["skipped"]) == (2, 3)
+    store = Store(sandbox_env["DATABASE_URL"])
+    assert [a.id for a in store.accounts()] == ["a1", "a2"]
+    store.close()
