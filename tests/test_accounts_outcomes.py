@@ -256,6 +256,9 @@ def test_the_sync_task_imports_the_accounts_file(sandbox_env: dict[str, str],
                                                  redis_url: str) -> None:
     import tasks
 
+    # Celery reads celeryconfig (and the beat schedule from the YAML) lazily, once per
+    # process: let it read the example's now, as the worker tests expect
+    assert "score-cycle" in tasks.app.conf.beat_schedule
     config_path = Path(sandbox_env["HEALTHSCORE_CONFIG"])
     assert file_config(config_path.parent) == config_path  # the worker's YAML: file accounts
     tasks.runtime.cache_clear()
