@@ -99,18 +99,24 @@ def recent_days(card: Scorecard) -> int:
 
 
 def load_usage(store: Store, card: Scorecard, account_ids: Sequence[str],
-               until: date | None = None, *, recent: bool = False) -> UsageHistory | None:
+               until: date | None = None, *, recent: bool = False,
+               first_moment: date | None = None) -> UsageHistory | None:
     """The daily usage the scorecard's windows read, as dense arrays (None: no windows).
 
-    ``recent`` (a live run, ``until`` given) reads only the days the windows span, plus one
-    summary row per account and metric (first day, last active day, last value), instead of
-    the whole history: the aggregates at ``until`` come out the same.
+    Aggregates are asked for at dates from ``first_moment`` (default: ``until`` with
+    ``recent``, a live run) to ``until``: then only the days their windows span are held,
+    plus one summary row per account and metric of the days before (first day, last active
+    day, last value), instead of the whole history — the aggregates come out the same, and
+    memory stays bounded however long the history is.
     """
     metrics = sorted({w.metric for w in card.usage_windows().values()})
     if not metrics:
         return None
-    if recent and until is not None:
-        return _load_recent(store, card, metrics, account_ids, until)
+    if recent and first_moment is None:
+        first_moment = until
+    if first_moment is not None and until is not None:
+        since = first_moment - timedelta(days=recent_days(card) - 1)
+        return _load_span(store, metrics, account_ids, since, until)
     index = {a: i for i, a in enumerate(account_ids)}
     chunks: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {m: [] for m in metrics}
     first: np.datetime64 | None = None
@@ -142,9 +148,8 @@ def load_usage(store: Store, card: Scorecard, account_ids: Sequence[str],
     return history.seal()
 
 
-def _load_recent(store: Store, card: Scorecard, metrics: list[str],
-                 account_ids: Sequence[str], until: date) -> UsageHistory:
-    since = until - timedelta(days=recent_days(card) - 1)
+def _load_span(store: Store, metrics: list[str], account_ids: Sequence[str], since: date,
+               until: date) -> UsageHistory:
     history = UsageHistory.empty(account_ids, since, until, metrics)
     index = {a: i for i, a in enumerate(account_ids)}
     start = np.datetime64(since, "D")
@@ -155,8 +160,9 @@ def _load_recent(store: Store, card: Scorecard, metrics: list[str],
             history.put(metric, np.full(len(days), i, np.int64),
                         (days - start).astype(np.int64), values)
     facts: dict[str, list[tuple[int, int, int, int, float]]] = {m: [] for m in metrics}
+    before = since - timedelta(days=1)  # the facts of the days before the held ones
     for account_id, metric, first, active, newest, value in store.usage_summary(metrics,
-                                                                                 until):
+                                                                                 before):
         i = index.get(account_id)
         if i is not None:
             facts[metric].append((i, (first - since).days,
@@ -215,9 +221,13 @@ class ScoringHistory:
 
     @classmethod
     def load(cls, store: Store, card: Scorecard, *, accounts: Sequence[Account] | None = None,
-             until: datetime | None = None, include_deleted: bool = False,
+             until: datetime | None = None, since: datetime | None = None,
+             include_deleted: bool = False,
              start_attribute: str | None = None) -> ScoringHistory:
-        """Read the history the scorecard needs, up to ``until`` (everything by default)."""
+        """Read the history the scorecard needs, up to ``until`` (everything by default).
+
+        ``since``: the earliest moment that will be scored (the usage arrays then hold only
+        the days from there, see ``load_usage``)."""
         accounts = store.accounts(include_deleted=include_deleted) if accounts is None \
             else accounts
         ids = [a.id for a in accounts]
@@ -228,7 +238,8 @@ class ScoringHistory:
             start_series = signal_series(ids, store.history_rows([start_attribute]),
                                          [start_attribute]).get(start_attribute)
         signals = signal_series(ids, rows, wanted)
-        usage = load_usage(store, card, ids, until=None if until is None else day_of(until))
+        usage = load_usage(store, card, ids, until=None if until is None else day_of(until),
+                           first_moment=None if since is None else day_of(since))
         log.info("history loaded: %d accounts, %d signal rows, %d usage values", len(ids),
                  len(rows), 0 if usage is None else usage.cells)
         return cls(card, accounts, signals, usage, start_attribute=start_attribute,

@@ -350,7 +350,7 @@ class Pipeline:
         accounts = self.store.accounts() if accounts is None else accounts
         ids = [a.id for a in accounts]
         if not live:  # accounts that had not started by then are left out
-            history = self.history(until=as_of, accounts=accounts)
+            history = self.history(until=as_of, since=as_of, accounts=accounts)
             table = history.table_at(as_of, np.flatnonzero(history.started(as_of)))
             ids = list(table.account_ids)
         else:
@@ -387,11 +387,13 @@ class Pipeline:
         source = self.config.sources.accounts_file
         return None if source is None else source.start_column
 
-    def history(self, *, until: datetime | None = None, accounts: list[Account] | None = None,
+    def history(self, *, until: datetime | None = None, since: datetime | None = None,
+                accounts: list[Account] | None = None,
                 include_deleted: bool = False) -> ScoringHistory:
-        """Every account's signal and usage history up to ``until``, loaded once."""
+        """Every account's signal and usage history up to ``until``, loaded once, to score
+        moments from ``since`` on."""
         return ScoringHistory.load(self.store, self.config.scorecard, accounts=accounts,
-                                   until=until, include_deleted=include_deleted,
+                                   until=until, since=since, include_deleted=include_deleted,
                                    start_attribute=self.start_attribute)
 
     def score_at_dates(self, dates: Iterable[date | datetime], *,
@@ -407,7 +409,8 @@ class Pipeline:
         moments = sorted(snapshot_moment(d) for d in dates)
         if not moments:
             return iter(())
-        history = self.history(until=moments[-1], include_deleted=include_deleted)
+        history = self.history(until=moments[-1], since=moments[0],
+                               include_deleted=include_deleted)
         excluded = None if outcomes is None else (lambda m: churned_by(outcomes, m))
         return history.snapshots(moments, excluded=excluded, hysteresis=hysteresis)
 

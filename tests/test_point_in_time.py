@@ -265,3 +265,13 @@ def test_a_live_run_reads_recent_days_and_gets_the_whole_history_aggregates(stor
     assert set(got) == set(want)
     for key in want:
         np.testing.assert_allclose(got[key], want[key], equal_nan=True, err_msg=key)
+    # snapshots from 30 days before: the days they span, and the facts of the days before
+    span = load_usage(store, card, ids, until, first_moment=until - timedelta(days=30))
+    assert span is not None and span.days == 30 + 14
+    for back in range(0, 31, 3):
+        moment = until - timedelta(days=back)
+        want = window_columns(card.usage_windows(), full, moment)
+        got = window_columns(card.usage_windows(), span, moment)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], equal_nan=True,
+                                       err_msg=f"{key} at {moment}")
