@@ -116,7 +116,9 @@ def load_usage(store: Store, card: Scorecard, account_ids: Sequence[str],
         first_moment = until
     if first_moment is not None and until is not None:
         since = first_moment - timedelta(days=recent_days(card) - 1)
-        return _load_span(store, metrics, account_ids, since, until)
+        usage = _load_span(store, metrics, account_ids, since, until)
+        usage.exact_from = first_moment
+        return usage
     index = {a: i for i, a in enumerate(account_ids)}
     chunks: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {m: [] for m in metrics}
     first: np.datetime64 | None = None
@@ -261,6 +263,10 @@ class ScoringHistory:
         """The scorer's input at ``moment``, for all accounts or the given rows."""
         n = len(self.accounts)
         t = moment.timestamp()
+        cut = None if self.usage is None else self.usage.exact_from
+        if cut is not None and day_of(moment) < cut:
+            raise ValueError(f"usage history loaded for moments from {cut}; load it with an "
+                             f"earlier 'since' to score {moment:%Y-%m-%d}")
         columns, observed = {}, {}
         for metric in self.card.source_metrics():
             series = self.signals.get(metric)

@@ -94,6 +94,9 @@ class UsageHistory:
         self.start = start
         self.days = days
         self.metrics: dict[str, MetricDays] = dict(metrics or {})
+        # held days cut to a span (see healthscore.history.load_usage): the earliest date
+        # whose windows the held days and the summary of the days before answer exactly
+        self.exact_from: date | None = None
 
     def __len__(self) -> int:
         return len(self.account_ids)

@@ -275,3 +275,11 @@ def test_a_live_run_reads_recent_days_and_gets_the_whole_history_aggregates(stor
         for key in want:
             np.testing.assert_allclose(got[key], want[key], equal_nan=True,
                                        err_msg=f"{key} at {moment}")
+
+
+def test_a_history_loaded_from_a_moment_refuses_earlier_ones(pipeline: Pipeline) -> None:
+    history = pipeline.history(until=T, since=T)
+    assert history.usage is not None and history.usage.days == 7  # the 7-day window only
+    history.table_at(T)
+    with pytest.raises(ValueError, match="usage history loaded for moments from 2026-03-10"):
+        history.table_at(T - timedelta(days=1))
