@@ -182,15 +182,19 @@ class Store:
             return
         last = (until or date(9999, 12, 31)).isoformat()
         first = (since or date(1, 1, 1)).isoformat()
+        # days travel as whole days since 1970-01-01: numbers parse far faster than dates
         if self.engine.dialect.name == "sqlite":
             # '+' keeps SQLite off the (metric, day) index for a whole-history read: a
             # primary-key scan needs no sort; a short span reads through that index
             plus = "" if since is not None else "+"
-            sql = ("SELECT account_id, metric, group_concat(day), group_concat(value) "
+            sql = ("SELECT account_id, metric, "
+                   "group_concat(CAST(julianday(day) - 2440587.5 AS INTEGER)), "
+                   "group_concat(value) "
                    f"FROM usage_daily WHERE {plus}metric IN :metrics AND value IS NOT NULL "
                    f"AND {plus}day <= :last AND day >= :first GROUP BY account_id, metric")
         else:
-            sql = ("SELECT account_id, metric, string_agg(day::text, ','), "
+            sql = ("SELECT account_id, metric, "
+                   "string_agg((day - DATE '1970-01-01')::text, ','), "
                    "string_agg(value::text, ',') FROM usage_daily WHERE metric IN :metrics "
                    "AND value IS NOT NULL AND day <= CAST(:last AS date) "
                    "AND day >= CAST(:first AS date) GROUP BY account_id, metric")
@@ -199,8 +203,9 @@ class Store:
             result = conn.execution_options(stream_results=True).execute(
                 stmt, {"metrics": wanted, "last": last, "first": first})
             for account_id, metric, days, values in result:
-                yield (account_id, metric, np.array(days.split(","), dtype="datetime64[D]"),
-                       np.array(values.split(","), dtype=np.float64))
+                yield (account_id, metric,
+                       np.fromstring(days, dtype=np.int64, sep=",").astype("datetime64[D]"),
+                       np.fromstring(values, dtype=np.float64, sep=","))
 
     def usage_summary(self, metrics: Iterable[str], until: date | None = None
                       ) -> Iterator[tuple[str, str, date, date | None, date, float]]:
