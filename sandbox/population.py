@@ -150,8 +150,13 @@ def generate_population(n_accounts: int | None = None, *, org: SyntheticOrg | No
 
     # the decision at the anniversary: hidden state, plus noise
     at = np.clip(anniversary - 14, 0, days - 1)
-    recent = np.array([trouble[i, max(0, a - 60):a + 1].mean() if a >= 0 else 0.0
-                       for i, a in enumerate(np.clip(anniversary, -1, days - 1))])
+    # mean trouble over the 60 days up to the anniversary (cumulative sums, no loop)
+    sums = np.zeros((n, days + 1))
+    np.cumsum(trouble, axis=1, dtype=np.float64, out=sums[:, 1:])
+    hi = np.clip(anniversary, -1, days - 1) + 1
+    lo = np.clip(hi - 61, 0, None)
+    rows = np.arange(n)
+    recent = (sums[rows, hi] - sums[rows, lo]) / np.maximum(hi - lo, 1)
     logit = (-2.0 + 6.0 * (0.5 - latent[np.arange(n), at]) + 4.0 * recent
              + 0.8 * ~sponsor + rng.normal(0, 0.6, n))
     decides = (anniversary >= 0) & (anniversary < days)
