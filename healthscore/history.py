@@ -171,6 +171,8 @@ def _load_span(store: Store, metrics: list[str], account_ids: Sequence[str], sin
                                   -NONE if active is None else (active - since).days,
                                   (newest - since).days, value))
     for metric, items in facts.items():
+        if not items and not history.metrics[metric].present.any():
+            log.warning("no usage rows for metric %r: its window measures are missing", metric)
         if items:
             rows, first_, active_, newest_, values_ = (np.array(c) for c in zip(*items,
                                                                                 strict=True))
