@@ -55,6 +55,12 @@ for _name in SOURCES:
             "schedule": _source.sync_every.total_seconds(),
             "args": (_name,),
         }
+if _config.sources.accounts_file is not None:
+    beat_schedule["sync-accounts-file"] = {
+        "task": "tasks.sync_source",
+        "schedule": _config.sources.accounts_file.sync_every.total_seconds(),
+        "args": ("accounts_file",),
+    }
 beat_schedule["score-cycle"] = {
     "task": "tasks.score_cycle",
     "schedule": _config.scoring.every.total_seconds(),

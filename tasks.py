@@ -59,6 +59,8 @@ def sync_source(self: Task, source: str) -> dict[str, Any]:
         syncs["usage_file"] = lambda p: p.sync_usage_file().summary()
     if rt.config.sources.warehouse.enabled:
         syncs["warehouse"] = lambda p: p.sync_warehouse().summary()
+    if rt.config.sources.accounts_file is not None:
+        syncs["accounts_file"] = lambda p: asdict(p.import_accounts())
     if source not in syncs:
         raise ValueError(f"unknown source {source!r} (configured: {', '.join(syncs)})")
     with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}", LOCK_TTL) as mine:

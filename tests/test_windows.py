@@ -191,3 +191,33 @@ def test_a_ratio_may_read_a_window_but_not_another_derived_metric(tmp_path: Path
     (tmp_path / "bad.yaml").write_text(bad)
     with pytest.raises(ConfigError, match="is itself derived"):
         load_config(tmp_path / "bad.yaml")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.lists(WINDOWS, min_size=1, max_size=3),
+       st.lists(st.sampled_from(["higher", "lower"]), min_size=3, max_size=3),
+       st.floats(0, 1))
+def test_scores_on_window_measures_agree_with_the_plain_per_account_scorer(
+        case, windows, better, floor) -> None:
+    rows, t = case
+    ids = sorted({r[0] for r in rows} | {"never"})
+    usage = UsageHistory.from_rows(ids, rows, start=D0, end=day(40))
+    derived = {f"w{k}": {"window": {"metric": "logins", "agg": w.agg,
+                                    **({"within": f"{w.days}d"} if w.days else {}),
+                                    "vs_previous": w.vs_previous}}
+               for k, w in enumerate(windows)}
+    measures = {f"m{k}": {"metric": f"w{k}", "better": better[k],
+                          "linear": {"from": 0, "to": 30}} for k in range(len(windows))}
+    c = card(measures, derived=derived, coverage_floor=floor)
+    at = datetime.combine(day(t), datetime.min.time(), tzinfo=UTC) + timedelta(hours=15)
+    base = table([{"size": 1} for _ in ids])
+    t_ = type(base)(ids, base.columns, base.observed, base.labels,
+                    window_columns(c.usage_windows(), usage, at))
+    batch = score(c, t_, at)
+    for i in range(len(ids)):
+        plain = score_account(c, row_of(t_, i), at, reference=plain_reference(batch.reference))
+        assert plain["grade"] == batch.grade[i]
+        if plain["score"] is None:
+            assert math.isnan(batch.score[i])
+        else:
+            assert plain["score"] == pytest.approx(batch.score[i], abs=1e-9)
