@@ -56,6 +56,12 @@ if _config.sources.hubspot.enabled:
         "schedule": _config.sources.hubspot.sync_every.total_seconds(),
         "args": ("hubspot",),
     }
+if _config.sources.accounts_file is not None:
+    beat_schedule["sync-accounts-file"] = {
+        "task": "tasks.sync_source",
+        "schedule": _config.sources.accounts_file.sync_every.total_seconds(),
+        "args": ("accounts_file",),
+    }
 beat_schedule["score-cycle"] = {
     "task": "tasks.score_cycle",
     "schedule": _config.scoring.every.total_seconds(),

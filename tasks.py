@@ -47,6 +47,8 @@ def sync_source(self: Task, source: str) -> dict[str, Any]:
                                                      p.sync_related().items()}}
     if rt.config.sources.hubspot.enabled:
         syncs["hubspot"] = lambda p: asdict(p.sync_hubspot())
+    if rt.config.sources.accounts_file is not None:
+        syncs["accounts_file"] = lambda p: asdict(p.import_accounts())
     if source not in syncs:
         raise ValueError(f"unknown source {source!r} (configured: {', '.join(syncs)})")
     with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}", LOCK_TTL) as mine:

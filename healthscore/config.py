@@ -134,6 +134,8 @@ class AccountsFile(_Strict):
                                      "(a snapshot before it leaves the account out)")
     attributes: list[str] | None = Field(None, description="columns kept as attributes "
                                          "(default: every other column)")
+    sync_every: Duration = Field(timedelta(hours=1), description="how often beat re-imports "
+                                 "the file")
 
     def attribute_names(self) -> set[str] | None:
         """The attributes accounts will carry (None: not known until the file is read)."""

@@ -22,13 +22,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 
 from scoring import LabelColumn, ScoreBatch, Scorecard, SignalTable, score
 from scoring.table import history_key
-from scoring.windows import UsageHistory, window_columns
+from scoring.windows import NONE, UsageHistory, day_of, window_columns
 from store import Store
 from store.models import Account
 
@@ -91,12 +91,34 @@ def signal_series(account_ids: Sequence[str],
     return out
 
 
+def recent_days(card: Scorecard) -> int:
+    """How many days up to T the scorecard's windows read (``days_since`` and ``last`` with
+    no window need only the whole-history facts of ``Store.usage_summary``)."""
+    spans = [w.days * (2 if w.vs_previous else 1) for w in card.usage_windows().values()]
+    return max([1, *spans])
+
+
 def load_usage(store: Store, card: Scorecard, account_ids: Sequence[str],
-               until: date | None = None) -> UsageHistory | None:
-    """The daily usage the scorecard's windows read, as dense arrays (None: no windows)."""
+               until: date | None = None, *, recent: bool = False,
+               first_moment: date | None = None) -> UsageHistory | None:
+    """The daily usage the scorecard's windows read, as dense arrays (None: no windows).
+
+    Aggregates are asked for at dates from ``first_moment`` (default: ``until`` with
+    ``recent``, a live run) to ``until``: then only the days their windows span are held,
+    plus one summary row per account and metric of the days before (first day, last active
+    day, last value), instead of the whole history — the aggregates come out the same, and
+    memory stays bounded however long the history is.
+    """
     metrics = sorted({w.metric for w in card.usage_windows().values()})
     if not metrics:
         return None
+    if recent and first_moment is None:
+        first_moment = until
+    if first_moment is not None and until is not None:
+        since = first_moment - timedelta(days=recent_days(card) - 1)
+        usage = _load_span(store, metrics, account_ids, since, until)
+        usage.exact_from = first_moment
+        return usage
     index = {a: i for i, a in enumerate(account_ids)}
     chunks: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {m: [] for m in metrics}
     first: np.datetime64 | None = None
@@ -125,6 +147,34 @@ def load_usage(store: Store, card: Scorecard, account_ids: Sequence[str],
         days = np.concatenate([d for _, d, _ in items])
         values = np.concatenate([v for _, _, v in items])
         history.put(metric, rows, (days - np.datetime64(start, "D")).astype(np.int64), values)
+    return history.seal()
+
+
+def _load_span(store: Store, metrics: list[str], account_ids: Sequence[str], since: date,
+               until: date) -> UsageHistory:
+    history = UsageHistory.empty(account_ids, since, until, metrics)
+    index = {a: i for i, a in enumerate(account_ids)}
+    start = np.datetime64(since, "D")
+    for account_id, metric, days, values in store.usage_series(metrics, until=until,
+                                                               since=since):
+        i = index.get(account_id)
+        if i is not None:
+            history.put(metric, np.full(len(days), i, np.int64),
+                        (days - start).astype(np.int64), values)
+    facts: dict[str, list[tuple[int, int, int, int, float]]] = {m: [] for m in metrics}
+    before = since - timedelta(days=1)  # the facts of the days before the held ones
+    for account_id, metric, first, active, newest, value in store.usage_summary(metrics,
+                                                                                 before):
+        i = index.get(account_id)
+        if i is not None:
+            facts[metric].append((i, (first - since).days,
+                                  -NONE if active is None else (active - since).days,
+                                  (newest - since).days, value))
+    for metric, items in facts.items():
+        if items:
+            rows, first_, active_, newest_, values_ = (np.array(c) for c in zip(*items,
+                                                                                strict=True))
+            history.know(metric, rows, first_, active_, newest_, values_.astype(float))
     return history.seal()
 
 
@@ -173,9 +223,13 @@ class ScoringHistory:
 
     @classmethod
     def load(cls, store: Store, card: Scorecard, *, accounts: Sequence[Account] | None = None,
-             until: datetime | None = None, include_deleted: bool = False,
+             until: datetime | None = None, since: datetime | None = None,
+             include_deleted: bool = False,
              start_attribute: str | None = None) -> ScoringHistory:
-        """Read the history the scorecard needs, up to ``until`` (everything by default)."""
+        """Read the history the scorecard needs, up to ``until`` (everything by default).
+
+        ``since``: the earliest moment that will be scored (the usage arrays then hold only
+        the days from there, see ``load_usage``)."""
         accounts = store.accounts(include_deleted=include_deleted) if accounts is None \
             else accounts
         ids = [a.id for a in accounts]
@@ -186,7 +240,8 @@ class ScoringHistory:
             start_series = signal_series(ids, store.history_rows([start_attribute]),
                                          [start_attribute]).get(start_attribute)
         signals = signal_series(ids, rows, wanted)
-        usage = load_usage(store, card, ids, until=None if until is None else until.date())
+        usage = load_usage(store, card, ids, until=None if until is None else day_of(until),
+                           first_moment=None if since is None else day_of(since))
         log.info("history loaded: %d accounts, %d signal rows, %d usage values", len(ids),
                  len(rows), 0 if usage is None else usage.cells)
         return cls(card, accounts, signals, usage, start_attribute=start_attribute,
@@ -208,6 +263,10 @@ class ScoringHistory:
         """The scorer's input at ``moment``, for all accounts or the given rows."""
         n = len(self.accounts)
         t = moment.timestamp()
+        cut = None if self.usage is None else self.usage.exact_from
+        if cut is not None and day_of(moment) < cut:
+            raise ValueError(f"usage history loaded for moments from {cut}; load it with an "
+                             f"earlier 'since' to score {moment:%Y-%m-%d}")
         columns, observed = {}, {}
         for metric in self.card.source_metrics():
             series = self.signals.get(metric)

@@ -7,8 +7,10 @@ Where they come from, first match wins per account:
 2. the CRM: a churn-date metric named in the YAML (``outcomes.churn_metric``: any metric of
    the sources, e.g. an Account date field ``Churned_On__c`` mapped under
    ``sources.salesforce.metrics`` or a HubSpot company date property under
-   ``sources.hubspot.metrics``), else the last closed-lost renewal opportunity
-   (``renewal_lost_at`` from ``sources.salesforce.related: [Opportunity]``).
+   ``sources.hubspot.metrics`` — e.g. the date a company entered a "former customer"
+   lifecycle stage, ``hs_date_entered_<stage id>``), else the last closed-lost renewal
+   (``renewal_lost_at`` from ``sources.salesforce.related: [Opportunity]``,
+   ``hubspot_renewal_lost_at`` from ``sources.hubspot.related: [deals]``).
 
 An account that churned on or before a snapshot's date is left out of that snapshot
 (``churned_by``); it is labelled a churner of a snapshot when its churn date falls within the
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RENEWAL_LOST = "renewal_lost_at"
+# the last closed-lost renewal: a Salesforce opportunity, a HubSpot deal
+RENEWAL_LOST = ("renewal_lost_at", "hubspot_renewal_lost_at")
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,8 @@ def read_outcomes_file(path: str | Path, *, id_column: str = "account_id",
 def crm_outcomes(config: Config, store: Store) -> dict[str, Outcome]:
     """Churn dates from the CRM's signals (see the module docstring for which)."""
     metric = config.outcomes.churn_metric
-    wanted = [m for m in (metric, RENEWAL_LOST if config.outcomes.renewal_lost else None)
-              if m is not None]
+    lost = list(RENEWAL_LOST) if config.outcomes.renewal_lost else []
+    wanted = [m for m in (metric, *lost) if m is not None]
     found: dict[str, dict[str, float]] = {}
     for account_id, name, value, _ in store.latest_signals():
         if name in wanted and value is not None:

@@ -44,7 +44,7 @@ from scoring import (
     reasons_for,
     score,
 )
-from scoring.windows import window_columns
+from scoring.windows import day_of, window_columns
 from store import SignalRow, Store
 from store.models import Account, Score, utcnow
 
@@ -337,7 +337,8 @@ class Pipeline:
         """Score every live account as of ``as_of`` (now by default; nothing is stored).
 
         A moment in the past (over a minute before the clock) is scored point-in-time: each
-        metric as last observed by then, usage windows ending then (``healthscore.history``).
+        metric as last observed by then, usage windows ending then, accounts that had started
+        by then (``healthscore.history``).
         ``live`` forces one way or the other (a run scoring "now" passes True).
         ``previous`` (each account's last score) turns on grade hysteresis.
         """
@@ -348,8 +349,10 @@ class Pipeline:
         card = self.config.scorecard
         accounts = self.store.accounts() if accounts is None else accounts
         ids = [a.id for a in accounts]
-        if not live:
-            table = self.history(until=as_of, accounts=accounts).table_at(as_of)
+        if not live:  # accounts that had not started by then are left out
+            history = self.history(until=as_of, since=as_of, accounts=accounts)
+            table = history.table_at(as_of, np.flatnonzero(history.started(as_of)))
+            ids = list(table.account_ids)
         else:
             table = self._live_table(as_of, accounts)
         prior = None
@@ -370,7 +373,7 @@ class Pipeline:
                 needs, self.store.history_rows({m for _, m, _ in needs}, until=as_of), as_of)
         windows = card.usage_windows()
         if windows:
-            usage = load_usage(self.store, card, ids, until=as_of.date())
+            usage = load_usage(self.store, card, ids, until=day_of(as_of), recent=True)
             table = SignalTable(table.account_ids, table.columns, table.observed, table.labels,
                                 {**table.history, **window_columns(windows, usage, as_of)})
         return table
@@ -384,11 +387,13 @@ class Pipeline:
         source = self.config.sources.accounts_file
         return None if source is None else source.start_column
 
-    def history(self, *, until: datetime | None = None, accounts: list[Account] | None = None,
+    def history(self, *, until: datetime | None = None, since: datetime | None = None,
+                accounts: list[Account] | None = None,
                 include_deleted: bool = False) -> ScoringHistory:
-        """Every account's signal and usage history up to ``until``, loaded once."""
+        """Every account's signal and usage history up to ``until``, loaded once, to score
+        moments from ``since`` on."""
         return ScoringHistory.load(self.store, self.config.scorecard, accounts=accounts,
-                                   until=until, include_deleted=include_deleted,
+                                   until=until, since=since, include_deleted=include_deleted,
                                    start_attribute=self.start_attribute)
 
     def score_at_dates(self, dates: Iterable[date | datetime], *,
@@ -404,7 +409,8 @@ class Pipeline:
         moments = sorted(snapshot_moment(d) for d in dates)
         if not moments:
             return iter(())
-        history = self.history(until=moments[-1], include_deleted=include_deleted)
+        history = self.history(until=moments[-1], since=moments[0],
+                               include_deleted=include_deleted)
         excluded = None if outcomes is None else (lambda m: churned_by(outcomes, m))
         return history.snapshots(moments, excluded=excluded, hysteresis=hysteresis)
 

@@ -252,14 +252,14 @@ def write_usage_csv(pop: Population, path: str | Path, *, zeros: bool = False) -
 # -- the example scorecard, extended with usage windows (the demo's backtest card) -------------
 USAGE_DERIVED = {
     "usage_logins_30d": {"window": {"metric": "logins", "agg": "sum", "within": "30d"}},
-    "usage_logins_per_seat": {"ratio": ["usage_logins_30d", "licensed_seats"]},
+    "usage_logins_per_seat": {"ratio": ["usage_logins_30d", "seats"]},
     "usage_login_change": {"window": {"metric": "logins", "agg": "sum", "within": "30d",
                                       "vs_previous": True}},
     "usage_active_days_30d": {"window": {"metric": "logins", "agg": "active_days",
                                          "within": "30d"}},
     "usage_peak_users_30d": {"window": {"metric": "active_users", "agg": "max",
                                         "within": "30d"}},
-    "usage_seat_utilization": {"ratio": ["usage_peak_users_30d", "licensed_seats"]},
+    "usage_seat_utilization": {"ratio": ["usage_peak_users_30d", "seats"]},
     "usage_invites_90d": {"window": {"metric": "invites", "agg": "sum", "within": "90d"}},
     "usage_tickets_30d": {"window": {"metric": "support_tickets", "agg": "sum",
                                      "within": "30d"}},
@@ -285,13 +285,23 @@ USAGE_MEASURES = {
 }
 
 
-def with_usage_measures(scorecard: dict) -> dict:
-    """A scorecard (as YAML data) plus the usage-window derived metrics and measures above.
+def with_usage_measures(doc: dict, *, seats_field: str = "Licensed_Seats__c") -> dict:
+    """A configuration (YAML data, e.g. the packaged example) whose scorecard also reads the
+    usage windows above.
 
-    Needs ``licensed_seats`` among the card's metrics (the packaged example has it).
+    Licensed seats become an account attribute ``seats`` (from ``seats_field`` on the
+    Salesforce Account): attributes are taken as they are now, so the per-seat measures have a
+    denominator at every past snapshot — a signal first synced today would be missing there.
     """
-    out = dict(scorecard)
-    out["name"] = f"{scorecard.get('name', 'default')}+usage"
-    out["derived"] = {**scorecard.get("derived", {}), **USAGE_DERIVED}
-    out["measures"] = {**scorecard.get("measures", {}), **USAGE_MEASURES}
+    out = dict(doc)
+    sources = dict(out.get("sources", {}))
+    salesforce = dict(sources.get("salesforce", {}))
+    salesforce["attributes"] = {**salesforce.get("attributes", {}), "seats": seats_field}
+    sources["salesforce"] = salesforce
+    out["sources"] = sources
+    card = dict(out["scorecard"])
+    card["name"] = f"{card.get('name', 'default')}+usage"
+    card["derived"] = {**card.get("derived", {}), **USAGE_DERIVED}
+    card["measures"] = {**card.get("measures", {}), **USAGE_MEASURES}
+    out["scorecard"] = card
     return out

@@ -46,18 +46,32 @@ def day_of(as_of: datetime | date) -> date:
     return as_of
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the held days alone cannot tell when they are only the recent ones, from the
+    whole history; day indices relative to the held start (negative: before it)."""
+
+    first: np.ndarray  # int64: first reported day (NONE: none)
+    active: np.ndarray  # int64: last day with a value > 0 (-NONE: none)
+    last_day: np.ndarray  # int64: last reported day (-NONE: none)
+    last_value: np.ndarray  # float64: its value
+
+
 @dataclass
 class MetricDays:
     """One metric's daily values: ``values[i, d]`` of account i on day d (0 without a row)."""
 
     values: np.ndarray  # float32, accounts × days
     present: np.ndarray  # bool, accounts × days: a row was reported
-    first: np.ndarray = field(init=False)  # int32: first reported day (NONE if none)
+    first: np.ndarray = field(init=False)  # int64: first reported day (NONE if none)
+    known: Known | None = field(default=None, init=False, repr=False)
     _cumsum: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         has = self.present.any(axis=1)
-        self.first = np.where(has, self.present.argmax(axis=1), NONE).astype(np.int32)
+        self.first = np.where(has, self.present.argmax(axis=1), NONE).astype(np.int64)
+        if self.known is not None:
+            self.first = np.minimum(self.first, self.known.first)
 
     @property
     def cumsum(self) -> np.ndarray:
@@ -80,6 +94,9 @@ class UsageHistory:
         self.start = start
         self.days = days
         self.metrics: dict[str, MetricDays] = dict(metrics or {})
+        # held days cut to a span (see healthscore.history.load_usage): the earliest date
+        # whose windows the held days and the summary of the days before answer exactly
+        self.exact_from: date | None = None
 
     def __len__(self) -> int:
         return len(self.account_ids)
@@ -108,6 +125,17 @@ class UsageHistory:
         keep = (days >= 0) & (days < self.days) & ~np.isnan(values)
         m.values[rows[keep], days[keep]] = values[keep]
         m.present[rows[keep], days[keep]] = True
+
+    def know(self, metric: str, rows: np.ndarray, first: np.ndarray, active: np.ndarray,
+             last_day: np.ndarray, last_value: np.ndarray) -> None:
+        """Whole-history facts of some accounts (day indices from ``start``, may be < 0),
+        for when only recent days are held. Call ``seal`` when done."""
+        n = len(self)
+        known = Known(np.full(n, NONE, np.int64), np.full(n, -NONE, np.int64),
+                      np.full(n, -NONE, np.int64), np.full(n, np.nan))
+        known.first[rows], known.active[rows] = first, active
+        known.last_day[rows], known.last_value[rows] = last_day, last_value
+        self.metrics[metric].known = known
 
     def seal(self) -> UsageHistory:
         """Recompute what ``put`` invalidated (first reported days, cumulative sums)."""
@@ -196,23 +224,32 @@ class UsageHistory:
     def _last(self, m: MetricDays, t: int, days: int) -> np.ndarray:
         lo, hi = self._span(t, days)
         out = np.full(len(self), np.nan)
-        if hi < lo:
-            return out
-        backwards = m.present[:, lo:hi + 1][:, ::-1]
-        has = backwards.any(axis=1)
-        day = hi - backwards.argmax(axis=1)
-        rows = np.flatnonzero(has)
-        out[rows] = m.values[rows, day[rows]]
+        has = np.zeros(len(self), dtype=bool)
+        if hi >= lo:
+            backwards = m.present[:, lo:hi + 1][:, ::-1]
+            has = backwards.any(axis=1)
+            day = hi - backwards.argmax(axis=1)
+            rows = np.flatnonzero(has)
+            out[rows] = m.values[rows, day[rows]]
+        if m.known is not None:  # reported before the held days only
+            oldest = t - days + 1 if days else -NONE
+            k = m.known
+            older = ~has & (k.last_day <= t) & (k.last_day >= oldest) & (k.last_day < lo)
+            out[older] = k.last_value[older]
         return out
 
     def _days_since(self, m: MetricDays, t: int) -> np.ndarray:
         out = np.full(len(self), np.nan)
         hi = min(t, self.days - 1)
-        if hi < 0:
-            return out
-        backwards = (m.values[:, :hi + 1] > 0)[:, ::-1]
-        active = backwards.any(axis=1)
-        out[active] = t - (hi - backwards.argmax(axis=1)[active])
+        active = np.zeros(len(self), dtype=bool)
+        if hi >= 0:
+            backwards = (m.values[:, :hi + 1] > 0)[:, ::-1]
+            active = backwards.any(axis=1)
+            out[active] = t - (hi - backwards.argmax(axis=1)[active])
+        if m.known is not None:  # active before the held days only
+            older = ~active & (m.known.active > -NONE) & (m.known.active <= t)
+            out[older] = t - m.known.active[older]
+            active |= older
         never = ~active & (m.first <= t)
         out[never] = t - m.first[never] + 1
         return out

@@ -167,35 +167,67 @@ class Store:
             return [tuple(r) for r in s.execute(  # type: ignore[misc]
                 stmt.order_by(SignalHistory.observed_at, SignalHistory.id))]
 
-    def usage_series(self, metrics: Iterable[str], until: date | None = None
+    def usage_series(self, metrics: Iterable[str], until: date | None = None,
+                     since: date | None = None
                      ) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
-        """(account_id, metric, days, values) of the ``usage_daily`` rows of some metrics up to
-        ``until`` — one item per account and metric, days as ``datetime64[D]``, values float64.
+        """(account_id, metric, days, values) of the ``usage_daily`` rows of some metrics from
+        ``since`` to ``until`` — one item per account and metric, days as ``datetime64[D]``,
+        values float64.
 
         One query: each series comes back as two comma-joined lists (a row per account and
-        metric instead of one per day), scanned in primary-key order.
+        metric instead of one per day); the whole history is scanned in primary-key order.
         """
         wanted = list(metrics)
         if not wanted:
             return
         last = (until or date(9999, 12, 31)).isoformat()
+        first = (since or date(1, 1, 1)).isoformat()
         if self.engine.dialect.name == "sqlite":
-            # '+' keeps SQLite off the (metric, day) index: a primary-key scan needs no sort
+            # '+' keeps SQLite off the (metric, day) index for a whole-history read: a
+            # primary-key scan needs no sort; a short span reads through that index
+            plus = "" if since is not None else "+"
             sql = ("SELECT account_id, metric, group_concat(day), group_concat(value) "
-                   "FROM usage_daily WHERE +metric IN :metrics AND value IS NOT NULL "
-                   "AND +day <= :last GROUP BY account_id, metric")
+                   f"FROM usage_daily WHERE {plus}metric IN :metrics AND value IS NOT NULL "
+                   f"AND {plus}day <= :last AND day >= :first GROUP BY account_id, metric")
         else:
             sql = ("SELECT account_id, metric, string_agg(day::text, ','), "
                    "string_agg(value::text, ',') FROM usage_daily WHERE metric IN :metrics "
                    "AND value IS NOT NULL AND day <= CAST(:last AS date) "
-                   "GROUP BY account_id, metric")
+                   "AND day >= CAST(:first AS date) GROUP BY account_id, metric")
         stmt = text(sql).bindparams(bindparam("metrics", expanding=True))
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True).execute(
-                stmt, {"metrics": wanted, "last": last})
+                stmt, {"metrics": wanted, "last": last, "first": first})
             for account_id, metric, days, values in result:
                 yield (account_id, metric, np.array(days.split(","), dtype="datetime64[D]"),
                        np.array(values.split(","), dtype=np.float64))
+
+    def usage_summary(self, metrics: Iterable[str], until: date | None = None
+                      ) -> Iterator[tuple[str, str, date, date | None, date, float]]:
+        """(account_id, metric, first day, last day with a value > 0, last day, its value) of
+        each account and metric up to ``until``: what a windowed read of recent days alone
+        cannot know (``healthscore.history.load_usage``)."""
+        wanted = list(metrics)
+        if not wanted:
+            return
+        last = (until or date(9999, 12, 31)).isoformat()
+        cast = "CAST(:last AS date)" if self.engine.dialect.name != "sqlite" else ":last"
+        sql = ("SELECT g.account_id, g.metric, g.first_day, g.active_day, g.last_day, u.value "
+               "FROM (SELECT account_id, metric, MIN(day) AS first_day, "
+               "MAX(CASE WHEN value > 0 THEN day END) AS active_day, MAX(day) AS last_day "
+               "FROM usage_daily WHERE metric IN :metrics AND value IS NOT NULL "
+               f"AND day <= {cast} GROUP BY account_id, metric) g "
+               "JOIN usage_daily u ON u.account_id = g.account_id AND u.metric = g.metric "
+               "AND u.day = g.last_day")
+        stmt = text(sql).bindparams(bindparam("metrics", expanding=True))
+
+        def day(value: Any) -> date | None:
+            return None if value is None else date.fromisoformat(str(value)[:10])
+
+        with self.engine.connect() as conn:
+            for account_id, metric, first, active, newest, value in conn.execute(
+                    stmt, {"metrics": wanted, "last": last}):
+                yield account_id, metric, day(first), day(active), day(newest), value
 
     def signal_history(self, account_id: str) -> list[SignalHistory]:
         stmt = (select(SignalHistory).where(SignalHistory.account_id == account_id)

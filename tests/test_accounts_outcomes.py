@@ -231,3 +231,42 @@ def test_a_population_from_files_alone_backfills_and_scores_point_in_time(
     (_, batch), = pipeline.score_at_dates([last], outcomes=outcomes)
     assert np.isfinite(batch.score).mean() > 0.9
     store.close()
+
+
+def test_a_closed_lost_hubspot_renewal_deal_is_a_churn(tmp_path: Path) -> None:
+    from healthscore.hubspot_related_sync import RelatedRules, deal_metrics
+
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    deals = [{"dealtype": "renewal", "dealstage": "closedlost", "closedate": "2026-01-20"},
+             {"dealtype": "renewal", "dealstage": "closedlost", "closedate": "2025-01-20"},
+             {"dealtype": "newbusiness", "dealstage": "closedlost", "closedate": "2026-02-20"},
+             {"dealtype": "renewal", "dealstage": "closedwon", "closedate": "2026-02-01"}]
+    metrics = deal_metrics(deals, now, RelatedRules())
+    assert metrics["hubspot_renewal_lost_at"] == datetime(2026, 1, 20, tzinfo=UTC).timestamp()
+    assert deal_metrics(deals[2:], now, RelatedRules())["hubspot_renewal_lost_at"] is None
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.upsert_accounts([AccountRow(id="H1", crm="hubspot", name="H1")])
+    store.record_signals([SignalRow("H1", "hubspot_renewal_lost_at",
+                                    metrics["hubspot_renewal_lost_at"], now, "hubspot")])
+    assert load_outcomes(example_with_usage(), store) == {"H1": Outcome("H1", date(2026, 1, 20))}
+    store.close()
+
+
+def test_the_sync_task_imports_the_accounts_file(sandbox_env: dict[str, str],
+                                                 redis_url: str) -> None:
+    import tasks
+
+    # Celery reads celeryconfig (and the beat schedule from the YAML) lazily, once per
+    # process: let it read the example's now, as the worker tests expect
+    assert "score-cycle" in tasks.app.conf.beat_schedule
+    config_path = Path(sandbox_env["HEALTHSCORE_CONFIG"])
+    assert file_config(config_path.parent) == config_path  # the worker's YAML: file accounts
+    tasks.runtime.cache_clear()
+    try:
+        result = tasks.sync_source.apply(args=("accounts_file",)).get()
+    finally:
+        tasks.runtime.cache_clear()
+    assert (result["records"], result["skipped"]) == (2, 3)
+    store = Store(sandbox_env["DATABASE_URL"])
+    assert [a.id for a in store.accounts()] == ["a1", "a2"]
+    store.close()

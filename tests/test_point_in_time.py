@@ -222,3 +222,64 @@ def test_a_start_date_metric_leaves_accounts_out_before_they_started(pipeline: P
     with pytest.raises(ConfigError, match=r"healthscore.yaml:\d+ scoring.start_field: unknown "
                                           r"field 'since'"):
         config_from_document(parse_yaml(text, "healthscore.yaml"))
+
+
+def test_a_live_run_reads_recent_days_and_gets_the_whole_history_aggregates(store: Store
+                                                                            ) -> None:
+    """load_usage(recent=True) reads only the windows' days plus a summary per account."""
+    from healthscore.history import load_usage, recent_days
+    from scoring.windows import window_columns
+
+    windows = {f"w{k}": spec for k, spec in enumerate([
+        {"metric": "logins", "agg": "sum", "within": "7d", "vs_previous": True},
+        {"metric": "logins", "agg": "max", "within": "5d"},
+        {"metric": "logins", "agg": "active_days", "within": "10d"},
+        {"metric": "logins", "agg": "last"},
+        {"metric": "logins", "agg": "last", "within": "3d"},
+        {"metric": "logins", "agg": "days_since"},
+        {"metric": "logins", "agg": "mean", "within": "14d"}])}
+    config = example_with_usage()
+    derived = {**{n: d.model_dump(by_alias=True) for n, d in
+                  config.scorecard.derived.items()},
+               **{n: {"window": w} for n, w in windows.items()}}
+    card = type(config.scorecard).model_validate({
+        **config.scorecard.model_dump(by_alias=True), "derived": derived})
+    assert recent_days(card) == 14
+    rng = np.random.default_rng(5)
+    ids = [f"A{i}" for i in range(30)]
+    rows = []
+    for i, a in enumerate(ids):
+        first = int(rng.integers(0, 80))
+        for k in range(first, 100):
+            if rng.random() < (0.6 if i % 3 else 0.05):  # every third account is sparse
+                value = float(rng.integers(0, 4)) if i % 5 else 0.0  # every fifth: zeros
+                rows.append((a, "logins", date(2026, 1, 1) + timedelta(days=k), value))
+    insert_usage(store, rows)
+    until = date(2026, 1, 1) + timedelta(days=95)
+    full = load_usage(store, card, ids, until)
+    recent = load_usage(store, card, ids, until, recent=True)
+    assert full is not None and recent is not None
+    assert recent.days == 14 and full.days > 80
+    want = window_columns(card.usage_windows(), full, until)
+    got = window_columns(card.usage_windows(), recent, until)
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], equal_nan=True, err_msg=key)
+    # snapshots from 30 days before: the days they span, and the facts of the days before
+    span = load_usage(store, card, ids, until, first_moment=until - timedelta(days=30))
+    assert span is not None and span.days == 30 + 14
+    for back in range(0, 31, 3):
+        moment = until - timedelta(days=back)
+        want = window_columns(card.usage_windows(), full, moment)
+        got = window_columns(card.usage_windows(), span, moment)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], equal_nan=True,
+                                       err_msg=f"{key} at {moment}")
+
+
+def test_a_history_loaded_from_a_moment_refuses_earlier_ones(pipeline: Pipeline) -> None:
+    history = pipeline.history(until=T, since=T)
+    assert history.usage is not None and history.usage.days == 7  # the 7-day window only
+    history.table_at(T)
+    with pytest.raises(ValueError, match="usage history loaded for moments from 2026-03-10"):
+        history.table_at(T - timedelta(days=1))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from healthscore.config import config_from_document
-from healthscore.history import ScoringHistory, SignalSeries
+from healthscore.history import ScoringHistory
 from healthscore.outcomes import Outcome, churned_by, churned_within
 from healthscore.yamlfile import parse_yaml
 from sandbox.population import METRICS, Population, generate_population, with_usage_measures
@@ -69,11 +69,8 @@ def backtest_auc(pop: Population, card: Scorecard, *, shuffle: bool = False) -> 
                                                   "start_date": d.isoformat()})
                 for a, n, p, s, d in zip(pop.account_ids, pop.names, pop.plans,
                                          pop.seats.tolist(), pop.start_dates, strict=True)]
-    known = datetime(2020, 1, 1, tzinfo=UTC).timestamp()
-    n = len(accounts)
-    signals = {"licensed_seats": SignalSeries(np.arange(n), np.full(n, known),
-                                              pop.seats.astype(float))}
-    history = ScoringHistory(card, accounts, signals, pop.usage_history(),
+    # no signal history at all: usage windows and (current) attributes only
+    history = ScoringHistory(card, accounts, {}, pop.usage_history(),
                              start_attribute="start_date")
     outcomes = {a: Outcome(a, c) for a, c in zip(pop.account_ids, pop.churn_dates, strict=True)}
     days = [pop.first_day + timedelta(days=60 + 14 * k) for k in range(21)]
@@ -101,6 +98,7 @@ def test_the_usage_example_scorecard_ranks_churners_well(pop: Population) -> Non
 def test_the_example_scorecard_with_usage_windows_ranks_churners_well(pop: Population) -> None:
     doc = yaml.safe_load(resources.files("healthscore").joinpath("healthscore.example.yaml")
                          .read_text())
-    doc["scorecard"] = with_usage_measures(doc["scorecard"])
-    card = config_from_document(parse_yaml(yaml.safe_dump(doc), "example.yaml")).scorecard
-    assert backtest_auc(pop, card) >= 0.75
+    config = config_from_document(parse_yaml(yaml.safe_dump(with_usage_measures(doc)),
+                                             "example.yaml"))
+    assert config.sources.salesforce.attributes["seats"] == "Licensed_Seats__c"
+    assert backtest_auc(pop, config.scorecard) >= 0.75
