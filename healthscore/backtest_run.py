@@ -21,7 +21,7 @@ from scoring import ScoreBatch, Scorecard, score
 from scoring.backtest import (
     Labeled,
     Snapshot,
-    _clean,
+    json_safe,
     label,
     roc_auc,
     roc_curve,
@@ -150,7 +150,7 @@ class Fitted:
     bands: tuple[int, int] | None = None
 
     def as_dict(self, path: str) -> dict[str, Any]:
-        return _clean({**self.result.as_dict(), "auc_default": self.auc_default,
+        return json_safe({**self.result.as_dict(), "auc_default": self.auc_default,
                        "auc_fitted": self.auc_fitted, "rows_compared": self.rows_compared,
                        "weight_changes": self.changes, "diff": self.diff, "path": path,
                        "roc_fitted": self.roc_fitted, "roc_default": self.roc_default,
@@ -257,8 +257,8 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out_dir / "backtest.json", out_dir / "backtest.html"
-    json_path.write_text(json.dumps(_clean(report), indent=1), encoding="utf-8")
-    html_path.write_text(render_html(_clean(report)), encoding="utf-8")
+    json_path.write_text(json.dumps(json_safe(report), indent=1), encoding="utf-8")
+    html_path.write_text(render_html(json_safe(report)), encoding="utf-8")
     return json_path, html_path
 
 

@@ -447,19 +447,19 @@ class BacktestResult:
     histogram: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return _clean({"summary": self.summary, "grades": self.grades,
+        return json_safe({"summary": self.summary, "grades": self.grades,
                        "deciles": self.deciles, "calibration": self.calibration,
                        "measures": self.measures, "flapping": self.flapping,
                        "snapshots": self.snapshots, "roc": self.roc,
                        "score_histogram": self.histogram})
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN and infinities become null, NumPy scalars plain numbers."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
