@@ -46,6 +46,7 @@ from .demo_governance import (
     with_demo_governance,
 )
 from .demo_keep import fresh_keep_dir, keep_paths, write_config
+from .demo_usage import enable_usage, write_usage_drop
 from .email_demo import email_sandbox
 from .pipeline import CycleReport, Pipeline
 from .quota import LocalQuota
@@ -179,6 +180,10 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
         )
         config = with_demo_governance(with_demo_actions(
             email.enable(demo_config(load_config()))))
+        if crm == "salesforce":  # usage per licensed seat: seats come from the Account
+            usage_csv, _ = write_usage_drop(org, sf_ids, (base / "usage-drop").resolve(), seed=seed,
+                                            last_day=start.date() - timedelta(days=1))
+            config = enable_usage(config, usage_csv)
         if crm == "hubspot":
             config = hubspot_record_config(config, hs_emu.portal_id)
         if keep is not None:
