@@ -21,6 +21,7 @@ from scoring import INSUFFICIENT, ScoreBatch, missing_measures, reasons_for
 from .errors import ConfigError
 from .history import snapshot_moment
 from .outcomes import churned_by, load_outcomes
+from .pipeline import score_deltas
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -74,16 +75,6 @@ def score_rows(batch: ScoreBatch, at: datetime, deltas: dict[str, dict[str, floa
     return rows
 
 
-def _deltas(pipeline: Pipeline, batch: ScoreBatch, at: datetime) -> dict[str, float]:
-    then = pipeline.store.scores_as_of(at)
-    out = {}
-    for i, account_id in enumerate(batch.account_ids):
-        old = then.get(account_id)
-        if old is not None and old.score is not None and not math.isnan(batch.score[i]):
-            out[account_id] = round(float(batch.score[i]) - old.score, 2)
-    return out
-
-
 def backfill(pipeline: Pipeline, start: date, end: date, every: timedelta, *,
              dry_run: bool = False, replace: bool = False,
              progress: Callable[[dict[str, Any]], None] | None = None) -> BackfillReport:
@@ -105,8 +96,8 @@ def backfill(pipeline: Pipeline, start: date, end: date, every: timedelta, *,
         if held is not None:
             action = "skipped" if held[1] == version and not replace else "replaced"
         if action != "skipped" and not dry_run:
-            deltas = {"7d": _deltas(pipeline, batch, moment - timedelta(days=7)),
-                      "30d": _deltas(pipeline, batch, moment - timedelta(days=30))}
+            deltas = {"7d": score_deltas(pipeline.store, batch, moment - timedelta(days=7)),
+                      "30d": score_deltas(pipeline.store, batch, moment - timedelta(days=30))}
             pipeline.store.save_backfill(moment, version, score_rows(batch, moment, deltas))
         setattr(report, action, getattr(report, action) + 1)
         item = {"date": moment.date().isoformat(), "accounts": len(batch), "grades": grades,

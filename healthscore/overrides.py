@@ -75,9 +75,9 @@ class OverrideView:
                 f"{self.expires_at:%Y-%m-%d}{why}")
 
 
-def find_account(store: Store, account: str) -> Account:
+def find_account(store: Store, account: str, accounts: list[Account] | None = None) -> Account:
     """An account by id or exact (case-insensitive) name; errors say what to do."""
-    accounts = store.accounts()
+    accounts = store.accounts() if accounts is None else accounts
     wanted = account.casefold()
     matches = [a for a in accounts if a.id == account] or [
         a for a in accounts if a.name.casefold() == wanted]

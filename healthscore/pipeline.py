@@ -76,7 +76,7 @@ from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
 from .hubspot_sync import OBJECT as HUBSPOT_OBJECT
 from .hubspot_sync import SOURCE as HUBSPOT
 from .outcomes import Outcome, churned_by
-from .overrides import record_crm_overrides
+from .overrides import find_account, record_crm_overrides
 from .settings import Settings
 from .versioning import scorecard_version
 from .writeback import WriteReport, flush_pending, queue_changes
@@ -187,6 +187,18 @@ def trend_text(delta: float | None, window: str) -> str | None:
     arrow = "↑" if points > 0 else "↓" if points < 0 else "→"
     sign = "+" if points > 0 else "−" if points < 0 else ""
     return f"{arrow} {sign}{abs(points)} pts vs {window}"
+
+
+def score_deltas(store: Store, batch: ScoreBatch, at: datetime,
+                 exclude_run: int | None = None) -> dict[str, float]:
+    """Score now minus the score at ``at`` (accounts scored both times only)."""
+    then = store.scores_as_of(at, exclude_run=exclude_run)
+    out = {}
+    for i, account_id in enumerate(batch.account_ids):
+        old = then.get(account_id)
+        if old is not None and old.score is not None and not math.isnan(batch.score[i]):
+            out[account_id] = round(float(batch.score[i]) - old.score, 2)
+    return out
 
 
 class Pipeline:
@@ -570,8 +582,9 @@ class Pipeline:
             return report, batch
         run_id = self.store.start_run(version, started_at=now)
         lookbacks = {"7d": timedelta(days=7), "30d": timedelta(days=30), "trend": window}
-        by_window = {ago: self._deltas(batch, now - ago, run_id)  # the trend is usually 7d:
-                     for ago in set(lookbacks.values())}           # one history read each
+        # the trend window is usually 7d: one history read per distinct lookback
+        by_window = {ago: score_deltas(self.store, batch, now - ago, run_id)
+                     for ago in set(lookbacks.values())}
         deltas = {label: by_window[ago] for label, ago in lookbacks.items()}
         by_id = {a.id: a for a in accounts}
         rows, payloads, desired = [], {}, {}
@@ -646,20 +659,12 @@ class Pipeline:
         The whole batch is scored, so percentile ranks and hysteresis match a real run.
         """
         accounts = self.store.accounts()
-        wanted = account.casefold()
-        matches = [a for a in accounts if a.id == account] or [
-            a for a in accounts if a.name.casefold() == wanted]
-        if not matches:
-            raise ConfigError(f"no account with id or name {account!r} in the store "
-                              "(run `healthscore sync` first?)")
-        if len(matches) > 1:
-            raise ConfigError(f"{len(matches)} accounts are named {account!r}; use the id: "
-                              + ", ".join(a.id for a in matches))
+        found = find_account(self.store, account, accounts)
         now = self.clock()
         batch = self.compute(now, accounts=accounts, previous=self.store.scores_as_of(now),
                              live=True)
-        return matches[0], explain_with_override(
-            self.store, explain(batch, batch.index(matches[0].id)), now)
+        return found, explain_with_override(
+            self.store, explain(batch, batch.index(found.id)), now)
 
     def _fire_rules(self, batch: ScoreBatch, now: datetime, payloads: dict[str, dict[str, Any]],
                     run_id: int) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:
@@ -697,16 +702,6 @@ class Pipeline:
                 "crm_url": self._record_url(account_id)}
         intents, _ = self._fire_rules(batch, now, payloads, run_id=-1)
         return intents
-
-    def _deltas(self, batch: ScoreBatch, at: datetime, run_id: int) -> dict[str, float]:
-        """Score now minus the score at ``at`` (accounts scored both times only)."""
-        then = self.store.scores_as_of(at, exclude_run=run_id)
-        out = {}
-        for i, account_id in enumerate(batch.account_ids):
-            old = then.get(account_id)
-            if old is not None and old.score is not None and not math.isnan(batch.score[i]):
-                out[account_id] = round(float(batch.score[i]) - old.score, 2)
-        return out
 
     def _record_url(self, account_id: str) -> str | None:
         hubspot = self.config.sources.hubspot
