@@ -424,35 +424,32 @@ class Pipeline:
                       progress: Callable[[int], None] | None = None) -> EmailSyncReport:
         """Pull SendGrid suppressions (and Email Activity, if chosen) since the cursor, keep
         them per recipient and recompute the touched accounts (webhook events included)."""
-        stored = None if full else self.store.cursor(SENDGRID, "activity")
-        started = self.clock()
-        report = sync_sendgrid(self.sendgrid, self.store, self.config.sources.sendgrid,
-                               since=datetime.fromisoformat(stored) if stored else None,
-                               started=started, now=self.clock, progress=progress)
-        report.cursor = self._advance_cursor(SENDGRID, "activity", started)
-        return report
+        return self._sync_email(SENDGRID, "activity", sync_sendgrid, self.sendgrid,
+                                self.config.sources.sendgrid, full, progress)
 
     def sync_mailchimp(self, *, full: bool = False,
                        progress: Callable[[int], None] | None = None) -> EmailSyncReport:
         """Read the last 90 days' campaign reports: new campaigns whole, known ones' activity
         since the cursor; recompute the touched accounts."""
-        stored = None if full else self.store.cursor(MAILCHIMP, "email-activity")
-        started = self.clock()
-        report = sync_mailchimp(self.mailchimp, self.store, self.config.sources.mailchimp,
-                                since=datetime.fromisoformat(stored) if stored else None,
-                                started=started, now=self.clock, progress=progress)
-        report.cursor = self._advance_cursor(MAILCHIMP, "email-activity", started)
-        return report
+        return self._sync_email(MAILCHIMP, "email-activity", sync_mailchimp, self.mailchimp,
+                                self.config.sources.mailchimp, full, progress)
 
     def sync_hubspot_email(self, *, full: bool = False,
                            progress: Callable[[int], None] | None = None) -> EmailSyncReport:
         """Pull HubSpot marketing email events since the cursor; recompute touched accounts."""
-        stored = None if full else self.store.cursor(HUBSPOT_EMAIL, "events")
+        return self._sync_email(HUBSPOT_EMAIL, "events", sync_hubspot_email, self.hubspot,
+                                self.config.sources.hubspot_email, full, progress)
+
+    def _sync_email(self, source: str, obj: str, sync: Callable[..., EmailSyncReport],
+                    client: Any, config: Any, full: bool,
+                    progress: Callable[[int], None] | None) -> EmailSyncReport:
+        """One email platform's pull from its cursor (everything with ``full``)."""
+        stored = None if full else self.store.cursor(source, obj)
         started = self.clock()
-        report = sync_hubspot_email(self.hubspot, self.store, self.config.sources.hubspot_email,
-                                    since=datetime.fromisoformat(stored) if stored else None,
-                                    started=started, now=self.clock, progress=progress)
-        report.cursor = self._advance_cursor(HUBSPOT_EMAIL, "events", started)
+        report = sync(client, self.store, config,
+                      since=datetime.fromisoformat(stored) if stored else None,
+                      started=started, now=self.clock, progress=progress)
+        report.cursor = self._advance_cursor(source, obj, started)
         return report
 
     def sync_usage_file(self, *, dry_run: bool = False, force: bool = False,
