@@ -107,7 +107,7 @@ class UsageFileSource(UsageMapping):
                       "relative to the working directory")
     format: Literal["auto", "csv", "parquet"] = Field("auto", description="auto: by extension")
     delimiter: str = Field(",", min_length=1, max_length=1)
-    chunk_rows: int = Field(500_000, ge=1, description="rows per write: larger chunks load "
+    chunk_rows: int = Field(250_000, ge=1, description="rows per write: larger chunks load "
                             "faster (each is sorted by key) and hold more memory")
     sync_every: Duration = timedelta(minutes=15)
 
