@@ -156,6 +156,13 @@ def main() -> None:
                                args.child[1] == "1", args.writers, args.chunk_rows)))
         return
 
+    import psycopg
+
+    try:
+        psycopg.connect(args.database, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        sys.exit(f"bench_usage_load: PostgreSQL at {args.database} unreachable ({exc}); "
+                 "set HEALTHSCORE_TEST_PG_URL or --database")
     sizes = [int(s) for s in args.rows.split(",")]
     runs: dict[int, list[dict]] = {n: [] for n in sizes}
     with tempfile.TemporaryDirectory(prefix="bench_usage_") as tmp:
