@@ -299,3 +299,16 @@ def test_load_usage_command(sandbox_env: dict[str, str], tmp_path: Path) -> None
         "usage_file": 4}
     assert "usage files loaded" in listed.output
     store.close()
+
+
+def test_parallel_writers_keep_the_newer_value_of_a_key(accounts: Store,
+                                                        tmp_path: Path) -> None:
+    # A1's 2026-03-01 logins appears in the first and the last chunk: the last line wins,
+    # whichever writer connection the other accounts' chunks go through
+    lines = ["A1,2026-03-01,logins,1"]
+    lines += [f"A{2 + i % 4},2026-03-{1 + i // 20:02d},m{i % 5},{i}" for i in range(80)]
+    lines += ["A1,2026-03-01,logins,99"]
+    path = write(tmp_path / "u.csv", "account_id,date,metric,value\n" + "\n".join(lines) + "\n")
+    report = load_usage_files(accounts, source(path, chunk_rows=7, writers=4))
+    assert report.tally.values == 82
+    assert ("A1", "logins", "2026-03-01", 99.0, "usage_file") in usage_rows(accounts)
