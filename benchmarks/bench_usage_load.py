@@ -34,6 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from healthscore.usage_config import UsageFileSource
+
 METRICS = ("logins", "active_users", "minutes_used", "features_used", "invites_sent")
 START = date(2025, 1, 1)
 DEFAULT_DB = os.environ.get("HEALTHSCORE_TEST_PG_URL",
@@ -77,7 +79,8 @@ def _schema_url(base: str) -> tuple[str, str]:
     return schema, f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
 
 
-def child(path: Path, database: str, accounts: int, force_reload: bool, writers: int) -> dict:
+def child(path: Path, database: str, accounts: int, force_reload: bool, writers: int,
+          chunk_rows: int) -> dict:
     """One load in this (fresh) process; returns its numbers."""
     import psycopg
 
@@ -91,7 +94,8 @@ def child(path: Path, database: str, accounts: int, force_reload: bool, writers:
     try:
         store = Store(url)
         store.upsert_accounts(AccountRow(a, "salesforce", a) for a in account_ids(accounts))
-        source = UsageFileSource(enabled=True, path=str(path), writers=writers)
+        source = UsageFileSource(enabled=True, path=str(path), writers=writers,
+                                 chunk_rows=chunk_rows)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         load_before = os.getloadavg()[0]
         cpu_before = time.process_time()
@@ -140,15 +144,25 @@ def main() -> None:
     parser.add_argument("--database", default=DEFAULT_DB)
     parser.add_argument("--writers", type=int, default=2,
                         help="PostgreSQL connections writing in parallel")
+    parser.add_argument("--chunk-rows", type=int,
+                        default=UsageFileSource.model_fields["chunk_rows"].default,
+                        help="rows per write")
     parser.add_argument("--force-reload", action="store_true",
                         help="also re-read the smallest file ignoring its hash")
     parser.add_argument("--child", nargs=2, metavar=("FILE", "FORCE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(Path(args.child[0]), args.database, args.accounts,
-                               args.child[1] == "1", args.writers)))
+                               args.child[1] == "1", args.writers, args.chunk_rows)))
         return
 
+    import psycopg
+
+    try:
+        psycopg.connect(args.database, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        sys.exit(f"bench_usage_load: PostgreSQL at {args.database} unreachable ({exc}); "
+                 "set HEALTHSCORE_TEST_PG_URL or --database")
     sizes = [int(s) for s in args.rows.split(",")]
     runs: dict[int, list[dict]] = {n: [] for n in sizes}
     with tempfile.TemporaryDirectory(prefix="bench_usage_") as tmp:
@@ -162,7 +176,7 @@ def main() -> None:
                 done = subprocess.run(
                     [sys.executable, __file__, "--child", str(files[n]), force,
                      "--accounts", str(args.accounts), "--database", args.database,
-                     "--writers", str(args.writers)],
+                     "--writers", str(args.writers), "--chunk-rows", str(args.chunk_rows)],
                     check=True, capture_output=True, text=True)
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 print(json.dumps({"size": n, **result}), file=sys.stderr)
@@ -174,7 +188,7 @@ def main() -> None:
     big, small = sizes[-1], sizes[0]
     out = {
         "rows": big, "accounts": args.accounts, "repeats": args.repeats,
-        "writers": args.writers,
+        "writers": args.writers, "chunk_rows": args.chunk_rows,
         "seconds": round(median(big, "seconds"), 2),
         "rows_per_second": round(median(big, "rows_per_second")),
         "peak_rss_mb": round(median(big, "peak_rss_mb"), 1),

@@ -66,6 +66,7 @@ class UsageTally:
     empty_cells: int = 0  # wide form: a metric left blank that day (not an error)
     ignored_metrics: Counter[str] = field(default_factory=Counter)  # long: not in `metrics`
     unmatched: dict[str, tuple[str, str]] = field(default_factory=dict)  # id → reason, detail
+    unmatched_rows: Counter[str] = field(default_factory=Counter)  # id → rows skipped
     problems: list[Problem] = field(default_factory=list)
     problems_total: int = 0
     first_day: date | None = None
@@ -99,6 +100,7 @@ class UsageTally:
         self.ignored_metrics.update(part.ignored_metrics)
         for key, why in part.unmatched.items():
             self.unmatched.setdefault(key, why)
+        self.unmatched_rows.update(part.unmatched_rows)
         self.problems.extend(part.problems[:max(0, MAX_PROBLEMS - len(self.problems))])
         self.problems_total += part.problems_total
         for day in (part.first_day, part.last_day):
@@ -113,6 +115,7 @@ class UsageTally:
             "empty_cells": self.empty_cells,
             "ignored_metrics": dict(sorted(self.ignored_metrics.items())),
             "unmatched_accounts": len(self.unmatched),
+            "unmatched_rows_by_id": dict(self.unmatched_rows.most_common(20)),
             "first_day": self.first_day.isoformat() if self.first_day else None,
             "last_day": self.last_day.isoformat() if self.last_day else None,
             "problems": [str(p) for p in self.problems],
@@ -301,6 +304,7 @@ class Normalizer:
             reason = AMBIGUOUS_ACCOUNT if mt.reason == "ambiguous" else UNKNOWN_ACCOUNT
             self.tally.skipped[reason] += count
             self.tally.unmatched.setdefault(value, (mt.reason, mt.detail))
+            self.tally.unmatched_rows[value] += count
             if value not in self._reported_ids:  # each id once, where it first appears
                 self._reported_ids.add(value)
                 self.tally.report(locate(pc.index(raw, value).as_py()), reason, mt.detail,

@@ -89,13 +89,15 @@ class _Loader:
     """One source's load: shared resolver and tally, batches → normalizer → writer."""
 
     def __init__(self, store: Store, source: str, mapping: UsageMapping, *, dry_run: bool,
-                 progress: Progress | None, writers: int = 1) -> None:
+                 progress: Progress | None, writers: int = 1, chunk_rows: int = 100_000
+                 ) -> None:
         self.store = store
         self.source = source
         self.mapping = mapping
         self.dry_run = dry_run
         self.progress = progress
         self.writers = writers
+        self.chunk_rows = chunk_rows
         self.resolver = AccountResolver(mapping.match_by, identity_index(store))
         self.reported: set[str] = set()  # unknown ids reported once per load
 
@@ -109,7 +111,7 @@ class _Loader:
                     self.progress(batch.num_rows)
             return 0
         return _pipelined(self.store, self.source, normalizer, batches, self.progress,
-                          self.writers)
+                          self.writers, self.chunk_rows)
 
     def remember_unmatched(self, tally: UsageTally) -> None:
         if self.dry_run:
@@ -122,7 +124,7 @@ _DONE = object()
 
 
 def _pipelined(store: Store, source: str, normalizer: Normalizer, batches: Batches,
-               progress: Progress | None, writers: int = 1) -> int:
+               progress: Progress | None, writers: int = 1, chunk_rows: int = 100_000) -> int:
     """Normalize on this thread, write on ``writers`` others; at most two chunks wait for each.
 
     With several writers (PostgreSQL: one connection each) an account's rows always go to the
@@ -130,7 +132,7 @@ def _pipelined(store: Store, source: str, normalizer: Normalizer, batches: Batch
     """
     if store.engine.dialect.name != "postgresql":
         writers = 1  # SQLite has one writer at a time
-    queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=2) for _ in range(writers)]
+    queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=1) for _ in range(writers)]
     failure: list[BaseException] = []
     changed = [0] * writers
     lock = threading.Lock()
@@ -155,15 +157,19 @@ def _pipelined(store: Store, source: str, normalizer: Normalizer, batches: Batch
     for thread in threads:
         thread.start()
     try:
+        pending: list[pa.Table] = []  # normalized pieces gathered up to chunk_rows
+        pending_rows = source_rows = 0
         for batch, locate in batches:
             if failure:
                 break
-            table = normalizer.normalize(batch, locate)
-            if writers == 1:
-                queues[0].put((table, batch.num_rows))
-                continue
-            for k, part in enumerate(_split(table, writers)):
-                queues[k].put((part, batch.num_rows if k == 0 else 0))
+            pending.append(normalizer.normalize(batch, locate))
+            pending_rows += pending[-1].num_rows
+            source_rows += batch.num_rows
+            if pending_rows >= chunk_rows:
+                _hand_out(queues, pending, source_rows)
+                pending, pending_rows, source_rows = [], 0, 0
+        if pending and not failure:
+            _hand_out(queues, pending, source_rows)
     finally:
         for chunks in queues:
             chunks.put(_DONE)
@@ -172,6 +178,16 @@ def _pipelined(store: Store, source: str, normalizer: Normalizer, batches: Batch
     if failure:
         raise failure[0]
     return sum(changed)
+
+
+def _hand_out(queues: list[queue.Queue[Any]], pieces: list[pa.Table], source_rows: int
+              ) -> None:
+    table = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+    if len(queues) == 1:
+        queues[0].put((table, source_rows))
+        return
+    for k, part in enumerate(_split(table, len(queues))):
+        queues[k].put((part, source_rows if k == 0 else 0))
 
 
 def _split(table: pa.Table, parts: int) -> list[pa.Table]:
@@ -198,7 +214,7 @@ def load_usage_files(store: Store, source: UsageFileSource, *,
     files = ([UsageFile(p, file_format(p, source.format) or "csv") for p in paths]
              if paths is not None else discover(source.path, source.format))
     loader = _Loader(store, USAGE_FILE, source, dry_run=dry_run, progress=progress,
-                     writers=source.writers)
+                     writers=source.writers, chunk_rows=source.chunk_rows)
     for file in files:
         report.files.append(_load_one(loader, file, source, report, force=force))
     loader.remember_unmatched(report.tally)
@@ -268,7 +284,7 @@ def sync_warehouse(store: Store, source: WarehouseSource, *, today: date,
     report.since = warehouse_since(store, source, full=full, today=today)
     engine = warehouse_engine(source, environ)
     loader = _Loader(store, WAREHOUSE, source, dry_run=dry_run, progress=progress,
-                     writers=source.writers)
+                     writers=source.writers, chunk_rows=source.fetch_rows)
     try:
         report.rows_changed = loader.run(read_warehouse(engine, source, report.since),
                                          report.tally)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import date
+from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
@@ -155,7 +156,7 @@ def test_bad_lines_are_reported_with_file_and_line_and_skipped(accounts: Store,
     assert [r[:4] for r in usage_rows(accounts)] == [("A1", "logins", "2026-03-01", 3.0),
                                                      ("A2", "logins", "2026-03-03", 8.0)]
     summary = report.summary()
-    assert summary["unmatched_accounts"] == 1
+    assert summary["unmatched_accounts"] == 1 and summary["unmatched_rows_by_id"] == {"ZZ": 1}
     assert [(u.record_id, u.reason) for u in accounts.unmatched("usage_file")] == [
         ("ZZ", "no_match")]
 
@@ -239,7 +240,8 @@ def test_dry_run_writes_nothing(accounts: Store, tmp_path: Path) -> None:
 
 # -- configuration --------------------------------------------------------------------------
 def _doc(usage: dict) -> str:
-    data = yaml.safe_load(Path("healthscore/healthscore.example.yaml").read_text())
+    example = resources.files("healthscore").joinpath("healthscore.example.yaml")
+    data = yaml.safe_load(example.read_text("utf-8"))
     data["sources"]["usage_file"] = usage
     return yaml.safe_dump(data, sort_keys=False)
 
@@ -297,3 +299,16 @@ def test_load_usage_command(sandbox_env: dict[str, str], tmp_path: Path) -> None
         "usage_file": 4}
     assert "usage files loaded" in listed.output
     store.close()
+
+
+def test_parallel_writers_keep_the_newer_value_of_a_key(accounts: Store,
+                                                        tmp_path: Path) -> None:
+    # A1's 2026-03-01 logins appears in the first and the last chunk: the last line wins,
+    # whichever writer connection the other accounts' chunks go through
+    lines = ["A1,2026-03-01,logins,1"]
+    lines += [f"A{2 + i % 4},2026-03-{1 + i // 20:02d},m{i % 5},{i}" for i in range(80)]
+    lines += ["A1,2026-03-01,logins,99"]
+    path = write(tmp_path / "u.csv", "account_id,date,metric,value\n" + "\n".join(lines) + "\n")
+    report = load_usage_files(accounts, source(path, chunk_rows=7, writers=4))
+    assert report.tally.values == 82
+    assert ("A1", "logins", "2026-03-01", 99.0, "usage_file") in usage_rows(accounts)
