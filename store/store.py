@@ -578,20 +578,26 @@ class Store:
         """Point the records whose string field ``field`` has a value in ``links`` at that
         value's account (e.g. the tickets of an organization matched since); return the
         accounts touched (old and new)."""
-        touched = {a for a in links.values() if a}
-        by_account: dict[str | None, list[str]] = {}
-        for value, acct in links.items():
-            by_account.setdefault(acct, []).append(value)
         key = SourceRecord.fields[field].as_string()
+        values = list(links)
+        moves: list[dict[str, Any]] = []
+        touched: set[str] = set()
         with self.session() as s:
-            for acct, values in by_account.items():
-                for start in range(0, len(values), 5000):
-                    cond = (SourceRecord.source == source, SourceRecord.object == obj,
-                            key.in_(values[start:start + 5000]))
-                    touched.update(a for a in s.scalars(
-                        select(SourceRecord.account_id).where(*cond).distinct()) if a)
-                    s.execute(update(SourceRecord).where(*cond).values(account_id=acct)
-                              .execution_options(synchronize_session=False))
+            for start in range(0, len(values), 5000):
+                for rid, old, value in s.execute(
+                        select(SourceRecord.id, SourceRecord.account_id, key)
+                        .where(SourceRecord.source == source, SourceRecord.object == obj,
+                               key.in_(values[start:start + 5000]))):
+                    new = links.get(value)
+                    if new != old:
+                        moves.append({"rid": rid, "acct": new})
+                        touched.update(a for a in (old, new) if a)
+            if moves:  # one statement, many parameter sets
+                table = SourceRecord.__table__
+                s.execute(update(table).where(table.c.source == source,
+                                              table.c.object == obj,
+                                              table.c.id == bindparam("rid"))
+                          .values(account_id=bindparam("acct")), moves)
         return touched
 
     def accounts_without(self, metric: str, source: str) -> list[str]:
