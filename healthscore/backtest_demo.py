@@ -16,10 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sandbox.population import (
-    Population,
     generate_population,
     write_accounts_csv,
     write_outcomes_csv,
@@ -37,28 +34,6 @@ USAGE_CONFIG = "usage.example.yaml"
 HORIZON = timedelta(days=30)
 EVERY = timedelta(days=14)
 WARMUP = timedelta(days=35)  # the first snapshot waits until the 30-day windows are full
-
-
-def load_usage(store: Store, pop: Population) -> int:
-    """The population's reported (non-zero) days into the demo's SQLite ``usage_daily``
-    (a re-load of the same day replaces its value, as the usage file drop does)."""
-    sql = ("INSERT INTO usage_daily (account_id, metric, day, value, source) "
-           "VALUES (?, ?, ?, ?, 'usage') ON CONFLICT (account_id, metric, day) "
-           "DO UPDATE SET value = excluded.value")
-    dates = [(pop.first_day + timedelta(days=k)).isoformat() for k in range(pop.days)]
-    written = 0
-    conn = store.engine.raw_connection()  # the demo's own SQLite file: one executemany
-    try:
-        for metric, values in pop.usage.items():
-            rows, days = np.nonzero(values > 0)
-            conn.cursor().executemany(sql, [
-                (pop.account_ids[i], metric, dates[k], float(values[i, k]))
-                for i, k in zip(rows.tolist(), days.tolist(), strict=True)])
-            written += len(rows)
-        conn.commit()
-    finally:
-        conn.close()
-    return written
 
 
 def demo_backtest(out_dir: Path, *, accounts: int, seed: int, end: date) -> dict[str, Any]:
@@ -79,7 +54,7 @@ def demo_backtest(out_dir: Path, *, accounts: int, seed: int, end: date) -> dict
         pipeline = Pipeline(config, Settings(database_url=store.url), store,
                             config_path=str(config_path))
         pipeline.import_accounts()
-        load_usage(store, pop)
+        pipeline.sync_usage_file(paths=[out_dir / "usage.csv"], force=True)  # the file drop
         outcomes = load_outcomes(config, store)
         plan = Plan(pop.first_day + WARMUP, end - HORIZON, EVERY, HORIZON)
         result = evaluate(config.scorecard, pipeline_scorer(pipeline, outcomes),

@@ -12,11 +12,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from healthscore.backtest_demo import load_usage
 from healthscore.cli import app
 from healthscore.config import load_config
-from sandbox.population import generate_population, write_accounts_csv, write_outcomes_csv
-from store import Store
+from sandbox.population import (
+    generate_population,
+    write_accounts_csv,
+    write_outcomes_csv,
+    write_usage_csv,
+)
 
 USAGE_EXAMPLE = Path(__file__).parent.parent / "healthscore" / "usage.example.yaml"
 END = date.today() - timedelta(days=1)
@@ -33,10 +36,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp = pytest.MonkeyPatch()
     mp.setenv("DATABASE_URL", db)
     mp.setenv("HEALTHSCORE_CONFIG", str(base / "healthscore.yaml"))
+    write_usage_csv(pop, base / "usage.csv")
     assert CliRunner().invoke(app, ["import-accounts"]).exit_code == 0
-    store = Store(db)
-    load_usage(store, pop)
-    store.close()
+    loaded = CliRunner().invoke(app, ["load-usage", str(base / "usage.csv")])
+    assert loaded.exit_code == 0, loaded.output
     yield base
     mp.undo()
 
