@@ -44,23 +44,22 @@ task_default_queue = "score"
 task_routes = {"tasks.sync_source": {"queue": "sync"}, "tasks.score_cycle": {"queue": "score"}}
 
 beat_schedule: dict = {}
-if _config.sources.salesforce.enabled:
-    beat_schedule["sync-salesforce"] = {
+# one incremental pull per enabled source, each on its own sync_every
+SOURCES = ("salesforce", "hubspot", "zendesk", "sendgrid", "mailchimp", "hubspot_email",
+           "usage_file", "warehouse")
+for _name in SOURCES:
+    _source = getattr(_config.sources, _name)
+    if _source.enabled:
+        beat_schedule[f"sync-{_name}"] = {
+            "task": "tasks.sync_source",
+            "schedule": _source.sync_every.total_seconds(),
+            "args": (_name,),
+        }
+if _config.sources.accounts_file is not None:
+    beat_schedule["sync-accounts-file"] = {
         "task": "tasks.sync_source",
-        "schedule": _config.sources.salesforce.sync_every.total_seconds(),
-        "args": ("salesforce",),
-    }
-if _config.sources.hubspot.enabled:
-    beat_schedule["sync-hubspot"] = {
-        "task": "tasks.sync_source",
-        "schedule": _config.sources.hubspot.sync_every.total_seconds(),
-        "args": ("hubspot",),
-    }
-if _config.sources.zendesk.enabled:
-    beat_schedule["sync-zendesk"] = {
-        "task": "tasks.sync_source",
-        "schedule": _config.sources.zendesk.sync_every.total_seconds(),
-        "args": ("zendesk",),
+        "schedule": _config.sources.accounts_file.sync_every.total_seconds(),
+        "args": ("accounts_file",),
     }
 beat_schedule["score-cycle"] = {
     "task": "tasks.score_cycle",

@@ -49,6 +49,18 @@ def sync_source(self: Task, source: str) -> dict[str, Any]:
         syncs["hubspot"] = lambda p: asdict(p.sync_hubspot())
     if rt.config.sources.zendesk.enabled:
         syncs["zendesk"] = lambda p: asdict(p.sync_zendesk())
+    if rt.config.sources.sendgrid.enabled:
+        syncs["sendgrid"] = lambda p: asdict(p.sync_sendgrid())
+    if rt.config.sources.mailchimp.enabled:
+        syncs["mailchimp"] = lambda p: asdict(p.sync_mailchimp())
+    if rt.config.sources.hubspot_email.enabled:
+        syncs["hubspot_email"] = lambda p: asdict(p.sync_hubspot_email())
+    if rt.config.sources.usage_file.enabled:
+        syncs["usage_file"] = lambda p: p.sync_usage_file().summary()
+    if rt.config.sources.warehouse.enabled:
+        syncs["warehouse"] = lambda p: p.sync_warehouse().summary()
+    if rt.config.sources.accounts_file is not None:
+        syncs["accounts_file"] = lambda p: asdict(p.import_accounts())
     if source not in syncs:
         raise ValueError(f"unknown source {source!r} (configured: {', '.join(syncs)})")
     with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}", LOCK_TTL) as mine:

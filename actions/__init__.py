@@ -1,12 +1,21 @@
 """Actions: rules turn score changes into intents; handlers deliver each intent once."""
 
-from .deliver import DeliveryReport, deliver_pending
-from .rule_model import Rule, Trigger
+from .deliver import (
+    Channels,
+    DeliveryHooks,
+    DeliveryReport,
+    WorkerKilled,
+    deliver_pending,
+)
+from .rule_model import ActionSettings, Rule, Trigger
 from .rules import ENTERED_RED, Intent, RuleContext, RuleState, evaluate
-from .slack import SlackAlerter, build_alert, escape_mrkdwn
+from .slack import SlackAlerter, build_alert, build_digest, escape_mrkdwn
 
 __all__ = [
     "ENTERED_RED",
+    "ActionSettings",
+    "Channels",
+    "DeliveryHooks",
     "DeliveryReport",
     "Intent",
     "Rule",
@@ -14,7 +23,9 @@ __all__ = [
     "RuleState",
     "SlackAlerter",
     "Trigger",
+    "WorkerKilled",
     "build_alert",
+    "build_digest",
     "deliver_pending",
     "escape_mrkdwn",
     "evaluate",

@@ -3,6 +3,11 @@
 Rate limits: we pace each channel ourselves (Slack allows about one message per second per
 channel) and opt into slack-sdk's 429 handling, capped, so a long ``Retry-After`` goes back to
 the caller (the task retries later) instead of pinning a worker.
+
+Every message carries its idempotency key in the message ``metadata``
+(``event_type: healthscore_action``, ``event_payload: {"key": ...}``), so a post whose outcome
+is unknown (timeout, worker killed after Slack accepted it) is looked up with
+``conversations.history`` instead of being re-posted or left to a human.
 """
 
 from __future__ import annotations
@@ -46,7 +51,14 @@ def _link(url: str | None, label: str) -> str:
 
 
 def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
-    """Text and blocks for one account that entered red."""
+    """Text and blocks for one account that entered red (or a governance note)."""
+    template = payload.get("template")
+    if template == "source_stale":
+        from .governance_alerts import build_source_stale
+        return build_source_stale(payload)
+    if template == "override_expiring":
+        from .governance_alerts import build_override_expiring
+        return build_override_expiring(payload, mention)
     name = str(payload["name"])
     score = payload.get("score")
     score_text = "–" if score is None else f"{score:.0f}"
@@ -54,6 +66,8 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     delta = payload.get("delta")
     change = "" if delta is None else f" ({'+' if delta >= 0 else '−'}{abs(delta):.0f} vs "\
         f"{payload.get('delta_window', '7d')})"
+    if payload.get("override"):  # the grade is a CSM's call, not the score's
+        change += " · CSM override"
     rule = payload.get("rule", "entered_red")
     if rule == "entered_red":
         headline = (f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}* is "
@@ -75,6 +89,15 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
         details.append(f"Renewal: {escape_mrkdwn(str(payload['renewal_date']))}")
     if payload.get("arr") is not None:
         details.append(f"ARR: {float(payload['arr']):,.0f}")
+    if payload.get("override"):
+        o = payload["override"]
+        details.append(f"Override {escape_mrkdwn(str(o.get('grade')))} by "
+                       f"{escape_mrkdwn(str(o.get('set_by')))} until "
+                       f"{escape_mrkdwn(str(o.get('expires_at', ''))[:10])} (computed: "
+                       f"{escape_mrkdwn(str(payload.get('computed_grade')))})")
+    if payload.get("stale_sources"):
+        details.append(":warning: Stale data from " + escape_mrkdwn(
+            ", ".join(map(str, payload["stale_sources"]))))
     reasons = [escape_mrkdwn(str(r)) for r in payload.get("reasons", [])]
     blocks = [SectionBlock(text=MarkdownTextObject(text=headline[:3000]))]
     if details:
@@ -84,6 +107,40 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
             text=("*Top reasons*\n" + "\n".join(f"• {r}" for r in reasons))[:3000])))
     # the notification text is mrkdwn too: an account named "<!channel> Inc" must not ping
     return {"text": fallback, "blocks": [b.to_dict() for b in blocks]}
+
+
+DIGEST_SHOWN = 40  # accounts listed in one digest message; the rest are counted
+
+
+def build_digest(payload: dict[str, Any]) -> dict[str, Any]:
+    """One message for everything a rule matched in a period (``payload["items"]``)."""
+    items = payload.get("items", [])
+    rule = escape_mrkdwn(str(payload.get("rule", "")))
+    period = escape_mrkdwn(str(payload.get("period", "")))
+    lines = []
+    for item in items[:DIGEST_SHOWN]:
+        score = item.get("score")
+        score_text = "–" if score is None else f"{score:.0f}"
+        lines.append(f"• {GRADE_EMOJI.get(str(item.get('grade')), '')} "
+                     f"{_link(item.get('crm_url'), str(item.get('name', '')))} — "
+                     f"{escape_mrkdwn(str(item.get('why', '')))} (score {score_text})")
+    if len(items) > DIGEST_SHOWN:
+        lines.append(f"… and {len(items) - DIGEST_SHOWN} more")
+    headline = f"*{len(items)} accounts* matched rule `{rule}` ({period})"
+    blocks = [SectionBlock(text=MarkdownTextObject(text=headline))]
+    text = ""
+    for line in lines:  # section text is capped at 3000 characters: start another one
+        if len(text) + len(line) + 1 > 3000:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
+            text = ""
+        text += ("\n" if text else "") + line
+    if text:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
+    return {"text": f"{len(items)} accounts matched rule {rule} ({period})",
+            "blocks": [b.to_dict() for b in blocks[:50]]}
+
+
+METADATA_EVENT = "healthscore_action"
 
 
 class CappedRateLimitHandler(RetryHandler):
@@ -158,9 +215,15 @@ class SlackAlerter:
                 return None
         return self._users[email]
 
-    def post(self, channel: str, message: dict[str, Any]) -> str:
-        """Post and return the message ``ts``; errors are typed for the delivery loop."""
+    def post(self, channel: str, message: dict[str, Any], *, key: str | None = None) -> str:
+        """Post and return the message ``ts``; errors are typed for the delivery loop.
+
+        ``key`` (the idempotency key) travels in the message metadata for :meth:`find`.
+        """
         self._pace(channel)
+        if key is not None:
+            message = {**message, "metadata": {"event_type": METADATA_EVENT,
+                                               "event_payload": {"key": key}}}
         try:
             resp = self.client.chat_postMessage(channel=channel, unfurl_links=False, **message)
         except SlackApiError as exc:
@@ -170,6 +233,31 @@ class SlackAlerter:
                                  f"{exc.reason}") from None
         self.messages_posted += 1
         return str(resp["ts"])
+
+    def find(self, channel: str, key: str, *, oldest: float, pages: int = 20) -> str | None:
+        """The ``ts`` of the message carrying ``key`` posted since ``oldest`` (epoch seconds),
+        read back with ``conversations.history``; None when there is none."""
+        cursor = None
+        for _ in range(pages):
+            try:
+                resp = self.client.conversations_history(
+                    channel=channel, oldest=f"{oldest:.6f}", limit=200, cursor=cursor,
+                    include_all_metadata=True)
+            except SlackApiError as exc:
+                raise _map_error(exc, f"conversations.history of {channel}") from None
+            except URLError as exc:
+                raise RetriableError(f"Slack unreachable at {self.client.base_url}: "
+                                     f"{exc.reason}") from None
+            for message in resp.get("messages", []):
+                meta = message.get("metadata") or {}
+                if meta.get("event_type") == METADATA_EVENT and \
+                        (meta.get("event_payload") or {}).get("key") == key:
+                    return str(message["ts"])
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not resp.get("has_more") or not cursor:
+                return None
+        raise RetriableError(f"Slack conversations.history of {channel}: more than {pages} "
+                             f"pages since the alert was queued; not reconciled yet")
 
     def _pace(self, channel: str) -> None:
         with self._lock:

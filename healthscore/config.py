@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -12,12 +13,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from actions.rule_model import Rule
+from actions.rule_model import ActionSettings, Rule
 from actions.rules import ENTERED_RED
 from scoring import Scorecard, reference_problems
 
 from .durations import Duration
 from .errors import ConfigError
+from .governance_config import CrmOverrideFields, Freshness, OverridePolicy
+from .usage_config import UsageFileSource, WarehouseSource
 from .yamlfile import YamlDocument, load_yaml, parse_yaml, validate
 
 EXAMPLE_CONFIG = "healthscore.example.yaml"
@@ -35,6 +38,8 @@ class WriteBackFields(_Strict):
     trend: str = "Health_Trend__c"
     reasons: str = "Health_Reasons__c"
     updated: str = "Health_Updated__c"
+    stale: str = Field("Health_Data_Stale__c", description="checkbox: the score rests on data "
+                       "older than the freshness limit")
 
 
 class SalesforceSource(_Strict):
@@ -48,12 +53,14 @@ class SalesforceSource(_Strict):
                                        description="account attribute → Account field")
     domain_field: str | None = Field("Website", description="the Account's web address: "
                                      "matches support/email records by domain")
-    related: list[Literal["Opportunity", "Case", "Task", "Event"]] = Field(
+    related: list[Literal["Opportunity", "Case", "Task", "Event", "Contact"]] = Field(
         default_factory=list, description="objects pulled for per-account signals "
         "(see connectors/salesforce/related.py for the metric names)")
     bulk_threshold: int = Field(10_000, ge=0, description="a full sync of an object with more "
                                 "rows uses Bulk API 2.0 (0: never)")
     write_back: WriteBackFields = WriteBackFields()
+    override_fields: CrmOverrideFields | None = Field(
+        None, description="Account fields CSMs set grade overrides in (off when absent)")
     batch_size: int = Field(200, ge=1, le=200)
     record_url: str = Field("{instance_url}/lightning/r/Account/{id}/view",
                             description="link to an account in alerts")
@@ -77,9 +84,11 @@ class HubSpotWriteBack(_Strict):
     trend: str = "healthscore_trend"
     reasons: str = "healthscore_reasons"
     updated: str = "healthscore_updated"
+    stale: str = "healthscore_stale"
 
     def roles(self) -> dict[str, str]:
-        return {r: getattr(self, r) for r in ("score", "grade", "trend", "reasons", "updated")}
+        return {r: getattr(self, r) for r in ("score", "grade", "trend", "reasons", "updated",
+                                              "stale")}
 
 
 class HubSpotSource(_Strict):
@@ -146,18 +155,113 @@ class ZendeskSource(_Strict):
     page_size: int = Field(100, ge=1, le=100)
 
 
+class _EmailSource(_Strict):
+    """Shared by the email platforms: per-account engagement signals named
+    ``<metric_prefix>open_rate_90d`` … (see healthscore/email_engagement.py)."""
+
+    enabled: bool = False
+    sync_every: Duration = timedelta(hours=1)
+    overlap: Duration = Field(timedelta(minutes=10),
+                              description="re-read this much before the cursor")
+    metric_prefix: str = Field(pattern=r"^[a-z][a-z0-9_]*_$", description="signal names start "
+                               "with it; `email_` gives email_open_rate_90d … (one platform)")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        from .email_engagement import metric_names
+
+        return metric_names(self.metric_prefix)
+
+
+class SendGridSource(_EmailSource):
+    """SendGrid (SENDGRID_API_KEY): per-recipient events from the signed event webhook (or
+    the Email Activity API, a paid add-on), suppressions, and stats by category."""
+
+    metric_prefix: str = Field("sendgrid_", pattern=r"^[a-z][a-z0-9_]*_$")
+    per_recipient: Literal["webhook", "activity_api"] = Field(
+        "webhook", description="webhook: events POSTed to `healthscore webhook serve`; "
+        "activity_api: pulled from /v3/messages (needs the Email Activity History add-on)")
+    categories: list[str] = Field(default_factory=list, max_length=10, description="count only "
+                                  "mail in these categories (empty: all mail)")
+    page_size: int = Field(500, ge=1, le=500, description="suppression list page size")
+    webhook_max_age: Duration = Field(timedelta(minutes=10), description="reject signed "
+                                      "webhook requests older (or newer) than this")
+
+
+class MailchimpSource(_EmailSource):
+    """Mailchimp Marketing (MAILCHIMP_API_KEY): campaign reports with per-member activity."""
+
+    metric_prefix: str = Field("mailchimp_", pattern=r"^[a-z][a-z0-9_]*_$")
+    page_size: int = Field(1000, ge=1, le=1000, description="members per email-activity page")
+    max_connections: int = Field(10, ge=1, le=10, description="simultaneous requests per key "
+                                 "(Mailchimp allows 10 per key, shared by everything using it)")
+
+
+class HubSpotEmailSource(_EmailSource):
+    """HubSpot marketing email events (Email Events API; Marketing Hub, scope `content`), with
+    the HubSpot source's token and quota."""
+
+    metric_prefix: str = Field("hubspot_email_", pattern=r"^[a-z][a-z0-9_]*_$")
+    exclude_filtered: bool = Field(True, description="leave out opens HubSpot flagged as bots "
+                                   "or machine opens")
+
+
+class AccountsFile(_Strict):
+    """Accounts from a CSV file instead of a CRM (see healthscore/accounts_file.py).
+
+    One row per account; every column but the id and name is kept as an account attribute
+    (or only ``attributes`` when given). A relative path is relative to the YAML file.
+    """
+
+    path: Path
+    id_column: str = "account_id"
+    name_column: str = "name"
+    start_column: str | None = Field("start_date", description="the customer's start date "
+                                     "(a snapshot before it leaves the account out)")
+    attributes: list[str] | None = Field(None, description="columns kept as attributes "
+                                         "(default: every other column)")
+    sync_every: Duration = Field(timedelta(hours=1), description="how often beat re-imports "
+                                 "the file")
+
+    def attribute_names(self) -> set[str] | None:
+        """The attributes accounts will carry (None: not known until the file is read)."""
+        if self.attributes is not None:
+            return set(self.attributes) | ({self.start_column} if self.start_column else set())
+        if not self.path.is_file():
+            return None
+        with self.path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+        return {c.strip() for c in header} - {self.id_column, self.name_column}
+
+
 class Sources(_Strict):
     salesforce: SalesforceSource = SalesforceSource(enabled=False, metrics={})
     hubspot: HubSpotSource = HubSpotSource()
     zendesk: ZendeskSource = ZendeskSource()
+    sendgrid: SendGridSource = SendGridSource()
+    mailchimp: MailchimpSource = MailchimpSource()
+    hubspot_email: HubSpotEmailSource = HubSpotEmailSource()
+    usage_file: UsageFileSource = Field(UsageFileSource(), description="product usage files "
+                                        "(CSV/Parquet) into usage_daily")
+    warehouse: WarehouseSource = Field(WarehouseSource(), description="product usage from a "
+                                       "SQL query into usage_daily")
+    accounts_file: AccountsFile | None = Field(None, description="accounts from a CSV file: "
+                                               "the record system when there is no CRM")
 
     @model_validator(mode="after")
     def _one_record_system(self) -> Sources:
+        if self.accounts_file is not None:
+            if self.salesforce.enabled or self.hubspot.record_system:
+                raise ValueError("accounts_file is the record system: set salesforce.enabled: "
+                                 "false and drop hubspot.record_system (or drop accounts_file)")
+            return self
         if self.hubspot.record_system and self.salesforce.enabled:
             raise ValueError("hubspot.record_system: HubSpot is the CRM of record, so set "
                              "salesforce.enabled: false (or drop record_system)")
         if self.hubspot.record_system and not self.hubspot.enabled:
             raise ValueError("hubspot.record_system needs hubspot.enabled: true")
+        if self.hubspot_email.enabled and not self.hubspot.enabled:
+            raise ValueError("hubspot_email needs hubspot.enabled: true (it uses its token)")
         if not self.salesforce.enabled and not self.hubspot.record_system:
             raise ValueError("no CRM of record: enable salesforce, or hubspot with "
                              "record_system: true")
@@ -165,11 +269,15 @@ class Sources(_Strict):
 
     @property
     def record_crm(self) -> str:
+        if self.accounts_file is not None:
+            return "file"
         return "hubspot" if self.hubspot.record_system else "salesforce"
 
     @property
     def attributes(self) -> dict[str, str]:
         """Account attributes of the CRM of record."""
+        if self.accounts_file is not None:
+            return {a: a for a in self.accounts_file.attribute_names() or ()}
         return self.hubspot.attributes if self.hubspot.record_system \
             else self.salesforce.attributes
 
@@ -177,6 +285,9 @@ class Sources(_Strict):
 class Scoring(_Strict):
     every: Duration = timedelta(hours=1)
     trend_window: Duration = Field(timedelta(days=7), description="trend compares against this")
+    start_field: str | None = Field(None, description="account attribute or date metric with "
+                                    "the customer's start (past snapshots leave an account "
+                                    "out before it); default: the accounts file's start column")
 
 
 class SlackAlerts(_Strict):
@@ -191,13 +302,30 @@ class Alerts(_Strict):
     slack: SlackAlerts = SlackAlerts()
 
 
+class Outcomes(_Strict):
+    """Where churn and renewal outcomes come from (see healthscore/outcomes.py)."""
+
+    file: Path | None = Field(None, description="CSV: account_id, churn_date[, renewal_date]")
+    id_column: str = "account_id"
+    churn_column: str = "churn_date"
+    renewal_column: str = "renewal_date"
+    churn_metric: str | None = Field(None, description="a date metric of the sources holding "
+                                     "each account's churn date (e.g. an Account field)")
+    renewal_lost: bool = Field(True, description="a closed-lost renewal opportunity "
+                               "(renewal_lost_at) is a churn")
+
+
 class Config(_Strict):
     sources: Sources
     scoring: Scoring = Scoring()
     scorecard: Scorecard
     alerts: Alerts = Alerts()
+    outcomes: Outcomes = Outcomes()
     rules: list[Rule] = Field(default_factory=list, description="alert rules beyond "
                               "alerts.enter_red (see actions/rule_model.py)")
+    overrides: OverridePolicy = OverridePolicy()
+    freshness: Freshness = Freshness()
+    actions: ActionSettings = ActionSettings()
 
     @property
     def active_rules(self) -> list[Rule]:
@@ -230,6 +358,11 @@ def metric_collisions(sources: Sources) -> list[str]:
                   for obj in sources.salesforce.related for m in RELATED[obj].metrics]
     if sources.hubspot.enabled and not sources.hubspot.record_system:
         named += [(m, "sources.hubspot.metrics") for m in sources.hubspot.metrics]
+    for name in ("sendgrid", "mailchimp", "hubspot_email"):
+        email = getattr(sources, name)
+        if email.enabled:
+            named += [(m, f"sources.{name} (metric_prefix {email.metric_prefix!r})")
+                      for m in email.metrics]
     for metric, where in named:
         if metric in seen and seen[metric] != where:
             clashes.append(f"metric {metric!r} comes from both {seen[metric]} and {where}; "
@@ -257,6 +390,12 @@ def source_metrics(sources: Sources) -> set[str]:
         from connectors.zendesk.signals import METRICS as ZENDESK_METRICS
 
         out |= set(ZENDESK_METRICS)
+    for email in (sources.sendgrid, sources.mailchimp, sources.hubspot_email):
+        if email.enabled:
+            out |= set(email.metrics)
+    for usage in (sources.usage_file, sources.warehouse):  # daily values in usage_daily
+        if usage.enabled:
+            out |= usage.metric_names
     return out
 
 
@@ -271,12 +410,14 @@ def load_config(path: str | Path | None = None) -> Config:
 def config_from_document(doc: YamlDocument) -> Config:
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{doc.path}:1: expected a mapping with 'sources' and 'scorecard'")
-    sources = validate(doc, Sources, root=("sources",))
+    sources = _relative_to(validate(doc, Sources, root=("sources",)), doc.path)
     clashes = metric_collisions(sources)
     if clashes:
         raise ConfigError("\n".join(f"{doc.path}:{doc.line_of(('sources',)) or 1} sources: {c}"
                                      for c in clashes))
-    provided = source_metrics(sources) | set(sources.attributes)
+    provided: set[str] | None = source_metrics(sources) | set(sources.attributes)
+    if sources.accounts_file is not None and sources.accounts_file.attribute_names() is None:
+        provided = None  # the file's columns are not known yet: checked when it is imported
     scorecard = validate(doc, Scorecard, root=("scorecard",))
     problems = [
         f"{doc.path}:{doc.line_of(('scorecard', *loc)) or 1} "
@@ -289,12 +430,35 @@ def config_from_document(doc: YamlDocument) -> Config:
     data["sources"], data["scorecard"] = sources, scorecard
     doc_for_rest = YamlDocument(doc.path, data, doc.lines)
     config = validate(doc_for_rest, Config)
+    if config.outcomes.file is not None and not config.outcomes.file.is_absolute():
+        config = config.model_copy(update={"outcomes": config.outcomes.model_copy(update={
+            "file": Path(doc.path).parent / config.outcomes.file})})
+    known = provided if provided is not None else set(config.scorecard.derived)
     problems = [f"{doc.path}:{doc.line_of(('rules', *loc)) or 1} "
                 f"rules.{'.'.join(map(str, loc))}: {msg}"
-                for loc, msg in rule_problems(config, provided)]
+                for loc, msg in rule_problems(config, known) if provided is not None]
+    start = config.scoring.start_field
+    if start is not None and provided is not None and start not in provided:
+        problems.append(f"{doc.path}:{doc.line_of(('scoring', 'start_field')) or 1} "
+                        f"scoring.start_field: unknown field {start!r}; known: "
+                        f"{', '.join(sorted(provided))}")
+    metric = config.outcomes.churn_metric
+    if metric is not None and provided is not None and metric not in provided:
+        problems.append(f"{doc.path}:{doc.line_of(('outcomes', 'churn_metric')) or 1} "
+                        f"outcomes.churn_metric: unknown metric {metric!r}; the sources "
+                        f"provide: {', '.join(sorted(source_metrics(sources)))}")
     if problems:
         raise ConfigError("\n".join(problems))
     return config
+
+
+def _relative_to(sources: Sources, config_path: str) -> Sources:
+    """An accounts file path relative to the YAML file (not to where healthscore runs)."""
+    spec = sources.accounts_file
+    if spec is None or spec.path.is_absolute() or config_path.startswith("<"):
+        return sources
+    return sources.model_copy(update={"accounts_file": spec.model_copy(
+        update={"path": Path(config_path).parent / spec.path})})
 
 
 def rule_problems(config: Config, provided: set[str]) -> list[tuple[tuple[str | int, ...], str]]:
@@ -310,6 +474,18 @@ def rule_problems(config: Config, provided: set[str]) -> list[tuple[tuple[str | 
             if seg not in card.segment_names:
                 problems.append(((k, "segments"), f"no segment {seg!r} (known: "
                                                   f"{', '.join(card.segment_names)})"))
+        for j, action in enumerate(rule.actions):
+            if action.slack is not None:
+                for seg in action.slack.segments:
+                    if seg not in card.segment_names:
+                        problems.append(((k, "actions", j, "slack", "segments", seg),
+                                         f"no segment {seg!r} (known: "
+                                         f"{', '.join(card.segment_names)})"))
+            if action.email is not None and action.email.steps and \
+                    action.email.age_metric not in metrics:
+                problems.append(((k, "actions", j, "email", "age_metric"),
+                                 f"unknown metric {action.email.age_metric!r}; known: "
+                                 f"{', '.join(sorted(metrics))}"))
         t = rule.when
         loc = (k, "when", t.kind)
         if t.measure_below is not None and t.measure_below.measure not in card.measures:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from actions.tasks import ensure_task_key_property
 from connectors.hubspot import HubSpotClient, ensure_properties
 from sandbox import (
     HubSpotEmulator,
@@ -30,7 +32,23 @@ from sandbox import (
 from store import Store
 
 from .config import Config, load_config
-from .pipeline import Pipeline
+from .demo_actions import (
+    action_counts,
+    chaotic_delivery,
+    exactly_once,
+    start_storm,
+    with_demo_actions,
+)
+from .demo_governance import (
+    hubspot_stops,
+    print_governance,
+    seed_crm_overrides,
+    with_demo_governance,
+)
+from .demo_keep import fresh_keep_dir, keep_paths, write_config
+from .demo_usage import enable_usage, write_usage_drop
+from .email_demo import email_sandbox
+from .pipeline import CycleReport, Pipeline
 from .quota import LocalQuota
 from .runtime import setup_logging
 from .settings import Settings
@@ -112,9 +130,11 @@ console = Console(stderr=False)
 
 
 def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
-             workdir: Path | None = None) -> dict[str, Any]:
+             workdir: Path | None = None, backtest: bool = True,
+             keep: Path | None = None, chaos: bool = False) -> dict[str, Any]:
     """``crm="salesforce"``: Salesforce is the CRM of record and HubSpot a second CRM;
-    ``crm="hubspot"``: HubSpot's companies are the accounts."""
+    ``crm="hubspot"``: HubSpot's companies are the accounts. ``chaos``: cycle 1 delivers
+    through a Slack 429 storm with a worker killed after each channel's vendor accepted."""
     setup_logging()
     logging.getLogger().setLevel(logging.WARNING)
     # Virtual time: the org was last edited an hour before the first cycle; cycles run
@@ -130,14 +150,17 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             SalesforceEmulator(clock=sf_clock) as sf_emu, \
             HubSpotEmulator() as hs_emu, \
             ZendeskEmulator(clock=sf_clock) as zd_emu, \
-            SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu:
+            SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu, \
+            email_sandbox(org, start) as email:
         hs_emu.set_time(seeded_at)
         sf_ids = sf_emu.seed(org)
         sf_emu.bulk.polls_to_complete = 0
         _seed_hubspot(hs_emu, org, sf_ids)
         zd_emu.seed(org, seeded_at, account_ids=sf_ids)  # Zendesk: one desk, same accounts
         slack_emu.add_users(org.users)
-        base = workdir or Path(tmp)
+        if keep is not None:
+            fresh_keep_dir(keep)  # a previous demo's store: replaced, not continued
+        base = workdir or keep or Path(tmp)
         settings = Settings(
             database_url=f"sqlite:///{base / 'healthscore-demo.db'}",
             salesforce_instance_url=sf_emu.base_url,
@@ -153,10 +176,18 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             zendesk_email=zd_emu.email,
             zendesk_api_token=zd_emu.api_token,
             zendesk_base_url=zd_emu.api_url,
+            **email.settings(),
         )
-        config = demo_config(load_config())
+        config = with_demo_governance(with_demo_actions(
+            email.enable(demo_config(load_config()))))
+        if crm == "salesforce":  # usage per licensed seat: seats come from the Account
+            usage_csv, _ = write_usage_drop(org, sf_ids, (base / "usage-drop").resolve(), seed=seed,
+                                            last_day=start.date() - timedelta(days=1))
+            config = enable_usage(config, usage_csv)
         if crm == "hubspot":
             config = hubspot_record_config(config, hs_emu.portal_id)
+        if keep is not None:
+            write_config(config, keep_paths(keep)[1])
         store = Store(settings.database_url)
         # one process: a local quota at HubSpot's default 100 requests per 10 s
         hubspot = HubSpotClient(settings, quota=LocalQuota(10.0, 100),
@@ -172,17 +203,32 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
                       f"emulator at {sf_emu.base_url} (TLS), HubSpot emulator at "
                       f"{hs_emu.base_url}, Slack emulator at {slack_emu.base_url}")
         ensure_properties(hubspot, config.sources.hubspot.write_back)  # `setup-crm`
+        email.deliver_webhook(store, config)  # SendGrid's events, before the first sync
+        if crm == "hubspot":
+            ensure_task_key_property(hubspot, config.actions.hubspot_task_key_property)
         summaries = []
+        overrides = seed_crm_overrides(sf_emu, org, sf_ids, seeded_at)
+        emulators = (sf_emu, hs_emu, slack_emu, email.sendgrid)
         for step in range(cycles):
             at(step)
-            counts = _request_counts(sf_emu, hs_emu, slack_emu)
-            cycle = pipeline.run_cycle()
-            after = _request_counts(sf_emu, hs_emu, slack_emu)
+            counts = _request_counts(sf_emu, hs_emu, slack_emu) | action_counts(*emulators)
+            if chaos and step == 0:
+                console.print("[bold]chaos[/]: a Slack 429 storm, and a worker killed after "
+                              "Slack, the CRM and SendGrid each accepted a delivery")
+                start_storm(slack_emu)
+                cycle = _chaotic_cycle(pipeline, lambda: Pipeline(
+                    config, settings, store, config_path="<packaged example>",
+                    hubspot=hubspot, clock=lambda: sf_clock()))
+            else:
+                cycle = pipeline.run_cycle()
+            after = _request_counts(sf_emu, hs_emu, slack_emu) | action_counts(*emulators)
             summary = cycle.summary()
             delta = {k: after[k] - counts[k] for k in after}
             summary["crm_write_requests"] = delta["sf_writes"]
             summary["hubspot_write_requests"] = delta["hs_writes"]
             summary["slack_messages"] = delta["slack"]
+            summary["tasks_created"] = delta["tasks"]
+            summary["emails_sent"] = delta["emails"]
             summary["sync_requests"] = {"salesforce": delta["sf_reads"],
                                         "hubspot": delta["hs_reads"]}
             summaries.append(summary)
@@ -196,14 +242,70 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
                   "hubspot": after["hs_reads"] - counts["hs_reads"]}
         signals = store.signal_counts()
         unmatched = store.unmatched_counts()
+        stopped = hubspot_stops(pipeline, lambda t: (setattr(sf_clock, "moment", t),
+                                                     hs_emu.set_time(t)), sf_clock()) \
+            if crm == "salesforce" else {"stale_accounts": 0}
+        once = exactly_once(store, *emulators)
         _print_cycles(summaries)
         _print_sources(signals, unmatched, store)
         _print_reds(store, slack_emu)
         store.close()
         _print_checks(summaries, resync)
-    return {"accounts": accounts, "signals_by_source": signals, "resync_requests": resync,
-            "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
-            "cycles": summaries}
+        print_governance(console, overrides, stopped, keep)
+        _print_once(once, chaos)
+    result = {"accounts": accounts, "signals_by_source": signals, "resync_requests": resync,
+              "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
+              "cycles": summaries, "overrides_active": summaries[-1]["overrides_active"],
+              "stale_accounts": stopped["stale_accounts"],
+              "governance": {"overrides": overrides, "hubspot_stopped": stopped},
+              "exactly_once": once, **({"chaos": True} if chaos else {})}
+    if backtest:
+        result["backtest"] = _backtest(accounts, seed, workdir)
+    return result
+
+
+def _chaotic_cycle(pipeline: Pipeline, new_worker: Any) -> CycleReport:
+    """One cycle whose delivery is killed and restarted (see ``demo_actions``)."""
+    started = time.perf_counter()
+    sync, hubspot_sync = pipeline.sync_all()
+    scoring, _ = pipeline.score()
+    write, hubspot_write = pipeline.write_back(), pipeline.write_back_hubspot()
+    delivery = chaotic_delivery(new_worker, console)
+    return CycleReport(sync, scoring, write, delivery, time.perf_counter() - started,
+                       hubspot_sync, hubspot_write)
+
+
+def _print_once(once: dict[str, Any], chaos: bool) -> None:
+    for channel, label in (("slack", "Slack alert"), ("tasks", "CSM task"),
+                           ("emails", "email")):
+        console.print(f"{'[green]✓' if once[channel] else '[red]✗'}[/] each {label} exactly "
+                      f"once in the emulator's log (by idempotency key)")
+    if chaos:
+        console.print(f"  chaos: {once['slack_429s']} Slack 429s waited out; "
+                      f"{once['unknown']} email outcome(s) unrecorded when its worker died — "
+                      f"sent once, never re-sent (email has no look-up by key)",
+                      highlight=False)
+
+
+def _backtest(accounts: int, seed: int, workdir: Path | None) -> dict[str, Any]:
+    """Does the score predict churn? A year of the population's usage, backtested and fitted
+    (healthscore/backtest_demo.py); the report stays on disk for the browser."""
+    from .backtest_demo import demo_backtest
+
+    out = (workdir or Path(tempfile.gettempdir())) / "healthscore-demo-backtest"
+    console.print(f"[bold]backtest[/]: a year of daily usage for {accounts} accounts, "
+                  "scored every 14 days, churn within 30 days …")
+    block = demo_backtest(out, accounts=accounts, seed=seed,
+                          end=datetime.now(UTC).date() - timedelta(days=1))
+    if block["auc_fitted"] is None:
+        console.print(f"  no fit: {block['fit_error']}", highlight=False)
+    else:
+        console.print(f"  held-out ROC AUC: current scorecard {block['auc_default']:.3f}, "
+                      f"fitted {block['auc_fitted']:.3f} ({block['held_out_snapshots']} later "
+                      f"snapshots); all {block['snapshots']} snapshots "
+                      f"{block['auc_all_snapshots']}", highlight=False)
+    console.print(f"  report: {block['report']}", highlight=False)
+    return block
 
 
 def _request_counts(sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator,
@@ -246,6 +348,8 @@ ROWS = (("accounts pulled", "accounts_pulled"), ("accounts scored", "scored"),
         ("HubSpot records updated", "hubspot_records_updated"),
         ("HubSpot write requests", "hubspot_write_requests"),
         ("entered red", "entered_red"), ("Slack messages", "slack_messages"),
+        ("overrides active", "overrides_active"), ("stale accounts", "stale_accounts"),
+        ("CSM tasks created", "tasks_created"), ("emails sent", "emails_sent"),
         ("seconds", "seconds"))
 
 
@@ -282,11 +386,13 @@ def _print_checks(summaries: list[dict[str, Any]], resync: dict[str, int]) -> No
     ok_hubspot = first.get("hubspot_write_requests") == math.ceil(
         first.get("hubspot_records_updated", 0) / 100)
     ok_quiet = all(s["crm_records_updated"] == 0 and s["slack_messages"] == 0
+                   and s["tasks_created"] == 0 and s["emails_sent"] == 0
                    and s.get("hubspot_records_updated", 0) == 0 for s in summaries[1:])
     for label, ok in (("cycle 1 writes in ceil(updated/200) requests", ok_requests),
                       ("cycle 1 mirrors to HubSpot in ceil(updated/100) requests", ok_hubspot),
                       ("cycle 1 posts one alert per account that entered red", ok_slack),
-                      ("later cycles on unchanged data write and post nothing", ok_quiet)):
+                      ("later cycles on unchanged data write, post, create and send nothing",
+                       ok_quiet)):
         console.print(f"{'[green]✓' if ok else '[red]✗'}[/] {label}")
     console.print(f"  a sync on unchanged data after the cycles: {resync['salesforce']} "
                   f"Salesforce and {resync['hubspot']} HubSpot requests", highlight=False)

@@ -12,8 +12,17 @@ def render_explanation(console: Console, name: str, exp: Explanation, card: Scor
     score = "–" if exp.score is None else f"{exp.score:.0f} ({exp.score:.2f})"
     console.print(f"[bold]{name}[/] ({exp.account_id}): score {score}, grade "
                   f"[bold]{exp.grade}[/], coverage {exp.coverage:.0%}", highlight=False)
+    if exp.override:
+        o = exp.override
+        console.print(f"[bold magenta]override[/]: {o['grade']} by {o['set_by']} until "
+                      f"{str(o['expires_at'])[:16]} ({o['origin']}) — computed grade "
+                      f"{exp.computed_grade}; reason: {o['reason'] or '–'}", highlight=False)
+    if exp.critical:
+        console.print(f"[bold red]critical condition[/]: {exp.critical}", highlight=False)
     console.print(f"segment [bold]{exp.segment}[/] — {exp.segment_why}", highlight=False)
-    groups = ", ".join(f"{card.groups[g].label} {'–' if v is None else f'{v:.0f}'}"
+    modes = {g: "" if grp.aggregate == "mean" else f" ({grp.aggregate})"
+             for g, grp in card.groups.items()}
+    groups = ", ".join(f"{card.groups[g].label}{modes[g]} {'–' if v is None else f'{v:.0f}'}"
                        for g, v in exp.groups.items())
     console.print(f"groups: {groups}", highlight=False)
     table = Table(title=f"scorecard {card.name} (version {card.version})")

@@ -24,6 +24,7 @@ records get their zeros.
 Signals (fixed names; map them in the scorecard like any other metric):
 
 - deals: ``hubspot_renewal_next_at`` (close date of the earliest open renewal deal),
+  ``hubspot_renewal_lost_at`` (close date of the last closed-lost renewal deal: a churn),
   ``hubspot_deals_won_365d`` (deals won with a close date in the last 365 days),
   ``hubspot_open_deal_amount`` (sum of the open deals' amounts).
   A deal is a *renewal* when its ``dealtype`` is one of ``RelatedRules.renewal_deal_types``
@@ -79,7 +80,8 @@ OBJECTS = ("deals", "tickets", "contacts")
 LEARNED_DOMAIN = "hubspot:contact_domain"
 ARCHIVED_CHECK = "{}:archived-check"
 METRICS: dict[str, tuple[str, ...]] = {
-    "deals": ("hubspot_renewal_next_at", "hubspot_deals_won_365d", "hubspot_open_deal_amount"),
+    "deals": ("hubspot_renewal_next_at", "hubspot_deals_won_365d", "hubspot_open_deal_amount",
+              "hubspot_renewal_lost_at"),
     "tickets": ("hubspot_tickets_open", "hubspot_tickets_high_open", "hubspot_tickets_30d"),
     "contacts": ("hubspot_contacts", "hubspot_email_opted_out"),
 }
@@ -220,9 +222,13 @@ def deal_metrics(rows: list[dict[str, Any]], now: datetime, rules: RelatedRules
     year_ago = now - timedelta(days=365)
     next_renewal: datetime | None = None
     won, open_amount = 0, 0.0
+    lost_renewal: datetime | None = None
     for row in rows:
         closed, is_won = deal_state(row, rules)
         close = _safe_when(row.get("closedate"))
+        if closed and not is_won and close is not None and is_renewal(row, rules) and (
+                lost_renewal is None or close > lost_renewal):
+            lost_renewal = close
         if not closed:
             open_amount += _safe_number(row.get(rules.amount_property)) or 0.0
             if is_renewal(row, rules) and close is not None and (next_renewal is None
@@ -232,7 +238,8 @@ def deal_metrics(rows: list[dict[str, Any]], now: datetime, rules: RelatedRules
             won += 1
     return {"hubspot_renewal_next_at": _stamp(next_renewal),
             "hubspot_deals_won_365d": float(won),
-            "hubspot_open_deal_amount": open_amount}
+            "hubspot_open_deal_amount": open_amount,
+            "hubspot_renewal_lost_at": _stamp(lost_renewal)}
 
 
 def ticket_metrics(rows: list[dict[str, Any]], now: datetime, rules: RelatedRules

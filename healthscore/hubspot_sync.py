@@ -74,6 +74,8 @@ def crm_values(company: CompanyRecord, source: HubSpotSource) -> dict[str, Any]:
                 value = float(value)
             except ValueError:
                 value = None
+        if role == "stale":
+            value = value == "true"
         out[role] = value
     return out
 

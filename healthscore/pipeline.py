@@ -10,15 +10,18 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from actions import (
     ENTERED_RED,
+    Channels,
+    DeliveryHooks,
     DeliveryReport,
     Intent,
     RuleContext,
@@ -27,12 +30,17 @@ from actions import (
     deliver_pending,
     evaluate,
 )
+from actions.deliver import STUCK_SENDING
+from actions.email import email_senders
+from actions.tasks import HubSpotTasks, SalesforceTasks
 from connectors.hubspot import HubSpotClient, HubSpotWriter
 from connectors.hubspot.related import pull_owners
 from connectors.identity import DOMAIN
+from connectors.mailchimp import MailchimpClient
 from connectors.salesforce import SalesforceClient, SalesforceWriter, SyncState, pull_accounts
 from connectors.salesforce.accounts import parse_sf_datetime
 from connectors.salesforce.related import RELATED, RelatedSync, account_of, pull_related
+from connectors.sendgrid import SendGridClient
 from connectors.zendesk import ZendeskClient
 from scoring import (
     INSUFFICIENT,
@@ -44,19 +52,38 @@ from scoring import (
     reasons_for,
     score,
 )
+from scoring.windows import day_of, window_columns
 from store import SignalRow, Store
 from store.models import Account, Score, utcnow
 
+from .accounts_file import ImportReport, import_accounts
 from .config import Config
 from .durations import format_duration
+from .email_sync import (
+    HUBSPOT_EMAIL,
+    MAILCHIMP,
+    SENDGRID,
+    EmailSyncReport,
+    sync_hubspot_email,
+    sync_mailchimp,
+    sync_sendgrid,
+)
 from .errors import ConfigError
+from .governance import explain_with_override, govern, hysteresis_grade
+from .history import ScoringHistory, load_usage, snapshot_moment
 from .hubspot_related_sync import HubSpotRelatedReport, RelatedRules, sync_hubspot_related
 from .hubspot_sync import COMPANY_KEY, HubSpotSyncReport, sync_hubspot
 from .hubspot_sync import OBJECT as HUBSPOT_OBJECT
 from .hubspot_sync import SOURCE as HUBSPOT
+from .outcomes import Outcome, churned_by
+from .overrides import find_account, record_crm_overrides
 from .settings import Settings
+from .versioning import scorecard_version
 from .writeback import WriteReport, flush_pending, queue_changes
 from .zendesk_sync import ZendeskSyncReport, sync_zendesk
+
+if TYPE_CHECKING:
+    from .usage_sync import UsageLoadReport  # pyarrow is imported only when usage is loaded
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +91,8 @@ CRM = "salesforce"
 CRM_GRADES = {"red": "Red", "yellow": "Yellow", "green": "Green",
               "insufficient_data": "Insufficient Data"}
 REASONS_MAX = 1000
+# compute(as_of) within this of the clock is a live run (signal_latest), else point-in-time
+LIVE_SLACK = timedelta(minutes=1)
 
 
 @dataclass
@@ -74,6 +103,7 @@ class SyncReport:
     signals_changed: int = 0
     cursor: str | None = None
     skipped_ids: list[str] = field(default_factory=list)
+    overrides: dict[str, int] = field(default_factory=dict)  # CRM overrides applied/refused
 
 
 @dataclass
@@ -85,6 +115,9 @@ class ScoreReport:
     alerts: dict[str, int] = field(default_factory=dict)  # rule → intents this run
     writes_queued: int = 0
     scorecard_version: str = ""
+    overrides_active: int = 0
+    stale_accounts: int = 0
+    stale_sources: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -126,6 +159,11 @@ class CycleReport:
             "crm_writes_pending": self.write.pending,
             "entered_red": self.scoring.entered_red,
             "slack_messages": self.delivery.sent,
+            "overrides_active": self.scoring.overrides_active,
+            "stale_accounts": self.scoring.stale_accounts,
+            "tasks_created": self.delivery.tasks_created,
+            "emails_sent": self.delivery.emails_sent,
+            "emails_skipped": self.delivery.emails_skipped,
             **({} if self.hubspot_sync is None else {
                 "hubspot_companies_pulled": self.hubspot_sync.records,
                 "hubspot_companies_matched": self.hubspot_sync.matched,
@@ -151,6 +189,18 @@ def trend_text(delta: float | None, window: str) -> str | None:
     return f"{arrow} {sign}{abs(points)} pts vs {window}"
 
 
+def score_deltas(store: Store, batch: ScoreBatch, at: datetime,
+                 exclude_run: int | None = None) -> dict[str, float]:
+    """Score now minus the score at ``at`` (accounts scored both times only)."""
+    then = store.scores_as_of(at, exclude_run=exclude_run)
+    out = {}
+    for i, account_id in enumerate(batch.account_ids):
+        old = then.get(account_id)
+        if old is not None and old.score is not None and not math.isnan(batch.score[i]):
+            out[account_id] = round(float(batch.score[i]) - old.score, 2)
+    return out
+
+
 class Pipeline:
     """The product's main job for one CRM (Salesforce today)."""
 
@@ -160,6 +210,8 @@ class Pipeline:
                  slack: SlackAlerter | None = None,
                  hubspot: HubSpotClient | None = None,
                  zendesk: ZendeskClient | None = None,
+                 sendgrid: SendGridClient | None = None,
+                 mailchimp: MailchimpClient | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
         self.settings = settings
@@ -169,7 +221,10 @@ class Pipeline:
         self._slack = slack
         self._hubspot = hubspot
         self._zendesk = zendesk
+        self._sendgrid = sendgrid
+        self._mailchimp = mailchimp
         self.clock = clock
+        self._channels: Channels | None = None
 
     # -- collaborators, built lazily so `score --dry-run` needs no credentials --------------
     @property
@@ -197,6 +252,19 @@ class Pipeline:
                 settings, requests_per_minute=source.requests_per_minute,
                 export_requests_per_minute=source.export_requests_per_minute)
         return self._zendesk
+
+    @property
+    def sendgrid(self) -> SendGridClient:
+        if self._sendgrid is None:
+            self._sendgrid = SendGridClient.from_settings(self.settings)
+        return self._sendgrid
+
+    @property
+    def mailchimp(self) -> MailchimpClient:
+        if self._mailchimp is None:
+            self._mailchimp = MailchimpClient.from_settings(
+                self.settings, max_connections=self.config.sources.mailchimp.max_connections)
+        return self._mailchimp
 
     @property
     def slack(self) -> SlackAlerter | None:
@@ -231,6 +299,12 @@ class Pipeline:
             self.store.remember_crm_values(CRM, {r.account.id: r.crm_values for r in page})
             self.store.set_account_keys(DOMAIN, {r.account.id: [r.domain] if r.domain else []
                                                  for r in page})
+            if source.override_fields is not None:
+                counts = record_crm_overrides(
+                    self.store, self.config.overrides, CRM,
+                    {r.account.id: r.override for r in page if r.override is not None},
+                    self.clock())
+                report.overrides = dict(Counter(report.overrides) + Counter(counts))
             if progress is not None:
                 progress(len(page))
         report.cursor = self._advance_cursor(CRM, "Account", started)
@@ -346,46 +420,168 @@ class Pipeline:
         return sync_zendesk(self.zendesk, self.store, self.config.sources.zendesk,
                             now=self.clock, full=full, progress=progress)
 
+    def sync_sendgrid(self, *, full: bool = False,
+                      progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+        """Pull SendGrid suppressions (and Email Activity, if chosen) since the cursor, keep
+        them per recipient and recompute the touched accounts (webhook events included)."""
+        return self._sync_email(SENDGRID, "activity", sync_sendgrid, self.sendgrid,
+                                self.config.sources.sendgrid, full, progress)
+
+    def sync_mailchimp(self, *, full: bool = False,
+                       progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+        """Read the last 90 days' campaign reports: new campaigns whole, known ones' activity
+        since the cursor; recompute the touched accounts."""
+        return self._sync_email(MAILCHIMP, "email-activity", sync_mailchimp, self.mailchimp,
+                                self.config.sources.mailchimp, full, progress)
+
+    def sync_hubspot_email(self, *, full: bool = False,
+                           progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+        """Pull HubSpot marketing email events since the cursor; recompute touched accounts."""
+        return self._sync_email(HUBSPOT_EMAIL, "events", sync_hubspot_email, self.hubspot,
+                                self.config.sources.hubspot_email, full, progress)
+
+    def _sync_email(self, source: str, obj: str, sync: Callable[..., EmailSyncReport],
+                    client: Any, config: Any, full: bool,
+                    progress: Callable[[int], None] | None) -> EmailSyncReport:
+        """One email platform's pull from its cursor (everything with ``full``)."""
+        stored = None if full else self.store.cursor(source, obj)
+        started = self.clock()
+        report = sync(client, self.store, config,
+                      since=datetime.fromisoformat(stored) if stored else None,
+                      started=started, now=self.clock, progress=progress)
+        report.cursor = self._advance_cursor(source, obj, started)
+        return report
+
+    def sync_usage_file(self, *, dry_run: bool = False, force: bool = False,
+                        paths: list[Path] | None = None, form: str | None = None,
+                        progress: Callable[[int], None] | None = None) -> UsageLoadReport:
+        """Load the drop folder's new usage files (or ``paths``) into usage_daily."""
+        from .usage_sync import load_usage_files
+
+        source = self.config.sources.usage_file
+        if form is not None:
+            source = source.model_validate({**source.model_dump(), "form": form})
+        return load_usage_files(self.store, source, paths=paths, dry_run=dry_run, force=force,
+                                progress=progress)
+
+    def sync_warehouse(self, *, dry_run: bool = False, full: bool = False,
+                       progress: Callable[[int], None] | None = None) -> UsageLoadReport:
+        """Run the warehouse usage query from its cursor and upsert the rows."""
+        from .usage_sync import sync_warehouse
+
+        return sync_warehouse(self.store, self.config.sources.warehouse,
+                              today=self.clock().date(), dry_run=dry_run, full=full,
+                              progress=progress)
+
     def compute(self, as_of: datetime | None = None, *,
                 accounts: list[Account] | None = None,
-                previous: dict[str, Score] | None = None) -> ScoreBatch:
-        """Score every live account on its current signals (nothing is stored).
+                previous: dict[str, Score] | None = None,
+                live: bool | None = None) -> ScoreBatch:
+        """Score every live account as of ``as_of`` (now by default; nothing is stored).
 
+        A moment in the past (over a minute before the clock) is scored point-in-time: each
+        metric as last observed by then, usage windows ending then, accounts that had started
+        by then (``healthscore.history``).
+        ``live`` forces one way or the other (a run scoring "now" passes True).
         ``previous`` (each account's last score) turns on grade hysteresis.
         """
-        as_of = as_of or self.clock()
+        if as_of is None:
+            as_of, live = self.clock(), True
+        elif live is None:
+            live = as_of >= self.clock() - LIVE_SLACK
         card = self.config.scorecard
         accounts = self.store.accounts() if accounts is None else accounts
         ids = [a.id for a in accounts]
-        wanted = card.source_metrics()
-        table = SignalTable.from_rows(ids, self.store.latest_signals(), wanted,
+        if not live:  # accounts that had not started by then are left out
+            history = self.history(until=as_of, since=as_of, accounts=accounts)
+            table = history.table_at(as_of, np.flatnonzero(history.started(as_of)))
+            ids = list(table.account_ids)
+        else:
+            table = self._live_table(as_of, accounts)
+        prior = None
+        if previous:
+            prior = np.array([hysteresis_grade(previous[a]) if a in previous else None
+                              for a in ids], dtype=object)
+        return score(card, table, as_of, previous_grades=prior)
+
+    def _live_table(self, as_of: datetime, accounts: list[Account]) -> SignalTable:
+        """Current signals (``signal_latest``), history-derived values, usage windows."""
+        card = self.config.scorecard
+        ids = [a.id for a in accounts]
+        table = SignalTable.from_rows(ids, self.store.latest_signals(), card.source_metrics(),
                                       attributes={a.id: a.attributes for a in accounts})
         needs = card.history_needs()
         if needs:
             table = table.with_history(
                 needs, self.store.history_rows({m for _, m, _ in needs}, until=as_of), as_of)
-        prior = None
-        if previous:
-            prior = np.array([previous[a].grade if a in previous else None for a in ids],
-                             dtype=object)
-        return score(card, table, as_of, previous_grades=prior)
+        windows = card.usage_windows()
+        if windows:
+            usage = load_usage(self.store, card, ids, until=day_of(as_of), recent=True)
+            table = SignalTable(table.account_ids, table.columns, table.observed, table.labels,
+                                {**table.history, **window_columns(windows, usage, as_of)})
+        return table
+
+    # -- point in time -------------------------------------------------------------------------
+    @property
+    def start_attribute(self) -> str | None:
+        """The account attribute (or date metric) holding each account's start date."""
+        if self.config.scoring.start_field is not None:
+            return self.config.scoring.start_field
+        source = self.config.sources.accounts_file
+        return None if source is None else source.start_column
+
+    def history(self, *, until: datetime | None = None, since: datetime | None = None,
+                accounts: list[Account] | None = None,
+                include_deleted: bool = False) -> ScoringHistory:
+        """Every account's signal and usage history up to ``until``, loaded once, to score
+        moments from ``since`` on."""
+        return ScoringHistory.load(self.store, self.config.scorecard, accounts=accounts,
+                                   until=until, since=since, include_deleted=include_deleted,
+                                   start_attribute=self.start_attribute)
+
+    def score_at_dates(self, dates: Iterable[date | datetime], *,
+                       outcomes: Mapping[str, Outcome] | None = None,
+                       include_deleted: bool = True, hysteresis: bool = True,
+                       ) -> Iterator[tuple[datetime, ScoreBatch]]:
+        """Score each past snapshot from history loaded once (a date is taken at its end).
+
+        Accounts that churned on or before a snapshot (``outcomes``) or had not started are
+        left out of it. Accounts deleted in the CRM since are included by default: they were
+        customers back then.
+        """
+        moments = sorted(snapshot_moment(d) for d in dates)
+        if not moments:
+            return iter(())
+        history = self.history(until=moments[-1], since=moments[0],
+                               include_deleted=include_deleted)
+        excluded = None if outcomes is None else (lambda m: churned_by(outcomes, m))
+        return history.snapshots(moments, excluded=excluded, hysteresis=hysteresis)
+    @property
+    def scorecard_version(self) -> str:
+        """The scorecard's content hash, plus the config file's git commit when it has one."""
+        return scorecard_version(self.config.scorecard, self.config_path)
 
     def score(self, *, dry_run: bool = False) -> tuple[ScoreReport, ScoreBatch]:
         now = self.clock()
-        card = self.config.scorecard
         accounts = self.store.accounts()
         previous = self.store.scores_as_of(now)
-        batch = self.compute(now, accounts=accounts, previous=previous)
+        batch = self.compute(now, accounts=accounts, previous=previous, live=True)
+        window = self.config.scoring.trend_window
+        version = self.scorecard_version
+        gov = govern(self, batch, now, version=version, trend_since=now - window,
+                     act=not dry_run)  # overrides replace grades in the batch
         report = ScoreReport(scored=len(batch.account_ids),
                              grades=dict(Counter(batch.grade.tolist())),
-                             scorecard_version=card.version)
+                             scorecard_version=version, overrides_active=len(gov.overrides),
+                             stale_accounts=len(gov.stale),
+                             stale_sources=[a.source for a in gov.ages.values() if a.stale])
         if dry_run:
             return report, batch
-        run_id = self.store.start_run(card.version, started_at=now)
-        window = self.config.scoring.trend_window
+        run_id = self.store.start_run(version, started_at=now)
         lookbacks = {"7d": timedelta(days=7), "30d": timedelta(days=30), "trend": window}
-        by_window = {ago: self._deltas(batch, now - ago, run_id)  # the trend is usually 7d:
-                     for ago in set(lookbacks.values())}           # one history read each
+        # the trend window is usually 7d: one history read per distinct lookback
+        by_window = {ago: score_deltas(self.store, batch, now - ago, run_id)
+                     for ago in set(lookbacks.values())}
         deltas = {label: by_window[ago] for label, ago in lookbacks.items()}
         by_id = {a.id: a for a in accounts}
         rows, payloads, desired = [], {}, {}
@@ -397,6 +593,7 @@ class Pipeline:
             if grade == INSUFFICIENT:
                 reason_text = ["Insufficient data: missing " + ", ".join(
                     missing_measures(batch, i))]
+            reason_text = gov.reasons(account_id, reason_text)
             delta = deltas["trend"].get(account_id)
             rows.append({
                 "account_id": account_id, "scored_at": now, "score": value, "grade": grade,
@@ -406,7 +603,8 @@ class Pipeline:
                 "reasons": {"top": [r.as_dict() for r in reasons],
                             "segment": batch.segment_name(i),
                             "delta_7d": deltas["7d"].get(account_id),
-                            "delta_30d": deltas["30d"].get(account_id)},
+                            "delta_30d": deltas["30d"].get(account_id),
+                            **gov.row_reasons(account_id)},
             })
             account = by_id[account_id]
             payloads[account_id] = {
@@ -418,15 +616,18 @@ class Pipeline:
                 "crm_url": self._record_url(account_id),
                 "renewal_date": account.attributes.get("renewal_date"),
                 "arr": account.attributes.get("arr"),
+                **gov.payload(account_id),
             }
             desired[account_id] = {
                 "score": None if value is None else float(round(value)),
                 "grade": CRM_GRADES[grade],
-                "trend": trend_text(delta, format_duration(window)),
+                "trend": gov.trend(account_id, trend_text(delta, format_duration(window))),
                 "reasons": "; ".join(reason_text)[:REASONS_MAX] or None,
                 "updated": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "stale": account_id in gov.stale,
             }
         intents, states = self._fire_rules(batch, now, payloads, run_id)
+        intents += gov.intents
         self.store.save_scores(run_id, rows, [
             {"key": i.key, "rule": i.rule, "kind": i.kind, "account_id": i.account_id,
              "target": i.target, "payload": i.payload} for i in intents], [
@@ -434,8 +635,9 @@ class Pipeline:
              "episode": st.episode, "last_fired": st.last_fired}
             for (r, a), st in states.items()])
         report.run_id = run_id
-        report.entered_red = sum(1 for i in intents if i.rule == ENTERED_RED.name)
-        report.alerts = dict(Counter(i.rule for i in intents))
+        fired = {(i.rule, i.account_id) for i in intents}  # an account once per rule
+        report.entered_red = sum(1 for r, _ in fired if r == ENTERED_RED.name)
+        report.alerts = dict(Counter(r for r, _ in fired))
         if self.config.sources.salesforce.enabled:
             report.writes_queued = queue_changes(self.store, CRM, desired)
         hubspot = self.config.sources.hubspot
@@ -454,18 +656,12 @@ class Pipeline:
         The whole batch is scored, so percentile ranks and hysteresis match a real run.
         """
         accounts = self.store.accounts()
-        wanted = account.casefold()
-        matches = [a for a in accounts if a.id == account] or [
-            a for a in accounts if a.name.casefold() == wanted]
-        if not matches:
-            raise ConfigError(f"no account with id or name {account!r} in the store "
-                              "(run `healthscore sync` first?)")
-        if len(matches) > 1:
-            raise ConfigError(f"{len(matches)} accounts are named {account!r}; use the id: "
-                              + ", ".join(a.id for a in matches))
+        found = find_account(self.store, account, accounts)
         now = self.clock()
-        batch = self.compute(now, accounts=accounts, previous=self.store.scores_as_of(now))
-        return matches[0], explain(batch, batch.index(matches[0].id))
+        batch = self.compute(now, accounts=accounts, previous=self.store.scores_as_of(now),
+                             live=True)
+        return found, explain_with_override(
+            self.store, explain(batch, batch.index(found.id)), now)
 
     def _fire_rules(self, batch: ScoreBatch, now: datetime, payloads: dict[str, dict[str, Any]],
                     run_id: int) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:
@@ -481,18 +677,28 @@ class Pipeline:
                                                    if s.score is not None}
         states = {k: RuleState(v.true_since, v.active, v.episode, v.last_fired)
                   for k, v in self.store.rule_states().items()}
+        sequences = any(a.email is not None and a.email.steps for r in rules for a in r.actions)
+        known = self.store.action_keys("email") if sequences else set()
         return evaluate(rules, batch, RuleContext(now, scores_then), states, payloads,
-                        self.alert_channel)
+                        self.alert_channel, known)
 
-    def _deltas(self, batch: ScoreBatch, at: datetime, run_id: int) -> dict[str, float]:
-        """Score now minus the score at ``at`` (accounts scored both times only)."""
-        then = self.store.scores_as_of(at, exclude_run=run_id)
-        out = {}
+    def preview_rules(self) -> list[Intent]:
+        """The intents a scoring run now would produce (nothing is stored or sent)."""
+        now = self.clock()
+        accounts = self.store.accounts()
+        previous = self.store.scores_as_of(now)
+        batch = self.compute(now, accounts=accounts, previous=previous)
+        by_id = {a.id: a for a in accounts}
+        payloads = {}
         for i, account_id in enumerate(batch.account_ids):
-            old = then.get(account_id)
-            if old is not None and old.score is not None and not math.isnan(batch.score[i]):
-                out[account_id] = round(float(batch.score[i]) - old.score, 2)
-        return out
+            account = by_id[account_id]
+            payloads[account_id] = {
+                "name": account.name, "grade": str(batch.grade[i]),
+                "score": None if math.isnan(batch.score[i]) else float(batch.score[i]),
+                "owner_email": account.owner_email, "owner_name": account.owner_name,
+                "crm_url": self._record_url(account_id)}
+        intents, _ = self._fire_rules(batch, now, payloads, run_id=-1)
+        return intents
 
     def _record_url(self, account_id: str) -> str | None:
         hubspot = self.config.sources.hubspot
@@ -516,9 +722,32 @@ class Pipeline:
                  report.requests, report.pending)
         return report
 
-    def deliver(self, *, dry_run: bool = False) -> DeliveryReport:
-        return deliver_pending(self.store, None if dry_run else self.slack,
-                               default_channel=self.alert_channel, dry_run=dry_run)
+    def deliver(self, *, dry_run: bool = False, hooks: DeliveryHooks | None = None,
+                stuck_after: timedelta = STUCK_SENDING) -> DeliveryReport:
+        if dry_run:
+            return deliver_pending(self.store, None, default_channel=self.alert_channel,
+                                   dry_run=True)
+        return deliver_pending(self.store, self.slack, default_channel=self.alert_channel,
+                               channels=self.action_channels(), hooks=hooks,
+                               now=self.clock(), stuck_after=stuck_after)
+
+    def action_channels(self) -> Channels:
+        """Task and email back ends for the configured rules (built once, lazily)."""
+        if self._channels is None:
+            settings = self.config.actions
+            kinds = {a.kind for r in self.config.active_rules for a in r.actions}
+            tasks = None
+            if "task" in kinds:
+                if self.config.sources.hubspot.record_system:
+                    owners = {(o.email or "").lower(): o.id
+                              for o in pull_owners(self.hubspot).values() if o.email}
+                    tasks = HubSpotTasks(self.hubspot, settings.hubspot_task_key_property,
+                                         owners)
+                else:
+                    tasks = SalesforceTasks(self.salesforce, settings.salesforce_task_key_field)
+            senders = email_senders(self.settings, settings.email) if "email" in kinds else {}
+            self._channels = Channels(tasks=tasks, senders=senders, settings=settings)
+        return self._channels
 
     def write_back_hubspot(self, *, dry_run: bool = False) -> WriteReport | None:
         """Mirror the health fields onto matched HubSpot companies (when configured)."""
@@ -538,8 +767,20 @@ class Pipeline:
         hubspot_write = self.write_back_hubspot()
         return ActReport(scoring, write, self.deliver(), hubspot_write)
 
+    def import_accounts(self, path: Path | None = None, *, dry_run: bool = False
+                        ) -> ImportReport:
+        """Read the accounts file (``sources.accounts_file``) into the store."""
+        spec = self.config.sources.accounts_file
+        if spec is None:
+            raise ConfigError("no sources.accounts_file in the configuration: add one to "
+                              "import accounts from a file")
+        return import_accounts(self.store, spec, path, dry_run=dry_run)
+
     def sync_all(self) -> tuple[SyncReport, HubSpotSyncReport | None]:
         sync = SyncReport()
+        if self.config.sources.accounts_file is not None:
+            imported = self.import_accounts()
+            sync.records, sync.skipped = imported.records, imported.skipped
         if self.config.sources.salesforce.enabled:
             sync = self.sync_salesforce()
             self.sync_related()
@@ -549,6 +790,17 @@ class Pipeline:
             self.sync_hubspot_related()  # after companies: it maps through their keys
         if self.config.sources.zendesk.enabled:
             self.sync_zendesk()  # after the CRM: organizations match its accounts
+        # email after the CRMs: recipients are matched through the accounts' domains
+        if self.config.sources.sendgrid.enabled:
+            self.sync_sendgrid()
+        if self.config.sources.mailchimp.enabled:
+            self.sync_mailchimp()
+        if self.config.sources.hubspot_email.enabled:
+            self.sync_hubspot_email()
+        if self.config.sources.usage_file.enabled:  # after the CRMs: usage maps to accounts
+            self.sync_usage_file()
+        if self.config.sources.warehouse.enabled:
+            self.sync_warehouse()
         return sync, hubspot_sync
 
     def run_cycle(self) -> CycleReport:

@@ -49,8 +49,19 @@ class Settings(BaseSettings):
     zendesk_base_url: str | None = Field(
         None, description="overrides https://{subdomain}.zendesk.com/api/v2/ (the sandbox)")
 
+    sendgrid_api_key: SecretStr | None = None  # SG.… with read access to stats/suppressions
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    sendgrid_webhook_public_key: str | None = Field(
+        None, description="the signed event webhook's verification key (base64 DER or PEM)")
+    mandrill_api_key: SecretStr | None = None  # Mailchimp Transactional (tech-touch email)
+    mandrill_base_url: str = "https://mandrillapp.com/api/1.3"
+    mailchimp_api_key: SecretStr | None = None  # …-us6: the suffix is the data centre
+    mailchimp_base_url: str | None = Field(
+        None, description="default https://<dc>.api.mailchimp.com/3.0 from the key's suffix")
+
     @field_validator("salesforce_instance_url", "salesforce_token_url", "slack_base_url",
-                     "hubspot_base_url", "zendesk_base_url")
+                     "hubspot_base_url", "zendesk_base_url", "sendgrid_base_url",
+                     "mailchimp_base_url", "mandrill_base_url")
     @classmethod
     def _secure_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -104,6 +115,18 @@ class Settings(BaseSettings):
         if value is not None and not value.replace("-", "").isalnum():
             raise ValueError("the subdomain only (acme for https://acme.zendesk.com)")
         return value
+
+    def require_sendgrid(self) -> str:
+        if self.sendgrid_api_key is None:
+            raise ConfigError("missing environment variable: SENDGRID_API_KEY "
+                              "(a SendGrid API key with stats and suppressions read access)")
+        return self.sendgrid_api_key.get_secret_value()
+
+    def require_mailchimp(self) -> str:
+        if self.mailchimp_api_key is None:
+            raise ConfigError("missing environment variable: MAILCHIMP_API_KEY "
+                              "(a Mailchimp Marketing API key, ending in -<data centre>)")
+        return self.mailchimp_api_key.get_secret_value()
 
     def require_slack(self) -> None:
         if self.slack_bot_token is None:

@@ -6,7 +6,10 @@ demo, the tests and the benchmarks use them instead of the vendors.
 
 from sandbox.faults import FaultPlan
 from sandbox.hubspot import HubSpotEmulator
+from sandbox.hubspot_email import HubSpotEmailEmulator
+from sandbox.mailchimp import MailchimpEmulator
 from sandbox.salesforce import SalesforceEmulator
+from sandbox.sendgrid import SendGridEmulator
 from sandbox.server import EmulatorServer
 from sandbox.slack import SlackEmulator
 from sandbox.synthetic import SyntheticOrg, generate_org
@@ -17,10 +20,13 @@ from sandbox.zendesk import ZendeskEmulator
 __all__ = [
     "EmulatorServer",
     "FaultPlan",
+    "HubSpotEmailEmulator",
     "HubSpotEmulator",
     "LoggedRequest",
+    "MailchimpEmulator",
     "SalesforceEmulator",
     "SandboxCA",
+    "SendGridEmulator",
     "SlackEmulator",
     "SyntheticOrg",
     "ZendeskEmulator",

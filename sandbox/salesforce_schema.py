@@ -28,6 +28,7 @@ INDUSTRY_VALUES: tuple[str, ...] = (
 )  # fmt: skip
 PLAN_TIERS: tuple[str, ...] = ("Starter", "Growth", "Enterprise")
 HEALTH_GRADES: tuple[str, ...] = ("Green", "Yellow", "Red", "Insufficient Data")
+HEALTH_OVERRIDES: tuple[str, ...] = ("Green", "Yellow", "Red")
 OPPORTUNITY_STAGES: tuple[str, ...] = (
     "Prospecting", "Qualification", "Needs Analysis", "Value Proposition",
     "Id. Decision Makers", "Perception Analysis", "Proposal/Price Quote", "Negotiation/Review",
@@ -349,6 +350,13 @@ def _account() -> SObjectSchema:
             _f("Health_Trend__c", "string", "Health Trend", length=40),
             _f("Health_Reasons__c", "textarea", "Health Reasons", length=1000),
             _f("Health_Updated__c", "datetime", "Health Updated"),
+            _f("Health_Data_Stale__c", "boolean", "Health Data Stale", nillable=False),
+            _f("Health_Override__c", "picklist", "Health Override", picklist=HEALTH_OVERRIDES,
+               restricted=True),
+            _f("Health_Override_Reason__c", "string", "Health Override Reason", length=255),
+            _f("Health_Override_Until__c", "date", "Health Override Until"),
+            _f("Health_Override_By__c", "email", "Health Override By"),
+            _f("Health_Override_Set__c", "datetime", "Health Override Set At"),
         ],
     )
 

@@ -1,8 +1,10 @@
 """SlackEmulator: the Slack Web API methods healthscore uses, for slack-sdk's WebClient.
 
-``auth.test``, ``users.lookupByEmail`` and ``chat.postMessage`` over plain HTTP with Slack's
-conventions: HTTP 200 + ``{"ok": false, "error": ...}`` for errors, per-channel posting rate
-limit answered with HTTP 429 + integer ``Retry-After``.  See /work/shared/api-specs/slack.md.
+``auth.test``, ``users.lookupByEmail``, ``chat.postMessage`` (with message ``metadata``) and
+``conversations.history`` (newest first, cursor paging, ``oldest``/``latest``, metadata only with
+``include_all_metadata``) over plain HTTP with Slack's conventions: HTTP 200 +
+``{"ok": false, "error": ...}`` for errors, per-channel posting rate limit answered with HTTP
+429 + integer ``Retry-After``.  See /work/shared/api-specs/slack.md.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class SlackEmulator(EmulatorServer):
             "auth.test": self._auth_test,
             "users.lookupByEmail": self._lookup_by_email,
             "chat.postMessage": self._post_message,
+            "conversations.history": self._history,
         }
 
     @property
@@ -278,6 +281,16 @@ class SlackEmulator(EmulatorServer):
             wait = self._buckets.take(channel)
             if wait:
                 return _rate_limited(wait)
+            metadata = params.get("metadata")
+            if isinstance(metadata, str):
+                try:
+                    metadata = json.loads(metadata)
+                except ValueError:
+                    return _fail("invalid_metadata_format")
+            if metadata is not None and not (
+                    isinstance(metadata, dict) and isinstance(metadata.get("event_type"), str)
+                    and isinstance(metadata.get("event_payload"), dict)):
+                return _fail("invalid_metadata_schema")
             ts = self._next_ts()
             thread_ts = params.get("thread_ts")
             self._messages.append(
@@ -287,6 +300,7 @@ class SlackEmulator(EmulatorServer):
                     "text": text,
                     "blocks": copy.deepcopy(blocks),
                     "thread_ts": thread_ts,
+                    "metadata": copy.deepcopy(metadata),
                     "payload": copy.deepcopy(params),
                 }
             )
@@ -303,4 +317,42 @@ class SlackEmulator(EmulatorServer):
             message["blocks"] = blocks
         if thread_ts:
             message["thread_ts"] = thread_ts
+        if metadata:
+            message["metadata"] = metadata
         return _ok({"channel": channel, "ts": ts, "message": message})
+
+    def _history(self, params: Params) -> Response:
+        """``conversations.history``: the channel's messages, newest first, ``limit`` a page
+        (default 100, at most 999), ``next_cursor`` while ``has_more``."""
+        with self._lock:
+            channel = self._resolve_channel(params.get("channel"))
+            if channel is None:
+                return _fail("channel_not_found")
+            try:
+                limit = int(params.get("limit") or 100)
+                oldest = float(params.get("oldest") or 0)
+                latest = float(params.get("latest") or 0) or float("inf")
+                offset = int(str(params.get("cursor") or "0").removeprefix("o:") or 0)
+            except ValueError:
+                return _fail("invalid_arguments")
+            if not 1 <= limit <= 999:
+                limit = 100
+            inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
+            with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+            rows = [m for m in reversed(self._messages) if m["channel"] == channel and (
+                oldest <= float(m["ts"]) <= latest if inclusive
+                else oldest < float(m["ts"]) < latest)]
+            page = rows[offset:offset + limit]
+            more = offset + limit < len(rows)
+            messages = []
+            for m in page:
+                out: dict[str, Any] = {"type": "message", "subtype": "bot_message",
+                                       "text": m["text"] or "", "ts": m["ts"],
+                                       "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID}
+                if m["blocks"]:
+                    out["blocks"] = copy.deepcopy(m["blocks"])
+                if with_metadata and m.get("metadata"):
+                    out["metadata"] = copy.deepcopy(m["metadata"])
+                messages.append(out)
+        return _ok({"messages": messages, "has_more": more, "pin_count": 0,
+                    "response_metadata": {"next_cursor": f"o:{offset + limit}" if more else ""}})

@@ -13,6 +13,7 @@ import numpy as np
 
 from .scorecard import Derived
 from .table import SignalTable, history_key
+from .windows import window_key
 
 
 def finite(values: np.ndarray) -> np.ndarray:
@@ -50,4 +51,7 @@ def derive(spec: Derived, table: SignalTable, as_of: datetime) -> tuple[np.ndarr
         if spec.count is not None:
             key = history_key("count", spec.count.metric, spec.count.within)
             return finite(table.history_column(key)), np.full(len(table), as_of.timestamp())
+        if spec.window is not None:  # aggregated from daily usage (scoring/windows.py)
+            values = table.history_column(window_key(spec.window))
+            return finite(values), np.full(len(table), as_of.timestamp())
     raise ValueError(f"derived metric of kind {spec.kind!r} is computed from measures")

@@ -20,13 +20,20 @@ class Reason:
     label: str
     value: str
     points_lost: float
+    kind: str = "measure"  # or "critical" (a critical condition), "override" (a CSM's)
 
     def __str__(self) -> str:
+        if self.kind == "critical":
+            lost = f" (−{round(self.points_lost)})" if self.points_lost >= MIN_POINTS_LOST \
+                else ""
+            return f"Critical: {self.label} — {self.value}{lost}"
+        if self.kind != "measure":
+            return f"{self.label}: {self.value}"
         return f"{self.label} {self.value} (−{round(self.points_lost)})"
 
     def as_dict(self) -> dict[str, object]:
         return {"measure": self.measure, "label": self.label, "value": self.value,
-                "points_lost": round(self.points_lost, 2)}
+                "points_lost": round(self.points_lost, 2), "kind": self.kind}
 
 
 def format_value(measure: Measure, raw: float, text: str | None = None) -> str:
@@ -55,9 +62,27 @@ def _value_text(batch: ScoreBatch, row: int, j: int) -> str:
     return format_value(measure, raw, text)
 
 
+def critical_reason(batch: ScoreBatch, row: int) -> Reason | None:
+    """The critical condition that capped this account, as a reason (None if none did)."""
+    if batch.critical is None or batch.critical[row] < 0:
+        return None
+    cond = batch.card.critical[int(batch.critical[row])]
+    value = batch.table.column(cond.when.metric)[row]
+    text = batch.table.label(cond.when.metric).text(row) if np.isnan(value) else f"{value:g}"
+    effect = f"forced {cond.cap}" if cond.grade is not None else f"at most {cond.cap}"
+    lost = 0.0
+    if batch.uncapped is not None and not np.isnan(batch.uncapped[row]):
+        lost = float(batch.uncapped[row] - batch.score[row])
+    return Reason(f"critical:{cond.name}", cond.title,
+                  f"{cond.when.metric} {text} ({cond.when.describe()}), {effect}", lost,
+                  kind="critical")
+
+
 def reasons_for(batch: ScoreBatch, row: int) -> list[Reason]:
-    """The account's top reasons (most points lost first), each costing at least a point."""
-    out = []
+    """The account's top reasons (most points lost first), each costing at least a point;
+    a critical condition that capped the account comes first."""
+    first = critical_reason(batch, row)
+    out = [first] if first is not None else []
     for j in batch.top[row]:
         lost = float(batch.lost[row, j])
         if lost < MIN_POINTS_LOST:
@@ -98,6 +123,9 @@ class Explanation:
     groups: dict[str, float | None]
     measures: list[MeasureLine] = field(default_factory=list)
     reasons: list[Reason] = field(default_factory=list)
+    critical: str | None = None  # the critical condition that capped the grade
+    computed_grade: str | None = None  # the scorecard's grade when an override replaced it
+    override: dict[str, object] | None = None  # the CSM override in force (who, why, until)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -106,6 +134,8 @@ class Explanation:
             "segment_why": self.segment_why, "groups": self.groups,
             "measures": [vars(m) for m in self.measures],
             "reasons": [r.as_dict() for r in self.reasons],
+            "critical": self.critical, "computed_grade": self.computed_grade,
+            "override": self.override,
         }
 
 
@@ -148,4 +178,6 @@ def explain(batch: ScoreBatch, row: int) -> Explanation:
         segment=batch.segment_name(row), segment_why=segment_reason(batch, row),
         groups={g: (None if np.isnan(v[row]) else round(float(v[row]), 2))
                 for g, v in batch.groups.items()},
-        measures=lines, reasons=reasons_for(batch, row))
+        measures=lines, reasons=reasons_for(batch, row),
+        critical=None if batch.critical is None or batch.critical[row] < 0
+        else card.critical[int(batch.critical[row])].name)

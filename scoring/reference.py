@@ -11,12 +11,14 @@ import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from .scorecard import Condition, Measure, Scorecard
+from .critical import Critical
+from .scorecard import COVERAGE_TOLERANCE, WINDOWED, Condition, Measure, Scorecard, Window
 from .scorer import PercentileReference
 from .table import SignalTable, history_key
+from .windows import window_key
 
 
 @dataclass
@@ -61,10 +63,14 @@ def _div(a: float | None, b: float | None) -> float | None:
 
 
 def _derive(card: Scorecard, row: AccountRow, now: float) -> None:
-    for name, d in card.derived.items():
+    windows_first = sorted(card.derived.items(), key=lambda item: item[1].window is None)
+    for name, d in windows_first:
         value: float | None = None
         observed = None
-        if d.ratio:
+        if d.window:
+            value = row.history.get(window_key(d.window))
+            observed = now
+        elif d.ratio:
             value = _div(_number(row, d.ratio[0]), _number(row, d.ratio[1]))
             obs = [row.observed.get(m) for m in d.ratio]
             observed = min((o for o in obs if o is not None), default=None)
@@ -200,7 +206,15 @@ def score_account(card: Scorecard, row: AccountRow, as_of: datetime, *,
         present = [(points[n], weights[n]) for n in members
                    if points[n] is not None and weights[n] > 0]
         wsum = sum(w for _, w in present)
-        groups[gname] = sum(p * w for p, w in present) / wsum if wsum > 0 else None
+        mode = card.groups[gname].aggregate
+        if wsum <= 0:
+            groups[gname] = None
+        elif mode == "min":
+            groups[gname] = min(p for p, _ in present)
+        elif mode == "max":
+            groups[gname] = max(p for p, _ in present)
+        else:
+            groups[gname] = sum(p * w for p, w in present) / wsum
     live = {g: group_weights[g] for g, v in groups.items() if v is not None}
     total = sum(live.values())
     overall = sum(groups[g] * w for g, w in live.items()) / total if total > 0 else None  # type: ignore[operator]
@@ -212,13 +226,50 @@ def score_account(card: Scorecard, row: AccountRow, as_of: datetime, *,
         if points[name] is not None and nominal_groups[g] > 0 and nominal_total > 0:
             coverage += weights[name] / nominal_groups[g] * group_weights[g] / nominal_total
 
-    if overall is None or coverage < card.coverage_floor:
+    critical = _critical_of(card, row)
+    if overall is None or coverage < card.coverage_floor - COVERAGE_TOLERANCE:
         overall, grade = None, "insufficient_data"
+        if critical is not None and critical.grade is not None:
+            grade = critical.grade  # a forced grade needs no score
     else:
         overall = min(100.0, max(0.0, overall))
+        if critical is not None:
+            limit = {"red": card.grades.red, "yellow": card.grades.yellow, "green": 100.0}
+            overall = min(overall, limit[critical.cap])
         grade = _grade(card, overall, previous_grade)
+        if critical is not None and _RANK[critical.cap] < _RANK[grade]:
+            grade = critical.cap
     return {"score": overall, "grade": grade, "coverage": coverage, "segment": segment,
-            "groups": groups, "points": points}
+            "groups": groups, "points": points,
+            "critical": None if critical is None else critical.name}
+
+
+_RANK = {"red": 0, "yellow": 1, "green": 2}
+
+
+def _critical_of(card: Scorecard, row: AccountRow) -> Critical | None:
+    """The strictest critical condition that holds (the first listed among equals)."""
+    found: Critical | None = None
+    for cond in card.critical:
+        w = cond.when
+        number = _number(row, w.metric)
+        if w.is_ is not None and isinstance(w.is_, str):
+            text = row.labels.get(w.metric)
+            if text is None or text.casefold() != w.is_.casefold():
+                continue
+        elif number is None:
+            continue
+        if w.is_ is not None and not isinstance(w.is_, str) and number != float(w.is_):
+            continue
+        if any(bound is not None and not (number is not None and test(number, bound))
+               for bound, test in ((w.above, lambda a, b: a > b),
+                                   (w.at_least, lambda a, b: a >= b),
+                                   (w.below, lambda a, b: a < b),
+                                   (w.at_most, lambda a, b: a <= b))):
+            continue
+        if found is None or _RANK[cond.cap] < _RANK[found.cap]:
+            found = cond
+    return found
 
 
 def _grade(card: Scorecard, value: float, previous: str | None) -> str:
@@ -231,3 +282,44 @@ def _grade(card: Scorecard, value: float, previous: str | None) -> str:
         if low - g.hysteresis < rounded <= high + g.hysteresis:
             return previous
     return grade
+
+
+def plain_window(window: Window, days: Mapping[date, float | None], as_of: date
+                 ) -> float | None:
+    """One account's window aggregate from its reported days (day → value), day by day.
+
+    The oracle for ``scoring.windows.UsageHistory``: the rules are in that module's docstring.
+    """
+    reported = {d: v for d, v in days.items() if v is not None and d <= as_of}
+    if not reported:
+        return None
+
+    def over(end: date) -> float | None:
+        if not any(d <= end for d in reported):
+            return None  # nothing reported by the end of this window
+        span = [end - timedelta(days=k) for k in range(window.days)]
+        values = [reported.get(d, 0.0) for d in span]
+        if window.agg == "sum":
+            return sum(values)
+        if window.agg == "mean":
+            return sum(values) / window.days
+        if window.agg == "max":
+            return max(values)
+        return float(sum(1 for v in values if v > 0))
+
+    if window.agg in WINDOWED:
+        now = over(as_of)
+        if not window.vs_previous:
+            return now
+        before = over(as_of - timedelta(days=window.days))
+        if now is None or before is None or before == 0:
+            return None
+        return (now - before) / abs(before) * 100.0
+    if window.agg == "last":
+        start = as_of - timedelta(days=window.days - 1) if window.days else date.min
+        recent = [d for d in reported if d >= start]
+        return reported[max(recent)] if recent else None
+    active = [d for d, v in reported.items() if v > 0]
+    if active:
+        return float((as_of - max(active)).days)
+    return float((as_of - min(reported)).days + 1)

@@ -35,6 +35,8 @@ from pydantic import (
 
 from healthscore.durations import Duration
 
+from .critical import Critical
+
 Better = Literal["higher", "lower"]
 
 
@@ -156,6 +158,44 @@ class Count(_Strict):
     within: Duration
 
 
+WindowAgg = Literal["sum", "mean", "max", "active_days", "last", "days_since"]
+WINDOWED = ("sum", "mean", "max", "active_days")
+
+
+class Window(_Strict):
+    """An aggregate of a daily usage metric (the ``usage_daily`` table) over the days up to T.
+
+    A day without a row counts as 0 for ``sum``, ``mean`` (per day of the window), ``max`` and
+    ``active_days`` (days with a value > 0); ``last`` is the latest reported value and
+    ``days_since`` the whole days since the latest day with a value > 0. An account with no
+    row on or before T has no value (missing), whatever the aggregate. See scoring/windows.py.
+    """
+
+    metric: str = Field(description="a daily usage metric")
+    agg: WindowAgg
+    within: Duration | None = Field(None, description="the window: this many days up to T")
+    vs_previous: bool = Field(False, description="% change against the window before")
+
+    @model_validator(mode="after")
+    def _window_fits_agg(self) -> Window:
+        if self.within is not None:
+            seconds = self.within.total_seconds()
+            if seconds < 86400 or seconds % 86400:
+                raise ValueError(f"within must be whole days (e.g. 30d); got {self.within}")
+        if self.agg in WINDOWED and self.within is None:
+            raise ValueError(f"agg {self.agg} needs 'within' (e.g. within: 30d)")
+        if self.agg == "days_since" and self.within is not None:
+            raise ValueError("days_since looks back over the whole history; drop 'within'")
+        if self.vs_previous and self.agg not in WINDOWED:
+            raise ValueError(f"vs_previous compares two windows; agg {self.agg} has none "
+                             f"(use one of {', '.join(WINDOWED)})")
+        return self
+
+    @property
+    def days(self) -> int:
+        return 0 if self.within is None else int(self.within.total_seconds() // 86400)
+
+
 class Derived(_Strict):
     """A metric computed from others: exactly one of the forms below."""
 
@@ -165,23 +205,23 @@ class Derived(_Strict):
     count: Count | None = Field(None, description="how many values were observed in a window")
     difference: tuple[str, str] | None = Field(
         None, description="[measure, measure]: points of the first minus points of the second")
+    window: Window | None = Field(None, description="an aggregate of a daily usage metric")
 
     @model_validator(mode="after")
     def _one_form(self) -> Derived:
-        forms = [k for k in ("ratio", "change", "days_since", "count", "difference")
-                 if getattr(self, k) is not None]
+        forms = [k for k in DERIVED_FORMS if getattr(self, k) is not None]
         if len(forms) != 1:
-            raise ValueError("give exactly one of ratio, change, days_since, count, difference"
+            raise ValueError(f"give exactly one of {', '.join(DERIVED_FORMS)}"
                              + (f" (got {', '.join(forms)})" if forms else ""))
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("ratio", "change", "days_since", "count", "difference")
-                    if getattr(self, k) is not None)
+        return next(k for k in DERIVED_FORMS if getattr(self, k) is not None)
 
     def inputs(self) -> list[str]:
-        """The metrics this one reads (not the measures of a difference)."""
+        """The metrics this one reads (not the measures of a difference, nor the usage metric
+        of a window: usage metrics come from the usage_daily table, not from signals)."""
         if self.ratio:
             return list(self.ratio)
         if self.change:
@@ -193,10 +233,16 @@ class Derived(_Strict):
         return []
 
 
+DERIVED_FORMS = ("ratio", "change", "days_since", "count", "difference", "window")
+
+
 # -- groups, grades, segments ----------------------------------------------------------------
 class Group(_Strict):
     label: str
     weight: float = Field(ge=0)
+    aggregate: Literal["mean", "min", "max"] = Field(
+        "mean", description="the group's sub-score: weighted mean of its measures (default), "
+        "the lowest (any poor input makes the group poor) or the highest")
 
 
 class Grades(_Strict):
@@ -267,6 +313,9 @@ class Segment(_Strict):
 
 
 DEFAULT_SEGMENT = "default"
+# coverage is a sum of weight shares: 1/3.5 + 1.5/3.5 + 1/3.5 may land a hair under 1.0, and a
+# floor of 1.0 ("every measure present") must not then call a complete account insufficient
+COVERAGE_TOLERANCE = 1e-9
 
 
 class Scorecard(_Strict):
@@ -278,11 +327,18 @@ class Scorecard(_Strict):
     groups: dict[str, Group]
     measures: dict[str, Measure]
     segments: list[Segment] = Field(default_factory=list)
+    critical: list[Critical] = Field(default_factory=list, description="conditions that cap "
+                                     "or force the grade whatever the weights say")
 
     @property
     def version(self) -> str:
-        """A short content hash: two scorecards that score alike share a version."""
-        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        """A short content hash: two scorecards that score alike share a version.
+
+        Fields left at their defaults are not hashed, so a new optional setting in a later
+        healthscore does not change the version of a file that does not use it.
+        """
+        blob = json.dumps(self.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
@@ -293,6 +349,7 @@ class Scorecard(_Strict):
         """Metrics the scorecard reads from the store (not derived here)."""
         wanted = {m.metric for m in self.measures.values()}
         wanted |= {c.field for s in self.segments for c in s.when}
+        wanted |= {c.when.metric for c in self.critical}
         for d in self.derived.values():
             wanted |= set(d.inputs())
         return wanted - set(self.derived)
@@ -309,6 +366,10 @@ class Scorecard(_Strict):
             if d.count is not None:
                 needs.append(("count", d.count.metric, d.count.within))
         return needs
+
+    def usage_windows(self) -> dict[str, Window]:
+        """Derived name → window, for the derived metrics read from daily usage."""
+        return {n: d.window for n, d in self.derived.items() if d.window is not None}
 
     def weights_for(self, segment: str) -> tuple[dict[str, float], dict[str, float]]:
         """(measure weights, group weights) in one segment."""
@@ -353,6 +414,8 @@ def reference_problems(card: Scorecard, known_fields: set[str] | None = None
     for name, d in card.derived.items():
         loc: Loc = ("derived", name, d.kind)
         for metric in d.inputs():
+            if metric in card.derived and card.derived[metric].window is not None:
+                continue  # windows are computed first, from usage: other derived may read them
             if metric in card.derived:
                 problems.append((loc, f"{metric!r} is itself derived; derive from source "
                                       "metrics only"))
@@ -386,6 +449,17 @@ def reference_problems(card: Scorecard, known_fields: set[str] | None = None
     for k, name in enumerate(names):
         if name in names[:k]:
             problems.append((("segments", k, "name"), f"segment {name!r} is defined twice"))
+    critical = [c.name for c in card.critical]
+    for k, cond in enumerate(card.critical):
+        if cond.name in critical[:k]:
+            problems.append((("critical", k, "name"), f"critical condition {cond.name!r} is "
+                                                      "defined twice"))
+        if _is_difference(card, cond.when.metric):
+            problems.append((("critical", k, "when", "metric"),
+                             f"{cond.when.metric!r} is a difference of measures' points; "
+                             "a critical condition tests a metric"))
+        else:
+            unknown(cond.when.metric, ("critical", k, "when", "metric"))
     return problems
 
 

@@ -17,10 +17,12 @@ from datetime import datetime
 
 import numpy as np
 
+from .critical import cap_limit, worse
+from .critical import evaluate as evaluate_critical
 from .derived import derive
 from .grades import assign_grades
 from .normalize import category_points, numeric_points, percentile_rank
-from .scorecard import Measure, Scorecard
+from .scorecard import COVERAGE_TOLERANCE, Measure, Scorecard
 from .segments import assign_segments
 from .table import SignalTable
 
@@ -63,6 +65,9 @@ class ScoreBatch:
     grade: np.ndarray  # str (object) array
     top: np.ndarray  # accounts × TOP_REASONS: measure indices, most points lost first
     reference: PercentileReference
+    # the critical condition (index into card.critical) that capped each account, −1 for none
+    critical: np.ndarray | None = None
+    uncapped: np.ndarray | None = None  # the score before a critical condition capped it
 
     def __len__(self) -> int:
         return len(self.account_ids)
@@ -76,8 +81,16 @@ class ScoreBatch:
 
 def _with_derived(card: Scorecard, table: SignalTable, as_of: datetime) -> SignalTable:
     columns, observed = dict(table.columns), dict(table.observed)
+    # usage windows first: they read only the usage history, and other derived metrics may
+    # read them (logins in 30 days per seat)
     for name, spec in card.derived.items():
-        if spec.difference is None:
+        if spec.window is not None:
+            columns[name], observed[name] = derive(spec, table, as_of)
+    if card.usage_windows():
+        table = SignalTable(table.account_ids, dict(columns), dict(observed), table.labels,
+                            table.history)
+    for name, spec in card.derived.items():
+        if spec.difference is None and spec.window is None:
             columns[name], observed[name] = derive(spec, table, as_of)
     return SignalTable(table.account_ids, columns, observed, table.labels, table.history)
 
@@ -219,13 +232,19 @@ def _combine(card: Scorecard, points: np.ndarray, w: _Weights) -> _Combined:
         k = group_of[j]
         group_sum[k] += pw
         group_points[k] += np.where(present, column, 0.0) * pw
+    modes = [g.aggregate for g in card.groups.values()]
+    chosen = {k: _extreme(points, w, group_of, k, modes[k])
+              for k in range(n_groups) if modes[k] != "mean"}
     total = np.zeros(n)
     weighted = np.zeros(n)
     coverage = np.zeros(n)
     group_scores, live_weight = [], []
     with np.errstate(invalid="ignore", divide="ignore"):
         for k in range(n_groups):
-            sub = group_points[k] / group_sum[k]  # NaN where the group is empty
+            if k in chosen:  # min / max: the chosen measure's points
+                sub = np.where(group_sum[k] > 0, chosen[k][1], np.nan)
+            else:
+                sub = group_points[k] / group_sum[k]  # NaN where the group is empty
             live = (group_sum[k] > 0) * w.of_group(k)
             total += live
             weighted += np.where(group_sum[k] > 0, sub, 0.0) * live
@@ -246,13 +265,36 @@ def _combine(card: Scorecard, points: np.ndarray, w: _Weights) -> _Combined:
         present = ~np.isnan(column)
         k = group_of[j]
         with np.errstate(invalid="ignore", divide="ignore"):
-            # (share of the group) × (group's share of the score); ratio first, so tiny
-            # weights cannot overflow
-            col = present * w.of_measure(j) / group_sum[k] * share[k]
+            if k in chosen:  # min / max: the chosen measure carries the group's whole share
+                col = (chosen[k][0] == j) * share[k]
+            else:
+                # (share of the group) × (group's share of the score); ratio first, so tiny
+                # weights cannot overflow
+                col = present * w.of_measure(j) / group_sum[k] * share[k]
         col[~np.isfinite(col)] = 0.0
         effective[:, j] = col
         lost[:, j] = col * np.where(present, 100.0 - column, 0.0)
     return _Combined(overall, coverage, effective, lost, group_scores)
+
+
+def _extreme(points: np.ndarray, w: _Weights, group_of: list[int], k: int, mode: str
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(measure index, points) of each account's lowest (``min``) or highest (``max``)
+    present, weighted measure in group ``k``; ties go to the earlier measure, index −1 and
+    NaN points when the group is empty."""
+    n = points.shape[0]
+    members = [j for j, g in enumerate(group_of) if g == k and w.any_measure(j)]
+    pick = np.full(n, -1, dtype=np.int32)
+    best = np.full(n, np.nan)
+    for j in members:
+        column = points[:, j]
+        usable = ~np.isnan(column) & (np.asarray(w.of_measure(j)) > 0)
+        with np.errstate(invalid="ignore"):
+            better = column < best if mode == "min" else column > best
+        take = usable & ((pick < 0) | better)
+        pick[take] = j
+        best[take] = column[take]
+    return pick, best
 
 
 def percentile_in(values: np.ndarray, reference: np.ndarray | None
@@ -309,15 +351,28 @@ def score(card: Scorecard, table: SignalTable, as_of: datetime, *,
     combined = _combine(card, points, _Weights(card, segment))
     lost = combined.lost
     overall = combined.score
-    insufficient = (combined.coverage < card.coverage_floor) | ~np.isfinite(overall)
+    floor = card.coverage_floor - COVERAGE_TOLERANCE
+    insufficient = (combined.coverage < floor) | ~np.isfinite(overall)
     # a weighted mean of 0–100 points; clip the last-bit float error (100.00000000000001)
     overall = np.where(insufficient, np.nan, np.clip(overall, 0.0, 100.0))
+    uncapped = overall
+    critical = evaluate_critical(card.critical, table)
+    if card.critical:
+        limits = np.array([cap_limit(c.cap, card.grades.red, card.grades.yellow)
+                           for c in card.critical] + [np.inf])
+        overall = np.minimum(overall, limits[critical])  # index −1 picks the +inf
     grade = assign_grades(card.grades, overall, previous_grades)
+    for k, cond in enumerate(card.critical):
+        rows = critical == k
+        better = [g for g in ("red", "yellow", "green") if worse(g, cond.cap) != g]
+        grade[rows & np.isin(grade, better)] = cond.cap  # hysteresis may have kept one
+        if cond.grade is not None:  # a forced grade needs no score
+            grade[rows & (grade == "insufficient_data")] = cond.cap
     return ScoreBatch(
         card=card, table=table, account_ids=list(table.account_ids),
         measure_names=list(card.measures), segment=segment, raw=raw, stale=stale,
         points=points, weight=combined.weight, lost=lost,
         groups=dict(zip(card.groups, combined.groups, strict=True)),
         score=overall, coverage=combined.coverage, grade=grade, top=top_reasons(lost),
-        reference=refs,
+        reference=refs, critical=critical, uncapped=uncapped,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
@@ -149,7 +149,10 @@ class SignalTable:
                 continue
             for name, value in attrs.items():
                 if name in wanted and value is not None and value != "":
-                    texts.setdefault(name, [None] * n)[i] = str(value)
+                    column = texts.get(name)
+                    if column is None:  # not setdefault: that builds an n-list per value
+                        column = texts[name] = [None] * n
+                    column[i] = str(value)
         labels = {name: LabelColumn.from_list(items) for name, items in texts.items()}
         return cls(account_ids=list(account_ids), columns=columns, observed=observed,
                    labels=labels)
@@ -196,7 +199,16 @@ class SignalTable:
 
 
 def _to_float(value: str) -> float:
+    """A number, or an ISO date as epoch seconds at its start (UTC) — an attribute like a
+    start date from an accounts file works with ``days_since`` — else NaN."""
     try:
         return float(value)
     except ValueError:
+        pass
+    try:
+        day = date.fromisoformat(value[:10]) if len(value) >= 10 else None
+    except ValueError:
+        day = None
+    if day is None:
         return float("nan")
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()

@@ -18,8 +18,8 @@ from .models import Base, SchemaVersion
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 2: account_keys, unmatched_records, source_records, rule_state;
-#                    3: usage_daily
+SCHEMA_VERSION = 6  # 2: account_keys, unmatched_records, source_records, rule_state;
+#                    3: usage_daily; 4: usage_loads; 5: backfill_runs; 6: overrides
 _PG_MIGRATION_LOCK = 0x6865616C  # "heal": one advisory lock id for every worker
 
 

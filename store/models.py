@@ -146,6 +146,26 @@ class UsageDaily(Base):
     __table_args__ = (Index("ix_usage_daily_metric_day", "metric", "day"),)
 
 
+class UsageLoad(Base):
+    """One usage file (or warehouse run) loaded into ``usage_daily``, by content hash.
+
+    A file whose hash is here was loaded completely: a later run skips it without reading it.
+    """
+
+    __tablename__ = "usage_loads"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the content
+    name: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    values_loaded: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_skipped: Mapped[int] = mapped_column(BigInteger, default=0)
+    unmatched: Mapped[int] = mapped_column(Integer, default=0)
+    first_day: Mapped[date | None] = mapped_column(Date)
+    last_day: Mapped[date | None] = mapped_column(Date)
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SignalLatest(Base):
     """The current value of one metric of one account from one source."""
 
@@ -164,6 +184,19 @@ class ScoreRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     scorecard_version: Mapped[str] = mapped_column(String(64))
     accounts_scored: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BackfillRun(Base):
+    """A score run made after the fact for a past moment (``healthscore backfill``).
+
+    One per moment: a re-run replaces or skips it, so snapshots are never doubled.
+    """
+
+    __tablename__ = "backfill_runs"
+    as_of: Mapped[datetime] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id"))
+    scorecard_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Score(Base):
@@ -244,3 +277,24 @@ class CrmFieldState(Base):
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     fields: Mapped[dict[str, Any]] = mapped_column()
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Override(Base):
+    """A CSM's grade override for one account: who set it, why, until when (see
+    ``healthscore.overrides``). Kept after it ends, for the history; a refused one is kept too,
+    so the refusal is reported and not re-read as new."""
+
+    __tablename__ = "overrides"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    grade: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    set_by: Mapped[str] = mapped_column(String(255))
+    origin: Mapped[str] = mapped_column(String(32))  # cli | salesforce | hubspot
+    set_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | refused |
+    #                                                                     cleared | replaced
+    note: Mapped[str | None] = mapped_column(Text)  # why refused / who cleared it
+    ended_at: Mapped[datetime | None] = mapped_column()
+    __table_args__ = (Index("ix_overrides_account", "account_id", "status"),)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+import numpy as np
+from sqlalchemy import and_, bindparam, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +18,7 @@ from .models import (
     Account,
     AccountKey,
     ActionLog,
+    BackfillRun,
     CrmFieldState,
     PendingWrite,
     RuleStateRow,
@@ -27,8 +29,13 @@ from .models import (
     SourceRecord,
     SyncCursor,
     UnmatchedRecord,
+    UsageDaily,
+    UsageLoad,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from .usage import UsageWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +178,73 @@ class Store:
             return [tuple(r) for r in s.execute(  # type: ignore[misc]
                 stmt.order_by(SignalHistory.observed_at, SignalHistory.id))]
 
+    def usage_series(self, metrics: Iterable[str], until: date | None = None,
+                     since: date | None = None
+                     ) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+        """(account_id, metric, days, values) of the ``usage_daily`` rows of some metrics from
+        ``since`` to ``until`` — one item per account and metric, days as ``datetime64[D]``,
+        values float64.
+
+        One query: each series comes back as two comma-joined lists (a row per account and
+        metric instead of one per day); the whole history is scanned in primary-key order.
+        """
+        wanted = list(metrics)
+        if not wanted:
+            return
+        last = (until or date(9999, 12, 31)).isoformat()
+        first = (since or date(1, 1, 1)).isoformat()
+        # days travel as whole days since 1970-01-01: numbers parse far faster than dates
+        if self.engine.dialect.name == "sqlite":
+            # '+' keeps SQLite off the (metric, day) index for a whole-history read: a
+            # primary-key scan needs no sort; a short span reads through that index
+            plus = "" if since is not None else "+"
+            sql = ("SELECT account_id, metric, "
+                   "group_concat(CAST(julianday(day) - 2440587.5 AS INTEGER)), "
+                   "group_concat(value) "
+                   f"FROM usage_daily WHERE {plus}metric IN :metrics AND value IS NOT NULL "
+                   f"AND {plus}day <= :last AND day >= :first GROUP BY account_id, metric")
+        else:
+            sql = ("SELECT account_id, metric, "
+                   "string_agg((day - DATE '1970-01-01')::text, ','), "
+                   "string_agg(value::text, ',') FROM usage_daily WHERE metric IN :metrics "
+                   "AND value IS NOT NULL AND day <= CAST(:last AS date) "
+                   "AND day >= CAST(:first AS date) GROUP BY account_id, metric")
+        stmt = text(sql).bindparams(bindparam("metrics", expanding=True))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(
+                stmt, {"metrics": wanted, "last": last, "first": first})
+            for account_id, metric, days, values in result:
+                yield (account_id, metric,
+                       np.fromstring(days, dtype=np.int64, sep=",").astype("datetime64[D]"),
+                       np.fromstring(values, dtype=np.float64, sep=","))
+
+    def usage_summary(self, metrics: Iterable[str], until: date | None = None
+                      ) -> Iterator[tuple[str, str, date, date | None, date, float]]:
+        """(account_id, metric, first day, last day with a value > 0, last day, its value) of
+        each account and metric up to ``until``: what a windowed read of recent days alone
+        cannot know (``healthscore.history.load_usage``)."""
+        wanted = list(metrics)
+        if not wanted:
+            return
+        last = (until or date(9999, 12, 31)).isoformat()
+        cast = "CAST(:last AS date)" if self.engine.dialect.name != "sqlite" else ":last"
+        sql = ("SELECT g.account_id, g.metric, g.first_day, g.active_day, g.last_day, u.value "
+               "FROM (SELECT account_id, metric, MIN(day) AS first_day, "
+               "MAX(CASE WHEN value > 0 THEN day END) AS active_day, MAX(day) AS last_day "
+               "FROM usage_daily WHERE metric IN :metrics AND value IS NOT NULL "
+               f"AND day <= {cast} GROUP BY account_id, metric) g "
+               "JOIN usage_daily u ON u.account_id = g.account_id AND u.metric = g.metric "
+               "AND u.day = g.last_day")
+        stmt = text(sql).bindparams(bindparam("metrics", expanding=True))
+
+        def day(value: Any) -> date | None:
+            return None if value is None else date.fromisoformat(str(value)[:10])
+
+        with self.engine.connect() as conn:
+            for account_id, metric, first, active, newest, value in conn.execute(
+                    stmt, {"metrics": wanted, "last": last}):
+                yield account_id, metric, day(first), day(active), day(newest), value
+
     def signal_history(self, account_id: str) -> list[SignalHistory]:
         stmt = (select(SignalHistory).where(SignalHistory.account_id == account_id)
                 .order_by(SignalHistory.observed_at, SignalHistory.id))
@@ -194,14 +268,46 @@ class Store:
                 .join(Account, Account.id == SignalLatest.account_id)
                 .where(Account.deleted.is_(False), SignalLatest.value.is_not(None))
                 .group_by(SignalLatest.source))
+        usage = (select(UsageDaily.source, func.count()).where(UsageDaily.value.is_not(None))
+                 .group_by(UsageDaily.source))
         with self.session() as s:
-            return {src: int(n) for src, n in s.execute(stmt)}
+            counts = {src: int(n) for src, n in s.execute(stmt)}
+            for src, n in s.execute(usage):  # usage values per day (usage_file, warehouse)
+                counts[src] = counts.get(src, 0) + int(n)
+            return counts
 
     def set_cursor(self, source: str, obj: str, value: str) -> None:
         with self.session() as s:
             upsert(s, SyncCursor.__table__,
                    [{"source": source, "object": obj, "value": value, "updated_at": utcnow()}],
                    ["source", "object"], ["value", "updated_at"])
+
+    # -- product usage (usage_daily) ----------------------------------------------------------
+    @contextmanager
+    def usage_writer(self, source: str) -> Iterator[UsageWriter]:
+        """Chunked upserts into usage_daily (COPY + merge on PostgreSQL); see store/usage.py."""
+        from .usage import usage_writer  # pyarrow is loaded only by usage loads
+
+        with usage_writer(self.engine, source) as writer:
+            yield writer
+
+    def usage_load(self, source: str, digest: str) -> UsageLoad | None:
+        """The completed load of this content, if there was one."""
+        with self.session() as s:
+            return s.get(UsageLoad, (source, digest))
+
+    def record_usage_load(self, source: str, digest: str, **fields: Any) -> None:
+        with self.session() as s:
+            upsert(s, UsageLoad.__table__,
+                   [{"source": source, "digest": digest, "loaded_at": utcnow(), **fields}],
+                   ["source", "digest"], [*fields, "loaded_at"])
+
+    def usage_loads(self, source: str | None = None) -> list[UsageLoad]:
+        stmt = select(UsageLoad).order_by(UsageLoad.loaded_at.desc())
+        if source is not None:
+            stmt = stmt.where(UsageLoad.source == source)
+        with self.session() as s:
+            return list(s.scalars(stmt))
 
     # -- scores -----------------------------------------------------------------------------
     def start_run(self, scorecard_version: str, started_at: datetime | None = None) -> int:
@@ -233,15 +339,53 @@ class Store:
                       .values(finished_at=utcnow(), accounts_scored=len(rows)))
 
     def scores_as_of(self, at: datetime, exclude_run: int | None = None) -> dict[str, Score]:
-        """Each account's most recent score at or before ``at`` (optionally ignoring one run)."""
+        """Each account's most recent score at or before ``at`` (optionally ignoring one run).
+
+        Most recent by ``scored_at`` (then id): a backfilled past snapshot, saved after newer
+        live runs, is not mistaken for the latest score.
+        """
         cond = [Score.scored_at <= at]
         if exclude_run is not None:
             cond.append(Score.run_id != exclude_run)
-        newest = (select(Score.account_id, func.max(Score.id).label("sid"))
+        when = (select(Score.account_id, func.max(Score.scored_at).label("at"))
+                .where(*cond).group_by(Score.account_id).subquery())
+        newest = (select(func.max(Score.id).label("sid"))
+                  .join(when, and_(Score.account_id == when.c.account_id,
+                                   Score.scored_at == when.c.at))
                   .where(*cond).group_by(Score.account_id).subquery())
         stmt = select(Score).join(newest, and_(Score.id == newest.c.sid))
         with self.session() as s:
             return {row.account_id: row for row in s.scalars(stmt)}
+
+    # -- backfilled snapshots -------------------------------------------------------------
+    def backfilled(self) -> dict[datetime, tuple[int, str]]:
+        """Backfilled moments → (run id, scorecard version)."""
+        with self.session() as s:
+            return {r.as_of: (r.run_id, r.scorecard_version)
+                    for r in s.scalars(select(BackfillRun))}
+
+    def save_backfill(self, as_of: datetime, scorecard_version: str,
+                      rows: list[dict[str, Any]]) -> int:
+        """Replace the backfilled snapshot at ``as_of`` (if any) by these scores, in one
+        transaction; returns the new run id."""
+        now = utcnow()
+        with self.session() as s:
+            old = s.get(BackfillRun, as_of)
+            if old is not None:
+                run_id = old.run_id
+                s.delete(old)
+                s.flush()
+                s.execute(delete(Score).where(Score.run_id == run_id))
+                s.execute(delete(ScoreRun).where(ScoreRun.id == run_id))
+            run = ScoreRun(scorecard_version=scorecard_version, started_at=as_of,
+                           finished_at=now, accounts_scored=len(rows))
+            s.add(run)
+            s.flush()
+            s.add(BackfillRun(as_of=as_of, run_id=run.id, scorecard_version=scorecard_version,
+                              created_at=now))
+            if rows:
+                s.execute(Score.__table__.insert(), [{**r, "run_id": run.id} for r in rows])
+            return run.id
 
     def score_history(self, account_id: str) -> list[Score]:
         stmt = select(Score).where(Score.account_id == account_id).order_by(Score.scored_at)
@@ -254,12 +398,47 @@ class Store:
 
     # -- action log -------------------------------------------------------------------------
     def claim_action(self, key: str, *, rule: str, kind: str, account_id: str,
-                     target: str | None, payload: dict[str, Any]) -> bool:
+                     target: str | None, payload: dict[str, Any], status: str = "pending",
+                     error: str | None = None) -> bool:
         """Record an intent under its idempotency key; False if the key was already there."""
         try:
             with self.session() as s:
                 s.add(ActionLog(key=key, rule=rule, kind=kind, account_id=account_id,
-                                target=target, payload=payload))
+                                target=target, payload=payload, status=status, error=error))
+        except IntegrityError:
+            return False
+        return True
+
+    def action_keys(self, kind: str) -> set[str]:
+        """Every idempotency key of one kind of action (any status)."""
+        with self.session() as s:
+            return set(s.scalars(select(ActionLog.key).where(ActionLog.kind == kind)))
+
+    def target_counts(self, kind: str, since: datetime,
+                      statuses: tuple[str, ...] = ("pending", "sending", "sent", "unknown")
+                      ) -> dict[str, int]:
+        """Actions of one kind per target created since ``since`` (a frequency cap)."""
+        stmt = (select(func.lower(ActionLog.target), func.count())
+                .where(ActionLog.kind == kind, ActionLog.created_at >= since,
+                       ActionLog.status.in_(statuses), ActionLog.target.is_not(None))
+                .group_by(func.lower(ActionLog.target)))
+        with self.session() as s:
+            return {str(t): int(n) for t, n in s.execute(stmt)}
+
+    def bundle_actions(self, key: str, *, rule: str, kind: str, target: str | None,
+                       payload: dict[str, Any], item_keys: list[str]) -> bool:
+        """Record one action made of several (a digest) and mark those ``bundled`` into it —
+        in one transaction; False (and nothing changed) if ``key`` already exists."""
+        try:
+            with self.session() as s:
+                s.add(ActionLog(key=key, rule=rule, kind=kind, account_id="*", target=target,
+                                payload=payload))
+                s.flush()
+                for start in range(0, len(item_keys), 5000):
+                    s.execute(update(ActionLog)
+                              .where(ActionLog.key.in_(item_keys[start:start + 5000]),
+                                     ActionLog.status == "pending")
+                              .values(status="bundled", response_id=key, updated_at=utcnow()))
         except IntegrityError:
             return False
         return True

@@ -22,7 +22,7 @@ NOW = datetime.now(UTC)
 PATCHES = r"/composite/sobjects"
 POSTS = r"chat\.postMessage"
 CYCLE_KEYS = {"scored", "grades", "crm_records_updated", "crm_write_requests", "slack_messages",
-              "seconds"}
+              "tasks_created", "emails_sent", "seconds"}
 
 
 def test_demo_prints_each_cycle_as_json(tmp_path: Path) -> None:
@@ -47,16 +47,25 @@ def test_demo_prints_each_cycle_as_json(tmp_path: Path) -> None:
     assert (second["crm_records_updated"], second["crm_write_requests"],
             second["slack_messages"]) == (0, 0, 0)
     assert second["grades"] == first["grades"]
-    assert "✗" not in proc.stdout and proc.stdout.count("✓") == 4
+    # the actions: a task per red account, emails to contacts; nothing again on cycle 2
+    assert first["tasks_created"] == first["entered_red"] and first["emails_sent"] > 0
+    assert (second["tasks_created"], second["emails_sent"]) == (0, 0)
+    assert result["exactly_once"] == {"slack": True, "tasks": True, "emails": True,
+                                      "slack_429s": 0, "unknown": 0}
+    assert "✗" not in proc.stdout and proc.stdout.count("✓") == 7
     # both CRMs seeded from one org: HubSpot signals, the prospects unmatched, the mirror
     assert result["signals_by_source"]["salesforce"] > 0
     assert result["signals_by_source"]["hubspot"] > 0
     assert result["unmatched_by_source"]["hubspot"] == 4
+    assert result["signals_by_source"]["sendgrid"] == 40 * 5  # every account, five signals
+    assert result["signals_by_source"]["mailchimp"] == 40 * 5
+    assert result["unmatched_by_source"]["sendgrid"] == 3  # the free-mail / unknown readers
+    assert result["unmatched_by_source"]["mailchimp"] == 3
     assert first["hubspot_records_updated"] == 40
     assert first["hubspot_write_requests"] == math.ceil(40 / 100)
     assert (second["hubspot_records_updated"], second["hubspot_write_requests"]) == (0, 0)
     # a sync on unchanged data: one request per object type and source
-    assert result["resync_requests"] == {"salesforce": 5, "hubspot": 1}
+    assert result["resync_requests"] == {"salesforce": 6, "hubspot": 1}  # Contacts too
     assert list(tmp_path.iterdir()) == []  # the demo leaves nothing behind
 
 

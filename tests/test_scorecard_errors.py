@@ -83,7 +83,7 @@ def test_derived_metric_errors(tmp_path: Path) -> None:
     msg, _ = error_for(tmp_path, "{days_since: last_login_at}",
                        "{days_since: last_login_at, ratio: [a, b]}")
     assert "scorecard.derived.days_since_login: give exactly one of ratio, change, " \
-           "days_since, count, difference (got ratio, days_since)" in msg
+           "days_since, count, difference, window (got ratio, days_since)" in msg
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:

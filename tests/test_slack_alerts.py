@@ -157,7 +157,7 @@ def _backdate(store: Store, key: str, age: timedelta) -> None:
                   .values(updated_at=utcnow() - age))
 
 
-def test_a_delivery_cut_off_mid_send_is_never_posted_twice(
+def test_a_delivery_cut_off_mid_send_is_reconciled_not_posted_twice(
         sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
         make_pipeline: Callable[..., Pipeline]) -> None:
     sf_emu.seed(generate_org(30, seed=33, now=NOW))
@@ -167,20 +167,21 @@ def test_a_delivery_cut_off_mid_send_is_never_posted_twice(
     pending = pipeline.store.actions(status="pending")
     assert len(pending) >= 3
     crashed, in_flight = pending[0], pending[1]
-    # a worker claimed `crashed`, posted it, and died before recording the outcome
+    # a worker claimed `crashed`, posted it (its key in the metadata), and died before
+    # recording the outcome
     assert pipeline.store.begin_delivery(crashed.key)
     slack = pipeline.slack
     assert slack is not None
-    slack.post("C0CSALERTS", build_alert(crashed.payload, None))
+    ts = slack.post("C0CSALERTS", build_alert(crashed.payload, None), key=crashed.key)
     _backdate(pipeline.store, crashed.key, STUCK_SENDING + timedelta(minutes=1))
     # another worker claimed `in_flight` a moment ago and is still talking to Slack
     assert pipeline.store.begin_delivery(in_flight.key)
 
     report = pipeline.deliver()
-    assert (report.sent, report.unknown) == (len(pending) - 2, 1)
+    assert (report.sent, report.reconciled, report.unknown) == (len(pending) - 2, 1, 0)
     status = {a.key: a for a in pipeline.store.actions()}
-    assert status[crashed.key].status == "unknown"
-    assert "not re-sent" in (status[crashed.key].error or "")
+    assert status[crashed.key].status == "sent"  # found by conversations.history
+    assert status[crashed.key].response_id == f"C0CSALERTS/{ts}"
     assert status[in_flight.key].status == "sending"  # not ours to touch yet
 
     again = make_pipeline().run_cycle()  # the task retried, or the next cycle
@@ -188,7 +189,7 @@ def test_a_delivery_cut_off_mid_send_is_never_posted_twice(
     texts = Counter(m["text"] for m in slack_emu.messages)
     assert len(slack_emu.messages) == len(pending) - 1  # in_flight's own worker will post it
     assert max(texts.values()) == 1
-    assert pipeline.store.actions(status="unknown")[0].key == crashed.key
+    assert slack_emu.requests("POST", r"conversations\.history")
 
 
 def test_slack_rate_limit_is_waited_out_and_each_alert_goes_out_once(

@@ -71,7 +71,7 @@ RELATED_OBJECTS: dict[str, RelatedObject] = {
     "contacts": RelatedObject(
         "contacts", "lastmodifieddate",
         ("email", "firstname", "lastname", "hs_email_optout", "associatedcompanyid",
-         "createdate", "hubspot_owner_id"),
+         "createdate", "hubspot_owner_id", "jobtitle"),  # jobtitle: the email action's role
         frozenset({1})),
 }
 

@@ -20,12 +20,15 @@ PROPERTY_TYPES = {  # role → (type, fieldType, label)
     "trend": ("string", "text", "Health trend"),
     "reasons": ("string", "textarea", "Health reasons"),
     "updated": ("datetime", "date", "Health updated"),
+    "stale": ("bool", "booleancheckbox", "Health data stale"),
 }
 
 
 def to_property_value(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -100,6 +103,9 @@ def ensure_properties(client: HubSpotClient, fields: HubSpotWriteBack) -> list[s
         if role == "grade":
             body["options"] = [{"label": lbl, "value": val, "displayOrder": i}
                                for i, (lbl, val) in enumerate(GRADE_OPTIONS)]
+        if kind == "bool":
+            body["options"] = [{"label": "Yes", "value": "true", "displayOrder": 0},
+                               {"label": "No", "value": "false", "displayOrder": 1}]
         client.call("create property", core.create, object_type="companies",
                     property_create=body)
         created.append(name)

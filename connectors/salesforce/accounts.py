@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from connectors.identity import domain_of
@@ -53,6 +53,7 @@ class AccountRecord:
     signals: list[SignalRow]
     crm_values: dict[str, Any]  # the health fields as the CRM holds them now
     domain: str | None = None  # the company's web domain, for identity resolution
+    override: dict[str, Any] | None = None  # a CSM's override fields (when configured)
 
 
 def parse_sf_datetime(value: str) -> datetime:
@@ -91,6 +92,10 @@ def check_fields(describe: dict[str, Any], source: SalesforceSource, config_path
         elif not f.get("updateable", False):
             problems.append(f"  sources.salesforce.write_back.{role}: {name} is not updateable "
                             f"by the integration user (field-level security?)")
+    if source.override_fields is not None:
+        for role, name in source.override_fields.model_dump().items():
+            if name not in fields:
+                missing_writes.append(f"  {name}  (override {role})")
     if missing_writes:
         problems.append("  create these custom fields on Account (Setup → Object Manager → "
                         "Account → Fields & Relationships), visible and editable by the "
@@ -104,7 +109,9 @@ def build_soql(source: SalesforceSource, since: datetime | None) -> str:
     fields = list(dict.fromkeys([*BASE_FIELDS, *source.metrics.values(),
                                  *source.attributes.values(),
                                  *([source.domain_field] if source.domain_field else []),
-                                 *source.write_back.model_dump().values()]))
+                                 *source.write_back.model_dump().values(),
+                                 *(source.override_fields.model_dump().values()
+                                   if source.override_fields else ())]))
     soql = f"SELECT {', '.join(fields)} FROM {SOBJECT}"
     if since is not None:
         # a datetime we formatted ourselves: no user text reaches the query
@@ -167,7 +174,26 @@ def to_account_record(record: dict[str, Any], source: SalesforceSource,
     crm_values = {role: record.get(field) for role, field in
                   source.write_back.model_dump().items()}
     domain = domain_of(record.get(source.domain_field)) if source.domain_field else None
-    return AccountRecord(account, signals, crm_values, domain)
+    override = None
+    if source.override_fields is not None:
+        override = _override(record, source.override_fields.model_dump())
+    return AccountRecord(account, signals, crm_values, domain, override)
+
+
+def _override(record: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The override fields as values: dates and date-times parsed (a bad one is None)."""
+    out: dict[str, Any] = {role: record.get(name) for role, name in names.items()}
+    try:
+        out["set_at"] = parse_sf_datetime(str(out["set_at"])) if out["set_at"] else None
+    except ValueError:
+        out["set_at"] = None
+    try:  # a date: the override lasts through that day
+        day = date.fromisoformat(str(out["until"])) if out["until"] else None
+        out["until"] = None if day is None else datetime(day.year, day.month, day.day,
+                                                         tzinfo=UTC) + timedelta(days=1)
+    except ValueError:
+        out["until"] = None
+    return out
 
 
 def pull_accounts(client: SalesforceClient, source: SalesforceSource, cursor: datetime | None,

@@ -1,4 +1,5 @@
-"""Objects related to Accounts — Opportunities, Cases, Tasks, Events — turned into signals.
+"""Objects related to Accounts — Opportunities, Cases, Tasks, Events, Contacts — turned into
+signals (and, for Contacts, the recipients of tech-touch email).
 
 Each object is pulled incrementally on ``SystemModstamp`` (``queryAll``, so deletes come
 through), kept in the store, and every account whose records changed gets its aggregates
@@ -15,6 +16,8 @@ Signals (metric names are fixed; map them in the scorecard like any other metric
   ``expansions_won_365d``, ``open_pipeline``.
 - Case: ``cases_open``, ``cases_urgent_open`` (High/Urgent/Critical), ``cases_30d``.
 - Task: ``last_task_at``; Event: ``last_event_at``, ``exec_sponsor_meetings_90d``.
+- Contact: ``contacts``, ``contacts_email_opted_out``; the records (email, role, opt-out) are
+  what email actions send to.
 """
 
 from __future__ import annotations
@@ -127,6 +130,12 @@ def _events(rows: list[dict[str, Any]], now: datetime) -> dict[str, float | None
             "exec_sponsor_meetings_90d": float(len(meetings))}
 
 
+def _contacts(rows: list[dict[str, Any]], now: datetime) -> dict[str, float | None]:
+    return {"contacts": float(len(rows)),
+            "contacts_email_opted_out": float(sum(1 for r in rows
+                                                  if _bool(r.get("HasOptedOutOfEmail"))))}
+
+
 @dataclass(frozen=True)
 class RelatedObject:
     name: str
@@ -149,6 +158,10 @@ RELATED: dict[str, RelatedObject] = {
                           _tasks, ("last_task_at",)),
     "Event": RelatedObject("Event", "WhatId", ("Subject", "StartDateTime", "Type"), _events,
                            ("last_event_at", "exec_sponsor_meetings_90d")),
+    "Contact": RelatedObject("Contact", "AccountId",
+                             ("FirstName", "LastName", "Email", "Title", "Role__c",
+                              "HasOptedOutOfEmail"), _contacts,
+                             ("contacts", "contacts_email_opted_out")),
 }
 
 

@@ -1,0 +1,505 @@
+"""Does the score predict churn? Label past snapshots with outcomes and measure the ranking.
+
+Pure NumPy, no store or CLI: the caller scores the accounts as of each snapshot date (the
+point-in-time pipeline) and hands over one :class:`Snapshot` per date plus each account's
+churn date. :func:`label` turns them into one row per (snapshot, account) — churned within the
+horizon or not, accounts already gone at the snapshot left out — and :func:`run_backtest`
+computes what a CS lead asks of a score:
+
+- how well it ranks the accounts that later churned (ROC AUC and PR AUC of the risk
+  ``100 − score``, with a bootstrap interval that resamples *accounts*, so an account seen in
+  26 snapshots counts once per draw),
+- churn rate and lift by grade and by score decile, and the observed churn rate per score bin
+  (calibration),
+- each measure's own AUC and direction ("which measures actually predict churn here"),
+- how often grades flapped between consecutive snapshots, and the share of accounts the card
+  could not score (insufficient data).
+
+AUCs are rank statistics computed with mid-ranks, so tied scores count one half, exactly as the
+pairwise definition says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from .grades import BANDS, INSUFFICIENT
+
+GRADE_ORDER = (*BANDS, INSUFFICIENT)
+CALIBRATION_BINS = tuple(range(0, 101, 10))  # score bins [0,10) … [90,100]
+ROC_POINTS = 200  # points kept of the ROC curve (for the report)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every account's score as of one date (arrays aligned with ``account_ids``).
+
+    ``score`` is NaN where the card had too little data (then ``grade`` is
+    ``insufficient_data``); ``points`` is accounts × measures (NaN: measure missing).
+    """
+
+    date: date
+    account_ids: Sequence[str]
+    score: np.ndarray
+    grade: np.ndarray
+    points: np.ndarray
+    coverage: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.account_ids)
+        for name in ("score", "grade", "points"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"snapshot {self.date}: {name} has {len(getattr(self, name))} "
+                                 f"rows for {n} accounts")
+
+
+@dataclass
+class Labeled:
+    """One row per (snapshot, account) still a customer at the snapshot."""
+
+    dates: list[date]  # the snapshot dates, in order
+    account_ids: list[str]  # every account seen, indexed by ``account``
+    measure_names: list[str]
+    snapshot: np.ndarray  # int: index into ``dates``
+    account: np.ndarray  # int: index into ``account_ids``
+    score: np.ndarray  # NaN: insufficient data
+    grade: np.ndarray  # object
+    points: np.ndarray  # rows × measures
+    churned: np.ndarray  # bool: churned within the horizon after the snapshot
+    horizon: timedelta
+    excluded_churned: int = 0  # rows left out: the account had churned by the snapshot
+    censored_snapshots: list[date] = field(default_factory=list)
+    churn_dates: Mapping[str, date | datetime | None] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.snapshot)
+
+    def take(self, rows: np.ndarray) -> Labeled:
+        return Labeled(self.dates, self.account_ids, self.measure_names, self.snapshot[rows],
+                       self.account[rows], self.score[rows], self.grade[rows],
+                       self.points[rows], self.churned[rows], self.horizon,
+                       self.excluded_churned, self.censored_snapshots, self.churn_dates)
+
+    @property
+    def scored(self) -> np.ndarray:
+        return ~np.isnan(self.score)
+
+
+def _day(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _known(day: date, horizon: timedelta, observed_until: date) -> bool:
+    """Are outcomes known for the whole horizon after ``day``?"""
+    return day + timedelta(days=horizon.days) <= observed_until
+
+
+def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | datetime | None],
+          horizon: timedelta, measure_names: Sequence[str], *,
+          observed_until: date | datetime | None = None) -> Labeled:
+    """Label each (snapshot, account): churned within ``horizon`` days after the snapshot?
+
+    A snapshot scores what was known by the end of its day, so an account churning on days
+    ``date + 1 … date + horizon`` is labelled churned; one that churned on or before the
+    snapshot date is no longer a customer there and is left out (as in
+    ``healthscore.outcomes``). Snapshots whose horizon reaches past ``observed_until`` (the
+    last day outcomes are known for) are left out whole: their "did not churn" is not known
+    yet.
+    """
+    if horizon < timedelta(days=1):
+        raise ValueError(f"the horizon must be at least a day; got {horizon}")
+    ordered = sorted(snapshots, key=lambda s: s.date)
+    censored = []
+    if observed_until is not None:
+        limit = _day(observed_until)
+        censored = [_day(s.date) for s in ordered if not _known(_day(s.date), horizon, limit)]
+        ordered = [s for s in ordered if _known(_day(s.date), horizon, limit)]
+    index: dict[str, int] = {}
+    ids: list[str] = []
+    churn_ord: list[float] = []
+    for s in ordered:
+        for a in s.account_ids:
+            if a not in index:
+                index[a] = len(ids)
+                ids.append(a)
+                when = churn_dates.get(a)
+                churn_ord.append(np.inf if when is None else _day(when).toordinal())
+    churn_day = np.array(churn_ord, dtype=float)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in
+                                          ("snapshot", "account", "score", "grade", "points",
+                                           "churned")}
+    excluded = 0
+    m = len(measure_names)
+    for k, s in enumerate(ordered):
+        acc = np.fromiter((index[a] for a in s.account_ids), dtype=np.int64,
+                          count=len(s.account_ids))
+        day = _day(s.date).toordinal()
+        when = churn_day[acc]
+        alive = when > day
+        excluded += int((~alive).sum())
+        points = np.asarray(s.points, dtype=float).reshape(len(acc), m)
+        parts["snapshot"].append(np.full(int(alive.sum()), k, dtype=np.int32))
+        parts["account"].append(acc[alive])
+        parts["score"].append(np.asarray(s.score, dtype=float)[alive])
+        parts["grade"].append(np.asarray(s.grade, dtype=object)[alive])
+        parts["points"].append(points[alive])
+        parts["churned"].append(when[alive] <= day + horizon.days)
+    joined = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
+    if not ordered:
+        joined["points"] = np.empty((0, m))
+    return Labeled(
+        dates=[_day(s.date) for s in ordered], account_ids=ids,
+        measure_names=list(measure_names), snapshot=joined["snapshot"].astype(np.int32),
+        account=joined["account"].astype(np.int64), score=joined["score"].astype(float),
+        grade=joined["grade"].astype(object), points=joined["points"].astype(float),
+        churned=joined["churned"].astype(bool), horizon=horizon, excluded_churned=excluded,
+        censored_snapshots=censored, churn_dates=churn_dates)
+
+
+# -- rank statistics ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Ranked:
+    """Rows sorted by risk (highest first) and cut into groups of equal risk."""
+
+    order: np.ndarray  # row indices, highest risk first
+    starts: np.ndarray  # where each group of equal risk starts, in sorted order
+    y: np.ndarray  # labels in sorted order
+    risk: np.ndarray  # distinct risks, one per group
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.starts)
+
+
+def _rank(risk: np.ndarray, y: np.ndarray) -> _Ranked:
+    order = np.argsort(-risk)  # the order within a group of ties does not matter
+    sorted_risk = risk[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = sorted_risk[1:] != sorted_risk[:-1]
+    starts = np.flatnonzero(new)
+    return _Ranked(order, starts, y[order], sorted_risk[starts])
+
+
+def _group_sums(r: _Ranked, weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(positive weight, negative weight) per group (rows are contiguous per group)."""
+    if not len(r.starts):
+        return np.zeros(0), np.zeros(0)
+    w = np.ones(len(r.y)) if weight is None else weight
+    pos = np.add.reduceat(np.where(r.y, w, 0.0), r.starts)
+    return pos, np.add.reduceat(w, r.starts) - pos
+
+
+def _auc_ap(r: _Ranked, weight: np.ndarray | None = None) -> tuple[float, float]:
+    """(ROC AUC, average precision) of sorted rows, optionally weighted per row."""
+    pos, neg = _group_sums(r, weight)
+    total_pos, total_neg = pos.sum(), neg.sum()
+    if total_pos <= 0 or total_neg <= 0:
+        return float("nan"), float("nan")
+    # a positive beats every negative ranked strictly lower, and ties with half of its group
+    neg_below = total_neg - np.cumsum(neg)
+    auc = float((pos * (neg_below + 0.5 * neg)).sum() / (total_pos * total_neg))
+    cum_pos, cum_all = np.cumsum(pos), np.cumsum(pos + neg)
+    ap = float((pos * (cum_pos / np.maximum(cum_all, 1e-300))).sum() / total_pos)
+    return auc, ap
+
+
+def roc_auc(risk: np.ndarray, churned: np.ndarray) -> float:
+    """P(a churner's risk > a non-churner's), ties counting one half; NaN without both."""
+    risk, churned = np.asarray(risk, dtype=float), np.asarray(churned, dtype=bool)
+    return _auc_ap(_rank(risk, churned))[0]
+
+
+def average_precision(risk: np.ndarray, churned: np.ndarray) -> float:
+    """PR AUC as average precision (the area under the step precision–recall curve)."""
+    risk, churned = np.asarray(risk, dtype=float), np.asarray(churned, dtype=bool)
+    return _auc_ap(_rank(risk, churned))[1]
+
+
+def roc_curve(risk: np.ndarray, churned: np.ndarray, points: int = ROC_POINTS
+              ) -> dict[str, list[float]]:
+    """False and true positive rates at each distinct risk, thinned to about ``points``."""
+    r = _rank(np.asarray(risk, dtype=float), np.asarray(churned, dtype=bool))
+    pos, neg = _group_sums(r, None)
+    if pos.sum() == 0 or neg.sum() == 0:
+        return {"fpr": [], "tpr": [], "threshold": []}
+    tpr = np.concatenate([[0.0], np.cumsum(pos) / pos.sum()])
+    fpr = np.concatenate([[0.0], np.cumsum(neg) / neg.sum()])
+    thr = np.concatenate([[np.inf], r.risk])
+    if len(tpr) > points:
+        keep = np.unique(np.linspace(0, len(tpr) - 1, points).round().astype(int))
+        tpr, fpr, thr = tpr[keep], fpr[keep], thr[keep]
+    return {"fpr": [round(float(v), 5) for v in fpr], "tpr": [round(float(v), 5) for v in tpr],
+            "threshold": [None if not np.isfinite(v) else round(100 - float(v), 3)
+                          for v in thr]}
+
+
+def bootstrap_auc(risk: np.ndarray, churned: np.ndarray, account: np.ndarray, *,
+                  draws: int = 200, seed: int = 0, level: float = 0.95, batch: int = 50
+                  ) -> dict[str, list[float] | int]:
+    """Percentile intervals of ROC AUC and PR AUC, resampling accounts (all their rows).
+
+    A draw only changes how many times each account counts, so the rows are ranked once and
+    summarized as two sparse (risk group × account) count matrices, churners and the rest;
+    a batch of draws is then two sparse products with the accounts' draw counts. The risk
+    is ranked at a resolution of 0.01 points here (the point estimates are exact): it bounds
+    the number of risk groups, which the cost grows with.
+    """
+    from scipy.sparse import csr_matrix
+
+    r = _rank(np.round(np.asarray(risk, dtype=float), 2), np.asarray(churned, dtype=bool))
+    _, dense = np.unique(np.asarray(account)[r.order], return_inverse=True)
+    n = int(dense.max()) + 1 if len(dense) else 0
+    group = np.repeat(np.arange(r.n_groups), np.diff(np.append(r.starts, len(r.y))))
+    shape = (r.n_groups, n)
+    ones = np.ones(int(r.y.sum()))
+    pos_m = csr_matrix((ones, (group[r.y], dense[r.y])), shape=shape)
+    neg_m = csr_matrix((np.ones(len(r.y) - len(ones)), (group[~r.y], dense[~r.y])),
+                       shape=shape)
+    rng = np.random.default_rng(seed)
+    aucs: list[np.ndarray] = []
+    aps: list[np.ndarray] = []
+    done = 0
+    while n and done < draws:
+        k = min(batch, draws - done)
+        times = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
+                          for _ in range(k)], axis=1).astype(float)  # accounts × draws
+        pos, neg = pos_m @ times, neg_m @ times  # groups × draws
+        total_pos, total_neg = pos.sum(axis=0), neg.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cum_neg, cum_pos = np.cumsum(neg, axis=0), np.cumsum(pos, axis=0)
+            auc = (pos * (total_neg - cum_neg + 0.5 * neg)).sum(axis=0) / (total_pos * total_neg)
+            precision = cum_pos / np.maximum(cum_pos + cum_neg, 1e-300)
+            ap = (pos * precision).sum(axis=0) / total_pos
+        ok = (total_pos > 0) & (total_neg > 0)
+        aucs.append(auc[ok])
+        aps.append(ap[ok])
+        done += k
+    all_auc = np.concatenate(aucs) if aucs else np.empty(0)
+    all_ap = np.concatenate(aps) if aps else np.empty(0)
+    tail = (1 - level) / 2 * 100
+
+    def interval(v: np.ndarray) -> list[float]:
+        if not len(v):
+            return [float("nan"), float("nan")]
+        return [float(x) for x in np.percentile(v, [tail, 100 - tail])]
+
+    return {"roc_auc": interval(all_auc), "pr_auc": interval(all_ap), "draws": len(all_auc),
+            "level": level, "seed": seed}
+
+
+# -- tables -----------------------------------------------------------------------------------
+def _rate_row(name: str, churned: np.ndarray, base: float, **extra: Any) -> dict[str, Any]:
+    n = len(churned)
+    hits = int(churned.sum())
+    rate = hits / n if n else float("nan")
+    return {"bucket": name, **extra, "rows": n, "churned": hits,
+            "churn_rate": rate, "lift": rate / base if n and base > 0 else float("nan")}
+
+
+def by_grade(data: Labeled) -> list[dict[str, Any]]:
+    base = float(data.churned.mean()) if len(data) else float("nan")
+    return [_rate_row(g, data.churned[data.grade == g], base) for g in GRADE_ORDER
+            if (data.grade == g).any()]
+
+
+def midranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing the mean of their ranks."""
+    order = np.argsort(values, kind="stable")
+    sorted_v = values[order]
+    new = np.ones(len(values), dtype=bool)
+    new[1:] = sorted_v[1:] != sorted_v[:-1]
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(values))
+    mean_rank = (starts + ends + 1) / 2.0
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
+
+
+def by_decile(data: Labeled) -> list[dict[str, Any]]:
+    """Decile 1 holds the lowest scores (most at risk); equal scores share a decile."""
+    scored = data.scored
+    score, churned = data.score[scored], data.churned[scored]
+    if not len(score):
+        return []
+    base = float(churned.mean())
+    decile = np.minimum(((midranks(score) - 0.5) / len(score) * 10).astype(int), 9)
+    rows = []
+    for d in range(10):
+        pick = decile == d
+        if pick.any():
+            rows.append(_rate_row(f"{d + 1}", churned[pick], base,
+                                  score_min=float(score[pick].min()),
+                                  score_max=float(score[pick].max())))
+    return rows
+
+
+def calibration(data: Labeled, edges: Sequence[float] = CALIBRATION_BINS
+                ) -> list[dict[str, Any]]:
+    """Observed churn rate per score bin (the last bin includes 100)."""
+    scored = data.scored
+    score, churned = data.score[scored], data.churned[scored]
+    base = float(churned.mean()) if len(churned) else float("nan")
+    bins = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, len(edges) - 2)
+    out = []
+    for b in range(len(edges) - 1):
+        pick = bins == b
+        if pick.any():
+            out.append(_rate_row(f"{edges[b]:g}–{edges[b + 1]:g}", churned[pick], base,
+                                 score_from=float(edges[b]), score_to=float(edges[b + 1])))
+    return out
+
+
+def measure_power(data: Labeled, labels: Mapping[str, str] | None = None,
+                  weights: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+    """Each measure's own AUC (risk = 100 − its points) on the rows where it is present.
+
+    ``lower_points_more_churn`` is the direction the scorecard assumes; a measure whose AUC
+    is below 0.5 predicts churn the other way round (``strength`` = max(AUC, 1 − AUC)).
+    """
+    out = []
+    for j, name in enumerate(data.measure_names):
+        column = data.points[:, j]
+        present = ~np.isnan(column)
+        auc = roc_auc(100.0 - column[present], data.churned[present]) if present.any() \
+            else float("nan")
+        out.append({
+            "measure": name, "label": (labels or {}).get(name, name),
+            "weight": (weights or {}).get(name),
+            "present": float(present.mean()) if len(present) else 0.0,
+            "auc": auc, "strength": max(auc, 1 - auc) if np.isfinite(auc) else float("nan"),
+            "lower_points_more_churn": bool(auc >= 0.5) if np.isfinite(auc) else None,
+        })
+    return out
+
+
+def flapping(data: Labeled) -> dict[str, Any]:
+    """Grade changes between consecutive snapshots of the same account (scored both times),
+    and reversals: a change undone at the next snapshot (red → yellow → red)."""
+    graded = data.grade != INSUFFICIENT
+    key = data.account * (len(data.dates) + 1) + data.snapshot
+    order = np.argsort(key, kind="stable")
+    acc, snap = data.account[order], data.snapshot[order]
+    grade, ok = data.grade[order], graded[order]
+    same = (acc[1:] == acc[:-1]) & (snap[1:] == snap[:-1] + 1) & ok[1:] & ok[:-1]
+    changed = same & (grade[1:] != grade[:-1])
+    # reversal: changes at consecutive pairs i and i+1 that go back to where they began
+    rev = changed[1:] & changed[:-1] & same[1:] & same[:-1] & (grade[2:] == grade[:-2])
+    pairs = int(same.sum())
+    flappers = np.unique(acc[2:][rev]) if rev.any() else np.empty(0)
+    changers = np.unique(acc[1:][changed])
+    accounts = len(np.unique(acc[1:][same])) if pairs else 0
+    return {"pairs": pairs, "changes": int(changed.sum()),
+            "change_rate": int(changed.sum()) / pairs if pairs else float("nan"),
+            "reversals": int(rev.sum()),
+            "accounts_compared": accounts,
+            "accounts_changed": len(changers),
+            "accounts_flapping": len(flappers),
+            "flapping_share": len(flappers) / accounts if accounts else float("nan")}
+
+
+def per_snapshot(data: Labeled) -> list[dict[str, Any]]:
+    """Per snapshot date: accounts, churners, AUC, insufficient share, score quantiles."""
+    out = []
+    for k, day in enumerate(data.dates):
+        pick = data.snapshot == k
+        score, churned = data.score[pick], data.churned[pick]
+        scored = ~np.isnan(score)
+        quant = (np.percentile(score[scored], [10, 25, 50, 75, 90]).tolist()
+                 if scored.any() else [float("nan")] * 5)
+        out.append({
+            "date": day.isoformat(), "accounts": int(pick.sum()),
+            "churned": int(churned.sum()),
+            "insufficient_share": float((~scored).mean()) if pick.any() else float("nan"),
+            "roc_auc": roc_auc(100.0 - score[scored], churned[scored]),
+            "score_quantiles": dict(zip(("p10", "p25", "p50", "p75", "p90"), quant,
+                                        strict=True)),
+            "grades": {g: int((data.grade[pick] == g).sum()) for g in GRADE_ORDER},
+        })
+    return out
+
+
+def score_histograms(data: Labeled, bins: int = 20) -> dict[str, Any]:
+    """Score histograms of churners and the rest (for the report)."""
+    edges = np.linspace(0, 100, bins + 1)
+    scored = data.scored
+    s, y = data.score[scored], data.churned[scored]
+    return {"edges": edges.tolist(),
+            "churned": np.histogram(s[y], edges)[0].tolist(),
+            "retained": np.histogram(s[~y], edges)[0].tolist()}
+
+
+@dataclass
+class BacktestResult:
+    summary: dict[str, Any]
+    grades: list[dict[str, Any]]
+    deciles: list[dict[str, Any]]
+    calibration: list[dict[str, Any]]
+    measures: list[dict[str, Any]]
+    flapping: dict[str, Any]
+    snapshots: list[dict[str, Any]]
+    roc: dict[str, list[float]]
+    histogram: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return json_safe({"summary": self.summary, "grades": self.grades,
+                       "deciles": self.deciles, "calibration": self.calibration,
+                       "measures": self.measures, "flapping": self.flapping,
+                       "snapshots": self.snapshots, "roc": self.roc,
+                       "score_histogram": self.histogram})
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become null, NumPy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def run_backtest(data: Labeled, *, labels: Mapping[str, str] | None = None,
+                 weights: Mapping[str, float] | None = None, draws: int = 200,
+                 seed: int = 0) -> BacktestResult:
+    """Every metric of the report on labeled rows (see the module docstring)."""
+    scored = data.scored
+    risk = 100.0 - data.score[scored]
+    churned = data.churned[scored]
+    auc, ap = _auc_ap(_rank(risk, churned)) if scored.any() else (float("nan"),) * 2
+    ci = bootstrap_auc(risk, churned, data.account[scored], draws=draws, seed=seed)
+    accounts = np.unique(data.account)
+    churners = np.unique(data.account[data.churned])
+    summary = {
+        "horizon_days": data.horizon.days,
+        "snapshots": len(data.dates),
+        "first_snapshot": data.dates[0].isoformat() if data.dates else None,
+        "last_snapshot": data.dates[-1].isoformat() if data.dates else None,
+        "accounts": len(accounts), "rows": len(data), "scored_rows": int(scored.sum()),
+        "churners": len(churners), "churn_rows": int(data.churned.sum()),
+        "churn_rate": float(data.churned.mean()) if len(data) else float("nan"),
+        "roc_auc": auc, "roc_auc_ci": ci["roc_auc"],
+        "pr_auc": ap, "pr_auc_ci": ci["pr_auc"],
+        "pr_auc_baseline": float(churned.mean()) if len(churned) else float("nan"),
+        "bootstrap": {"draws": ci["draws"], "level": ci["level"], "seed": ci["seed"],
+                      "resampled": "accounts"},
+        "insufficient_share": float((~scored).mean()) if len(data) else float("nan"),
+        "insufficient_accounts_share": (
+            len(np.unique(data.account[~scored])) / len(accounts) if len(accounts)
+            else float("nan")),
+        "excluded_already_churned": data.excluded_churned,
+        "censored_snapshots": [d.isoformat() for d in data.censored_snapshots],
+    }
+    return BacktestResult(
+        summary=summary, grades=by_grade(data), deciles=by_decile(data),
+        calibration=calibration(data), measures=measure_power(data, labels, weights),
+        flapping=flapping(data), snapshots=per_snapshot(data),
+        roc=roc_curve(risk, churned), histogram=score_histograms(data))
