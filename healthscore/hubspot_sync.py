@@ -26,7 +26,7 @@ from store import AccountRow, SignalRow, Store
 from .config import HubSpotSource
 from .errors import SkippableRecord
 from .governance_config import HubSpotOverrideProperties, OverridePolicy
-from .overrides import record_crm_overrides
+from .overrides import active_overrides, record_crm_overrides
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +111,27 @@ def company_override(company: CompanyRecord, names: HubSpotOverrideProperties,
 
 
 def _keep_override(have: dict[str, Any] | None, new: dict[str, Any]) -> bool:
-    """Several companies matched to one account: the newest set override wins; an empty one
-    counts only when no company of the account holds one."""
+    """Several companies matched to one account: one holding an override beats one without;
+    between equals the newer set-at wins (an emptied one that was set beats one never set)."""
     if have is None:
         return True
-    if not new["grade"]:
-        return False
-    if not have["grade"]:
-        return True
+    if bool(new["grade"]) != bool(have["grade"]):
+        return bool(new["grade"])
     return (new["set_at"] or datetime.min.replace(tzinfo=UTC)) > (
         have["set_at"] or datetime.min.replace(tzinfo=UTC))
+
+
+def _shared_emptied(store: Store, overrides: dict[str, dict[str, Any]],
+                    companies_of: Mapping[str, set[str]], now: datetime) -> list[str]:
+    """Accounts whose emptied override comes from one of *several* matched companies and
+    is older than the override in force: another company set that one, keep it."""
+    shared = [a for a, o in overrides.items()
+              if not o["grade"] and len(companies_of.get(a, ())) > 1]
+    if not shared:
+        return []
+    active = active_overrides(store, now, shared)
+    return [a for a in shared if a in active and (
+        overrides[a]["set_at"] is None or overrides[a]["set_at"] < active[a].set_at)]
 
 
 ARCHIVED_CHECK = "companies:archived-check"
@@ -166,6 +177,11 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
     index = IdentityIndex(store.account_keys(DOMAIN), account_ids=accounts)
     state = CompanySync()
     report = HubSpotSyncReport()
+    companies_of: dict[str, set[str]] = {}  # account → matched companies (override clears)
+    if policy is not None and source.override_properties is not None \
+            and not source.record_system:
+        for _kind, company_id, account_id in store.account_keys(COMPANY_KEY):
+            companies_of.setdefault(account_id, set()).add(company_id)
     for page in pull_companies(client, source, since, state, started=started):
         signals: list[SignalRow] = []
         keys: dict[str, list[str]] = {}
@@ -209,6 +225,7 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
             matched_ids.append(company.id)
             report.matched += 1
             if source.override_properties is not None:
+                companies_of.setdefault(account_id, set()).add(company.id)
                 found = company_override(company, source.override_properties, owners)
                 if _keep_override(overrides.get(account_id), found):
                     overrides[account_id] = found
@@ -224,6 +241,8 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
         store.remember_crm_values(SOURCE, remembered)
         store.record_unmatched(SOURCE, OBJECT, unmatched, matched=matched_ids)
         if policy is not None and overrides:
+            for account_id in _shared_emptied(store, overrides, companies_of, started):
+                del overrides[account_id]
             counts = record_crm_overrides(store, policy, SOURCE, overrides, started)
             report.overrides = dict(Counter(report.overrides) + Counter(counts))
         if progress is not None:

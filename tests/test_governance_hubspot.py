@@ -155,6 +155,9 @@ def test_an_override_on_a_second_crm_company_applies_to_its_matched_account(
     pipeline = hs_pipeline(with_overrides(hubspot_config()))
     source = pipeline.config.sources.hubspot
     ensure_properties(pipeline.hubspot, source.write_back, source.override_properties)
+    # a second company of the same account (a subsidiary), with no override of its own
+    domain = hs_emu.record("companies", company_ids[4])["properties"]["domain"]
+    sibling = hs_emu.create("companies", {"name": "Subsidiary", "domain": domain})
     pipeline.sync_salesforce()
     owner = pipeline.store.account(sf_ids[4]).owner_email
     now = datetime.now(UTC)
@@ -169,3 +172,11 @@ def test_an_override_on_a_second_crm_company_applies_to_its_matched_account(
              for o in list_overrides(pipeline.store)}
     assert found == {sf_ids[4]: ("active", "hubspot", owner),
                      sf_ids[5]: ("refused", "hubspot", "someone@example.com")}
+    # the sibling changes: its empty override does not end the one the other company set
+    hs_emu.update("companies", sibling, {"name": "Subsidiary GmbH"})
+    assert pipeline.sync_hubspot().overrides == {}
+    assert sf_ids[4] in active_overrides(pipeline.store, datetime.now(UTC))
+    # emptied on the company that set it: ended
+    hs_emu.update("companies", company_ids[4], {PROPS.grade: ""})
+    assert pipeline.sync_hubspot().overrides == {"cleared": 1}
+    assert sf_ids[4] not in active_overrides(pipeline.store, datetime.now(UTC))
