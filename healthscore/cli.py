@@ -331,7 +331,8 @@ def setup_crm(config: ConfigOption = None,
         if dry_run:
             console.print("dry run: HubSpot properties not checked or created")
             return
-        created = ensure_properties(pipeline.hubspot, hubspot.write_back)
+        created = ensure_properties(pipeline.hubspot, hubspot.write_back,
+                                    hubspot.override_properties)
         console.print("[green]ok[/] HubSpot company properties ready"
                       + (f" (created: {', '.join(created)})" if created else ""))
     task_rules = any(a.task is not None for r in rt.config.active_rules for a in r.actions)

@@ -19,7 +19,12 @@ from scoring import Scorecard, reference_problems
 
 from .durations import Duration
 from .errors import ConfigError
-from .governance_config import CrmOverrideFields, Freshness, OverridePolicy
+from .governance_config import (
+    CrmOverrideFields,
+    Freshness,
+    HubSpotOverrideProperties,
+    OverridePolicy,
+)
 from .usage_config import UsageFileSource, WarehouseSource
 from .yamlfile import YamlDocument, load_yaml, parse_yaml, validate
 
@@ -114,6 +119,8 @@ class HubSpotSource(_Strict):
                                     description="metric name → company property (numbers, "
                                                 "booleans, dates)")
     write_back: HubSpotWriteBack = HubSpotWriteBack()
+    override_properties: HubSpotOverrideProperties | None = Field(
+        None, description="company properties CSMs set grade overrides in (off when absent)")
     batch_size: int = Field(100, ge=1, le=100)
     requests_per_10s: int = Field(100, ge=1, le=250, description="your HubSpot tier's burst "
                                   "limit, shared by every worker through Redis")

@@ -3,15 +3,18 @@
 Companies are matched to the CRM's accounts (Salesforce) by the account id kept on the company
 (``account_id_property``), else by domain. A matched company gives its account signals
 (source ``hubspot``) and a key ``hubspot:company`` that the write-back uses; an unmatched or
-ambiguous one is logged in the unmatched-records table with the reason.
+ambiguous one is logged in the unmatched-records table with the reason. With
+``override_properties`` a CSM's override set on a matched company (or, as CRM of record, on the
+company itself) goes through the override policy (``healthscore.overrides``), origin ``hubspot``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.hubspot import CompanyRecord, CompanySync, HubSpotClient, pull_companies
@@ -22,6 +25,8 @@ from store import AccountRow, SignalRow, Store
 
 from .config import HubSpotSource
 from .errors import SkippableRecord
+from .governance_config import HubSpotOverrideProperties, OverridePolicy
+from .overrides import active_overrides, record_crm_overrides
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ class HubSpotSyncReport:
     archived: int = 0  # archived companies seen by the deleted-records check
     cursor: str | None = None
     skipped_ids: list[str] = field(default_factory=list)
+    overrides: dict[str, int] = field(default_factory=dict)  # applied / refused / cleared
 
 
 def metric_value(raw: str | None, prop: str) -> float | None:
@@ -80,6 +86,54 @@ def crm_values(company: CompanyRecord, source: HubSpotSource) -> dict[str, Any]:
     return out
 
 
+def company_override(company: CompanyRecord, names: HubSpotOverrideProperties,
+                     owners: Mapping[str, Owner] | None = None) -> dict[str, Any]:
+    """A company's override properties as values for ``record_crm_overrides``: the set-at
+    date-time parsed, the until date read as the end of that day, an owner id as ``by``
+    resolved to the owner's email (a bad date is None: the override is skipped and logged)."""
+    out: dict[str, Any] = {role: company.properties.get(prop) or None
+                           for role, prop in names.roles().items()}
+    try:
+        out["set_at"] = parse_hubspot_time(out["set_at"])
+    except ValueError:
+        out["set_at"] = None
+    try:  # a date property: the override lasts through that day
+        text = str(out["until"] or "")
+        day = parse_hubspot_time(text if text.isdigit() else text[:10])
+        out["until"] = None if day is None else day.astimezone(UTC).replace(
+            hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    except ValueError:
+        out["until"] = None
+    by = str(out["by"] or "").strip()
+    owner = (owners or {}).get(by) if by.isdigit() else None
+    out["by"] = owner.email if owner is not None else by or None
+    return out
+
+
+def _keep_override(have: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Several companies matched to one account: one holding an override beats one without;
+    between equals the newer set-at wins (an emptied one that was set beats one never set)."""
+    if have is None:
+        return True
+    if bool(new["grade"]) != bool(have["grade"]):
+        return bool(new["grade"])
+    return (new["set_at"] or datetime.min.replace(tzinfo=UTC)) > (
+        have["set_at"] or datetime.min.replace(tzinfo=UTC))
+
+
+def _shared_emptied(store: Store, overrides: dict[str, dict[str, Any]],
+                    companies_of: Mapping[str, set[str]], now: datetime) -> list[str]:
+    """Accounts whose emptied override comes from one of *several* matched companies and
+    is older than the override in force: another company set that one, keep it."""
+    shared = [a for a, o in overrides.items()
+              if not o["grade"] and len(companies_of.get(a, ())) > 1]
+    if not shared:
+        return []
+    active = active_overrides(store, now, shared)
+    return [a for a in shared if a in active and (
+        overrides[a]["set_at"] is None or overrides[a]["set_at"] < active[a].set_at)]
+
+
 ARCHIVED_CHECK = "companies:archived-check"
 
 
@@ -115,11 +169,19 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
                  since: datetime | None, started: datetime,
                  progress: Callable[[int], None] | None = None,
                  owners: Mapping[str, Owner] | None = None,
+                 policy: OverridePolicy | None = None,
                  ) -> tuple[HubSpotSyncReport, datetime | None]:
+    """Pull companies modified since ``since`` and match them; with ``policy`` and
+    ``source.override_properties`` the CSM overrides they carry are recorded too."""
     accounts = store.account_ids()
     index = IdentityIndex(store.account_keys(DOMAIN), account_ids=accounts)
     state = CompanySync()
     report = HubSpotSyncReport()
+    companies_of: dict[str, set[str]] = {}  # account → matched companies (override clears)
+    if policy is not None and source.override_properties is not None \
+            and not source.record_system:
+        for _kind, company_id, account_id in store.account_keys(COMPANY_KEY):
+            companies_of.setdefault(account_id, set()).add(company_id)
     for page in pull_companies(client, source, since, state, started=started):
         signals: list[SignalRow] = []
         keys: dict[str, list[str]] = {}
@@ -128,6 +190,7 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
         matched_ids: list[str] = []
         accounts_seen: list[AccountRow] = []
         domains: dict[str, list[str]] = {}
+        overrides: dict[str, dict[str, Any]] = {}
         for company in page:
             if source.record_system:  # the company is the account
                 match = Match(company.id, "record")
@@ -161,6 +224,11 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
             remembered[account_id] = crm_values(company, source)
             matched_ids.append(company.id)
             report.matched += 1
+            if source.override_properties is not None:
+                companies_of.setdefault(account_id, set()).add(company.id)
+                found = company_override(company, source.override_properties, owners)
+                if _keep_override(overrides.get(account_id), found):
+                    overrides[account_id] = found
             if company.merged_ids:
                 store.drop_account_keys(COMPANY_KEY, company.merged_ids)
                 if source.record_system:  # merged away: those accounts are gone
@@ -172,6 +240,11 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
         store.set_account_keys(COMPANY_KEY, keys)
         store.remember_crm_values(SOURCE, remembered)
         store.record_unmatched(SOURCE, OBJECT, unmatched, matched=matched_ids)
+        if policy is not None and overrides:
+            for account_id in _shared_emptied(store, overrides, companies_of, started):
+                del overrides[account_id]
+            counts = record_crm_overrides(store, policy, SOURCE, overrides, started)
+            report.overrides = dict(Counter(report.overrides) + Counter(counts))
         if progress is not None:
             progress(len(page))
     report.records, report.requests = state.records, state.requests

@@ -404,9 +404,13 @@ class Pipeline:
         started = self.clock()
         source = self.config.sources.hubspot
         # as the CRM of record, each company's owner becomes the account's owner (mentions)
-        owners = pull_owners(self.hubspot) if source.record_system else None
-        report, _newest = sync_hubspot(self.hubspot, source, self.store, since,
-                                       started=started, progress=progress, owners=owners)
+        # (and to read an override's "by" when it holds a HubSpot owner)
+        owners = pull_owners(self.hubspot) if (
+            source.record_system or source.override_properties is not None) else None
+        report, _newest = sync_hubspot(
+            self.hubspot, source, self.store, since, started=started, progress=progress,
+            owners=owners,
+            policy=self.config.overrides if source.override_properties is not None else None)
         report.cursor = self._advance_cursor(HUBSPOT, HUBSPOT_OBJECT, started)
         log.info("HubSpot sync: %d companies (%d matched, %d unmatched, %d ambiguous) in %d "
                  "requests", report.records, report.matched, report.unmatched,

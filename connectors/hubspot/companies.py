@@ -71,6 +71,8 @@ def wanted_properties(source: HubSpotSource) -> list[str]:
     extra = [*source.metrics.values(), *source.write_back.roles().values()]
     if source.account_id_property:
         extra.append(source.account_id_property)
+    if source.override_properties is not None:
+        extra += source.override_properties.roles().values()
     return list(dict.fromkeys([*BASE_PROPERTIES, *extra]))
 
 

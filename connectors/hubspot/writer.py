@@ -8,6 +8,7 @@ from typing import Any
 
 from healthscore.config import HubSpotWriteBack
 from healthscore.errors import FatalError
+from healthscore.governance_config import HubSpotOverrideProperties
 
 from .client import HubSpotClient
 
@@ -21,6 +22,17 @@ PROPERTY_TYPES = {  # role → (type, fieldType, label)
     "reasons": ("string", "textarea", "Health reasons"),
     "updated": ("datetime", "date", "Health updated"),
     "stale": ("bool", "booleancheckbox", "Health data stale"),
+}
+OVERRIDE_GRADES = (("Red", "red"), ("Yellow", "yellow"), ("Green", "green"))
+OVERRIDE_TYPES = {  # role → (type, fieldType, label, description): set by CSMs, read by us
+    "grade": ("enumeration", "select", "Health override",
+              "a CSM's grade override; empty it to end the override"),
+    "reason": ("string", "textarea", "Health override reason", "why the grade is overridden"),
+    "until": ("date", "date", "Health override until", "the override ends after this day"),
+    "by": ("string", "text", "Health override set by",
+           "email (or HubSpot owner id) of who set the override"),
+    "set_at": ("datetime", "date", "Health override set at",
+               "when the override was set (stamped by a workflow); each value is read once"),
 }
 
 
@@ -72,8 +84,10 @@ class HubSpotWriter:
         return outcome
 
 
-def ensure_properties(client: HubSpotClient, fields: HubSpotWriteBack) -> list[str]:
-    """Create the property group and any missing health property; return what was created.
+def ensure_properties(client: HubSpotClient, fields: HubSpotWriteBack,
+                      overrides: HubSpotOverrideProperties | None = None) -> list[str]:
+    """Create the property group and any missing health property (and, with ``overrides``,
+    the CSM override properties); return what was created.
 
     An existing property of the wrong type is an error naming it (never silently reused).
     """
@@ -89,9 +103,14 @@ def ensure_properties(client: HubSpotClient, fields: HubSpotWriteBack) -> list[s
                     property_group_create={"name": fields.group, "label": "Health score",
                                            "displayOrder": -1})
         created.append(f"group {fields.group}")
+    wanted = [(name, *PROPERTY_TYPES[role], "written by healthscore",
+               GRADE_OPTIONS if role == "grade" else ())
+              for role, name in fields.roles().items()]
+    if overrides is not None:
+        wanted += [(name, *OVERRIDE_TYPES[role], OVERRIDE_GRADES if role == "grade" else ())
+                   for role, name in overrides.roles().items()]
     problems = []
-    for role, name in fields.roles().items():
-        kind, field_type, label = PROPERTY_TYPES[role]
+    for name, kind, field_type, label, description, grades in wanted:
         have = existing.get(name)
         if have is not None:
             if have.type != kind:
@@ -99,10 +118,10 @@ def ensure_properties(client: HubSpotClient, fields: HubSpotWriteBack) -> list[s
             continue
         body: dict[str, Any] = {"name": name, "label": label, "groupName": fields.group,
                                 "type": kind, "fieldType": field_type,
-                                "description": "written by healthscore"}
-        if role == "grade":
+                                "description": description}
+        if grades:
             body["options"] = [{"label": lbl, "value": val, "displayOrder": i}
-                               for i, (lbl, val) in enumerate(GRADE_OPTIONS)]
+                               for i, (lbl, val) in enumerate(grades)]
         if kind == "bool":
             body["options"] = [{"label": "Yes", "value": "true", "displayOrder": 0},
                                {"label": "No", "value": "false", "displayOrder": 1}]
