@@ -18,8 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
 
 from sandbox.faults import Fault
 from sandbox.hubspot_errors import (
@@ -49,7 +48,7 @@ from sandbox.hubspot_synthetic import (
     hubspot_owners_from_org,
     usage_property_specs,
 )
-from sandbox.server import EmulatorServer, _RequestHandler
+from sandbox.server import EmulatorServer
 from sandbox.synthetic import SyntheticOrg
 from sandbox.wire import Request, Response
 
@@ -63,27 +62,12 @@ __all__ = [
 _SEARCH_PATH = re.compile(r"/crm/v3/objects/[^/]+/search/?")
 
 
-class _MultiQueryHandler(_RequestHandler):
-    """Joins repeated query keys with commas before the base handler keeps only the first.
-
-    hubspot-api-client sends list parameters "multi" style (``properties=a&properties=b``);
-    HubSpot also accepts ``properties=a,b``, which is what the route handlers then see.
-    """
-
-    def parse_request(self) -> bool:
-        ok = super().parse_request()
-        if ok and "?" in self.path:
-            parts = urlsplit(self.path)
-            merged: dict[str, list[str]] = {}
-            for key, value in parse_qsl(parts.query, keep_blank_values=True):
-                merged.setdefault(key, []).append(value)
-            query = urlencode({k: ",".join(v) for k, v in merged.items()})
-            self.path = urlunsplit(("", "", parts.path, query, ""))
-        return ok
-
-
 class HubSpotEmulator(ObjectRoutes, MetaRoutes, EmulatorServer):
     """Plain-HTTP HubSpot portal; ``with HubSpotEmulator() as emu:`` then use ``emu.base_url``."""
+
+    # hubspot-api-client sends list parameters "multi" style (properties=a&properties=b);
+    # HubSpot also accepts properties=a,b, which is what the route handlers then see
+    query_join = ","
 
     def __init__(
         self,
@@ -114,13 +98,6 @@ class HubSpotEmulator(ObjectRoutes, MetaRoutes, EmulatorServer):
         self._burst = RollingWindow(requests_per_10s, rate_window, rate_clock)
         self._search_window = RollingWindow(search_per_second, 1.0, rate_clock)
         self._daily = DailyCounter(daily_limit)
-
-    def start(self) -> Self:
-        super().start()
-        # Swapped before anyone knows the port, so every request uses the multi-query handler.
-        assert self._httpd is not None
-        self._httpd.RequestHandlerClass = _MultiQueryHandler
-        return self
 
     # ------------------------------------------------------------------ auth
     @property

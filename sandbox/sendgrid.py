@@ -31,8 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
@@ -40,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from sandbox.email_profiles import recipients
 from sandbox.faults import Fault
-from sandbox.server import EmulatorServer, _RequestHandler, route
+from sandbox.server import EmulatorServer, route
 from sandbox.synthetic import SyntheticOrg
 from sandbox.wire import Request, Response
 
@@ -68,22 +67,6 @@ def _errors(status: int, message: str, field: str | None = None,
 
 def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _MultiQueryHandler(_RequestHandler):
-    """Repeated query keys (``categories=a&categories=b``) joined by a newline before the base
-    handler keeps only the first value."""
-
-    def parse_request(self) -> bool:
-        ok = super().parse_request()
-        if ok and "?" in self.path:
-            parts = urlsplit(self.path)
-            merged: dict[str, list[str]] = {}
-            for key, value in parse_qsl(parts.query, keep_blank_values=True):
-                merged.setdefault(key, []).append(value)
-            query = urlencode({k: "\n".join(v) for k, v in merged.items()})
-            self.path = urlunsplit(("", "", parts.path, query, ""))
-        return ok
 
 
 class _Windows:
@@ -118,6 +101,8 @@ class _Windows:
 
 
 class SendGridEmulator(EmulatorServer):
+    query_join = "\n"  # categories=a&categories=b: handlers split the values on newlines
+
     def __init__(self, *, api_key: str = "SG.sandbox-key.healthscore", requests_per_window: int
                  = 600, window: float = 60.0, mail_sends_per_window: int = 100_000,
                  activity_enabled: bool = True, verified_senders: tuple[str, ...] = (),
@@ -137,12 +122,6 @@ class SendGridEmulator(EmulatorServer):
         self._sent: list[dict[str, Any]] = []
         self._key = ec.generate_private_key(ec.SECP256R1())
         self.delivered_batches = 0
-
-    def start(self) -> Self:
-        super().start()
-        assert self._httpd is not None
-        self._httpd.RequestHandlerClass = _MultiQueryHandler
-        return self
 
     def configure_limits(self, requests_per_window: int, window: float,
                          mail_sends_per_window: int | None = None) -> None:

@@ -65,6 +65,9 @@ class EmulatorServer:
     redact_fields: ClassVar[frozenset[str]] = frozenset(
         {"token", "client_secret", "assertion", "password", "refresh_token"}
     )
+    #: a repeated query key (``a=1&a=2``) reaches handlers as its values joined by this;
+    #: None keeps only the first value
+    query_join: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -344,14 +347,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         at = time.time()
         body = self._read_body()
         parts = urlsplit(self.path)
+        emulator = self.server.emulator
         req = Request(
             method=self.command.upper(),
             path=unquote(parts.path),
-            query=parse_form(parts.query),
+            query=parse_form(parts.query, emulator.query_join),
             headers=dict(self.headers.items()),
             body=body,
         )
-        emulator = self.server.emulator
         response, fault = emulator.dispatch(req)
         # Log before answering so a client that got its response always finds it logged.
         emulator._record(req, response.status, fault, at)

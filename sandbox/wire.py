@@ -20,10 +20,14 @@ def header_lookup(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def parse_form(raw: bytes | str) -> dict[str, str]:
-    """Parse an ``application/x-www-form-urlencoded`` payload, keeping the first value."""
+def parse_form(raw: bytes | str, join: str | None = None) -> dict[str, str]:
+    """Parse an ``application/x-www-form-urlencoded`` payload: the first value of a repeated
+    key, or all of them joined by ``join`` (``properties=a&properties=b`` → ``a,b``)."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    parsed = parse_qs(text, keep_blank_values=True)
+    if join is None:
+        return {k: v[0] for k, v in parsed.items()}
+    return {k: join.join(v) for k, v in parsed.items()}
 
 
 @dataclass(frozen=True)
