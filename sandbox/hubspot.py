@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from sandbox.faults import Fault
 from sandbox.hubspot_errors import (
@@ -68,6 +68,8 @@ class HubSpotEmulator(ObjectRoutes, MetaRoutes, EmulatorServer):
     # hubspot-api-client sends list parameters "multi" style (properties=a&properties=b);
     # HubSpot also accepts properties=a,b, which is what the route handlers then see
     query_join = ","
+    #: paths behind the private-app token and the rate limits (a subclass may add its own)
+    api_prefixes: ClassVar[tuple[str, ...]] = ("/crm/",)
 
     def __init__(
         self,
@@ -382,7 +384,7 @@ class HubSpotEmulator(ObjectRoutes, MetaRoutes, EmulatorServer):
 
     # ------------------------------------------------------------------ hooks
     def before_route(self, req: Request) -> Response | None:
-        if not req.path.startswith("/crm/"):
+        if not req.path.startswith(self.api_prefixes):
             return None
         state = self._token_state(req)
         if state is None:
@@ -406,7 +408,7 @@ class HubSpotEmulator(ObjectRoutes, MetaRoutes, EmulatorServer):
         correlation = body.get("correlationId") if isinstance(body, dict) else None
         extra = {"x-hubspot-correlation-id": str(correlation or correlation_id())}
         searching = req.method == "POST" and _SEARCH_PATH.fullmatch(req.path) is not None
-        if req.path.startswith("/crm/") and response.status != 401 and not searching:
+        if req.path.startswith(self.api_prefixes) and response.status != 401 and not searching:
             extra.update(self._limit_headers())
         return Response(response.status, response.body, {**extra, **response.headers})
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sandbox.email_profiles import recipients
 from sandbox.hubspot import HubSpotEmulator
-from sandbox.hubspot_errors import error_response, expired_authentication, invalid_authentication
+from sandbox.hubspot_errors import error_response
 from sandbox.server import route
 from sandbox.synthetic import SyntheticOrg
 from sandbox.wire import Request, Response
@@ -33,6 +33,8 @@ def _token(index: int) -> str:
 
 
 class HubSpotEmailEmulator(HubSpotEmulator):
+    api_prefixes = ("/crm/", "/email/")  # the Email Events API: same token, same limits
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._email_lock = threading.Lock()
@@ -98,28 +100,6 @@ class HubSpotEmailEmulator(HubSpotEmulator):
                                 bot_open=rng.random() < 0.1)
                 count += 1
         return count
-
-    # ------------------------------------------------------------------ hooks
-    def before_route(self, req: Request) -> Response | None:
-        if not req.path.startswith("/email/"):
-            return super().before_route(req)
-        state = self._token_state(req)
-        if state is None:
-            return invalid_authentication()
-        if state is False:
-            return expired_authentication()
-        wait = self._burst.take()
-        if wait:
-            return self._rate_limited("TEN_SECONDLY_ROLLING", wait)
-        if not self._daily.take():
-            return self._rate_limited("DAILY", 3600)
-        return None
-
-    def finalize(self, req: Request, response: Response) -> Response:
-        response = super().finalize(req, response)
-        if req.path.startswith("/email/") and response.status != 401:
-            return response.with_headers(self._limit_headers())
-        return response
 
     # ------------------------------------------------------------------ route
     @route("GET", _PATH)
