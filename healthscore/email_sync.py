@@ -31,6 +31,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -145,6 +146,25 @@ class _Keeper:
         else:
             self._unmatched[email[:128]] = (match.reason, match.detail)
         return record_key(record_id), match.account_id, facts, False, modified
+
+    def keep_page(self, obj: str, page: list[Any],
+                  parse: Callable[[Any], tuple[str, dict[str, Any], datetime]],
+                  skip_id: Callable[[Any], str], *, merge: bool = False,
+                  progress: Progress = None) -> None:
+        """Parse each record of a page (a ValueError skips it, reported under ``skip_id``),
+        match and keep the rest, and count the page."""
+        rows = []
+        for record in page:
+            try:
+                record_id, facts, at = parse(record)
+            except ValueError as exc:
+                self.report.skip(skip_id(record), str(exc))
+                continue
+            rows.append(self.row(record_id, facts, at))
+        self.keep(obj, rows, merge=merge)
+        self.report.records += len(page)
+        if progress is not None:
+            progress(len(page))
 
     def keep(self, obj: str, rows: list[Row], *, merge: bool = False) -> None:
         if merge and rows:
@@ -338,32 +358,12 @@ def sync_sendgrid(client: SendGridClient, store: Store, source: SendGridSource, 
     requests_before, limited_before = client.requests, client.rate_limited
     if source.per_recipient == "activity_api":
         for page in pull_activity(client, start, started):
-            rows = []
-            for message in page:
-                try:
-                    msg_id, facts, at = activity_fact(message)
-                except ValueError as exc:
-                    report.skip(_id_of(message, "msg_id"), str(exc))
-                    continue
-                rows.append(keeper.row(msg_id, facts, at))
-            keeper.keep("messages", rows, merge=True)
-            report.records += len(page)
-            if progress is not None:
-                progress(len(page))
+            keeper.keep_page("messages", page, activity_fact,
+                             lambda m: _id_of(m, "msg_id"), merge=True, progress=progress)
     for kind in ("bounces", "unsubscribes"):
         for page in pull_suppressions(client, kind, start, started, page_size=source.page_size):
-            rows = []
-            for entry in page:
-                try:
-                    rid, facts, at = suppression_fact(kind, entry)
-                except ValueError as exc:
-                    report.skip(f"{kind}:{_id_of(entry, 'email')}", str(exc))
-                    continue
-                rows.append(keeper.row(rid, facts, at))
-            keeper.keep("suppressions", rows)
-            report.records += len(page)
-            if progress is not None:
-                progress(len(page))
+            keeper.keep_page("suppressions", page, partial(suppression_fact, kind),
+                             lambda e, k=kind: f"{k}:{_id_of(e, 'email')}", progress=progress)
     keeper.touched |= arrived_since(store, SENDGRID, "events", start)  # webhook events
     totals = category_totals(client, window_start.date(), started.date(), source.categories)
     report.baseline = {"delivered": float(totals.get("delivered", 0)),
@@ -485,6 +485,27 @@ def activity_facts(member: Any, send_time: datetime
     return rid, fact(rid, email, send_time, **flags)
 
 
+def _campaign_id_of(campaign_id: str, key: str, record: Any) -> str:
+    return f"{campaign_id}:{_id_of(record, key)}"
+
+
+def _member_fact(campaign_id: str, sent: datetime, member: Any
+                 ) -> tuple[str, dict[str, Any], datetime]:
+    """A campaign member's email activity, dated when the campaign was sent."""
+    rid, facts = activity_facts({"campaign_id": campaign_id, **member}
+                                if isinstance(member, dict) else member, sent)
+    return rid, facts, sent
+
+
+def _unsubscribe_fact(campaign_id: str, unsub: Any) -> tuple[str, dict[str, Any], datetime]:
+    at = parse_time(unsub.get("timestamp")) if isinstance(unsub, dict) else None
+    email = unsub.get("email_address") if isinstance(unsub, dict) else None
+    if at is None or not isinstance(email, str) or "@" not in email:
+        raise ValueError("unsubscribe without email_address or timestamp")
+    rid = f"{campaign_id}:{unsub.get('email_id') or email.lower()}"
+    return rid, fact(None, email, at, suppression="unsubscribe"), at
+
+
 def sync_mailchimp(client: MailchimpClient, store: Store, source: MailchimpSource, *,
                    since: datetime | None, started: datetime, now: Callable[[], datetime],
                    progress: Progress = None) -> EmailSyncReport:
@@ -509,33 +530,12 @@ def sync_mailchimp(client: MailchimpClient, store: Store, source: MailchimpSourc
         read_since = after if campaign_id in known else None
         for page in pull_email_activity(client, campaign_id, read_since,
                                         count=source.page_size):
-            rows = []
-            for member in page:
-                try:
-                    rid, facts = activity_facts({"campaign_id": campaign_id, **member}
-                                                if isinstance(member, dict) else member, sent)
-                except ValueError as exc:
-                    report.skip(f"{campaign_id}:{_id_of(member, 'email_id')}", str(exc))
-                    continue
-                rows.append(keeper.row(rid, facts, sent))
-            keeper.keep("activity", rows, merge=True)
-            report.records += len(page)
-            if progress is not None:
-                progress(len(page))
+            keeper.keep_page("activity", page, partial(_member_fact, campaign_id, sent),
+                             partial(_campaign_id_of, campaign_id, "email_id"), merge=True,
+                             progress=progress)
         for page in pull_unsubscribed(client, campaign_id, count=source.page_size):
-            rows = []
-            for unsub in page:
-                at = parse_time(unsub.get("timestamp")) if isinstance(unsub, dict) else None
-                email = unsub.get("email_address") if isinstance(unsub, dict) else None
-                if at is None or not isinstance(email, str) or "@" not in email:
-                    report.skip(f"{campaign_id}:{_id_of(unsub, 'email_id')}",
-                                "unsubscribe without email_address or timestamp")
-                    continue
-                rid = f"{campaign_id}:{unsub.get('email_id') or email.lower()}"
-                rows.append(keeper.row(rid, fact(None, email, at, suppression="unsubscribe"),
-                                       at))
-            keeper.keep("unsubscribes", rows)
-            report.records += len(page)
+            keeper.keep_page("unsubscribes", page, partial(_unsubscribe_fact, campaign_id),
+                             partial(_campaign_id_of, campaign_id, "email_id"))
         # read completely: later syncs read only its activity since the cursor
         keep_records(store, MAILCHIMP, "campaigns", [(campaign_id, None, {
             "title": rep.get("campaign_title"), "send_time": sent.isoformat(),
@@ -562,18 +562,8 @@ def sync_hubspot_email(client: HubSpotClient, store: Store, source: HubSpotEmail
     start = max(window_start, since - source.overlap) if since else window_start
     for page in pull_email_events(client, start, started,
                                   exclude_filtered=source.exclude_filtered):
-        rows = []
-        for event in page:
-            try:
-                key, facts, at = hubspot_event_fact(event)
-            except ValueError as exc:
-                report.skip(_id_of(event, "id"), str(exc))
-                continue
-            rows.append(keeper.row(key, facts, at))
-        keeper.keep("events", rows)
-        report.records += len(page)
-        if progress is not None:
-            progress(len(page))
+        keeper.keep_page("events", page, hubspot_event_fact, lambda e: _id_of(e, "id"),
+                         progress=progress)
     report.requests = client.requests - requests_before
     _finish(store, HUBSPOT_EMAIL, keeper, report, now(), source.metric_prefix)
     log.info("HubSpot marketing email: %d events (%d skipped), %d unmatched recipients, "
