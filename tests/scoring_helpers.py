@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from scoring import LabelColumn, Scorecard, SignalTable
+from scoring import LabelColumn, ScoreBatch, Scorecard, SignalTable, score
+from scoring.reference import plain_reference, row_of, score_account
 
 AS_OF = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -39,3 +40,14 @@ def table(rows: Sequence[Mapping[str, Any]], *, observed: float | None = None) -
     stamp = AS_OF.timestamp() if observed is None else observed
     return SignalTable([f"a{i}" for i in range(n)], columns,
                        observed={k: np.full(n, stamp) for k in columns}, labels=labels)
+
+
+def score_both(c: Scorecard, rows: Sequence[Mapping[str, Any]], previous: str | None
+               ) -> tuple[ScoreBatch, list[dict[str, Any]]]:
+    """The vectorized batch of ``rows`` and the plain reference scorer's result for each row
+    (given the batch's percentile reference), both with ``previous`` as every prior grade."""
+    t = table(rows)
+    batch = score(c, t, AS_OF, previous_grades=np.array([previous] * len(rows), dtype=object))
+    reference = plain_reference(batch.reference)
+    return batch, [score_account(c, row_of(t, i), AS_OF, previous_grade=previous,
+                                 reference=reference) for i in range(len(rows))]

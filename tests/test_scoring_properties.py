@@ -10,9 +10,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from scoring import Scorecard, score
-from scoring.reference import plain_reference, row_of, score_account
 
-from .scoring_helpers import AS_OF, card, table
+from .scoring_helpers import AS_OF, card, score_both, table
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -146,12 +145,9 @@ def test_one_account_alone_equals_its_row_in_the_batch(case, data) -> None:
 @given(scored(), st.data())
 def test_the_vectorized_scorer_agrees_with_the_plain_per_account_loop(case, data) -> None:
     c, rows = case
-    t = table(rows)
     previous = data.draw(st.sampled_from([None, "red", "yellow", "green"]))
-    batch = score(c, t, AS_OF, previous_grades=np.array([previous] * len(rows), dtype=object))
-    for i in range(len(rows)):
-        plain = score_account(c, row_of(t, i), AS_OF, previous_grade=previous,
-                              reference=plain_reference(batch.reference))
+    batch, plains = score_both(c, rows, previous)
+    for i, plain in enumerate(plains):
         assert plain["grade"] == batch.grade[i]
         assert plain["segment"] == batch.segment_name(i)
         assert math.isclose(plain["coverage"], batch.coverage[i], abs_tol=1e-9)
