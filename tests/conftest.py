@@ -22,6 +22,7 @@ from healthscore.settings import Settings
 from store import Store
 
 if TYPE_CHECKING:
+    from connectors.hubspot import HubSpotClient
     from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator
 
 PG_URL = os.environ.get("HEALTHSCORE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -210,6 +211,24 @@ def hs_emu() -> Iterator[HubSpotEmulator]:
         yield emu
 
 
+def fast_hubspot_client(settings: Settings, retry: RetryPolicy = FAST_RETRY) -> HubSpotClient:
+    """A HubSpot client whose retries and quotas never slow a test down."""
+    from connectors.hubspot import HubSpotClient
+    from healthscore.quota import LocalQuota
+
+    return HubSpotClient(settings, retry=retry, quota=LocalQuota(1000, 1000),
+                         search_quota=LocalQuota(1000, 1000))
+
+
+def hubspot_record_settings(hs_emu: HubSpotEmulator, slack_emu: SlackEmulator,
+                            db_path: Path) -> Settings:
+    """HubSpot as the CRM of record (no Salesforce), alerting through the Slack emulator."""
+    return Settings(database_url=f"sqlite:///{db_path}",
+                    hubspot_access_token=hs_emu.access_token, hubspot_base_url=hs_emu.base_url,
+                    slack_bot_token=slack_emu.bot_token, slack_base_url=slack_emu.base_url,
+                    slack_alert_channel="C0CSALERTS")
+
+
 def hubspot_config(**source: object) -> Config:
     config = fast_config()
     hubspot = config.sources.hubspot.model_copy(update={"enabled": True, "metrics": METRICS,
@@ -228,15 +247,11 @@ def hs_pipeline(sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, hs_emu: Hu
 
     def build(config: Config | None = None, *, retry: RetryPolicy = FAST_RETRY,
               settings_: Settings = settings) -> Pipeline:
-        from connectors.hubspot import HubSpotClient
         from connectors.salesforce import SalesforceClient
-        from healthscore.quota import LocalQuota
 
-        hubspot = HubSpotClient(settings_, retry=retry, quota=LocalQuota(1000, 1000),
-                                search_quota=LocalQuota(1000, 1000))
         return Pipeline(config or hubspot_config(), settings_, store,
                         salesforce=SalesforceClient(settings_, retry=FAST_RETRY),
-                        hubspot=hubspot)
+                        hubspot=fast_hubspot_client(settings_, retry))
 
     yield build
     store.close()

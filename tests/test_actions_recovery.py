@@ -21,16 +21,13 @@ from sqlalchemy import update
 from actions import DeliveryHooks, WorkerKilled
 from actions.deliver import STUCK_SENDING
 from actions.tasks import ensure_task_key_property
-from connectors.hubspot import HubSpotClient
 from healthscore.demo import hubspot_record_config
 from healthscore.pipeline import Pipeline
-from healthscore.quota import LocalQuota
-from healthscore.settings import Settings
 from sandbox import HubSpotEmulator, SlackEmulator, generate_org
 from store import Store
 from store.models import ActionLog, utcnow
 from tests.actions_helpers import EMAIL, NOW, TASK, World, config_with, task_upserts, world
-from tests.conftest import FAST_RETRY, fast_config
+from tests.conftest import fast_config, fast_hubspot_client, hubspot_record_settings
 
 __all__ = ["world"]
 
@@ -169,25 +166,18 @@ def test_an_email_killed_before_its_claim_is_sent_once_after_restart(world: Worl
 
 
 @pytest.fixture
-def hubspot_world(tmp_path: Path, slack_emu: SlackEmulator):
-    with HubSpotEmulator(search_per_second=1000, requests_per_10s=10_000) as hs_emu:
-        settings = Settings(database_url=f"sqlite:///{tmp_path / 'hs.db'}",
-                            hubspot_access_token=hs_emu.access_token,
-                            hubspot_base_url=hs_emu.base_url,
-                            slack_bot_token=slack_emu.bot_token,
-                            slack_base_url=slack_emu.base_url, slack_alert_channel="C0CSALERTS")
-        store = Store(settings.database_url)
-        config = hubspot_record_config(fast_config(), hs_emu.portal_id)
-        config = config.model_copy(update={"rules": config_with(
-            {"name": "entered_red", "when": {"grade_is": "red"}, "actions": [TASK]}).rules})
+def hubspot_world(tmp_path: Path, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator):
+    settings = hubspot_record_settings(hs_emu, slack_emu, tmp_path / "hs.db")
+    store = Store(settings.database_url)
+    config = hubspot_record_config(fast_config(), hs_emu.portal_id)
+    config = config.model_copy(update={"rules": config_with(
+        {"name": "entered_red", "when": {"grade_is": "red"}, "actions": [TASK]}).rules})
 
-        def build() -> Pipeline:
-            client = HubSpotClient(settings, retry=FAST_RETRY, quota=LocalQuota(1000, 1000),
-                                   search_quota=LocalQuota(1000, 1000))
-            return Pipeline(config, settings, store, hubspot=client)
+    def build() -> Pipeline:
+        return Pipeline(config, settings, store, hubspot=fast_hubspot_client(settings))
 
-        yield hs_emu, build, store
-        store.close()
+    yield hs_emu, build, store
+    store.close()
 
 
 def test_hubspot_tasks_are_associated_owned_and_reconciled_by_search(hubspot_world) -> None:

@@ -10,16 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from connectors.hubspot import HubSpotClient, ensure_properties
+from connectors.hubspot import ensure_properties
 from healthscore.config import Config
 from healthscore.demo import hubspot_record_config
 from healthscore.governance_config import HubSpotOverrideProperties, OverridePolicy
 from healthscore.overrides import active_overrides, list_overrides
 from healthscore.pipeline import Pipeline
-from healthscore.quota import LocalQuota
 from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
 from store import Store
-from tests.conftest import FAST_RETRY, fast_config, hubspot_config
+from tests.conftest import (
+    fast_config,
+    fast_hubspot_client,
+    hubspot_config,
+    hubspot_record_settings,
+)
 
 LEAD = "lead@example.com"
 POLICY = OverridePolicy(allowed_roles=["account_owner", "cs_lead"], roles={"cs_lead": [LEAD]})
@@ -50,25 +54,16 @@ def stamp(moment: datetime) -> str:
 
 
 @pytest.fixture
-def record(tmp_path: Path, slack_emu: SlackEmulator
+def record(tmp_path: Path, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator
            ) -> Iterator[tuple[HubSpotEmulator, Pipeline, Clock]]:
     """HubSpot as the CRM of record, override properties on, on a controlled clock."""
-    from healthscore.settings import Settings
-
-    with HubSpotEmulator(search_per_second=1000, requests_per_10s=10_000) as hs_emu:
-        settings = Settings(database_url=f"sqlite:///{tmp_path / 'hs.db'}",
-                            hubspot_access_token=hs_emu.access_token,
-                            hubspot_base_url=hs_emu.base_url,
-                            slack_bot_token=slack_emu.bot_token,
-                            slack_base_url=slack_emu.base_url,
-                            slack_alert_channel="C0CSALERTS")
-        store = Store(settings.database_url)
-        client = HubSpotClient(settings, retry=FAST_RETRY, quota=LocalQuota(1000, 1000),
-                               search_quota=LocalQuota(1000, 1000))
-        clock = Clock(datetime.now(UTC))
-        config = with_overrides(hubspot_record_config(fast_config(), hs_emu.portal_id))
-        yield hs_emu, Pipeline(config, settings, store, hubspot=client, clock=clock), clock
-        store.close()
+    settings = hubspot_record_settings(hs_emu, slack_emu, tmp_path / "hs.db")
+    store = Store(settings.database_url)
+    clock = Clock(datetime.now(UTC))
+    config = with_overrides(hubspot_record_config(fast_config(), hs_emu.portal_id))
+    yield hs_emu, Pipeline(config, settings, store, hubspot=fast_hubspot_client(settings),
+                           clock=clock), clock
+    store.close()
 
 
 def test_setup_crm_creates_the_override_properties_in_the_health_group(record) -> None:

@@ -8,40 +8,29 @@ from pathlib import Path
 
 import pytest
 
-from connectors.hubspot import HubSpotClient, ensure_properties
+from connectors.hubspot import ensure_properties
 from healthscore.config import load_config
 from healthscore.demo import hubspot_record_config
 from healthscore.errors import ConfigError
 from healthscore.pipeline import Pipeline
-from healthscore.quota import LocalQuota
 from sandbox import HubSpotEmulator, SlackEmulator, generate_org
 from store import Store
-from tests.conftest import FAST_RETRY, fast_config
+from tests.conftest import fast_config, fast_hubspot_client, hubspot_record_settings
 
 EXAMPLE = (Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml").read_text()
 
 
 @pytest.fixture
-def record_pipeline(tmp_path: Path, slack_emu: SlackEmulator):
-    from healthscore.settings import Settings
+def record_pipeline(tmp_path: Path, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator):
+    settings = hubspot_record_settings(hs_emu, slack_emu, tmp_path / "hs.db")
+    store = Store(settings.database_url)
 
-    with HubSpotEmulator(search_per_second=1000, requests_per_10s=10_000) as hs_emu:
-        settings = Settings(database_url=f"sqlite:///{tmp_path / 'hs.db'}",
-                            hubspot_access_token=hs_emu.access_token,
-                            hubspot_base_url=hs_emu.base_url,
-                            slack_bot_token=slack_emu.bot_token,
-                            slack_base_url=slack_emu.base_url,
-                            slack_alert_channel="C0CSALERTS")
-        store = Store(settings.database_url)
+    def build() -> Pipeline:
+        return Pipeline(hubspot_record_config(fast_config(), hs_emu.portal_id), settings,
+                        store, hubspot=fast_hubspot_client(settings))
 
-        def build() -> Pipeline:
-            client = HubSpotClient(settings, retry=FAST_RETRY, quota=LocalQuota(1000, 1000),
-                                search_quota=LocalQuota(1000, 1000))
-            return Pipeline(hubspot_record_config(fast_config(), hs_emu.portal_id), settings,
-                            store, hubspot=client)
-
-        yield hs_emu, build
-        store.close()
+    yield hs_emu, build
+    store.close()
 
 
 def test_companies_are_scored_and_written_back(record_pipeline, slack_emu) -> None:
