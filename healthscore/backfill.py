@@ -21,7 +21,7 @@ from scoring import INSUFFICIENT, ScoreBatch, missing_measures, reasons_for
 from .errors import ConfigError
 from .history import snapshot_moment
 from .outcomes import churned_by, load_outcomes
-from .pipeline import score_deltas
+from .pipeline import PastScores, score_deltas
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -96,8 +96,9 @@ def backfill(pipeline: Pipeline, start: date, end: date, every: timedelta, *,
         if held is not None:
             action = "skipped" if held[1] == version and not replace else "replaced"
         if action != "skipped" and not dry_run:
-            deltas = {"7d": score_deltas(pipeline.store, batch, moment - timedelta(days=7)),
-                      "30d": score_deltas(pipeline.store, batch, moment - timedelta(days=30))}
+            past = PastScores(pipeline.store, moment)
+            deltas = {"7d": score_deltas(batch, past(timedelta(days=7))),
+                      "30d": score_deltas(batch, past(timedelta(days=30)))}
             pipeline.store.save_backfill(moment, version, score_rows(batch, moment, deltas))
         setattr(report, action, getattr(report, action) + 1)
         item = {"date": moment.date().isoformat(), "accounts": len(batch), "grades": grades,

@@ -9,6 +9,7 @@ red alerts like any other red account.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -84,7 +85,7 @@ def hysteresis_grade(previous: Score) -> str:
 
 
 def govern(pipeline: Pipeline, batch: ScoreBatch, now: datetime, *, version: str,
-           trend_since: datetime, act: bool = True) -> RunGovernance:
+           baseline: Mapping[str, Score], act: bool = True) -> RunGovernance:
     """Apply overrides to ``batch.grade`` and collect what this run adds (the Slack notes
     and operations alerts only with ``act``: not in a dry run)."""
     store, config = pipeline.store, pipeline.config
@@ -101,7 +102,6 @@ def govern(pipeline: Pipeline, batch: ScoreBatch, now: datetime, *, version: str
                 batch.card.critical[int(batch.critical[i])].name
     gov.ages = source_ages(store, config.freshness, now)
     gov.stale = {a: s for a, s in stale_accounts(store, gov.ages).items() if a in index}
-    baseline = store.scores_as_of(trend_since)
     if baseline:
         versions = {r.id: r.scorecard_version for r in store.runs()}
         gov.new_scorecard = {a for a, s in baseline.items()

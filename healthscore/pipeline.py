@@ -189,10 +189,22 @@ def trend_text(delta: float | None, window: str) -> str | None:
     return f"{arrow} {sign}{abs(points)} pts vs {window}"
 
 
-def score_deltas(store: Store, batch: ScoreBatch, at: datetime,
-                 exclude_run: int | None = None) -> dict[str, float]:
-    """Score now minus the score at ``at`` (accounts scored both times only)."""
-    then = store.scores_as_of(at, exclude_run=exclude_run)
+class PastScores:
+    """Each account's latest score ``ago`` before ``now``, read once per lookback: a run's
+    trend, deltas, scorecard-change marks and score-drop rules often share one window."""
+
+    def __init__(self, store: Store, now: datetime) -> None:
+        self.store, self.now = store, now
+        self._read: dict[timedelta, dict[str, Score]] = {}
+
+    def __call__(self, ago: timedelta) -> dict[str, Score]:
+        if ago not in self._read:
+            self._read[ago] = self.store.scores_as_of(self.now - ago)
+        return self._read[ago]
+
+
+def score_deltas(batch: ScoreBatch, then: Mapping[str, Score]) -> dict[str, float]:
+    """Score now minus the score ``then`` (accounts scored both times only)."""
     out = {}
     for i, account_id in enumerate(batch.account_ids):
         old = then.get(account_id)
@@ -572,7 +584,8 @@ class Pipeline:
         batch = self.compute(now, accounts=accounts, previous=previous, live=True)
         window = self.config.scoring.trend_window
         version = self.scorecard_version
-        gov = govern(self, batch, now, version=version, trend_since=now - window,
+        past = PastScores(self.store, now)
+        gov = govern(self, batch, now, version=version, baseline=past(window),
                      act=not dry_run)  # overrides replace grades in the batch
         report = ScoreReport(scored=len(batch.account_ids),
                              grades=dict(Counter(batch.grade.tolist())),
@@ -583,10 +596,7 @@ class Pipeline:
             return report, batch
         run_id = self.store.start_run(version, started_at=now)
         lookbacks = {"7d": timedelta(days=7), "30d": timedelta(days=30), "trend": window}
-        # the trend window is usually 7d: one history read per distinct lookback
-        by_window = {ago: score_deltas(self.store, batch, now - ago, run_id)
-                     for ago in set(lookbacks.values())}
-        deltas = {label: by_window[ago] for label, ago in lookbacks.items()}
+        deltas = {label: score_deltas(batch, past(ago)) for label, ago in lookbacks.items()}
         by_id = {a.id: a for a in accounts}
         rows, payloads, desired = [], {}, {}
         for i, account_id in enumerate(batch.account_ids):
@@ -630,7 +640,7 @@ class Pipeline:
                 "updated": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "stale": account_id in gov.stale,
             }
-        intents, states = self._fire_rules(batch, now, payloads, run_id)
+        intents, states = self._fire_rules(batch, now, payloads, past)
         intents += gov.intents
         self.store.save_scores(run_id, rows, [
             {"key": i.key, "rule": i.rule, "kind": i.kind, "account_id": i.account_id,
@@ -668,17 +678,15 @@ class Pipeline:
             self.store, explain(batch, batch.index(found.id)), now)
 
     def _fire_rules(self, batch: ScoreBatch, now: datetime, payloads: dict[str, dict[str, Any]],
-                    run_id: int) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:
+                    past: PastScores) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:
         """Evaluate every alert rule on this run's scores (see ``actions.rules``)."""
         rules = self.config.active_rules
         if not rules:
             return [], {}
         windows = {r.when.score_dropped.within for r in rules if r.when.score_dropped}
-        scores_then = {}
-        for window in windows:
-            old = self.store.scores_as_of(now - window, exclude_run=run_id)
-            scores_then[window.total_seconds()] = {a: s.score for a, s in old.items()
-                                                   if s.score is not None}
+        scores_then = {window.total_seconds(): {a: s.score for a, s in past(window).items()
+                                                if s.score is not None}
+                       for window in windows}
         states = {k: RuleState(v.true_since, v.active, v.episode, v.last_fired)
                   for k, v in self.store.rule_states().items()}
         sequences = any(a.email is not None and a.email.steps for r in rules for a in r.actions)
@@ -701,7 +709,7 @@ class Pipeline:
                 "score": None if math.isnan(batch.score[i]) else float(batch.score[i]),
                 "owner_email": account.owner_email, "owner_name": account.owner_name,
                 "crm_url": self._record_url(account_id)}
-        intents, _ = self._fire_rules(batch, now, payloads, run_id=-1)
+        intents, _ = self._fire_rules(batch, now, payloads, PastScores(self.store, now))
         return intents
 
     def _record_url(self, account_id: str) -> str | None:
