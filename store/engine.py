@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, select, text
+from sqlalchemy import Engine, Executable, Table, create_engine, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -14,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from healthscore.errors import ConfigError
 
-from .models import Base, SchemaVersion
+from .models import Base, SchemaVersion, UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ def upsert(
     if insert is None:
         raise ConfigError(
             f"DATABASE_URL: unsupported database {dialect!r} (use SQLite or PostgreSQL)")
-    keys = list(keys)
+    keys, update = list(keys), list(update or ())
     # one statement executed with many parameter sets: compiled once (and cached), where a
     # multi-row VALUES clause would be compiled again for every batch, bind by bind
     stmt = insert(table)
@@ -96,5 +99,103 @@ def upsert(
             index_elements=keys, set_={c: stmt.excluded[c] for c in update})
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    execute_many(session, stmt, rows, plan_key=(table.name, "upsert", tuple(keys),
+                                                tuple(update)))
+
+
+def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same columns) into ``table``."""
+    if rows:
+        execute_many(session, table.insert(), rows, plan_key=(table.name, "insert"))
+
+
+# -- executemany without SQLAlchemy's per-row work -------------------------------------------
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    names: tuple[str, ...]  # the parameters, in the statement's order
+    positional: bool
+    converters: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, converter)
+
+
+_plans: dict[tuple[Any, ...], _Plan | None] = {}
+_plans_lock = threading.Lock()
+
+
+def execute_many(session: Session, stmt: Executable, rows: Sequence[dict[str, Any]], *,
+                 plan_key: tuple[Any, ...]) -> None:
+    """``session.execute(stmt, rows)``, in batches of 2,000 — but the statement is compiled
+    once per process and each value is converted by one function per column, then the
+    driver's ``executemany`` runs: SQLAlchemy's own per-row parameter handling costs more
+    than the database's work for the narrow rows syncs write (a Salesforce sync of 100k
+    accounts spent over half its time there).
+
+    Falls back to ``session.execute`` for a statement whose compiled form needs more than the
+    row's values (a Python-side column default, say)."""
+    conn = session.connection()
+    dialect = conn.dialect
+    columns = tuple(rows[0])
+    key = (*plan_key, dialect.name, columns)
+    plan = _plans.get(key, _MISSING)
+    if plan is _MISSING:
+        plan = _compile_plan(stmt, columns, dialect)
+        with _plans_lock:
+            _plans[key] = plan
     for start in range(0, len(rows), 2000):
-        session.execute(stmt, list(rows[start:start + 2000]))
+        batch = rows[start:start + 2000]
+        if plan is None:
+            session.execute(stmt, list(batch))
+            continue
+        params: list[Any]
+        if plan.positional:
+            rows_values = [[row[name] for name in plan.names] for row in batch]
+            for position, convert in plan.converters:
+                for values in rows_values:
+                    values[position] = convert(values[position])
+            params = [tuple(values) for values in rows_values]
+        else:
+            params = [dict(row) for row in batch]
+            for position, convert in plan.converters:
+                name = plan.names[position]
+                for values in params:
+                    values[name] = convert(values[name])
+        conn.exec_driver_sql(plan.sql, params)  # type: ignore[arg-type]
+
+
+_MISSING: Any = object()
+
+
+def _compile_plan(stmt: Executable, columns: tuple[str, ...], dialect: Any) -> _Plan | None:
+    compiled = stmt.compile(dialect=dialect, column_keys=list(columns))  # type: ignore[attr-defined]
+    names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
+    if set(names) != set(columns) or len(names) != len(columns):
+        return None  # a default or an extra parameter: let SQLAlchemy fill it in
+    table = stmt.table  # type: ignore[attr-defined]
+    converters = []
+    for position, name in enumerate(names):
+        convert = _converter(table.c[name].type, dialect)
+        if convert is not None:
+            converters.append((position, convert))
+    return _Plan(str(compiled), names, bool(compiled.positional), tuple(converters))
+
+
+def _converter(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """One column's bind conversion (of None too): SQLAlchemy's own, except for the aware UTC
+    datetimes every table has, converted directly (the same values, in a tenth of the time)."""
+    if isinstance(type_, UTCDateTime):
+        sqlite_text = dialect.name == "sqlite"
+
+        def utc(value: datetime | None) -> Any:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(
+                    f"naive datetime {value!r}: the store only takes aware UTC times")
+            naive = value.astimezone(UTC).replace(tzinfo=None)
+            # SQLite's DATETIME text, as SQLAlchemy writes it: 2026-11-26 15:00:00.000000
+            return naive.isoformat(" ", "microseconds") if sqlite_text else naive
+        return utc
+    processor = type_._cached_bind_processor(dialect)
+    if processor is None:
+        return None
+    return processor  # type: ignore[no-any-return]

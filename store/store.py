@@ -13,7 +13,7 @@ from sqlalchemy import and_, bindparam, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .engine import make_engine, migrate, upsert
+from .engine import insert_many, make_engine, migrate, upsert
 from .models import (
     Account,
     AccountKey,
@@ -151,7 +151,7 @@ class Store:
                 for c in changed
             ]
             if rows:
-                s.execute(SignalHistory.__table__.insert(), rows)
+                insert_many(s, SignalHistory.__table__, rows)
                 upsert(s, SignalLatest.__table__, rows, ["account_id", "metric", "source"],
                        ["value", "observed_at"])
         return len(changed)
