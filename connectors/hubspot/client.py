@@ -98,3 +98,24 @@ class HubSpotClient:
                 raise
 
         return call_with_retry(once, self.retry, what=f"HubSpot {what}")
+
+    def call_json(self, what: str, fn: Callable[..., Any], *args: Any,
+                  **kwargs: Any) -> dict[str, Any]:
+        """:meth:`call`, answered with the response's JSON as plain dicts: the SDK's own
+        models (a datetime parsed by dateutil for every ``createdAt``) cost more CPU than
+        the rest of a 100k-company sync. Errors come back through the SDK as usual."""
+
+        def raw() -> dict[str, Any]:
+            response = fn(*args, _preload_content=False, **kwargs)
+            try:
+                body = json.loads(response.data)
+            except ValueError:
+                raise RetriableError(f"HubSpot {what}: a 2xx without a JSON body") from None
+            finally:
+                response.release_conn()
+            if not isinstance(body, dict):
+                raise FatalError(f"HubSpot {what}: expected a JSON object, got "
+                                 f"{type(body).__name__}")
+            return body
+
+        return self.call(what, raw)

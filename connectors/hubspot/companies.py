@@ -77,12 +77,21 @@ def wanted_properties(source: HubSpotSource) -> list[str]:
 
 
 def to_company(obj: Any) -> CompanyRecord:
-    company_id = str(getattr(obj, "id", "") or "")
+    """An SDK company object, or its JSON as a dict, as a record."""
+    if isinstance(obj, dict):
+        company_id = str(obj.get("id") or "")
+        props = obj.get("properties")
+        props = dict(props) if isinstance(props, dict) else {}
+        updated = obj.get("updatedAt")
+    else:
+        company_id = str(getattr(obj, "id", "") or "")
+        props = dict(getattr(obj, "properties", None) or {})
+        updated = getattr(obj, "updated_at", None)
     if not company_id:
         raise SkippableRecord("<no id>", "company has no id")
-    props = dict(getattr(obj, "properties", None) or {})
     try:
-        modified = parse_hubspot_time(props.get(MODIFIED)) or getattr(obj, "updated_at", None)
+        modified = parse_hubspot_time(props.get(MODIFIED)) or (
+            parse_hubspot_time(updated) if isinstance(updated, str) else updated)
     except ValueError as exc:
         raise SkippableRecord(company_id, f"{MODIFIED} is not a date: {exc}") from None
     if not isinstance(modified, datetime):
@@ -134,15 +143,14 @@ def _list_all(client: HubSpotClient, properties: list[str], state: CompanySync,
                                   "archived": False}
         if after:
             kwargs["after"] = after
-        resp = client.call("list companies", api.get_page, **kwargs)
+        body = client.call_json("list companies", api.get_page, **kwargs)
         state.requests += 1
-        page = _page(list(resp.results or []), state)
+        page = _page(list(body.get("results") or []), state)
         _advance(state, page, started)
         yield page
-        nxt = resp.paging.next if resp.paging else None
-        if nxt is None or not nxt.after:
+        after = ((body.get("paging") or {}).get("next") or {}).get("after")
+        if not after:
             return
-        after = nxt.after
 
 
 @dataclass(frozen=True)

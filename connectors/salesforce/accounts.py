@@ -57,14 +57,12 @@ class AccountRecord:
 
 
 def parse_sf_datetime(value: str) -> datetime:
-    """Salesforce writes ``2026-11-20T09:14:03.000+0000``; accept ``Z`` and ``+00:00`` too."""
-    text = value.strip().replace("Z", "+0000")
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            return datetime.strptime(text, fmt).astimezone(UTC)
-        except ValueError:
-            continue
-    return datetime.fromisoformat(value).astimezone(UTC)
+    """Salesforce writes ``2026-11-20T09:14:03.000+0000``; accept ``Z`` and ``+00:00`` too
+    (a time without an offset is UTC, as Salesforce's API times are)."""
+    parsed = datetime.fromisoformat(value.strip())  # ~100x faster than strptime
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
 def check_fields(describe: dict[str, Any], source: SalesforceSource, config_path: str) -> None:
@@ -146,9 +144,27 @@ def _attribute(record: dict[str, Any], path: str) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class AccountFields:
+    """The write-back and override field names of a source, as plain dicts (a pydantic
+    ``model_dump`` per record cost more than the rest of the record's conversion)."""
+
+    write_back: dict[str, str]
+    override: dict[str, str] | None
+
+    @classmethod
+    def of(cls, source: SalesforceSource) -> AccountFields:
+        return cls(source.write_back.model_dump(),
+                   None if source.override_fields is None else source.override_fields.model_dump())
+
+
 def to_account_record(record: dict[str, Any], source: SalesforceSource,
-                      types: dict[str, str]) -> AccountRecord:
-    """One Account JSON record → account row, signals and current health values."""
+                      types: dict[str, str], *, fields: AccountFields | None = None
+                      ) -> AccountRecord:
+    """One Account JSON record → account row, signals and current health values.
+
+    ``fields``: the source's field names, read once per sync (see :class:`AccountFields`)."""
+    fields = fields or AccountFields.of(source)
     account_id = record.get("Id")
     if not isinstance(account_id, str) or not account_id:
         raise SkippableRecord("<no Id>", "record has no Id")
@@ -171,12 +187,11 @@ def to_account_record(record: dict[str, Any], source: SalesforceSource,
         attributes={a: _attribute(record, f) for a, f in source.attributes.items()},
         deleted=bool(record.get("IsDeleted")),
     )
-    crm_values = {role: record.get(field) for role, field in
-                  source.write_back.model_dump().items()}
+    crm_values = {role: record.get(field) for role, field in fields.write_back.items()}
     domain = domain_of(record.get(source.domain_field)) if source.domain_field else None
     override = None
-    if source.override_fields is not None:
-        override = _override(record, source.override_fields.model_dump())
+    if fields.override is not None:
+        override = _override(record, fields.override)
     return AccountRecord(account, signals, crm_values, domain, override)
 
 
@@ -210,13 +225,14 @@ def pull_accounts(client: SalesforceClient, source: SalesforceSource, cursor: da
     soql = build_soql(source, since)
     log.info("pulling Salesforce Accounts %s", f"modified since {since:%Y-%m-%d %H:%M:%S}Z"
              if since else "(full sync)")
+    fields = AccountFields.of(source)
     for page in client.query_pages(soql, include_deleted=True):
         good: list[AccountRecord] = []
         for raw in page:
             state.records += 1
             modstamp = raw.get("SystemModstamp")
             try:
-                rec = to_account_record(raw, source, types)
+                rec = to_account_record(raw, source, types, fields=fields)
             except SkippableRecord as exc:
                 state.skipped += 1
                 state.skipped_ids.append(exc.record_id)
