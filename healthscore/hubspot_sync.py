@@ -165,6 +165,27 @@ def account_row(company: CompanyRecord, source: HubSpotSource,
         attributes={a: company.properties.get(p) for a, p in source.attributes.items()})
 
 
+FLUSH_EVERY = 2000  # companies matched between two writes of what they brought
+
+
+@dataclass
+class _Batch:
+    """What the companies read since the last write will store."""
+
+    signals: list[SignalRow] = field(default_factory=list)
+    keys: dict[str, list[str]] = field(default_factory=dict)
+    remembered: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unmatched: dict[str, tuple[str, str]] = field(default_factory=dict)
+    matched_ids: list[str] = field(default_factory=list)
+    accounts_seen: list[AccountRow] = field(default_factory=list)
+    domains: dict[str, list[str]] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    merged: list[str] = field(default_factory=list)
+
+    def size(self) -> int:
+        return len(self.matched_ids) + len(self.unmatched)
+
+
 def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
                  since: datetime | None, started: datetime,
                  progress: Callable[[int], None] | None = None,
@@ -182,27 +203,42 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
             and not source.record_system:
         for _kind, company_id, account_id in store.account_keys(COMPANY_KEY):
             companies_of.setdefault(account_id, set()).add(company_id)
+    batch = _Batch()
+
+    def flush() -> None:
+        nonlocal batch
+        done, batch = batch, _Batch()
+        if done.accounts_seen:
+            store.upsert_accounts(done.accounts_seen)
+            store.set_account_keys(DOMAIN, done.domains)
+        report.signals_changed += store.record_signals(done.signals)
+        store.set_account_keys(COMPANY_KEY, done.keys)
+        if done.merged:  # after the keys above: a merged-away company keeps none
+            store.drop_account_keys(COMPANY_KEY, done.merged)
+            if source.record_system:  # merged away: those accounts are gone
+                store.mark_accounts_deleted(done.merged)
+        store.remember_crm_values(SOURCE, done.remembered)
+        store.record_unmatched(SOURCE, OBJECT, done.unmatched, matched=done.matched_ids)
+        overrides = done.overrides
+        if policy is not None and overrides:
+            for account_id in _shared_emptied(store, overrides, companies_of, started):
+                del overrides[account_id]
+            counts = record_crm_overrides(store, policy, SOURCE, overrides, started)
+            report.overrides = dict(Counter(report.overrides) + Counter(counts))
+
     for page in pull_companies(client, source, since, state, started=started):
-        signals: list[SignalRow] = []
-        keys: dict[str, list[str]] = {}
-        remembered: dict[str, dict[str, Any]] = {}
-        unmatched: dict[str, tuple[str, str]] = {}
-        matched_ids: list[str] = []
-        accounts_seen: list[AccountRow] = []
-        domains: dict[str, list[str]] = {}
-        overrides: dict[str, dict[str, Any]] = {}
         for company in page:
             if source.record_system:  # the company is the account
                 match = Match(company.id, "record")
-                accounts_seen.append(account_row(company, source, owners))
+                batch.accounts_seen.append(account_row(company, source, owners))
                 domain = domain_of(company.domain)
-                domains[company.id] = [domain] if domain else []
+                batch.domains[company.id] = [domain] if domain else []
             else:
                 external = [(ACCOUNT, company.properties.get(source.account_id_property))] \
                     if source.account_id_property else []
                 match = index.resolve(external=external, domains=[company.domain])
             if not match.matched:
-                unmatched[company.id] = (match.reason, match.detail)
+                batch.unmatched[company.id] = (match.reason, match.detail)
                 if match.reason == "ambiguous":
                     report.ambiguous += 1
                 else:
@@ -218,35 +254,23 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
                 report.skipped += 1
                 report.skipped_ids.append(company.id)
                 continue
-            signals += [SignalRow(account_id, metric, value, company.modified, SOURCE)
-                        for metric, value in values.items()]
-            keys.setdefault(account_id, []).append(company.id)
-            remembered[account_id] = crm_values(company, source)
-            matched_ids.append(company.id)
+            batch.signals += [SignalRow(account_id, metric, value, company.modified, SOURCE)
+                              for metric, value in values.items()]
+            batch.keys.setdefault(account_id, []).append(company.id)
+            batch.remembered[account_id] = crm_values(company, source)
+            batch.matched_ids.append(company.id)
             report.matched += 1
             if source.override_properties is not None:
                 companies_of.setdefault(account_id, set()).add(company.id)
                 found = company_override(company, source.override_properties, owners)
-                if _keep_override(overrides.get(account_id), found):
-                    overrides[account_id] = found
-            if company.merged_ids:
-                store.drop_account_keys(COMPANY_KEY, company.merged_ids)
-                if source.record_system:  # merged away: those accounts are gone
-                    store.mark_accounts_deleted(company.merged_ids)
-        if accounts_seen:
-            store.upsert_accounts(accounts_seen)
-            store.set_account_keys(DOMAIN, domains)
-        report.signals_changed += store.record_signals(signals)
-        store.set_account_keys(COMPANY_KEY, keys)
-        store.remember_crm_values(SOURCE, remembered)
-        store.record_unmatched(SOURCE, OBJECT, unmatched, matched=matched_ids)
-        if policy is not None and overrides:
-            for account_id in _shared_emptied(store, overrides, companies_of, started):
-                del overrides[account_id]
-            counts = record_crm_overrides(store, policy, SOURCE, overrides, started)
-            report.overrides = dict(Counter(report.overrides) + Counter(counts))
+                if _keep_override(batch.overrides.get(account_id), found):
+                    batch.overrides[account_id] = found
+            batch.merged += company.merged_ids
+        if batch.size() >= FLUSH_EVERY:  # a page holds only 100 companies
+            flush()
         if progress is not None:
             progress(len(page))
+    flush()
     report.records, report.requests = state.records, state.requests
     if since is None or _deleted_check_due(store, source, started):
         report.archived = _drop_archived(client, source, store)

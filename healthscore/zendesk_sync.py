@@ -21,6 +21,7 @@ The export cursor is stored only after all of that succeeded.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,7 @@ SOURCE = "zendesk"
 ORG_KEY = "zendesk:organization"
 ORGS, TICKETS, RATINGS = "organizations", "tickets", "satisfaction_ratings"
 RECOMPUTE_CHUNK = 1000
+FLUSH_EVERY = 2000  # organizations matched between two writes of their outcome
 
 
 @dataclass
@@ -71,15 +73,46 @@ class ZendeskSyncReport:
     skipped_ids: list[str] = field(default_factory=list)
 
 
+_skip_lock = threading.Lock()
+
+
 def _skip(report: ZendeskSyncReport, what: str, exc: SkippableRecord) -> None:
     log.warning("Zendesk %s %s skipped: %s", what, exc.record_id, exc.reason)
-    report.skipped += 1
-    if len(report.skipped_ids) < 1000:
-        report.skipped_ids.append(exc.record_id)
+    with _skip_lock:  # the export and the organizations/CSAT thread both skip records
+        report.skipped += 1
+        if len(report.skipped_ids) < 1000:
+            report.skipped_ids.append(exc.record_id)
+
+
+class _Background:
+    """``fn`` in a thread of its own; :meth:`join` hands back what it raised."""
+
+    def __init__(self, fn: Callable[[], None], name: str) -> None:
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # re-raised by join() in the sync's thread
+            self.error = exc
+
+    def join(self) -> BaseException | None:
+        self._thread.join()
+        return self.error
 
 
 class ZendeskSync:
-    """One sync run (the collaborators and what it has done so far)."""
+    """One sync run (the collaborators and what it has done so far).
+
+    The ticket export, paced by its own 10 requests a minute, is the long part: organizations
+    and CSAT ratings (the general 700 a minute) are read in a second thread meanwhile. A
+    ticket is kept with the account its organization links to *when it is stored*; ``_links``
+    (a lock) makes each page of tickets land either before the new organization links are
+    applied — and is relinked with the rest — or after, with the new links. Ratings take their
+    ticket's account at the end of the run (:meth:`Store.follow_parent_records`).
+    """
 
     def __init__(self, client: ZendeskClient, store: Store, source: ZendeskSource,
                  now: Callable[[], datetime],
@@ -93,19 +126,26 @@ class ZendeskSync:
         self.touched: set[str] = set()
         self.orgs_listed = False
         self._pending_start: int | None = None
+        self.orgs_named: set[str] = set()  # by tickets, and not known when they were read
+        self._links = threading.Lock()  # self.links and the accounts of stored tickets
+        self._touched = threading.Lock()
+
+    def _touch(self, accounts: set[str]) -> None:
+        with self._touched:
+            self.touched |= accounts
 
     # -- organizations ---------------------------------------------------------------------
     def sync_organizations(self, started: datetime) -> None:
         source, store, report = self.source, self.store, self.report
         index = IdentityIndex(store.account_keys(DOMAIN),
                               account_ids=store.account_ids())
-        before = dict(self.links)
+        before = dict(self.links)  # the keys to clear: read again under the lock below
         links: dict[str, str] = {}
         state = ListState()
         report.matched = report.unmatched = report.ambiguous = 0  # of the latest listing
+        unmatched: dict[str, tuple[str, str]] = {}
+        matched: list[str] = []
         for page in pull_organizations(self.client, state, page_size=source.page_size):
-            unmatched: dict[str, tuple[str, str]] = {}
-            matched: list[str] = []
             for org in page:
                 org_id = str(org.get("id") or "")
                 if not org_id:
@@ -127,20 +167,25 @@ class ZendeskSync:
                     report.ambiguous += 1
                 else:
                     report.unmatched += 1
-            store.record_unmatched(SOURCE, ORGS, unmatched, matched=matched)
+            if len(unmatched) + len(matched) >= FLUSH_EVERY:  # pages hold only 100
+                store.record_unmatched(SOURCE, ORGS, unmatched, matched=matched)
+                unmatched, matched = {}, []
             if self.progress is not None:
                 self.progress(len(page))
+        store.record_unmatched(SOURCE, ORGS, unmatched, matched=matched)
         report.organizations = state.records
         keys: dict[str, list[str]] = {acct: [] for acct in before.values()}
         for org_id, acct in links.items():
             keys.setdefault(acct, []).append(org_id)
         store.set_account_keys(ORG_KEY, keys)
-        changed = {org: links.get(org) for org in before.keys() | links.keys()
-                   if before.get(org) != links.get(org)}
-        if changed:  # kept tickets and ratings follow their organization's account
-            for obj in (TICKETS, RATINGS):
-                self.touched |= store.relink_source_records(SOURCE, obj, "org", changed)
-        self.links = links
+        with self._links:
+            before = self.links
+            changed = {org: links.get(org) for org in before.keys() | links.keys()
+                       if before.get(org) != links.get(org)}
+            if changed:  # kept tickets follow their organization's account (ratings follow
+                #          their ticket's at the end of the run)
+                self._touch(store.relink_source_records(SOURCE, TICKETS, "org", changed))
+            self.links = links
         self.orgs_listed = True
         store.set_cursor(SOURCE, ORGS, started.isoformat())
         if report.unmatched or report.ambiguous:
@@ -165,21 +210,20 @@ class ZendeskSync:
         else:
             start = export_start(started - self.source.backfill, started)
         state = ExportState()
-        unknown: set[str] = set()
         for page in pull_tickets(self.client, state, cursor=cursor, start_time=start,
                                  per_page=self.source.export_page_size):
-            rows = []
+            records = []
             for raw in page:
                 try:
-                    rid, org, fields, deleted, modified = ticket_record(raw)
+                    records.append(ticket_record(raw))
                 except SkippableRecord as exc:
                     _skip(self.report, "ticket", exc)
-                    continue
-                if org is not None and org not in self.known_orgs:
-                    unknown.add(org)
-                rows.append((rid, self.links.get(org) if org else None, fields, deleted,
-                             modified))
-            self.touched |= self.store.upsert_source_records(SOURCE, TICKETS, rows)
+            with self._links:
+                rows = [(rid, self.links.get(org) if org else None, fields, deleted, modified)
+                        for rid, org, fields, deleted, modified in records]
+                self._touch(self.store.upsert_source_records(SOURCE, TICKETS, rows))
+            self.orgs_named.update(org for _, org, _, _, _ in records
+                                   if org is not None and org not in self.known_orgs)
             if self.progress is not None:
                 self.progress(len(page))
         self.report.tickets += state.records
@@ -188,10 +232,6 @@ class ZendeskSync:
         if state.too_recent:
             state.cursor = None
             self._pending_start = start
-        if unknown and not self.orgs_listed:
-            log.info("Zendesk: tickets name %d organizations not seen yet: re-reading "
-                     "organizations", len(unknown))
-            self.sync_organizations(started)
         return state
 
     # -- CSAT ------------------------------------------------------------------------------
@@ -219,11 +259,11 @@ class ZendeskSync:
                 except SkippableRecord as exc:
                     _skip(self.report, "rating", exc)
                     continue
-                acct, ticket = tickets.get(str(raw.get("ticket_id")), (None, {}))
+                acct, _ticket = tickets.get(str(raw.get("ticket_id")), (None, {}))
                 fields = {"score": raw.get("score"), "ticket_id": str(raw.get("ticket_id")),
-                          "org": ticket.get("org"), "created_at": created.isoformat()}
+                          "created_at": created.isoformat()}
                 rows.append((rid, acct, fields, False, updated))
-            self.touched |= self.store.upsert_source_records(SOURCE, RATINGS, rows)
+            self._touch(self.store.upsert_source_records(SOURCE, RATINGS, rows))
         self.report.ratings += state.records
         if not state.records and stored is None:
             log.info("Zendesk: no satisfaction ratings received; accounts on the new CSAT "
@@ -249,10 +289,26 @@ class ZendeskSync:
     def run(self, full: bool = False) -> ZendeskSyncReport:
         started = self.now()
         requests, limited = self.client.requests, self.client.rate_limited
-        if self.organizations_due(started, full):
+        orgs_due = self.organizations_due(started, full)
+
+        def organizations_and_ratings() -> None:
+            if orgs_due:
+                self.sync_organizations(started)
+            self.sync_ratings(started, full)
+
+        side = _Background(organizations_and_ratings, "zendesk-organizations-csat")
+        try:
+            export = self.sync_tickets(started, full)
+        finally:
+            error = side.join()
+        if error is not None:
+            raise error
+        if self.orgs_named - self.known_orgs and not self.orgs_listed:
+            log.info("Zendesk: tickets name %d organizations not seen yet: re-reading "
+                     "organizations", len(self.orgs_named - self.known_orgs))
             self.sync_organizations(started)
-        export = self.sync_tickets(started, full)
-        self.sync_ratings(started, full)
+        # a rating belongs to its ticket's account (its ticket may have come after it)
+        self._touch(self.store.follow_parent_records(SOURCE, RATINGS, TICKETS, "ticket_id"))
         fresh = self.store.accounts_without("zendesk_tickets_30d", SOURCE)
         known = set(self.store.account_ids()) if self.touched else set()
         self.recompute((self.touched & known) | set(fresh))

@@ -600,6 +600,30 @@ class Store:
                           .values(account_id=bindparam("acct")), moves)
         return touched
 
+    def follow_parent_records(self, source: str, obj: str, parent: str, field: str
+                              ) -> set[str]:
+        """Give each ``obj`` record the account of the ``parent`` record named by its string
+        field ``field`` (a CSAT rating its ticket's account; none when the ticket is not
+        kept); return the accounts touched (old and new).
+
+        Two statements, whatever the number of records: the moves are never held here."""
+        table = SourceRecord.__table__
+        held = table.alias("parent")
+        account_of_parent = (select(held.c.account_id)
+                             .where(held.c.source == source, held.c.object == parent,
+                                    held.c.id == table.c.fields[field].as_string())
+                             .scalar_subquery())
+        moving = (table.c.source == source, table.c.object == obj,
+                  table.c.account_id.is_distinct_from(account_of_parent))
+        touched: set[str] = set()
+        with self.session() as s:
+            for old, new in s.execute(select(table.c.account_id, account_of_parent)
+                                      .where(*moving).distinct()):
+                touched.update(a for a in (old, new) if a)
+            if touched:
+                s.execute(update(table).where(*moving).values(account_id=account_of_parent))
+        return touched
+
     def accounts_without(self, metric: str, source: str) -> list[str]:
         """Live accounts holding no value of ``metric`` from ``source`` yet."""
         held = select(SignalLatest.account_id).where(SignalLatest.metric == metric,

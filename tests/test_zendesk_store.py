@@ -30,3 +30,29 @@ def test_records_by_id_relink_and_accounts_without(store) -> None:
     store.record_signals([SignalRow("A", "zendesk_tickets_30d", 1.0, NOW, "zendesk")])
     assert store.accounts_without("zendesk_tickets_30d", "zendesk") == ["B"]
     assert store.account_ids() == ["A", "B"]
+
+
+def test_ratings_follow_their_tickets_account(store) -> None:
+    store.upsert_accounts([AccountRow("A", "salesforce", "A"), AccountRow("B", "salesforce", "B")])
+    store.upsert_source_records("zendesk", "tickets", [
+        ("1", "A", {"org": "10"}, False, NOW), ("2", "B", {"org": "11"}, False, NOW),
+        ("3", None, {"org": "12"}, False, NOW)])
+    store.upsert_source_records("zendesk", "satisfaction_ratings", [
+        ("r1", None, {"ticket_id": "1"}, False, NOW),  # read before its ticket was kept
+        ("r2", "A", {"ticket_id": "2"}, False, NOW),  # its ticket moved to B since
+        ("r3", "B", {"ticket_id": "3"}, False, NOW),  # its ticket has no account now
+        ("r4", "A", {"ticket_id": "99"}, False, NOW),  # its ticket is not kept
+        ("r5", "B", {"ticket_id": "2"}, False, NOW)])  # already right
+    assert store.follow_parent_records("zendesk", "satisfaction_ratings", "tickets",
+                                       "ticket_id") == {"A", "B"}
+    by_id = store.source_records_by_id("zendesk", "satisfaction_ratings",
+                                       ["r1", "r2", "r3", "r4", "r5"])
+    assert {rid: acct for rid, (acct, _) in by_id.items()} == {
+        "r1": "A", "r2": "B", "r3": None, "r4": None, "r5": "B"}
+    # nothing left to move: nothing touched, nothing written
+    assert store.follow_parent_records("zendesk", "satisfaction_ratings", "tickets",
+                                       "ticket_id") == set()
+    # tickets of another object with the same id are not parents
+    store.upsert_source_records("zendesk", "other", [("1", "B", {}, False, NOW)])
+    assert store.follow_parent_records("zendesk", "satisfaction_ratings", "tickets",
+                                       "ticket_id") == set()

@@ -20,6 +20,7 @@ Responses are classified once, here:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,6 +114,7 @@ class ZendeskClient:
                                            "User-Agent": "healthscore-zendesk"})
         self.requests = 0
         self.rate_limited = 0
+        self._count = threading.Lock()  # a sync reads its lists and the export at once
 
     def close(self) -> None:
         self._http.close()
@@ -126,7 +128,8 @@ class ZendeskClient:
             if export:
                 self.export_quota.acquire()
             self.quota.acquire()
-            self.requests += 1
+            with self._count:
+                self.requests += 1
             try:
                 response = self._http.get(path, params=params)
             except httpx.TransportError as exc:
@@ -135,7 +138,8 @@ class ZendeskClient:
             error = classify(response, what)
             if error is not None:
                 if isinstance(error, RateLimited):
-                    self.rate_limited += 1
+                    with self._count:
+                        self.rate_limited += 1
                 raise error
             try:
                 body = response.json()
