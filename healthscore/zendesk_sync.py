@@ -44,6 +44,7 @@ from store import SignalRow, Store
 
 from .config import ZendeskSource
 from .errors import SkippableRecord
+from .prefetch import prefetched
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ SOURCE = "zendesk"
 ORG_KEY = "zendesk:organization"
 ORGS, TICKETS, RATINGS = "organizations", "tickets", "satisfaction_ratings"
 RECOMPUTE_CHUNK = 1000
+EXPORT_AHEAD = 4  # export pages read ahead of the one being stored (≤ 1,000 tickets each)
 FLUSH_EVERY = 2000  # organizations matched between two writes of their outcome
 
 
@@ -210,8 +212,11 @@ class ZendeskSync:
         else:
             start = export_start(started - self.source.backfill, started)
         state = ExportState()
-        for page in pull_tickets(self.client, state, cursor=cursor, start_time=start,
-                                 per_page=self.source.export_page_size):
+        # the export leaves at its own pace while earlier pages are being stored
+        for page in prefetched(pull_tickets(self.client, state, cursor=cursor,
+                                            start_time=start,
+                                            per_page=self.source.export_page_size),
+                               EXPORT_AHEAD, name="zendesk-export"):
             records = []
             for raw in page:
                 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,13 +69,20 @@ class Store:
         self.engine = make_engine(url)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._local_lock = threading.RLock() if self.engine.dialect.name == "sqlite" else None
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        if self._local_lock is None:
+            with self._sessions.begin() as session:
+                yield session
+            return
+        # SQLite takes one writer at a time and makes the others retry with growing sleeps
+        # (tens of ms each): this process's threads (a sync's sources at once) queue here
+        with self._local_lock, self._sessions.begin() as session:
             yield session
 
     # -- accounts ---------------------------------------------------------------------------
