@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
 import urllib3
 from hubspot import HubSpot
 from hubspot.crm.companies.exceptions import ApiException
@@ -108,7 +109,7 @@ class HubSpotClient:
         def raw() -> dict[str, Any]:
             response = fn(*args, _preload_content=False, **kwargs)
             try:
-                body = json.loads(response.data)
+                body = orjson.loads(response.data)
             except ValueError:
                 raise RetriableError(f"HubSpot {what}: a 2xx without a JSON body") from None
             finally:

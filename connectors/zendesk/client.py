@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from healthscore.errors import AuthError, FatalError, RateLimited, RetriableError
 from healthscore.quota import LocalQuota, SharedQuota, make_quota
@@ -142,7 +143,7 @@ class ZendeskClient:
                         self.rate_limited += 1
                 raise error
             try:
-                body = response.json()
+                body = orjson.loads(response.content)
             except ValueError:
                 raise RetriableError(f"Zendesk {what}: a 200 without a JSON body "
                                      f"({response.text[:80]!r})") from None
