@@ -138,15 +138,18 @@ class Store:
         if not incoming:
             return 0
         account_ids = sorted({k[0] for k in incoming})
+        sources = sorted({k[2] for k in incoming})
         changed: list[SignalRow] = []
         with self.session() as s:
             current: dict[tuple[str, str, str], tuple[float | None, datetime]] = {}
+            conn = s.connection()  # plain rows: no ORM loading for a read this size
             for start in range(0, len(account_ids), 5000):
                 chunk = account_ids[start:start + 5000]
-                for row in s.execute(
+                for row in conn.execute(
                     select(SignalLatest.account_id, SignalLatest.metric, SignalLatest.source,
                            SignalLatest.value, SignalLatest.observed_at)
-                    .where(SignalLatest.account_id.in_(chunk))
+                    .where(SignalLatest.account_id.in_(chunk),
+                           SignalLatest.source.in_(sources))
                 ):
                     current[(row[0], row[1], row[2])] = (row[3], row[4])
             for key, sig in incoming.items():
@@ -557,8 +560,10 @@ class Store:
         ids = list(account_ids)
         out: dict[str, list[dict[str, Any]]] = {a: [] for a in ids}
         with self.session() as s:
+            conn = s.connection()  # plain rows: no ORM loading for a read this size
             for start in range(0, len(ids), 5000):
-                for acct, fields in s.execute(select(SourceRecord.account_id, SourceRecord.fields)
+                for acct, fields in conn.execute(select(SourceRecord.account_id,
+                                                        SourceRecord.fields)
                                               .where(SourceRecord.source == source,
                                                      SourceRecord.object == obj,
                                                      SourceRecord.deleted.is_(False),

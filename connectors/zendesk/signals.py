@@ -15,31 +15,22 @@ An account without tickets gets 0 for the counts, not missing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from .tickets import OPEN_STATUSES, parse_time
+from .tickets import OPEN_STATUSES, parse_time, subject_topic
 
 METRICS = ("zendesk_tickets_30d", "zendesk_urgent_open", "zendesk_reopened_90d",
            "zendesk_repeated_topic_90d", "zendesk_csat_90d")
 MONTH, QUARTER = timedelta(days=30), timedelta(days=90)
-_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|sv)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
-_NOISE = re.compile(r"[^a-z]+")
-
-
-def subject_topic(subject: str) -> str | None:
-    """``RE: Export fails (#4312)!`` → ``export fails``; None when nothing is left."""
-    text = _PREFIX.sub("", subject or "").lower()
-    text = " ".join(_NOISE.sub(" ", text).split())
-    return text if len(text) >= 3 else None
-
-
 def topics(ticket: dict[str, Any], tag_prefix: str) -> set[str]:
+    prefix = tag_prefix.lower()
     out = {f"tag:{t.lower()}" for t in ticket.get("tags") or []
-           if tag_prefix and str(t).lower().startswith(tag_prefix.lower())}
-    subject = subject_topic(str(ticket.get("subject") or ""))
+           if prefix and str(t).lower().startswith(prefix)}
+    # kept since the ticket was read (``topic``); computed here for tickets kept before that
+    subject = ticket["topic"] if "topic" in ticket else \
+        subject_topic(str(ticket.get("subject") or ""))
     if subject:
         out.add(f"subject:{subject}")
     return out
@@ -54,8 +45,13 @@ def _when(record: dict[str, Any], key: str) -> datetime | None:
 
 def repeated_topics(tickets: Iterable[dict[str, Any]], now: datetime, tag_prefix: str) -> int:
     """Tickets created in the last 90 days whose topic an earlier ticket had (≤ 90 days before)."""
-    dated = sorted(((c, t) for t in tickets if (c := _when(t, "created_at")) is not None),
-                   key=lambda pair: pair[0])
+    return _repeated([(c, t) for t in tickets if (c := _when(t, "created_at")) is not None],
+                     now, tag_prefix)
+
+
+def _repeated(dated: list[tuple[datetime, dict[str, Any]]], now: datetime,
+              tag_prefix: str) -> int:
+    dated.sort(key=lambda pair: pair[0])
     last_seen: dict[str, datetime] = {}
     count = 0
     for created, ticket in dated:
@@ -71,15 +67,18 @@ def repeated_topics(tickets: Iterable[dict[str, Any]], now: datetime, tag_prefix
 def aggregate(tickets: list[dict[str, Any]], ratings: list[dict[str, Any]], now: datetime,
               tag_prefix: str = "topic_") -> dict[str, float | None]:
     """The five signals of one account from its (not deleted) tickets and ratings."""
-    created = [(_when(t, "created_at"), t) for t in tickets]
-    recent = sum(1 for c, _ in created if c is not None and now - MONTH <= c <= now)
+    dated = [(c, t) for t in tickets if (c := _when(t, "created_at")) is not None]
+    month_ago, quarter_ago = now - MONTH, now - QUARTER
+    recent = sum(1 for c, _ in dated if month_ago <= c <= now)
     urgent = sum(1 for t in tickets if t.get("priority") == "urgent"
                  and t.get("status") in OPEN_STATUSES)
     reopened = 0
     for t in tickets:
-        updated = _when(t, "updated_at")
-        if int(t.get("reopens") or 0) > 0 and updated is not None and now - updated <= QUARTER:
-            reopened += 1
+        if int(t.get("reopens") or 0) > 0:  # the date is read only for reopened tickets
+            updated = _when(t, "updated_at")
+            if updated is not None and updated >= quarter_ago:
+                reopened += 1
+    repeated = _repeated(dated, now, tag_prefix)
     good = bad = 0
     for r in ratings:
         rated = _when(r, "created_at")
@@ -93,6 +92,6 @@ def aggregate(tickets: list[dict[str, Any]], ratings: list[dict[str, Any]], now:
         "zendesk_tickets_30d": float(recent),
         "zendesk_urgent_open": float(urgent),
         "zendesk_reopened_90d": float(reopened),
-        "zendesk_repeated_topic_90d": float(repeated_topics(tickets, now, tag_prefix)),
+        "zendesk_repeated_topic_90d": float(repeated),
         "zendesk_csat_90d": good / (good + bad) if good + bad else None,
     }

@@ -10,6 +10,7 @@ Ticket ids reappear whenever a ticket changes: records are upserted by id.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -85,6 +86,17 @@ def pull_tickets(client: ZendeskClient, state: ExportState, *, cursor: str | Non
         position = {"cursor": after}
 
 
+_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|sv)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+_NOISE = re.compile(r"[^a-z]+")
+
+
+def subject_topic(subject: str) -> str | None:
+    """``RE: Export fails (#4312)!`` → ``export fails``; None when nothing is left."""
+    text = _PREFIX.sub("", subject or "").lower()
+    text = " ".join(_NOISE.sub(" ", text).split())
+    return text if len(text) >= 3 else None
+
+
 def parse_time(value: Any) -> datetime:
     """Zendesk's ``2026-11-20T09:14:03Z`` → an aware datetime (ValueError when it is not)."""
     if not isinstance(value, str) or not value:
@@ -138,4 +150,5 @@ def ticket_record(raw: Any) -> tuple[str, str | None, dict[str, Any], bool, date
         "reopens": _reopens(raw),
         "csat": rating.get("score") if isinstance(rating, dict) else None,
     }
+    fields["topic"] = subject_topic(fields["subject"])  # once here, not at every recompute
     return rid, org_id, fields, fields["status"] == "deleted", updated
