@@ -87,10 +87,11 @@ class Store:
 
     # -- accounts ---------------------------------------------------------------------------
     def upsert_accounts(self, rows: Iterable[AccountRow]) -> int:
+        now = utcnow()
         values = [
             {"id": r.id, "crm": r.crm, "name": r.name, "owner_email": r.owner_email,
              "owner_name": r.owner_name, "attributes": dict(r.attributes or {}),
-             "deleted": r.deleted, "updated_at": utcnow()}
+             "deleted": r.deleted, "updated_at": now}
             for r in rows
         ]
         with self.session() as s:
@@ -489,7 +490,8 @@ class Store:
     def set_account_keys(self, kind: str, keys: Mapping[str, Iterable[str]]) -> None:
         """Replace the ``kind`` keys of each account in ``keys`` (account id → values)."""
         ids = list(keys)
-        rows = [{"kind": kind, "value": v, "account_id": a, "updated_at": utcnow()}
+        now = utcnow()
+        rows = [{"kind": kind, "value": v, "account_id": a, "updated_at": now}
                 for a, values in keys.items() for v in dict.fromkeys(values) if v]
         with self.session() as s:
             for start in range(0, len(ids), 5000):
@@ -520,8 +522,9 @@ class Store:
                          matched: Iterable[str] = ()) -> None:
         """Remember records that matched no account (id → (reason, detail)); forget the ids
         in ``matched`` (they found their account since)."""
+        now = utcnow()
         rows = [{"source": source, "object": obj, "record_id": rid, "reason": reason,
-                 "detail": detail[:512], "seen_at": utcnow()}
+                 "detail": detail[:512], "seen_at": now}
                 for rid, (reason, detail) in unmatched.items()]
         done = list(matched)
         with self.session() as s:
