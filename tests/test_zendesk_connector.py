@@ -376,3 +376,36 @@ def test_tickets_of_an_organization_created_after_the_listing_find_their_account
     report = pipeline.sync_zendesk()
     assert report.tickets == 1 and report.organizations == zd.zd.organization_count
     assert urgent() == before + 1
+
+
+@pytest.mark.parametrize("slow", [
+    r"/organizations",  # tickets are kept before their organization is matched
+    r"/incremental/tickets",  # ratings are kept before their ticket
+])
+def test_the_order_the_three_reads_finish_in_does_not_change_a_signal(
+        sf_emu, zd_emu, tmp_path, slow) -> None:
+    """Organizations and CSAT are read in a thread of their own while the export runs: whichever
+    ends first, every ticket and rating ends with its account and every signal is the same."""
+    ids = None
+    results = []
+    for name in ("quick", "slow"):
+        (tmp_path / name).mkdir()
+        factory = PipelineFactory(sf_emu, zd_emu, tmp_path / name)
+        if ids is None:
+            ids = seed(factory)
+        if name == "slow":
+            zd_emu.faults.add("slow", path=slow, delay=0.5)
+        pipeline = factory()
+        pipeline.sync_salesforce()
+        report = pipeline.sync_zendesk()
+        zd_emu.faults.clear()
+        store = factory.store
+        tickets = store.source_records("zendesk", "tickets", ids)
+        ratings = store.source_records("zendesk", "satisfaction_ratings", ids)
+        latest = {(a, m): v for a, m, v, _ in store.latest_signals() if m.startswith("zendesk_")}
+        results.append((report.matched, sum(map(len, tickets.values())),
+                        sum(map(len, ratings.values())), latest))
+        factory.close()
+    quick, delayed = results
+    assert quick[1] > 0 and quick[2] > 0  # tickets and ratings were linked to accounts
+    assert delayed == quick
