@@ -184,9 +184,15 @@ class ZendeskSync:
             before = self.links
             changed = {org: links.get(org) for org in before.keys() | links.keys()
                        if before.get(org) != links.get(org)}
-            if changed:  # kept tickets follow their organization's account (ratings follow
-                #          their ticket's at the end of the run)
-                self._touch(store.relink_source_records(SOURCE, TICKETS, "org", changed))
+            # kept tickets follow their organization's account (ratings follow their
+            # ticket's at the end of the run): tickets of a newly matched organization have
+            # no account yet, and are found through the index; the others by organization
+            moved = {org: acct for org, acct in changed.items() if before.get(org) is not None}
+            found = {org: acct for org, acct in changed.items()
+                     if before.get(org) is None and acct is not None}
+            self._touch(store.link_unowned_records(SOURCE, TICKETS, "org", found))
+            if moved:
+                self._touch(store.relink_source_records(SOURCE, TICKETS, "org", moved))
             self.links = links
         self.orgs_listed = True
         store.set_cursor(SOURCE, ORGS, started.isoformat())

@@ -616,6 +616,30 @@ class Store:
                           .values(account_id=bindparam("acct")), moves)
         return touched
 
+    def link_unowned_records(self, source: str, obj: str, field: str,
+                             links: Mapping[str, str]) -> set[str]:
+        """Give the records *without an account* whose string field ``field`` has a value in
+        ``links`` that value's account (tickets kept before their organization was matched);
+        return the accounts touched. Reads only the records without an account (an index
+        range), however many records the source keeps."""
+        if not links:
+            return set()
+        table = SourceRecord.__table__
+        key = table.c.fields[field].as_string()
+        touched: set[str] = set()
+        with self.session() as s:
+            moves = [{"rid": rid, "acct": links[value]} for rid, value in s.connection().execute(
+                select(table.c.id, key).where(table.c.source == source, table.c.object == obj,
+                                              table.c.account_id.is_(None)))
+                     if value in links]
+            for start in range(0, len(moves), 5000):
+                batch = moves[start:start + 5000]
+                s.execute(update(table).where(table.c.source == source, table.c.object == obj,
+                                              table.c.id == bindparam("rid"))
+                          .values(account_id=bindparam("acct")), batch)
+                touched.update(m["acct"] for m in batch)
+        return touched
+
     def follow_parent_records(self, source: str, obj: str, parent: str, field: str
                               ) -> set[str]:
         """Give each ``obj`` record the account of the ``parent`` record named by its string

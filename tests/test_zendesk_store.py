@@ -56,3 +56,17 @@ def test_ratings_follow_their_tickets_account(store) -> None:
     store.upsert_source_records("zendesk", "other", [("1", "B", {}, False, NOW)])
     assert store.follow_parent_records("zendesk", "satisfaction_ratings", "tickets",
                                        "ticket_id") == set()
+
+
+def test_unowned_records_find_their_account(store) -> None:
+    store.upsert_accounts([AccountRow("A", "salesforce", "A"), AccountRow("B", "salesforce", "B")])
+    store.upsert_source_records("zendesk", "tickets", [
+        ("1", None, {"org": "10"}, False, NOW), ("2", None, {"org": "11"}, False, NOW),
+        ("3", "B", {"org": "10"}, False, NOW),  # owned: left alone
+        ("4", None, {"org": "12"}, False, NOW)])  # its organization has no link
+    assert store.link_unowned_records("zendesk", "tickets", "org",
+                                      {"10": "A", "11": "B"}) == {"A", "B"}
+    by_id = store.source_records_by_id("zendesk", "tickets", ["1", "2", "3", "4"])
+    assert {rid: acct for rid, (acct, _) in by_id.items()} == {
+        "1": "A", "2": "B", "3": "B", "4": None}
+    assert store.link_unowned_records("zendesk", "tickets", "org", {"10": "A"}) == set()
