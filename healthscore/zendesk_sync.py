@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from connectors.identity import ACCOUNT, DOMAIN, IdentityIndex
 from connectors.zendesk import (
@@ -53,7 +54,7 @@ ORG_KEY = "zendesk:organization"
 ORGS, TICKETS, RATINGS = "organizations", "tickets", "satisfaction_ratings"
 RECOMPUTE_CHUNK = 1000
 EXPORT_AHEAD = 4  # export pages read ahead of the one being stored (≤ 1,000 tickets each)
-FLUSH_EVERY = 2000  # organizations matched between two writes of their outcome
+FLUSH_EVERY = 2000  # organizations or ratings read between two writes
 
 
 @dataclass
@@ -252,11 +253,9 @@ class ZendeskSync:
         since = datetime.fromisoformat(stored) - self.source.overlap if stored \
             else started - min(self.source.backfill, QUARTER)
         state = ListState()
+        rows: list[tuple[str, str | None, dict[str, Any], bool, datetime]] = []
         for page in pull_ratings(self.client, state, start_time=int(since.timestamp()),
                                  page_size=self.source.page_size):
-            tickets = self.store.source_records_by_id(
-                SOURCE, TICKETS, [str(r.get("ticket_id")) for r in page])
-            rows = []
             for raw in page:
                 rid = str(raw.get("id") or "")
                 try:
@@ -270,11 +269,14 @@ class ZendeskSync:
                 except SkippableRecord as exc:
                     _skip(self.report, "rating", exc)
                     continue
-                acct, _ticket = tickets.get(str(raw.get("ticket_id")), (None, {}))
+                # the account is its ticket's, set at the end of the run (follow_parent_records)
                 fields = {"score": raw.get("score"), "ticket_id": str(raw.get("ticket_id")),
                           "created_at": created.isoformat()}
-                rows.append((rid, acct, fields, False, updated))
-            self._touch(self.store.upsert_source_records(SOURCE, RATINGS, rows))
+                rows.append((rid, None, fields, False, updated))
+            if len(rows) >= FLUSH_EVERY:  # pages hold only 100
+                self._touch(self.store.upsert_source_records(SOURCE, RATINGS, rows))
+                rows = []
+        self._touch(self.store.upsert_source_records(SOURCE, RATINGS, rows))
         self.report.ratings += state.records
         if not state.records and stored is None:
             log.info("Zendesk: no satisfaction ratings received; accounts on the new CSAT "
