@@ -15,26 +15,17 @@ is scaled by one factor, ``--limit-scale`` (a "minute" lasts 60/scale s, HubSpot
 - ``seconds_ratio``: wall time / the floor the (scaled) rate limits impose;
 - ``peak_rss_mb``: the syncing process's peak RSS (run with 10k and 100k: it should be flat).
 
-Salesforce runs first (its accounts are what the others match), then HubSpot and Zendesk in
-parallel, as the per-source Celery tasks do. The floor is the larger of HubSpot's and
-Zendesk's (Salesforce has no per-minute limit). Prints one JSON line.
+By default the three syncs run at once, each in its own thread, as beat runs the per-source
+tasks, on a store that already holds the account identities (ids and web domains, written
+before the clock starts, as any earlier CRM sync leaves them): the Salesforce sync still
+reads and writes every account, signal and key. ``--first-sync`` starts from an empty store
+instead: Salesforce first (its accounts are what the others match), then HubSpot and Zendesk
+together. The floor is the larger of HubSpot's and Zendesk's (Salesforce has no per-minute
+limit). Prints one JSON line.
 
-    python benchmarks/bench_sync.py [--accounts 100000] [--limit-scale 20]
+    python benchmarks/bench_sync.py [--accounts 100000] [--limit-scale 20] [--first-sync]
 
-Measured (2-core machine shared with other jobs, SQLite, --limit-scale 20; two runs each):
-
-| accounts | records | requests / min | ratio | seconds | floor | seconds ratio | peak RSS |
-|---|---|---|---|---|---|---|---|
-| 10,000 | 86,782 | 406 / 403 | 1.007 | 43.0, 43.1 | 9.6 | 4.5 | 183, 181 MB |
-| 100,000 | 867,077 | 4,003 / 4,000 | 1.001 | 649, 477 | 121.2 | 5.4, 3.9 | 372, 375 MB |
-
-No request drew a 429. The requests are the fewest the page sizes allow (the extra ones: the
-Salesforce token and describe, HubSpot's archived-companies check). The wall time is not at
-the floor: the syncs are CPU-bound (per-record work in SQLAlchemy, the HubSpot SDK's model
-objects, JSON), and only the Zendesk export's waits overlap with work; at 100k accounts
-Salesforce alone takes 80-200 s with no limit to wait for. Peak RSS grows with the number of
-*accounts* (id sets, the identity indexes, the per-account recompute), not with records held:
-records stream in pages of at most 2,000.
+MEASURED
 """
 
 from __future__ import annotations

@@ -142,7 +142,6 @@ class ZendeskSync:
         source, store, report = self.source, self.store, self.report
         index = IdentityIndex(store.account_keys(DOMAIN),
                               account_ids=store.account_ids())
-        before = dict(self.links)  # the keys to clear: read again under the lock below
         links: dict[str, str] = {}
         state = ListState()
         report.matched = report.unmatched = report.ambiguous = 0  # of the latest listing
@@ -177,7 +176,7 @@ class ZendeskSync:
                 self.progress(len(page))
         store.record_unmatched(SOURCE, ORGS, unmatched, matched=matched)
         report.organizations = state.records
-        keys: dict[str, list[str]] = {acct: [] for acct in before.values()}
+        keys: dict[str, list[str]] = {acct: [] for acct in self.links.values()}  # cleared
         for org_id, acct in links.items():
             keys.setdefault(acct, []).append(org_id)
         store.set_account_keys(ORG_KEY, keys)
