@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pyarrow as pa
+import pytest
 from sqlalchemy import text
 
 from connectors.usage_rows import OUT_SCHEMA
@@ -98,6 +99,7 @@ def test_postgres_staging_is_private_to_the_load(db_url: str) -> None:
             conns = [store.engine.connect() for _ in range(store.engine.pool.checkedin() + 1)]
             for conn in conns:
                 assert conn.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+                assert conn.execute(text("SHOW wal_compression")).scalar_one() == "off"
                 assert conn.execute(text(
                     "SELECT count(*) FROM pg_class WHERE relname = 'healthscore_usage_stage' "
                     "AND relnamespace = pg_my_temp_schema()")).scalar_one() == 0
@@ -198,3 +200,42 @@ def test_a_chunk_larger_than_an_encoding_piece(store: Store) -> None:
         count, total, last = conn.execute(text(
             "SELECT count(*), sum(value), max(day) FROM usage_daily")).one()
     assert (count, total, str(last)) == (n, n * (n - 1) / 2, "2026-01-20")
+
+
+def test_postgres_wal_compression_only_where_the_role_may(db_url: str) -> None:
+    """A superuser's load compresses its WAL (then resets it); a plain role loads without."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    import uuid
+
+    import psycopg
+
+    store = Store(db_url)
+    role = f"hs_usage_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(db_url, autocommit=True)
+    try:
+        with store.usage_writer("usage_file") as writer:
+            superuser = admin.execute("SHOW is_superuser").fetchone()[0] == "on"
+            assert writer.wal_compression == superuser
+            writer.write(chunk(("A1", "logins", D1, 1.0)))
+        admin.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER")
+        schema = admin.execute("SELECT current_schema()").fetchone()[0]
+        admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+        admin.execute(f"GRANT INSERT, UPDATE ON usage_daily TO {role}")
+        plain = Store(db_url.replace("postgres@", f"{role}@", 1))
+        try:
+            with plain.usage_writer("usage_file") as writer:
+                assert writer.wal_compression is False
+                assert writer.write(chunk(("A1", "logins", D1, 2.0),
+                                          ("A1", "logins", D2, 3.0))) == 2
+                assert writer.write(chunk(("A2", "logins", D1, 4.0))) == 1
+        finally:
+            plain.close()
+        assert [r[3] for r in held(store)] == [2.0, 3.0, 4.0]
+    finally:
+        store.close()
+        if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
+        admin.close()
