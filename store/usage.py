@@ -9,7 +9,8 @@ staging table, no ``INSERT … SELECT``. When a key already exists (unique viola
 is rolled back and the same bytes go into a temporary staging table, merged with one
 ``INSERT … ON CONFLICT DO UPDATE`` — a value that did not change is not rewritten. The chunk
 after a merged one is merged straight away (it likely overlaps too); the one after that tries
-the direct COPY again. SQLite: ``executemany`` upserts. Either way a re-load of the same rows
+the direct COPY again. Where the role may, the session compresses its WAL's full-page images
+(lz4). SQLite: ``executemany`` upserts. Either way a re-load of the same rows
 changes nothing, a newer value for a day replaces the older, and a chunk holding the same
 (account, metric, day) twice keeps its last row.
 """
