@@ -3,10 +3,12 @@
 Generates deterministic files (``account_id,date,metric,value``; ordered by day, then account,
 then metric, like a warehouse's daily export) in a temporary folder, then loads each size in a
 fresh process and a fresh schema — so each size's peak memory is its own — through the product
-path (``healthscore.usage_sync.load_usage_files``: Arrow CSV reader, identity matching, COPY
-into a staging table, merge). Each load is then repeated: the file is recognised by its hash
-and nothing is added. With ``--force-reload`` the smallest file is also re-read and merged
-(every row already there): nothing changes either.
+path (``healthscore.usage_sync.load_usage_files``: Arrow CSV reader, identity matching, binary
+COPY straight into usage_daily). Each load is then repeated: the file is recognised by its
+hash and nothing is added. With ``--force-reload`` the smallest file is also re-read (every
+row already there: the chunks meet existing keys and are merged through the staging table):
+nothing changes either. ``superuser`` says whether the load could compress its WAL (a
+superuser's setting; see store/usage.py).
 
 Prints one JSON line: the largest size's numbers (medians of ``--repeats`` runs) and the
 smallest's peak memory beside it, to show memory does not grow with the file.
@@ -113,7 +115,9 @@ def child(path: Path, database: str, accounts: int, force_reload: bool, writers:
         again_started = time.perf_counter()
         again = load_usage_files(store, source)
         again_seconds = time.perf_counter() - again_started
-        out = {"rows": report.tally.rows_read, "values_loaded": report.tally.values,
+        superuser = admin.execute("SHOW is_superuser").fetchone()[0] == "on"
+        out = {"rows": report.tally.rows_read, "superuser": superuser,
+               "values_loaded": report.tally.values,
                "rows_held": held, "seconds": seconds,
                "rows_per_second": report.tally.rows_read / seconds,
                "peak_rss_mb": peak, "rss_before_load_mb": rss_before,
@@ -200,6 +204,7 @@ def main() -> None:
         "python_cpu_seconds": round(median(big, "python_cpu_seconds"), 1),
         "load_average_during": round(median(big, "load_average"), 1),
         "cpus": os.cpu_count(),
+        "superuser": runs[big][0]["superuser"],
     }
     if args.force_reload:
         out[f"forced_reload_rows_added_{_label(small)}"] = max(

@@ -338,6 +338,18 @@ class Normalizer:
 def _strict_dates(raw: pa.Array, fmt: str) -> pa.Array:
     """Text → date32 by ``fmt``; null where it is no date.
 
+    A batch holds few distinct days: each distinct text is parsed once (formatting back, the
+    costly part, is then done for a handful of values, not for every row).
+    """
+    if len(raw) == 0:
+        return pa.array([], type=pa.date32())
+    encoded = pc.dictionary_encode(raw)
+    return pc.take(_parse_dates(encoded.dictionary, fmt), encoded.indices)
+
+
+def _parse_dates(raw: pa.Array, fmt: str) -> pa.Array:
+    """:func:`_strict_dates` for every value of ``raw``.
+
     Arrow's strptime rolls impossible days over (2026-02-30 → 2026-03-02): each parsed value
     is formatted back, and the few that do not read the same (also valid unpadded ones such
     as 2026-3-1) are checked by Python's strptime.

@@ -1,9 +1,10 @@
 """Product usage into ``usage_daily``: the file drop and the SQL warehouse.
 
 Source batches are checked and matched to accounts on this thread
-(:class:`connectors.usage_rows.Normalizer`) while a writer thread upserts the previous chunk
-(COPY + merge on PostgreSQL), so parsing and the database work side by side; a bounded queue
-keeps at most two chunks in memory, whatever the size of the file.
+(:class:`connectors.usage_rows.Normalizer`) while writer threads upsert the previous chunk
+(PostgreSQL: a binary COPY, merged through a staging table only where keys exist already —
+see :mod:`store.usage`), so parsing and the database work side by side; bounded queues keep
+at most two chunks per writer in memory, whatever the size of the file.
 """
 
 from __future__ import annotations
