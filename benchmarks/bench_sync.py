@@ -30,10 +30,10 @@ SQLite; --limit-scale 20; no request drew a 429 in any run):
 
 | order | accounts | records | requests / min | seconds (floor) | ratio | peak RSS MB |
 |---|---|---|---|---|---|---|
-| concurrent | 10,000 | 86,782 | 406 / 403 | 13.07, 12.62 (9.6) | 1.361, 1.315 | 223, 223 |
-| concurrent | 100,000 | 867,078 | 4,003 / 4,000 | 153.5, 156.2 (121.2) | 1.266, 1.288 | 359, 361 |
-| first sync | 10,000 | 86,782 | 406 / 403 | 15.03 (9.6) | 1.566 | 190 |
-| first sync | 100,000 | 867,078 | 4,003 / 4,000 | 178.1 (121.2) | 1.469 | 337 |
+| concurrent | 10,000 | 86,782 | 406 / 403 | 12.29, 11.98 (9.6) | 1.280, 1.248 | 212, 214 |
+| concurrent | 100,000 | 867,078 | 4,003 / 4,000 | 145.6, 143.2 (121.2) | 1.201, 1.182 | 360, 356 |
+| first sync | 10,000 | 86,782 | 406 / 403 | 14.47 (9.6) | 1.507 | 192 |
+| first sync | 100,000 | 867,078 | 4,003 / 4,000 | 174.1 (121.2) | 1.436 | 342 |
 
 (The same 100k first sync took 477-649 s, ratio 3.9-5.4, before the work described in
 ``git log`` of 2026-11-26: emulators answering without Nagle's 40 ms, bulk writes without
@@ -42,9 +42,9 @@ SQLAlchemy's per-row work, HubSpot bodies read as JSON, orjson, Zendesk's reads 
 The extra requests are the Salesforce token and describe and HubSpot's archived-companies
 check. The wall time is still above the floor: at 100k accounts the syncing process spends
 ~115 CPU-seconds (Salesforce ~36: 1.3M signals into history and latest; Zendesk ~46; the
-export's page parsing; HubSpot ~6) in one interpreter, so the paced export is served late by
-~10 s, and the Zendesk signals of 100,000 accounts are recomputed after its last page (~17 s,
-reading 667k kept records back). Peak RSS grows with the number of *accounts* (~1.5 KB each:
+export's page parsing; HubSpot ~6) in one interpreter, so the paced export is served ~8 s
+late, and the Zendesk signals of 100,000 accounts are recomputed after its last page
+(~15 s, reading 667k kept records back). Peak RSS grows with the number of *accounts* (~1.5 KB each:
 the identity indexes, the organization links, the set of accounts to recompute), not with
 records held: records stream in pages of at most 2,000 (the export is read at most 4 pages
 ahead).
