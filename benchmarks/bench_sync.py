@@ -44,10 +44,10 @@ check. The wall time is still above the floor: at 100k accounts the syncing proc
 ~115 CPU-seconds (Salesforce ~36: 1.3M signals into history and latest; Zendesk ~46; the
 export's page parsing; HubSpot ~6) in one interpreter, so the paced export is served ~8 s
 late, and the Zendesk signals of 100,000 accounts are recomputed after its last page
-(15-20 s, reading 667k kept records back). Peak RSS grows with the number of *accounts* (~1.5 KB each:
-the identity indexes, the organization links, the set of accounts to recompute), not with
-records held: records stream in pages of at most 2,000 (the export is read at most 4 pages
-ahead).
+(15-20 s, reading 667k kept records back). Peak RSS grows with the number of *accounts*
+(~1.6 KB each: the identity indexes, the organization links, the set of accounts to
+recompute), not with records held: records stream in pages of at most 2,000 (the export is
+read at most 4 pages ahead).
 """
 
 from __future__ import annotations
