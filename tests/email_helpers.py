@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sandbox.synthetic import SyntheticOrg
 from store import AccountRow, Store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+ACME, GLOBEX = "001ACME000000001", "001GLOBEX0000001"
 
 
 class Sleeps:
@@ -39,6 +41,14 @@ def add_accounts(store: Store, domains: dict[str, str]) -> None:
     store.upsert_accounts(AccountRow(id=a, crm="salesforce", name=f"Account {a}")
                           for a in domains)
     store.set_account_keys(DOMAIN, {a: [d] for a, d in domains.items()})
+
+
+def two_account_store(db_url: str) -> Iterator[Store]:
+    """A store holding ACME and GLOBEX with their domains (the body of a store fixture)."""
+    store = Store(db_url)
+    add_accounts(store, {ACME: "acme.example.com", GLOBEX: "globex.example.com"})
+    yield store
+    store.close()
 
 
 def org_accounts(store: Store, org: SyntheticOrg) -> dict[str, str]:

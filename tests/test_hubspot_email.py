@@ -18,9 +18,16 @@ from healthscore.settings import Settings
 from sandbox import HubSpotEmailEmulator
 from store import Store
 from tests.conftest import FAST_RETRY
-from tests.email_helpers import NOW, Sleeps, add_accounts, patient, signals
+from tests.email_helpers import (
+    ACME,
+    GLOBEX,
+    NOW,
+    Sleeps,
+    patient,
+    signals,
+    two_account_store,
+)
 
-ACME, GLOBEX = "001ACME000000001", "001GLOBEX0000001"
 DAY = timedelta(days=1)
 
 
@@ -32,10 +39,7 @@ def hs() -> Iterator[HubSpotEmailEmulator]:
 
 @pytest.fixture
 def hs_store(db_url: str) -> Iterator[Store]:
-    store = Store(db_url)
-    add_accounts(store, {ACME: "acme.example.com", GLOBEX: "globex.example.com"})
-    yield store
-    store.close()
+    yield from two_account_store(db_url)
 
 
 def config() -> Config:

@@ -20,15 +20,16 @@ from sandbox import MailchimpEmulator, generate_org
 from store import Store
 from tests.conftest import FAST_RETRY
 from tests.email_helpers import (
+    ACME,
+    GLOBEX,
     NOW,
     Sleeps,
-    add_accounts,
     email_config,
     org_accounts,
     signals,
+    two_account_store,
 )
 
-ACME, GLOBEX = "001ACME000000001", "001GLOBEX0000001"
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
@@ -41,10 +42,7 @@ def mc() -> Iterator[MailchimpEmulator]:
 @pytest.fixture
 def mc_store(db_url: str) -> Iterator[Store]:
     """SQLite and the real PostgreSQL (``db_url`` from conftest)."""
-    store = Store(db_url)
-    add_accounts(store, {ACME: "acme.example.com", GLOBEX: "globex.example.com"})
-    yield store
-    store.close()
+    yield from two_account_store(db_url)
 
 
 class Clock:

@@ -17,16 +17,16 @@ from sandbox import SendGridEmulator, generate_org
 from store import Store
 from tests.conftest import FAST_RETRY
 from tests.email_helpers import (
+    ACME,
+    GLOBEX,
     NOW,
     Sleeps,
-    add_accounts,
     email_config,
     org_accounts,
     patient,
     signals,
+    two_account_store,
 )
-
-ACME, GLOBEX = "001ACME000000001", "001GLOBEX0000001"
 
 
 @pytest.fixture
@@ -38,10 +38,7 @@ def sg() -> Iterator[SendGridEmulator]:
 @pytest.fixture
 def sg_store(db_url: str) -> Iterator[Store]:
     """SQLite and the real PostgreSQL (``db_url`` from conftest)."""
-    store = Store(db_url)
-    add_accounts(store, {ACME: "acme.example.com", GLOBEX: "globex.example.com"})
-    yield store
-    store.close()
+    yield from two_account_store(db_url)
 
 
 def pipeline(store: Store, emu: SendGridEmulator, *, clock=lambda: NOW, retry=FAST_RETRY,
