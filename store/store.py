@@ -608,12 +608,7 @@ class Store:
                     if new != old:
                         moves.append({"rid": rid, "acct": new})
                         touched.update(a for a in (old, new) if a)
-            if moves:  # one statement, many parameter sets
-                table = SourceRecord.__table__
-                s.execute(update(table).where(table.c.source == source,
-                                              table.c.object == obj,
-                                              table.c.id == bindparam("rid"))
-                          .values(account_id=bindparam("acct")), moves)
+            _move_records(s, source, obj, moves)
         return touched
 
     def link_unowned_records(self, source: str, obj: str, field: str,
@@ -626,19 +621,13 @@ class Store:
             return set()
         table = SourceRecord.__table__
         key = table.c.fields[field].as_string()
-        touched: set[str] = set()
         with self.session() as s:
             moves = [{"rid": rid, "acct": links[value]} for rid, value in s.connection().execute(
                 select(table.c.id, key).where(table.c.source == source, table.c.object == obj,
                                               table.c.account_id.is_(None)))
                      if value in links]
-            for start in range(0, len(moves), 5000):
-                batch = moves[start:start + 5000]
-                s.execute(update(table).where(table.c.source == source, table.c.object == obj,
-                                              table.c.id == bindparam("rid"))
-                          .values(account_id=bindparam("acct")), batch)
-                touched.update(m["acct"] for m in batch)
-        return touched
+            _move_records(s, source, obj, moves)
+        return {m["acct"] for m in moves}
 
     def follow_parent_records(self, source: str, obj: str, parent: str, field: str
                               ) -> set[str]:
@@ -724,6 +713,15 @@ class Store:
                           .where(PendingWrite.crm == crm, PendingWrite.account_id == account_id)
                           .values(attempts=PendingWrite.attempts + 1, last_error=error[:2000],
                                   updated_at=utcnow()))
+
+
+def _move_records(s: Session, source: str, obj: str, moves: list[dict[str, Any]]) -> None:
+    """Point kept records (``rid``) at accounts (``acct``): one statement, many parameter sets."""
+    if moves:
+        table = SourceRecord.__table__
+        s.execute(update(table).where(table.c.source == source, table.c.object == obj,
+                                      table.c.id == bindparam("rid"))
+                  .values(account_id=bindparam("acct")), moves)
 
 
 def _set_crm_state(s: Session, crm: str, values: Mapping[str, dict[str, Any]]) -> None:
