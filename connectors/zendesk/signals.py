@@ -16,7 +16,7 @@ An account without tickets gets 0 for the counts, not missing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .tickets import OPEN_STATUSES, parse_time, subject_topic
@@ -39,16 +39,8 @@ def topics(ticket: dict[str, Any], tag_prefix: str) -> set[str]:
 
 
 def _when(record: dict[str, Any], key: str) -> datetime | None:
-    value = record.get(key)
-    if isinstance(value, str):
-        try:  # as kept: ISO text in UTC, read by one C call
-            stamp = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        if stamp.tzinfo is UTC:
-            return stamp
     try:
-        return parse_time(value)
+        return parse_time(record.get(key))
     except ValueError:
         return None
 
