@@ -127,8 +127,9 @@ class _Plan:
     converters: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, converter)
 
 
-_plans: dict[tuple[Any, ...], _Plan | None] = {}
+_plans: dict[tuple[Any, ...], _Plan | None] = {}  # None: let SQLAlchemy bind this one
 _plans_lock = threading.Lock()
+_MISSING: Any = object()
 
 
 def execute_many(session: Session, stmt: Executable, rows: Sequence[dict[str, Any]], *,
@@ -170,8 +171,6 @@ def execute_many(session: Session, stmt: Executable, rows: Sequence[dict[str, An
                     values[name] = convert(values[name])
         conn.exec_driver_sql(plan.sql, params)  # type: ignore[arg-type]
 
-
-_MISSING: Any = object()
 
 
 def _compile_plan(stmt: Executable, columns: tuple[str, ...], dialect: Any) -> _Plan | None:
