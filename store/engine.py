@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ class _Plan:
     names: tuple[str, ...]  # the parameters, in the statement's order
     positional: bool
     converters: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, converter)
+    values_of: Callable[[dict[str, Any]], tuple[Any, ...]]  # a row's, in the statement's order
 
 
 _plans: dict[tuple[Any, ...], _Plan | None] = {}  # None: let SQLAlchemy bind this one
@@ -158,11 +160,15 @@ def execute_many(session: Session, stmt: Executable, rows: Sequence[dict[str, An
             continue
         params: list[Any]
         if plan.positional:
-            rows_values = [[row[name] for name in plan.names] for row in batch]
-            for position, convert in plan.converters:
-                for values in rows_values:
-                    values[position] = convert(values[position])
-            params = [tuple(values) for values in rows_values]
+            values_of = plan.values_of
+            if plan.converters:
+                rows_values = [list(values_of(row)) for row in batch]
+                for position, convert in plan.converters:
+                    for values in rows_values:
+                        values[position] = convert(values[position])
+                params = [tuple(values) for values in rows_values]  # SQLAlchemy takes tuples
+            else:
+                params = [values_of(row) for row in batch]
         else:
             params = [dict(row) for row in batch]
             for position, convert in plan.converters:
@@ -184,7 +190,16 @@ def _compile_plan(stmt: Executable, columns: tuple[str, ...], dialect: Any) -> _
         convert = _converter(table.c[name].type, dialect)
         if convert is not None:
             converters.append((position, convert))
-    return _Plan(str(compiled), names, bool(compiled.positional), tuple(converters))
+    return _Plan(str(compiled), names, bool(compiled.positional), tuple(converters),
+                 _values_of(names))
+
+
+def _values_of(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A row's values in ``names``' order, in one C call (``operator.itemgetter``)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    return operator.itemgetter(*names)
 
 
 def _utc_naive(value: datetime | None) -> datetime | None:
