@@ -7,10 +7,22 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import and_, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,15 +51,20 @@ if TYPE_CHECKING:
     from .usage import UsageWriter
 
 
-@dataclass(frozen=True, slots=True)
-class SignalRow:
-    """A normalized signal: what every connector emits."""
+class SignalRow(NamedTuple):
+    """A normalized signal: what every connector emits (a named tuple: a sync makes millions)."""
 
     account_id: str
     metric: str
     value: float | None
     observed_at: datetime
     source: str
+
+
+# where follow_parent_records keeps one run's moves (per connection; gone at its end)
+_FOLLOW_MOVES = Table("follow_moves", MetaData(), Column("id", String(64)),
+                      Column("old", String(64)), Column("new", String(64)),
+                      prefixes=["TEMPORARY"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +136,12 @@ class Store:
         with self.session() as s:
             return list(s.scalars(select(Account.id).where(Account.deleted.is_(False))
                                   .order_by(Account.id)))
+
+    def account_count(self) -> int:
+        """How many live accounts the store holds."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Account)
+                                .where(Account.deleted.is_(False))) or 0)
 
     def account(self, account_id: str) -> Account | None:
         with self.session() as s:
@@ -635,22 +658,31 @@ class Store:
         field ``field`` (a CSAT rating its ticket's account; none when the ticket is not
         kept); return the accounts touched (old and new).
 
-        Two statements, whatever the number of records: the moves are never held here."""
+        Each parent is looked up once, into a temporary table the update then joins: the
+        moves stay in the database, never in this process."""
         table = SourceRecord.__table__
         held = table.alias("parent")
         account_of_parent = (select(held.c.account_id)
                              .where(held.c.source == source, held.c.object == parent,
                                     held.c.id == table.c.fields[field].as_string())
                              .scalar_subquery())
-        moving = (table.c.source == source, table.c.object == obj,
-                  table.c.account_id.is_distinct_from(account_of_parent))
         touched: set[str] = set()
         with self.session() as s:
-            for old, new in s.execute(select(table.c.account_id, account_of_parent)
-                                      .where(*moving).distinct()):
+            conn = s.connection()
+            _FOLLOW_MOVES.create(conn)
+            conn.execute(_FOLLOW_MOVES.insert().from_select(
+                ["id", "old", "new"],
+                select(table.c.id, table.c.account_id, account_of_parent)
+                .where(table.c.source == source, table.c.object == obj)))
+            moves = _FOLLOW_MOVES.c
+            moving = moves.old.is_distinct_from(moves.new)
+            for old, new in conn.execute(select(moves.old, moves.new).where(moving).distinct()):
                 touched.update(a for a in (old, new) if a)
             if touched:
-                s.execute(update(table).where(*moving).values(account_id=account_of_parent))
+                conn.execute(update(table).values(account_id=moves.new)
+                             .where(table.c.source == source, table.c.object == obj,
+                                    table.c.id == moves.id, moving))
+            _FOLLOW_MOVES.drop(conn)
         return touched
 
     def accounts_without(self, metric: str, source: str) -> list[str]:
