@@ -13,7 +13,9 @@ One sync:
    logged with its id and skipped.
 3. **CSAT ratings** received since the last sync, joined to their account through the ticket.
 4. **Signals** (source ``zendesk``) recomputed, in chunks, for the accounts touched and for any
-   live account holding none yet (no tickets: zero counts).
+   live account holding none yet (no tickets: zero counts). From 20,000 accounts on, worker
+   processes read and aggregate the chunks while this one writes the signals
+   (``recompute_processes``; healthscore/store_workers.py).
 
 The export cursor is stored only after all of that succeeded.
 """
@@ -46,6 +48,7 @@ from store import SignalRow, Store
 from .config import ZendeskSource
 from .errors import SkippableRecord
 from .prefetch import prefetched
+from .store_workers import StoreWorkers, start_workers
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ SOURCE = "zendesk"
 ORG_KEY = "zendesk:organization"
 ORGS, TICKETS, RATINGS = "organizations", "tickets", "satisfaction_ratings"
 RECOMPUTE_CHUNK = 1000
+PARALLEL_MIN_ACCOUNTS = 20_000  # a recompute this large goes to worker processes
 EXPORT_AHEAD = 4  # export pages read ahead of the one being stored (≤ 1,000 tickets each)
 FLUSH_EVERY = 2000  # organizations or ratings read between two writes
 
@@ -67,6 +71,7 @@ class ZendeskSyncReport:
     ratings: int = 0
     skipped: int = 0
     accounts_recomputed: int = 0
+    recompute_processes: int = 0  # worker processes that read and aggregated (0: none)
     signals_changed: int = 0
     requests: int = 0
     export_requests: int = 0
@@ -283,24 +288,56 @@ class ZendeskSync:
                      "stays missing")
 
     # -- signals ---------------------------------------------------------------------------
-    def recompute(self, accounts: Iterable[str]) -> None:
+    def recompute(self, accounts: Iterable[str], workers: StoreWorkers | None = None) -> None:
+        """The signals of ``accounts``, a chunk at a time; with ``workers``, the chunks are
+        read and aggregated in those processes while this one writes the signals."""
         now = self.now()
         ids = sorted(set(accounts))
-        prefix = self.source.topic_tag_prefix
-        for start in range(0, len(ids), RECOMPUTE_CHUNK):
-            chunk = ids[start:start + RECOMPUTE_CHUNK]
-            tickets = self.store.source_records(SOURCE, TICKETS, chunk)
-            ratings = self.store.source_records(SOURCE, RATINGS, chunk)
+        args = (now, self.source.topic_tag_prefix)
+        chunks = (ids[start:start + RECOMPUTE_CHUNK]
+                  for start in range(0, len(ids), RECOMPUTE_CHUNK))
+        computed = workers.map(chunk_signals, chunks, *args) if workers is not None else (
+            chunk_signals(self.store, chunk, *args) for chunk in chunks)
+        if workers is not None and ids:
+            self.report.recompute_processes = workers.processes
+        for values in computed:
             self.report.signals_changed += self.store.record_signals(
-                SignalRow(acct, metric, value, now, SOURCE)
-                for acct in chunk
-                for metric, value in aggregate(tickets.get(acct, []), ratings.get(acct, []),
-                                               now, prefix).items())
+                SignalRow(acct, metric, value, now, SOURCE) for acct, metric, value in values)
         self.report.accounts_recomputed += len(ids)
+
+    def _workers(self, accounts: int) -> StoreWorkers | None:
+        if accounts < PARALLEL_MIN_ACCOUNTS:
+            return None
+        return start_workers(self.store, self.source.recompute_processes)
 
     def run(self, full: bool = False) -> ZendeskSyncReport:
         started = self.now()
         requests, limited = self.client.requests, self.client.rate_limited
+        # started now when a large recompute is likely: their imports overlap the export
+        workers = self._workers(self.store.account_count())
+        try:
+            export = self._pull(started, full)
+            accounts = self._to_recompute()
+            if workers is None:  # e.g. a first sync, into a store without accounts then
+                workers = self._workers(len(accounts))
+            self.recompute(accounts, workers)
+        finally:
+            if workers is not None:
+                workers.close()
+        if export.cursor:
+            self.store.set_cursor(SOURCE, TICKETS, "cursor:" + export.cursor)
+        elif self._pending_start is not None:
+            self.store.set_cursor(SOURCE, TICKETS, f"start:{self._pending_start}")
+        self.store.set_cursor(SOURCE, RATINGS, started.isoformat())
+        report = self.report
+        report.cursor = export.cursor
+        report.requests = self.client.requests - requests
+        report.rate_limited = self.client.rate_limited - limited
+        return report
+
+    def _pull(self, started: datetime, full: bool) -> ExportState:
+        """Organizations and ratings (in a second thread) and the ticket export, kept; the
+        ratings then take their tickets' accounts."""
         orgs_due = self.organizations_due(started, full)
 
         def organizations_and_ratings() -> None:
@@ -321,19 +358,24 @@ class ZendeskSync:
             self.sync_organizations(started)
         # a rating belongs to its ticket's account (its ticket may have come after it)
         self._touch(self.store.follow_parent_records(SOURCE, RATINGS, TICKETS, "ticket_id"))
+        return export
+
+    def _to_recompute(self) -> set[str]:
+        """The live accounts touched, and those holding no support signals yet."""
         fresh = self.store.accounts_without("zendesk_tickets_30d", SOURCE)
         known = set(self.store.account_ids()) if self.touched else set()
-        self.recompute((self.touched & known) | set(fresh))
-        if export.cursor:
-            self.store.set_cursor(SOURCE, TICKETS, "cursor:" + export.cursor)
-        elif self._pending_start is not None:
-            self.store.set_cursor(SOURCE, TICKETS, f"start:{self._pending_start}")
-        self.store.set_cursor(SOURCE, RATINGS, started.isoformat())
-        report = self.report
-        report.cursor = export.cursor
-        report.requests = self.client.requests - requests
-        report.rate_limited = self.client.rate_limited - limited
-        return report
+        return (self.touched & known) | set(fresh)
+
+
+def chunk_signals(store: Store, accounts: list[str], now: datetime, tag_prefix: str
+                  ) -> list[tuple[str, str, float | None]]:
+    """(account, metric, value) of the support signals of ``accounts``, from the tickets and
+    ratings kept in ``store`` (run in a worker process for a large recompute)."""
+    tickets = store.source_records(SOURCE, TICKETS, accounts)
+    ratings = store.source_records(SOURCE, RATINGS, accounts)
+    return [(acct, metric, value) for acct in accounts
+            for metric, value in aggregate(tickets.get(acct, []), ratings.get(acct, []),
+                                           now, tag_prefix).items()]
 
 
 def sync_zendesk(client: ZendeskClient, store: Store, source: ZendeskSource, *,
