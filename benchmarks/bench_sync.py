@@ -209,6 +209,7 @@ def main() -> None:
             errors.append(exc)
 
     started = time.perf_counter()
+    started_wall = time.time()  # the emulators log their requests' arrival in wall time
     together = [("hubspot", pipeline.sync_hubspot), ("zendesk", pipeline.sync_zendesk)]
     if args.first_sync:
         run("salesforce", pipeline.sync_salesforce)
@@ -230,7 +231,8 @@ def main() -> None:
     counts = info["counts"]
     zd_report = results["zendesk"][0]
     zd_log = logs["zendesk"]
-    exports = sum(1 for p, _, _ in zd_log if "/incremental/" in p)
+    export_times = [at for p, _, at in zd_log if "/incremental/" in p]
+    exports = len(export_times)
     per_source = {
         "salesforce": {
             "records": results["salesforce"][0].records,
@@ -246,6 +248,11 @@ def main() -> None:
         "zendesk": {
             "records": zd_report.organizations + zd_report.tickets + zd_report.ratings,
             "requests": len(zd_log), "export_requests": exports,
+            # when the export's last page was asked for, and how long the sync went on after
+            "export_last_request_seconds": round(max(export_times) - started_wall, 2),
+            "after_export_seconds": round(results["zendesk"][1]
+                                          - (max(export_times) - started_wall), 2),
+            "recompute_processes": zd_report.recompute_processes,
             "min_requests": (math.ceil(counts["organizations"] / ZD_PAGE)
                              + math.ceil(counts["tickets"] / ZD_EXPORT_PAGE)
                              + math.ceil(zd_report.ratings / ZD_PAGE)),
