@@ -43,7 +43,7 @@ from connectors.zendesk import (
 )
 from connectors.zendesk.signals import QUARTER
 from connectors.zendesk.tickets import parse_time
-from store import SignalRow, Store
+from store import Store
 
 from .config import ZendeskSource
 from .errors import SkippableRecord
@@ -301,8 +301,7 @@ class ZendeskSync:
         if workers is not None and ids:
             self.report.recompute_processes = workers.processes
         for values in computed:
-            self.report.signals_changed += self.store.record_signals(
-                SignalRow(acct, metric, value, now, SOURCE) for acct, metric, value in values)
+            self.report.signals_changed += self.store.record_signal_values(SOURCE, now, values)
         self.report.accounts_recomputed += len(ids)
 
     def _workers(self, accounts: int) -> StoreWorkers | None:

@@ -88,11 +88,14 @@ def migrate(engine: Engine) -> None:
 def upsert(
     session: Session,
     table: Table,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[dict[str, Any]] | Sequence[Sequence[Any]],
     keys: Iterable[str],
     update: Iterable[str] | None = None,
+    *,
+    columns: Sequence[str] | None = None,
 ) -> None:
-    """Insert ``rows``; on a key conflict update the ``update`` columns (or do nothing)."""
+    """Insert ``rows``; on a key conflict update the ``update`` columns (or do nothing).
+    Rows are dicts, or with ``columns`` tuples of those columns' values."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
@@ -109,14 +112,18 @@ def upsert(
             index_elements=keys, set_={c: stmt.excluded[c] for c in update})
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    execute_many(session, stmt, rows, plan_key=(table.name, "upsert", tuple(keys),
-                                                tuple(update)))
+    execute_many(session, stmt, rows, columns=columns,
+                 plan_key=(table.name, "upsert", tuple(keys), tuple(update)))
 
 
-def insert_many(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same columns) into ``table``."""
+def insert_many(session: Session, table: Table,
+                rows: Sequence[dict[str, Any]] | Sequence[Sequence[Any]], *,
+                columns: Sequence[str] | None = None) -> None:
+    """Insert ``rows`` (all with the same columns; dicts, or with ``columns`` tuples of those
+    columns' values) into ``table``."""
     if rows:
-        execute_many(session, table.insert(), rows, plan_key=(table.name, "insert"))
+        execute_many(session, table.insert(), rows, columns=columns,
+                     plan_key=(table.name, "insert"))
 
 
 # -- executemany without SQLAlchemy's per-row work -------------------------------------------
@@ -126,7 +133,7 @@ class _Plan:
     names: tuple[str, ...]  # the parameters, in the statement's order
     positional: bool
     converters: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, converter)
-    values_of: Callable[[dict[str, Any]], tuple[Any, ...]]  # a row's, in the statement's order
+    values_of: Callable[[Any], tuple[Any, ...]]  # a row's values, in the statement's order
 
 
 _plans: dict[tuple[Any, ...], _Plan | None] = {}  # None: let SQLAlchemy bind this one
@@ -134,27 +141,33 @@ _plans_lock = threading.Lock()
 _MISSING: Any = object()
 
 
-def execute_many(session: Session, stmt: Executable, rows: Sequence[dict[str, Any]], *,
-                 plan_key: tuple[Any, ...]) -> None:
+def execute_many(session: Session, stmt: Executable,
+                 rows: Sequence[dict[str, Any]] | Sequence[Sequence[Any]], *,
+                 plan_key: tuple[Any, ...], columns: Sequence[str] | None = None) -> None:
     """``session.execute(stmt, rows)``, in batches of 2,000 — but the statement is compiled
     once per process and each value is converted by one function per column, then the
     driver's ``executemany`` runs: SQLAlchemy's own per-row parameter handling costs more
     than the database's work for the narrow rows syncs write (a Salesforce sync of 100k
     accounts spent over half its time there).
 
+    Rows are dicts, or — with ``columns`` — tuples of those columns' values (no dict per row).
+
     Falls back to ``session.execute`` for a statement whose compiled form needs more than the
     row's values (a Python-side column default, say)."""
     conn = session.connection()
     dialect = conn.dialect
-    columns = tuple(rows[0])
-    key = (*plan_key, dialect.name, columns)
+    positions = columns is not None
+    names_given = tuple(columns) if columns is not None else tuple(rows[0])
+    key = (*plan_key, dialect.name, names_given, positions)
     plan = _plans.get(key, _MISSING)
     if plan is _MISSING:
-        plan = _compile_plan(stmt, columns, dialect)
+        plan = _compile_plan(stmt, names_given, dialect, positions)
         with _plans_lock:
             _plans[key] = plan
     for start in range(0, len(rows), 2000):
         batch = rows[start:start + 2000]
+        if positions and (plan is None or not plan.positional):
+            batch = [dict(zip(names_given, row, strict=True)) for row in batch]
         if plan is None:
             session.execute(stmt, list(batch))
             continue
@@ -179,7 +192,8 @@ def execute_many(session: Session, stmt: Executable, rows: Sequence[dict[str, An
 
 
 
-def _compile_plan(stmt: Executable, columns: tuple[str, ...], dialect: Any) -> _Plan | None:
+def _compile_plan(stmt: Executable, columns: tuple[str, ...], dialect: Any,
+                  positions: bool = False) -> _Plan | None:
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns))  # type: ignore[attr-defined]
     names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
     if set(names) != set(columns) or len(names) != len(columns):
@@ -190,16 +204,18 @@ def _compile_plan(stmt: Executable, columns: tuple[str, ...], dialect: Any) -> _
         convert = _converter(table.c[name].type, dialect)
         if convert is not None:
             converters.append((position, convert))
+    keys: tuple[Any, ...] = tuple(columns.index(n) for n in names) if positions else names
     return _Plan(str(compiled), names, bool(compiled.positional), tuple(converters),
-                 _values_of(names))
+                 _values_of(keys))
 
 
-def _values_of(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """A row's values in ``names``' order, in one C call (``operator.itemgetter``)."""
-    if len(names) == 1:
-        name = names[0]
-        return lambda row: (row[name],)
-    return operator.itemgetter(*names)
+def _values_of(keys: tuple[Any, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """A row's values in the statement's order — by name from a dict, by position from a
+    tuple — in one C call (``operator.itemgetter``)."""
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda row: (row[key],)
+    return operator.itemgetter(*keys)
 
 
 def _utc_naive(value: datetime | None) -> datetime | None:

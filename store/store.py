@@ -161,34 +161,28 @@ class Store:
                 incoming[key] = sig
         if not incoming:
             return 0
-        account_ids = sorted({k[0] for k in incoming})
-        sources = sorted({k[2] for k in incoming})
-        changed: list[SignalRow] = []
         with self.session() as s:
-            current: dict[tuple[str, str, str], tuple[float | None, datetime]] = {}
-            conn = s.connection()  # plain rows: no ORM loading for a read this size
-            for start in range(0, len(account_ids), 5000):
-                chunk = account_ids[start:start + 5000]
-                for row in conn.execute(
-                    select(SignalLatest.account_id, SignalLatest.metric, SignalLatest.source,
-                           SignalLatest.value, SignalLatest.observed_at)
-                    .where(SignalLatest.account_id.in_(chunk),
-                           SignalLatest.source.in_(sources))
-                ):
-                    current[(row[0], row[1], row[2])] = (row[3], row[4])
-            for key, sig in incoming.items():
-                held = current.get(key)
-                if held is None or (held[0] != sig.value and sig.observed_at >= held[1]):
-                    changed.append(sig)
-            rows = [
-                {"account_id": c.account_id, "metric": c.metric, "source": c.source,
-                 "value": c.value, "observed_at": c.observed_at}
-                for c in changed
-            ]
-            if rows:
-                insert_many(s, SignalHistory.__table__, rows)
-                upsert(s, SignalLatest.__table__, rows, ["account_id", "metric", "source"],
-                       ["value", "observed_at"])
+            current = _current_signals(s, {k[0] for k in incoming}, {k[2] for k in incoming})
+            changed = [sig for key, sig in incoming.items()
+                       if (held := current.get(key)) is None
+                       or (held[0] != sig.value and sig.observed_at >= held[1])]
+            _write_signals(s, changed)
+        return len(changed)
+
+    def record_signal_values(self, source: str, observed_at: datetime,
+                             values: Iterable[tuple[str, str, float | None]]) -> int:
+        """:meth:`record_signals` for (account, metric, value) triples of one source observed
+        at one moment — a recompute's — without an object per signal."""
+        incoming = {(acct, metric): value for acct, metric, value in values}
+        if not incoming:
+            return 0
+        with self.session() as s:
+            current = _current_signals(s, {acct for acct, _ in incoming}, {source})
+            changed = [(acct, metric, value, observed_at, source)
+                       for (acct, metric), value in incoming.items()
+                       if (held := current.get((acct, metric, source))) is None
+                       or (held[0] != value and observed_at >= held[1])]
+            _write_signals(s, changed)
         return len(changed)
 
     def latest_signals(self) -> list[tuple[str, str, float | None, datetime]]:
@@ -745,6 +739,31 @@ class Store:
                           .where(PendingWrite.crm == crm, PendingWrite.account_id == account_id)
                           .values(attempts=PendingWrite.attempts + 1, last_error=error[:2000],
                                   updated_at=utcnow()))
+
+
+def _current_signals(s: Session, account_ids: Iterable[str], sources: Iterable[str]
+                     ) -> dict[tuple[str, str, str], tuple[float | None, datetime]]:
+    """(account, metric, source) → (value, observed_at) held for these accounts and sources."""
+    ids, wanted = sorted(account_ids), sorted(sources)
+    current: dict[tuple[str, str, str], tuple[float | None, datetime]] = {}
+    conn = s.connection()  # plain rows: no ORM loading for a read this size
+    for start in range(0, len(ids), 5000):
+        for acct, metric, source, value, observed in conn.execute(
+                select(SignalLatest.account_id, SignalLatest.metric, SignalLatest.source,
+                       SignalLatest.value, SignalLatest.observed_at)
+                .where(SignalLatest.account_id.in_(ids[start:start + 5000]),
+                       SignalLatest.source.in_(wanted))):
+            current[(acct, metric, source)] = (value, observed)
+    return current
+
+
+def _write_signals(s: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Append ``rows`` (SignalRow's fields, in its order) to the history and make them the
+    latest values."""
+    if rows:
+        insert_many(s, SignalHistory.__table__, rows, columns=SignalRow._fields)
+        upsert(s, SignalLatest.__table__, rows, ["account_id", "metric", "source"],
+               ["value", "observed_at"], columns=SignalRow._fields)
 
 
 def _move_records(s: Session, source: str, obj: str, moves: list[dict[str, Any]]) -> None:

@@ -46,6 +46,32 @@ def test_signals_store_only_changes_and_keep_history(store: Store) -> None:
     assert store.latest_signals() == [("001A", "logins_30d", 12.0, T0 + timedelta(2))]
 
 
+def test_values_of_one_source_and_moment_are_recorded_as_signals_are(store: Store) -> None:
+    store.upsert_accounts([AccountRow("001A", "salesforce", "Acme")])
+    store.record_signals([SignalRow("001A", "nps", 9.0, T0, "salesforce")])
+    values = [("001A", "nps", 9.0), ("001A", "csat", None), ("001B", "nps", 3.0)]
+    # nps of 001A is held by salesforce, not by survey: every value is new for survey
+    assert store.record_signal_values("survey", T0 + timedelta(1), values) == 3
+    assert store.record_signal_values("survey", T0 + timedelta(2), values) == 0  # no change
+    assert store.record_signal_values("survey", T0 + timedelta(3), [("001A", "nps", 4.0)]) == 1
+    assert store.record_signal_values("survey", T0, [("001A", "nps", 1.0)]) == 0  # older
+    latest = {(a, m, s): (v, t) for a, m, s, v, t in _latest_with_source(store)}
+    assert latest == {("001A", "nps", "salesforce"): (9.0, T0),
+                      ("001A", "nps", "survey"): (4.0, T0 + timedelta(3)),
+                      ("001A", "csat", "survey"): (None, T0 + timedelta(1)),
+                      ("001B", "nps", "survey"): (3.0, T0 + timedelta(1))}
+    assert [(h.source, h.value) for h in store.signal_history("001A") if h.metric == "nps"] == [
+        ("salesforce", 9.0), ("survey", 9.0), ("survey", 4.0)]
+
+
+def _latest_with_source(store: Store) -> list[tuple]:
+    from store.models import SignalLatest
+
+    with store.session() as s:
+        return [(r.account_id, r.metric, r.source, r.value, r.observed_at)
+                for r in s.query(SignalLatest)]
+
+
 def test_an_older_observation_does_not_replace_a_newer_one(store: Store) -> None:
     store.upsert_accounts([AccountRow("001A", "salesforce", "Acme")])
     store.record_signals([SignalRow("001A", "nps", 9.0, T0 + timedelta(5), "salesforce")])

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from store import Store
 from store.engine import insert_many, upsert
-from store.models import Account, SignalHistory, SourceRecord
+from store.models import Account, SignalHistory, SignalLatest, SourceRecord
 
 EAST = timezone(timedelta(hours=5, minutes=30))
 AT = datetime(2026, 11, 26, 15, 4, 5, 123456, tzinfo=UTC)
@@ -90,6 +90,27 @@ def test_bulk_insert_stores_what_sqlalchemy_stores(store: Store) -> None:
         s.execute(table.insert(), rows)
     assert stored == _stored(store, table)
     assert len(stored) == 2500
+
+
+def test_rows_given_as_tuples_store_what_dicts_store(store: Store) -> None:
+    """With ``columns``, rows are tuples in that order (any order): the same values land."""
+    history, latest = SignalHistory.__table__, SignalLatest.__table__
+    columns = ("observed_at", "value", "source", "account_id", "metric")  # not the table's
+    rows = [_history(i) for i in range(2500)]
+    keys, update = ["account_id", "metric", "source"], ["value", "observed_at"]
+    with store.session() as s:
+        insert_many(s, history, rows)
+        upsert(s, latest, rows, keys, update)
+    as_dicts = _stored(store, history), _stored(store, latest)
+    with store.session() as s:
+        s.execute(text("DELETE FROM signal_history"))
+        s.execute(text("DELETE FROM signal_latest"))
+    tuples = [tuple(r[c] for c in columns) for r in rows]
+    with store.session() as s:
+        insert_many(s, history, tuples, columns=columns)
+        upsert(s, latest, tuples, keys, update, columns=columns)
+    assert (_stored(store, history), _stored(store, latest)) == as_dicts
+    assert len(as_dicts[1]) == 2500
 
 
 def test_bulk_write_refuses_a_naive_datetime(store: Store) -> None:
