@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from celery import Celery
 
 from healthscore.store_workers import StoreWorkers, shareable, start_workers
 from store import AccountRow, Store
@@ -50,3 +54,24 @@ def test_an_in_memory_store_is_not_shared(tmp_path) -> None:
 
 def test_no_processes_asked_for_means_none_started(store) -> None:
     assert start_workers(store, 0) is None
+
+
+def test_a_celery_prefork_worker_process_can_start_them(store, redis_url) -> None:
+    """Celery's prefork processes are daemonic, and multiprocessing refuses to start children
+    from those: the workers are plain subprocesses, so a sync task on one can use them."""
+    queue = f"prefork-{uuid.uuid4().hex[:8]}"
+    root = Path(__file__).resolve().parent.parent
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.prefork_app", "worker", "--pool",
+         "prefork", "--concurrency", "1", "--queues", queue, "--loglevel", "warning"],
+        cwd=root, env={**os.environ, "PREFORK_BROKER_URL": redis_url})
+    try:
+        app = Celery(broker=redis_url, backend=redis_url)
+        reply = app.send_task("tests.prefork_app.accounts_seen_by_store_workers",
+                              args=[store.url], queue=queue).get(timeout=60)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    [[accounts, worker_pid]] = reply["results"]
+    assert accounts == ["A1", "A2"]
+    assert worker_pid != reply["task_pid"]
