@@ -13,7 +13,8 @@ is scaled by one factor, ``--limit-scale`` (a "minute" lasts 60/scale s, HubSpot
 
 - ``requests_ratio``: requests the syncs made / the fewest the page sizes allow;
 - ``seconds_ratio``: wall time / the floor the (scaled) rate limits impose;
-- ``peak_rss_mb``: the syncing process's peak RSS (run with 10k and 100k: it should be flat).
+- ``peak_rss_mb``: the syncing process's peak RSS (run with 10k and 100k: it should be flat);
+  the Zendesk recompute's worker process has its own (``recompute_worker_peak_rss_mb``).
 
 By default the three syncs run at once, each in its own thread, as beat runs the per-source
 tasks, on a store that already holds the account identities (ids and web domains, written
@@ -25,29 +26,36 @@ limit). Prints one JSON line.
 
     python benchmarks/bench_sync.py [--accounts 100000] [--limit-scale 20] [--first-sync]
 
-Measured (the 2-core machine, quiet: load average 1.0-1.3 with the emulators counted;
-SQLite; --limit-scale 20; no request drew a 429 in any run):
+Measured 2026-12-06 (the 2-core machine, quiet; SQLite; --limit-scale 20; no request drew a
+429 in any run):
 
 | order | accounts | records | requests / min | seconds (floor) | ratio | peak RSS MB |
 |---|---|---|---|---|---|---|
-| concurrent | 10,000 | 86,782 | 406 / 403 | 12.29, 11.98 (9.6) | 1.280, 1.248 | 212, 214 |
-| concurrent | 100,000 | 867,078 | 4,003 / 4,000 | 145.6, 143.2 (121.2) | 1.201, 1.182 | 360, 356 |
-| first sync | 10,000 | 86,782 | 406 / 403 | 14.47 (9.6) | 1.507 | 192 |
-| first sync | 100,000 | 867,078 | 4,003 / 4,000 | 174.1 (121.2) | 1.436 | 342 |
+| concurrent | 10,000 | 86,782 | 406 / 403 | 11.21, 11.34, 11.26 (9.6) | 1.168-1.181 | 204-208 |
+| concurrent | 100,000 | 867,078 | 4,003 / 4,000 | 132.33, 132.46, 132.91 (121.2) | 1.093 | 366 |
+| first sync | 10,000 | 86,782 | 406 / 403 | 13.25 (9.6) | 1.380 | 180 |
+| first sync | 100,000 | 867,078 | 4,003 / 4,000 | 152.33 (121.2) | 1.257 | 335 |
 
-(The same 100k first sync took 477-649 s, ratio 3.9-5.4, before the work described in
-``git log`` of 2026-11-26: emulators answering without Nagle's 40 ms, bulk writes without
-SQLAlchemy's per-row work, HubSpot bodies read as JSON, orjson, Zendesk's reads overlapped.)
+At 100k the export's last page is asked for at 122.5-122.9 s against the 121.2 s floor; what
+follows (``after_export_seconds``, 9.8-10.0 s) is the ratings following their tickets
+(~1.6 s), and the recompute of 100,000 accounts' support signals (~7.5 s), read and
+aggregated in a worker process while the syncing process writes 500,000 signals (the writer
+sets the pace). A fourth run: 132.43 s, ratio 1.093, the worker's peak RSS 197 MB. Below
+20,000 accounts the recompute stays in the sync's process: at 10k a worker made the run
+slower (ratio 1.19-1.21), the tail being too short to repay it.
+In ``--first-sync`` order Salesforce runs alone first (19.5 s at 100k), outside the floor.
+
+(Before the worker process, the one-pass rating follow and the tuple writes — same machine,
+same day — the 100k concurrent sync took 139.6, 140.2 and 140.0 s (ratio 1.151-1.157; 17.9 s
+after the export's last page) and the first sync 174 s on 2026-11-26; before that day's work
+— emulators answering without Nagle's 40 ms, bulk writes without SQLAlchemy's per-row work,
+HubSpot bodies read as JSON, orjson, Zendesk's reads overlapped — it took 477-649 s, ratio
+3.9-5.4.)
 
 The extra requests are the Salesforce token and describe and HubSpot's archived-companies
-check. The wall time is still above the floor: at 100k accounts the syncing process spends
-~115 CPU-seconds (Salesforce ~36: 1.3M signals into history and latest; Zendesk ~46; the
-export's page parsing; HubSpot ~6) in one interpreter, so the paced export is served ~8 s
-late, and the Zendesk signals of 100,000 accounts are recomputed after its last page
-(15-20 s, reading 667k kept records back). Peak RSS grows with the number of *accounts*
-(~1.6 KB each: the identity indexes, the organization links, the set of accounts to
-recompute), not with records held: records stream in pages of at most 2,000 (the export is
-read at most 4 pages ahead).
+check. Peak RSS grows with the number of *accounts* (~1.6 KB each: the identity indexes, the
+organization links, the set of accounts to recompute), not with records held: records stream
+in pages of at most 2,000 (the export is read at most 4 pages ahead).
 """
 
 from __future__ import annotations
@@ -204,7 +212,7 @@ def main() -> None:
     def run(name: str, fn: Any) -> None:
         started = time.perf_counter()
         try:
-            results[name] = (fn(), time.perf_counter() - started)
+            results[name] = (fn(), time.perf_counter() - started, time.time())
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -223,6 +231,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     if errors:
         raise errors[0]
+    # the recompute's worker processes have been waited for, the emulators' has not yet
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     parent.send("log")
     logs = parent.recv()
     parent.send("stop")
@@ -250,9 +260,10 @@ def main() -> None:
             "requests": len(zd_log), "export_requests": exports,
             # when the export's last page was asked for, and how long the sync went on after
             "export_last_request_seconds": round(max(export_times) - started_wall, 2),
-            "after_export_seconds": round(results["zendesk"][1]
-                                          - (max(export_times) - started_wall), 2),
+            "after_export_seconds": round(results["zendesk"][2] - max(export_times), 2),
             "recompute_processes": zd_report.recompute_processes,
+            "recompute_worker_peak_rss_mb": round(workers_peak, 1)
+            if zd_report.recompute_processes else None,
             "min_requests": (math.ceil(counts["organizations"] / ZD_PAGE)
                              + math.ceil(counts["tickets"] / ZD_EXPORT_PAGE)
                              + math.ceil(zd_report.ratings / ZD_PAGE)),
