@@ -203,9 +203,12 @@ class ZendeskEmulator(EmulatorServer):
         return len(self.data.orgs)
 
     def seed(self, org: SyntheticOrg, now: datetime | None = None, *,
-             account_ids: Sequence[str] | None = None, seed: int = 7) -> list[int]:
+             account_ids: Sequence[str] | None = None, seed: int = 7,
+             ticket_rounds: int = 1) -> list[int]:
         """Organizations and tickets from a synthetic org; returns the organization ids in
         account order (``unmatched_org_ids`` holds the two no account owns).
+        ``ticket_rounds`` draws each account's tickets that many times (more records per
+        account: a benchmark's way to grow records without growing accounts).
 
         ``account_ids`` (what ``SalesforceEmulator.seed`` returned) go into the ``external_id``
         of every other organization; the rest are matched by domain only.
@@ -216,7 +219,9 @@ class ZendeskEmulator(EmulatorServer):
                                  o["tags"]) for o in organization_specs(org, account_ids)]
         per_account, self.unmatched_org_ids = ids[:len(org.accounts)], ids[len(org.accounts):]
         tickets, ratings = [], []
-        for spec in ticket_specs(org, now, seed):
+        specs = (spec for round_ in range(ticket_rounds)
+                 for spec in ticket_specs(org, now, seed + round_))
+        for spec in specs:
             org_id = per_account[spec.account] if spec.account >= 0 else \
                 self.unmatched_org_ids[0]
             updated = self._stamp(spec.updated)

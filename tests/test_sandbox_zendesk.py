@@ -68,3 +68,16 @@ def test_status_decides_what_the_caller_does(response, kind, message) -> None:
     if isinstance(error, RateLimited):
         assert error.retry_after == float(response.headers["Retry-After"])
     assert classify(_response(200, {}), "x") is None
+
+
+def test_ticket_rounds_add_tickets_not_organizations() -> None:
+    from sandbox import generate_org
+
+    org = generate_org(40, seed=3)
+    now = datetime.now(UTC)
+    with ZendeskEmulator() as once, ZendeskEmulator() as thrice:
+        once.seed(org, now)
+        thrice.seed(org, now, ticket_rounds=3)
+        assert thrice.organization_count == once.organization_count
+        assert once.ticket_count > 0
+        assert 2 * once.ticket_count < thrice.ticket_count < 4 * once.ticket_count
