@@ -182,8 +182,8 @@ def execute_many(session: Session, stmt: Executable,
                 params = [tuple(values) for values in rows_values]  # SQLAlchemy takes tuples
             else:
                 params = [values_of(row) for row in batch]
-        else:
-            params = [dict(row) for row in batch]
+        else:  # named parameters: dicts made from tuples above are ours to convert in place
+            params = list(batch) if positions else [dict(row) for row in batch]
             for position, convert in plan.converters:
                 name = plan.names[position]
                 for values in params:
