@@ -164,8 +164,7 @@ class Store:
         with self.session() as s:
             current = _current_signals(s, {k[0] for k in incoming}, {k[2] for k in incoming})
             changed = [sig for key, sig in incoming.items()
-                       if (held := current.get(key)) is None
-                       or (held[0] != sig.value and sig.observed_at >= held[1])]
+                       if _changes(current.get(key), sig.value, sig.observed_at)]
             _write_signals(s, changed)
         return len(changed)
 
@@ -180,8 +179,7 @@ class Store:
             current = _current_signals(s, {acct for acct, _ in incoming}, {source})
             changed = [(acct, metric, value, observed_at, source)
                        for (acct, metric), value in incoming.items()
-                       if (held := current.get((acct, metric, source))) is None
-                       or (held[0] != value and observed_at >= held[1])]
+                       if _changes(current.get((acct, metric, source)), value, observed_at)]
             _write_signals(s, changed)
         return len(changed)
 
@@ -755,6 +753,13 @@ def _current_signals(s: Session, account_ids: Iterable[str], sources: Iterable[s
                        SignalLatest.source.in_(wanted))):
             current[(acct, metric, source)] = (value, observed)
     return current
+
+
+def _changes(held: tuple[float | None, datetime] | None, value: float | None,
+             observed_at: datetime) -> bool:
+    """Whether a value observed at ``observed_at`` changes what is held (value, observed_at):
+    nothing held yet, or another value observed no earlier."""
+    return held is None or (held[0] != value and observed_at >= held[1])
 
 
 def _write_signals(s: Session, rows: list[tuple[Any, ...]]) -> None:
