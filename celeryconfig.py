@@ -15,9 +15,11 @@ from healthscore.config import load_config
 from healthscore.settings import load_settings
 
 _settings = load_settings()
-_config = load_config(_settings.healthscore_config
-                      if _settings.healthscore_config.exists() or "HEALTHSCORE_CONFIG" in os.environ
-                      else None)
+_config = load_config(
+    _settings.healthscore_config
+    if _settings.healthscore_config.exists() or "HEALTHSCORE_CONFIG" in os.environ
+    else None
+)
 
 broker_url = _settings.redis_url
 result_backend = _settings.redis_url
@@ -45,8 +47,16 @@ task_routes = {"tasks.sync_source": {"queue": "sync"}, "tasks.score_cycle": {"qu
 
 beat_schedule: dict = {}
 # one incremental pull per enabled source, each on its own sync_every
-SOURCES = ("salesforce", "hubspot", "zendesk", "sendgrid", "mailchimp", "hubspot_email",
-           "usage_file", "warehouse")
+SOURCES = (
+    "salesforce",
+    "hubspot",
+    "zendesk",
+    "sendgrid",
+    "mailchimp",
+    "hubspot_email",
+    "usage_file",
+    "warehouse",
+)
 for _name in SOURCES:
     _source = getattr(_config.sources, _name)
     if _source.enabled:

@@ -33,7 +33,7 @@ def runtime() -> Runtime:
 
 def _retry_later(task: Task, exc: RetriableError) -> Any:
     """Back off exponentially (or as the vendor said), with jitter, up to max_retries."""
-    countdown = exc.retry_after or min(600, 30 * 2 ** task.request.retries)
+    countdown = exc.retry_after or min(600, 30 * 2**task.request.retries)
     raise task.retry(exc=exc, countdown=countdown)
 
 
@@ -42,9 +42,10 @@ def sync_source(self: Task, source: str) -> dict[str, Any]:
     rt = runtime()
     syncs: dict[str, Any] = {}
     if rt.config.sources.salesforce.enabled:
-        syncs["salesforce"] = lambda p: {**asdict(p.sync_salesforce()),
-                                         "related": {k: asdict(v) for k, v in
-                                                     p.sync_related().items()}}
+        syncs["salesforce"] = lambda p: {
+            **asdict(p.sync_salesforce()),
+            "related": {k: asdict(v) for k, v in p.sync_related().items()},
+        }
     if rt.config.sources.hubspot.enabled:
         syncs["hubspot"] = lambda p: asdict(p.sync_hubspot())
     if rt.config.sources.zendesk.enabled:

@@ -105,14 +105,14 @@ class SlackHandler:
         if action.payload.get("digest") is True:
             message = build_digest(action.payload)
         else:
-            message = build_alert(action.payload, self.alerter.mention(
-                action.payload.get("owner_email")))
+            message = build_alert(
+                action.payload, self.alerter.mention(action.payload.get("owner_email"))
+            )
         return f"{channel}/{self.alerter.post(channel, message, key=action.key)}"
 
     def find(self, action: ActionLog) -> str | None:
         channel = self.channel(action)
-        ts = self.alerter.find(channel, action.key,
-                               oldest=action.created_at.timestamp() - 60)
+        ts = self.alerter.find(channel, action.key, oldest=action.created_at.timestamp() - 60)
         return None if ts is None else f"{channel}/{ts}"
 
 
@@ -129,8 +129,14 @@ class EmailHandler:
         if sender is None:
             raise RetriableError(f"no API key for the {p['provider']} email provider")
         contact = Contact(**p["contact"])
-        return sender.send(to=contact, template=p["template"], data=p["data"], key=action.key,
-                           account_id=action.account_id, subject=p.get("subject"))
+        return sender.send(
+            to=contact,
+            template=p["template"],
+            data=p["data"],
+            key=action.key,
+            account_id=action.account_id,
+            subject=p.get("subject"),
+        )
 
     def find(self, action: ActionLog) -> str | None:  # pragma: no cover - not reconcilable
         raise NotImplementedError("email providers offer no look-up by key")
@@ -147,15 +153,25 @@ class Channels:
     settings: ActionSettings = field(default_factory=ActionSettings)
 
 
-def deliver_pending(store: Store, alerter: SlackAlerter | None, *, default_channel: str | None,
-                    dry_run: bool = False, channels: Channels | None = None,
-                    hooks: DeliveryHooks | None = None, now: datetime | None = None,
-                    stuck_after: timedelta = STUCK_SENDING) -> DeliveryReport:
+def deliver_pending(
+    store: Store,
+    alerter: SlackAlerter | None,
+    *,
+    default_channel: str | None,
+    dry_run: bool = False,
+    channels: Channels | None = None,
+    hooks: DeliveryHooks | None = None,
+    now: datetime | None = None,
+    stuck_after: timedelta = STUCK_SENDING,
+) -> DeliveryReport:
     """Reconcile what a dead worker left, bundle digests, expand emails, then send."""
     report = DeliveryReport()
     if dry_run:
-        report.retry_later = sum(1 for a in store.actions(status="pending")
-                                 if a.kind in ("slack", "task", "email", "email_send"))
+        report.retry_later = sum(
+            1
+            for a in store.actions(status="pending")
+            if a.kind in ("slack", "task", "email", "email_send")
+        )
         return report
     channels = channels or Channels()
     channels.slack = alerter if alerter is not None else channels.slack
@@ -188,13 +204,16 @@ def deliver_pending(store: Store, alerter: SlackAlerter | None, *, default_chann
 
 
 def _missing(kind: str) -> str:
-    return {"slack": "SLACK_BOT_TOKEN is not set",
-            "task": "no CRM of record to create tasks in",
-            "email_send": "no email provider API key is set"}[kind]
+    return {
+        "slack": "SLACK_BOT_TOKEN is not set",
+        "task": "no CRM of record to create tasks in",
+        "email_send": "no email provider API key is set",
+    }[kind]
 
 
-def _recover(store: Store, handlers: dict[str, Handler], report: DeliveryReport,
-             stuck_after: timedelta) -> None:
+def _recover(
+    store: Store, handlers: dict[str, Handler], report: DeliveryReport, stuck_after: timedelta
+) -> None:
     """Settle ``sending`` rows a dead worker left and ``unknown`` outcomes, by key."""
     for action in store.actions(status="sending") + store.actions(status="unknown"):
         stale = utcnow() - action.updated_at > stuck_after
@@ -206,8 +225,11 @@ def _recover(store: Store, handlers: dict[str, Handler], report: DeliveryReport,
         if not handler.reconcilable or not action.payload.get("keyed"):
             # (an alert queued before keys rode in the metadata cannot be looked up either)
             if action.status == "sending":
-                store.finish_delivery(action.key, "unknown", error="worker stopped "
-                                      "mid-delivery; not re-sent (no look-up by key)")
+                store.finish_delivery(
+                    action.key,
+                    "unknown",
+                    error="worker stopped mid-delivery; not re-sent (no look-up by key)",
+                )
                 report.unknown += 1
             continue
         try:
@@ -221,9 +243,11 @@ def _recover(store: Store, handlers: dict[str, Handler], report: DeliveryReport,
             log.info("%s was delivered before (%s): recorded, not re-sent", action.key, found)
         elif action.status == "sending" or stale:
             # not at the vendor, and no request can still be in flight: send it again
-            store.finish_delivery(action.key, "pending",
-                                  error="not found at the vendor after an interrupted "
-                                        "delivery; sent again")
+            store.finish_delivery(
+                action.key,
+                "pending",
+                error="not found at the vendor after an interrupted delivery; sent again",
+            )
         # a fresh unknown that is not found yet may still be in flight: ask again next time
 
 
@@ -245,16 +269,34 @@ def _bundle_digests(store: Store, now: datetime) -> None:
         groups.setdefault((item.rule, item.target, period), []).append(item)
     for (rule, channel, period), items in groups.items():
         key = f"{rule}:digest:{period}" + (f":{channel}" if channel else "")
-        payload = {"digest": True, "keyed": True, "rule": rule, "period": period, "items": [
-            {k: i.payload.get(k) for k in ("name", "score", "grade", "why", "crm_url")}
-            for i in items]}
-        if store.bundle_actions(key, rule=rule, kind="slack", target=channel, payload=payload,
-                                item_keys=[i.key for i in items]):
+        payload = {
+            "digest": True,
+            "keyed": True,
+            "rule": rule,
+            "period": period,
+            "items": [
+                {k: i.payload.get(k) for k in ("name", "score", "grade", "why", "crm_url")}
+                for i in items
+            ],
+        }
+        if store.bundle_actions(
+            key,
+            rule=rule,
+            kind="slack",
+            target=channel,
+            payload=payload,
+            item_keys=[i.key for i in items],
+        ):
             log.info("digest %s: %d accounts", key, len(items))
 
 
-def _expand_emails(store: Store, senders: dict[str, EmailSender], settings: EmailSettings,
-                   now: datetime, report: DeliveryReport) -> None:
+def _expand_emails(
+    store: Store,
+    senders: dict[str, EmailSender],
+    settings: EmailSettings,
+    now: datetime,
+    report: DeliveryReport,
+) -> None:
     parents = store.actions(status="pending", kind="email")
     if not parents:
         return
@@ -278,26 +320,36 @@ def _expand_emails(store: Store, senders: dict[str, EmailSender], settings: Emai
                 continue
         chosen = [c for c in contacts.get(parent.account_id, []) if in_roles(c, spec["roles"])]
         for c in chosen:
-            reason = skip_reason(c, settings, provider, provider_lists[provider],
-                                 sent_to.get(c.email, 0))
+            reason = skip_reason(
+                c, settings, provider, provider_lists[provider], sent_to.get(c.email, 0)
+            )
             key = f"{parent.key}:{c.id}"
             claimed = store.claim_action(
-                key, rule=parent.rule, kind="email_send", account_id=parent.account_id,
-                target=c.email, payload=email_payload(parent, c, provider, spec),
-                status="skipped" if reason else "pending", error=reason)
+                key,
+                rule=parent.rule,
+                kind="email_send",
+                account_id=parent.account_id,
+                target=c.email,
+                payload=email_payload(parent, c, provider, spec),
+                status="skipped" if reason else "pending",
+                error=reason,
+            )
             if claimed and reason:
                 report.emails_skipped += 1
                 log.info("email %s to contact %s skipped: %s", key, c.id, reason)
             elif claimed:
                 sent_to[c.email] = sent_to.get(c.email, 0) + 1
-        store.finish_delivery(parent.key, "expanded" if chosen else "skipped",
-                              response_id=f"{len(chosen)} contacts",
-                              error=None if chosen else "no contact in roles "
-                              + ", ".join(spec["roles"]))
+        store.finish_delivery(
+            parent.key,
+            "expanded" if chosen else "skipped",
+            response_id=f"{len(chosen)} contacts",
+            error=None if chosen else "no contact in roles " + ", ".join(spec["roles"]),
+        )
 
 
-def skip_reason(c: Any, settings: EmailSettings, provider: str, provider_list: set[str],
-                recent: int) -> str | None:
+def skip_reason(
+    c: Any, settings: EmailSettings, provider: str, provider_list: set[str], recent: int
+) -> str | None:
     if c.opted_out:
         return "opted out of email in the CRM"
     if locally_suppressed(c.email, settings.suppressed):
@@ -305,28 +357,52 @@ def skip_reason(c: Any, settings: EmailSettings, provider: str, provider_list: s
     if c.email in provider_list:
         return f"unsubscribed at {provider}"
     if recent >= settings.max_per_contact:
-        return (f"frequency cap: {recent} email(s) within "
-                f"{settings.cap_window.days or settings.cap_window}d")
+        return (
+            f"frequency cap: {recent} email(s) within "
+            f"{settings.cap_window.days or settings.cap_window}d"
+        )
     return None
 
 
-def email_payload(parent: ActionLog, c: Any, provider: str, spec: dict[str, Any]
-                  ) -> dict[str, Any]:
+def email_payload(parent: ActionLog, c: Any, provider: str, spec: dict[str, Any]) -> dict[str, Any]:
     p = parent.payload
-    data = {"first_name": c.first_name, "account_name": p.get("name"), "score": p.get("score"),
-            "grade": p.get("grade"), "why": p.get("why"), "rule": parent.rule,
-            "step": spec.get("step")}
+    data = {
+        "first_name": c.first_name,
+        "account_name": p.get("name"),
+        "score": p.get("score"),
+        "grade": p.get("grade"),
+        "why": p.get("why"),
+        "rule": parent.rule,
+        "step": spec.get("step"),
+    }
     subject = spec.get("subject")
-    return {"name": p.get("name"), "why": p.get("why"), "provider": provider,
-            "template": spec["template"], "step": spec.get("step"),
-            "subject": render(subject, p) if subject else None,
-            "data": {k: v for k, v in data.items() if v is not None},
-            "contact": {"id": c.id, "email": c.email, "first_name": c.first_name,
-                        "role": c.role, "opted_out": c.opted_out, "source": c.source}}
+    return {
+        "name": p.get("name"),
+        "why": p.get("why"),
+        "provider": provider,
+        "template": spec["template"],
+        "step": spec.get("step"),
+        "subject": render(subject, p) if subject else None,
+        "data": {k: v for k, v in data.items() if v is not None},
+        "contact": {
+            "id": c.id,
+            "email": c.email,
+            "first_name": c.first_name,
+            "role": c.role,
+            "opted_out": c.opted_out,
+            "source": c.source,
+        },
+    }
 
 
-def _send_all(store: Store, handler: Handler, pending: list[ActionLog], report: DeliveryReport,
-              hooks: DeliveryHooks, label: str) -> None:
+def _send_all(
+    store: Store,
+    handler: Handler,
+    pending: list[ActionLog],
+    report: DeliveryReport,
+    hooks: DeliveryHooks,
+    label: str,
+) -> None:
     prepare = getattr(handler, "prepare", None)
     if prepare is not None:  # e.g. the tasks' owners, read in bulk
         try:
@@ -354,8 +430,9 @@ def _send_all(store: Store, handler: Handler, pending: list[ActionLog], report: 
             # could pin the worker for as long as their timeouts add up): they wait
             report.retry_later += len(pending) - index
             report.errors.append(str(exc))
-            log.warning("%s wait for the next run (%s): %d pending", label, exc,
-                        len(pending) - index)
+            log.warning(
+                "%s wait for the next run (%s): %d pending", label, exc, len(pending) - index
+            )
             return
         except HealthscoreError as exc:
             store.finish_delivery(action.key, "failed", error=str(exc))
@@ -366,8 +443,13 @@ def _send_all(store: Store, handler: Handler, pending: list[ActionLog], report: 
         except Exception as exc:  # OutcomeUnknown, a timeout …: it may have gone through
             store.finish_delivery(action.key, "unknown", error=f"{exc.__class__.__name__}: {exc}")
             report.unknown += 1
-            log.error("%s %s outcome unknown (%s); %s", label, action.key, exc,
-                      "reconciled by key next run" if handler.reconcilable else "not re-sent")
+            log.error(
+                "%s %s outcome unknown (%s); %s",
+                label,
+                action.key,
+                exc,
+                "reconciled by key next run" if handler.reconcilable else "not re-sent",
+            )
             continue
         if hooks.after_accept is not None:
             hooks.after_accept(action, response_id)

@@ -71,8 +71,9 @@ def account_contacts(store: Store, account_ids: Iterable[str]) -> dict[str, list
                 if not email or "@" not in str(email):
                     continue
                 email = str(email).strip().lower()
-                contact = Contact(str(rid or email), email, str(first or ""), str(role),
-                                  opted_out, source)
+                contact = Contact(
+                    str(rid or email), email, str(first or ""), str(role), opted_out, source
+                )
                 held = out[account_id].get(email)
                 if held is not None:  # the first CRM's identity, an opt-out in either
                     contact = replace(held, opted_out=held.opted_out or opted_out)
@@ -96,8 +97,16 @@ class EmailSender(Protocol):
 
     def suppressed(self) -> set[str]: ...
 
-    def send(self, *, to: Contact, template: str, data: dict[str, Any], key: str,
-             account_id: str, subject: str | None) -> str: ...
+    def send(
+        self,
+        *,
+        to: Contact,
+        template: str,
+        data: dict[str, Any],
+        key: str,
+        account_id: str,
+        subject: str | None,
+    ) -> str: ...
 
 
 def _transport_error(exc: httpx.HTTPError, what: str) -> Exception:
@@ -111,11 +120,22 @@ class SendGridSender:
 
     provider = "sendgrid"
 
-    def __init__(self, api_key: str, *, base_url: str = "https://api.sendgrid.com",
-                 from_email: str, from_name: str, unsubscribe_group: int | None = None,
-                 categories: list[str] | None = None, timeout: float = 30.0) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers={
-            "Authorization": f"Bearer {api_key}", "User-Agent": "healthscore"})
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = "https://api.sendgrid.com",
+        from_email: str,
+        from_name: str,
+        unsubscribe_group: int | None = None,
+        categories: list[str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "healthscore"},
+        )
         self.sender = {"email": from_email, "name": from_name}
         self.group = unsubscribe_group
         self.categories = categories or []
@@ -128,8 +148,14 @@ class SendGridSender:
             errors = resp.json().get("errors") or []
         except ValueError:
             errors = []
-        detail = "; ".join(f"{e.get('field') or ''} {e.get('message', '')}".strip()
-                           for e in errors if isinstance(e, dict)) or resp.reason_phrase
+        detail = (
+            "; ".join(
+                f"{e.get('field') or ''} {e.get('message', '')}".strip()
+                for e in errors
+                if isinstance(e, dict)
+            )
+            or resp.reason_phrase
+        )
         if resp.status_code == 429:  # no Retry-After: the window resets at X-RateLimit-Reset
             reset = resp.headers.get("X-RateLimit-Reset")
             wait = max(1.0, float(reset) - time.time()) if reset and reset.isdigit() else 1.0
@@ -139,8 +165,10 @@ class SendGridSender:
         if resp.status_code == 401:
             raise AuthError(f"SendGrid {what}: SENDGRID_API_KEY was rejected ({detail})")
         if resp.status_code == 403:
-            raise ConfigError(f"SendGrid {what}: {detail} (verify the sender, give the key "
-                              f"mail.send and suppression read scopes)")
+            raise ConfigError(
+                f"SendGrid {what}: {detail} (verify the sender, give the key "
+                f"mail.send and suppression read scopes)"
+            )
         raise FatalError(f"SendGrid {what}: {resp.status_code} {detail}")
 
     def suppressed(self) -> set[str]:
@@ -149,11 +177,11 @@ class SendGridSender:
         offset, limit = 0, 500
         while True:
             try:
-                resp = self.http.get("/v3/suppression/unsubscribes",
-                                     params={"limit": limit, "offset": offset})
+                resp = self.http.get(
+                    "/v3/suppression/unsubscribes", params={"limit": limit, "offset": offset}
+                )
             except httpx.HTTPError as exc:
-                raise RetriableError(f"SendGrid unsubscribes: {exc.__class__.__name__}") \
-                    from None
+                raise RetriableError(f"SendGrid unsubscribes: {exc.__class__.__name__}") from None
             self._check(resp, "unsubscribes")
             page = resp.json()
             out |= {str(r["email"]).lower() for r in page if isinstance(r, dict)}
@@ -164,20 +192,35 @@ class SendGridSender:
             try:
                 resp = self.http.get(f"/v3/asm/groups/{self.group}/suppressions")
             except httpx.HTTPError as exc:
-                raise RetriableError(f"SendGrid group suppressions: "
-                                     f"{exc.__class__.__name__}") from None
+                raise RetriableError(
+                    f"SendGrid group suppressions: {exc.__class__.__name__}"
+                ) from None
             self._check(resp, f"group {self.group} suppressions")
             out |= {str(e).lower() for e in resp.json()}
         return out
 
-    def send(self, *, to: Contact, template: str, data: dict[str, Any], key: str,
-             account_id: str, subject: str | None) -> str:
+    def send(
+        self,
+        *,
+        to: Contact,
+        template: str,
+        data: dict[str, Any],
+        key: str,
+        account_id: str,
+        subject: str | None,
+    ) -> str:
         body: dict[str, Any] = {
-            "from": self.sender, "template_id": template,
-            "personalizations": [{
-                "to": [{"email": to.email, **({"name": to.first_name} if to.first_name else {})}],
-                "dynamic_template_data": data,
-                "custom_args": {"healthscore_key": key, "healthscore_account": account_id}}],
+            "from": self.sender,
+            "template_id": template,
+            "personalizations": [
+                {
+                    "to": [
+                        {"email": to.email, **({"name": to.first_name} if to.first_name else {})}
+                    ],
+                    "dynamic_template_data": data,
+                    "custom_args": {"healthscore_key": key, "healthscore_account": account_id},
+                }
+            ],
         }
         if self.categories:
             body["categories"] = self.categories
@@ -197,11 +240,19 @@ class MandrillSender:
 
     provider = "mailchimp"
 
-    def __init__(self, api_key: str, *, base_url: str = "https://mandrillapp.com/api/1.3",
-                 from_email: str, from_name: str, categories: list[str] | None = None,
-                 timeout: float = 30.0) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
-                                 headers={"User-Agent": "healthscore"})
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = "https://mandrillapp.com/api/1.3",
+        from_email: str,
+        from_name: str,
+        categories: list[str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.http = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout, headers={"User-Agent": "healthscore"}
+        )
         self.key = api_key
         self.from_email, self.from_name = from_email, from_name
         self.tags = categories or []
@@ -210,22 +261,39 @@ class MandrillSender:
     def suppressed(self) -> set[str]:
         return set()  # the rejection list answers per recipient at send time
 
-    def send(self, *, to: Contact, template: str, data: dict[str, Any], key: str,
-             account_id: str, subject: str | None) -> str:
+    def send(
+        self,
+        *,
+        to: Contact,
+        template: str,
+        data: dict[str, Any],
+        key: str,
+        account_id: str,
+        subject: str | None,
+    ) -> str:
         message: dict[str, Any] = {
-            "from_email": self.from_email, "from_name": self.from_name,
+            "from_email": self.from_email,
+            "from_name": self.from_name,
             "to": [{"email": to.email, "name": to.first_name, "type": "to"}],
             "merge_language": "handlebars",
             "global_merge_vars": [{"name": k, "content": v} for k, v in data.items()],
-            "tags": self.tags, "metadata": {"healthscore_key": key,
-                                            "healthscore_account": account_id},
-            "preserve_recipients": False}
+            "tags": self.tags,
+            "metadata": {"healthscore_key": key, "healthscore_account": account_id},
+            "preserve_recipients": False,
+        }
         if subject:
             message["subject"] = subject
         try:
-            resp = self.http.post("/messages/send-template.json", json={
-                "key": self.key, "template_name": template, "template_content": [],
-                "message": message, "async": False})
+            resp = self.http.post(
+                "/messages/send-template.json",
+                json={
+                    "key": self.key,
+                    "template_name": template,
+                    "template_content": [],
+                    "message": message,
+                    "async": False,
+                },
+            )
         except httpx.HTTPError as exc:
             raise _transport_error(exc, "Mailchimp Transactional send-template") from None
         try:
@@ -237,8 +305,10 @@ class MandrillSender:
         result = body[0] if isinstance(body, list) and body else {}
         status = result.get("status")
         if status in ("rejected", "invalid"):
-            raise Rejected(f"Mailchimp Transactional {status}: "
-                           f"{result.get('reject_reason') or 'invalid address'}")
+            raise Rejected(
+                f"Mailchimp Transactional {status}: "
+                f"{result.get('reject_reason') or 'invalid address'}"
+            )
         self.sent += 1
         return str(result.get("_id") or "accepted")
 
@@ -251,8 +321,7 @@ class MandrillSender:
             raise AuthError(f"{what}: MANDRILL_API_KEY was rejected ({message})")
         if name == "RequestLimitExceeded" or status == 429:
             raise RateLimited(f"{what}: {message}", retry_after=None)
-        if name in ("Unknown_Template", "ValidationError", "Unknown_Subaccount",
-                    "PaymentRequired"):
+        if name in ("Unknown_Template", "ValidationError", "Unknown_Subaccount", "PaymentRequired"):
             raise FatalError(f"{what}: {name}: {message}")
         raise RetriableError(f"{what}: {name or status}: {message}")
 
@@ -260,14 +329,22 @@ class MandrillSender:
 def email_senders(settings: Any, email: Any) -> dict[str, EmailSender]:
     """A sender per provider whose API key is set (``healthscore.settings.Settings``)."""
     senders: dict[str, EmailSender] = {}
-    common = {"from_email": email.from_email, "from_name": email.from_name,
-              "categories": email.categories}
+    common = {
+        "from_email": email.from_email,
+        "from_name": email.from_name,
+        "categories": email.categories,
+    }
     if settings.sendgrid_api_key is not None:
         senders["sendgrid"] = SendGridSender(
-            settings.sendgrid_api_key.get_secret_value(), base_url=settings.sendgrid_base_url,
-            unsubscribe_group=email.unsubscribe_group, **common)
+            settings.sendgrid_api_key.get_secret_value(),
+            base_url=settings.sendgrid_base_url,
+            unsubscribe_group=email.unsubscribe_group,
+            **common,
+        )
     if settings.mandrill_api_key is not None:
         senders["mailchimp"] = MandrillSender(
-            settings.mandrill_api_key.get_secret_value(), base_url=settings.mandrill_base_url,
-            **common)
+            settings.mandrill_api_key.get_secret_value(),
+            base_url=settings.mandrill_base_url,
+            **common,
+        )
     return senders

@@ -31,11 +31,15 @@ class Planned:
     why: str
 
 
-def plan(store: Store, settings: ActionSettings, now: datetime,
-         intents: Sequence[Any] | None = None) -> list[Planned]:
+def plan(
+    store: Store, settings: ActionSettings, now: datetime, intents: Sequence[Any] | None = None
+) -> list[Planned]:
     """Pending intents (or ``intents`` — e.g. a rule preview) with their recipients."""
-    pending = [a for a in (store.actions(status="pending") if intents is None else intents)
-               if a.kind in SHOWN]
+    pending = [
+        a
+        for a in (store.actions(status="pending") if intents is None else intents)
+        if a.kind in SHOWN
+    ]
     contacts = account_contacts(store, {a.account_id for a in pending if a.kind == "email"})
     sent_to = store.target_counts("email_send", now - settings.email.cap_window)
     out = []
@@ -47,14 +51,29 @@ def plan(store: Store, settings: ActionSettings, now: datetime,
             provider = spec.get("provider") or settings.email.provider
             chosen = [c for c in contacts.get(a.account_id, []) if in_roles(c, spec["roles"])]
             if not chosen:
-                out.append(Planned(a.key, "email", a.rule, name, "(no contact in roles "
-                                   + ", ".join(spec["roles"]) + ")", why))
+                out.append(
+                    Planned(
+                        a.key,
+                        "email",
+                        a.rule,
+                        name,
+                        "(no contact in roles " + ", ".join(spec["roles"]) + ")",
+                        why,
+                    )
+                )
             for c in chosen:
                 reason = skip_reason(c, settings.email, provider, set(), sent_to.get(c.email, 0))
                 step = f" step day {spec['step']}" if spec.get("step") is not None else ""
-                out.append(Planned(f"{a.key}:{c.id}", f"email ({provider}{step})", a.rule, name,
-                                   f"{c.email} ({c.role})" + (f" — SKIP: {reason}" if reason
-                                                              else ""), why))
+                out.append(
+                    Planned(
+                        f"{a.key}:{c.id}",
+                        f"email ({provider}{step})",
+                        a.rule,
+                        name,
+                        f"{c.email} ({c.role})" + (f" — SKIP: {reason}" if reason else ""),
+                        why,
+                    )
+                )
         elif a.kind == "digest":
             period = period_of(str(a.payload.get("digest")), now)
             out.append(Planned(a.key, f"digest ({period})", a.rule, name, a.target or "", why))

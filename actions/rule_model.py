@@ -71,8 +71,15 @@ class MetricAtLeast(_Strict):
     grade: Grade | None = Field(None, description="only accounts in this grade")
 
 
-TRIGGERS = ("grade_is", "score_dropped", "score_below", "onboarding_not_past",
-            "renewal_within", "measure_below", "metric_at_least")
+TRIGGERS = (
+    "grade_is",
+    "score_dropped",
+    "score_below",
+    "onboarding_not_past",
+    "renewal_within",
+    "measure_below",
+    "metric_at_least",
+)
 
 
 class Trigger(_Strict):
@@ -82,17 +89,22 @@ class Trigger(_Strict):
     onboarding_not_past: Onboarding | None = None
     renewal_within: Renewal | None = None
     measure_below: MeasureBelow | None = Field(
-        None, description="a measure's points below a value (e.g. its red band, or a "
-                          "usage-vs-NPS divergence measure)")
+        None,
+        description="a measure's points below a value (e.g. its red band, or a "
+        "usage-vs-NPS divergence measure)",
+    )
     metric_at_least: MetricAtLeast | None = Field(
-        None, description="e.g. healthy with seat utilization ≥ 0.9: an upsell signal")
+        None, description="e.g. healthy with seat utilization ≥ 0.9: an upsell signal"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Trigger:
         given = [t for t in TRIGGERS if getattr(self, t) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one trigger of {', '.join(TRIGGERS)}"
-                             + (f" (got {', '.join(given)})" if given else ""))
+            raise ValueError(
+                f"give exactly one trigger of {', '.join(TRIGGERS)}"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         return self
 
     @property
@@ -100,8 +112,21 @@ class Trigger(_Strict):
         return next(t for t in TRIGGERS if getattr(self, t) is not None)
 
 
-PLACEHOLDERS = ("name", "score", "grade", "why", "reasons", "rule", "renewal_date", "arr",
-                "owner_name", "owner_email", "segment", "crm_url", "delta")
+PLACEHOLDERS = (
+    "name",
+    "score",
+    "grade",
+    "why",
+    "reasons",
+    "rule",
+    "renewal_date",
+    "arr",
+    "owner_name",
+    "owner_email",
+    "segment",
+    "crm_url",
+    "delta",
+)
 
 
 def _template(text: str) -> str:
@@ -112,29 +137,37 @@ def _template(text: str) -> str:
         raise ValueError(f"{exc} (write {{{{ and }}}} for literal braces)") from None
     unknown = [n for n in names if n not in PLACEHOLDERS]
     if unknown:
-        raise ValueError(f"unknown placeholder {{{unknown[0]}}}; known: "
-                         + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))
+        raise ValueError(
+            f"unknown placeholder {{{unknown[0]}}}; known: "
+            + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+        )
     return text
 
 
 class SlackAction(_Strict):
     """A Slack alert (Block Kit) — or, with ``digest``, one message a day/week per rule."""
 
-    channel: str | None = Field(None, description="channel id or #name (default: the rule's "
-                                                  "channel, then the alert channel)")
-    segments: dict[str, str] = Field(default_factory=dict,
-                                     description="segment → channel, for accounts in it")
+    channel: str | None = Field(
+        None,
+        description="channel id or #name (default: the rule's channel, then the alert channel)",
+    )
+    segments: dict[str, str] = Field(
+        default_factory=dict, description="segment → channel, for accounts in it"
+    )
     digest: Literal["daily", "weekly"] | None = Field(
-        None, description="collect the rule's matches into one message per period (UTC day, "
-                          "ISO week) instead of one message each")
+        None,
+        description="collect the rule's matches into one message per period (UTC day, "
+        "ISO week) instead of one message each",
+    )
 
 
 class TaskAction(_Strict):
     """A CSM task in the CRM of record, owned by the account owner."""
 
     subject: str = Field("Health: {name} — {why}", max_length=255)
-    description: str = Field("{name}: {why}. Score {score} ({grade}).\n"
-                             "Top reasons: {reasons}\n{crm_url}")
+    description: str = Field(
+        "{name}: {why}. Score {score} ({grade}).\nTop reasons: {reasons}\n{crm_url}"
+    )
     due_in: Duration = Field(timedelta(days=3), description="due date: this long after firing")
     priority: Literal["High", "Normal", "Low"] = "Normal"
 
@@ -143,29 +176,36 @@ class TaskAction(_Strict):
 
 class EmailStep(_Strict):
     day: int = Field(ge=0, description="days since the start (the age metric)")
-    template: str | None = Field(None, description="this step's template (default: the "
-                                                   "action's)")
+    template: str | None = Field(None, description="this step's template (default: the action's)")
 
 
 class EmailAction(_Strict):
     """A tech-touch email to the account's contacts in some roles, through a template."""
 
-    template: str = Field(description="SendGrid dynamic template id (d-…) or Mailchimp "
-                                      "Transactional template slug")
+    template: str = Field(
+        description="SendGrid dynamic template id (d-…) or Mailchimp Transactional template slug"
+    )
     provider: Literal["sendgrid", "mailchimp"] | None = Field(
-        None, description="default: actions.email.provider")
-    roles: list[str] = Field(default_factory=lambda: ["Admin", "Champion"], min_length=1,
-                             description="contact roles (Salesforce Role__c, else title; "
-                                         "HubSpot job title) that receive it")
-    subject: str | None = Field(None, description="subject (Mailchimp; SendGrid templates "
-                                                  "carry their own)")
-    steps: list[EmailStep] = Field(default_factory=list, description="a sequence: one email "
-                                   "when the account's age reaches each day, while the rule "
-                                   "still holds")
+        None, description="default: actions.email.provider"
+    )
+    roles: list[str] = Field(
+        default_factory=lambda: ["Admin", "Champion"],
+        min_length=1,
+        description="contact roles (Salesforce Role__c, else title; "
+        "HubSpot job title) that receive it",
+    )
+    subject: str | None = Field(
+        None, description="subject (Mailchimp; SendGrid templates carry their own)"
+    )
+    steps: list[EmailStep] = Field(
+        default_factory=list,
+        description="a sequence: one email "
+        "when the account's age reaches each day, while the rule "
+        "still holds",
+    )
     age_metric: str = Field("customer_age_days", description="days since the start (steps)")
 
-    _check_subject = field_validator("subject")(
-        lambda v: None if v is None else _template(v))
+    _check_subject = field_validator("subject")(lambda v: None if v is None else _template(v))
 
     @field_validator("steps")
     @classmethod
@@ -201,8 +241,10 @@ class Action(_Strict):
     def _exactly_one(self) -> Action:
         given = [k for k in ACTION_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of {', '.join(ACTION_KINDS)} per action"
-                             + (f" (got {', '.join(given)})" if given else ""))
+            raise ValueError(
+                f"give exactly one of {', '.join(ACTION_KINDS)} per action"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         return self
 
     @property
@@ -213,15 +255,19 @@ class Action(_Strict):
 class Rule(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     when: Trigger
-    for_: Duration = Field(timedelta(0), alias="for",
-                           description="the condition must hold this long first")
-    cooldown: Duration = Field(timedelta(0), description="no new episode sooner than this "
-                                                        "after the last one fired")
+    for_: Duration = Field(
+        timedelta(0), alias="for", description="the condition must hold this long first"
+    )
+    cooldown: Duration = Field(
+        timedelta(0), description="no new episode sooner than this after the last one fired"
+    )
     segments: list[str] = Field(default_factory=list, description="only these segments")
     channel: str | None = Field(None, description="Slack channel (default: the alert channel)")
-    actions: list[Action] = Field(default_factory=lambda: [Action(slack=SlackAction())],
-                                  min_length=1, description="what firing does (default: a "
-                                                            "Slack alert)")
+    actions: list[Action] = Field(
+        default_factory=lambda: [Action(slack=SlackAction())],
+        min_length=1,
+        description="what firing does (default: a Slack alert)",
+    )
 
     @field_validator("actions")
     @classmethod
@@ -229,8 +275,10 @@ class Rule(_Strict):
         kinds = [a.kind for a in actions]
         for kind in ACTION_KINDS:
             if kinds.count(kind) > 1:
-                raise ValueError(f"{kind} is named twice (one per kind: the idempotency key "
-                                 f"is rule:account:episode:{kind})")
+                raise ValueError(
+                    f"{kind} is named twice (one per kind: the idempotency key "
+                    f"is rule:account:episode:{kind})"
+                )
         return actions
 
     def action(self, kind: str) -> Action | None:
@@ -243,12 +291,15 @@ class EmailSettings(_Strict):
     provider: Literal["sendgrid", "mailchimp"] = "sendgrid"
     from_email: str = Field("success@example.com", pattern=r"^[^@\s]+@[^@\s]+$")
     from_name: str = "Customer Success"
-    unsubscribe_group: int | None = Field(None, description="SendGrid unsubscribe group (asm) "
-                                          "id: its unsubscribes are skipped too")
+    unsubscribe_group: int | None = Field(
+        None, description="SendGrid unsubscribe group (asm) id: its unsubscribes are skipped too"
+    )
     max_per_contact: int = Field(1, ge=1, description="emails a contact may get per cap_window")
     cap_window: Duration = Field(timedelta(days=7))
-    suppressed: list[str] = Field(default_factory=list, description="a local suppression list: "
-                                  "addresses, or @domain for a whole domain")
+    suppressed: list[str] = Field(
+        default_factory=list,
+        description="a local suppression list: addresses, or @domain for a whole domain",
+    )
     categories: list[str] = Field(default_factory=lambda: ["healthscore"], max_length=10)
 
 
@@ -257,7 +308,10 @@ class ActionSettings(_Strict):
 
     email: EmailSettings = EmailSettings()
     salesforce_task_key_field: str = Field(
-        "Healthscore_Key__c", description="external-id field on Task holding the idempotency key")
+        "Healthscore_Key__c", description="external-id field on Task holding the idempotency key"
+    )
     hubspot_task_key_property: str = Field(
-        "healthscore_key", description="task property holding the idempotency key "
-                                       "(`healthscore setup-crm` creates it)")
+        "healthscore_key",
+        description="task property holding the idempotency key "
+        "(`healthscore setup-crm` creates it)",
+    )

@@ -104,15 +104,16 @@ def condition(rule: Rule, batch: ScoreBatch, ctx: RuleContext) -> tuple[np.ndarr
     return held, whys
 
 
-def slack_channel(rule: Rule, action: SlackAction, segment: str | None,
-                  default_channel: str | None) -> str | None:
+def slack_channel(
+    rule: Rule, action: SlackAction, segment: str | None, default_channel: str | None
+) -> str | None:
     """Routing: the account's segment's channel, the action's, the rule's, the default."""
-    return (action.segments.get(segment or "") or action.channel or rule.channel
-            or default_channel)
+    return action.segments.get(segment or "") or action.channel or rule.channel or default_channel
 
 
-def action_intents(rule: Rule, account_id: str, episode: int, payload: dict[str, Any],
-                   default_channel: str | None) -> list[Intent]:
+def action_intents(
+    rule: Rule, account_id: str, episode: int, payload: dict[str, Any], default_channel: str | None
+) -> list[Intent]:
     """One intent per action of a rule that fired (the email's first step aside)."""
     base = f"{rule.name}:{account_id}:{episode}"
     out = []
@@ -120,23 +121,43 @@ def action_intents(rule: Rule, account_id: str, episode: int, payload: dict[str,
         if action.slack is not None:
             channel = slack_channel(rule, action.slack, payload.get("segment"), default_channel)
             if action.slack.digest:  # collected, then sent in the period's digest message
-                out.append(Intent(f"{base}:digest", rule.name, "digest", account_id, channel,
-                                  {**payload, "digest": action.slack.digest}))
+                out.append(
+                    Intent(
+                        f"{base}:digest",
+                        rule.name,
+                        "digest",
+                        account_id,
+                        channel,
+                        {**payload, "digest": action.slack.digest},
+                    )
+                )
             else:  # the key of a Slack alert stays rule:account:episode
                 out.append(Intent(base, rule.name, "slack", account_id, channel, payload))
         elif action.task is not None:
-            out.append(Intent(f"{base}:task", rule.name, "task", account_id,
-                              payload.get("owner_email"), {
-                                  **payload, "task": {
-                                      **action.task.model_dump(mode="json"),
-                                      "due_in": action.task.due_in.total_seconds()}}))
+            out.append(
+                Intent(
+                    f"{base}:task",
+                    rule.name,
+                    "task",
+                    account_id,
+                    payload.get("owner_email"),
+                    {
+                        **payload,
+                        "task": {
+                            **action.task.model_dump(mode="json"),
+                            "due_in": action.task.due_in.total_seconds(),
+                        },
+                    },
+                )
+            )
         elif action.email is not None and not action.email.steps:
             out.append(email_intent(rule, base, account_id, payload, None))
     return out
 
 
-def email_intent(rule: Rule, base: str, account_id: str, payload: dict[str, Any],
-                 day: int | None) -> Intent:
+def email_intent(
+    rule: Rule, base: str, account_id: str, payload: dict[str, Any], day: int | None
+) -> Intent:
     spec = rule.action("email")
     assert spec is not None and spec.email is not None
     email = spec.email
@@ -144,15 +165,34 @@ def email_intent(rule: Rule, base: str, account_id: str, payload: dict[str, Any]
     if day is not None:
         template = next(s.template for s in email.steps if s.day == day) or template
     key = f"{base}:email" + ("" if day is None else f":d{day}")
-    return Intent(key, rule.name, "email", account_id, "roles: " + ", ".join(email.roles), {
-        **payload, "email": {"template": template, "provider": email.provider,
-                             "roles": email.roles, "subject": email.subject, "step": day}})
+    return Intent(
+        key,
+        rule.name,
+        "email",
+        account_id,
+        "roles: " + ", ".join(email.roles),
+        {
+            **payload,
+            "email": {
+                "template": template,
+                "provider": email.provider,
+                "roles": email.roles,
+                "subject": email.subject,
+                "step": day,
+            },
+        },
+    )
 
 
-def evaluate(rules: list[Rule], batch: ScoreBatch, ctx: RuleContext,
-             states: Mapping[tuple[str, str], RuleState], payloads: Mapping[str, dict[str, Any]],
-             default_channel: str | None, known_keys: Container[str] = ()
-             ) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:
+def evaluate(
+    rules: list[Rule],
+    batch: ScoreBatch,
+    ctx: RuleContext,
+    states: Mapping[tuple[str, str], RuleState],
+    payloads: Mapping[str, dict[str, Any]],
+    default_channel: str | None,
+    known_keys: Container[str] = (),
+) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:
     """Intents for accounts entering a rule's condition, and every changed state.
 
     An email sequence (``steps``) sends, while the episode is open, the latest step whose
@@ -167,13 +207,15 @@ def evaluate(rules: list[Rule], batch: ScoreBatch, ctx: RuleContext,
         held, whys = condition(rule, batch, ctx)
         email = rule.action("email")
         steps = email.email.steps if email is not None and email.email is not None else []
-        age = _column(batch, email.email.age_metric) if steps and email and email.email \
-            else None
+        age = _column(batch, email.email.age_metric) if steps and email and email.email else None
         hold_for = rule.for_.total_seconds()
         cooldown = rule.cooldown.total_seconds()
         # accounts in the condition now, or with an open episode / running timer to close
-        open_now = {index[a] for (r, a), st in states.items()
-                    if r == rule.name and a in index and (st.active or st.true_since)}
+        open_now = {
+            index[a]
+            for (r, a), st in states.items()
+            if r == rule.name and a in index and (st.active or st.true_since)
+        }
         for i in sorted(set(np.flatnonzero(held).tolist()) | open_now):
             account_id = batch.account_ids[i]
             old = states.get((rule.name, account_id), RuleState())
@@ -182,21 +224,31 @@ def evaluate(rules: list[Rule], batch: ScoreBatch, ctx: RuleContext,
             else:
                 since = old.true_since or now
                 long_enough = (now - since).total_seconds() >= hold_for
-                cooled = old.last_fired is None or (now - old.last_fired).total_seconds() \
-                    >= cooldown
+                cooled = (
+                    old.last_fired is None or (now - old.last_fired).total_seconds() >= cooldown
+                )
                 fire = long_enough and not old.active and cooled
-                new = RuleState(since, old.active or fire, old.episode + fire,
-                                now if fire else old.last_fired)
+                new = RuleState(
+                    since, old.active or fire, old.episode + fire, now if fire else old.last_fired
+                )
                 if fire:
-                    intents += action_intents(rule, account_id, new.episode, _payload(
-                        payloads, batch, rule, account_id, i, whys), default_channel)
+                    intents += action_intents(
+                        rule,
+                        account_id,
+                        new.episode,
+                        _payload(payloads, batch, rule, account_id, i, whys),
+                        default_channel,
+                    )
                 if new.active and age is not None:
                     reached = [s.day for s in steps if age[i] >= s.day]
                     if reached:
-                        step = email_intent(rule, f"{rule.name}:{account_id}:{new.episode}",
-                                            account_id, _payload(payloads, batch, rule,
-                                                                 account_id, i, whys),
-                                            reached[-1])
+                        step = email_intent(
+                            rule,
+                            f"{rule.name}:{account_id}:{new.episode}",
+                            account_id,
+                            _payload(payloads, batch, rule, account_id, i, whys),
+                            reached[-1],
+                        )
                         if step.key not in known_keys:
                             intents.append(step)
             if new != old:
@@ -204,11 +256,22 @@ def evaluate(rules: list[Rule], batch: ScoreBatch, ctx: RuleContext,
     return intents, changed
 
 
-def _payload(payloads: Mapping[str, dict[str, Any]], batch: ScoreBatch, rule: Rule,
-             account_id: str, i: int, whys: list[str]) -> dict[str, Any]:
+def _payload(
+    payloads: Mapping[str, dict[str, Any]],
+    batch: ScoreBatch,
+    rule: Rule,
+    account_id: str,
+    i: int,
+    whys: list[str],
+) -> dict[str, Any]:
     # "keyed": delivered with its key at the vendor (Slack metadata), so it can be looked up
-    return {**payloads[account_id], "rule": rule.name, "why": whys[i],
-            "segment": batch.segment_name(i), "keyed": True}
+    return {
+        **payloads[account_id],
+        "rule": rule.name,
+        "why": whys[i],
+        "segment": batch.segment_name(i),
+        "keyed": True,
+    }
 
 
 ENTERED_RED = Rule(name="entered_red", when={"grade_is": "red"})  # type: ignore[arg-type]

@@ -32,12 +32,30 @@ from healthscore.errors import AuthError, ConfigError, FatalError, RateLimited, 
 
 log = logging.getLogger(__name__)
 
-GRADE_EMOJI = {"red": ":red_circle:", "yellow": ":large_yellow_circle:",
-               "green": ":large_green_circle:", "insufficient_data": ":white_circle:"}
-NOT_RETRYABLE = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks",
-                 "invalid_blocks_format", "msg_too_long", "no_text", "restricted_action"}
-AUTH_ERRORS = {"not_authed", "invalid_auth", "account_inactive", "token_revoked",
-               "token_expired", "missing_scope"}
+GRADE_EMOJI = {
+    "red": ":red_circle:",
+    "yellow": ":large_yellow_circle:",
+    "green": ":large_green_circle:",
+    "insufficient_data": ":white_circle:",
+}
+NOT_RETRYABLE = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_blocks",
+    "invalid_blocks_format",
+    "msg_too_long",
+    "no_text",
+    "restricted_action",
+}
+AUTH_ERRORS = {
+    "not_authed",
+    "invalid_auth",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "missing_scope",
+}
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -55,30 +73,41 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     template = payload.get("template")
     if template == "source_stale":
         from .governance_alerts import build_source_stale
+
         return build_source_stale(payload)
     if template == "override_expiring":
         from .governance_alerts import build_override_expiring
+
         return build_override_expiring(payload, mention)
     name = str(payload["name"])
     score = payload.get("score")
     score_text = "–" if score is None else f"{score:.0f}"
     grade = str(payload.get("grade", "red"))
     delta = payload.get("delta")
-    change = "" if delta is None else f" ({'+' if delta >= 0 else '−'}{abs(delta):.0f} vs "\
+    change = (
+        ""
+        if delta is None
+        else f" ({'+' if delta >= 0 else '−'}{abs(delta):.0f} vs "
         f"{payload.get('delta_window', '7d')})"
+    )
     if payload.get("override"):  # the grade is a CSM's call, not the score's
         change += " · CSM override"
     rule = payload.get("rule", "entered_red")
     if rule == "entered_red":
-        headline = (f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}* is "
-                    f"now *{grade}* at *{score_text}*{escape_mrkdwn(change)}")
-        fallback = f"{escape_mrkdwn(name)} health is now {grade} at {score_text}" \
-            f"{escape_mrkdwn(change)}"
+        headline = (
+            f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}* is "
+            f"now *{grade}* at *{score_text}*{escape_mrkdwn(change)}"
+        )
+        fallback = (
+            f"{escape_mrkdwn(name)} health is now {grade} at {score_text}{escape_mrkdwn(change)}"
+        )
     else:  # another rule: say which and why
         why = escape_mrkdwn(str(payload.get("why", "")))
-        headline = (f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}*: "
-                    f"{why} — score *{score_text}* ({grade}){escape_mrkdwn(change)} "
-                    f"· rule `{escape_mrkdwn(str(rule))}`")
+        headline = (
+            f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}*: "
+            f"{why} — score *{score_text}* ({grade}){escape_mrkdwn(change)} "
+            f"· rule `{escape_mrkdwn(str(rule))}`"
+        )
         fallback = f"{escape_mrkdwn(name)}: {why} (score {score_text}, {grade})"
     details = []
     if mention:
@@ -91,20 +120,29 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
         details.append(f"ARR: {float(payload['arr']):,.0f}")
     if payload.get("override"):
         o = payload["override"]
-        details.append(f"Override {escape_mrkdwn(str(o.get('grade')))} by "
-                       f"{escape_mrkdwn(str(o.get('set_by')))} until "
-                       f"{escape_mrkdwn(str(o.get('expires_at', ''))[:10])} (computed: "
-                       f"{escape_mrkdwn(str(payload.get('computed_grade')))})")
+        details.append(
+            f"Override {escape_mrkdwn(str(o.get('grade')))} by "
+            f"{escape_mrkdwn(str(o.get('set_by')))} until "
+            f"{escape_mrkdwn(str(o.get('expires_at', ''))[:10])} (computed: "
+            f"{escape_mrkdwn(str(payload.get('computed_grade')))})"
+        )
     if payload.get("stale_sources"):
-        details.append(":warning: Stale data from " + escape_mrkdwn(
-            ", ".join(map(str, payload["stale_sources"]))))
+        details.append(
+            ":warning: Stale data from "
+            + escape_mrkdwn(", ".join(map(str, payload["stale_sources"])))
+        )
     reasons = [escape_mrkdwn(str(r)) for r in payload.get("reasons", [])]
     blocks = [SectionBlock(text=MarkdownTextObject(text=headline[:3000]))]
     if details:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="  ·  ".join(details))]))
     if reasons:
-        blocks.append(SectionBlock(text=MarkdownTextObject(
-            text=("*Top reasons*\n" + "\n".join(f"• {r}" for r in reasons))[:3000])))
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=("*Top reasons*\n" + "\n".join(f"• {r}" for r in reasons))[:3000]
+                )
+            )
+        )
     # the notification text is mrkdwn too: an account named "<!channel> Inc" must not ping
     return {"text": fallback, "blocks": [b.to_dict() for b in blocks]}
 
@@ -121,9 +159,11 @@ def build_digest(payload: dict[str, Any]) -> dict[str, Any]:
     for item in items[:DIGEST_SHOWN]:
         score = item.get("score")
         score_text = "–" if score is None else f"{score:.0f}"
-        lines.append(f"• {GRADE_EMOJI.get(str(item.get('grade')), '')} "
-                     f"{_link(item.get('crm_url'), str(item.get('name', '')))} — "
-                     f"{escape_mrkdwn(str(item.get('why', '')))} (score {score_text})")
+        lines.append(
+            f"• {GRADE_EMOJI.get(str(item.get('grade')), '')} "
+            f"{_link(item.get('crm_url'), str(item.get('name', '')))} — "
+            f"{escape_mrkdwn(str(item.get('why', '')))} (score {score_text})"
+        )
     if len(items) > DIGEST_SHOWN:
         lines.append(f"… and {len(items) - DIGEST_SHOWN} more")
     headline = f"*{len(items)} accounts* matched rule `{rule}` ({period})"
@@ -136,8 +176,10 @@ def build_digest(payload: dict[str, Any]) -> dict[str, Any]:
         text += ("\n" if text else "") + line
     if text:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=text)))
-    return {"text": f"{len(items)} accounts matched rule {rule} ({period})",
-            "blocks": [b.to_dict() for b in blocks[:50]]}
+    return {
+        "text": f"{len(items)} accounts matched rule {rule} ({period})",
+        "blocks": [b.to_dict() for b in blocks[:50]],
+    }
 
 
 METADATA_EVENT = "healthscore_action"
@@ -150,14 +192,28 @@ class CappedRateLimitHandler(RetryHandler):
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait = max_wait
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest,
-                   response: HttpResponse | None = None, error: Exception | None = None) -> bool:
-        return response is not None and response.status_code == 429 and \
-            self._retry_after(response) <= self.max_wait
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return (
+            response is not None
+            and response.status_code == 429
+            and self._retry_after(response) <= self.max_wait
+        )
 
-    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
-                                 response: HttpResponse | None = None,
-                                 error: Exception | None = None) -> None:
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
         state.next_attempt_requested = True
         state.increment_current_attempt()
         wait = self._retry_after(response) if response is not None else 1.0
@@ -175,14 +231,26 @@ class CappedRateLimitHandler(RetryHandler):
 class SlackAlerter:
     """Posts alerts, paces each channel, looks owners up by email (cached)."""
 
-    def __init__(self, token: str, *, base_url: str = "https://slack.com/api/",
-                 messages_per_second: float = 1.0, max_retry_wait: float = 30.0) -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = "https://slack.com/api/",
+        messages_per_second: float = 1.0,
+        max_retry_wait: float = 30.0,
+    ) -> None:
         # slack-sdk's default handler also retries a connection lost *after* the request was
         # sent, which re-posts a message Slack may already have posted. Only a URLError (the
         # request never got out: refused, DNS, TLS) is retried here.
-        self.client = WebClient(token=token, base_url=base_url, timeout=30, retry_handlers=[
-            ConnectionErrorRetryHandler(error_types=[URLError]),
-            CappedRateLimitHandler(max_wait=max_retry_wait)])
+        self.client = WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=30,
+            retry_handlers=[
+                ConnectionErrorRetryHandler(error_types=[URLError]),
+                CappedRateLimitHandler(max_wait=max_retry_wait),
+            ],
+        )
         self.interval = 1.0 / messages_per_second
         self._last_post: dict[str, float] = {}
         self._users: dict[str, str | None] = {}
@@ -208,8 +276,9 @@ class SlackAlerter:
                     log.warning("Slack users.lookupByEmail failed: %s", exc.response.get("error"))
                 self._users[email] = None
             except URLError as exc:  # nothing was posted: the alert can wait for the next run
-                raise RetriableError(f"Slack unreachable at {self.client.base_url}: "
-                                     f"{exc.reason}") from None
+                raise RetriableError(
+                    f"Slack unreachable at {self.client.base_url}: {exc.reason}"
+                ) from None
             except Exception as exc:  # e.g. a timeout: post without the mention, not lose it
                 log.warning("Slack users.lookupByEmail failed: %s", exc)
                 return None
@@ -222,15 +291,18 @@ class SlackAlerter:
         """
         self._pace(channel)
         if key is not None:
-            message = {**message, "metadata": {"event_type": METADATA_EVENT,
-                                               "event_payload": {"key": key}}}
+            message = {
+                **message,
+                "metadata": {"event_type": METADATA_EVENT, "event_payload": {"key": key}},
+            }
         try:
             resp = self.client.chat_postMessage(channel=channel, unfurl_links=False, **message)
         except SlackApiError as exc:
             raise _map_error(exc, f"chat.postMessage to {channel}") from None
         except URLError as exc:  # the request never reached Slack: safe to send again later
-            raise RetriableError(f"Slack unreachable at {self.client.base_url}: "
-                                 f"{exc.reason}") from None
+            raise RetriableError(
+                f"Slack unreachable at {self.client.base_url}: {exc.reason}"
+            ) from None
         self.messages_posted += 1
         return str(resp["ts"])
 
@@ -241,23 +313,32 @@ class SlackAlerter:
         for _ in range(pages):
             try:
                 resp = self.client.conversations_history(
-                    channel=channel, oldest=f"{oldest:.6f}", limit=200, cursor=cursor,
-                    include_all_metadata=True)
+                    channel=channel,
+                    oldest=f"{oldest:.6f}",
+                    limit=200,
+                    cursor=cursor,
+                    include_all_metadata=True,
+                )
             except SlackApiError as exc:
                 raise _map_error(exc, f"conversations.history of {channel}") from None
             except URLError as exc:
-                raise RetriableError(f"Slack unreachable at {self.client.base_url}: "
-                                     f"{exc.reason}") from None
+                raise RetriableError(
+                    f"Slack unreachable at {self.client.base_url}: {exc.reason}"
+                ) from None
             for message in resp.get("messages", []):
                 meta = message.get("metadata") or {}
-                if meta.get("event_type") == METADATA_EVENT and \
-                        (meta.get("event_payload") or {}).get("key") == key:
+                if (
+                    meta.get("event_type") == METADATA_EVENT
+                    and (meta.get("event_payload") or {}).get("key") == key
+                ):
                     return str(message["ts"])
             cursor = (resp.get("response_metadata") or {}).get("next_cursor")
             if not resp.get("has_more") or not cursor:
                 return None
-        raise RetriableError(f"Slack conversations.history of {channel}: more than {pages} "
-                             f"pages since the alert was queued; not reconciled yet")
+        raise RetriableError(
+            f"Slack conversations.history of {channel}: more than {pages} "
+            f"pages since the alert was queued; not reconciled yet"
+        )
 
     def _pace(self, channel: str) -> None:
         with self._lock:
@@ -273,7 +354,8 @@ def _map_error(exc: SlackApiError, method: str) -> Exception:
     error = str(exc.response.get("error", ""))
     if status == 429 or error in {"ratelimited", "rate_limited"}:
         retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-            "retry-after")
+            "retry-after"
+        )
         try:
             wait = float(retry_after[0] if isinstance(retry_after, list) else retry_after)
         except (TypeError, ValueError, IndexError):
@@ -282,9 +364,12 @@ def _map_error(exc: SlackApiError, method: str) -> Exception:
     if status >= 500 or error in {"internal_error", "fatal_error", "request_timeout"}:
         return RetriableError(f"Slack {method}: {error or status}")
     if error in AUTH_ERRORS:
-        return AuthError(f"Slack {method}: {error} — check SLACK_BOT_TOKEN and the app's scopes "
-                         f"(chat:write, users:read.email)")
+        return AuthError(
+            f"Slack {method}: {error} — check SLACK_BOT_TOKEN and the app's scopes "
+            f"(chat:write, users:read.email)"
+        )
     if error in {"channel_not_found", "not_in_channel", "is_archived"}:
-        return ConfigError(f"Slack {method}: {error} — check the alert channel and invite the "
-                           f"bot to it")
+        return ConfigError(
+            f"Slack {method}: {error} — check the alert channel and invite the bot to it"
+        )
     return FatalError(f"Slack {method}: {error or status}")

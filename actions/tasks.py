@@ -74,16 +74,18 @@ class SalesforceTasks:
         """Read the owners of every account about to get a task, 200 ids a query."""
         ids = sorted({a.account_id for a in actions} - set(self._owners))
         for start in range(0, len(ids), 200):
-            soql = format_soql("SELECT Id, OwnerId FROM Account WHERE Id IN {}",
-                               ids[start:start + 200])
+            soql = format_soql(
+                "SELECT Id, OwnerId FROM Account WHERE Id IN {}", ids[start : start + 200]
+            )
             for page in self.client.query_pages(soql):
                 self._owners.update({str(r["Id"]): str(r["OwnerId"]) for r in page})
 
     def _owner(self, account_id: str) -> str:
         if account_id not in self._owners:
             soql = format_soql("SELECT Id, OwnerId FROM Account WHERE Id = {}", account_id)
-            rows = self.client.call(lambda sf: sf.query(soql)["records"],
-                                    what=f"owner of {account_id}")
+            rows = self.client.call(
+                lambda sf: sf.query(soql)["records"], what=f"owner of {account_id}"
+            )
             if not rows:
                 raise FatalError(f"Salesforce Account {account_id} not found (deleted?)")
             self._owners[account_id] = str(rows[0]["OwnerId"])
@@ -91,19 +93,25 @@ class SalesforceTasks:
 
     def find(self, action: ActionLog) -> str | None:
         soql = format_soql(f"SELECT Id FROM Task WHERE {self.key_field} = {{}}", action.key)
-        rows = self.client.call(lambda sf: sf.query(soql)["records"],
-                                what=f"Task with key {action.key}")
+        rows = self.client.call(
+            lambda sf: sf.query(soql)["records"], what=f"Task with key {action.key}"
+        )
         return str(rows[0]["Id"]) if rows else None
 
     def send(self, action: ActionLog) -> str:
         subject, description, due, priority = task_fields(action)
-        body = {"WhatId": action.account_id, "OwnerId": self._owner(action.account_id),
-                "Subject": subject, "Description": description, "ActivityDate": due,
-                "Priority": priority}
+        body = {
+            "WhatId": action.account_id,
+            "OwnerId": self._owner(action.account_id),
+            "Subject": subject,
+            "Description": description,
+            "ActivityDate": due,
+            "Priority": priority,
+        }
         resp = self.client.call(
-            lambda sf: sf.Task.upsert(f"{self.key_field}/{action.key}", body,
-                                      raw_response=True),
-            what=f"upsert Task {action.key}")
+            lambda sf: sf.Task.upsert(f"{self.key_field}/{action.key}", body, raw_response=True),
+            what=f"upsert Task {action.key}",
+        )
         data = resp.json() if resp.content else {}
         task_id = data.get("id") or self.find(action) or "updated"
         self.created += 1
@@ -114,8 +122,12 @@ class HubSpotTasks:
     kind = "task"
     reconcilable = True
 
-    def __init__(self, client: HubSpotClient, key_property: str = "healthscore_key",
-                 owners: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        key_property: str = "healthscore_key",
+        owners: dict[str, str] | None = None,
+    ) -> None:
         self.client = client
         self.key_property = key_property
         self.owners = owners or {}  # owner email → HubSpot owner id
@@ -123,13 +135,22 @@ class HubSpotTasks:
 
     def find(self, action: ActionLog) -> str | None:
         search = PublicObjectSearchRequest(
-            filter_groups=[{"filters": [{"propertyName": self.key_property, "operator": "EQ",
-                                         "value": action.key}]}],
-            properties=[self.key_property], limit=1)
+            filter_groups=[
+                {
+                    "filters": [
+                        {"propertyName": self.key_property, "operator": "EQ", "value": action.key}
+                    ]
+                }
+            ],
+            properties=[self.key_property],
+            limit=1,
+        )
         self.client.search_quota.acquire()
-        found = self.client.call("search tasks by key",
-                                 self.client.sdk.crm.objects.tasks.search_api.do_search,
-                                 public_object_search_request=search)
+        found = self.client.call(
+            "search tasks by key",
+            self.client.sdk.crm.objects.tasks.search_api.do_search,
+            public_object_search_request=search,
+        )
         if not found.results:
             return None
         task_id = str(found.results[0].id)
@@ -138,27 +159,43 @@ class HubSpotTasks:
 
     def _associate(self, action: ActionLog, task_id: str) -> None:
         company = action.payload.get("company_id") or action.account_id
-        self.client.call("associate task with company",
-                         self.client.sdk.crm.associations.v4.basic_api.create_default,
-                         from_object_type="tasks", from_object_id=task_id,
-                         to_object_type="companies", to_object_id=str(company))
+        self.client.call(
+            "associate task with company",
+            self.client.sdk.crm.associations.v4.basic_api.create_default,
+            from_object_type="tasks",
+            from_object_id=task_id,
+            to_object_type="companies",
+            to_object_id=str(company),
+        )
 
     def send(self, action: ActionLog) -> str:
         subject, description, due, priority = task_fields(action)
-        props = {"hs_task_subject": subject, "hs_task_body": description,
-                 "hs_timestamp": datetime.fromisoformat(due).replace(
-                     tzinfo=action.created_at.tzinfo).isoformat().replace("+00:00", "Z"),
-                 "hs_task_priority": {"High": "HIGH", "Low": "LOW"}.get(priority, "MEDIUM"),
-                 "hs_task_type": "TODO"}
+        props = {
+            "hs_task_subject": subject,
+            "hs_task_body": description,
+            "hs_timestamp": datetime.fromisoformat(due)
+            .replace(tzinfo=action.created_at.tzinfo)
+            .isoformat()
+            .replace("+00:00", "Z"),
+            "hs_task_priority": {"High": "HIGH", "Low": "LOW"}.get(priority, "MEDIUM"),
+            "hs_task_type": "TODO",
+        }
         owner = self.owners.get(str(action.payload.get("owner_email") or "").lower())
         if owner:
             props["hubspot_owner_id"] = owner
-        batch = BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
-            SimplePublicObjectBatchInputUpsert(id=action.key, id_property=self.key_property,
-                                               properties=props)])
+        batch = BatchInputSimplePublicObjectBatchInputUpsert(
+            inputs=[
+                SimplePublicObjectBatchInputUpsert(
+                    id=action.key, id_property=self.key_property, properties=props
+                )
+            ]
+        )
         tasks_api = self.client.sdk.crm.objects.tasks.batch_api
-        result = self.client.call("upsert task", tasks_api.upsert,
-                                  batch_input_simple_public_object_batch_input_upsert=batch)
+        result = self.client.call(
+            "upsert task",
+            tasks_api.upsert,
+            batch_input_simple_public_object_batch_input_upsert=batch,
+        )
         task_id = str(result.results[0].id)
         self._associate(action, task_id)
         self.created += 1
@@ -171,21 +208,43 @@ def ensure_task_key_property(client: HubSpotClient, name: str = "healthscore_key
     An existing property without unique values cannot be upserted on: an error names it.
     """
     core = client.sdk.crm.properties.core_api
-    existing = {p.name: p for p in client.call(
-        "read task properties", core.get_all, object_type="tasks").results or []}
+    existing = {
+        p.name: p
+        for p in client.call("read task properties", core.get_all, object_type="tasks").results
+        or []
+    }
     have = existing.get(name)
     if have is not None:
         if not getattr(have, "has_unique_value", False):
-            raise FatalError(f"HubSpot task property {name} exists without unique values; "
-                             f"healthscore upserts tasks on it — use another name "
-                             f"(actions.hubspot_task_key_property)")
+            raise FatalError(
+                f"HubSpot task property {name} exists without unique values; "
+                f"healthscore upserts tasks on it — use another name "
+                f"(actions.hubspot_task_key_property)"
+            )
         return False
     groups = client.sdk.crm.properties.groups_api
-    group = next(iter(g.name for g in client.call(
-        "read task property groups", groups.get_all, object_type="tasks").results or []),
-        "taskinformation")
-    client.call("create task property", core.create, object_type="tasks", property_create={
-        "name": name, "label": "Healthscore key", "groupName": group, "type": "string",
-        "fieldType": "text", "hasUniqueValue": True,
-        "description": "idempotency key of the healthscore action that created the task"})
+    group = next(
+        iter(
+            g.name
+            for g in client.call(
+                "read task property groups", groups.get_all, object_type="tasks"
+            ).results
+            or []
+        ),
+        "taskinformation",
+    )
+    client.call(
+        "create task property",
+        core.create,
+        object_type="tasks",
+        property_create={
+            "name": name,
+            "label": "Healthscore key",
+            "groupName": group,
+            "type": "string",
+            "fieldType": "text",
+            "hasUniqueValue": True,
+            "description": "idempotency key of the healthscore action that created the task",
+        },
+    )
     return True

@@ -39,44 +39,91 @@ HORIZON = timedelta(days=30)
 
 def scorecard() -> Scorecard:
     def window(metric: str, agg: str, within: str | None = "30d", **kw: object) -> dict:
-        return {"window": {"metric": metric, "agg": agg,
-                           **({"within": within} if within else {}), **kw}}
+        return {
+            "window": {"metric": metric, "agg": agg, **({"within": within} if within else {}), **kw}
+        }
 
     lin = lambda a, b, **kw: {"linear": {"from": a, "to": b, **kw}}  # noqa: E731
-    return Scorecard.model_validate({
-        "name": "bench-usage",
-        "derived": {
-            "logins_30d": window("logins", "sum"),
-            "active_users_30d": window("active_users", "mean"),
-            "active_days_30d": window("logins", "active_days"),
-            "feature_change": window("feature_events", "sum", vs_previous=True),
-            "minutes_30d": window("minutes", "sum"),
-            "invites_90d": window("invites", "sum", "90d"),
-            "tickets_30d": window("support_tickets", "sum"),
-            "days_since_login": window("logins", "days_since", None),
-        },
-        "groups": {"adoption": {"label": "Adoption", "weight": 50},
-                   "engagement": {"label": "Engagement", "weight": 30},
-                   "support": {"label": "Support", "weight": 20}},
-        "measures": {
-            "logins": {"label": "Logins (30d)", "group": "engagement", "weight": 2,
-                       "metric": "logins_30d", **lin(5, 1000, log=True)},
-            "active_users": {"label": "Active users", "group": "adoption", "weight": 2,
-                             "metric": "active_users_30d", **lin(1, 50, log=True)},
-            "active_days": {"label": "Active days", "group": "engagement", "weight": 1,
-                            "metric": "active_days_30d", **lin(2, 22)},
-            "feature_trend": {"label": "Feature use vs prior 30d", "group": "adoption",
-                              "weight": 1, "metric": "feature_change", **lin(-50, 0)},
-            "minutes": {"label": "Minutes (30d)", "group": "adoption", "weight": 1,
-                        "metric": "minutes_30d", "percentile": True},
-            "invites": {"label": "Invites (90d)", "group": "engagement", "weight": 1,
-                        "metric": "invites_90d", **lin(0, 5)},
-            "tickets": {"label": "Support tickets (30d)", "group": "support", "weight": 1,
-                        "metric": "tickets_30d", "better": "lower", **lin(0, 6)},
-            "last_login": {"label": "Days since login", "group": "engagement", "weight": 1,
-                           "metric": "days_since_login", "better": "lower", **lin(2, 30)},
-        },
-    })
+    return Scorecard.model_validate(
+        {
+            "name": "bench-usage",
+            "derived": {
+                "logins_30d": window("logins", "sum"),
+                "active_users_30d": window("active_users", "mean"),
+                "active_days_30d": window("logins", "active_days"),
+                "feature_change": window("feature_events", "sum", vs_previous=True),
+                "minutes_30d": window("minutes", "sum"),
+                "invites_90d": window("invites", "sum", "90d"),
+                "tickets_30d": window("support_tickets", "sum"),
+                "days_since_login": window("logins", "days_since", None),
+            },
+            "groups": {
+                "adoption": {"label": "Adoption", "weight": 50},
+                "engagement": {"label": "Engagement", "weight": 30},
+                "support": {"label": "Support", "weight": 20},
+            },
+            "measures": {
+                "logins": {
+                    "label": "Logins (30d)",
+                    "group": "engagement",
+                    "weight": 2,
+                    "metric": "logins_30d",
+                    **lin(5, 1000, log=True),
+                },
+                "active_users": {
+                    "label": "Active users",
+                    "group": "adoption",
+                    "weight": 2,
+                    "metric": "active_users_30d",
+                    **lin(1, 50, log=True),
+                },
+                "active_days": {
+                    "label": "Active days",
+                    "group": "engagement",
+                    "weight": 1,
+                    "metric": "active_days_30d",
+                    **lin(2, 22),
+                },
+                "feature_trend": {
+                    "label": "Feature use vs prior 30d",
+                    "group": "adoption",
+                    "weight": 1,
+                    "metric": "feature_change",
+                    **lin(-50, 0),
+                },
+                "minutes": {
+                    "label": "Minutes (30d)",
+                    "group": "adoption",
+                    "weight": 1,
+                    "metric": "minutes_30d",
+                    "percentile": True,
+                },
+                "invites": {
+                    "label": "Invites (90d)",
+                    "group": "engagement",
+                    "weight": 1,
+                    "metric": "invites_90d",
+                    **lin(0, 5),
+                },
+                "tickets": {
+                    "label": "Support tickets (30d)",
+                    "group": "support",
+                    "weight": 1,
+                    "metric": "tickets_30d",
+                    "better": "lower",
+                    **lin(0, 6),
+                },
+                "last_login": {
+                    "label": "Days since login",
+                    "group": "engagement",
+                    "weight": 1,
+                    "metric": "days_since_login",
+                    "better": "lower",
+                    **lin(2, 30),
+                },
+            },
+        }
+    )
 
 
 def main() -> None:
@@ -91,9 +138,10 @@ def main() -> None:
     t0 = time.perf_counter()
     pop = generate_population(args.accounts, seed=args.seed, end=END, days=365)
     signal_rows = pop.usage_rows
-    accounts = [Account(id=a, name=name, attributes={"start_date": start.isoformat()})
-                for a, name, start in zip(pop.account_ids, pop.names, pop.start_dates,
-                                          strict=True)]
+    accounts = [
+        Account(id=a, name=name, attributes={"start_date": start.isoformat()})
+        for a, name, start in zip(pop.account_ids, pop.names, pop.start_dates, strict=True)
+    ]
     outcomes = {a: Outcome(a, c) for a, c in zip(pop.account_ids, pop.churn_dates, strict=True)}
     setup = time.perf_counter() - t0
 
@@ -109,28 +157,39 @@ def main() -> None:
     t2 = time.perf_counter()
     snapshots = []
     for moment, batch in history.snapshots(days, excluded=lambda m: churned_by(outcomes, m)):
-        snapshots.append(Snapshot(moment.date(), batch.account_ids, batch.score, batch.grade,
-                                  batch.points))
+        snapshots.append(
+            Snapshot(moment.date(), batch.account_ids, batch.score, batch.grade, batch.points)
+        )
     scored = time.perf_counter() - t2
     churn = {a: o.churn_date for a, o in outcomes.items()}
     data = label(snapshots, churn, HORIZON, list(card.measures))
     result = run_backtest(data, draws=args.draws)
     seconds = time.perf_counter() - t2
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({
-        "accounts": args.accounts, "snapshots": len(snapshots), "signal_rows": signal_rows,
-        "seconds": round(seconds, 2),
-        "seconds_per_snapshot": round(seconds / len(snapshots), 3),
-        "peak_rss_mb": round(peak_mb),
-        "score_seconds": round(scored, 2), "metrics_seconds": round(seconds - scored, 2),
-        "load_seconds": round(load, 2), "setup_seconds": round(setup, 2),
-        "rows": len(data), "bootstrap_draws": args.draws,
-        "roc_auc": round(result.summary["roc_auc"], 4),
-        "roc_auc_ci": [round(v, 4) for v in result.summary["roc_auc_ci"]],
-        "churners": result.summary["churners"],
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0], "numpy": np.__version__,
-    }))
+    print(
+        json.dumps(
+            {
+                "accounts": args.accounts,
+                "snapshots": len(snapshots),
+                "signal_rows": signal_rows,
+                "seconds": round(seconds, 2),
+                "seconds_per_snapshot": round(seconds / len(snapshots), 3),
+                "peak_rss_mb": round(peak_mb),
+                "score_seconds": round(scored, 2),
+                "metrics_seconds": round(seconds - scored, 2),
+                "load_seconds": round(load, 2),
+                "setup_seconds": round(setup, 2),
+                "rows": len(data),
+                "bootstrap_draws": args.draws,
+                "roc_auc": round(result.summary["roc_auc"], 4),
+                "roc_auc_ci": [round(v, 4) for v in result.summary["roc_auc_ci"]],
+                "churners": result.summary["churners"],
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "python": sys.version.split()[0],
+                "numpy": np.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

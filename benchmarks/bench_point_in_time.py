@@ -51,12 +51,18 @@ def _fill_store(store: Store, pop, metrics: list[str]) -> int:
             values = pop.usage[metric]
             rows, cols = np.nonzero(values > 0)
             for start in range(0, len(rows), 1_000_000):
-                r, c = rows[start:start + 1_000_000], cols[start:start + 1_000_000]
+                r, c = rows[start : start + 1_000_000], cols[start : start + 1_000_000]
                 cur.executemany(
                     "INSERT INTO usage_daily (account_id, metric, day, value, source) "
                     "VALUES (?, ?, ?, ?, 'bench')",
-                    zip((pop.account_ids[i] for i in r.tolist()), [metric] * len(r),
-                        (days[k] for k in c.tolist()), values[r, c].tolist(), strict=True))
+                    zip(
+                        (pop.account_ids[i] for i in r.tolist()),
+                        [metric] * len(r),
+                        (days[k] for k in c.tolist()),
+                        values[r, c].tolist(),
+                        strict=True,
+                    ),
+                )
                 written += len(r)
             conn.commit()
     finally:
@@ -74,25 +80,35 @@ def main() -> None:
     args = parser.parse_args()
 
     doc = yaml.safe_load(EXAMPLE.read_text())
-    doc["sources"] = {"accounts_file": {"path": "accounts.csv",
-                                        "attributes": ["plan", "seats"]}}
+    doc["sources"] = {"accounts_file": {"path": "accounts.csv", "attributes": ["plan", "seats"]}}
     card = config_from_document(parse_yaml(yaml.safe_dump(doc), "usage.yaml")).scorecard
     end = date(2026, 11, 25)
     started = time.perf_counter()
     pop = generate_population(args.accounts, seed=args.seed, end=end, days=365)
     generated = time.perf_counter() - started
-    accounts = [Account(id=a, name=n, crm="file",
-                        attributes={"plan": p, "seats": str(s), "start_date": d.isoformat()})
-                for a, n, p, s, d in zip(pop.account_ids, pop.names, pop.plans,
-                                         pop.seats.tolist(), pop.start_dates, strict=True)]
-    result: dict[str, object] = {"accounts": args.accounts, "snapshots": args.snapshots,
-                                 "generate_seconds": round(generated, 2)}
+    accounts = [
+        Account(
+            id=a,
+            name=n,
+            crm="file",
+            attributes={"plan": p, "seats": str(s), "start_date": d.isoformat()},
+        )
+        for a, n, p, s, d in zip(
+            pop.account_ids, pop.names, pop.plans, pop.seats.tolist(), pop.start_dates, strict=True
+        )
+    ]
+    result: dict[str, object] = {
+        "accounts": args.accounts,
+        "snapshots": args.snapshots,
+        "generate_seconds": round(generated, 2),
+    }
     metrics = sorted({w.metric for w in card.usage_windows().values()})
     if args.store:
         Path(args.store).unlink(missing_ok=True)
         store = Store(f"sqlite:///{args.store}")
-        store.upsert_accounts(AccountRow(a.id, "file", a.name, attributes=a.attributes)
-                              for a in accounts)
+        store.upsert_accounts(
+            AccountRow(a.id, "file", a.name, attributes=a.attributes) for a in accounts
+        )
         t = time.perf_counter()
         result["signal_rows"] = _fill_store(store, pop, metrics)
         result["insert_seconds"] = round(time.perf_counter() - t, 2)
@@ -112,9 +128,14 @@ def main() -> None:
     for _, batch in history.snapshots(days, excluded=lambda m: churned_by(outcomes, m)):
         scored += len(batch)
     seconds = time.perf_counter() - t
-    result.update({"scored": scored, "score_seconds": round(seconds, 2),
-                   "seconds_per_snapshot": round(seconds / args.snapshots, 3),
-                   "peak_rss_mb": round(_peak_mb())})
+    result.update(
+        {
+            "scored": scored,
+            "score_seconds": round(seconds, 2),
+            "seconds_per_snapshot": round(seconds / args.snapshots, 3),
+            "peak_rss_mb": round(_peak_mb()),
+        }
+    )
     print(json.dumps(result))
 
 

@@ -40,28 +40,62 @@ def scorecard() -> Scorecard:
         [("linear", lin)] * 6
         + [("lower", {"better": "lower", "linear": {"from": 5, "to": 60}})] * 2
         + [("log", {"linear": {"from": 1, "to": 1000, "log": True}})] * 3
-        + [("bands", {"bands": [{"below": 30, "points": 0}, {"below": 60, "points": 50},
-                                {"points": 100}]})] * 3
+        + [
+            (
+                "bands",
+                {
+                    "bands": [
+                        {"below": 30, "points": 0},
+                        {"below": 60, "points": 50},
+                        {"points": 100},
+                    ]
+                },
+            )
+        ]
+        * 3
         + [("boolean", {"boolean": {"if_true": 100, "if_false": 0}})] * 2
         + [("percentile", {"percentile": True})] * 2
     )
     for j, (_kind, spec) in enumerate(kinds):
-        measures[f"m{j:02d}"] = {"label": f"Measure {j}", "group": groups[j % 4],
-                                 "weight": 1 + j % 3, "metric": f"x{j:02d}", **spec}
-    measures["m18"] = {"label": "Usage per seat", "group": "adoption", "weight": 2,
-                       "metric": "usage_per_seat", "linear": {"from": 0.1, "to": 2}}
-    measures["m19"] = {"label": "Plan", "group": "roi", "weight": 1, "metric": "plan",
-                       "categories": {"Enterprise": 100, "Growth": 70, "Starter": 40}}
+        measures[f"m{j:02d}"] = {
+            "label": f"Measure {j}",
+            "group": groups[j % 4],
+            "weight": 1 + j % 3,
+            "metric": f"x{j:02d}",
+            **spec,
+        }
+    measures["m18"] = {
+        "label": "Usage per seat",
+        "group": "adoption",
+        "weight": 2,
+        "metric": "usage_per_seat",
+        "linear": {"from": 0.1, "to": 2},
+    }
+    measures["m19"] = {
+        "label": "Plan",
+        "group": "roi",
+        "weight": 1,
+        "metric": "plan",
+        "categories": {"Enterprise": 100, "Growth": 70, "Starter": 40},
+    }
     measures["m00"]["stale_after"] = "90d"
     assert len(measures) == N_MEASURES
-    return Scorecard.model_validate({
-        "groups": {g: {"label": g, "weight": w} for g, w in zip(groups, (20, 25, 35, 20),
-                                                                 strict=True)},
-        "derived": {"usage_per_seat": {"ratio": ["usage", "seats"]}},
-        "measures": measures,
-        "segments": [{"name": "onboarding", "when": [{"field": "age_days", "below": 90}],
-                      "weights": {"m01": 4, "m17": 0}}],
-    })
+    return Scorecard.model_validate(
+        {
+            "groups": {
+                g: {"label": g, "weight": w} for g, w in zip(groups, (20, 25, 35, 20), strict=True)
+            },
+            "derived": {"usage_per_seat": {"ratio": ["usage", "seats"]}},
+            "measures": measures,
+            "segments": [
+                {
+                    "name": "onboarding",
+                    "when": [{"field": "age_days", "below": 90}],
+                    "weights": {"m01": 4, "m17": 0},
+                }
+            ],
+        }
+    )
 
 
 def synthetic_table(n: int, seed: int = 7) -> SignalTable:
@@ -100,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     card = scorecard()
     table = synthetic_table(args.accounts)
     previous = np.array(["red", "yellow", "green", None], dtype=object)[
-        np.random.default_rng(1).integers(0, 4, args.accounts)]
+        np.random.default_rng(1).integers(0, 4, args.accounts)
+    ]
 
     times = []
     batch = None
@@ -112,16 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     seconds = statistics.median(times)
     rss = peak_rss_mb()
 
-    sample = np.random.default_rng(2).choice(args.accounts, size=min(args.sample, args.accounts),
-                                             replace=False)
+    sample = np.random.default_rng(2).choice(
+        args.accounts, size=min(args.sample, args.accounts), replace=False
+    )
     rows = [row_of(table, int(i)) for i in sample]  # input conversion is not timed
     reference = plain_reference(batch.reference)
     base_times = []
     for _ in range(args.repeats):
         started = time.perf_counter()
-        plain = [score_account(card, row, AS_OF, previous_grade=previous[i],
-                               reference=reference) for row, i in zip(rows, sample,
-                                                                            strict=True)]
+        plain = [
+            score_account(card, row, AS_OF, previous_grade=previous[i], reference=reference)
+            for row, i in zip(rows, sample, strict=True)
+        ]
         base_times.append(time.perf_counter() - started)
         rows = [row_of(table, int(i)) for i in sample]  # score_account adds derived values
     baseline = statistics.median(base_times) * args.accounts / len(sample)
@@ -129,24 +166,40 @@ def main(argv: list[str] | None = None) -> int:
     for result, i in zip(plain, sample, strict=True):
         vec = batch.score[i]
         same_score = (result["score"] is None and math.isnan(vec)) or (
-            result["score"] is not None and math.isclose(result["score"], vec, abs_tol=1e-9))
+            result["score"] is not None and math.isclose(result["score"], vec, abs_tol=1e-9)
+        )
         if not same_score or result["grade"] != batch.grade[i]:
-            print(f"disagreement on {batch.account_ids[i]}: loop {result} vs vectorized "
-                  f"{vec} {batch.grade[i]}", file=sys.stderr)
+            print(
+                f"disagreement on {batch.account_ids[i]}: loop {result} vs vectorized "
+                f"{vec} {batch.grade[i]}",
+                file=sys.stderr,
+            )
             return 1
     segments = np.bincount(batch.segment, minlength=2)
-    print(json.dumps({
-        "accounts": args.accounts, "measures": N_MEASURES, "segments": len(card.segment_names),
-        "groups": len(card.groups), "missing_share": 0.10,
-        "seconds": round(seconds, 3), "runs": [round(t, 3) for t in times],
-        "cold_seconds": round(times[0], 3),
-        "baseline_seconds": round(baseline, 1), "baseline_sample": len(sample),
-        "speedup": round(baseline / seconds, 1), "peak_rss_mb": round(rss, 1),
-        "accounts_per_segment": segments.tolist(),
-        "grades": {g: int((batch.grade == g).sum()) for g in
-                   ("red", "yellow", "green", "insufficient_data")},
-        "agree_on_sample": True,
-    }))
+    print(
+        json.dumps(
+            {
+                "accounts": args.accounts,
+                "measures": N_MEASURES,
+                "segments": len(card.segment_names),
+                "groups": len(card.groups),
+                "missing_share": 0.10,
+                "seconds": round(seconds, 3),
+                "runs": [round(t, 3) for t in times],
+                "cold_seconds": round(times[0], 3),
+                "baseline_seconds": round(baseline, 1),
+                "baseline_sample": len(sample),
+                "speedup": round(baseline / seconds, 1),
+                "peak_rss_mb": round(rss, 1),
+                "accounts_per_segment": segments.tolist(),
+                "grades": {
+                    g: int((batch.grade == g).sum())
+                    for g in ("red", "yellow", "green", "insufficient_data")
+                },
+                "agree_on_sample": True,
+            }
+        )
+    )
     return 0
 
 

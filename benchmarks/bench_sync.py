@@ -90,12 +90,20 @@ def serve(conn: Any, accounts: int, scale: float, now: datetime, ticket_rounds: 
     from sandbox import HubSpotEmulator, SalesforceEmulator, ZendeskEmulator, generate_org
 
     org = generate_org(accounts, seed=17, now=now, related=False)
-    with SalesforceEmulator(page_size=SF_PAGE) as sf, \
-            HubSpotEmulator(requests_per_10s=HUBSPOT_PER_10S, rate_window=10.0 / scale,
-                            search_per_second=max(1, round(HUBSPOT_SEARCH_PER_S * scale)),
-                            daily_limit=10**9) as hs, \
-            ZendeskEmulator(limit_scale=scale, requests_per_minute=ZENDESK_PER_MIN,
-                            export_requests_per_minute=ZENDESK_EXPORT_PER_MIN) as zd:
+    with (
+        SalesforceEmulator(page_size=SF_PAGE) as sf,
+        HubSpotEmulator(
+            requests_per_10s=HUBSPOT_PER_10S,
+            rate_window=10.0 / scale,
+            search_per_second=max(1, round(HUBSPOT_SEARCH_PER_S * scale)),
+            daily_limit=10**9,
+        ) as hs,
+        ZendeskEmulator(
+            limit_scale=scale,
+            requests_per_minute=ZENDESK_PER_MIN,
+            export_requests_per_minute=ZENDESK_EXPORT_PER_MIN,
+        ) as zd,
+    ):
         ids = sf.seed(org)
         hs.seed(org, account_ids=ids)
         zd.seed(org, now, account_ids=ids, ticket_rounds=ticket_rounds)
@@ -104,24 +112,38 @@ def serve(conn: Any, accounts: int, scale: float, now: datetime, ticket_rounds: 
         hs.reset_usage()
         zd.set_rate_limits()  # buckets full again after seeding
         rated = sum(1 for r in zd.data.ratings.values())
-        conn.send({
-            "known": [(i, a["Name"], a.get("Website")) for i, a in zip(ids, org.accounts,
-                                                                        strict=True)],
-            "sf": {"instance_url": sf.base_url, "token_url": sf.token_url,
-                   "client_id": sf.client_id, "client_secret": sf.client_secret,
-                   "ca_bundle": sf.ca_bundle_path},
-            "hs": {"token": hs.access_token, "base_url": hs.base_url},
-            "zd": {"email": zd.email, "token": zd.api_token, "base_url": zd.api_url},
-            "counts": {"accounts": len(ids), "companies": len(ids),
-                       "organizations": zd.organization_count, "tickets": zd.ticket_count,
-                       "ratings": rated},
-        })
+        conn.send(
+            {
+                "known": [
+                    (i, a["Name"], a.get("Website")) for i, a in zip(ids, org.accounts, strict=True)
+                ],
+                "sf": {
+                    "instance_url": sf.base_url,
+                    "token_url": sf.token_url,
+                    "client_id": sf.client_id,
+                    "client_secret": sf.client_secret,
+                    "ca_bundle": sf.ca_bundle_path,
+                },
+                "hs": {"token": hs.access_token, "base_url": hs.base_url},
+                "zd": {"email": zd.email, "token": zd.api_token, "base_url": zd.api_url},
+                "counts": {
+                    "accounts": len(ids),
+                    "companies": len(ids),
+                    "organizations": zd.organization_count,
+                    "tickets": zd.ticket_count,
+                    "ratings": rated,
+                },
+            }
+        )
         while True:
             command = conn.recv()
             if command == "log":
-                conn.send({name: [(r.path, r.status, r.at) for r in emu.requests()]
-                           for name, emu in (("salesforce", sf), ("hubspot", hs),
-                                             ("zendesk", zd))})
+                conn.send(
+                    {
+                        name: [(r.path, r.status, r.at) for r in emu.requests()]
+                        for name, emu in (("salesforce", sf), ("hubspot", hs), ("zendesk", zd))
+                    }
+                )
             else:
                 break
 
@@ -149,22 +171,30 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--limit-scale", type=float, default=20.0)
     parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: a temp SQLite)")
-    parser.add_argument("--first-sync", action="store_true",
-                        help="an empty store: Salesforce first, then HubSpot and Zendesk "
-                             "(default: the account identities are known, as after any "
-                             "earlier CRM sync, and the three syncs run at once)")
-    parser.add_argument("--ticket-rounds", type=int, default=1,
-                        help="draw each account's Zendesk tickets this many times: more "
-                             "records for as many accounts (to show memory does not follow "
-                             "records)")
+    parser.add_argument(
+        "--first-sync",
+        action="store_true",
+        help="an empty store: Salesforce first, then HubSpot and Zendesk "
+        "(default: the account identities are known, as after any "
+        "earlier CRM sync, and the three syncs run at once)",
+    )
+    parser.add_argument(
+        "--ticket-rounds",
+        type=int,
+        default=1,
+        help="draw each account's Zendesk tickets this many times: more "
+        "records for as many accounts (to show memory does not follow "
+        "records)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     scale = args.limit_scale
     now = datetime.now(UTC)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=serve, args=(child, args.accounts, scale, now,
-                                             args.ticket_rounds), daemon=True)
+    server = ctx.Process(
+        target=serve, args=(child, args.accounts, scale, now, args.ticket_rounds), daemon=True
+    )
     server.start()
     info = parent.recv()
 
@@ -181,39 +211,73 @@ def main() -> None:
     url = args.db or f"sqlite:///{Path(tmp.name) / 'bench.db'}"
     sf, hs, zd = info["sf"], info["hs"], info["zd"]
     settings = Settings(
-        database_url=url, redis_url="",
-        salesforce_instance_url=sf["instance_url"], salesforce_token_url=sf["token_url"],
-        salesforce_client_id=sf["client_id"], salesforce_client_secret=sf["client_secret"],
+        database_url=url,
+        redis_url="",
+        salesforce_instance_url=sf["instance_url"],
+        salesforce_token_url=sf["token_url"],
+        salesforce_client_id=sf["client_id"],
+        salesforce_client_secret=sf["client_secret"],
         salesforce_ca_bundle=Path(sf["ca_bundle"]),
-        hubspot_access_token=hs["token"], hubspot_base_url=hs["base_url"],
-        zendesk_email=zd["email"], zendesk_api_token=zd["token"],
-        zendesk_base_url=zd["base_url"])
+        hubspot_access_token=hs["token"],
+        hubspot_base_url=hs["base_url"],
+        zendesk_email=zd["email"],
+        zendesk_api_token=zd["token"],
+        zendesk_base_url=zd["base_url"],
+    )
     config = load_config()
     sources = config.sources
-    config = config.model_copy(update={"sources": sources.model_copy(update={
-        "hubspot": sources.hubspot.model_copy(update={
-            "enabled": True, "requests_per_10s": HUBSPOT_PER_10S,
-            "write_back": sources.hubspot.write_back.model_copy(update={"enabled": False})}),
-        "zendesk": sources.zendesk.model_copy(update={
-            "enabled": True, "requests_per_minute": ZENDESK_PER_MIN,
-            "export_requests_per_minute": ZENDESK_EXPORT_PER_MIN})})})
+    config = config.model_copy(
+        update={
+            "sources": sources.model_copy(
+                update={
+                    "hubspot": sources.hubspot.model_copy(
+                        update={
+                            "enabled": True,
+                            "requests_per_10s": HUBSPOT_PER_10S,
+                            "write_back": sources.hubspot.write_back.model_copy(
+                                update={"enabled": False}
+                            ),
+                        }
+                    ),
+                    "zendesk": sources.zendesk.model_copy(
+                        update={
+                            "enabled": True,
+                            "requests_per_minute": ZENDESK_PER_MIN,
+                            "export_requests_per_minute": ZENDESK_EXPORT_PER_MIN,
+                        }
+                    ),
+                }
+            )
+        }
+    )
     # HubSpot's limit is a rolling window: a bucket without burst never overdraws it
-    hubspot = HubSpotClient(settings,
-                            quota=LocalQuota(HUBSPOT_PER_10S * scale / 10.0, 1),
-                            search_quota=LocalQuota(HUBSPOT_SEARCH_PER_S * scale, 1))
-    pipeline = Pipeline(config, settings, Store(url), salesforce=SalesforceClient(settings),
-                        hubspot=hubspot,
-                        zendesk=ZendeskClient(settings, limit_scale=scale,
-                                              requests_per_minute=ZENDESK_PER_MIN,
-                                              export_requests_per_minute=(
-                                                  ZENDESK_EXPORT_PER_MIN)))
+    hubspot = HubSpotClient(
+        settings,
+        quota=LocalQuota(HUBSPOT_PER_10S * scale / 10.0, 1),
+        search_quota=LocalQuota(HUBSPOT_SEARCH_PER_S * scale, 1),
+    )
+    pipeline = Pipeline(
+        config,
+        settings,
+        Store(url),
+        salesforce=SalesforceClient(settings),
+        hubspot=hubspot,
+        zendesk=ZendeskClient(
+            settings,
+            limit_scale=scale,
+            requests_per_minute=ZENDESK_PER_MIN,
+            export_requests_per_minute=(ZENDESK_EXPORT_PER_MIN),
+        ),
+    )
     if not args.first_sync:  # what an earlier CRM sync left: account ids and domains
         from connectors.identity import DOMAIN, domain_of
         from store import AccountRow
+
         known = info.pop("known")
         pipeline.store.upsert_accounts(AccountRow(i, "salesforce", name) for i, name, _ in known)
-        pipeline.store.set_account_keys(DOMAIN, {
-            i: [d] if (d := domain_of(site)) else [] for i, _, site in known})
+        pipeline.store.set_account_keys(
+            DOMAIN, {i: [d] if (d := domain_of(site)) else [] for i, _, site in known}
+        )
         del known
     info.pop("known", None)
     results: dict[str, Any] = {}
@@ -258,27 +322,35 @@ def main() -> None:
             "records": results["salesforce"][0].records,
             "requests": len(logs["salesforce"]),
             "min_requests": math.ceil(counts["accounts"] / SF_PAGE),
-            "floor_seconds": 0.0},
+            "floor_seconds": 0.0,
+        },
         "hubspot": {
             "records": results["hubspot"][0].records,
             "requests": len(logs["hubspot"]),
             "min_requests": math.ceil(counts["companies"] / HS_PAGE),
-            "floor_seconds": window_floor(len(logs["hubspot"]), HUBSPOT_PER_10S,
-                                          10.0 / scale)},
+            "floor_seconds": window_floor(len(logs["hubspot"]), HUBSPOT_PER_10S, 10.0 / scale),
+        },
         "zendesk": {
             "records": zd_report.organizations + zd_report.tickets + zd_report.ratings,
-            "requests": len(zd_log), "export_requests": exports,
+            "requests": len(zd_log),
+            "export_requests": exports,
             # when the export's last page was asked for, and how long the sync went on after
             "export_last_request_seconds": round(max(export_times) - started_wall, 2),
             "after_export_seconds": round(results["zendesk"][2] - max(export_times), 2),
             "recompute_processes": zd_report.recompute_processes,
             "recompute_worker_peak_rss_mb": round(workers_peak, 1)
-            if zd_report.recompute_processes else None,
-            "min_requests": (math.ceil(counts["organizations"] / ZD_PAGE)
-                             + math.ceil(counts["tickets"] / ZD_EXPORT_PAGE)
-                             + math.ceil(zd_report.ratings / ZD_PAGE)),
-            "floor_seconds": max(bucket_floor(exports, ZENDESK_EXPORT_PER_MIN, scale),
-                                 bucket_floor(len(zd_log), ZENDESK_PER_MIN, scale))},
+            if zd_report.recompute_processes
+            else None,
+            "min_requests": (
+                math.ceil(counts["organizations"] / ZD_PAGE)
+                + math.ceil(counts["tickets"] / ZD_EXPORT_PAGE)
+                + math.ceil(zd_report.ratings / ZD_PAGE)
+            ),
+            "floor_seconds": max(
+                bucket_floor(exports, ZENDESK_EXPORT_PER_MIN, scale),
+                bucket_floor(len(zd_log), ZENDESK_PER_MIN, scale),
+            ),
+        },
     }
     for name, entry in per_source.items():
         entry["seconds"] = round(results[name][1], 2)
@@ -288,15 +360,25 @@ def main() -> None:
     requests = sum(e["requests"] for e in per_source.values())
     min_requests = sum(e["min_requests"] for e in per_source.values())
     floor = max(e["floor_seconds"] for e in per_source.values())
-    print(json.dumps({
-        "records": records, "requests": requests, "min_requests": min_requests,
-        "requests_ratio": round(requests / min_requests, 3),
-        "seconds": round(seconds, 2), "floor_seconds": round(floor, 2),
-        "seconds_ratio": round(seconds / floor, 3) if floor else None,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "limit_scale": scale, "accounts": args.accounts, "ticket_rounds": args.ticket_rounds,
-        "order": "first-sync" if args.first_sync else "concurrent", "sources": per_source,
-    }))
+    print(
+        json.dumps(
+            {
+                "records": records,
+                "requests": requests,
+                "min_requests": min_requests,
+                "requests_ratio": round(requests / min_requests, 3),
+                "seconds": round(seconds, 2),
+                "floor_seconds": round(floor, 2),
+                "seconds_ratio": round(seconds / floor, 3) if floor else None,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "limit_scale": scale,
+                "accounts": args.accounts,
+                "ticket_rounds": args.ticket_rounds,
+                "order": "first-sync" if args.first_sync else "concurrent",
+                "sources": per_source,
+            }
+        )
+    )
     sys.stdout.flush()
 
 

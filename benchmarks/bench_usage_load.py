@@ -40,8 +40,7 @@ from healthscore.usage_config import UsageFileSource
 
 METRICS = ("logins", "active_users", "minutes_used", "features_used", "invites_sent")
 START = date(2025, 1, 1)
-DEFAULT_DB = os.environ.get("HEALTHSCORE_TEST_PG_URL",
-                            "postgresql://postgres@127.0.0.1:5432/test")
+DEFAULT_DB = os.environ.get("HEALTHSCORE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def account_ids(accounts: int) -> list[str]:
@@ -58,20 +57,32 @@ def generate(path: Path, rows: int, accounts: int, seed: int = 7) -> None:
     written = 0
     day = 0
     options = pacsv.WriteOptions(include_header=True, quoting_style="none")
-    with pacsv.CSVWriter(str(path), pa.schema([("account_id", pa.string()),
-                                                ("date", pa.string()),
-                                                ("metric", pa.string()),
-                                                ("value", pa.string())]),
-                         write_options=options) as writer:
+    with pacsv.CSVWriter(
+        str(path),
+        pa.schema(
+            [
+                ("account_id", pa.string()),
+                ("date", pa.string()),
+                ("metric", pa.string()),
+                ("value", pa.string()),
+            ]
+        ),
+        write_options=options,
+    ) as writer:
         while written < rows:
             n = min(per_day, rows - written)
             stamp = (START + timedelta(days=day)).isoformat()
             values = rng.poisson(20, n).astype(str)
-            writer.write_table(pa.table({
-                "account_id": pa.array(acct[:n], pa.string()),
-                "date": pa.array(np.full(n, stamp, dtype=object), pa.string()),
-                "metric": pa.array(metric[:n], pa.string()),
-                "value": pa.array(values.astype(object), pa.string())}))
+            writer.write_table(
+                pa.table(
+                    {
+                        "account_id": pa.array(acct[:n], pa.string()),
+                        "date": pa.array(np.full(n, stamp, dtype=object), pa.string()),
+                        "metric": pa.array(metric[:n], pa.string()),
+                        "value": pa.array(values.astype(object), pa.string()),
+                    }
+                )
+            )
             written += n
             day += 1
 
@@ -81,8 +92,9 @@ def _schema_url(base: str) -> tuple[str, str]:
     return schema, f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
 
 
-def child(path: Path, database: str, accounts: int, force_reload: bool, writers: int,
-          chunk_rows: int) -> dict:
+def child(
+    path: Path, database: str, accounts: int, force_reload: bool, writers: int, chunk_rows: int
+) -> dict:
     """One load in this (fresh) process; returns its numbers."""
     import psycopg
 
@@ -96,8 +108,9 @@ def child(path: Path, database: str, accounts: int, force_reload: bool, writers:
     try:
         store = Store(url)
         store.upsert_accounts(AccountRow(a, "salesforce", a) for a in account_ids(accounts))
-        source = UsageFileSource(enabled=True, path=str(path), writers=writers,
-                                 chunk_rows=chunk_rows)
+        source = UsageFileSource(
+            enabled=True, path=str(path), writers=writers, chunk_rows=chunk_rows
+        )
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         load_before = os.getloadavg()[0]
         cpu_before = time.process_time()
@@ -116,16 +129,22 @@ def child(path: Path, database: str, accounts: int, force_reload: bool, writers:
         again = load_usage_files(store, source)
         again_seconds = time.perf_counter() - again_started
         superuser = admin.execute("SHOW is_superuser").fetchone()[0] == "on"
-        out = {"rows": report.tally.rows_read, "superuser": superuser,
-               "values_loaded": report.tally.values,
-               "rows_held": held, "seconds": seconds,
-               "rows_per_second": report.tally.rows_read / seconds,
-               "peak_rss_mb": peak, "rss_before_load_mb": rss_before,
-               "python_cpu_seconds": python_cpu,
-               "load_average": (load_before + os.getloadavg()[0]) / 2,
-               "reload_rows_added": count() - held,
-               "reload_status": again.files[0].status, "reload_seconds": again_seconds,
-               "skipped": dict(report.tally.skipped)}
+        out = {
+            "rows": report.tally.rows_read,
+            "superuser": superuser,
+            "values_loaded": report.tally.values,
+            "rows_held": held,
+            "seconds": seconds,
+            "rows_per_second": report.tally.rows_read / seconds,
+            "peak_rss_mb": peak,
+            "rss_before_load_mb": rss_before,
+            "python_cpu_seconds": python_cpu,
+            "load_average": (load_before + os.getloadavg()[0]) / 2,
+            "reload_rows_added": count() - held,
+            "reload_status": again.files[0].status,
+            "reload_seconds": again_seconds,
+            "skipped": dict(report.tally.skipped),
+        }
         if force_reload:
             forced_started = time.perf_counter()
             forced = load_usage_files(store, source, force=True)
@@ -141,23 +160,43 @@ def child(path: Path, database: str, accounts: int, force_reload: bool, writers:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="1000000,10000000",
-                        help="comma-separated sizes (the first and last are compared)")
+    parser.add_argument(
+        "--rows",
+        default="1000000,10000000",
+        help="comma-separated sizes (the first and last are compared)",
+    )
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--database", default=DEFAULT_DB)
-    parser.add_argument("--writers", type=int, default=2,
-                        help="PostgreSQL connections writing in parallel")
-    parser.add_argument("--chunk-rows", type=int,
-                        default=UsageFileSource.model_fields["chunk_rows"].default,
-                        help="rows per write")
-    parser.add_argument("--force-reload", action="store_true",
-                        help="also re-read the smallest file ignoring its hash")
+    parser.add_argument(
+        "--writers", type=int, default=2, help="PostgreSQL connections writing in parallel"
+    )
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=UsageFileSource.model_fields["chunk_rows"].default,
+        help="rows per write",
+    )
+    parser.add_argument(
+        "--force-reload",
+        action="store_true",
+        help="also re-read the smallest file ignoring its hash",
+    )
     parser.add_argument("--child", nargs=2, metavar=("FILE", "FORCE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(Path(args.child[0]), args.database, args.accounts,
-                               args.child[1] == "1", args.writers, args.chunk_rows)))
+        print(
+            json.dumps(
+                child(
+                    Path(args.child[0]),
+                    args.database,
+                    args.accounts,
+                    args.child[1] == "1",
+                    args.writers,
+                    args.chunk_rows,
+                )
+            )
+        )
         return
 
     import psycopg
@@ -165,8 +204,10 @@ def main() -> None:
     try:
         psycopg.connect(args.database, connect_timeout=5).close()
     except psycopg.OperationalError as exc:
-        sys.exit(f"bench_usage_load: PostgreSQL at {args.database} unreachable ({exc}); "
-                 "set HEALTHSCORE_TEST_PG_URL or --database")
+        sys.exit(
+            f"bench_usage_load: PostgreSQL at {args.database} unreachable ({exc}); "
+            "set HEALTHSCORE_TEST_PG_URL or --database"
+        )
     sizes = [int(s) for s in args.rows.split(",")]
     runs: dict[int, list[dict]] = {n: [] for n in sizes}
     with tempfile.TemporaryDirectory(prefix="bench_usage_") as tmp:
@@ -178,10 +219,25 @@ def main() -> None:
             for n in sizes:
                 force = "1" if args.force_reload and n == sizes[0] else "0"
                 done = subprocess.run(
-                    [sys.executable, __file__, "--child", str(files[n]), force,
-                     "--accounts", str(args.accounts), "--database", args.database,
-                     "--writers", str(args.writers), "--chunk-rows", str(args.chunk_rows)],
-                    check=True, capture_output=True, text=True)
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        str(files[n]),
+                        force,
+                        "--accounts",
+                        str(args.accounts),
+                        "--database",
+                        args.database,
+                        "--writers",
+                        str(args.writers),
+                        "--chunk-rows",
+                        str(args.chunk_rows),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 print(json.dumps({"size": n, **result}), file=sys.stderr)
                 runs[n].append(result)
@@ -191,8 +247,11 @@ def main() -> None:
 
     big, small = sizes[-1], sizes[0]
     out = {
-        "rows": big, "accounts": args.accounts, "repeats": args.repeats,
-        "writers": args.writers, "chunk_rows": args.chunk_rows,
+        "rows": big,
+        "accounts": args.accounts,
+        "repeats": args.repeats,
+        "writers": args.writers,
+        "chunk_rows": args.chunk_rows,
         "seconds": round(median(big, "seconds"), 2),
         "rows_per_second": round(median(big, "rows_per_second")),
         "peak_rss_mb": round(median(big, "peak_rss_mb"), 1),
@@ -208,11 +267,14 @@ def main() -> None:
     }
     if args.force_reload:
         out[f"forced_reload_rows_added_{_label(small)}"] = max(
-            r["forced_reload_rows_added"] for r in runs[small])
+            r["forced_reload_rows_added"] for r in runs[small]
+        )
         out[f"forced_reload_rows_changed_{_label(small)}"] = max(
-            r["forced_reload_rows_changed"] for r in runs[small])
+            r["forced_reload_rows_changed"] for r in runs[small]
+        )
         out[f"forced_reload_rows_per_second_{_label(small)}"] = round(
-            small / median(small, "forced_reload_seconds"))
+            small / median(small, "forced_reload_seconds")
+        )
     print(json.dumps(out))
 
 

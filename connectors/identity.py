@@ -17,13 +17,44 @@ from urllib.parse import urlsplit
 DOMAIN = "domain"
 ACCOUNT = "account"  # external key kind: the CRM account id itself
 
-FREE_MAIL_DOMAINS = frozenset({
-    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "yahoo.fr", "ymail.com",
-    "hotmail.com", "hotmail.co.uk", "hotmail.fr", "outlook.com", "live.com", "msn.com",
-    "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "pm.me",
-    "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com", "mail.ru", "yandex.ru", "yandex.com",
-    "zoho.com", "qq.com", "163.com", "126.com", "fastmail.com", "hey.com", "tutanota.com",
-})
+FREE_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "yahoo.co.uk",
+        "yahoo.fr",
+        "ymail.com",
+        "hotmail.com",
+        "hotmail.co.uk",
+        "hotmail.fr",
+        "outlook.com",
+        "live.com",
+        "msn.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "aol.com",
+        "proton.me",
+        "protonmail.com",
+        "pm.me",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "mail.com",
+        "mail.ru",
+        "yandex.ru",
+        "yandex.com",
+        "zoho.com",
+        "qq.com",
+        "163.com",
+        "126.com",
+        "fastmail.com",
+        "hey.com",
+        "tutanota.com",
+    }
+)
 
 
 def domain_of(value: str | None) -> str | None:
@@ -73,8 +104,9 @@ class IdentityIndex:
     set: at 100k accounts that is tens of megabytes less per sync.
     """
 
-    def __init__(self, keys: Iterable[tuple[str, str, str]],
-                 account_ids: Iterable[str] = ()) -> None:
+    def __init__(
+        self, keys: Iterable[tuple[str, str, str]], account_ids: Iterable[str] = ()
+    ) -> None:
         self._accounts: set[str] = set(account_ids)
         self._external: dict[tuple[str, str], str | set[str]] = {}
         self._domains: dict[str, str | set[str]] = {}
@@ -91,8 +123,9 @@ class IdentityIndex:
             owners.add(value)
         return owners
 
-    def resolve(self, *, external: Iterable[tuple[str, str | None]] = (),
-                domains: Iterable[str | None] = ()) -> Match:
+    def resolve(
+        self, *, external: Iterable[tuple[str, str | None]] = (), domains: Iterable[str | None] = ()
+    ) -> Match:
         """Match by the first external id that is known, else by domain.
 
         ``external`` holds (kind, value) pairs, e.g. ``("salesforce:account", "001…")`` — a
@@ -116,9 +149,13 @@ class IdentityIndex:
                     continue
                 owners = {held} if isinstance(held, str) else held
                 if len(owners) > 1:
-                    return Match(None, "", "ambiguous",
-                                 f"domain {candidate} belongs to {len(owners)} accounts: "
-                                 + ", ".join(sorted(owners)))
+                    return Match(
+                        None,
+                        "",
+                        "ambiguous",
+                        f"domain {candidate} belongs to {len(owners)} accounts: "
+                        + ", ".join(sorted(owners)),
+                    )
                 return Match(next(iter(owners)), "domain")
         if not seen:
             return Match(None, "", "no_key", "no external id and no company domain")

@@ -37,8 +37,10 @@ def base_url_for(api_key: str, override: str | None = None) -> str:
         return override.rstrip("/")
     dc = api_key.rsplit("-", 1)[1] if "-" in api_key else ""
     if not _DC.match(dc):
-        raise ConfigError("MAILCHIMP_API_KEY does not end in a data centre (like -us6); "
-                          "check the key or set MAILCHIMP_BASE_URL")
+        raise ConfigError(
+            "MAILCHIMP_API_KEY does not end in a data centre (like -us6); "
+            "check the key or set MAILCHIMP_BASE_URL"
+        )
     return f"https://{dc}.api.mailchimp.com/3.0"
 
 
@@ -58,22 +60,33 @@ def classify(resp: httpx.Response, what: str) -> HealthscoreError:
     if status >= 500 or (status == 403 and not problem):  # an overloaded edge: bare 403
         return RetriableError(f"Mailchimp {what}: {status} {message}")
     if status == 401:
-        return AuthError(f"Mailchimp {what}: MAILCHIMP_API_KEY was rejected ({message}); a key "
-                         "from another data centre than the URL's is rejected too")
+        return AuthError(
+            f"Mailchimp {what}: MAILCHIMP_API_KEY was rejected ({message}); a key "
+            "from another data centre than the URL's is rejected too"
+        )
     if status == 403:
         return AuthError(f"Mailchimp {what}: MAILCHIMP_API_KEY may not do this ({message})")
     return FatalError(f"Mailchimp {what}: {status} {message}")
 
 
 class MailchimpClient:
-    def __init__(self, api_key: str, base_url: str | None = None, *,
-                 retry: RetryPolicy | None = None, max_connections: int = 10,
-                 timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 10,
+        timeout: float = 120.0,
+    ) -> None:
         root = base_url_for(api_key, base_url)
         self.http = httpx.Client(
-            base_url=root, auth=httpx.BasicAuth("healthscore", api_key), timeout=timeout,
+            base_url=root,
+            auth=httpx.BasicAuth("healthscore", api_key),
+            timeout=timeout,
             headers={"Accept": "application/json", "User-Agent": "healthscore"},
-            limits=httpx.Limits(max_connections=max_connections))
+            limits=httpx.Limits(max_connections=max_connections),
+        )
         self.retry = retry or RetryPolicy()
         self._slots = threading.BoundedSemaphore(max_connections)
         self._lock = threading.Lock()
@@ -95,8 +108,9 @@ class MailchimpClient:
                 try:
                     resp = self.http.get(path.lstrip("/"), params=params)
                 except httpx.TransportError as exc:
-                    raise RetriableError(f"Mailchimp GET {path}: "
-                                         f"{exc.__class__.__name__}") from None
+                    raise RetriableError(
+                        f"Mailchimp GET {path}: {exc.__class__.__name__}"
+                    ) from None
             if resp.status_code >= 400:
                 if resp.status_code == 429:
                     with self._lock:
@@ -112,8 +126,9 @@ class MailchimpClient:
 
         return call_with_retry(once, self.retry, what=f"Mailchimp GET {path}")
 
-    def pages(self, path: str, key: str, params: dict[str, Any] | None = None, *,
-              count: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    def pages(
+        self, path: str, key: str, params: dict[str, Any] | None = None, *, count: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
         """Every page of a list endpoint (``count``/``offset`` until ``total_items``)."""
         offset = 0
         while True:
@@ -128,25 +143,32 @@ class MailchimpClient:
                 return
 
 
-def pull_reports(client: MailchimpClient, since_send_time: str, *, count: int = 1000
-                 ) -> Iterator[list[dict[str, Any]]]:
+def pull_reports(
+    client: MailchimpClient, since_send_time: str, *, count: int = 1000
+) -> Iterator[list[dict[str, Any]]]:
     """Campaign reports sent since ``since_send_time`` (ISO-8601)."""
-    yield from client.pages("/reports", "reports", {
-        "since_send_time": since_send_time,
-        "fields": "reports.id,reports.campaign_title,reports.send_time,reports.emails_sent,"
-                  "reports.type,total_items"}, count=count)
+    yield from client.pages(
+        "/reports",
+        "reports",
+        {
+            "since_send_time": since_send_time,
+            "fields": "reports.id,reports.campaign_title,reports.send_time,reports.emails_sent,"
+            "reports.type,total_items",
+        },
+        count=count,
+    )
 
 
-def pull_email_activity(client: MailchimpClient, campaign_id: str, since: str | None = None,
-                        *, count: int = 1000) -> Iterator[list[dict[str, Any]]]:
+def pull_email_activity(
+    client: MailchimpClient, campaign_id: str, since: str | None = None, *, count: int = 1000
+) -> Iterator[list[dict[str, Any]]]:
     """Per-member activity of one campaign (only activity after ``since``, when given)."""
     params = {"since": since} if since else {}
-    yield from client.pages(f"/reports/{campaign_id}/email-activity", "emails", params,
-                            count=count)
+    yield from client.pages(f"/reports/{campaign_id}/email-activity", "emails", params, count=count)
 
 
-def pull_unsubscribed(client: MailchimpClient, campaign_id: str, *, count: int = 1000
-                      ) -> Iterator[list[dict[str, Any]]]:
+def pull_unsubscribed(
+    client: MailchimpClient, campaign_id: str, *, count: int = 1000
+) -> Iterator[list[dict[str, Any]]]:
     """Members who unsubscribed through one campaign."""
-    yield from client.pages(f"/reports/{campaign_id}/unsubscribed", "unsubscribes",
-                            count=count)
+    yield from client.pages(f"/reports/{campaign_id}/unsubscribed", "unsubscribes", count=count)

@@ -67,13 +67,16 @@ def discover(pattern: str, configured: str = "auto") -> list[UsageFile]:
     if path.is_dir():
         candidates = sorted(p for p in path.iterdir() if p.is_file())
     elif any(ch in pattern for ch in "*?["):
-        candidates = sorted(Path(p) for p in glob.glob(str(path), recursive=True)
-                            if Path(p).is_file())
+        candidates = sorted(
+            Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file()
+        )
     elif path.is_file():
         return [UsageFile(path, file_format(path, configured) or "csv")]
     else:
-        raise ConfigError(f"sources.usage_file.path: {pattern!r} is not a file, a folder or a "
-                          "glob that matches files")
+        raise ConfigError(
+            f"sources.usage_file.path: {pattern!r} is not a file, a folder or a "
+            "glob that matches files"
+        )
     files = []
     for p in candidates:
         fmt = file_format(p, configured)
@@ -114,8 +117,9 @@ class LineMap:
 Batches = Iterator[tuple[pa.RecordBatch, Callable[[int], str]]]
 
 
-def read_batches(file: UsageFile, columns: list[str], tally: UsageTally, *,
-                 chunk_rows: int, delimiter: str = ",") -> Batches:
+def read_batches(
+    file: UsageFile, columns: list[str], tally: UsageTally, *, chunk_rows: int, delimiter: str = ","
+) -> Batches:
     """Yield (batch, locate) for every chunk of ``file``, only the needed ``columns``.
 
     Raises :class:`SkippableRecord` (the whole file) when a column is missing or the file is
@@ -127,8 +131,9 @@ def read_batches(file: UsageFile, columns: list[str], tally: UsageTally, *,
         yield from _csv_batches(file, columns, tally, chunk_rows, delimiter)
 
 
-def _csv_batches(file: UsageFile, columns: list[str], tally: UsageTally, chunk_rows: int,
-                 delimiter: str) -> Batches:
+def _csv_batches(
+    file: UsageFile, columns: list[str], tally: UsageTally, chunk_rows: int, delimiter: str
+) -> Batches:
     lines = LineMap()
     name = file.name
 
@@ -136,24 +141,35 @@ def _csv_batches(file: UsageFile, columns: list[str], tally: UsageTally, chunk_r
         line = row.number if row.number is not None else 0
         lines.skipped(line)
         tally.rows_read += 1
-        tally.report(f"{name}:{line}", BAD_ROW,
-                     f"{row.actual_columns} columns, the header has {row.expected_columns}")
+        tally.report(
+            f"{name}:{line}",
+            BAD_ROW,
+            f"{row.actual_columns} columns, the header has {row.expected_columns}",
+        )
         return "skip"
 
     try:
         reader = pacsv.open_csv(
             file.path,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=CSV_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False,
-                                             invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, ignore_empty_lines=False, invalid_row_handler=on_invalid
+            ),
             convert_options=pacsv.ConvertOptions(
-                include_columns=columns, column_types={c: pa.string() for c in columns},
-                strings_can_be_null=False, quoted_strings_can_be_null=False))
+                include_columns=columns,
+                column_types={c: pa.string() for c in columns},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
     except KeyError:
         header = _csv_header(file.path, delimiter)
         missing = [c for c in columns if c not in header]
-        raise SkippableRecord(name, f"no column {', '.join(map(repr, missing))} (the header "
-                              f"has: {', '.join(header) or 'nothing'})") from None
+        raise SkippableRecord(
+            name,
+            f"no column {', '.join(map(repr, missing))} (the header "
+            f"has: {', '.join(header) or 'nothing'})",
+        ) from None
     except pa.ArrowInvalid as exc:
         raise SkippableRecord(name, f"not a readable CSV file ({exc})") from None
     done = 0
@@ -163,8 +179,9 @@ def _csv_batches(file: UsageFile, columns: list[str], tally: UsageTally, chunk_r
         except StopIteration:
             return
         except pa.ArrowInvalid as exc:  # e.g. an unterminated quote: the rest is unreadable
-            raise SkippableRecord(name, f"unreadable after line {lines.line(done)}: "
-                                  f"{exc}") from None
+            raise SkippableRecord(
+                name, f"unreadable after line {lines.line(done)}: {exc}"
+            ) from None
         for start in range(0, batch.num_rows, chunk_rows):
             piece = batch.slice(start, chunk_rows)
             offset = done + start
@@ -187,8 +204,9 @@ def _parquet_batches(file: UsageFile, columns: list[str], chunk_rows: int) -> Ba
     present = parquet.schema_arrow.names
     missing = [c for c in columns if c not in present]
     if missing:
-        raise SkippableRecord(name, f"no column {', '.join(map(repr, missing))} (the file "
-                              f"has: {', '.join(present)})")
+        raise SkippableRecord(
+            name, f"no column {', '.join(map(repr, missing))} (the file has: {', '.join(present)})"
+        )
     done = 0
     try:
         for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):

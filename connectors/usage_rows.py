@@ -27,8 +27,14 @@ from healthscore.usage_config import UsageMapping
 
 log = logging.getLogger(__name__)
 
-OUT_SCHEMA = pa.schema([("account_id", pa.string()), ("metric", pa.string()),
-                        ("day", pa.date32()), ("value", pa.float64())])
+OUT_SCHEMA = pa.schema(
+    [
+        ("account_id", pa.string()),
+        ("metric", pa.string()),
+        ("day", pa.date32()),
+        ("value", pa.float64()),
+    ]
+)
 MAX_PROBLEMS = 200  # kept for the summary; every problem is counted
 MAX_LOGGED = 50  # logged one by one per load; the rest are summarised
 
@@ -101,7 +107,7 @@ class UsageTally:
         for key, why in part.unmatched.items():
             self.unmatched.setdefault(key, why)
         self.unmatched_rows.update(part.unmatched_rows)
-        self.problems.extend(part.problems[:max(0, MAX_PROBLEMS - len(self.problems))])
+        self.problems.extend(part.problems[: max(0, MAX_PROBLEMS - len(self.problems))])
         self.problems_total += part.problems_total
         for day in (part.first_day, part.last_day):
             if day is not None:
@@ -110,7 +116,8 @@ class UsageTally:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "rows_read": self.rows_read, "values_loaded": self.values,
+            "rows_read": self.rows_read,
+            "values_loaded": self.values,
             "skipped": dict(sorted(self.skipped.items())),
             "empty_cells": self.empty_cells,
             "ignored_metrics": dict(sorted(self.ignored_metrics.items())),
@@ -174,8 +181,13 @@ def _short(value: Any) -> str:
 class Normalizer:
     """Turns one source's batches into clean usage tables, tallying what it skips."""
 
-    def __init__(self, mapping: UsageMapping, resolver: AccountResolver,
-                 tally: UsageTally, reported_ids: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        mapping: UsageMapping,
+        resolver: AccountResolver,
+        tally: UsageTally,
+        reported_ids: set[str] | None = None,
+    ) -> None:
         self.mapping = mapping
         self.resolver = resolver
         self.tally = tally
@@ -195,8 +207,13 @@ class Normalizer:
         ok = np.ones(n, dtype=bool)
 
         accounts_raw = _text(batch.column(m.account_column))
-        self._fail(ok, _blank(accounts_raw), MISSING_ACCOUNT, locate,
-                   lambda i: f"no value in column {m.account_column!r}")
+        self._fail(
+            ok,
+            _blank(accounts_raw),
+            MISSING_ACCOUNT,
+            locate,
+            lambda i: f"no value in column {m.account_column!r}",
+        )
 
         days = self._days(batch.column(m.date_column), ok, locate)
         if m.form == "long":
@@ -211,44 +228,69 @@ class Normalizer:
         return out
 
     # -- checks, column by column -------------------------------------------------------------
-    def _fail(self, ok: np.ndarray, bad: np.ndarray, reason: str, locate: Locate,
-              detail: Callable[[int], str]) -> None:
+    def _fail(
+        self,
+        ok: np.ndarray,
+        bad: np.ndarray,
+        reason: str,
+        locate: Locate,
+        detail: Callable[[int], str],
+    ) -> None:
         """Report the rows in ``bad`` that were still good, and mark them skipped."""
         fresh = np.flatnonzero(bad & ok)
         for i in fresh:
             self.tally.report(locate(int(i)), reason, detail(int(i)))
         ok[fresh] = False
 
-    def _days(self, col: pa.Array | pa.ChunkedArray, ok: np.ndarray, locate: Locate
-              ) -> pa.Array:
+    def _days(self, col: pa.Array | pa.ChunkedArray, ok: np.ndarray, locate: Locate) -> pa.Array:
         m = self.mapping
         if isinstance(col, pa.ChunkedArray):
             col = col.combine_chunks()
         if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
             days = pc.cast(col, pa.date32())
-            self._fail(ok, days.is_null().to_numpy(zero_copy_only=False), MISSING_DATE,
-                       locate, lambda i: f"no value in column {m.date_column!r}")
+            self._fail(
+                ok,
+                days.is_null().to_numpy(zero_copy_only=False),
+                MISSING_DATE,
+                locate,
+                lambda i: f"no value in column {m.date_column!r}",
+            )
             return days
         raw = _text(col)
-        self._fail(ok, _blank(raw), MISSING_DATE, locate,
-                   lambda i: f"no value in column {m.date_column!r}")
+        self._fail(
+            ok, _blank(raw), MISSING_DATE, locate, lambda i: f"no value in column {m.date_column!r}"
+        )
         days = _strict_dates(raw, m.date_format)
-        self._fail(ok, days.is_null().to_numpy(zero_copy_only=False), BAD_DATE, locate,
-                   lambda i: f"{_short(raw[i].as_py())} is not a date ({m.date_format})")
+        self._fail(
+            ok,
+            days.is_null().to_numpy(zero_copy_only=False),
+            BAD_DATE,
+            locate,
+            lambda i: f"{_short(raw[i].as_py())} is not a date ({m.date_format})",
+        )
         return days
 
-    def _numbers(self, col: pa.Array | pa.ChunkedArray, label: str
-                 ) -> tuple[pa.Array, np.ndarray, np.ndarray, Callable[[int], str]]:
+    def _numbers(
+        self, col: pa.Array | pa.ChunkedArray, label: str
+    ) -> tuple[pa.Array, np.ndarray, np.ndarray, Callable[[int], str]]:
         """(float64 values, blank mask, bad mask, detail of a bad one)."""
         if isinstance(col, pa.ChunkedArray):
             col = col.combine_chunks()
-        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) \
-                or pa.types.is_decimal(col.type) or pa.types.is_boolean(col.type):
+        if (
+            pa.types.is_integer(col.type)
+            or pa.types.is_floating(col.type)
+            or pa.types.is_decimal(col.type)
+            or pa.types.is_boolean(col.type)
+        ):
             values = pc.cast(col, pa.float64())
             blank = values.is_null().to_numpy(zero_copy_only=False)
             finite = pc.fill_null(pc.is_finite(values), True).to_numpy(zero_copy_only=False)
-            return values, blank, ~finite, lambda i: f"{label}: {values[i].as_py()} is not a " \
-                                                    "finite number"
+            return (
+                values,
+                blank,
+                ~finite,
+                lambda i: f"{label}: {values[i].as_py()} is not a finite number",
+            )
         raw = _text(col)
         blank = _blank(raw)
         try:
@@ -259,13 +301,19 @@ class Normalizer:
         bad |= ~pc.fill_null(pc.is_finite(values), True).to_numpy(zero_copy_only=False)
         return values, blank, bad, lambda i: f"{label}: {_short(raw[i].as_py())} is not a number"
 
-    def _long(self, batch: pa.RecordBatch | pa.Table, ok: np.ndarray, locate: Locate
-              ) -> tuple[pa.Array, pa.Array]:
+    def _long(
+        self, batch: pa.RecordBatch | pa.Table, ok: np.ndarray, locate: Locate
+    ) -> tuple[pa.Array, pa.Array]:
         """(metric names, values); rows of metrics not in ``metrics`` are counted, not kept."""
         m = self.mapping
         metrics = _text(batch.column(m.metric_column))
-        self._fail(ok, _blank(metrics), MISSING_METRIC, locate,
-                   lambda i: f"no value in column {m.metric_column!r}")
+        self._fail(
+            ok,
+            _blank(metrics),
+            MISSING_METRIC,
+            locate,
+            lambda i: f"no value in column {m.metric_column!r}",
+        )
         keep = np.ones(len(metrics), dtype=bool)
         if m.metrics:
             names = pa.array(list(m.metrics))
@@ -273,14 +321,19 @@ class Normalizer:
             known = idx.is_valid().to_numpy(zero_copy_only=False)
             unlisted = ok & ~known
             if unlisted.any():
-                self.tally.ignored_metrics.update(
-                    metrics.filter(pa.array(unlisted)).to_pylist())
+                self.tally.ignored_metrics.update(metrics.filter(pa.array(unlisted)).to_pylist())
             keep &= known
             metrics = pc.take(pa.array(list(m.metrics.values())), idx)
-        values, blank, bad, detail = self._numbers(batch.column(m.value_column),
-                                                   f"column {m.value_column!r}")
-        self._fail(ok, blank & keep, MISSING_VALUE, locate,
-                   lambda i: f"no value in column {m.value_column!r}")
+        values, blank, bad, detail = self._numbers(
+            batch.column(m.value_column), f"column {m.value_column!r}"
+        )
+        self._fail(
+            ok,
+            blank & keep,
+            MISSING_VALUE,
+            locate,
+            lambda i: f"no value in column {m.value_column!r}",
+        )
         self._fail(ok, bad & keep, BAD_VALUE, locate, detail)
         ok &= keep
         return metrics, values
@@ -298,8 +351,9 @@ class Normalizer:
             return accounts
         why = {v: mt for v, mt in zip(names, matches, strict=True) if not mt.matched}
         counts = pc.value_counts(raw.filter(pa.array(unknown)))
-        for value, count in zip(counts.field("values").to_pylist(),
-                                counts.field("counts").to_pylist(), strict=True):
+        for value, count in zip(
+            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+        ):
             mt = why[value]
             reason = AMBIGUOUS_ACCOUNT if mt.reason == "ambiguous" else UNKNOWN_ACCOUNT
             self.tally.skipped[reason] += count
@@ -307,17 +361,21 @@ class Normalizer:
             self.tally.unmatched_rows[value] += count
             if value not in self._reported_ids:  # each id once, where it first appears
                 self._reported_ids.add(value)
-                self.tally.report(locate(pc.index(raw, value).as_py()), reason, mt.detail,
-                                  count=0)
+                self.tally.report(locate(pc.index(raw, value).as_py()), reason, mt.detail, count=0)
         ok[unknown] = False
         return accounts
 
-    def _wide(self, batch: pa.RecordBatch | pa.Table, accounts: pa.Array, days: pa.Array,
-              ok: np.ndarray, locate: Locate) -> pa.Table:
+    def _wide(
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        accounts: pa.Array,
+        days: pa.Array,
+        ok: np.ndarray,
+        locate: Locate,
+    ) -> pa.Table:
         parts = []
         for column, metric in self.mapping.metrics.items():
-            values, blank, bad, detail = self._numbers(batch.column(column),
-                                                       f"column {column!r}")
+            values, blank, bad, detail = self._numbers(batch.column(column), f"column {column!r}")
             self.tally.empty_cells += int((blank & ok).sum())
             for i in np.flatnonzero(bad & ok):
                 self.tally.report(locate(int(i)), BAD_VALUE, detail(int(i)))
@@ -327,12 +385,14 @@ class Normalizer:
         return pa.concat_tables(parts) if parts else OUT_SCHEMA.empty_table()
 
     @staticmethod
-    def _table(accounts: pa.Array, metrics: pa.Array, days: pa.Array, values: pa.Array,
-               keep: np.ndarray) -> pa.Table:
+    def _table(
+        accounts: pa.Array, metrics: pa.Array, days: pa.Array, values: pa.Array, keep: np.ndarray
+    ) -> pa.Table:
         mask = pa.array(keep)
         return pa.Table.from_arrays(
-            [accounts.filter(mask), metrics.filter(mask), days.filter(mask),
-             values.filter(mask)], schema=OUT_SCHEMA)
+            [accounts.filter(mask), metrics.filter(mask), days.filter(mask), values.filter(mask)],
+            schema=OUT_SCHEMA,
+        )
 
 
 def _strict_dates(raw: pa.Array, fmt: str) -> pa.Array:

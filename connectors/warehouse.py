@@ -32,8 +32,10 @@ def warehouse_url(source: WarehouseSource, environ: dict[str, str] | None = None
     env = os.environ if environ is None else environ
     url = env.get(source.url_env, "").strip()
     if not url:
-        raise ConfigError(f"missing environment variable: {source.url_env} (the warehouse's "
-                          "SQLAlchemy URL, named by sources.warehouse.url_env)")
+        raise ConfigError(
+            f"missing environment variable: {source.url_env} (the warehouse's "
+            "SQLAlchemy URL, named by sources.warehouse.url_env)"
+        )
     return url
 
 
@@ -50,15 +52,18 @@ def warehouse_engine(source: WarehouseSource, environ: dict[str, str] | None = N
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"{source.url_env}: not a SQLAlchemy URL (e.g. "
-                          "postgresql://user:password@host/db)") from None
+        raise ConfigError(
+            f"{source.url_env}: not a SQLAlchemy URL (e.g. postgresql://user:password@host/db)"
+        ) from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")  # the driver installed with us
     try:
         return create_engine(parsed, pool_pre_ping=True)
     except (NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(f"{source.url_env}: no driver for {parsed.drivername!r} ({exc}); "
-                          "install its Python package") from None
+        raise ConfigError(
+            f"{source.url_env}: no driver for {parsed.drivername!r} ({exc}); "
+            "install its Python package"
+        ) from None
 
 
 def read_warehouse(engine: Engine, source: WarehouseSource, since: date | None) -> Batches:
@@ -67,15 +72,16 @@ def read_warehouse(engine: Engine, source: WarehouseSource, since: date | None) 
     where = engine.url.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True,
-                                            yield_per=source.fetch_rows).execute(
-                text(source.query), params)
+            result = conn.execution_options(
+                stream_results=True, yield_per=source.fetch_rows
+            ).execute(text(source.query), params)
             names = list(result.keys())
             missing = [c for c in source.columns() if c not in names]
             if missing:
                 raise ConfigError(
                     f"sources.warehouse.query returns no column {', '.join(map(repr, missing))} "
-                    f"(it returns: {', '.join(names)}); fix the query or the column mapping")
+                    f"(it returns: {', '.join(names)}); fix the query or the column mapping"
+                )
             done = 0
             for rows in result.partitions():
                 batch = _to_batch(names, rows)
@@ -88,8 +94,10 @@ def read_warehouse(engine: Engine, source: WarehouseSource, since: date | None) 
             raise RetriableError(f"warehouse {where}: {message}") from None
         raise FatalError(f"warehouse query failed ({where}): {message}") from None
     except SQLAlchemyError as exc:
-        raise FatalError(f"warehouse query failed ({where}): {exc.__class__.__name__}: "
-                         f"{str(exc).splitlines()[0]}") from None
+        raise FatalError(
+            f"warehouse query failed ({where}): {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
 
 
 def _is_connect_error(exc: DBAPIError) -> bool:
@@ -106,6 +114,7 @@ def _to_batch(names: list[str], rows: list[Any]) -> pa.RecordBatch:
         try:
             arrays.append(pa.array(values))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            arrays.append(pa.array([None if v is None else str(v) for v in values],
-                                   type=pa.string()))
+            arrays.append(
+                pa.array([None if v is None else str(v) for v in values], type=pa.string())
+            )
     return pa.RecordBatch.from_arrays(arrays, names=names)

@@ -33,8 +33,9 @@ class ImportReport:
     skipped_lines: list[str] = field(default_factory=list)
 
 
-def read_accounts(spec: AccountsFile, path: Path | None = None,
-                  report: ImportReport | None = None) -> list[AccountRow]:
+def read_accounts(
+    spec: AccountsFile, path: Path | None = None, report: ImportReport | None = None
+) -> list[AccountRow]:
     """The file's accounts (``path`` overrides the configured one)."""
     p = path or spec.path
     report = report if report is not None else ImportReport()
@@ -48,18 +49,23 @@ def read_accounts(spec: AccountsFile, path: Path | None = None,
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]
         reader.fieldnames = columns
-        needed = [spec.id_column, spec.name_column] + ([spec.start_column]
-                                                       if spec.start_column else [])
+        needed = [spec.id_column, spec.name_column] + (
+            [spec.start_column] if spec.start_column else []
+        )
         missing = [c for c in needed if c not in columns]
         if missing:
-            raise ConfigError(f"{p}:1: accounts file has no column {missing[0]!r} (columns: "
-                              f"{', '.join(columns) or 'none'})")
+            raise ConfigError(
+                f"{p}:1: accounts file has no column {missing[0]!r} (columns: "
+                f"{', '.join(columns) or 'none'})"
+            )
         keep = [c for c in columns if c not in (spec.id_column, spec.name_column)]
         if spec.attributes is not None:
             absent = [c for c in spec.attributes if c not in columns]
             if absent:
-                raise ConfigError(f"{p}:1: sources.accounts_file.attributes names {absent[0]!r}"
-                                  f", which the file does not have")
+                raise ConfigError(
+                    f"{p}:1: sources.accounts_file.attributes names {absent[0]!r}"
+                    f", which the file does not have"
+                )
             keep = [c for c in keep if c in spec.attributes or c == spec.start_column]
         for record in reader:
             line = reader.line_num
@@ -89,8 +95,9 @@ def read_accounts(spec: AccountsFile, path: Path | None = None,
     return rows
 
 
-def import_accounts(store: Store, spec: AccountsFile, path: Path | None = None, *,
-                    dry_run: bool = False) -> ImportReport:
+def import_accounts(
+    store: Store, spec: AccountsFile, path: Path | None = None, *, dry_run: bool = False
+) -> ImportReport:
     """Upsert the file's accounts; mark earlier file accounts missing from it deleted."""
     report = ImportReport()
     rows = read_accounts(spec, path, report)
@@ -101,6 +108,11 @@ def import_accounts(store: Store, spec: AccountsFile, path: Path | None = None, 
         store.upsert_accounts(rows)
         if gone:
             store.mark_accounts_deleted(gone)
-    log.info("accounts file %s: %d accounts, %d skipped, %d deleted", path or spec.path,
-             report.records, report.skipped, report.deleted)
+    log.info(
+        "accounts file %s: %d accounts, %d skipped, %d deleted",
+        path or spec.path,
+        report.records,
+        report.skipped,
+        report.deleted,
+    )
     return report

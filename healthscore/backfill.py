@@ -37,9 +37,14 @@ class BackfillReport:
     dry_run: bool = False
 
     def summary(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "snapshots": len(self.snapshots), "saved": self.saved,
-                "replaced": self.replaced, "skipped": self.skipped,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "dry_run": self.dry_run,
+            "snapshots": len(self.snapshots),
+            "saved": self.saved,
+            "replaced": self.replaced,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def snapshot_dates(start: date, end: date, every: timedelta) -> list[date]:
@@ -52,8 +57,9 @@ def snapshot_dates(start: date, end: date, every: timedelta) -> list[date]:
     return [start + timedelta(days=k) for k in range(0, (end - start).days + 1, step)]
 
 
-def score_rows(batch: ScoreBatch, at: datetime, deltas: dict[str, dict[str, float]]
-               ) -> list[dict[str, Any]]:
+def score_rows(
+    batch: ScoreBatch, at: datetime, deltas: dict[str, dict[str, float]]
+) -> list[dict[str, Any]]:
     """``scores`` rows of a batch, shaped like a live run's."""
     rows = []
     for i, account_id in enumerate(batch.account_ids):
@@ -61,30 +67,49 @@ def score_rows(batch: ScoreBatch, at: datetime, deltas: dict[str, dict[str, floa
         grade = str(batch.grade[i])
         reasons = reasons_for(batch, i)
         top = [r.as_dict() for r in reasons]
-        rows.append({
-            "account_id": account_id, "scored_at": at, "score": value, "grade": grade,
-            "coverage": float(batch.coverage[i]),
-            "groups": {g: (None if math.isnan(v[i]) else round(float(v[i]), 2))
-                       for g, v in batch.groups.items()},
-            "reasons": {"top": top, "segment": batch.segment_name(i),
-                        "delta_7d": deltas["7d"].get(account_id),
-                        "delta_30d": deltas["30d"].get(account_id), "backfilled": True,
-                        **({"missing": missing_measures(batch, i)} if grade == INSUFFICIENT
-                           else {})},
-        })
+        rows.append(
+            {
+                "account_id": account_id,
+                "scored_at": at,
+                "score": value,
+                "grade": grade,
+                "coverage": float(batch.coverage[i]),
+                "groups": {
+                    g: (None if math.isnan(v[i]) else round(float(v[i]), 2))
+                    for g, v in batch.groups.items()
+                },
+                "reasons": {
+                    "top": top,
+                    "segment": batch.segment_name(i),
+                    "delta_7d": deltas["7d"].get(account_id),
+                    "delta_30d": deltas["30d"].get(account_id),
+                    "backfilled": True,
+                    **({"missing": missing_measures(batch, i)} if grade == INSUFFICIENT else {}),
+                },
+            }
+        )
     return rows
 
 
-def backfill(pipeline: Pipeline, start: date, end: date, every: timedelta, *,
-             dry_run: bool = False, replace: bool = False,
-             progress: Callable[[dict[str, Any]], None] | None = None) -> BackfillReport:
+def backfill(
+    pipeline: Pipeline,
+    start: date,
+    end: date,
+    every: timedelta,
+    *,
+    dry_run: bool = False,
+    replace: bool = False,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> BackfillReport:
     """Score and save every snapshot from ``start`` to ``end``; see the module docstring."""
     started = time.perf_counter()
     days = snapshot_dates(start, end, every)
     today = pipeline.clock().date()
     if end >= today:
-        raise ConfigError(f"--to must be a past date (before {today}); the score of today "
-                          "comes from `healthscore score`")
+        raise ConfigError(
+            f"--to must be a past date (before {today}); the score of today "
+            "comes from `healthscore score`"
+        )
     version = pipeline.config.scorecard.version
     done = pipeline.store.backfilled()
     outcomes = load_outcomes(pipeline.config, pipeline.store)
@@ -97,12 +122,19 @@ def backfill(pipeline: Pipeline, start: date, end: date, every: timedelta, *,
             action = "skipped" if held[1] == version and not replace else "replaced"
         if action != "skipped" and not dry_run:
             past = PastScores(pipeline.store, moment)
-            deltas = {"7d": score_deltas(batch, past(timedelta(days=7))),
-                      "30d": score_deltas(batch, past(timedelta(days=30)))}
+            deltas = {
+                "7d": score_deltas(batch, past(timedelta(days=7))),
+                "30d": score_deltas(batch, past(timedelta(days=30))),
+            }
             pipeline.store.save_backfill(moment, version, score_rows(batch, moment, deltas))
         setattr(report, action, getattr(report, action) + 1)
-        item = {"date": moment.date().isoformat(), "accounts": len(batch), "grades": grades,
-                "action": action, "churned_excluded": len(churned_by(outcomes, moment))}
+        item = {
+            "date": moment.date().isoformat(),
+            "accounts": len(batch),
+            "grades": grades,
+            "action": action,
+            "churned_excluded": len(churned_by(outcomes, moment)),
+        }
         report.snapshots.append(item)
         if progress is not None:
             progress(item)

@@ -51,15 +51,22 @@ def demo_backtest(out_dir: Path, *, accounts: int, seed: int, end: date) -> dict
     config = load_config(config_path)
     store = Store(f"sqlite:///{db}")
     try:
-        pipeline = Pipeline(config, Settings(database_url=store.url), store,
-                            config_path=str(config_path))
+        pipeline = Pipeline(
+            config, Settings(database_url=store.url), store, config_path=str(config_path)
+        )
         pipeline.import_accounts()
         pipeline.sync_usage_file(paths=[out_dir / "usage.csv"], force=True)  # the file drop
         outcomes = load_outcomes(config, store)
         plan = Plan(pop.first_day + WARMUP, end - HORIZON, EVERY, HORIZON)
-        result = evaluate(config.scorecard, pipeline_scorer(pipeline, outcomes),
-                          churn_dates(outcomes), plan, observed_until=end, strict_fit=False,
-                          fit_card=(config_path.read_text(encoding="utf-8"), str(config_path)))
+        result = evaluate(
+            config.scorecard,
+            pipeline_scorer(pipeline, outcomes),
+            churn_dates(outcomes),
+            plan,
+            observed_until=end,
+            strict_fit=False,
+            fit_card=(config_path.read_text(encoding="utf-8"), str(config_path)),
+        )
     finally:
         store.close()
     fitted = result.fitted
@@ -68,20 +75,29 @@ def demo_backtest(out_dir: Path, *, accounts: int, seed: int, end: date) -> dict
         fitted_path = out_dir / "fitted.yaml"
         fitted_path.write_text(fitted.text, encoding="utf-8")
         result.report["fit"] = fitted.as_dict(str(fitted_path))
-        block = {"auc_default": round(fitted.auc_default, 4),
-                 "auc_fitted": round(fitted.auc_fitted, 4),
-                 "held_out_snapshots": len(fitted.result.split.test_dates),
-                 "kept_current_weights": fitted.result.kept_current,
-                 "fitted": str(fitted_path)}
+        block = {
+            "auc_default": round(fitted.auc_default, 4),
+            "auc_fitted": round(fitted.auc_fitted, 4),
+            "held_out_snapshots": len(fitted.result.split.test_dates),
+            "kept_current_weights": fitted.result.kept_current,
+            "fitted": str(fitted_path),
+        }
     else:  # too small a population to fit: the backtest still stands
         block = {"auc_default": None, "auc_fitted": None, "fit_error": result.fit_error}
     json_path, html_path = write_report(result.report, out_dir)
     s = result.report["summary"]
-    return {**block, "snapshots": s["snapshots"], "accounts": s["accounts"],
-            "auc_all_snapshots": _round(s["roc_auc"]),
-            "auc_all_snapshots_ci": [_round(v) for v in s["roc_auc_ci"]],
-            "churners": s["churners"], "horizon_days": HORIZON.days,
-            "usage_rows": usage_rows, "report": str(html_path), "json": str(json_path)}
+    return {
+        **block,
+        "snapshots": s["snapshots"],
+        "accounts": s["accounts"],
+        "auc_all_snapshots": _round(s["roc_auc"]),
+        "auc_all_snapshots_ci": [_round(v) for v in s["roc_auc_ci"]],
+        "churners": s["churners"],
+        "horizon_days": HORIZON.days,
+        "usage_rows": usage_rows,
+        "report": str(html_path),
+        "json": str(json_path),
+    }
 
 
 def _round(value: float | None) -> float | None:

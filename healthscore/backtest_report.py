@@ -17,8 +17,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the backend
 
-GRADE_COLORS = {"red": "#d64541", "yellow": "#e8b10e", "green": "#2e9e5b",
-                "insufficient_data": "#9aa0a6"}
+GRADE_COLORS = {
+    "red": "#d64541",
+    "yellow": "#e8b10e",
+    "green": "#2e9e5b",
+    "insufficient_data": "#9aa0a6",
+}
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
 max-width:1100px;color:#222;padding:0 1em}
@@ -41,7 +45,7 @@ def _svg(fig: Any) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
 
 
@@ -49,19 +53,37 @@ def _fig(w: float = 6.0, h: float = 3.8) -> tuple[Any, Any]:
     return plt.subplots(figsize=(w, h), dpi=100)
 
 
-def roc_plot(roc: dict[str, list[float]], auc: float | None,
-             fit: dict[str, Any] | None = None) -> str:
+def roc_plot(
+    roc: dict[str, list[float]], auc: float | None, fit: dict[str, Any] | None = None
+) -> str:
     fig, ax = _fig(5.2, 4.4)
     ax.plot([0, 1], [0, 1], ls="--", color="#999", lw=1, label="random (0.50)")
     if roc.get("fpr"):
-        ax.plot(roc["fpr"], roc["tpr"], color="#1f5fa8", lw=2,
-                label=f"current scorecard, all snapshots ({_num(auc)})")
+        ax.plot(
+            roc["fpr"],
+            roc["tpr"],
+            color="#1f5fa8",
+            lw=2,
+            label=f"current scorecard, all snapshots ({_num(auc)})",
+        )
     if fit is not None and fit.get("roc_default", {}).get("fpr"):
-        ax.plot(fit["roc_default"]["fpr"], fit["roc_default"]["tpr"], color="#1f5fa8", lw=1.5,
-                ls=":", label=f"current scorecard, held out ({_num(fit['auc_default'])})")
+        ax.plot(
+            fit["roc_default"]["fpr"],
+            fit["roc_default"]["tpr"],
+            color="#1f5fa8",
+            lw=1.5,
+            ls=":",
+            label=f"current scorecard, held out ({_num(fit['auc_default'])})",
+        )
     if fit is not None and fit.get("roc_fitted", {}).get("fpr"):
-        ax.plot(fit["roc_fitted"]["fpr"], fit["roc_fitted"]["tpr"], color="#2e9e5b", lw=1.5,
-                ls="--", label=f"fitted scorecard, held out ({_num(fit['auc_fitted'])})")
+        ax.plot(
+            fit["roc_fitted"]["fpr"],
+            fit["roc_fitted"]["tpr"],
+            color="#2e9e5b",
+            lw=1.5,
+            ls="--",
+            label=f"fitted scorecard, held out ({_num(fit['auc_fitted'])})",
+        )
     ax.set_xlabel("share of retained accounts flagged (false positive rate)")
     ax.set_ylabel("share of churners caught (true positive rate)")
     ax.set_xlim(0, 1)
@@ -77,12 +99,17 @@ def grade_plot(grades: list[dict[str, Any]], base: float | None) -> str:
     rates = [100 * (g["churn_rate"] or 0) for g in grades]
     bars = ax.bar(names, rates, color=[GRADE_COLORS.get(n, "#888") for n in names])
     for bar, g in zip(bars, grades, strict=True):
-        ax.annotate(f"{100 * (g['churn_rate'] or 0):.1f}%\n{g['rows']} rows",
-                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            f"{100 * (g['churn_rate'] or 0):.1f}%\n{g['rows']} rows",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     if base:
-        ax.axhline(100 * base, color="#555", ls="--", lw=1,
-                   label=f"all accounts ({100 * base:.1f}%)")
+        ax.axhline(
+            100 * base, color="#555", ls="--", lw=1, label=f"all accounts ({100 * base:.1f}%)"
+        )
         ax.legend(fontsize=8)
     ax.set_ylabel("churned within the horizon (%)")
     ax.set_title("Churn rate by grade")
@@ -93,13 +120,16 @@ def grade_plot(grades: list[dict[str, Any]], base: float | None) -> str:
 def distribution_plot(snapshots: list[dict[str, Any]]) -> str:
     fig, ax = _fig(7.0, 3.8)
     dates = [s["date"] for s in snapshots]
-    q = {k: [s["score_quantiles"][k] for s in snapshots] for k in
-         ("p10", "p25", "p50", "p75", "p90")}
+    q = {
+        k: [s["score_quantiles"][k] for s in snapshots] for k in ("p10", "p25", "p50", "p75", "p90")
+    }
     x = range(len(dates))
-    ax.fill_between(x, _nan(q["p10"]), _nan(q["p90"]), color="#1f5fa8", alpha=0.15,
-                    label="10th–90th percentile")
-    ax.fill_between(x, _nan(q["p25"]), _nan(q["p75"]), color="#1f5fa8", alpha=0.3,
-                    label="25th–75th percentile")
+    ax.fill_between(
+        x, _nan(q["p10"]), _nan(q["p90"]), color="#1f5fa8", alpha=0.15, label="10th–90th percentile"
+    )
+    ax.fill_between(
+        x, _nan(q["p25"]), _nan(q["p75"]), color="#1f5fa8", alpha=0.3, label="25th–75th percentile"
+    )
     ax.plot(x, _nan(q["p50"]), color="#1f5fa8", lw=2, label="median")
     churn = [s["churned"] for s in snapshots]
     ax2 = ax.twinx()
@@ -124,9 +154,15 @@ def measure_plot(measures: list[dict[str, Any]]) -> str:
     colors = ["#2e9e5b" if v >= 0 else "#d64541" for v in values]
     ax.barh(labels, values, left=0.5, color=colors)
     for i, m in enumerate(rows):
-        ax.annotate(f"{m['auc']:.2f}", (m["auc"], i), xytext=(3 if m["auc"] >= .5 else -3, 0),
-                    textcoords="offset points", va="center",
-                    ha="left" if m["auc"] >= .5 else "right", fontsize=8)
+        ax.annotate(
+            f"{m['auc']:.2f}",
+            (m["auc"], i),
+            xytext=(3 if m["auc"] >= 0.5 else -3, 0),
+            textcoords="offset points",
+            va="center",
+            ha="left" if m["auc"] >= 0.5 else "right",
+            fontsize=8,
+        )
     ax.axvline(0.5, color="#555", lw=1)
     lo = min([0.4] + [m["auc"] - 0.05 for m in rows])
     hi = max([0.6] + [m["auc"] + 0.08 for m in rows])
@@ -143,8 +179,15 @@ def calibration_plot(calibration: list[dict[str, Any]], base: float | None) -> s
     rates = [100 * (c["churn_rate"] or 0) for c in calibration]
     ax.plot(mids, rates, marker="o", color="#1f5fa8")
     for x, y, c in zip(mids, rates, calibration, strict=True):
-        ax.annotate(str(c["rows"]), (x, y), xytext=(0, 5), textcoords="offset points",
-                    ha="center", fontsize=7, color="#666")
+        ax.annotate(
+            str(c["rows"]),
+            (x, y),
+            xytext=(0, 5),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+            color="#666",
+        )
     if base:
         ax.axhline(100 * base, color="#555", ls="--", lw=1, label="all accounts")
         ax.legend(fontsize=8)
@@ -173,15 +216,25 @@ def _pct(value: Any) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], caption: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def rate_rows(rows: list[dict[str, Any]], extra: Sequence[str] = ()) -> list[list[Any]]:
-    return [[r["bucket"], *(_num(r.get(k), 1) for k in extra), r["rows"], r["churned"],
-             _pct(r["churn_rate"]), _num(r["lift"], 2)] for r in rows]
+    return [
+        [
+            r["bucket"],
+            *(_num(r.get(k), 1) for k in extra),
+            r["rows"],
+            r["churned"],
+            _pct(r["churn_rate"]),
+            _num(r["lift"], 2),
+        ]
+        for r in rows
+    ]
 
 
 def _kpi(value: str, label: str) -> str:
@@ -196,97 +249,177 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
     pr_ci = s.get("pr_auc_ci") or [None, None]
     flap = report["flapping"]
     fit = report.get("fit")
-    kpis = "".join([
-        _kpi(f"{_num(s['roc_auc'])}", f"ROC AUC (95% CI {_num(ci[0])}–{_num(ci[1])}); "
-             "0.5 is a coin toss, 1.0 a perfect ranking"),
-        _kpi(f"{_num(s['pr_auc'])}", f"PR AUC (CI {_num(pr_ci[0])}–{_num(pr_ci[1])}); "
-             f"baseline {_num(s['pr_auc_baseline'])}"),
-        _kpi(f"{s['churners']} / {s['accounts']}", "accounts that churned / accounts"),
-        _kpi(_pct(s["churn_rate"]), f"churned within {s['horizon_days']} days of a snapshot"),
-        _kpi(_pct(s["insufficient_share"]), "rows with insufficient data (not scored)"),
-        _kpi(_pct(flap.get("change_rate")), "grade changes between consecutive snapshots"),
-    ])
+    kpis = "".join(
+        [
+            _kpi(
+                f"{_num(s['roc_auc'])}",
+                f"ROC AUC (95% CI {_num(ci[0])}–{_num(ci[1])}); "
+                "0.5 is a coin toss, 1.0 a perfect ranking",
+            ),
+            _kpi(
+                f"{_num(s['pr_auc'])}",
+                f"PR AUC (CI {_num(pr_ci[0])}–{_num(pr_ci[1])}); "
+                f"baseline {_num(s['pr_auc_baseline'])}",
+            ),
+            _kpi(f"{s['churners']} / {s['accounts']}", "accounts that churned / accounts"),
+            _kpi(_pct(s["churn_rate"]), f"churned within {s['horizon_days']} days of a snapshot"),
+            _kpi(_pct(s["insufficient_share"]), "rows with insufficient data (not scored)"),
+            _kpi(_pct(flap.get("change_rate")), "grade changes between consecutive snapshots"),
+        ]
+    )
     plots = [
-        ("ROC curve", roc_plot(report["roc"], s["roc_auc"], fit),
-         "How many churners the score catches for each share of healthy accounts it flags."),
-        ("Churn rate by grade", grade_plot(report["grades"], s["churn_rate"]),
-         "A working card shows red well above the dashed line and green well below."),
-        ("Score distribution over time", distribution_plot(report["snapshots"]),
-         "Score percentiles per snapshot; bars: accounts that churned within the horizon."),
-        ("Per-measure AUC", measure_plot(report["measures"]),
-         "Each measure on its own; bars near 0.5 carry little signal."),
-        ("Calibration", calibration_plot(report["calibration"], s["churn_rate"]),
-         "Observed churn rate per score bin: it should fall as the score rises."),
+        (
+            "ROC curve",
+            roc_plot(report["roc"], s["roc_auc"], fit),
+            "How many churners the score catches for each share of healthy accounts it flags.",
+        ),
+        (
+            "Churn rate by grade",
+            grade_plot(report["grades"], s["churn_rate"]),
+            "A working card shows red well above the dashed line and green well below.",
+        ),
+        (
+            "Score distribution over time",
+            distribution_plot(report["snapshots"]),
+            "Score percentiles per snapshot; bars: accounts that churned within the horizon.",
+        ),
+        (
+            "Per-measure AUC",
+            measure_plot(report["measures"]),
+            "Each measure on its own; bars near 0.5 carry little signal.",
+        ),
+        (
+            "Calibration",
+            calibration_plot(report["calibration"], s["churn_rate"]),
+            "Observed churn rate per score bin: it should fall as the score rises.",
+        ),
     ]
     figures = "".join(
         f'<figure data-plot="{html.escape(name)}">{svg}<figcaption><b>{html.escape(name)}.'
-        f"</b> {html.escape(cap)}</figcaption></figure>" for name, svg, cap in plots)
+        f"</b> {html.escape(cap)}</figcaption></figure>"
+        for name, svg, cap in plots
+    )
     measures = table(
         ["measure", "weight", "present", "AUC alone", "direction"],
-        [[m["label"], _num(m["weight"], 2), _pct(m["present"]), _num(m["auc"]),
-          "–" if m["lower_points_more_churn"] is None else
-          ("fewer points → more churn" if m["lower_points_more_churn"]
-           else "MORE points → more churn (reversed)")]
-         for m in sorted(report["measures"], key=lambda m: -(m["strength"] or 0))])
+        [
+            [
+                m["label"],
+                _num(m["weight"], 2),
+                _pct(m["present"]),
+                _num(m["auc"]),
+                "–"
+                if m["lower_points_more_churn"] is None
+                else (
+                    "fewer points → more churn"
+                    if m["lower_points_more_churn"]
+                    else "MORE points → more churn (reversed)"
+                ),
+            ]
+            for m in sorted(report["measures"], key=lambda m: -(m["strength"] or 0))
+        ],
+    )
     snaps = table(
-        ["date", "accounts", "churned in horizon", "AUC", "insufficient", "median score",
-         "red", "yellow", "green"],
-        [[x["date"], x["accounts"], x["churned"], _num(x["roc_auc"]),
-          _pct(x["insufficient_share"]), _num(x["score_quantiles"]["p50"], 1),
-          x["grades"]["red"], x["grades"]["yellow"], x["grades"]["green"]]
-         for x in report["snapshots"]])
-    flap_table = table(["", "value"], [
-        ["consecutive snapshot pairs compared", flap["pairs"]],
-        ["grade changes", f"{flap['changes']} ({_pct(flap['change_rate'])})"],
-        ["reversals (a change undone at the next snapshot)", flap["reversals"]],
-        ["accounts that flapped", f"{flap['accounts_flapping']} of "
-                                  f"{flap['accounts_compared']} ({_pct(flap['flapping_share'])})"],
-    ])
+        [
+            "date",
+            "accounts",
+            "churned in horizon",
+            "AUC",
+            "insufficient",
+            "median score",
+            "red",
+            "yellow",
+            "green",
+        ],
+        [
+            [
+                x["date"],
+                x["accounts"],
+                x["churned"],
+                _num(x["roc_auc"]),
+                _pct(x["insufficient_share"]),
+                _num(x["score_quantiles"]["p50"], 1),
+                x["grades"]["red"],
+                x["grades"]["yellow"],
+                x["grades"]["green"],
+            ]
+            for x in report["snapshots"]
+        ],
+    )
+    flap_table = table(
+        ["", "value"],
+        [
+            ["consecutive snapshot pairs compared", flap["pairs"]],
+            ["grade changes", f"{flap['changes']} ({_pct(flap['change_rate'])})"],
+            ["reversals (a change undone at the next snapshot)", flap["reversals"]],
+            [
+                "accounts that flapped",
+                f"{flap['accounts_flapping']} of "
+                f"{flap['accounts_compared']} ({_pct(flap['flapping_share'])})",
+            ],
+        ],
+    )
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="sub">Scorecard <b>{html.escape(str(card.get("name", "")))}</b> '
-        f'(version {html.escape(str(card.get("version", "")))}) — {s["snapshots"]} snapshots '
-        f'from {s["first_snapshot"]} to {s["last_snapshot"]}, horizon {s["horizon_days"]} days. '
+        f"(version {html.escape(str(card.get('version', '')))}) — {s['snapshots']} snapshots "
+        f"from {s['first_snapshot']} to {s['last_snapshot']}, horizon {s['horizon_days']} days. "
         f"Each account is scored as of each snapshot date with only the data known then, and "
         f"labelled churned when it churned within the horizon after it; accounts already gone "
         f"by a snapshot are left out of it.</p>",
         f'<div class="kpis">{kpis}</div>',
         _fit_section(fit) if fit else "",
         f'<h2>Plots</h2><div class="plots">{figures}</div>',
-        "<h2>Churn by grade</h2>" + table(
-            ["grade", "rows", "churned", "churn rate", "lift"], rate_rows(report["grades"])),
+        "<h2>Churn by grade</h2>"
+        + table(["grade", "rows", "churned", "churn rate", "lift"], rate_rows(report["grades"])),
         "<h2>Churn by score decile</h2><p class=note>Decile 1 holds the lowest scores.</p>"
-        + table(["decile", "score from", "score to", "rows", "churned", "churn rate", "lift"],
-                rate_rows(report["deciles"], ("score_min", "score_max"))),
-        "<h2>Calibration</h2>" + table(["score bin", "rows", "churned", "churn rate", "lift"],
-                                       rate_rows(report["calibration"])),
+        + table(
+            ["decile", "score from", "score to", "rows", "churned", "churn rate", "lift"],
+            rate_rows(report["deciles"], ("score_min", "score_max")),
+        ),
+        "<h2>Calibration</h2>"
+        + table(
+            ["score bin", "rows", "churned", "churn rate", "lift"], rate_rows(report["calibration"])
+        ),
         "<h2>Which measures predict churn here</h2>" + measures,
         "<h2>Grade flapping</h2>" + flap_table,
         "<h2>Snapshots</h2>" + snaps,
     ]
     if s.get("censored_snapshots"):
-        sections.append(f"<p class=note>Left out (outcomes not known for the whole horizon "
-                        f"yet): {html.escape(', '.join(s['censored_snapshots']))}</p>")
-    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(sections) + "</body></html>\n")
+        sections.append(
+            f"<p class=note>Left out (outcomes not known for the whole horizon "
+            f"yet): {html.escape(', '.join(s['censored_snapshots']))}</p>"
+        )
+    return (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        + "\n".join(sections)
+        + "</body></html>\n"
+    )
 
 
 def _fit_section(fit: dict[str, Any]) -> str:
-    rows = [[c["measure"], _num(c["old"], 2), _num(c["new"], 2),
-             f"{c['new'] - c['old']:+.2f}"] for c in fit["weight_changes"]]
+    rows = [
+        [c["measure"], _num(c["old"], 2), _num(c["new"], 2), f"{c['new'] - c['old']:+.2f}"]
+        for c in fit["weight_changes"]
+    ]
     diff = "".join(
         f'<span class="{"add" if line.startswith("+") else "del"}">{html.escape(line)}</span>'
-        if line[:1] in "+-" and not line.startswith(("+++", "---")) else html.escape(line)
-        for line in fit["diff"].splitlines(keepends=True))
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+        else html.escape(line)
+        for line in fit["diff"].splitlines(keepends=True)
+    )
     return (
         "<h2>Fitted scorecard (proposal)</h2>"
         f"<p>Weights learned on {len(fit['train_snapshots'])} earlier snapshots, judged on the "
         f"{len(fit['test_snapshots'])} later ones it never saw. Held-out ROC AUC: current "
         f"<b>{_num(fit['auc_default'])}</b>, fitted <b>{_num(fit['auc_fitted'])}</b>. Written to "
         f"<code>{html.escape(fit['path'])}</code>; the live scorecard is unchanged.</p>"
-        + ("<p><b>The outcomes do not pay for other weights:</b> no reweighting beat the "
-           "current proportions on the last fitting snapshots, so the proposal keeps them.</p>"
-           if fit.get("kept_current") else "")
+        + (
+            "<p><b>The outcomes do not pay for other weights:</b> no reweighting beat the "
+            "current proportions on the last fitting snapshots, so the proposal keeps them.</p>"
+            if fit.get("kept_current")
+            else ""
+        )
         + table(["weight", "current", "fitted", "change"], rows)
-        + (f"<pre>{diff}</pre>" if diff else "<p class=note>No line of the YAML changes.</p>"))
+        + (f"<pre>{diff}</pre>" if diff else "<p class=note>No line of the YAML changes.</p>")
+    )

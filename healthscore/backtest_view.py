@@ -7,8 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-GRADE_STYLE = {"red": "red", "yellow": "yellow", "green": "green",
-               "insufficient_data": "dim"}
+GRADE_STYLE = {"red": "red", "yellow": "yellow", "green": "green", "insufficient_data": "dim"}
 
 
 def _n(value: Any, digits: int = 3) -> str:
@@ -23,25 +22,32 @@ def render_backtest(console: Console, report: dict[str, Any]) -> None:
     s = report["summary"]
     ci = s["roc_auc_ci"] or [None, None]
     pr = s["pr_auc_ci"] or [None, None]
-    head = Table(title=f"backtest — {s['snapshots']} snapshots {s['first_snapshot']} → "
-                       f"{s['last_snapshot']}, horizon {s['horizon_days']}d", show_header=False)
+    head = Table(
+        title=f"backtest — {s['snapshots']} snapshots {s['first_snapshot']} → "
+        f"{s['last_snapshot']}, horizon {s['horizon_days']}d",
+        show_header=False,
+    )
     head.add_column("")
     head.add_column("", justify="right")
     for label, value in (
-            ("ROC AUC (95% CI, accounts resampled)",
-             f"{_n(s['roc_auc'])} ({_n(ci[0])}–{_n(ci[1])})"),
-            ("PR AUC (95% CI) vs churn rate", f"{_n(s['pr_auc'])} ({_n(pr[0])}–{_n(pr[1])}) "
-                                              f"vs {_n(s['pr_auc_baseline'])}"),
-            ("accounts / churned", f"{s['accounts']} / {s['churners']}"),
-            ("rows (snapshot × account) / churned in horizon",
-             f"{s['rows']} / {s['churn_rows']}"),
-            ("insufficient data (rows / accounts ever)",
-             f"{_p(s['insufficient_share'])} / {_p(s['insufficient_accounts_share'])}"),
-            ("grade changes between snapshots", f"{_p(report['flapping']['change_rate'])}"),
-            ("accounts flapping (change undone next snapshot)",
-             f"{report['flapping']['accounts_flapping']}"),
-            ("rows left out: churned before the snapshot",
-             str(s["excluded_already_churned"]))):
+        ("ROC AUC (95% CI, accounts resampled)", f"{_n(s['roc_auc'])} ({_n(ci[0])}–{_n(ci[1])})"),
+        (
+            "PR AUC (95% CI) vs churn rate",
+            f"{_n(s['pr_auc'])} ({_n(pr[0])}–{_n(pr[1])}) vs {_n(s['pr_auc_baseline'])}",
+        ),
+        ("accounts / churned", f"{s['accounts']} / {s['churners']}"),
+        ("rows (snapshot × account) / churned in horizon", f"{s['rows']} / {s['churn_rows']}"),
+        (
+            "insufficient data (rows / accounts ever)",
+            f"{_p(s['insufficient_share'])} / {_p(s['insufficient_accounts_share'])}",
+        ),
+        ("grade changes between snapshots", f"{_p(report['flapping']['change_rate'])}"),
+        (
+            "accounts flapping (change undone next snapshot)",
+            f"{report['flapping']['accounts_flapping']}",
+        ),
+        ("rows left out: churned before the snapshot", str(s["excluded_already_churned"])),
+    ):
         head.add_row(label, value)
     console.print(head)
     grades = Table(title="churn by grade")
@@ -49,38 +55,59 @@ def render_backtest(console: Console, report: dict[str, Any]) -> None:
         grades.add_column(col, justify="right" if col != "grade" else "left")
     for g in report["grades"]:
         style = GRADE_STYLE.get(g["bucket"], "")
-        grades.add_row(f"[{style}]{g['bucket']}[/]" if style else g["bucket"], str(g["rows"]),
-                       str(g["churned"]), _p(g["churn_rate"]), _n(g["lift"], 2))
+        grades.add_row(
+            f"[{style}]{g['bucket']}[/]" if style else g["bucket"],
+            str(g["rows"]),
+            str(g["churned"]),
+            _p(g["churn_rate"]),
+            _n(g["lift"], 2),
+        )
     console.print(grades)
     deciles = Table(title="churn by score decile (1 = lowest scores)")
     for col in ("decile", "scores", "rows", "churn rate", "lift"):
         deciles.add_column(col, justify="right")
     for d in report["deciles"]:
-        deciles.add_row(d["bucket"], f"{d['score_min']:.0f}–{d['score_max']:.0f}",
-                        str(d["rows"]), _p(d["churn_rate"]), _n(d["lift"], 2))
+        deciles.add_row(
+            d["bucket"],
+            f"{d['score_min']:.0f}–{d['score_max']:.0f}",
+            str(d["rows"]),
+            _p(d["churn_rate"]),
+            _n(d["lift"], 2),
+        )
     console.print(deciles)
     measures = Table(title="which measures predict churn here (AUC of each measure alone)")
     for col in ("measure", "weight", "present", "AUC", "direction"):
         measures.add_column(col, justify="left" if col in ("measure", "direction") else "right")
     for m in sorted(report["measures"], key=lambda m: -(m["strength"] or 0)):
-        direction = "–" if m["lower_points_more_churn"] is None else (
-            "fewer points → more churn" if m["lower_points_more_churn"]
-            else "[red]reversed: more points → more churn[/]")
-        measures.add_row(m["label"], _n(m["weight"], 2), _p(m["present"]), _n(m["auc"]),
-                         direction)
+        direction = (
+            "–"
+            if m["lower_points_more_churn"] is None
+            else (
+                "fewer points → more churn"
+                if m["lower_points_more_churn"]
+                else "[red]reversed: more points → more churn[/]"
+            )
+        )
+        measures.add_row(m["label"], _n(m["weight"], 2), _p(m["present"]), _n(m["auc"]), direction)
     console.print(measures)
 
 
 def render_fit(console: Console, fit: dict[str, Any]) -> None:
-    head = Table(title=f"held-out ROC AUC ({len(fit['test_snapshots'])} later snapshots, "
-                       f"{fit['test_rows']} rows, {fit['test_churned']} churned in horizon)")
+    head = Table(
+        title=f"held-out ROC AUC ({len(fit['test_snapshots'])} later snapshots, "
+        f"{fit['test_rows']} rows, {fit['test_churned']} churned in horizon)"
+    )
     head.add_column("current scorecard", justify="right")
     head.add_column("fitted scorecard", justify="right")
     head.add_column("change", justify="right")
-    delta = (fit["auc_fitted"] - fit["auc_default"]
-             if fit["auc_fitted"] is not None and fit["auc_default"] is not None else None)
-    head.add_row(_n(fit["auc_default"]), _n(fit["auc_fitted"]),
-                 "–" if delta is None else f"{delta:+.3f}")
+    delta = (
+        fit["auc_fitted"] - fit["auc_default"]
+        if fit["auc_fitted"] is not None and fit["auc_default"] is not None
+        else None
+    )
+    head.add_row(
+        _n(fit["auc_default"]), _n(fit["auc_fitted"]), "–" if delta is None else f"{delta:+.3f}"
+    )
     console.print(head)
     changes = Table(title="weight changes")
     for col in ("weight", "current", "fitted", "change"):

@@ -41,15 +41,19 @@ def _expiry(text: str | None) -> tuple[timedelta | None, datetime | None]:
 def override(
     account: Annotated[str | None, typer.Argument(help="account id or exact name")] = None,
     grade: Annotated[str | None, typer.Option(help="red, yellow or green")] = None,
-    reason: Annotated[str | None, typer.Option(help="why (shown on the Account and in "
-                                                   "Slack)")] = None,
-    expires: Annotated[str | None, typer.Option(help="how long it lasts, e.g. 30d (default: "
-                                                     "overrides.default_duration)")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="why (shown on the Account and in Slack)")
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(help="how long it lasts, e.g. 30d (default: overrides.default_duration)"),
+    ] = None,
     by: Annotated[str | None, typer.Option(help=f"your email (default: ${USER_ENV})")] = None,
-    clear: Annotated[bool, typer.Option("--clear", help="end the account's override now")]
-    = False,
-    list_: Annotated[bool, typer.Option("--list", help="list overrides (all, or the "
-                                                       "account's), refused ones too")] = False,
+    clear: Annotated[bool, typer.Option("--clear", help="end the account's override now")] = False,
+    list_: Annotated[
+        bool,
+        typer.Option("--list", help="list overrides (all, or the account's), refused ones too"),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Override an account's grade until a date: who, why, until when; or --list / --clear."""
@@ -63,47 +67,93 @@ def override(
         names = {a.id: a.name for a in store.accounts(include_deleted=True)}
         rows = list_overrides(store, target.id if target else None)
         table = Table(title="overrides")
-        for col in ("account", "grade", "state", "by", "origin", "set", "expires", "reason",
-                    "note"):
+        for col in (
+            "account",
+            "grade",
+            "state",
+            "by",
+            "origin",
+            "set",
+            "expires",
+            "reason",
+            "note",
+        ):
             table.add_column(col, overflow="fold")
         for o in rows:
-            table.add_row(names.get(o.account_id, o.account_id), o.grade, o.state(now),
-                          o.set_by, o.origin, f"{o.set_at:%Y-%m-%d %H:%M}",
-                          f"{o.expires_at:%Y-%m-%d %H:%M}", o.reason, o.note or "")
+            table.add_row(
+                names.get(o.account_id, o.account_id),
+                o.grade,
+                o.state(now),
+                o.set_by,
+                o.origin,
+                f"{o.set_at:%Y-%m-%d %H:%M}",
+                f"{o.expires_at:%Y-%m-%d %H:%M}",
+                o.reason,
+                o.note or "",
+            )
         Console().print(table)
-        print(json.dumps({"overrides": [{**o.as_dict(), "account_id": o.account_id,
-                                         "state": o.state(now), "note": o.note}
-                                        for o in rows]}))
+        print(
+            json.dumps(
+                {
+                    "overrides": [
+                        {
+                            **o.as_dict(),
+                            "account_id": o.account_id,
+                            "state": o.state(now),
+                            "note": o.note,
+                        }
+                        for o in rows
+                    ]
+                }
+            )
+        )
         return
     if account is None:
         raise ConfigError("give an ACCOUNT (or --list)")
     found = find_account(store, account)
     if not user:
-        raise ConfigError(f"who is this? give --by EMAIL (or set {USER_ENV}): overrides record "
-                          "who set them, and only allowed users may")
+        raise ConfigError(
+            f"who is this? give --by EMAIL (or set {USER_ENV}): overrides record "
+            "who set them, and only allowed users may"
+        )
     if clear:
         ended = clear_override(store, pipeline.config.overrides, found, by=user, now=now)
-        console.print(f"{'[green]cleared[/]' if ended else 'no active override on'} "
-                      f"{found.name}", highlight=False)
+        console.print(
+            f"{'[green]cleared[/]' if ended else 'no active override on'} {found.name}",
+            highlight=False,
+        )
         print(json.dumps({"account_id": found.id, "cleared": ended}))
         return
     if grade is None or not reason:
         raise ConfigError("give --grade and --reason (a CSM override says what and why)")
     length, until = _expiry(expires)
-    view = set_override(store, pipeline.config.overrides, found, grade=grade, reason=reason,
-                        set_by=user, now=now, expires=length, expires_at=until)
-    console.print(f"[green]ok[/] {found.name}: [bold]{view.grade}[/] until "
-                  f"{view.expires_at:%Y-%m-%d %H:%M} UTC (by {view.set_by}); the next run "
-                  f"writes it to the CRM", highlight=False)
+    view = set_override(
+        store,
+        pipeline.config.overrides,
+        found,
+        grade=grade,
+        reason=reason,
+        set_by=user,
+        now=now,
+        expires=length,
+        expires_at=until,
+    )
+    console.print(
+        f"[green]ok[/] {found.name}: [bold]{view.grade}[/] until "
+        f"{view.expires_at:%Y-%m-%d %H:%M} UTC (by {view.set_by}); the next run "
+        f"writes it to the CRM",
+        highlight=False,
+    )
     print(json.dumps({"account_id": found.id, **view.as_dict()}))
 
 
 @app.command()
 @reports_errors
-def history(account: Annotated[str, typer.Argument(help="account id or exact name")],
-            config: ConfigOption = None,
-            as_json: Annotated[bool, typer.Option("--json", help="print JSON instead")] = False,
-            ) -> None:
+def history(
+    account: Annotated[str, typer.Argument(help="account id or exact name")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead")] = False,
+) -> None:
     """An account's score history: grades, overrides, critical conditions and the runs where
     the scorecard changed."""
     from .overrides import find_account
@@ -116,12 +166,19 @@ def history(account: Annotated[str, typer.Argument(help="account id or exact nam
     out, last = [], None
     for s in store.score_history(found.id):
         version = versions.get(s.run_id, "")
-        out.append({"scored_at": s.scored_at.isoformat(), "score": s.score, "grade": s.grade,
-                    "scorecard_version": version, "scorecard_changed": changed(last, version),
-                    "override": s.reasons.get("override"),
-                    "computed_grade": s.reasons.get("computed_grade"),
-                    "critical": s.reasons.get("critical"),
-                    "stale_sources": s.reasons.get("stale_sources")})
+        out.append(
+            {
+                "scored_at": s.scored_at.isoformat(),
+                "score": s.score,
+                "grade": s.grade,
+                "scorecard_version": version,
+                "scorecard_changed": changed(last, version),
+                "override": s.reasons.get("override"),
+                "computed_grade": s.reasons.get("computed_grade"),
+                "critical": s.reasons.get("critical"),
+                "stale_sources": s.reasons.get("stale_sources"),
+            }
+        )
         last = version
     if as_json:
         print(json.dumps({"account_id": found.id, "name": found.name, "history": out}))
@@ -135,22 +192,30 @@ def history(account: Annotated[str, typer.Argument(help="account id or exact nam
             notes.append("scorecard changed")
         if h["override"]:
             o = h["override"]
-            notes.append(f"override by {o['set_by']} until {o['expires_at'][:10]} "
-                         f"(computed {h['computed_grade']})")
+            notes.append(
+                f"override by {o['set_by']} until {o['expires_at'][:10]} "
+                f"(computed {h['computed_grade']})"
+            )
         if h["critical"]:
             notes.append(f"critical: {h['critical']}")
         if h["stale_sources"]:
             notes.append("stale: " + ", ".join(h["stale_sources"]))
-        table.add_row(h["scored_at"][:16], "–" if h["score"] is None else f"{h['score']:.0f}",
-                      h["grade"], h["scorecard_version"], "; ".join(notes))
+        table.add_row(
+            h["scored_at"][:16],
+            "–" if h["score"] is None else f"{h['score']:.0f}",
+            h["grade"],
+            h["scorecard_version"],
+            "; ".join(notes),
+        )
     Console().print(table)
 
 
 @app.command(name="diff-scorecard")
 @reports_errors
 def diff_scorecard(
-    old: Annotated[Path, typer.Argument(help="the scorecard in use (a config file or a "
-                                             "scorecard-only YAML)")],
+    old: Annotated[
+        Path, typer.Argument(help="the scorecard in use (a config file or a scorecard-only YAML)")
+    ],
     new: Annotated[Path, typer.Argument(help="the changed scorecard")],
     config: ConfigOption = None,
     show: Annotated[int, typer.Option(help="accounts to list (all: 0)")] = 0,
@@ -162,14 +227,16 @@ def diff_scorecard(
 
     pipeline = _runtime(config).pipeline()
     provided = pipeline.config.fields
-    result = diff_scorecards(pipeline, load_scorecard(old, provided),
-                             load_scorecard(new, provided))
+    result = diff_scorecards(pipeline, load_scorecard(old, provided), load_scorecard(new, provided))
     if not as_json:
         out = Console()
-        out.print(f"{result.accounts} accounts scored with {old} (version "
-                  f"{result.old_version}) and {new} (version {result.new_version}); "
-                  f"[bold]{len(result.changes)}[/] change grade, {result.score_changed} change "
-                  f"score (mean {result.mean_score_change:+.1f} points)", highlight=False)
+        out.print(
+            f"{result.accounts} accounts scored with {old} (version "
+            f"{result.old_version}) and {new} (version {result.new_version}); "
+            f"[bold]{len(result.changes)}[/] change grade, {result.score_changed} change "
+            f"score (mean {result.mean_score_change:+.1f} points)",
+            highlight=False,
+        )
         if result.transitions:
             counts = Table(title="grade transitions")
             counts.add_column("from → to")
@@ -183,8 +250,13 @@ def diff_scorecard(
             for col in ("account", "id", "old", "new", "old score", "new score"):
                 table.add_column(col, overflow="fold")
             for c in listed:
-                table.add_row(c.name, c.account_id, c.old_grade, c.new_grade,
-                              "–" if c.old_score is None else f"{c.old_score:.0f}",
-                              "–" if c.new_score is None else f"{c.new_score:.0f}")
+                table.add_row(
+                    c.name,
+                    c.account_id,
+                    c.old_grade,
+                    c.new_grade,
+                    "–" if c.old_score is None else f"{c.old_score:.0f}",
+                    "–" if c.new_score is None else f"{c.new_score:.0f}",
+                )
             out.print(table)
     print(json.dumps(result.as_dict()))

@@ -58,10 +58,12 @@ DEMO_CHANNEL = "C0CSALERTS"
 # 500 accounts finish in seconds; the sender still paces itself to this configured rate.
 DEMO_MESSAGES_PER_SECOND = 25.0
 # companies in HubSpot that no Salesforce account owns (prospects, a free-mail sign-up)
-PROSPECTS = ({"name": "Initech Prospects", "domain": "initech-prospect.example"},
-             {"name": "Umbrella Trial", "domain": "umbrella-trial.example"},
-             {"name": "Hooli Pilot", "domain": "hooli-pilot.example"},
-             {"name": "Jane's Consulting", "domain": "gmail.com"})
+PROSPECTS = (
+    {"name": "Initech Prospects", "domain": "initech-prospect.example"},
+    {"name": "Umbrella Trial", "domain": "umbrella-trial.example"},
+    {"name": "Hooli Pilot", "domain": "hooli-pilot.example"},
+    {"name": "Jane's Consulting", "domain": "gmail.com"},
+)
 HUBSPOT_METRICS = {"employees": "numberofemployees", "annual_revenue": "annualrevenue"}
 
 
@@ -84,40 +86,61 @@ class _SettableClock:
 def demo_config(config: Config) -> Config:
     """The packaged example plus the demo's sources: related objects and HubSpot."""
     slack_cfg = config.alerts.slack.model_copy(
-        update={"messages_per_second": DEMO_MESSAGES_PER_SECOND})
+        update={"messages_per_second": DEMO_MESSAGES_PER_SECOND}
+    )
     salesforce = config.sources.salesforce.model_copy(update={"related": list(SYNCED_RELATED)})
     hubspot = config.sources.hubspot.model_copy(
-        update={"enabled": True, "metrics": HUBSPOT_METRICS})
+        update={"enabled": True, "metrics": HUBSPOT_METRICS}
+    )
     zendesk = config.sources.zendesk.model_copy(update={"enabled": True})
-    return config.model_copy(update={
-        "alerts": config.alerts.model_copy(update={"slack": slack_cfg}),
-        "sources": config.sources.model_copy(update={"salesforce": salesforce,
-                                                     "hubspot": hubspot,
-                                                     "zendesk": zendesk})})
+    return config.model_copy(
+        update={
+            "alerts": config.alerts.model_copy(update={"slack": slack_cfg}),
+            "sources": config.sources.model_copy(
+                update={"salesforce": salesforce, "hubspot": hubspot, "zendesk": zendesk}
+            ),
+        }
+    )
 
 
 # HubSpot as the CRM of record: the example scorecard's metrics from company properties
 HUBSPOT_RECORD_METRICS = {
-    "licensed_seats": "licensed_seats", "active_users_30d": "active_users_30d",
-    "logins_30d": "logins_30d", "logins_prev_30d": "logins_prev_30d",
-    "feature_adoption_pct": "feature_adoption", "last_login_at": "last_login_date",
-    "onboarding_complete": "onboarding_complete", "open_cases": "open_cases",
-    "urgent_open_cases": "urgent_open_cases", "nps": "nps_score",
-    "last_csm_touch_at": "last_csm_touch_date", "exec_meetings_90d": "exec_sponsor_meetings_90d",
+    "licensed_seats": "licensed_seats",
+    "active_users_30d": "active_users_30d",
+    "logins_30d": "logins_30d",
+    "logins_prev_30d": "logins_prev_30d",
+    "feature_adoption_pct": "feature_adoption",
+    "last_login_at": "last_login_date",
+    "onboarding_complete": "onboarding_complete",
+    "open_cases": "open_cases",
+    "urgent_open_cases": "urgent_open_cases",
+    "nps": "nps_score",
+    "last_csm_touch_at": "last_csm_touch_date",
+    "exec_meetings_90d": "exec_sponsor_meetings_90d",
     "customer_since": "customer_since",
 }
-HUBSPOT_RECORD_ATTRIBUTES = {"plan_tier": "plan_tier", "arr": "arr",
-                             "renewal_date": "renewal_date"}
+HUBSPOT_RECORD_ATTRIBUTES = {"plan_tier": "plan_tier", "arr": "arr", "renewal_date": "renewal_date"}
 
 
 def hubspot_record_config(config: Config, portal_id: int) -> Config:
     """The example scorecard on HubSpot as the CRM of record (Salesforce off)."""
-    hubspot = config.sources.hubspot.model_copy(update={
-        "enabled": True, "record_system": True, "metrics": HUBSPOT_RECORD_METRICS,
-        "attributes": HUBSPOT_RECORD_ATTRIBUTES, "portal_id": portal_id})
+    hubspot = config.sources.hubspot.model_copy(
+        update={
+            "enabled": True,
+            "record_system": True,
+            "metrics": HUBSPOT_RECORD_METRICS,
+            "attributes": HUBSPOT_RECORD_ATTRIBUTES,
+            "portal_id": portal_id,
+        }
+    )
     salesforce = config.sources.salesforce.model_copy(update={"enabled": False})
-    return config.model_copy(update={"sources": config.sources.model_copy(
-        update={"salesforce": salesforce, "hubspot": hubspot})})
+    return config.model_copy(
+        update={
+            "sources": config.sources.model_copy(
+                update={"salesforce": salesforce, "hubspot": hubspot}
+            )
+        }
+    )
 
 
 def _seed_hubspot(hs_emu: HubSpotEmulator, org: Any, sf_ids: list[str]) -> None:
@@ -126,12 +149,21 @@ def _seed_hubspot(hs_emu: HubSpotEmulator, org: Any, sf_ids: list[str]) -> None:
         hs_emu.update("companies", cid, {"salesforce_account_id": ""})
     hs_emu.create_many("companies", [dict(p) for p in PROSPECTS])
 
+
 console = Console(stderr=False)
 
 
-def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
-             workdir: Path | None = None, backtest: bool = True,
-             keep: Path | None = None, chaos: bool = False) -> dict[str, Any]:
+def run_demo(
+    *,
+    accounts: int,
+    cycles: int,
+    seed: int,
+    crm: str = "salesforce",
+    workdir: Path | None = None,
+    backtest: bool = True,
+    keep: Path | None = None,
+    chaos: bool = False,
+) -> dict[str, Any]:
     """``crm="salesforce"``: Salesforce is the CRM of record and HubSpot a second CRM;
     ``crm="hubspot"``: HubSpot's companies are the accounts. ``chaos``: cycle 1 delivers
     through a Slack 429 storm with a worker killed after each channel's vendor accepted."""
@@ -141,17 +173,22 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
     # CYCLE_EVERY apart (like beat would) within one UTC day that has passed. Both emulators
     # and the pipeline read this one clock, so cursors and overlap windows behave as in
     # production.
-    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) \
-        - timedelta(days=1) + timedelta(hours=2)
+    start = (
+        datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        - timedelta(days=1)
+        + timedelta(hours=2)
+    )
     org = generate_org(accounts, seed=seed, now=start)
     seeded_at = start - SEED_AGE
     sf_clock = _SettableClock(seeded_at)
-    with tempfile.TemporaryDirectory(prefix="healthscore-demo-") as tmp, \
-            SalesforceEmulator(clock=sf_clock) as sf_emu, \
-            HubSpotEmulator() as hs_emu, \
-            ZendeskEmulator(clock=sf_clock) as zd_emu, \
-            SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu, \
-            email_sandbox(org, start) as email:
+    with (
+        tempfile.TemporaryDirectory(prefix="healthscore-demo-") as tmp,
+        SalesforceEmulator(clock=sf_clock) as sf_emu,
+        HubSpotEmulator() as hs_emu,
+        ZendeskEmulator(clock=sf_clock) as zd_emu,
+        SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu,
+        email_sandbox(org, start) as email,
+    ):
         hs_emu.set_time(seeded_at)
         sf_ids = sf_emu.seed(org)
         sf_emu.bulk.polls_to_complete = 0
@@ -178,11 +215,15 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             zendesk_base_url=zd_emu.api_url,
             **email.settings(),
         )
-        config = with_demo_governance(with_demo_actions(
-            email.enable(demo_config(load_config()))))
+        config = with_demo_governance(with_demo_actions(email.enable(demo_config(load_config()))))
         if crm == "salesforce":  # usage per licensed seat: seats come from the Account
-            usage_csv, _ = write_usage_drop(org, sf_ids, (base / "usage-drop").resolve(), seed=seed,
-                                            last_day=start.date() - timedelta(days=1))
+            usage_csv, _ = write_usage_drop(
+                org,
+                sf_ids,
+                (base / "usage-drop").resolve(),
+                seed=seed,
+                last_day=start.date() - timedelta(days=1),
+            )
             config = enable_usage(config, usage_csv)
         if crm == "hubspot":
             config = hubspot_record_config(config, hs_emu.portal_id)
@@ -190,18 +231,27 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             write_config(config, keep_paths(keep)[1])
         store = Store(settings.database_url)
         # one process: a local quota at HubSpot's default 100 requests per 10 s
-        hubspot = HubSpotClient(settings, quota=LocalQuota(10.0, 100),
-                                search_quota=LocalQuota(5.0, 5))
-        pipeline = Pipeline(config, settings, store, config_path="<packaged example>",
-                            hubspot=hubspot, clock=lambda: sf_clock())
+        hubspot = HubSpotClient(
+            settings, quota=LocalQuota(10.0, 100), search_quota=LocalQuota(5.0, 5)
+        )
+        pipeline = Pipeline(
+            config,
+            settings,
+            store,
+            config_path="<packaged example>",
+            hubspot=hubspot,
+            clock=lambda: sf_clock(),
+        )
 
         def at(step: int) -> None:
             sf_clock.moment = start + CYCLE_EVERY * step
             hs_emu.set_time(sf_clock.moment)
 
-        console.print(f"[bold]healthscore demo[/]: {accounts} synthetic accounts, Salesforce "
-                      f"emulator at {sf_emu.base_url} (TLS), HubSpot emulator at "
-                      f"{hs_emu.base_url}, Slack emulator at {slack_emu.base_url}")
+        console.print(
+            f"[bold]healthscore demo[/]: {accounts} synthetic accounts, Salesforce "
+            f"emulator at {sf_emu.base_url} (TLS), HubSpot emulator at "
+            f"{hs_emu.base_url}, Slack emulator at {slack_emu.base_url}"
+        )
         ensure_properties(hubspot, config.sources.hubspot.write_back)  # `setup-crm`
         email.deliver_webhook(store, config)  # SendGrid's events, before the first sync
         if crm == "hubspot":
@@ -213,12 +263,22 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             at(step)
             counts = _request_counts(sf_emu, hs_emu, slack_emu) | action_counts(*emulators)
             if chaos and step == 0:
-                console.print("[bold]chaos[/]: a Slack 429 storm, and a worker killed after "
-                              "Slack, the CRM and SendGrid each accepted a delivery")
+                console.print(
+                    "[bold]chaos[/]: a Slack 429 storm, and a worker killed after "
+                    "Slack, the CRM and SendGrid each accepted a delivery"
+                )
                 start_storm(slack_emu)
-                cycle = _chaotic_cycle(pipeline, lambda: Pipeline(
-                    config, settings, store, config_path="<packaged example>",
-                    hubspot=hubspot, clock=lambda: sf_clock()))
+                cycle = _chaotic_cycle(
+                    pipeline,
+                    lambda: Pipeline(
+                        config,
+                        settings,
+                        store,
+                        config_path="<packaged example>",
+                        hubspot=hubspot,
+                        clock=lambda: sf_clock(),
+                    ),
+                )
             else:
                 cycle = pipeline.run_cycle()
             after = _request_counts(sf_emu, hs_emu, slack_emu) | action_counts(*emulators)
@@ -229,8 +289,10 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
             summary["slack_messages"] = delta["slack"]
             summary["tasks_created"] = delta["tasks"]
             summary["emails_sent"] = delta["emails"]
-            summary["sync_requests"] = {"salesforce": delta["sf_reads"],
-                                        "hubspot": delta["hs_reads"]}
+            summary["sync_requests"] = {
+                "salesforce": delta["sf_reads"],
+                "hubspot": delta["hs_reads"],
+            }
             summaries.append(summary)
         # one more sync after the cycles, on unchanged data (the first sync after a write-back
         # re-reads what our own write touched: its modification stamps moved; this one not)
@@ -238,13 +300,19 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
         counts = _request_counts(sf_emu, hs_emu, slack_emu)
         pipeline.sync_all()
         after = _request_counts(sf_emu, hs_emu, slack_emu)
-        resync = {"salesforce": after["sf_reads"] - counts["sf_reads"],
-                  "hubspot": after["hs_reads"] - counts["hs_reads"]}
+        resync = {
+            "salesforce": after["sf_reads"] - counts["sf_reads"],
+            "hubspot": after["hs_reads"] - counts["hs_reads"],
+        }
         signals = store.signal_counts()
         unmatched = store.unmatched_counts()
-        stopped = hubspot_stops(pipeline, lambda t: (setattr(sf_clock, "moment", t),
-                                                     hs_emu.set_time(t)), sf_clock()) \
-            if crm == "salesforce" else {"stale_accounts": 0}
+        stopped = (
+            hubspot_stops(
+                pipeline, lambda t: (setattr(sf_clock, "moment", t), hs_emu.set_time(t)), sf_clock()
+            )
+            if crm == "salesforce"
+            else {"stale_accounts": 0}
+        )
         once = exactly_once(store, *emulators)
         _print_cycles(summaries)
         _print_sources(signals, unmatched, store)
@@ -253,12 +321,18 @@ def run_demo(*, accounts: int, cycles: int, seed: int, crm: str = "salesforce",
         _print_checks(summaries, resync)
         print_governance(console, overrides, stopped, keep)
         _print_once(once, chaos)
-    result = {"accounts": accounts, "signals_by_source": signals, "resync_requests": resync,
-              "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
-              "cycles": summaries, "overrides_active": summaries[-1]["overrides_active"],
-              "stale_accounts": stopped["stale_accounts"],
-              "governance": {"overrides": overrides, "hubspot_stopped": stopped},
-              "exactly_once": once, **({"chaos": True} if chaos else {})}
+    result = {
+        "accounts": accounts,
+        "signals_by_source": signals,
+        "resync_requests": resync,
+        "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
+        "cycles": summaries,
+        "overrides_active": summaries[-1]["overrides_active"],
+        "stale_accounts": stopped["stale_accounts"],
+        "governance": {"overrides": overrides, "hubspot_stopped": stopped},
+        "exactly_once": once,
+        **({"chaos": True} if chaos else {}),
+    }
     if backtest:
         result["backtest"] = _backtest(accounts, seed, workdir)
     return result
@@ -271,20 +345,24 @@ def _chaotic_cycle(pipeline: Pipeline, new_worker: Any) -> CycleReport:
     scoring, _ = pipeline.score()
     write, hubspot_write = pipeline.write_back(), pipeline.write_back_hubspot()
     delivery = chaotic_delivery(new_worker, console)
-    return CycleReport(sync, scoring, write, delivery, time.perf_counter() - started,
-                       hubspot_sync, hubspot_write)
+    return CycleReport(
+        sync, scoring, write, delivery, time.perf_counter() - started, hubspot_sync, hubspot_write
+    )
 
 
 def _print_once(once: dict[str, Any], chaos: bool) -> None:
-    for channel, label in (("slack", "Slack alert"), ("tasks", "CSM task"),
-                           ("emails", "email")):
-        console.print(f"{'[green]✓' if once[channel] else '[red]✗'}[/] each {label} exactly "
-                      f"once in the emulator's log (by idempotency key)")
+    for channel, label in (("slack", "Slack alert"), ("tasks", "CSM task"), ("emails", "email")):
+        console.print(
+            f"{'[green]✓' if once[channel] else '[red]✗'}[/] each {label} exactly "
+            f"once in the emulator's log (by idempotency key)"
+        )
     if chaos:
-        console.print(f"  chaos: {once['slack_429s']} Slack 429s waited out; "
-                      f"{once['unknown']} email outcome(s) unrecorded when its worker died — "
-                      f"sent once, never re-sent (email has no look-up by key)",
-                      highlight=False)
+        console.print(
+            f"  chaos: {once['slack_429s']} Slack 429s waited out; "
+            f"{once['unknown']} email outcome(s) unrecorded when its worker died — "
+            f"sent once, never re-sent (email has no look-up by key)",
+            highlight=False,
+        )
 
 
 def _backtest(accounts: int, seed: int, workdir: Path | None) -> dict[str, Any]:
@@ -293,23 +371,30 @@ def _backtest(accounts: int, seed: int, workdir: Path | None) -> dict[str, Any]:
     from .backtest_demo import demo_backtest
 
     out = (workdir or Path(tempfile.gettempdir())) / "healthscore-demo-backtest"
-    console.print(f"[bold]backtest[/]: a year of daily usage for {accounts} accounts, "
-                  "scored every 14 days, churn within 30 days …")
-    block = demo_backtest(out, accounts=accounts, seed=seed,
-                          end=datetime.now(UTC).date() - timedelta(days=1))
+    console.print(
+        f"[bold]backtest[/]: a year of daily usage for {accounts} accounts, "
+        "scored every 14 days, churn within 30 days …"
+    )
+    block = demo_backtest(
+        out, accounts=accounts, seed=seed, end=datetime.now(UTC).date() - timedelta(days=1)
+    )
     if block["auc_fitted"] is None:
         console.print(f"  no fit: {block['fit_error']}", highlight=False)
     else:
-        console.print(f"  held-out ROC AUC: current scorecard {block['auc_default']:.3f}, "
-                      f"fitted {block['auc_fitted']:.3f} ({block['held_out_snapshots']} later "
-                      f"snapshots); all {block['snapshots']} snapshots "
-                      f"{block['auc_all_snapshots']}", highlight=False)
+        console.print(
+            f"  held-out ROC AUC: current scorecard {block['auc_default']:.3f}, "
+            f"fitted {block['auc_fitted']:.3f} ({block['held_out_snapshots']} later "
+            f"snapshots); all {block['snapshots']} snapshots "
+            f"{block['auc_all_snapshots']}",
+            highlight=False,
+        )
     console.print(f"  report: {block['report']}", highlight=False)
     return block
 
 
-def _request_counts(sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator,
-                    slack_emu: SlackEmulator) -> dict[str, int]:
+def _request_counts(
+    sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator, slack_emu: SlackEmulator
+) -> dict[str, int]:
     return {
         "sf_writes": len(sf_emu.requests("PATCH", r"/composite/sobjects")),
         "sf_reads": len(sf_emu.requests("GET", r"/(query|queryAll|sobjects/\w+/describe)"))
@@ -329,8 +414,10 @@ def _print_sources(signals: dict[str, int], unmatched: dict[str, int], store: St
         table.add_row(source, str(signals.get(source, 0)), str(unmatched.get(source, 0)))
     console.print(table)
     for u in store.unmatched()[:5]:
-        console.print(f"  unmatched {u.source} {u.object} {u.record_id}: {u.reason} — {u.detail}",
-                      highlight=False)
+        console.print(
+            f"  unmatched {u.source} {u.object} {u.record_id}: {u.reason} — {u.detail}",
+            highlight=False,
+        )
 
 
 def _posted(slack_emu: SlackEmulator) -> int:
@@ -338,19 +425,29 @@ def _posted(slack_emu: SlackEmulator) -> int:
     return len(slack_emu.messages)
 
 
-ROWS = (("accounts pulled", "accounts_pulled"), ("accounts scored", "scored"),
-        ("red", "red"), ("yellow", "yellow"), ("green", "green"),
-        ("insufficient data", "insufficient_data"), ("records skipped", "records_skipped"),
-        ("CRM records updated", "crm_records_updated"),
-        ("CRM write requests", "crm_write_requests"), ("CRM writes pending", "crm_writes_pending"),
-        ("HubSpot companies pulled", "hubspot_companies_pulled"),
-        ("HubSpot companies matched", "hubspot_companies_matched"),
-        ("HubSpot records updated", "hubspot_records_updated"),
-        ("HubSpot write requests", "hubspot_write_requests"),
-        ("entered red", "entered_red"), ("Slack messages", "slack_messages"),
-        ("overrides active", "overrides_active"), ("stale accounts", "stale_accounts"),
-        ("CSM tasks created", "tasks_created"), ("emails sent", "emails_sent"),
-        ("seconds", "seconds"))
+ROWS = (
+    ("accounts pulled", "accounts_pulled"),
+    ("accounts scored", "scored"),
+    ("red", "red"),
+    ("yellow", "yellow"),
+    ("green", "green"),
+    ("insufficient data", "insufficient_data"),
+    ("records skipped", "records_skipped"),
+    ("CRM records updated", "crm_records_updated"),
+    ("CRM write requests", "crm_write_requests"),
+    ("CRM writes pending", "crm_writes_pending"),
+    ("HubSpot companies pulled", "hubspot_companies_pulled"),
+    ("HubSpot companies matched", "hubspot_companies_matched"),
+    ("HubSpot records updated", "hubspot_records_updated"),
+    ("HubSpot write requests", "hubspot_write_requests"),
+    ("entered red", "entered_red"),
+    ("Slack messages", "slack_messages"),
+    ("overrides active", "overrides_active"),
+    ("stale accounts", "stale_accounts"),
+    ("CSM tasks created", "tasks_created"),
+    ("emails sent", "emails_sent"),
+    ("seconds", "seconds"),
+)
 
 
 def _print_cycles(summaries: list[dict[str, Any]]) -> None:
@@ -359,11 +456,17 @@ def _print_cycles(summaries: list[dict[str, Any]]) -> None:
     for n in range(1, len(summaries) + 1):
         table.add_column(f"cycle {n}", justify="right")
     for label, key in ROWS:
-        table.add_row(label, *(str(s["grades"][key] if key in s["grades"] else s.get(key, "–"))
-                               for s in summaries))
-    table.add_row("sync requests (Salesforce / HubSpot)",
-                  *(f"{s['sync_requests']['salesforce']} / {s['sync_requests']['hubspot']}"
-                    for s in summaries))
+        table.add_row(
+            label,
+            *(str(s["grades"][key] if key in s["grades"] else s.get(key, "–")) for s in summaries),
+        )
+    table.add_row(
+        "sync requests (Salesforce / HubSpot)",
+        *(
+            f"{s['sync_requests']['salesforce']} / {s['sync_requests']['hubspot']}"
+            for s in summaries
+        ),
+    )
     console.print(table)
 
 
@@ -384,15 +487,25 @@ def _print_checks(summaries: list[dict[str, Any]], resync: dict[str, int]) -> No
     ok_requests = first["crm_write_requests"] == math.ceil(first["crm_records_updated"] / 200)
     ok_slack = first["slack_messages"] == first["entered_red"]
     ok_hubspot = first.get("hubspot_write_requests") == math.ceil(
-        first.get("hubspot_records_updated", 0) / 100)
-    ok_quiet = all(s["crm_records_updated"] == 0 and s["slack_messages"] == 0
-                   and s["tasks_created"] == 0 and s["emails_sent"] == 0
-                   and s.get("hubspot_records_updated", 0) == 0 for s in summaries[1:])
-    for label, ok in (("cycle 1 writes in ceil(updated/200) requests", ok_requests),
-                      ("cycle 1 mirrors to HubSpot in ceil(updated/100) requests", ok_hubspot),
-                      ("cycle 1 posts one alert per account that entered red", ok_slack),
-                      ("later cycles on unchanged data write, post, create and send nothing",
-                       ok_quiet)):
+        first.get("hubspot_records_updated", 0) / 100
+    )
+    ok_quiet = all(
+        s["crm_records_updated"] == 0
+        and s["slack_messages"] == 0
+        and s["tasks_created"] == 0
+        and s["emails_sent"] == 0
+        and s.get("hubspot_records_updated", 0) == 0
+        for s in summaries[1:]
+    )
+    for label, ok in (
+        ("cycle 1 writes in ceil(updated/200) requests", ok_requests),
+        ("cycle 1 mirrors to HubSpot in ceil(updated/100) requests", ok_hubspot),
+        ("cycle 1 posts one alert per account that entered red", ok_slack),
+        ("later cycles on unchanged data write, post, create and send nothing", ok_quiet),
+    ):
         console.print(f"{'[green]✓' if ok else '[red]✗'}[/] {label}")
-    console.print(f"  a sync on unchanged data after the cycles: {resync['salesforce']} "
-                  f"Salesforce and {resync['hubspot']} HubSpot requests", highlight=False)
+    console.print(
+        f"  a sync on unchanged data after the cycles: {resync['salesforce']} "
+        f"Salesforce and {resync['hubspot']} HubSpot requests",
+        highlight=False,
+    )

@@ -37,9 +37,11 @@ def _plain(value: Any) -> Any:
 def write_config(config: Config, path: Path) -> None:
     """Write ``config`` as YAML that loads back to an equal configuration (checked)."""
     data = _plain(config.model_dump(mode="python", by_alias=True))
-    path.write_text("# written by `healthscore demo --keep`: the configuration the demo ran "
-                    "with\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
-                    encoding="utf-8")
+    path.write_text(
+        "# written by `healthscore demo --keep`: the configuration the demo ran "
+        "with\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
     if load_config(path) != config:
         raise ConfigError(f"{path}: the demo configuration did not survive a YAML round trip")
 

@@ -24,12 +24,14 @@ USAGE_DAYS = 120
 SEATS_FIELD = "Licensed_Seats__c"
 
 
-def write_usage_drop(org: SyntheticOrg, account_ids: list[str], folder: Path, *, seed: int,
-                     last_day: date) -> tuple[Path, int]:
+def write_usage_drop(
+    org: SyntheticOrg, account_ids: list[str], folder: Path, *, seed: int, last_day: date
+) -> tuple[Path, int]:
     """The org's daily usage up to ``last_day`` as ``folder/usage.csv``; (path, rows)."""
     folder.mkdir(parents=True, exist_ok=True)
-    population = generate_population(org=org, account_ids=account_ids, seed=seed,
-                                     end=last_day, days=USAGE_DAYS)
+    population = generate_population(
+        org=org, account_ids=account_ids, seed=seed, end=last_day, days=USAGE_DAYS
+    )
     path = folder / "usage.csv"
     return path, write_population_usage(population, path)
 
@@ -37,16 +39,25 @@ def write_usage_drop(org: SyntheticOrg, account_ids: list[str], folder: Path, *,
 def enable_usage(config: Config, usage_csv: Path) -> Config:
     """The usage file source on, licensed seats as an attribute, usage windows scored."""
     sources = config.sources
-    usage_file = sources.usage_file.model_copy(update={
-        "enabled": True, "path": str(usage_csv), "form": "long",
-        "metrics": {m: m for m in METRICS}})
-    salesforce = sources.salesforce.model_copy(update={
-        "attributes": {**sources.salesforce.attributes, "seats": SEATS_FIELD}})
+    usage_file = sources.usage_file.model_copy(
+        update={
+            "enabled": True,
+            "path": str(usage_csv),
+            "form": "long",
+            "metrics": {m: m for m in METRICS},
+        }
+    )
+    salesforce = sources.salesforce.model_copy(
+        update={"attributes": {**sources.salesforce.attributes, "seats": SEATS_FIELD}}
+    )
     card = config.scorecard.model_dump(by_alias=True)
     card["derived"] = {**card["derived"], **USAGE_DERIVED}
     card["measures"] = {**card["measures"], **USAGE_MEASURES}
-    return config.model_copy(update={
-        "sources": sources.model_copy(update={"usage_file": usage_file,
-                                              "salesforce": salesforce}),
-        "scorecard": Scorecard.model_validate(card)})
-
+    return config.model_copy(
+        update={
+            "sources": sources.model_copy(
+                update={"usage_file": usage_file, "salesforce": salesforce}
+            ),
+            "scorecard": Scorecard.model_validate(card),
+        }
+    )

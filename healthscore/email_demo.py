@@ -26,11 +26,13 @@ class EmailSandbox:
 
     def settings(self) -> dict[str, Any]:
         """Settings fields pointing the connectors at the emulators."""
-        return {"sendgrid_api_key": self.sendgrid.api_key,
-                "sendgrid_base_url": self.sendgrid.base_url,
-                "sendgrid_webhook_public_key": self.sendgrid.webhook_public_key,
-                "mailchimp_api_key": self.mailchimp.api_key,
-                "mailchimp_base_url": self.mailchimp.base_url}
+        return {
+            "sendgrid_api_key": self.sendgrid.api_key,
+            "sendgrid_base_url": self.sendgrid.base_url,
+            "sendgrid_webhook_public_key": self.sendgrid.webhook_public_key,
+            "mailchimp_api_key": self.mailchimp.api_key,
+            "mailchimp_base_url": self.mailchimp.base_url,
+        }
 
     @staticmethod
     def enable(config: Config) -> Config:
@@ -40,15 +42,20 @@ class EmailSandbox:
         mailchimp = sources.mailchimp.model_copy(update={"enabled": True})
         card = config.scorecard.model_dump(by_alias=True)
         card["measures"].update(email_measures(sendgrid.metric_prefix, mailchimp.metric_prefix))
-        return config.model_copy(update={
-            "sources": sources.model_copy(update={"sendgrid": sendgrid,
-                                                  "mailchimp": mailchimp}),
-            "scorecard": Scorecard.model_validate(card)})
+        return config.model_copy(
+            update={
+                "sources": sources.model_copy(
+                    update={"sendgrid": sendgrid, "mailchimp": mailchimp}
+                ),
+                "scorecard": Scorecard.model_validate(card),
+            }
+        )
 
     def deliver_webhook(self, store: Store, config: Config) -> int:
         """POST every SendGrid event to a real receiver (signed batches); events kept."""
-        app = SendGridWebhookApp(store, self.sendgrid.webhook_public_key,
-                                 config.sources.sendgrid, recompute_every=0)
+        app = SendGridWebhookApp(
+            store, self.sendgrid.webhook_public_key, config.sources.sendgrid, recompute_every=0
+        )
         server = make_server_for(app, "127.0.0.1", 0)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -68,12 +75,22 @@ class EmailSandbox:
 def email_measures(sendgrid_prefix: str, mailchimp_prefix: str) -> dict[str, Any]:
     """Open rate over 90 days: 10 % scores 0, 45 % and above 100 (a CS-ops starting point)."""
     return {
-        "email_opens": {"label": "Lifecycle email open rate (90d)", "group": "engagement",
-                        "weight": 1, "metric": sendgrid_prefix + "open_rate_90d",
-                        "linear": {"from": 0.10, "to": 0.45}, "unit": "%"},
-        "newsletter_opens": {"label": "Newsletter open rate (90d)", "group": "engagement",
-                             "weight": 1, "metric": mailchimp_prefix + "open_rate_90d",
-                             "linear": {"from": 0.10, "to": 0.45}, "unit": "%"},
+        "email_opens": {
+            "label": "Lifecycle email open rate (90d)",
+            "group": "engagement",
+            "weight": 1,
+            "metric": sendgrid_prefix + "open_rate_90d",
+            "linear": {"from": 0.10, "to": 0.45},
+            "unit": "%",
+        },
+        "newsletter_opens": {
+            "label": "Newsletter open rate (90d)",
+            "group": "engagement",
+            "weight": 1,
+            "metric": mailchimp_prefix + "open_rate_90d",
+            "linear": {"from": 0.10, "to": 0.45},
+            "unit": "%",
+        },
     }
 
 

@@ -49,8 +49,15 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def fact(message: str | None, email: str, at: datetime, *, categories: Iterable[str] = (),
-         suppression: str | None = None, **flags: bool) -> dict[str, Any]:
+def fact(
+    message: str | None,
+    email: str,
+    at: datetime,
+    *,
+    categories: Iterable[str] = (),
+    suppression: str | None = None,
+    **flags: bool,
+) -> dict[str, Any]:
     """The stored form of one fact (JSON-safe)."""
     out: dict[str, Any] = {"email": email.strip().lower(), "at": at.isoformat()}
     if message is not None:
@@ -81,8 +88,9 @@ def merge_facts(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[s
     return out
 
 
-def engagement(rows: Iterable[Mapping[str, Any]], now: datetime, prefix: str, *,
-               categories: Iterable[str] = ()) -> dict[str, float | None]:
+def engagement(
+    rows: Iterable[Mapping[str, Any]], now: datetime, prefix: str, *, categories: Iterable[str] = ()
+) -> dict[str, float | None]:
     """One account's signals from its facts (see the module docstring)."""
     since = now - WINDOW
     wanted = set(categories)

@@ -63,9 +63,11 @@ from .email_engagement import WINDOW, engagement, fact, merge_facts, parse_time
 log = logging.getLogger(__name__)
 
 SENDGRID, MAILCHIMP, HUBSPOT_EMAIL = "sendgrid", "mailchimp", "hubspot_email"
-FACT_OBJECTS = {SENDGRID: ("events", "messages", "suppressions"),
-                MAILCHIMP: ("activity", "unsubscribes"),
-                HUBSPOT_EMAIL: ("events",)}
+FACT_OBJECTS = {
+    SENDGRID: ("events", "messages", "suppressions"),
+    MAILCHIMP: ("activity", "unsubscribes"),
+    HUBSPOT_EMAIL: ("events",),
+}
 RECIPIENTS = "recipients"  # the unmatched-records object
 RECOMPUTE = "recompute"  # cursor object: when every account holding facts was last recomputed
 RECOMPUTE_EVERY = timedelta(days=1)
@@ -124,14 +126,15 @@ def record_key(vendor_id: str) -> str:
     """A vendor id as a record id: itself when short enough, else a stable digest."""
     if len(vendor_id) <= ID_MAX:
         return vendor_id
-    return "sha256:" + hashlib.sha256(vendor_id.encode()).hexdigest()[:ID_MAX - 7]
+    return "sha256:" + hashlib.sha256(vendor_id.encode()).hexdigest()[: ID_MAX - 7]
 
 
 class _Keeper:
     """Matches facts to accounts and stores them, page by page, noting who is unmatched."""
 
-    def __init__(self, store: Store, source: str, matcher: RecipientMatcher,
-                 report: EmailSyncReport) -> None:
+    def __init__(
+        self, store: Store, source: str, matcher: RecipientMatcher, report: EmailSyncReport
+    ) -> None:
         self.store, self.source, self.matcher, self.report = store, source, matcher, report
         self.touched: set[str] = set()
         self._unmatched: dict[str, tuple[str, str]] = {}
@@ -147,10 +150,16 @@ class _Keeper:
             self._unmatched[email[:128]] = (match.reason, match.detail)
         return record_key(record_id), match.account_id, facts, False, modified
 
-    def keep_page(self, obj: str, page: list[Any],
-                  parse: Callable[[Any], tuple[str, dict[str, Any], datetime]],
-                  skip_id: Callable[[Any], str], *, merge: bool = False,
-                  progress: Progress = None) -> None:
+    def keep_page(
+        self,
+        obj: str,
+        page: list[Any],
+        parse: Callable[[Any], tuple[str, dict[str, Any], datetime]],
+        skip_id: Callable[[Any], str],
+        *,
+        merge: bool = False,
+        progress: Progress = None,
+    ) -> None:
         """Parse each record of a page (a ValueError skips it, reported under ``skip_id``),
         match and keep the rest, and count the page."""
         rows = []
@@ -169,8 +178,7 @@ class _Keeper:
     def keep(self, obj: str, rows: list[Row], *, merge: bool = False) -> None:
         if merge and rows:
             held = existing(self.store, self.source, obj, [r[0] for r in rows])
-            rows = [(rid, acct, merge_facts(held.get(rid), f), d, m)
-                    for rid, acct, f, d, m in rows]
+            rows = [(rid, acct, merge_facts(held.get(rid), f), d, m) for rid, acct, f, d, m in rows]
         self.touched |= keep_records(self.store, self.source, obj, rows)
 
     def finish(self) -> None:
@@ -182,8 +190,7 @@ class _Keeper:
 
 def _insert(store_session: Any) -> Any:
     dialect = store_session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-        SourceRecord.__table__)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SourceRecord.__table__)
 
 
 def keep_records(store: Store, source: str, obj: str, rows: list[Row]) -> set[str]:
@@ -197,16 +204,37 @@ def keep_records(store: Store, source: str, obj: str, rows: list[Row]) -> set[st
     ids = [r[0] for r in rows]
     with store.session() as s:
         for start in range(0, len(ids), 5000):
-            touched.update(a for a in s.scalars(select(SourceRecord.account_id).where(
-                SourceRecord.source == source, SourceRecord.object == obj,
-                SourceRecord.id.in_(ids[start:start + 5000]))) if a)
+            touched.update(
+                a
+                for a in s.scalars(
+                    select(SourceRecord.account_id).where(
+                        SourceRecord.source == source,
+                        SourceRecord.object == obj,
+                        SourceRecord.id.in_(ids[start : start + 5000]),
+                    )
+                )
+                if a
+            )
         insert = _insert(s)
         stmt = insert.on_conflict_do_update(
             index_elements=["source", "object", "id"],
-            set_={c: insert.excluded[c] for c in ("account_id", "fields", "deleted", "modified")})
-        s.execute(stmt, [{"source": source, "object": obj, "id": rid, "account_id": acct,
-                          "fields": fields, "deleted": deleted, "modified": modified}
-                         for rid, acct, fields, deleted, modified in rows])
+            set_={c: insert.excluded[c] for c in ("account_id", "fields", "deleted", "modified")},
+        )
+        s.execute(
+            stmt,
+            [
+                {
+                    "source": source,
+                    "object": obj,
+                    "id": rid,
+                    "account_id": acct,
+                    "fields": fields,
+                    "deleted": deleted,
+                    "modified": modified,
+                }
+                for rid, acct, fields, deleted, modified in rows
+            ],
+        )
     return touched
 
 
@@ -215,9 +243,13 @@ def existing(store: Store, source: str, obj: str, ids: list[str]) -> dict[str, d
     out: dict[str, dict[str, Any]] = {}
     with store.session() as s:
         for start in range(0, len(ids), 5000):
-            for rid, fields in s.execute(select(SourceRecord.id, SourceRecord.fields).where(
-                    SourceRecord.source == source, SourceRecord.object == obj,
-                    SourceRecord.id.in_(ids[start:start + 5000]))):
+            for rid, fields in s.execute(
+                select(SourceRecord.id, SourceRecord.fields).where(
+                    SourceRecord.source == source,
+                    SourceRecord.object == obj,
+                    SourceRecord.id.in_(ids[start : start + 5000]),
+                )
+            ):
                 out[rid] = dict(fields or {})
     return out
 
@@ -225,15 +257,31 @@ def existing(store: Store, source: str, obj: str, ids: list[str]) -> dict[str, d
 def arrived_since(store: Store, source: str, obj: str, since: datetime) -> set[str]:
     """Accounts with records of ``obj`` kept (or changed) at or after ``since``."""
     with store.session() as s:
-        return {a for a in s.scalars(select(SourceRecord.account_id).distinct().where(
-            SourceRecord.source == source, SourceRecord.object == obj,
-            SourceRecord.modified >= since, SourceRecord.account_id.is_not(None)))}
+        return {
+            a
+            for a in s.scalars(
+                select(SourceRecord.account_id)
+                .distinct()
+                .where(
+                    SourceRecord.source == source,
+                    SourceRecord.object == obj,
+                    SourceRecord.modified >= since,
+                    SourceRecord.account_id.is_not(None),
+                )
+            )
+        }
 
 
 def _holding_accounts(store: Store, source: str) -> set[str]:
     with store.session() as s:
-        return {a for a in s.scalars(select(SourceRecord.account_id).distinct().where(
-            SourceRecord.source == source, SourceRecord.account_id.is_not(None)))}
+        return {
+            a
+            for a in s.scalars(
+                select(SourceRecord.account_id)
+                .distinct()
+                .where(SourceRecord.source == source, SourceRecord.account_id.is_not(None))
+            )
+        }
 
 
 def rematch(store: Store, source: str, matcher: RecipientMatcher) -> tuple[int, set[str]]:
@@ -242,15 +290,18 @@ def rematch(store: Store, source: str, matcher: RecipientMatcher) -> tuple[int, 
     matched: set[str] = set()
     with store.session() as s:
         for obj, rid, fields, modified in s.execute(
-                select(SourceRecord.object, SourceRecord.id, SourceRecord.fields,
-                       SourceRecord.modified).where(
-                    SourceRecord.source == source, SourceRecord.account_id.is_(None),
-                    SourceRecord.object.in_(FACT_OBJECTS[source]),
-                    SourceRecord.deleted.is_(False))):
+            select(
+                SourceRecord.object, SourceRecord.id, SourceRecord.fields, SourceRecord.modified
+            ).where(
+                SourceRecord.source == source,
+                SourceRecord.account_id.is_(None),
+                SourceRecord.object.in_(FACT_OBJECTS[source]),
+                SourceRecord.deleted.is_(False),
+            )
+        ):
             match = matcher.resolve(str((fields or {}).get("email") or ""))
             if match.matched:
-                moved.setdefault(obj, []).append((rid, match.account_id, fields, False,
-                                                  modified))
+                moved.setdefault(obj, []).append((rid, match.account_id, fields, False, modified))
                 matched.add(fields["email"][:128])
     touched: set[str] = set()
     for obj, rows in moved.items():
@@ -260,8 +311,14 @@ def rematch(store: Store, source: str, matcher: RecipientMatcher) -> tuple[int, 
     return sum(len(r) for r in moved.values()), touched
 
 
-def recompute(store: Store, source: str, accounts: Iterable[str], now: datetime, prefix: str,
-              categories: Iterable[str] = ()) -> tuple[int, int]:
+def recompute(
+    store: Store,
+    source: str,
+    accounts: Iterable[str],
+    now: datetime,
+    prefix: str,
+    categories: Iterable[str] = (),
+) -> tuple[int, int]:
     """Recompute the signals of ``accounts`` from all their facts; (accounts, changes)."""
     ids = sorted(set(accounts))
     if not ids:
@@ -274,15 +331,19 @@ def recompute(store: Store, source: str, accounts: Iterable[str], now: datetime,
     changed = store.record_signals(
         SignalRow(account, metric, value, now, source)
         for account, rows in facts.items()
-        for metric, value in engagement(rows, now, prefix, categories=cats).items())
+        for metric, value in engagement(rows, now, prefix, categories=cats).items()
+    )
     return len(ids), changed
 
 
 def prune(store: Store, source: str, before: datetime) -> int:
     """Delete a source's kept records last modified before ``before``; how many."""
     with store.session() as s:
-        result = s.execute(delete(SourceRecord).where(SourceRecord.source == source,
-                                                      SourceRecord.modified < before))
+        result = s.execute(
+            delete(SourceRecord).where(
+                SourceRecord.source == source, SourceRecord.modified < before
+            )
+        )
         return int(result.rowcount or 0)
 
 
@@ -291,8 +352,15 @@ def _recompute_all_due(store: Store, source: str, now: datetime) -> bool:
     return last is None or now - datetime.fromisoformat(last) >= RECOMPUTE_EVERY
 
 
-def _finish(store: Store, source: str, keeper: _Keeper, report: EmailSyncReport,
-            now: datetime, prefix: str, categories: Iterable[str] = ()) -> None:
+def _finish(
+    store: Store,
+    source: str,
+    keeper: _Keeper,
+    report: EmailSyncReport,
+    now: datetime,
+    prefix: str,
+    categories: Iterable[str] = (),
+) -> None:
     keeper.finish()
     report.rematched, moved = rematch(store, source, keeper.matcher)
     touched = keeper.touched | moved
@@ -301,7 +369,8 @@ def _finish(store: Store, source: str, keeper: _Keeper, report: EmailSyncReport,
         touched |= _holding_accounts(store, source)
         report.pruned = prune(store, source, now - RETENTION)
     report.accounts_recomputed, report.signals_changed = recompute(
-        store, source, touched, now, prefix, categories)
+        store, source, touched, now, prefix, categories
+    )
     if recompute_all:
         store.set_cursor(source, RECOMPUTE, now.isoformat())
 
@@ -327,9 +396,19 @@ def activity_fact(message: Any) -> tuple[str, dict[str, Any], datetime]:
         raise ValueError("opens_count / clicks_count are not numbers")
     status = message.get("status")
     msg_id = str(message["msg_id"])
-    return msg_id, fact(msg_id, email, at, delivered=status == "delivered",
-                        dropped=status == "not_delivered", opened=opens > 0,
-                        clicked=clicks > 0), at
+    return (
+        msg_id,
+        fact(
+            msg_id,
+            email,
+            at,
+            delivered=status == "delivered",
+            dropped=status == "not_delivered",
+            opened=opens > 0,
+            clicked=clicks > 0,
+        ),
+        at,
+    )
 
 
 def suppression_fact(kind: str, entry: Any) -> tuple[str, dict[str, Any], datetime]:
@@ -343,13 +422,23 @@ def suppression_fact(kind: str, entry: Any) -> tuple[str, dict[str, Any], dateti
     if at is None:
         raise ValueError(f"created {created!r} is not epoch seconds")
     label = "bounce" if kind == "bounces" else "unsubscribe"
-    return record_key(f"{label}:{email.lower()}:{created}"), \
-        fact(None, email, at, suppression=label), at
+    return (
+        record_key(f"{label}:{email.lower()}:{created}"),
+        fact(None, email, at, suppression=label),
+        at,
+    )
 
 
-def sync_sendgrid(client: SendGridClient, store: Store, source: SendGridSource, *,
-                  since: datetime | None, started: datetime, now: Callable[[], datetime],
-                  progress: Progress = None) -> EmailSyncReport:
+def sync_sendgrid(
+    client: SendGridClient,
+    store: Store,
+    source: SendGridSource,
+    *,
+    since: datetime | None,
+    started: datetime,
+    now: Callable[[], datetime],
+    progress: Progress = None,
+) -> EmailSyncReport:
     """Pull what changed since ``since`` (the last 90 days when None) up to ``started``."""
     report = EmailSyncReport(SENDGRID)
     keeper = _Keeper(store, SENDGRID, RecipientMatcher(store), report)
@@ -358,24 +447,43 @@ def sync_sendgrid(client: SendGridClient, store: Store, source: SendGridSource, 
     requests_before, limited_before = client.requests, client.rate_limited
     if source.per_recipient == "activity_api":
         for page in pull_activity(client, start, started):
-            keeper.keep_page("messages", page, activity_fact,
-                             lambda m: _id_of(m, "msg_id"), merge=True, progress=progress)
+            keeper.keep_page(
+                "messages",
+                page,
+                activity_fact,
+                lambda m: _id_of(m, "msg_id"),
+                merge=True,
+                progress=progress,
+            )
     for kind in ("bounces", "unsubscribes"):
         for page in pull_suppressions(client, kind, start, started, page_size=source.page_size):
-            keeper.keep_page("suppressions", page, partial(suppression_fact, kind),
-                             lambda e, k=kind: f"{k}:{_id_of(e, 'email')}", progress=progress)
+            keeper.keep_page(
+                "suppressions",
+                page,
+                partial(suppression_fact, kind),
+                lambda e, k=kind: f"{k}:{_id_of(e, 'email')}",
+                progress=progress,
+            )
     keeper.touched |= arrived_since(store, SENDGRID, "events", start)  # webhook events
     totals = category_totals(client, window_start.date(), started.date(), source.categories)
-    report.baseline = {"delivered": float(totals.get("delivered", 0)),
-                       "open_rate_90d": _rate(totals, "unique_opens"),
-                       "click_rate_90d": _rate(totals, "unique_clicks")}
+    report.baseline = {
+        "delivered": float(totals.get("delivered", 0)),
+        "open_rate_90d": _rate(totals, "unique_opens"),
+        "click_rate_90d": _rate(totals, "unique_clicks"),
+    }
     report.requests = client.requests - requests_before
     report.rate_limited = client.rate_limited - limited_before
     _finish(store, SENDGRID, keeper, report, now(), source.metric_prefix, source.categories)
-    log.info("SendGrid sync: %d records (%d skipped), %d unmatched recipients, %d accounts "
-             "recomputed in %d requests; org-wide open rate %s", report.records,
-             report.skipped, report.unmatched, report.accounts_recomputed, report.requests,
-             report.baseline.get("open_rate_90d"))
+    log.info(
+        "SendGrid sync: %d records (%d skipped), %d unmatched recipients, %d accounts "
+        "recomputed in %d requests; org-wide open rate %s",
+        report.records,
+        report.skipped,
+        report.unmatched,
+        report.accounts_recomputed,
+        report.requests,
+        report.baseline.get("open_rate_90d"),
+    )
     return report
 
 
@@ -395,14 +503,27 @@ class WebhookResult:
     touched: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"received": self.received, "new": self.new, "duplicates": self.duplicates,
-                "skipped": self.skipped, "skipped_ids": self.skipped_ids[:50],
-                "unmatched": self.unmatched, "accounts_recomputed": self.accounts_recomputed}
+        return {
+            "received": self.received,
+            "new": self.new,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "skipped_ids": self.skipped_ids[:50],
+            "unmatched": self.unmatched,
+            "accounts_recomputed": self.accounts_recomputed,
+        }
 
 
-def apply_sendgrid_events(store: Store, events: list[Any], matcher: RecipientMatcher, *,
-                          now: datetime, prefix: str, categories: Iterable[str] = (),
-                          recompute_now: bool = True) -> WebhookResult:
+def apply_sendgrid_events(
+    store: Store,
+    events: list[Any],
+    matcher: RecipientMatcher,
+    *,
+    now: datetime,
+    prefix: str,
+    categories: Iterable[str] = (),
+    recompute_now: bool = True,
+) -> WebhookResult:
     """Keep a webhook batch's events (each ``sg_event_id`` once, in one transaction) and
     recompute the accounts that got new ones (or, with ``recompute_now=False``, leave that to
     the caller: ``result.touched``). A redelivered batch adds nothing.
@@ -427,24 +548,35 @@ def apply_sendgrid_events(store: Store, events: list[Any], matcher: RecipientMat
         email = parsed.fact["email"]
         match = recipients.setdefault(email, matcher.resolve(email))
         rows[parsed.event_id] = {
-            "source": SENDGRID, "object": "events", "id": record_key(parsed.event_id),
-            "account_id": match.account_id, "fields": parsed.fact, "deleted": False,
-            "modified": now}
+            "source": SENDGRID,
+            "object": "events",
+            "id": record_key(parsed.event_id),
+            "account_id": match.account_id,
+            "fields": parsed.fact,
+            "deleted": False,
+            "modified": now,
+        }
     by_key = {row["id"]: row for row in rows.values()}
     new = [by_key[k] for k in _insert_new(store, list(by_key.values()))]
     result.new = len(new)
     result.duplicates += len(rows) - len(new)
     fresh = {row["fields"]["email"] for row in new}
-    unmatched = {e[:128]: (m.reason, m.detail) for e, m in recipients.items()
-                 if e in fresh and not m.matched}
+    unmatched = {
+        e[:128]: (m.reason, m.detail) for e, m in recipients.items() if e in fresh and not m.matched
+    }
     result.unmatched = len(unmatched)
     if fresh:
-        store.record_unmatched(SENDGRID, RECIPIENTS, unmatched,
-                               matched=[e[:128] for e in fresh if recipients[e].matched])
+        store.record_unmatched(
+            SENDGRID,
+            RECIPIENTS,
+            unmatched,
+            matched=[e[:128] for e in fresh if recipients[e].matched],
+        )
     result.touched = {row["account_id"] for row in new if row["account_id"]}
     if recompute_now:
-        result.accounts_recomputed, _ = recompute(store, SENDGRID, result.touched, now, prefix,
-                                                  categories)
+        result.accounts_recomputed, _ = recompute(
+            store, SENDGRID, result.touched, now, prefix, categories
+        )
     return result
 
 
@@ -453,14 +585,16 @@ def _insert_new(store: Store, rows: list[dict[str, Any]]) -> set[str]:
     if not rows:
         return set()
     with store.session() as s:
-        stmt = (_insert(s).on_conflict_do_nothing(index_elements=["source", "object", "id"])
-                .returning(SourceRecord.__table__.c.id))
+        stmt = (
+            _insert(s)
+            .on_conflict_do_nothing(index_elements=["source", "object", "id"])
+            .returning(SourceRecord.__table__.c.id)
+        )
         return set(s.scalars(stmt, rows))
 
 
 # -- Mailchimp ---------------------------------------------------------------------------------
-def activity_facts(member: Any, send_time: datetime
-                   ) -> tuple[str, dict[str, Any]]:
+def activity_facts(member: Any, send_time: datetime) -> tuple[str, dict[str, Any]]:
     """One member's email activity in a campaign → (record id, fact); ValueError if bad."""
     if not isinstance(member, dict) or not member.get("email_id"):
         raise ValueError("no email_id")
@@ -489,11 +623,13 @@ def _campaign_id_of(campaign_id: str, key: str, record: Any) -> str:
     return f"{campaign_id}:{_id_of(record, key)}"
 
 
-def _member_fact(campaign_id: str, sent: datetime, member: Any
-                 ) -> tuple[str, dict[str, Any], datetime]:
+def _member_fact(
+    campaign_id: str, sent: datetime, member: Any
+) -> tuple[str, dict[str, Any], datetime]:
     """A campaign member's email activity, dated when the campaign was sent."""
-    rid, facts = activity_facts({"campaign_id": campaign_id, **member}
-                                if isinstance(member, dict) else member, sent)
+    rid, facts = activity_facts(
+        {"campaign_id": campaign_id, **member} if isinstance(member, dict) else member, sent
+    )
     return rid, facts, sent
 
 
@@ -506,9 +642,16 @@ def _unsubscribe_fact(campaign_id: str, unsub: Any) -> tuple[str, dict[str, Any]
     return rid, fact(None, email, at, suppression="unsubscribe"), at
 
 
-def sync_mailchimp(client: MailchimpClient, store: Store, source: MailchimpSource, *,
-                   since: datetime | None, started: datetime, now: Callable[[], datetime],
-                   progress: Progress = None) -> EmailSyncReport:
+def sync_mailchimp(
+    client: MailchimpClient,
+    store: Store,
+    source: MailchimpSource,
+    *,
+    since: datetime | None,
+    started: datetime,
+    now: Callable[[], datetime],
+    progress: Progress = None,
+) -> EmailSyncReport:
     """Campaigns sent in the last 90 days: new ones read whole, known ones since ``since``."""
     report = EmailSyncReport(MAILCHIMP)
     keeper = _Keeper(store, MAILCHIMP, RecipientMatcher(store), report)
@@ -528,45 +671,88 @@ def sync_mailchimp(client: MailchimpClient, store: Store, source: MailchimpSourc
     for campaign_id, sent, rep in campaigns:
         report.campaigns += 1
         read_since = after if campaign_id in known else None
-        for page in pull_email_activity(client, campaign_id, read_since,
-                                        count=source.page_size):
-            keeper.keep_page("activity", page, partial(_member_fact, campaign_id, sent),
-                             partial(_campaign_id_of, campaign_id, "email_id"), merge=True,
-                             progress=progress)
+        for page in pull_email_activity(client, campaign_id, read_since, count=source.page_size):
+            keeper.keep_page(
+                "activity",
+                page,
+                partial(_member_fact, campaign_id, sent),
+                partial(_campaign_id_of, campaign_id, "email_id"),
+                merge=True,
+                progress=progress,
+            )
         for page in pull_unsubscribed(client, campaign_id, count=source.page_size):
-            keeper.keep_page("unsubscribes", page, partial(_unsubscribe_fact, campaign_id),
-                             partial(_campaign_id_of, campaign_id, "email_id"))
+            keeper.keep_page(
+                "unsubscribes",
+                page,
+                partial(_unsubscribe_fact, campaign_id),
+                partial(_campaign_id_of, campaign_id, "email_id"),
+            )
         # read completely: later syncs read only its activity since the cursor
-        keep_records(store, MAILCHIMP, "campaigns", [(campaign_id, None, {
-            "title": rep.get("campaign_title"), "send_time": sent.isoformat(),
-            "emails_sent": rep.get("emails_sent")}, False, sent)])
+        keep_records(
+            store,
+            MAILCHIMP,
+            "campaigns",
+            [
+                (
+                    campaign_id,
+                    None,
+                    {
+                        "title": rep.get("campaign_title"),
+                        "send_time": sent.isoformat(),
+                        "emails_sent": rep.get("emails_sent"),
+                    },
+                    False,
+                    sent,
+                )
+            ],
+        )
     report.requests = client.requests - requests_before
     report.rate_limited = client.rate_limited - limited_before
     _finish(store, MAILCHIMP, keeper, report, now(), source.metric_prefix)
-    log.info("Mailchimp sync: %d campaigns, %d member records (%d skipped), %d unmatched "
-             "recipients, %d accounts recomputed in %d requests (%d answered 429)",
-             report.campaigns, report.records, report.skipped, report.unmatched,
-             report.accounts_recomputed, report.requests, report.rate_limited)
+    log.info(
+        "Mailchimp sync: %d campaigns, %d member records (%d skipped), %d unmatched "
+        "recipients, %d accounts recomputed in %d requests (%d answered 429)",
+        report.campaigns,
+        report.records,
+        report.skipped,
+        report.unmatched,
+        report.accounts_recomputed,
+        report.requests,
+        report.rate_limited,
+    )
     return report
 
 
 # -- HubSpot marketing email -------------------------------------------------------------------
-def sync_hubspot_email(client: HubSpotClient, store: Store, source: HubSpotEmailSource, *,
-                       since: datetime | None, started: datetime, now: Callable[[], datetime],
-                       progress: Progress = None) -> EmailSyncReport:
+def sync_hubspot_email(
+    client: HubSpotClient,
+    store: Store,
+    source: HubSpotEmailSource,
+    *,
+    since: datetime | None,
+    started: datetime,
+    now: Callable[[], datetime],
+    progress: Progress = None,
+) -> EmailSyncReport:
     """Marketing email events that occurred since ``since`` (the last 90 days when None)."""
     report = EmailSyncReport(HUBSPOT_EMAIL)
     keeper = _Keeper(store, HUBSPOT_EMAIL, RecipientMatcher(store), report)
     requests_before = client.requests
     window_start = started - WINDOW
     start = max(window_start, since - source.overlap) if since else window_start
-    for page in pull_email_events(client, start, started,
-                                  exclude_filtered=source.exclude_filtered):
-        keeper.keep_page("events", page, hubspot_event_fact, lambda e: _id_of(e, "id"),
-                         progress=progress)
+    for page in pull_email_events(client, start, started, exclude_filtered=source.exclude_filtered):
+        keeper.keep_page(
+            "events", page, hubspot_event_fact, lambda e: _id_of(e, "id"), progress=progress
+        )
     report.requests = client.requests - requests_before
     _finish(store, HUBSPOT_EMAIL, keeper, report, now(), source.metric_prefix)
-    log.info("HubSpot marketing email: %d events (%d skipped), %d unmatched recipients, "
-             "%d accounts recomputed in %d requests", report.records, report.skipped,
-             report.unmatched, report.accounts_recomputed, report.requests)
+    log.info(
+        "HubSpot marketing email: %d events (%d skipped), %d unmatched recipients, "
+        "%d accounts recomputed in %d requests",
+        report.records,
+        report.skipped,
+        report.unmatched,
+        report.accounts_recomputed,
+        report.requests,
+    )
     return report

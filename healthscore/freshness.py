@@ -41,14 +41,19 @@ class SourceAge:
         return self.age > self.limit
 
     def describe(self) -> str:
-        return (f"{self.source} last synced {format_duration(_whole(self.age))} ago "
-                f"(limit {format_duration(self.limit)})")
+        return (
+            f"{self.source} last synced {format_duration(_whole(self.age))} ago "
+            f"(limit {format_duration(self.limit)})"
+        )
 
 
 def _whole(age: timedelta) -> timedelta:
     """An age rounded to something a person reads (minutes, hours or days)."""
-    step = timedelta(days=1) if age >= timedelta(days=2) else (
-        timedelta(hours=1) if age >= timedelta(hours=2) else timedelta(minutes=1))
+    step = (
+        timedelta(days=1)
+        if age >= timedelta(days=2)
+        else (timedelta(hours=1) if age >= timedelta(hours=2) else timedelta(minutes=1))
+    )
     return max(step, step * round(age / step))
 
 
@@ -67,13 +72,17 @@ def source_ages(store: Store, limits: Freshness, now: datetime) -> dict[str, Sou
         at = _cursor_time(c.value, c.updated_at)
         last[c.source] = max(last.get(c.source, at), at)
     with store.session() as s:
-        for source, newest in s.execute(select(SignalLatest.source,
-                                               func.max(SignalLatest.observed_at))
-                                        .group_by(SignalLatest.source)):
+        for source, newest in s.execute(
+            select(SignalLatest.source, func.max(SignalLatest.observed_at)).group_by(
+                SignalLatest.source
+            )
+        ):
             if source not in last and newest is not None:
                 last[source] = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
-    return {src: SourceAge(src, at, max(now - at, timedelta(0)), limits.limit(src))
-            for src, at in sorted(last.items())}
+    return {
+        src: SourceAge(src, at, max(now - at, timedelta(0)), limits.limit(src))
+        for src, at in sorted(last.items())
+    }
 
 
 def stale_accounts(store: Store, ages: dict[str, SourceAge]) -> dict[str, list[str]]:
@@ -82,17 +91,21 @@ def stale_accounts(store: Store, ages: dict[str, SourceAge]) -> dict[str, list[s
     if not stale:
         return {}
     out: dict[str, list[str]] = defaultdict(list)
-    stmt = (select(SignalLatest.account_id, SignalLatest.source).distinct()
-            .join(Account, Account.id == SignalLatest.account_id)
-            .where(Account.deleted.is_(False), SignalLatest.source.in_(stale)))
+    stmt = (
+        select(SignalLatest.account_id, SignalLatest.source)
+        .distinct()
+        .join(Account, Account.id == SignalLatest.account_id)
+        .where(Account.deleted.is_(False), SignalLatest.source.in_(stale))
+    )
     with store.session() as s:
         for account_id, source in s.execute(stmt):
             out[account_id].append(source)
     return {a: sorted(v) for a, v in out.items()}
 
 
-def stopped_source_intents(ages: dict[str, SourceAge], stale: dict[str, list[str]],
-                           channel: str | None) -> list[Intent]:
+def stopped_source_intents(
+    ages: dict[str, SourceAge], stale: dict[str, list[str]], channel: str | None
+) -> list[Intent]:
     """One operations alert per stale source, keyed by its last sync (one per stoppage)."""
     intents = []
     for age in ages.values():
@@ -100,11 +113,23 @@ def stopped_source_intents(ages: dict[str, SourceAge], stale: dict[str, list[str
             continue
         affected = sum(1 for sources in stale.values() if age.source in sources)
         payload: dict[str, Any] = {
-            "template": STALE_RULE, "rule": STALE_RULE, "name": f"source {age.source}",
-            "source": age.source, "last_sync": age.last_sync.isoformat(),
-            "age": format_duration(_whole(age.age)), "limit": format_duration(age.limit),
-            "accounts": affected}
-        intents.append(Intent(key=f"{STALE_RULE}:{age.source}:{age.last_sync.isoformat()}",
-                              rule=STALE_RULE, kind="slack", account_id=f"source:{age.source}"[:64],
-                              target=channel, payload=payload))
+            "template": STALE_RULE,
+            "rule": STALE_RULE,
+            "name": f"source {age.source}",
+            "source": age.source,
+            "last_sync": age.last_sync.isoformat(),
+            "age": format_duration(_whole(age.age)),
+            "limit": format_duration(age.limit),
+            "accounts": affected,
+        }
+        intents.append(
+            Intent(
+                key=f"{STALE_RULE}:{age.source}:{age.last_sync.isoformat()}",
+                rule=STALE_RULE,
+                kind="slack",
+                account_id=f"source:{age.source}"[:64],
+                target=channel,
+                payload=payload,
+            )
+        )
     return intents

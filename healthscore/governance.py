@@ -59,8 +59,9 @@ class RunGovernance:
         if account_id in self.overrides:
             out.insert(0, self.overrides[account_id].reason_text())
         if account_id in self.stale:
-            out.append("Stale data: " + "; ".join(self.ages[s].describe()
-                                                  for s in self.stale[account_id]))
+            out.append(
+                "Stale data: " + "; ".join(self.ages[s].describe() for s in self.stale[account_id])
+            )
         return out
 
     def payload(self, account_id: str) -> dict[str, Any]:
@@ -80,12 +81,22 @@ class RunGovernance:
 def hysteresis_grade(previous: Score) -> str:
     """The grade hysteresis starts from: the computed one when an override replaced it (an
     expired override must not linger through the hysteresis margin)."""
-    return str(previous.reasons.get("computed_grade") or previous.grade) \
-        if isinstance(previous.reasons, dict) else previous.grade
+    return (
+        str(previous.reasons.get("computed_grade") or previous.grade)
+        if isinstance(previous.reasons, dict)
+        else previous.grade
+    )
 
 
-def govern(pipeline: Pipeline, batch: ScoreBatch, now: datetime, *, version: str,
-           baseline: Mapping[str, Score], act: bool = True) -> RunGovernance:
+def govern(
+    pipeline: Pipeline,
+    batch: ScoreBatch,
+    now: datetime,
+    *,
+    version: str,
+    baseline: Mapping[str, Score],
+    act: bool = True,
+) -> RunGovernance:
     """Apply overrides to ``batch.grade`` and collect what this run adds (the Slack notes
     and operations alerts only with ``act``: not in a dry run)."""
     store, config = pipeline.store, pipeline.config
@@ -98,29 +109,40 @@ def govern(pipeline: Pipeline, batch: ScoreBatch, now: datetime, *, version: str
         batch.grade[i] = override.grade
     if batch.critical is not None:
         for i in np.flatnonzero(batch.critical >= 0):
-            gov.critical[batch.account_ids[i]] = \
-                batch.card.critical[int(batch.critical[i])].name
+            gov.critical[batch.account_ids[i]] = batch.card.critical[int(batch.critical[i])].name
     gov.ages = source_ages(store, config.freshness, now)
     gov.stale = {a: s for a, s in stale_accounts(store, gov.ages).items() if a in index}
     if baseline:
         versions = {r.id: r.scorecard_version for r in store.runs()}
-        gov.new_scorecard = {a for a, s in baseline.items()
-                             if changed(versions.get(s.run_id), version)}
+        gov.new_scorecard = {
+            a for a, s in baseline.items() if changed(versions.get(s.run_id), version)
+        }
     if act:
         channel = pipeline.alert_channel
-        gov.intents += stopped_source_intents(gov.ages, gov.stale,
-                                              config.freshness.channel or channel)
+        gov.intents += stopped_source_intents(
+            gov.ages, gov.stale, config.freshness.channel or channel
+        )
         for o in expiring_soon(gov.overrides, now, config.overrides.notify_before):
             account = store.account(o.account_id)
-            gov.intents.append(Intent(
-                key=f"{EXPIRY_RULE}:{o.id}", rule=EXPIRY_RULE, kind="slack",
-                account_id=o.account_id, target=channel, payload={
-                    "template": EXPIRY_RULE, "rule": EXPIRY_RULE,
-                    "name": account.name if account else o.account_id,
-                    "owner_email": account.owner_email if account else None,
-                    "owner_name": account.owner_name if account else None,
-                    "crm_url": pipeline._record_url(o.account_id),
-                    "override": o.as_dict(), "computed_grade": gov.computed[o.account_id]}))
+            gov.intents.append(
+                Intent(
+                    key=f"{EXPIRY_RULE}:{o.id}",
+                    rule=EXPIRY_RULE,
+                    kind="slack",
+                    account_id=o.account_id,
+                    target=channel,
+                    payload={
+                        "template": EXPIRY_RULE,
+                        "rule": EXPIRY_RULE,
+                        "name": account.name if account else o.account_id,
+                        "owner_email": account.owner_email if account else None,
+                        "owner_name": account.owner_name if account else None,
+                        "crm_url": pipeline._record_url(o.account_id),
+                        "override": o.as_dict(),
+                        "computed_grade": gov.computed[o.account_id],
+                    },
+                )
+            )
         if gov.intents:  # only new ones (the log keeps one per key anyway; the report counts)
             keys = [i.key for i in gov.intents]
             with store.session() as s:
@@ -134,7 +156,13 @@ def explain_with_override(store: Store, exp: Explanation, now: datetime) -> Expl
     found = active_overrides(store, now, [exp.account_id]).get(exp.account_id)
     if found is None:
         return exp
-    reason = Reason("override", "Override", found.reason_text().removeprefix("Override "), 0.0,
-                    kind="override")
-    return replace(exp, grade=found.grade, computed_grade=exp.grade,
-                   override=found.as_dict(), reasons=[reason, *exp.reasons])
+    reason = Reason(
+        "override", "Override", found.reason_text().removeprefix("Override "), 0.0, kind="override"
+    )
+    return replace(
+        exp,
+        grade=found.grade,
+        computed_grade=exp.grade,
+        override=found.as_dict(),
+        reasons=[reason, *exp.reasons],
+    )

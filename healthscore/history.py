@@ -68,9 +68,11 @@ class SignalSeries:
         return np.bincount(self.rows[hit], minlength=n).astype(float)
 
 
-def signal_series(account_ids: Sequence[str],
-                  rows: Iterable[tuple[str, str, float | None, datetime]],
-                  metrics: Iterable[str]) -> dict[str, SignalSeries]:
+def signal_series(
+    account_ids: Sequence[str],
+    rows: Iterable[tuple[str, str, float | None, datetime]],
+    metrics: Iterable[str],
+) -> dict[str, SignalSeries]:
     """Group (account_id, metric, value, observed_at) history rows (oldest first) by metric."""
     index = {a: i for i, a in enumerate(account_ids)}
     wanted = set(metrics)
@@ -98,9 +100,15 @@ def recent_days(card: Scorecard) -> int:
     return max([1, *spans])
 
 
-def load_usage(store: Store, card: Scorecard, account_ids: Sequence[str],
-               until: date | None = None, *, recent: bool = False,
-               first_moment: date | None = None) -> UsageHistory | None:
+def load_usage(
+    store: Store,
+    card: Scorecard,
+    account_ids: Sequence[str],
+    until: date | None = None,
+    *,
+    recent: bool = False,
+    first_moment: date | None = None,
+) -> UsageHistory | None:
     """The daily usage the scorecard's windows read, as dense arrays (None: no windows).
 
     Aggregates are asked for at dates from ``first_moment`` (default: ``until`` with
@@ -150,39 +158,47 @@ def load_usage(store: Store, card: Scorecard, account_ids: Sequence[str],
     return history.seal()
 
 
-def _load_span(store: Store, metrics: list[str], account_ids: Sequence[str], since: date,
-               until: date) -> UsageHistory:
+def _load_span(
+    store: Store, metrics: list[str], account_ids: Sequence[str], since: date, until: date
+) -> UsageHistory:
     history = UsageHistory.empty(account_ids, since, until, metrics)
     index = {a: i for i, a in enumerate(account_ids)}
     start = np.datetime64(since, "D")
-    for account_id, metric, days, values in store.usage_series(metrics, until=until,
-                                                               since=since):
+    for account_id, metric, days, values in store.usage_series(metrics, until=until, since=since):
         i = index.get(account_id)
         if i is not None:
-            history.put(metric, np.full(len(days), i, np.int64),
-                        (days - start).astype(np.int64), values)
+            history.put(
+                metric, np.full(len(days), i, np.int64), (days - start).astype(np.int64), values
+            )
     facts: dict[str, list[tuple[int, int, int, int, float]]] = {m: [] for m in metrics}
     before = since - timedelta(days=1)  # the facts of the days before the held ones
-    for account_id, metric, first, active, newest, value in store.usage_summary(metrics,
-                                                                                 before):
+    for account_id, metric, first, active, newest, value in store.usage_summary(metrics, before):
         i = index.get(account_id)
         if i is not None:
-            facts[metric].append((i, (first - since).days,
-                                  -NONE if active is None else (active - since).days,
-                                  (newest - since).days, value))
+            facts[metric].append(
+                (
+                    i,
+                    (first - since).days,
+                    -NONE if active is None else (active - since).days,
+                    (newest - since).days,
+                    value,
+                )
+            )
     for metric, items in facts.items():
         if not items and not history.metrics[metric].present.any():
             log.warning("no usage rows for metric %r: its window measures are missing", metric)
         if items:
-            rows, first_, active_, newest_, values_ = (np.array(c) for c in zip(*items,
-                                                                                strict=True))
+            rows, first_, active_, newest_, values_ = (
+                np.array(c) for c in zip(*items, strict=True)
+            )
             history.know(metric, rows, first_, active_, newest_, values_.astype(float))
     return history.seal()
 
 
 def _labels(accounts: Sequence[Account], wanted: set[str]) -> dict[str, LabelColumn]:
-    table = SignalTable.from_rows([a.id for a in accounts], [], wanted,
-                                  attributes={a.id: a.attributes for a in accounts})
+    table = SignalTable.from_rows(
+        [a.id for a in accounts], [], wanted, attributes={a.id: a.attributes for a in accounts}
+    )
     return table.labels
 
 
@@ -206,10 +222,16 @@ def _start_epochs(accounts: Sequence[Account], attribute: str | None) -> np.ndar
 class ScoringHistory:
     """Every account's signal and usage history, held in memory, scored at any moment."""
 
-    def __init__(self, card: Scorecard, accounts: Sequence[Account],
-                 signals: Mapping[str, SignalSeries], usage: UsageHistory | None, *,
-                 start_attribute: str | None = None,
-                 start_series: SignalSeries | None = None) -> None:
+    def __init__(
+        self,
+        card: Scorecard,
+        accounts: Sequence[Account],
+        signals: Mapping[str, SignalSeries],
+        usage: UsageHistory | None,
+        *,
+        start_attribute: str | None = None,
+        start_series: SignalSeries | None = None,
+    ) -> None:
         self.card = card
         self.accounts = list(accounts)
         self.account_ids = [a.id for a in self.accounts]
@@ -224,30 +246,52 @@ class ScoringHistory:
             self.starts = np.where(np.isnan(self.starts), latest, self.starts)
 
     @classmethod
-    def load(cls, store: Store, card: Scorecard, *, accounts: Sequence[Account] | None = None,
-             until: datetime | None = None, since: datetime | None = None,
-             include_deleted: bool = False,
-             start_attribute: str | None = None) -> ScoringHistory:
+    def load(
+        cls,
+        store: Store,
+        card: Scorecard,
+        *,
+        accounts: Sequence[Account] | None = None,
+        until: datetime | None = None,
+        since: datetime | None = None,
+        include_deleted: bool = False,
+        start_attribute: str | None = None,
+    ) -> ScoringHistory:
         """Read the history the scorecard needs, up to ``until`` (everything by default).
 
         ``since``: the earliest moment that will be scored (the usage arrays then hold only
         the days from there, see ``load_usage``)."""
-        accounts = store.accounts(include_deleted=include_deleted) if accounts is None \
-            else accounts
+        accounts = store.accounts(include_deleted=include_deleted) if accounts is None else accounts
         ids = [a.id for a in accounts]
         wanted = card.source_metrics() | {m for _, m, _ in card.history_needs()}
         rows = store.history_rows(wanted, until=until)
         start_series = None
         if start_attribute is not None:  # its whole history: a start date seen later counts
-            start_series = signal_series(ids, store.history_rows([start_attribute]),
-                                         [start_attribute]).get(start_attribute)
+            start_series = signal_series(
+                ids, store.history_rows([start_attribute]), [start_attribute]
+            ).get(start_attribute)
         signals = signal_series(ids, rows, wanted)
-        usage = load_usage(store, card, ids, until=None if until is None else day_of(until),
-                           first_moment=None if since is None else day_of(since))
-        log.info("history loaded: %d accounts, %d signal rows, %d usage values", len(ids),
-                 len(rows), 0 if usage is None else usage.cells)
-        return cls(card, accounts, signals, usage, start_attribute=start_attribute,
-                   start_series=start_series)
+        usage = load_usage(
+            store,
+            card,
+            ids,
+            until=None if until is None else day_of(until),
+            first_moment=None if since is None else day_of(since),
+        )
+        log.info(
+            "history loaded: %d accounts, %d signal rows, %d usage values",
+            len(ids),
+            len(rows),
+            0 if usage is None else usage.cells,
+        )
+        return cls(
+            card,
+            accounts,
+            signals,
+            usage,
+            start_attribute=start_attribute,
+            start_series=start_series,
+        )
 
     def __len__(self) -> int:
         return len(self.accounts)
@@ -267,8 +311,10 @@ class ScoringHistory:
         t = moment.timestamp()
         cut = None if self.usage is None else self.usage.exact_from
         if cut is not None and day_of(moment) < cut:
-            raise ValueError(f"usage history loaded for moments from {cut}; load it with an "
-                             f"earlier 'since' to score {moment:%Y-%m-%d}")
+            raise ValueError(
+                f"usage history loaded for moments from {cut}; load it with an "
+                f"earlier 'since' to score {moment:%Y-%m-%d}"
+            )
         columns, observed = {}, {}
         for metric in self.card.source_metrics():
             series = self.signals.get(metric)
@@ -288,14 +334,24 @@ class ScoringHistory:
         table = SignalTable(self.account_ids, columns, observed, self.labels, history)
         return table if rows is None else table.take(rows)
 
-    def score_at(self, moment: datetime, *, rows: np.ndarray | None = None,
-                 previous_grades: np.ndarray | None = None) -> ScoreBatch:
-        return score(self.card, self.table_at(moment, rows), moment,
-                     previous_grades=previous_grades)
+    def score_at(
+        self,
+        moment: datetime,
+        *,
+        rows: np.ndarray | None = None,
+        previous_grades: np.ndarray | None = None,
+    ) -> ScoreBatch:
+        return score(
+            self.card, self.table_at(moment, rows), moment, previous_grades=previous_grades
+        )
 
-    def snapshots(self, days: Iterable[date | datetime], *,
-                  excluded: Callable[[datetime], set[str]] | None = None,
-                  hysteresis: bool = True) -> Iterator[tuple[datetime, ScoreBatch]]:
+    def snapshots(
+        self,
+        days: Iterable[date | datetime],
+        *,
+        excluded: Callable[[datetime], set[str]] | None = None,
+        hysteresis: bool = True,
+    ) -> Iterator[tuple[datetime, ScoreBatch]]:
         """Score each snapshot (dates are taken at their end: ``snapshot_moment``), oldest
         first. ``excluded(moment)`` names accounts to leave out (e.g. churned by then);
         accounts that had not started yet are left out too. With ``hysteresis`` each
@@ -306,15 +362,14 @@ class ScoringHistory:
             if excluded is not None:
                 gone = excluded(moment)
                 if gone:  # a set lookup per account (np.isin on strings is quadratic)
-                    keep &= np.fromiter((a not in gone for a in self.account_ids), bool,
-                                        len(self.account_ids))
+                    keep &= np.fromiter(
+                        (a not in gone for a in self.account_ids), bool, len(self.account_ids)
+                    )
             rows = np.flatnonzero(keep)
             prior = None
             if hysteresis and previous:
-                prior = np.array([previous.get(self.account_ids[i]) for i in rows],
-                                 dtype=object)
+                prior = np.array([previous.get(self.account_ids[i]) for i in rows], dtype=object)
             batch = self.score_at(moment, rows=rows, previous_grades=prior)
             if hysteresis:
                 previous = dict(zip(batch.account_ids, batch.grade.tolist(), strict=True))
             yield moment, batch
-

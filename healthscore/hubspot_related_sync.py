@@ -80,8 +80,12 @@ OBJECTS = ("deals", "tickets", "contacts")
 LEARNED_DOMAIN = "hubspot:contact_domain"
 ARCHIVED_CHECK = "{}:archived-check"
 METRICS: dict[str, tuple[str, ...]] = {
-    "deals": ("hubspot_renewal_next_at", "hubspot_deals_won_365d", "hubspot_open_deal_amount",
-              "hubspot_renewal_lost_at"),
+    "deals": (
+        "hubspot_renewal_next_at",
+        "hubspot_deals_won_365d",
+        "hubspot_open_deal_amount",
+        "hubspot_renewal_lost_at",
+    ),
     "tickets": ("hubspot_tickets_open", "hubspot_tickets_high_open", "hubspot_tickets_30d"),
     "contacts": ("hubspot_contacts", "hubspot_email_opted_out"),
 }
@@ -217,8 +221,9 @@ def is_renewal(row: Mapping[str, Any], rules: RelatedRules) -> bool:
     return bool(hint) and hint in _text(row.get("dealname")).lower()
 
 
-def deal_metrics(rows: list[dict[str, Any]], now: datetime, rules: RelatedRules
-                 ) -> dict[str, float | None]:
+def deal_metrics(
+    rows: list[dict[str, Any]], now: datetime, rules: RelatedRules
+) -> dict[str, float | None]:
     year_ago = now - timedelta(days=365)
     next_renewal: datetime | None = None
     won, open_amount = 0, 0.0
@@ -226,47 +231,70 @@ def deal_metrics(rows: list[dict[str, Any]], now: datetime, rules: RelatedRules
     for row in rows:
         closed, is_won = deal_state(row, rules)
         close = _safe_when(row.get("closedate"))
-        if closed and not is_won and close is not None and is_renewal(row, rules) and (
-                lost_renewal is None or close > lost_renewal):
+        if (
+            closed
+            and not is_won
+            and close is not None
+            and is_renewal(row, rules)
+            and (lost_renewal is None or close > lost_renewal)
+        ):
             lost_renewal = close
         if not closed:
             open_amount += _safe_number(row.get(rules.amount_property)) or 0.0
-            if is_renewal(row, rules) and close is not None and (next_renewal is None
-                                                                 or close < next_renewal):
+            if (
+                is_renewal(row, rules)
+                and close is not None
+                and (next_renewal is None or close < next_renewal)
+            ):
                 next_renewal = close
         elif is_won and close is not None and close >= year_ago:
             won += 1
-    return {"hubspot_renewal_next_at": _stamp(next_renewal),
-            "hubspot_deals_won_365d": float(won),
-            "hubspot_open_deal_amount": open_amount,
-            "hubspot_renewal_lost_at": _stamp(lost_renewal)}
+    return {
+        "hubspot_renewal_next_at": _stamp(next_renewal),
+        "hubspot_deals_won_365d": float(won),
+        "hubspot_open_deal_amount": open_amount,
+        "hubspot_renewal_lost_at": _stamp(lost_renewal),
+    }
 
 
-def ticket_metrics(rows: list[dict[str, Any]], now: datetime, rules: RelatedRules
-                   ) -> dict[str, float | None]:
+def ticket_metrics(
+    rows: list[dict[str, Any]], now: datetime, rules: RelatedRules
+) -> dict[str, float | None]:
     closed_stages = set(rules.closed_ticket_stages)
     urgent = {p.upper() for p in rules.urgent_priorities}
     month_ago = now - timedelta(days=30)
-    open_rows = [r for r in rows if not _text(r.get("closed_date"))
-                 and _text(r.get("hs_pipeline_stage")) not in closed_stages]
-    recent = [r for r in rows if (_safe_when(r.get("createdate")) or month_ago
-                                  - timedelta(days=1)) >= month_ago]
-    return {"hubspot_tickets_open": float(len(open_rows)),
-            "hubspot_tickets_high_open": float(sum(
-                1 for r in open_rows if _text(r.get("hs_ticket_priority")).upper() in urgent)),
-            "hubspot_tickets_30d": float(len(recent))}
+    open_rows = [
+        r
+        for r in rows
+        if not _text(r.get("closed_date"))
+        and _text(r.get("hs_pipeline_stage")) not in closed_stages
+    ]
+    recent = [
+        r
+        for r in rows
+        if (_safe_when(r.get("createdate")) or month_ago - timedelta(days=1)) >= month_ago
+    ]
+    return {
+        "hubspot_tickets_open": float(len(open_rows)),
+        "hubspot_tickets_high_open": float(
+            sum(1 for r in open_rows if _text(r.get("hs_ticket_priority")).upper() in urgent)
+        ),
+        "hubspot_tickets_30d": float(len(recent)),
+    }
 
 
-def contact_metrics(rows: list[dict[str, Any]], now: datetime, rules: RelatedRules
-                    ) -> dict[str, float | None]:
-    return {"hubspot_contacts": float(len(rows)),
-            "hubspot_email_opted_out": float(sum(1 for r in rows
-                                                 if _flag(r.get("hs_email_optout"))))}
+def contact_metrics(
+    rows: list[dict[str, Any]], now: datetime, rules: RelatedRules
+) -> dict[str, float | None]:
+    return {
+        "hubspot_contacts": float(len(rows)),
+        "hubspot_email_opted_out": float(sum(1 for r in rows if _flag(r.get("hs_email_optout")))),
+    }
 
 
-AGGREGATES: dict[str, Callable[[list[dict[str, Any]], datetime, RelatedRules],
-                               dict[str, float | None]]] = {
-    "deals": deal_metrics, "tickets": ticket_metrics, "contacts": contact_metrics}
+AGGREGATES: dict[
+    str, Callable[[list[dict[str, Any]], datetime, RelatedRules], dict[str, float | None]]
+] = {"deals": deal_metrics, "tickets": ticket_metrics, "contacts": contact_metrics}
 
 
 # -- matching ----------------------------------------------------------------------------------
@@ -283,8 +311,9 @@ class Matcher:
         """Every account some company leads to."""
         return {a for accounts in self.company_accounts.values() for a in accounts}
 
-    def resolve(self, obj: str, companies: Iterable[str], primary: Iterable[str],
-                email: str | None) -> tuple[Match, str]:
+    def resolve(
+        self, obj: str, companies: Iterable[str], primary: Iterable[str], email: str | None
+    ) -> tuple[Match, str]:
         """(match, how: company | domain | "")."""
         companies, primary = list(companies), list(primary)
         for group in (primary, companies):
@@ -292,36 +321,51 @@ class Matcher:
             if len(accounts) == 1:
                 return Match(next(iter(accounts)), "company"), "company"
             if len(accounts) > 1:
-                return Match(None, "", "ambiguous",
-                             f"companies {', '.join(group)} belong to accounts "
-                             + ", ".join(sorted(accounts))), ""
+                return Match(
+                    None,
+                    "",
+                    "ambiguous",
+                    f"companies {', '.join(group)} belong to accounts "
+                    + ", ".join(sorted(accounts)),
+                ), ""
         if companies:
-            return Match(None, "", "no_match", "company " + ", ".join(companies)
-                         + " matches no account"), ""
+            return Match(
+                None, "", "no_match", "company " + ", ".join(companies) + " matches no account"
+            ), ""
         if obj != "contacts":
             return Match(None, "", "no_key", f"{obj[:-1]} has no associated company"), ""
         match = self.index.resolve(domains=[email])
         if match.reason == "no_key":
-            match = Match(None, "", "no_key", "no associated company and no company email "
-                          f"domain ({email or 'no email'})")
+            match = Match(
+                None,
+                "",
+                "no_key",
+                f"no associated company and no company email domain ({email or 'no email'})",
+            )
         return match, "domain" if match.matched else ""
 
 
 def _fields(record: HubSpotRecord, via: str) -> dict[str, Any]:
-    return {**record.properties, COMPANIES: list(record.companies),
-            PRIMARY: list(record.primary), VIA: via}
+    return {
+        **record.properties,
+        COMPANIES: list(record.companies),
+        PRIMARY: list(record.primary),
+        VIA: via,
+    }
 
 
-def _kept(store: Store, obj: str, *, unassigned_only: bool
-          ) -> list[tuple[str, str | None, dict[str, Any], datetime]]:
+def _kept(
+    store: Store, obj: str, *, unassigned_only: bool
+) -> list[tuple[str, str | None, dict[str, Any], datetime]]:
     """Live kept records of an object (only those without an account, if asked).
 
     Reads the table directly: the Store has no such method yet.
     """
-    stmt = (select(SourceRecord.id, SourceRecord.account_id, SourceRecord.fields,
-                   SourceRecord.modified)
-            .where(SourceRecord.source == SOURCE, SourceRecord.object == obj,
-                   SourceRecord.deleted.is_(False)))
+    stmt = select(
+        SourceRecord.id, SourceRecord.account_id, SourceRecord.fields, SourceRecord.modified
+    ).where(
+        SourceRecord.source == SOURCE, SourceRecord.object == obj, SourceRecord.deleted.is_(False)
+    )
     if unassigned_only:
         stmt = stmt.where(SourceRecord.account_id.is_(None))
     with store.session() as s:
@@ -332,12 +376,18 @@ def _held(store: Store, obj: str, found: Mapping[str, datetime]) -> set[str]:
     """The ids of ``found`` kept with that same last-modified time and with companies — an
     overlap re-read; one without companies is read again (it may have been associated
     since: that does not change the record's modified date)."""
-    stmt = (select(SourceRecord.id, SourceRecord.modified, SourceRecord.fields)
-            .where(SourceRecord.source == SOURCE, SourceRecord.object == obj,
-                   SourceRecord.deleted.is_(False), SourceRecord.id.in_(list(found))))
+    stmt = select(SourceRecord.id, SourceRecord.modified, SourceRecord.fields).where(
+        SourceRecord.source == SOURCE,
+        SourceRecord.object == obj,
+        SourceRecord.deleted.is_(False),
+        SourceRecord.id.in_(list(found)),
+    )
     with store.session() as s:
-        return {rid for rid, modified, fields in s.execute(stmt)
-                if modified == found[rid] and (fields or {}).get(COMPANIES)}
+        return {
+            rid
+            for rid, modified, fields in s.execute(stmt)
+            if modified == found[rid] and (fields or {}).get(COMPANIES)
+        }
 
 
 def _check_due(store: Store, obj: str, every: timedelta, now: datetime) -> bool:
@@ -347,7 +397,9 @@ def _check_due(store: Store, obj: str, every: timedelta, now: datetime) -> bool:
 
 # -- the sync ----------------------------------------------------------------------------------
 def sync_hubspot_related(
-    client: HubSpotClient, store: Store, *,
+    client: HubSpotClient,
+    store: Store,
+    *,
     since_by_object: Mapping[str, datetime | None],
     started: datetime,
     source: HubSpotSource | None = None,
@@ -373,26 +425,53 @@ def sync_hubspot_related(
     report = HubSpotRelatedReport()
     for obj in [o for o in OBJECTS if o in since_by_object]:  # contacts last: learned domains
         matcher = Matcher(store)  # fresh keys: the previous object may have learned domains
-        report.objects[obj] = _sync_object(client, store, obj, since_by_object[obj], started,
-                                           source, rules, clock, matcher, report, progress)
+        report.objects[obj] = _sync_object(
+            client,
+            store,
+            obj,
+            since_by_object[obj],
+            started,
+            source,
+            rules,
+            clock,
+            matcher,
+            report,
+            progress,
+        )
         if committed is not None:
             committed(obj)
     return report
 
 
-def _sync_object(client: HubSpotClient, store: Store, obj: str, since: datetime | None,
-                 started: datetime, source: HubSpotSource, rules: RelatedRules,
-                 clock: Callable[[], datetime], matcher: Matcher,
-                 report: HubSpotRelatedReport, progress: Callable[[int], None] | None
-                 ) -> ObjectReport:
+def _sync_object(
+    client: HubSpotClient,
+    store: Store,
+    obj: str,
+    since: datetime | None,
+    started: datetime,
+    source: HubSpotSource,
+    rules: RelatedRules,
+    clock: Callable[[], datetime],
+    matcher: Matcher,
+    report: HubSpotRelatedReport,
+    progress: Callable[[int], None] | None,
+) -> ObjectReport:
     out = ObjectReport()
     state = RelatedPull()
     touched: set[str] = set()
     extra = [rules.amount_property] if obj == "deals" else []
-    for page in pull_related(client, RELATED_OBJECTS[obj], since, state, started=started,
-                             overlap=source.overlap, search_limit=source.search_page_size,
-                             extra_properties=extra, list_above=rules.list_above,
-                             unchanged=lambda found: _held(store, obj, found)):
+    for page in pull_related(
+        client,
+        RELATED_OBJECTS[obj],
+        since,
+        state,
+        started=started,
+        overlap=source.overlap,
+        search_limit=source.search_page_size,
+        extra_properties=extra,
+        list_above=rules.list_above,
+        unchanged=lambda found: _held(store, obj, found),
+    ):
         rows: list[tuple[str, str | None, dict[str, Any], bool, datetime]] = []
         unmatched: dict[str, tuple[str, str]] = {}
         matched: list[str] = []
@@ -407,10 +486,10 @@ def _sync_object(client: HubSpotClient, store: Store, obj: str, since: datetime 
                 out.skipped += 1
                 out.skipped_ids.append(record.id)
                 continue
-            match, via = matcher.resolve(obj, record.companies, record.primary,
-                                         record.properties.get("email"))
-            rows.append((record.id, match.account_id, _fields(record, via), False,
-                         record.modified))
+            match, via = matcher.resolve(
+                obj, record.companies, record.primary, record.properties.get("email")
+            )
+            rows.append((record.id, match.account_id, _fields(record, via), False, record.modified))
             if match.matched:
                 out.matched += 1
                 matched.append(record.id)
@@ -435,7 +514,8 @@ def _sync_object(client: HubSpotClient, store: Store, obj: str, since: datetime 
             out.requests += 1
             out.archived += len(ids)
             touched |= store.upsert_source_records(
-                SOURCE, obj, [(rid, None, {}, True, when or started) for rid, when in ids])
+                SOURCE, obj, [(rid, None, {}, True, when or started) for rid, when in ids]
+            )
             store.record_unmatched(SOURCE, obj, {}, matched=[rid for rid, _ in ids])
     out.rematched, moved = _rematch(store, obj, matcher, every=check)
     touched |= moved
@@ -447,7 +527,8 @@ def _sync_object(client: HubSpotClient, store: Store, obj: str, since: datetime 
     out.signals_changed = store.record_signals(
         SignalRow(account_id, metric, value, at, SOURCE)
         for account_id, rows_ in by_account.items()
-        for metric, value in aggregate(rows_, at, rules).items())
+        for metric, value in aggregate(rows_, at, rules).items()
+    )
     out.accounts_recomputed = len(by_account)
     if obj == "contacts" and rules.learn_contact_domains:
         learned, withdrawn = learn_domains(store, touched)
@@ -455,15 +536,23 @@ def _sync_object(client: HubSpotClient, store: Store, obj: str, since: datetime 
         report.domains_withdrawn += withdrawn
     if check:
         store.set_cursor(SOURCE, ARCHIVED_CHECK.format(obj), started.isoformat())
-    log.info("HubSpot %s: %d records (%s, %d requests), %d matched, %d unmatched, "
-             "%d ambiguous, %d skipped, %d accounts recomputed", obj, out.records, out.mode,
-             out.requests, out.matched, out.unmatched, out.ambiguous, out.skipped,
-             out.accounts_recomputed)
+    log.info(
+        "HubSpot %s: %d records (%s, %d requests), %d matched, %d unmatched, "
+        "%d ambiguous, %d skipped, %d accounts recomputed",
+        obj,
+        out.records,
+        out.mode,
+        out.requests,
+        out.matched,
+        out.unmatched,
+        out.ambiguous,
+        out.skipped,
+        out.accounts_recomputed,
+    )
     return out
 
 
-def _rematch(store: Store, obj: str, matcher: Matcher, *, every: bool
-             ) -> tuple[int, set[str]]:
+def _rematch(store: Store, obj: str, matcher: Matcher, *, every: bool) -> tuple[int, set[str]]:
     """Match kept records again from their kept companies / email (no API request): the
     unassigned ones every sync, all of them on the periodic check. Returns (records moved,
     accounts touched)."""
@@ -473,8 +562,9 @@ def _rematch(store: Store, obj: str, matcher: Matcher, *, every: bool
     for rid, account, fields, modified in _kept(store, obj, unassigned_only=not every):
         if not fields:
             continue
-        match, via = matcher.resolve(obj, fields.get(COMPANIES) or [],
-                                     fields.get(PRIMARY) or [], fields.get("email"))
+        match, via = matcher.resolve(
+            obj, fields.get(COMPANIES) or [], fields.get(PRIMARY) or [], fields.get("email")
+        )
         if match.account_id == account and fields.get(VIA, "") == via:
             continue
         rows.append((rid, match.account_id, {**fields, VIA: via}, False, modified))
@@ -499,8 +589,9 @@ def learn_domains(store: Store, touched: Iterable[str]) -> tuple[int, int]:
     for _, value, account in store.account_keys(DOMAIN):
         current[account].add(value)
     # the domains the CRMs gave (learned ones taken out), and who learned what
-    crm = IdentityIndex([(DOMAIN, d, a) for a, ds in current.items()
-                         for d in ds - learned.get(a, set())])
+    crm = IdentityIndex(
+        [(DOMAIN, d, a) for a, ds in current.items() for d in ds - learned.get(a, set())]
+    )
     accounts = set(touched) | set(learned)
     contacts = store.source_records(SOURCE, "contacts", accounts)
     claims: dict[str, set[str]] = defaultdict(set)
@@ -537,5 +628,8 @@ def learn_domains(store: Store, touched: Iterable[str]) -> tuple[int, int]:
 
 def hubspot_owner_emails(client: HubSpotClient, *, archived: bool = False) -> dict[str, str]:
     """HubSpot owner id → email (owners without an email are left out)."""
-    return {oid: owner.email for oid, owner in pull_owners(client, archived=archived).items()
-            if owner.email}
+    return {
+        oid: owner.email
+        for oid, owner in pull_owners(client, archived=archived).items()
+        if owner.email
+    }

@@ -86,13 +86,17 @@ def crm_values(company: CompanyRecord, source: HubSpotSource) -> dict[str, Any]:
     return out
 
 
-def company_override(company: CompanyRecord, names: HubSpotOverrideProperties,
-                     owners: Mapping[str, Owner] | None = None) -> dict[str, Any]:
+def company_override(
+    company: CompanyRecord,
+    names: HubSpotOverrideProperties,
+    owners: Mapping[str, Owner] | None = None,
+) -> dict[str, Any]:
     """A company's override properties as values for ``record_crm_overrides``: the set-at
     date-time parsed, the until date read as the end of that day, an owner id as ``by``
     resolved to the owner's email (a bad date is None: the override is skipped and logged)."""
-    out: dict[str, Any] = {role: company.properties.get(prop) or None
-                           for role, prop in names.roles().items()}
+    out: dict[str, Any] = {
+        role: company.properties.get(prop) or None for role, prop in names.roles().items()
+    }
     try:
         out["set_at"] = parse_hubspot_time(out["set_at"])
     except ValueError:
@@ -100,8 +104,12 @@ def company_override(company: CompanyRecord, names: HubSpotOverrideProperties,
     try:  # a date property: the override lasts through that day
         text = str(out["until"] or "")
         day = parse_hubspot_time(text if text.isdigit() else text[:10])
-        out["until"] = None if day is None else day.astimezone(UTC).replace(
-            hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        out["until"] = (
+            None
+            if day is None
+            else day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            + timedelta(days=1)
+        )
     except ValueError:
         out["until"] = None
     by = str(out["by"] or "").strip()
@@ -118,20 +126,30 @@ def _keep_override(have: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     if bool(new["grade"]) != bool(have["grade"]):
         return bool(new["grade"])
     return (new["set_at"] or datetime.min.replace(tzinfo=UTC)) > (
-        have["set_at"] or datetime.min.replace(tzinfo=UTC))
+        have["set_at"] or datetime.min.replace(tzinfo=UTC)
+    )
 
 
-def _shared_emptied(store: Store, overrides: dict[str, dict[str, Any]],
-                    companies_of: Mapping[str, set[str]], now: datetime) -> list[str]:
+def _shared_emptied(
+    store: Store,
+    overrides: dict[str, dict[str, Any]],
+    companies_of: Mapping[str, set[str]],
+    now: datetime,
+) -> list[str]:
     """Accounts whose emptied override comes from one of *several* matched companies and
     is older than the override in force: another company set that one, keep it."""
-    shared = [a for a, o in overrides.items()
-              if not o["grade"] and len(companies_of.get(a, ())) > 1]
+    shared = [
+        a for a, o in overrides.items() if not o["grade"] and len(companies_of.get(a, ())) > 1
+    ]
     if not shared:
         return []
     active = active_overrides(store, now, shared)
-    return [a for a in shared if a in active and (
-        overrides[a]["set_at"] is None or overrides[a]["set_at"] < active[a].set_at)]
+    return [
+        a
+        for a in shared
+        if a in active
+        and (overrides[a]["set_at"] is None or overrides[a]["set_at"] < active[a].set_at)
+    ]
 
 
 ARCHIVED_CHECK = "companies:archived-check"
@@ -154,15 +172,20 @@ def _drop_archived(client: HubSpotClient, source: HubSpotSource, store: Store) -
     return count
 
 
-def account_row(company: CompanyRecord, source: HubSpotSource,
-                owners: Mapping[str, Owner] | None = None) -> AccountRow:
+def account_row(
+    company: CompanyRecord, source: HubSpotSource, owners: Mapping[str, Owner] | None = None
+) -> AccountRow:
     """A company as an account, when HubSpot is the CRM of record."""
     name = (company.properties.get("name") or "").strip() or f"Company {company.id}"
     owner = (owners or {}).get(str(company.properties.get("hubspot_owner_id") or ""))
     return AccountRow(
-        id=company.id, crm=SOURCE, name=name,
-        owner_email=owner.email if owner else None, owner_name=owner.name if owner else None,
-        attributes={a: company.properties.get(p) for a, p in source.attributes.items()})
+        id=company.id,
+        crm=SOURCE,
+        name=name,
+        owner_email=owner.email if owner else None,
+        owner_name=owner.name if owner else None,
+        attributes={a: company.properties.get(p) for a, p in source.attributes.items()},
+    )
 
 
 FLUSH_EVERY = 2000  # companies matched between two writes of what they brought
@@ -186,12 +209,16 @@ class _Batch:
         return len(self.matched_ids) + len(self.unmatched)
 
 
-def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
-                 since: datetime | None, started: datetime,
-                 progress: Callable[[int], None] | None = None,
-                 owners: Mapping[str, Owner] | None = None,
-                 policy: OverridePolicy | None = None,
-                 ) -> tuple[HubSpotSyncReport, datetime | None]:
+def sync_hubspot(
+    client: HubSpotClient,
+    source: HubSpotSource,
+    store: Store,
+    since: datetime | None,
+    started: datetime,
+    progress: Callable[[int], None] | None = None,
+    owners: Mapping[str, Owner] | None = None,
+    policy: OverridePolicy | None = None,
+) -> tuple[HubSpotSyncReport, datetime | None]:
     """Pull companies modified since ``since`` and match them; with ``policy`` and
     ``source.override_properties`` the CSM overrides they carry are recorded too."""
     accounts = store.account_ids()
@@ -199,8 +226,7 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
     state = CompanySync()
     report = HubSpotSyncReport()
     companies_of: dict[str, set[str]] = {}  # account → matched companies (override clears)
-    if policy is not None and source.override_properties is not None \
-            and not source.record_system:
+    if policy is not None and source.override_properties is not None and not source.record_system:
         for _kind, company_id, account_id in store.account_keys(COMPANY_KEY):
             companies_of.setdefault(account_id, set()).add(company_id)
     batch = _Batch()
@@ -234,8 +260,11 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
                 domain = domain_of(company.domain)
                 batch.domains[company.id] = [domain] if domain else []
             else:
-                external = [(ACCOUNT, company.properties.get(source.account_id_property))] \
-                    if source.account_id_property else []
+                external = (
+                    [(ACCOUNT, company.properties.get(source.account_id_property))]
+                    if source.account_id_property
+                    else []
+                )
                 match = index.resolve(external=external, domains=[company.domain])
             if not match.matched:
                 batch.unmatched[company.id] = (match.reason, match.detail)
@@ -247,15 +276,19 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
             account_id = match.account_id
             assert account_id is not None
             try:
-                values = {metric: metric_value(company.properties.get(prop), prop)
-                          for metric, prop in source.metrics.items()}
+                values = {
+                    metric: metric_value(company.properties.get(prop), prop)
+                    for metric, prop in source.metrics.items()
+                }
             except SkippableRecord as exc:
                 log.warning("HubSpot company %s skipped: %s", company.id, exc.reason)
                 report.skipped += 1
                 report.skipped_ids.append(company.id)
                 continue
-            batch.signals += [SignalRow(account_id, metric, value, company.modified, SOURCE)
-                              for metric, value in values.items()]
+            batch.signals += [
+                SignalRow(account_id, metric, value, company.modified, SOURCE)
+                for metric, value in values.items()
+            ]
             batch.keys.setdefault(account_id, []).append(company.id)
             batch.remembered[account_id] = crm_values(company, source)
             batch.matched_ids.append(company.id)
@@ -276,7 +309,10 @@ def sync_hubspot(client: HubSpotClient, source: HubSpotSource, store: Store,
         report.archived = _drop_archived(client, source, store)
         store.set_cursor(SOURCE, ARCHIVED_CHECK, started.isoformat())
     if report.unmatched or report.ambiguous:
-        log.warning("HubSpot: %d companies matched no account, %d matched several "
-                    "(`healthscore sources --unmatched` lists them)", report.unmatched,
-                    report.ambiguous)
+        log.warning(
+            "HubSpot: %d companies matched no account, %d matched several "
+            "(`healthscore sources --unmatched` lists them)",
+            report.unmatched,
+            report.ambiguous,
+        )
     return report, state.cursor

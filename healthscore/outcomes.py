@@ -67,9 +67,14 @@ def _parse_day(text: str) -> date | None:
         raise ValueError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def read_outcomes_file(path: str | Path, *, id_column: str = "account_id",
-                       churn_column: str = "churn_date", renewal_column: str = "renewal_date",
-                       report: OutcomeFileReport | None = None) -> dict[str, Outcome]:
+def read_outcomes_file(
+    path: str | Path,
+    *,
+    id_column: str = "account_id",
+    churn_column: str = "churn_date",
+    renewal_column: str = "renewal_date",
+    report: OutcomeFileReport | None = None,
+) -> dict[str, Outcome]:
     """Outcomes from a CSV file; a malformed row is logged with its line and id, and skipped."""
     p = Path(path)
     report = report if report is not None else OutcomeFileReport()
@@ -84,8 +89,10 @@ def read_outcomes_file(path: str | Path, *, id_column: str = "account_id",
         columns = reader.fieldnames or []
         for needed in (id_column, churn_column):
             if needed not in columns:
-                raise ConfigError(f"{p}:1: outcomes file has no column {needed!r} (columns: "
-                                  f"{', '.join(columns) or 'none'})")
+                raise ConfigError(
+                    f"{p}:1: outcomes file has no column {needed!r} (columns: "
+                    f"{', '.join(columns) or 'none'})"
+                )
         for row in reader:
             line = reader.line_num
             account_id = (row.get(id_column) or "").strip()
@@ -93,8 +100,9 @@ def read_outcomes_file(path: str | Path, *, id_column: str = "account_id",
                 if not account_id:
                     raise ValueError(f"no {id_column}")
                 churn = _parse_day(row.get(churn_column) or "")
-                renewal = _parse_day(row.get(renewal_column) or "") \
-                    if renewal_column in columns else None
+                renewal = (
+                    _parse_day(row.get(renewal_column) or "") if renewal_column in columns else None
+                )
             except ValueError as exc:
                 report.skipped += 1
                 report.skipped_lines.append(f"{p}:{line}")
@@ -122,21 +130,26 @@ def crm_outcomes(config: Config, store: Store) -> dict[str, Outcome]:
     return out
 
 
-def load_outcomes(config: Config, store: Store, path: str | None = None
-                  ) -> dict[str, Outcome]:
+def load_outcomes(config: Config, store: Store, path: str | None = None) -> dict[str, Outcome]:
     """Every known outcome, account id → ``Outcome`` (file first, then the CRM)."""
     source = path or (None if config.outcomes.file is None else str(config.outcomes.file))
     out = crm_outcomes(config, store)
     if source is not None:
         spec = config.outcomes
-        from_file = read_outcomes_file(source, id_column=spec.id_column,
-                                       churn_column=spec.churn_column,
-                                       renewal_column=spec.renewal_column)
+        from_file = read_outcomes_file(
+            source,
+            id_column=spec.id_column,
+            churn_column=spec.churn_column,
+            renewal_column=spec.renewal_column,
+        )
         known = {a.id for a in store.accounts(include_deleted=True)}
         unknown = [a for a in from_file if a not in known]
         if unknown:
-            log.warning("%d outcomes name accounts not in the store (e.g. %s)", len(unknown),
-                        ", ".join(unknown[:3]))
+            log.warning(
+                "%d outcomes name accounts not in the store (e.g. %s)",
+                len(unknown),
+                ", ".join(unknown[:3]),
+            )
         out.update(from_file)
     return out
 
@@ -147,8 +160,12 @@ def churned_by(outcomes: Mapping[str, Outcome], moment: datetime | date) -> set[
     return {a for a, o in outcomes.items() if o.churn_date is not None and o.churn_date <= day}
 
 
-def churned_within(account_ids: Sequence[str], outcomes: Mapping[str, Outcome],
-                   moment: datetime | date, horizon: timedelta) -> np.ndarray:
+def churned_within(
+    account_ids: Sequence[str],
+    outcomes: Mapping[str, Outcome],
+    moment: datetime | date,
+    horizon: timedelta,
+) -> np.ndarray:
     """Per account: did it churn after the snapshot's date and within ``horizon`` of it?"""
     day = day_of(moment)
     last = day + timedelta(days=int(horizon.total_seconds() // 86400))

@@ -88,8 +88,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CRM = "salesforce"
-CRM_GRADES = {"red": "Red", "yellow": "Yellow", "green": "Green",
-              "insufficient_data": "Insufficient Data"}
+CRM_GRADES = {
+    "red": "Red",
+    "yellow": "Yellow",
+    "green": "Green",
+    "insufficient_data": "Insufficient Data",
+}
 REASONS_MAX = 1000
 # compute(as_of) within this of the clock is a live run (signal_latest), else point-in-time
 LIVE_SLACK = timedelta(minutes=1)
@@ -164,15 +168,23 @@ class CycleReport:
             "tasks_created": self.delivery.tasks_created,
             "emails_sent": self.delivery.emails_sent,
             "emails_skipped": self.delivery.emails_skipped,
-            **({} if self.hubspot_sync is None else {
-                "hubspot_companies_pulled": self.hubspot_sync.records,
-                "hubspot_companies_matched": self.hubspot_sync.matched,
-            }),
-            **({} if self.hubspot_write is None else {
-                "hubspot_records_updated": self.hubspot_write.records_updated,
-                "hubspot_write_requests": self.hubspot_write.requests,
-                "hubspot_writes_pending": self.hubspot_write.pending,
-            }),
+            **(
+                {}
+                if self.hubspot_sync is None
+                else {
+                    "hubspot_companies_pulled": self.hubspot_sync.records,
+                    "hubspot_companies_matched": self.hubspot_sync.matched,
+                }
+            ),
+            **(
+                {}
+                if self.hubspot_write is None
+                else {
+                    "hubspot_records_updated": self.hubspot_write.records_updated,
+                    "hubspot_write_requests": self.hubspot_write.requests,
+                    "hubspot_writes_pending": self.hubspot_write.pending,
+                }
+            ),
             "seconds": round(self.seconds, 3),
         }
 
@@ -216,15 +228,21 @@ def score_deltas(batch: ScoreBatch, then: Mapping[str, Score]) -> dict[str, floa
 class Pipeline:
     """The product's main job for one CRM (Salesforce today)."""
 
-    def __init__(self, config: Config, settings: Settings, store: Store, *,
-                 config_path: str = "healthscore.yaml",
-                 salesforce: SalesforceClient | None = None,
-                 slack: SlackAlerter | None = None,
-                 hubspot: HubSpotClient | None = None,
-                 zendesk: ZendeskClient | None = None,
-                 sendgrid: SendGridClient | None = None,
-                 mailchimp: MailchimpClient | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        config: Config,
+        settings: Settings,
+        store: Store,
+        *,
+        config_path: str = "healthscore.yaml",
+        salesforce: SalesforceClient | None = None,
+        slack: SlackAlerter | None = None,
+        hubspot: HubSpotClient | None = None,
+        zendesk: ZendeskClient | None = None,
+        sendgrid: SendGridClient | None = None,
+        mailchimp: MailchimpClient | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.config = config
         self.settings = settings
         self.store = store
@@ -249,8 +267,8 @@ class Pipeline:
     def hubspot(self) -> HubSpotClient:
         if self._hubspot is None:
             self._hubspot = HubSpotClient(
-                self.settings,
-                requests_per_10s=self.config.sources.hubspot.requests_per_10s)
+                self.settings, requests_per_10s=self.config.sources.hubspot.requests_per_10s
+            )
         return self._hubspot
 
     @property
@@ -261,8 +279,10 @@ class Pipeline:
             if settings.zendesk_subdomain is None and source.subdomain:
                 settings = settings.model_copy(update={"zendesk_subdomain": source.subdomain})
             self._zendesk = ZendeskClient(
-                settings, requests_per_minute=source.requests_per_minute,
-                export_requests_per_minute=source.export_requests_per_minute)
+                settings,
+                requests_per_minute=source.requests_per_minute,
+                export_requests_per_minute=source.export_requests_per_minute,
+            )
         return self._zendesk
 
     @property
@@ -275,7 +295,8 @@ class Pipeline:
     def mailchimp(self) -> MailchimpClient:
         if self._mailchimp is None:
             self._mailchimp = MailchimpClient.from_settings(
-                self.settings, max_connections=self.config.sources.mailchimp.max_connections)
+                self.settings, max_connections=self.config.sources.mailchimp.max_connections
+            )
         return self._mailchimp
 
     @property
@@ -286,7 +307,8 @@ class Pipeline:
                 self.settings.slack_bot_token.get_secret_value(),
                 base_url=self.settings.slack_base_url,
                 messages_per_second=alerts.messages_per_second,
-                max_retry_wait=alerts.max_retry_wait)
+                max_retry_wait=alerts.max_retry_wait,
+            )
         return self._slack
 
     @property
@@ -294,8 +316,9 @@ class Pipeline:
         return self.settings.slack_alert_channel or self.config.alerts.slack.channel
 
     # -- stages --------------------------------------------------------------------------------
-    def sync_salesforce(self, *, full: bool = False,
-                        progress: Callable[[int], None] | None = None) -> SyncReport:
+    def sync_salesforce(
+        self, *, full: bool = False, progress: Callable[[int], None] | None = None
+    ) -> SyncReport:
         """Pull Accounts changed since the cursor (all of them with ``full``)."""
         source = self.config.sources.salesforce
         started = self.clock()
@@ -303,28 +326,35 @@ class Pipeline:
         cursor = datetime.fromisoformat(stored) if stored else None
         state = SyncState(cursor=None)
         report = SyncReport()
-        for page in pull_accounts(self.salesforce, source, cursor, state,
-                                  config_path=self.config_path):
+        for page in pull_accounts(
+            self.salesforce, source, cursor, state, config_path=self.config_path
+        ):
             self.store.upsert_accounts(r.account for r in page)
-            report.signals_changed += self.store.record_signals(
-                s for r in page for s in r.signals)
+            report.signals_changed += self.store.record_signals(s for r in page for s in r.signals)
             self.store.remember_crm_values(CRM, {r.account.id: r.crm_values for r in page})
-            self.store.set_account_keys(DOMAIN, {r.account.id: [r.domain] if r.domain else []
-                                                 for r in page})
+            self.store.set_account_keys(
+                DOMAIN, {r.account.id: [r.domain] if r.domain else [] for r in page}
+            )
             if source.override_fields is not None:
                 counts = record_crm_overrides(
-                    self.store, self.config.overrides, CRM,
+                    self.store,
+                    self.config.overrides,
+                    CRM,
                     {r.account.id: r.override for r in page if r.override is not None},
-                    self.clock())
+                    self.clock(),
+                )
                 report.overrides = dict(Counter(report.overrides) + Counter(counts))
             if progress is not None:
                 progress(len(page))
         report.cursor = self._advance_cursor(CRM, "Account", started)
-        report.records, report.skipped, report.deleted = state.records, state.skipped, \
-            state.deleted
+        report.records, report.skipped, report.deleted = state.records, state.skipped, state.deleted
         report.skipped_ids = state.skipped_ids
-        log.info("Salesforce sync: %d records, %d skipped, %d signal changes", report.records,
-                 report.skipped, report.signals_changed)
+        log.info(
+            "Salesforce sync: %d records, %d skipped, %d signal changes",
+            report.records,
+            report.skipped,
+            report.signals_changed,
+        )
         return report
 
     def _advance_cursor(self, source: str, obj: str, started: datetime) -> str:
@@ -341,9 +371,13 @@ class Pipeline:
             return started.isoformat()
         return stored
 
-    def sync_related(self, *, full: bool = False,
-                     progress: Callable[[int], None] | None = None,
-                     objects: list[str] | None = None) -> dict[str, RelatedSync]:
+    def sync_related(
+        self,
+        *,
+        full: bool = False,
+        progress: Callable[[int], None] | None = None,
+        objects: list[str] | None = None,
+    ) -> dict[str, RelatedSync]:
         """Pull each configured related object (or only ``objects``) and recompute the
         touched accounts' signals."""
         source = self.config.sources.salesforce
@@ -359,17 +393,26 @@ class Pipeline:
             since = datetime.fromisoformat(stored) if stored else None
             state = RelatedSync()
             touched = {a for a in live if (a, obj.metrics[0]) not in held}
-            for page in pull_related(self.salesforce, obj, since, state,
-                                     overlap=source.overlap,
-                                     bulk_threshold=source.bulk_threshold):
+            for page in pull_related(
+                self.salesforce,
+                obj,
+                since,
+                state,
+                overlap=source.overlap,
+                bulk_threshold=source.bulk_threshold,
+            ):
                 rows = []
                 for raw in page:
-                    stamp = parse_sf_datetime(str(raw.get("SystemModstamp") or "")) \
-                        if raw.get("SystemModstamp") else None
+                    stamp = (
+                        parse_sf_datetime(str(raw.get("SystemModstamp") or ""))
+                        if raw.get("SystemModstamp")
+                        else None
+                    )
                     if not raw.get("Id") or stamp is None:
                         state.skipped_ids.append(str(raw.get("Id") or "<no Id>"))
-                        log.warning("skipped Salesforce %s %s: no Id or SystemModstamp", name,
-                                    raw.get("Id"))
+                        log.warning(
+                            "skipped Salesforce %s %s: no Id or SystemModstamp", name, raw.get("Id")
+                        )
                         continue
                     fields = {k: v for k, v in raw.items() if k != "attributes"}
                     deleted = str(raw.get("IsDeleted")).lower() == "true"
@@ -382,16 +425,26 @@ class Pipeline:
             self.store.record_signals(
                 SignalRow(account_id, metric, value, now, CRM)
                 for account_id, records in by_account.items()
-                for metric, value in obj.aggregate(records, now).items())
+                for metric, value in obj.aggregate(records, now).items()
+            )
             self._advance_cursor(CRM, name, started)
-            log.info("Salesforce %s: %d records (%s), %d accounts recomputed", name,
-                     state.records, "Bulk 2.0" if state.bulk else "REST", len(touched))
+            log.info(
+                "Salesforce %s: %d records (%s), %d accounts recomputed",
+                name,
+                state.records,
+                "Bulk 2.0" if state.bulk else "REST",
+                len(touched),
+            )
             reports[name] = state
         return reports
 
-    def sync_hubspot_related(self, *, full: bool = False,
-                             progress: Callable[[int], None] | None = None,
-                             objects: list[str] | None = None) -> HubSpotRelatedReport:
+    def sync_hubspot_related(
+        self,
+        *,
+        full: bool = False,
+        progress: Callable[[int], None] | None = None,
+        objects: list[str] | None = None,
+    ) -> HubSpotRelatedReport:
         """Pull HubSpot deals/tickets/contacts changed since their cursors; recompute signals."""
         source = self.config.sources.hubspot
         started = self.clock()
@@ -400,16 +453,26 @@ class Pipeline:
             stored = None if full else self.store.cursor(HUBSPOT, name)
             since[name] = datetime.fromisoformat(stored) if stored else None
         report = sync_hubspot_related(
-            self.hubspot, self.store, since_by_object=since, started=started, source=source,
+            self.hubspot,
+            self.store,
+            since_by_object=since,
+            started=started,
+            source=source,
             rules=RelatedRules(learn_contact_domains=source.learn_contact_domains),
-            now=self.clock, progress=progress,
-            committed=lambda name: self._advance_cursor(HUBSPOT, name, started))
-        log.info("HubSpot related: %s in %d requests",
-                 {o: r.records for o, r in report.objects.items()}, report.requests)
+            now=self.clock,
+            progress=progress,
+            committed=lambda name: self._advance_cursor(HUBSPOT, name, started),
+        )
+        log.info(
+            "HubSpot related: %s in %d requests",
+            {o: r.records for o, r in report.objects.items()},
+            report.requests,
+        )
         return report
 
-    def sync_hubspot(self, *, full: bool = False,
-                     progress: Callable[[int], None] | None = None) -> HubSpotSyncReport:
+    def sync_hubspot(
+        self, *, full: bool = False, progress: Callable[[int], None] | None = None
+    ) -> HubSpotSyncReport:
         """Pull companies modified since the cursor (all with ``full``) and match them."""
         stored = None if full else self.store.cursor(HUBSPOT, HUBSPOT_OBJECT)
         since = datetime.fromisoformat(stored) if stored else None
@@ -417,82 +480,161 @@ class Pipeline:
         source = self.config.sources.hubspot
         # as the CRM of record, each company's owner becomes the account's owner (mentions)
         # (and to read an override's "by" when it holds a HubSpot owner)
-        owners = pull_owners(self.hubspot) if (
-            source.record_system or source.override_properties is not None) else None
+        owners = (
+            pull_owners(self.hubspot)
+            if (source.record_system or source.override_properties is not None)
+            else None
+        )
         report, _newest = sync_hubspot(
-            self.hubspot, source, self.store, since, started=started, progress=progress,
+            self.hubspot,
+            source,
+            self.store,
+            since,
+            started=started,
+            progress=progress,
             owners=owners,
-            policy=self.config.overrides if source.override_properties is not None else None)
+            policy=self.config.overrides if source.override_properties is not None else None,
+        )
         report.cursor = self._advance_cursor(HUBSPOT, HUBSPOT_OBJECT, started)
-        log.info("HubSpot sync: %d companies (%d matched, %d unmatched, %d ambiguous) in %d "
-                 "requests", report.records, report.matched, report.unmatched,
-                 report.ambiguous, report.requests)
+        log.info(
+            "HubSpot sync: %d companies (%d matched, %d unmatched, %d ambiguous) in %d requests",
+            report.records,
+            report.matched,
+            report.unmatched,
+            report.ambiguous,
+            report.requests,
+        )
         return report
 
-    def sync_zendesk(self, *, full: bool = False,
-                     progress: Callable[[int], None] | None = None) -> ZendeskSyncReport:
+    def sync_zendesk(
+        self, *, full: bool = False, progress: Callable[[int], None] | None = None
+    ) -> ZendeskSyncReport:
         """Zendesk organizations, tickets changed since the export cursor and CSAT ratings;
         the support signals of the accounts they touch (see healthscore/zendesk_sync.py)."""
-        return sync_zendesk(self.zendesk, self.store, self.config.sources.zendesk,
-                            now=self.clock, full=full, progress=progress)
+        return sync_zendesk(
+            self.zendesk,
+            self.store,
+            self.config.sources.zendesk,
+            now=self.clock,
+            full=full,
+            progress=progress,
+        )
 
-    def sync_sendgrid(self, *, full: bool = False,
-                      progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+    def sync_sendgrid(
+        self, *, full: bool = False, progress: Callable[[int], None] | None = None
+    ) -> EmailSyncReport:
         """Pull SendGrid suppressions (and Email Activity, if chosen) since the cursor, keep
         them per recipient and recompute the touched accounts (webhook events included)."""
-        return self._sync_email(SENDGRID, "activity", sync_sendgrid, self.sendgrid,
-                                self.config.sources.sendgrid, full, progress)
+        return self._sync_email(
+            SENDGRID,
+            "activity",
+            sync_sendgrid,
+            self.sendgrid,
+            self.config.sources.sendgrid,
+            full,
+            progress,
+        )
 
-    def sync_mailchimp(self, *, full: bool = False,
-                       progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+    def sync_mailchimp(
+        self, *, full: bool = False, progress: Callable[[int], None] | None = None
+    ) -> EmailSyncReport:
         """Read the last 90 days' campaign reports: new campaigns whole, known ones' activity
         since the cursor; recompute the touched accounts."""
-        return self._sync_email(MAILCHIMP, "email-activity", sync_mailchimp, self.mailchimp,
-                                self.config.sources.mailchimp, full, progress)
+        return self._sync_email(
+            MAILCHIMP,
+            "email-activity",
+            sync_mailchimp,
+            self.mailchimp,
+            self.config.sources.mailchimp,
+            full,
+            progress,
+        )
 
-    def sync_hubspot_email(self, *, full: bool = False,
-                           progress: Callable[[int], None] | None = None) -> EmailSyncReport:
+    def sync_hubspot_email(
+        self, *, full: bool = False, progress: Callable[[int], None] | None = None
+    ) -> EmailSyncReport:
         """Pull HubSpot marketing email events since the cursor; recompute touched accounts."""
-        return self._sync_email(HUBSPOT_EMAIL, "events", sync_hubspot_email, self.hubspot,
-                                self.config.sources.hubspot_email, full, progress)
+        return self._sync_email(
+            HUBSPOT_EMAIL,
+            "events",
+            sync_hubspot_email,
+            self.hubspot,
+            self.config.sources.hubspot_email,
+            full,
+            progress,
+        )
 
-    def _sync_email(self, source: str, obj: str, sync: Callable[..., EmailSyncReport],
-                    client: Any, config: Any, full: bool,
-                    progress: Callable[[int], None] | None) -> EmailSyncReport:
+    def _sync_email(
+        self,
+        source: str,
+        obj: str,
+        sync: Callable[..., EmailSyncReport],
+        client: Any,
+        config: Any,
+        full: bool,
+        progress: Callable[[int], None] | None,
+    ) -> EmailSyncReport:
         """One email platform's pull from its cursor (everything with ``full``)."""
         stored = None if full else self.store.cursor(source, obj)
         started = self.clock()
-        report = sync(client, self.store, config,
-                      since=datetime.fromisoformat(stored) if stored else None,
-                      started=started, now=self.clock, progress=progress)
+        report = sync(
+            client,
+            self.store,
+            config,
+            since=datetime.fromisoformat(stored) if stored else None,
+            started=started,
+            now=self.clock,
+            progress=progress,
+        )
         report.cursor = self._advance_cursor(source, obj, started)
         return report
 
-    def sync_usage_file(self, *, dry_run: bool = False, force: bool = False,
-                        paths: list[Path] | None = None, form: str | None = None,
-                        progress: Callable[[int], None] | None = None) -> UsageLoadReport:
+    def sync_usage_file(
+        self,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        paths: list[Path] | None = None,
+        form: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> UsageLoadReport:
         """Load the drop folder's new usage files (or ``paths``) into usage_daily."""
         from .usage_sync import load_usage_files
 
         source = self.config.sources.usage_file
         if form is not None:
             source = source.model_validate({**source.model_dump(), "form": form})
-        return load_usage_files(self.store, source, paths=paths, dry_run=dry_run, force=force,
-                                progress=progress)
+        return load_usage_files(
+            self.store, source, paths=paths, dry_run=dry_run, force=force, progress=progress
+        )
 
-    def sync_warehouse(self, *, dry_run: bool = False, full: bool = False,
-                       progress: Callable[[int], None] | None = None) -> UsageLoadReport:
+    def sync_warehouse(
+        self,
+        *,
+        dry_run: bool = False,
+        full: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> UsageLoadReport:
         """Run the warehouse usage query from its cursor and upsert the rows."""
         from .usage_sync import sync_warehouse
 
-        return sync_warehouse(self.store, self.config.sources.warehouse,
-                              today=self.clock().date(), dry_run=dry_run, full=full,
-                              progress=progress)
+        return sync_warehouse(
+            self.store,
+            self.config.sources.warehouse,
+            today=self.clock().date(),
+            dry_run=dry_run,
+            full=full,
+            progress=progress,
+        )
 
-    def compute(self, as_of: datetime | None = None, *,
-                accounts: list[Account] | None = None,
-                previous: dict[str, Score] | None = None,
-                live: bool | None = None) -> ScoreBatch:
+    def compute(
+        self,
+        as_of: datetime | None = None,
+        *,
+        accounts: list[Account] | None = None,
+        previous: dict[str, Score] | None = None,
+        live: bool | None = None,
+    ) -> ScoreBatch:
         """Score every live account as of ``as_of`` (now by default; nothing is stored).
 
         A moment in the past (over a minute before the clock) is scored point-in-time: each
@@ -516,25 +658,37 @@ class Pipeline:
             table = self._live_table(as_of, accounts)
         prior = None
         if previous:
-            prior = np.array([hysteresis_grade(previous[a]) if a in previous else None
-                              for a in ids], dtype=object)
+            prior = np.array(
+                [hysteresis_grade(previous[a]) if a in previous else None for a in ids],
+                dtype=object,
+            )
         return score(card, table, as_of, previous_grades=prior)
 
     def _live_table(self, as_of: datetime, accounts: list[Account]) -> SignalTable:
         """Current signals (``signal_latest``), history-derived values, usage windows."""
         card = self.config.scorecard
         ids = [a.id for a in accounts]
-        table = SignalTable.from_rows(ids, self.store.latest_signals(), card.source_metrics(),
-                                      attributes={a.id: a.attributes for a in accounts})
+        table = SignalTable.from_rows(
+            ids,
+            self.store.latest_signals(),
+            card.source_metrics(),
+            attributes={a.id: a.attributes for a in accounts},
+        )
         needs = card.history_needs()
         if needs:
             table = table.with_history(
-                needs, self.store.history_rows({m for _, m, _ in needs}, until=as_of), as_of)
+                needs, self.store.history_rows({m for _, m, _ in needs}, until=as_of), as_of
+            )
         windows = card.usage_windows()
         if windows:
             usage = load_usage(self.store, card, ids, until=day_of(as_of), recent=True)
-            table = SignalTable(table.account_ids, table.columns, table.observed, table.labels,
-                                {**table.history, **window_columns(windows, usage, as_of)})
+            table = SignalTable(
+                table.account_ids,
+                table.columns,
+                table.observed,
+                table.labels,
+                {**table.history, **window_columns(windows, usage, as_of)},
+            )
         return table
 
     # -- point in time -------------------------------------------------------------------------
@@ -546,19 +700,34 @@ class Pipeline:
         source = self.config.sources.accounts_file
         return None if source is None else source.start_column
 
-    def history(self, *, until: datetime | None = None, since: datetime | None = None,
-                accounts: list[Account] | None = None,
-                include_deleted: bool = False) -> ScoringHistory:
+    def history(
+        self,
+        *,
+        until: datetime | None = None,
+        since: datetime | None = None,
+        accounts: list[Account] | None = None,
+        include_deleted: bool = False,
+    ) -> ScoringHistory:
         """Every account's signal and usage history up to ``until``, loaded once, to score
         moments from ``since`` on."""
-        return ScoringHistory.load(self.store, self.config.scorecard, accounts=accounts,
-                                   until=until, since=since, include_deleted=include_deleted,
-                                   start_attribute=self.start_attribute)
+        return ScoringHistory.load(
+            self.store,
+            self.config.scorecard,
+            accounts=accounts,
+            until=until,
+            since=since,
+            include_deleted=include_deleted,
+            start_attribute=self.start_attribute,
+        )
 
-    def score_at_dates(self, dates: Iterable[date | datetime], *,
-                       outcomes: Mapping[str, Outcome] | None = None,
-                       include_deleted: bool = True, hysteresis: bool = True,
-                       ) -> Iterator[tuple[datetime, ScoreBatch]]:
+    def score_at_dates(
+        self,
+        dates: Iterable[date | datetime],
+        *,
+        outcomes: Mapping[str, Outcome] | None = None,
+        include_deleted: bool = True,
+        hysteresis: bool = True,
+    ) -> Iterator[tuple[datetime, ScoreBatch]]:
         """Score each past snapshot from history loaded once (a date is taken at its end).
 
         Accounts that churned on or before a snapshot (``outcomes``) or had not started are
@@ -568,10 +737,10 @@ class Pipeline:
         moments = sorted(snapshot_moment(d) for d in dates)
         if not moments:
             return iter(())
-        history = self.history(until=moments[-1], since=moments[0],
-                               include_deleted=include_deleted)
+        history = self.history(until=moments[-1], since=moments[0], include_deleted=include_deleted)
         excluded = None if outcomes is None else (lambda m: churned_by(outcomes, m))
         return history.snapshots(moments, excluded=excluded, hysteresis=hysteresis)
+
     @property
     def scorecard_version(self) -> str:
         """The scorecard's content hash, plus the config file's git commit when it has one."""
@@ -585,13 +754,17 @@ class Pipeline:
         window = self.config.scoring.trend_window
         version = self.scorecard_version
         past = PastScores(self.store, now)
-        gov = govern(self, batch, now, version=version, baseline=past(window),
-                     act=not dry_run)  # overrides replace grades in the batch
-        report = ScoreReport(scored=len(batch.account_ids),
-                             grades=dict(Counter(batch.grade.tolist())),
-                             scorecard_version=version, overrides_active=len(gov.overrides),
-                             stale_accounts=len(gov.stale),
-                             stale_sources=[a.source for a in gov.ages.values() if a.stale])
+        gov = govern(
+            self, batch, now, version=version, baseline=past(window), act=not dry_run
+        )  # overrides replace grades in the batch
+        report = ScoreReport(
+            scored=len(batch.account_ids),
+            grades=dict(Counter(batch.grade.tolist())),
+            scorecard_version=version,
+            overrides_active=len(gov.overrides),
+            stale_accounts=len(gov.stale),
+            stale_sources=[a.source for a in gov.ages.values() if a.stale],
+        )
         if dry_run:
             return report, batch
         run_id = self.store.start_run(version, started_at=now)
@@ -605,27 +778,41 @@ class Pipeline:
             reasons = reasons_for(batch, i)
             reason_text = [str(r) for r in reasons]
             if grade == INSUFFICIENT:
-                reason_text = ["Insufficient data: missing " + ", ".join(
-                    missing_measures(batch, i))]
+                reason_text = [
+                    "Insufficient data: missing " + ", ".join(missing_measures(batch, i))
+                ]
             reason_text = gov.reasons(account_id, reason_text)
             delta = deltas["trend"].get(account_id)
-            rows.append({
-                "account_id": account_id, "scored_at": now, "score": value, "grade": grade,
-                "coverage": float(batch.coverage[i]),
-                "groups": {g: (None if math.isnan(v[i]) else round(float(v[i]), 2))
-                           for g, v in batch.groups.items()},
-                "reasons": {"top": [r.as_dict() for r in reasons],
-                            "segment": batch.segment_name(i),
-                            "delta_7d": deltas["7d"].get(account_id),
-                            "delta_30d": deltas["30d"].get(account_id),
-                            **gov.row_reasons(account_id)},
-            })
+            rows.append(
+                {
+                    "account_id": account_id,
+                    "scored_at": now,
+                    "score": value,
+                    "grade": grade,
+                    "coverage": float(batch.coverage[i]),
+                    "groups": {
+                        g: (None if math.isnan(v[i]) else round(float(v[i]), 2))
+                        for g, v in batch.groups.items()
+                    },
+                    "reasons": {
+                        "top": [r.as_dict() for r in reasons],
+                        "segment": batch.segment_name(i),
+                        "delta_7d": deltas["7d"].get(account_id),
+                        "delta_30d": deltas["30d"].get(account_id),
+                        **gov.row_reasons(account_id),
+                    },
+                }
+            )
             account = by_id[account_id]
             payloads[account_id] = {
-                "name": account.name, "score": value, "grade": grade,
+                "name": account.name,
+                "score": value,
+                "grade": grade,
                 "previous_grade": previous[account_id].grade if account_id in previous else None,
-                "delta": delta, "delta_window": format_duration(window),
-                "reasons": reason_text, "owner_email": account.owner_email,
+                "delta": delta,
+                "delta_window": format_duration(window),
+                "reasons": reason_text,
+                "owner_email": account.owner_email,
                 "owner_name": account.owner_name,
                 "crm_url": self._record_url(account_id),
                 "renewal_date": account.attributes.get("renewal_date"),
@@ -642,12 +829,32 @@ class Pipeline:
             }
         intents, states = self._fire_rules(batch, now, payloads, past)
         intents += gov.intents
-        self.store.save_scores(run_id, rows, [
-            {"key": i.key, "rule": i.rule, "kind": i.kind, "account_id": i.account_id,
-             "target": i.target, "payload": i.payload} for i in intents], [
-            {"rule": r, "account_id": a, "true_since": st.true_since, "active": st.active,
-             "episode": st.episode, "last_fired": st.last_fired}
-            for (r, a), st in states.items()])
+        self.store.save_scores(
+            run_id,
+            rows,
+            [
+                {
+                    "key": i.key,
+                    "rule": i.rule,
+                    "kind": i.kind,
+                    "account_id": i.account_id,
+                    "target": i.target,
+                    "payload": i.payload,
+                }
+                for i in intents
+            ],
+            [
+                {
+                    "rule": r,
+                    "account_id": a,
+                    "true_since": st.true_since,
+                    "active": st.active,
+                    "episode": st.episode,
+                    "last_fired": st.last_fired,
+                }
+                for (r, a), st in states.items()
+            ],
+        )
         report.run_id = run_id
         fired = {(i.rule, i.account_id) for i in intents}  # an account once per rule
         report.entered_red = sum(1 for r, _ in fired if r == ENTERED_RED.name)
@@ -657,11 +864,22 @@ class Pipeline:
         hubspot = self.config.sources.hubspot
         if hubspot.enabled and hubspot.write_back.enabled:
             matched = {a for _, _, a in self.store.account_keys(COMPANY_KEY)}
-            report.writes_queued += queue_changes(self.store, HUBSPOT, {
-                a: {**v, "grade": payloads[a]["grade"]}  # HubSpot's options: red, yellow …
-                for a, v in desired.items() if a in matched})
-        log.info("scored %d accounts (%s); %d entered red; %d CRM writes queued", report.scored,
-                 report.grades, report.entered_red, report.writes_queued)
+            report.writes_queued += queue_changes(
+                self.store,
+                HUBSPOT,
+                {
+                    a: {**v, "grade": payloads[a]["grade"]}  # HubSpot's options: red, yellow …
+                    for a, v in desired.items()
+                    if a in matched
+                },
+            )
+        log.info(
+            "scored %d accounts (%s); %d entered red; %d CRM writes queued",
+            report.scored,
+            report.grades,
+            report.entered_red,
+            report.writes_queued,
+        )
         return report, batch
 
     def explain(self, account: str) -> tuple[Account, Explanation]:
@@ -672,27 +890,38 @@ class Pipeline:
         accounts = self.store.accounts()
         found = find_account(self.store, account, accounts)
         now = self.clock()
-        batch = self.compute(now, accounts=accounts, previous=self.store.scores_as_of(now),
-                             live=True)
-        return found, explain_with_override(
-            self.store, explain(batch, batch.index(found.id)), now)
+        batch = self.compute(
+            now, accounts=accounts, previous=self.store.scores_as_of(now), live=True
+        )
+        return found, explain_with_override(self.store, explain(batch, batch.index(found.id)), now)
 
-    def _fire_rules(self, batch: ScoreBatch, now: datetime, payloads: dict[str, dict[str, Any]],
-                    past: PastScores) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:
+    def _fire_rules(
+        self,
+        batch: ScoreBatch,
+        now: datetime,
+        payloads: dict[str, dict[str, Any]],
+        past: PastScores,
+    ) -> tuple[list[Intent], dict[tuple[str, str], RuleState]]:
         """Evaluate every alert rule on this run's scores (see ``actions.rules``)."""
         rules = self.config.active_rules
         if not rules:
             return [], {}
         windows = {r.when.score_dropped.within for r in rules if r.when.score_dropped}
-        scores_then = {window.total_seconds(): {a: s.score for a, s in past(window).items()
-                                                if s.score is not None}
-                       for window in windows}
-        states = {k: RuleState(v.true_since, v.active, v.episode, v.last_fired)
-                  for k, v in self.store.rule_states().items()}
+        scores_then = {
+            window.total_seconds(): {
+                a: s.score for a, s in past(window).items() if s.score is not None
+            }
+            for window in windows
+        }
+        states = {
+            k: RuleState(v.true_since, v.active, v.episode, v.last_fired)
+            for k, v in self.store.rule_states().items()
+        }
         sequences = any(a.email is not None and a.email.steps for r in rules for a in r.actions)
         known = self.store.action_keys("email") if sequences else set()
-        return evaluate(rules, batch, RuleContext(now, scores_then), states, payloads,
-                        self.alert_channel, known)
+        return evaluate(
+            rules, batch, RuleContext(now, scores_then), states, payloads, self.alert_channel, known
+        )
 
     def preview_rules(self) -> list[Intent]:
         """The intents a scoring run now would produce (nothing is stored or sent)."""
@@ -705,10 +934,13 @@ class Pipeline:
         for i, account_id in enumerate(batch.account_ids):
             account = by_id[account_id]
             payloads[account_id] = {
-                "name": account.name, "grade": str(batch.grade[i]),
+                "name": account.name,
+                "grade": str(batch.grade[i]),
                 "score": None if math.isnan(batch.score[i]) else float(batch.score[i]),
-                "owner_email": account.owner_email, "owner_name": account.owner_name,
-                "crm_url": self._record_url(account_id)}
+                "owner_email": account.owner_email,
+                "owner_name": account.owner_name,
+                "crm_url": self._record_url(account_id),
+            }
         intents, _ = self._fire_rules(batch, now, payloads, PastScores(self.store, now))
         return intents
 
@@ -722,7 +954,8 @@ class Pipeline:
         if not base:
             return None
         return self.config.sources.salesforce.record_url.format(
-            instance_url=base.rstrip("/"), id=account_id)
+            instance_url=base.rstrip("/"), id=account_id
+        )
 
     def write_back(self, *, dry_run: bool = False) -> WriteReport:
         source = self.config.sources.salesforce
@@ -730,18 +963,34 @@ class Pipeline:
             return WriteReport()
         writer = SalesforceWriter(self.salesforce, source.write_back, source.batch_size)
         report = flush_pending(self.store, writer, dry_run=dry_run)
-        log.info("CRM write-back: %d records in %d requests, %d pending", report.records_updated,
-                 report.requests, report.pending)
+        log.info(
+            "CRM write-back: %d records in %d requests, %d pending",
+            report.records_updated,
+            report.requests,
+            report.pending,
+        )
         return report
 
-    def deliver(self, *, dry_run: bool = False, hooks: DeliveryHooks | None = None,
-                stuck_after: timedelta = STUCK_SENDING) -> DeliveryReport:
+    def deliver(
+        self,
+        *,
+        dry_run: bool = False,
+        hooks: DeliveryHooks | None = None,
+        stuck_after: timedelta = STUCK_SENDING,
+    ) -> DeliveryReport:
         if dry_run:
-            return deliver_pending(self.store, None, default_channel=self.alert_channel,
-                                   dry_run=True)
-        return deliver_pending(self.store, self.slack, default_channel=self.alert_channel,
-                               channels=self.action_channels(), hooks=hooks,
-                               now=self.clock(), stuck_after=stuck_after)
+            return deliver_pending(
+                self.store, None, default_channel=self.alert_channel, dry_run=True
+            )
+        return deliver_pending(
+            self.store,
+            self.slack,
+            default_channel=self.alert_channel,
+            channels=self.action_channels(),
+            hooks=hooks,
+            now=self.clock(),
+            stuck_after=stuck_after,
+        )
 
     def action_channels(self) -> Channels:
         """Task and email back ends for the configured rules (built once, lazily)."""
@@ -751,10 +1000,12 @@ class Pipeline:
             tasks = None
             if "task" in kinds:
                 if self.config.sources.hubspot.record_system:
-                    owners = {(o.email or "").lower(): o.id
-                              for o in pull_owners(self.hubspot).values() if o.email}
-                    tasks = HubSpotTasks(self.hubspot, settings.hubspot_task_key_property,
-                                         owners)
+                    owners = {
+                        (o.email or "").lower(): o.id
+                        for o in pull_owners(self.hubspot).values()
+                        if o.email
+                    }
+                    tasks = HubSpotTasks(self.hubspot, settings.hubspot_task_key_property, owners)
                 else:
                     tasks = SalesforceTasks(self.salesforce, settings.salesforce_task_key_field)
             senders = email_senders(self.settings, settings.email) if "email" in kinds else {}
@@ -769,8 +1020,12 @@ class Pipeline:
         company_of = {a: v for _, v, a in self.store.account_keys(COMPANY_KEY)}
         writer = HubSpotWriter(self.hubspot, source.write_back, company_of, source.batch_size)
         report = flush_pending(self.store, writer, dry_run=dry_run)
-        log.info("HubSpot write-back: %d records in %d requests, %d pending",
-                 report.records_updated, report.requests, report.pending)
+        log.info(
+            "HubSpot write-back: %d records in %d requests, %d pending",
+            report.records_updated,
+            report.requests,
+            report.pending,
+        )
         return report
 
     def score_and_act(self) -> ActReport:
@@ -779,13 +1034,14 @@ class Pipeline:
         hubspot_write = self.write_back_hubspot()
         return ActReport(scoring, write, self.deliver(), hubspot_write)
 
-    def import_accounts(self, path: Path | None = None, *, dry_run: bool = False
-                        ) -> ImportReport:
+    def import_accounts(self, path: Path | None = None, *, dry_run: bool = False) -> ImportReport:
         """Read the accounts file (``sources.accounts_file``) into the store."""
         spec = self.config.sources.accounts_file
         if spec is None:
-            raise ConfigError("no sources.accounts_file in the configuration: add one to "
-                              "import accounts from a file")
+            raise ConfigError(
+                "no sources.accounts_file in the configuration: add one to "
+                "import accounts from a file"
+            )
         return import_accounts(self.store, spec, path, dry_run=dry_run)
 
     def sync_all(self) -> tuple[SyncReport, HubSpotSyncReport | None]:
@@ -819,5 +1075,12 @@ class Pipeline:
         started = time.perf_counter()
         sync, hubspot_sync = self.sync_all()
         act = self.score_and_act()
-        return CycleReport(sync, act.scoring, act.write, act.delivery,
-                           time.perf_counter() - started, hubspot_sync, act.hubspot_write)
+        return CycleReport(
+            sync,
+            act.scoring,
+            act.write,
+            act.delivery,
+            time.perf_counter() - started,
+            hubspot_sync,
+            act.hubspot_write,
+        )

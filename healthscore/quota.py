@@ -36,8 +36,14 @@ return tostring(-tokens / rate)
 class SharedQuota:
     """``rate`` requests per second with bursts up to ``burst``, across all processes."""
 
-    def __init__(self, client: redis.Redis, name: str, rate: float, burst: int,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        name: str,
+        rate: float,
+        burst: int,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.key = f"healthscore:quota:{name}"
         self.rate, self.burst = rate, burst
         self._script = client.register_script(_RESERVE)
@@ -54,8 +60,9 @@ class SharedQuota:
 class LocalQuota:
     """The same bucket inside one process (``healthscore run`` without Redis)."""
 
-    def __init__(self, rate: float, burst: int,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, rate: float, burst: int, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.rate, self.burst = rate, burst
         self._tokens, self._ts = float(burst), time.monotonic()
         self._lock = threading.Lock()
@@ -72,8 +79,9 @@ class LocalQuota:
         return wait
 
 
-def make_quota(redis_url: str | None, name: str, rate: float, burst: int
-               ) -> SharedQuota | LocalQuota:
+def make_quota(
+    redis_url: str | None, name: str, rate: float, burst: int
+) -> SharedQuota | LocalQuota:
     """A Redis-shared quota when Redis answers, else a per-process one (logged)."""
     if redis_url:
         try:
@@ -81,6 +89,9 @@ def make_quota(redis_url: str | None, name: str, rate: float, burst: int
             client.ping()
             return SharedQuota(client, name, rate, burst)
         except redis.exceptions.RedisError as exc:
-            log.warning("%s quota: Redis unreachable (%s); limiting this process only", name,
-                        exc.__class__.__name__)
+            log.warning(
+                "%s quota: Redis unreachable (%s); limiting this process only",
+                name,
+                exc.__class__.__name__,
+            )
     return LocalQuota(rate, burst)

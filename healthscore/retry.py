@@ -48,7 +48,13 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy, *, what: str) -> T
             if attempt >= policy.attempts or too_long:
                 raise
             wait = policy.wait_for(attempt, exc.retry_after)
-            log.warning("%s failed (%s); retry %d/%d in %.1fs", what, exc, attempt,
-                        policy.attempts - 1, wait)
+            log.warning(
+                "%s failed (%s); retry %d/%d in %.1fs",
+                what,
+                exc,
+                attempt,
+                policy.attempts - 1,
+                wait,
+            )
             policy.sleep(wait)
             attempt += 1

@@ -33,8 +33,11 @@ def load_runtime(config_path: str | Path | None = None) -> Runtime:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    level = logging.DEBUG if verbose else getattr(
-        logging, os.environ.get("HEALTHSCORE_LOG_LEVEL", "INFO").upper(), logging.INFO)
+    level = (
+        logging.DEBUG
+        if verbose
+        else getattr(logging, os.environ.get("HEALTHSCORE_LOG_LEVEL", "INFO").upper(), logging.INFO)
+    )
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "slack_sdk", "simple_salesforce"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -33,11 +33,18 @@ def _document(path: str | Path) -> YamlDocument:
         raise ConfigError(f"{text}: no such file (and git is not installed for REV:PATH)")
     rev, _, name = text.partition(":")
     where = Path(name).resolve().parent if Path(name).parent.exists() else Path.cwd()
-    shown = subprocess.run([git, "-C", str(where), "show", f"{rev}:./{Path(name).name}"],
-                           capture_output=True, text=True, timeout=30, check=False)
+    shown = subprocess.run(
+        [git, "-C", str(where), "show", f"{rev}:./{Path(name).name}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     if shown.returncode != 0:
-        raise ConfigError(f"{text}: not a file, and git cannot show it "
-                          f"({shown.stderr.strip().splitlines()[-1] if shown.stderr else ''})")
+        raise ConfigError(
+            f"{text}: not a file, and git cannot show it "
+            f"({shown.stderr.strip().splitlines()[-1] if shown.stderr else ''})"
+        )
     return parse_yaml(shown.stdout, text)
 
 
@@ -50,9 +57,10 @@ def load_scorecard(path: str | Path, provided: set[str] | None = None) -> Scorec
         raise ConfigError(f"{doc.path}:1: expected a mapping (a configuration or a scorecard)")
     root: Loc = ("scorecard",) if "scorecard" in doc.data else ()
     card = validate(doc, Scorecard, root=root)
-    problems = [f"{doc.path}:{doc.line_of((*root, *loc)) or 1} "
-                f"{'.'.join(map(str, (*root, *loc)))}: {msg}"
-                for loc, msg in reference_problems(card, provided)]
+    problems = [
+        f"{doc.path}:{doc.line_of((*root, *loc)) or 1} {'.'.join(map(str, (*root, *loc)))}: {msg}"
+        for loc, msg in reference_problems(card, provided)
+    ]
     if problems:
         raise ConfigError("\n".join(problems))
     return card
@@ -83,11 +91,16 @@ class ScorecardDiff:
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"old_version": self.old_version, "new_version": self.new_version,
-                "accounts": self.accounts, "grade_changes": len(self.changes),
-                "transitions": self.transitions, "score_changed": self.score_changed,
-                "mean_score_change": round(self.mean_score_change, 2),
-                "changes": [vars(c) for c in self.changes]}
+        return {
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            "accounts": self.accounts,
+            "grade_changes": len(self.changes),
+            "transitions": self.transitions,
+            "score_changed": self.score_changed,
+            "mean_score_change": round(self.mean_score_change, 2),
+            "changes": [vars(c) for c in self.changes],
+        }
 
 
 def _value(batch: ScoreBatch, i: int) -> float | None:
@@ -103,8 +116,13 @@ def diff_scorecards(pipeline: Pipeline, old: Scorecard, new: Scorecard) -> Score
     batches = []
     for card in (old, new):
         config: Config = pipeline.config.model_copy(update={"scorecard": card})
-        scorer = Pipeline(config, pipeline.settings, pipeline.store,
-                          config_path=pipeline.config_path, clock=pipeline.clock)
+        scorer = Pipeline(
+            config,
+            pipeline.settings,
+            pipeline.store,
+            config_path=pipeline.config_path,
+            clock=pipeline.clock,
+        )
         batches.append(scorer.compute(now, accounts=accounts, previous=previous))
     a, b = batches
     names = {acc.id: acc.name for acc in accounts}
@@ -116,8 +134,16 @@ def diff_scorecards(pipeline: Pipeline, old: Scorecard, new: Scorecard) -> Score
             moved.append(after - before)
             out.score_changed += round(before) != round(after)
         if a.grade[i] != b.grade[i]:
-            out.changes.append(GradeChange(account_id, names.get(account_id, account_id),
-                                           str(a.grade[i]), str(b.grade[i]), before, after))
+            out.changes.append(
+                GradeChange(
+                    account_id,
+                    names.get(account_id, account_id),
+                    str(a.grade[i]),
+                    str(b.grade[i]),
+                    before,
+                    after,
+                )
+            )
     out.mean_score_change = sum(moved) / len(moved) if moved else 0.0
     out.changes.sort(key=lambda c: (c.old_grade, c.new_grade, c.name))
     return out

@@ -85,13 +85,18 @@ def rewrite(text: str, changes: WeightChanges, path: str = "<scorecard>") -> str
 
 
 def unified_diff(old: str, new: str, old_name: str, new_name: str) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
-                                        new.splitlines(keepends=True), old_name, new_name))
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), old_name, new_name
+        )
+    )
 
 
-def segment_changes(segments: Sequence[Mapping[str, Mapping[str, float]]],
-                    old: Mapping[str, float], new: Mapping[str, float]
-                    ) -> dict[int, dict[str, float]]:
+def segment_changes(
+    segments: Sequence[Mapping[str, Mapping[str, float]]],
+    old: Mapping[str, float],
+    new: Mapping[str, float],
+) -> dict[int, dict[str, float]]:
     """A segment's override keeps its ratio to the base weight (0 stays 0: a measure turned
     off in a segment stays off); an override of a base weight of 0 is kept as it is."""
     out: dict[int, dict[str, float]] = {}

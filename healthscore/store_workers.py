@@ -50,8 +50,10 @@ class _Worker:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "healthscore.store_workers", str(to_child),
-                 str(from_child)], pass_fds=(to_child, from_child), env=env)
+                [sys.executable, "-m", "healthscore.store_workers", str(to_child), str(from_child)],
+                pass_fds=(to_child, from_child),
+                env=env,
+            )
         finally:
             os.close(to_child)
             os.close(from_child)

@@ -29,22 +29,33 @@ class UsageMapping(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    form: Literal["long", "wide"] = Field("long", description="long: account, date, metric, "
-                                          "value rows; wide: one column per metric")
+    form: Literal["long", "wide"] = Field(
+        "long", description="long: account, date, metric, value rows; wide: one column per metric"
+    )
     account_column: str = "account_id"
-    match_by: str = Field("account", description="account (the CRM account id), domain, or "
-                          "an account key kind such as hubspot:company")
+    match_by: str = Field(
+        "account",
+        description="account (the CRM account id), domain, or "
+        "an account key kind such as hubspot:company",
+    )
     date_column: str = "date"
     date_format: str = Field("%Y-%m-%d", description="strptime format of text dates")
     metric_column: str = Field("metric", description="long form: the metric name column")
     value_column: str = Field("value", description="long form: the value column")
     metrics: dict[str, str] = Field(
-        default_factory=dict, description="wide: column → metric name; long: metric in the "
+        default_factory=dict,
+        description="wide: column → metric name; long: metric in the "
         "data → metric name (then other metrics are ignored; empty: load every metric as "
-        "named)")
+        "named)",
+    )
 
-    writers: int = Field(2, ge=1, le=16, description="PostgreSQL connections writing in "
-                         "parallel (an account's rows always go through the same one)")
+    writers: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="PostgreSQL connections writing in "
+        "parallel (an account's rows always go through the same one)",
+    )
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -58,8 +69,10 @@ class UsageMapping(BaseModel):
     def _metric_names(cls, value: dict[str, str]) -> dict[str, str]:
         for column, metric in value.items():
             if not _METRIC_NAME.match(metric):
-                raise ValueError(f"{column}: metric name {metric!r} must be letters, digits and "
-                                 "underscores, not starting with a digit")
+                raise ValueError(
+                    f"{column}: metric name {metric!r} must be letters, digits and "
+                    "underscores, not starting with a digit"
+                )
         return value
 
     @field_validator("date_format")
@@ -74,8 +87,10 @@ class UsageMapping(BaseModel):
     def _match_by(cls, value: str) -> str:
         if value in ("account", "domain") or ":" in value:
             return value
-        raise ValueError("must be account, domain, or an account key kind such as "
-                         f"hubspot:company; got {value!r}")
+        raise ValueError(
+            "must be account, domain, or an account key kind such as "
+            f"hubspot:company; got {value!r}"
+        )
 
     @model_validator(mode="after")
     def _form_needs(self) -> UsageMapping:
@@ -103,12 +118,19 @@ class UsageFileSource(UsageMapping):
     """Usage files dropped in a folder: CSV (optionally gzipped) or Parquet."""
 
     enabled: bool = False
-    path: str = Field("", description="a file, a folder, or a glob (e.g. /srv/drop/*.csv); "
-                      "relative to the working directory")
+    path: str = Field(
+        "",
+        description="a file, a folder, or a glob (e.g. /srv/drop/*.csv); "
+        "relative to the working directory",
+    )
     format: Literal["auto", "csv", "parquet"] = Field("auto", description="auto: by extension")
     delimiter: str = Field(",", min_length=1, max_length=1)
-    chunk_rows: int = Field(250_000, ge=1, description="rows per write: larger chunks load "
-                            "faster (each is sorted by key) and hold more memory")
+    chunk_rows: int = Field(
+        250_000,
+        ge=1,
+        description="rows per write: larger chunks load "
+        "faster (each is sorted by key) and hold more memory",
+    )
     sync_every: Duration = timedelta(minutes=15)
 
     @model_validator(mode="after")
@@ -122,15 +144,24 @@ class WarehouseSource(UsageMapping):
     """A SQL query over any SQLAlchemy URL; ``:since`` makes it incremental."""
 
     enabled: bool = False
-    url_env: str = Field("WAREHOUSE_URL", description="environment variable holding the "
-                         "SQLAlchemy URL (never put credentials in this file)")
-    query: str = Field("", description="SELECT returning the mapped columns; use :since "
-                       "(a date) to read only recent days")
-    start_date: date | None = Field(None, description="first :since (default: today minus "
-                                    "initial_lookback)")
+    url_env: str = Field(
+        "WAREHOUSE_URL",
+        description="environment variable holding the "
+        "SQLAlchemy URL (never put credentials in this file)",
+    )
+    query: str = Field(
+        "",
+        description="SELECT returning the mapped columns; use :since "
+        "(a date) to read only recent days",
+    )
+    start_date: date | None = Field(
+        None, description="first :since (default: today minus initial_lookback)"
+    )
     initial_lookback: Duration = timedelta(days=365)
-    overlap: Duration = Field(timedelta(days=3), description="re-read this many days before "
-                              "the last loaded day (late-arriving rows)")
+    overlap: Duration = Field(
+        timedelta(days=3),
+        description="re-read this many days before the last loaded day (late-arriving rows)",
+    )
     fetch_rows: int = Field(50_000, ge=1, description="rows per fetch and per write")
     sync_every: Duration = timedelta(hours=1)
 
@@ -138,8 +169,9 @@ class WarehouseSource(UsageMapping):
     @classmethod
     def _env_name(cls, value: str) -> str:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
-            raise ValueError(f"must be an environment variable name; got {value!r} (never the "
-                             "URL itself)")
+            raise ValueError(
+                f"must be an environment variable name; got {value!r} (never the URL itself)"
+            )
         return value
 
     @model_validator(mode="after")

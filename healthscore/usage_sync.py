@@ -70,10 +70,14 @@ class UsageLoadReport:
         return self.tally.rows_read / self.seconds if self.seconds else 0.0
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"source": self.source, "dry_run": self.dry_run,
-                               **self.tally.summary(), "rows_changed": self.rows_changed,
-                               "seconds": round(self.seconds, 3),
-                               "rows_per_second": round(self.rows_per_second)}
+        out: dict[str, Any] = {
+            "source": self.source,
+            "dry_run": self.dry_run,
+            **self.tally.summary(),
+            "rows_changed": self.rows_changed,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second),
+        }
         if self.source == USAGE_FILE:
             out["files"] = [vars(f) | {"seconds": round(f.seconds, 3)} for f in self.files]
         else:
@@ -89,9 +93,17 @@ def identity_index(store: Store) -> IdentityIndex:
 class _Loader:
     """One source's load: shared resolver and tally, batches → normalizer → writer."""
 
-    def __init__(self, store: Store, source: str, mapping: UsageMapping, *, dry_run: bool,
-                 progress: Progress | None, writers: int = 1, chunk_rows: int = 100_000
-                 ) -> None:
+    def __init__(
+        self,
+        store: Store,
+        source: str,
+        mapping: UsageMapping,
+        *,
+        dry_run: bool,
+        progress: Progress | None,
+        writers: int = 1,
+        chunk_rows: int = 100_000,
+    ) -> None:
         self.store = store
         self.source = source
         self.mapping = mapping
@@ -111,21 +123,36 @@ class _Loader:
                 if self.progress:
                     self.progress(batch.num_rows)
             return 0
-        return _pipelined(self.store, self.source, normalizer, batches, self.progress,
-                          self.writers, self.chunk_rows)
+        return _pipelined(
+            self.store,
+            self.source,
+            normalizer,
+            batches,
+            self.progress,
+            self.writers,
+            self.chunk_rows,
+        )
 
     def remember_unmatched(self, tally: UsageTally) -> None:
         if self.dry_run:
             return
-        self.store.record_unmatched(self.source, UNMATCHED_OBJECT, tally.unmatched,
-                                    self.resolver.matched_values())
+        self.store.record_unmatched(
+            self.source, UNMATCHED_OBJECT, tally.unmatched, self.resolver.matched_values()
+        )
 
 
 _DONE = object()
 
 
-def _pipelined(store: Store, source: str, normalizer: Normalizer, batches: Batches,
-               progress: Progress | None, writers: int = 1, chunk_rows: int = 100_000) -> int:
+def _pipelined(
+    store: Store,
+    source: str,
+    normalizer: Normalizer,
+    batches: Batches,
+    progress: Progress | None,
+    writers: int = 1,
+    chunk_rows: int = 100_000,
+) -> int:
     """Normalize on this thread, write on ``writers`` others; at most two chunks wait for each.
 
     With several writers (PostgreSQL: one connection each) an account's rows always go to the
@@ -153,8 +180,10 @@ def _pipelined(store: Store, source: str, normalizer: Normalizer, batches: Batch
             while chunks.get() is not _DONE:  # unblock the reader until it stops
                 pass
 
-    threads = [threading.Thread(target=write, args=(k,), name=f"usage-writer-{source}-{k}",
-                                daemon=True) for k in range(writers)]
+    threads = [
+        threading.Thread(target=write, args=(k,), name=f"usage-writer-{source}-{k}", daemon=True)
+        for k in range(writers)
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -181,8 +210,7 @@ def _pipelined(store: Store, source: str, normalizer: Normalizer, batches: Batch
     return sum(changed)
 
 
-def _hand_out(queues: list[queue.Queue[Any]], pieces: list[pa.Table], source_rows: int
-              ) -> None:
+def _hand_out(queues: list[queue.Queue[Any]], pieces: list[pa.Table], source_rows: int) -> None:
     table = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
     if len(queues) == 1:
         queues[0].put((table, source_rows))
@@ -201,9 +229,15 @@ def _split(table: pa.Table, parts: int) -> list[pa.Table]:
 
 
 # -- the file drop ------------------------------------------------------------------------------
-def load_usage_files(store: Store, source: UsageFileSource, *,
-                     paths: list[Path] | None = None, dry_run: bool = False,
-                     force: bool = False, progress: Progress | None = None) -> UsageLoadReport:
+def load_usage_files(
+    store: Store,
+    source: UsageFileSource,
+    *,
+    paths: list[Path] | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> UsageLoadReport:
     """Load every file of the drop (or ``paths``) not loaded before; report each one.
 
     A file whose content hash was loaded completely is skipped without being read (``force``
@@ -212,24 +246,44 @@ def load_usage_files(store: Store, source: UsageFileSource, *,
     """
     started = time.perf_counter()
     report = UsageLoadReport(USAGE_FILE, dry_run=dry_run)
-    files = ([UsageFile(p, file_format(p, source.format) or "csv") for p in paths]
-             if paths is not None else discover(source.path, source.format))
-    loader = _Loader(store, USAGE_FILE, source, dry_run=dry_run, progress=progress,
-                     writers=source.writers, chunk_rows=source.chunk_rows)
+    files = (
+        [UsageFile(p, file_format(p, source.format) or "csv") for p in paths]
+        if paths is not None
+        else discover(source.path, source.format)
+    )
+    loader = _Loader(
+        store,
+        USAGE_FILE,
+        source,
+        dry_run=dry_run,
+        progress=progress,
+        writers=source.writers,
+        chunk_rows=source.chunk_rows,
+    )
     for file in files:
         report.files.append(_load_one(loader, file, source, report, force=force))
     loader.remember_unmatched(report.tally)
     report.seconds = time.perf_counter() - started
-    log.info("usage files: %d loaded, %d already loaded, %d failed; %d rows read, %d values, "
-             "%d rows changed, skipped %s", *(sum(f.status == s for f in report.files)
-                                             for s in ("loaded", "already_loaded", "failed")),
-             report.tally.rows_read, report.tally.values, report.rows_changed,
-             dict(report.tally.skipped) or "none")
+    log.info(
+        "usage files: %d loaded, %d already loaded, %d failed; %d rows read, %d values, "
+        "%d rows changed, skipped %s",
+        *(sum(f.status == s for f in report.files) for s in ("loaded", "already_loaded", "failed")),
+        report.tally.rows_read,
+        report.tally.values,
+        report.rows_changed,
+        dict(report.tally.skipped) or "none",
+    )
     return report
 
 
-def _load_one(loader: _Loader, file: UsageFile, source: UsageFileSource,
-              report: UsageLoadReport, *, force: bool) -> FileResult:
+def _load_one(
+    loader: _Loader,
+    file: UsageFile,
+    source: UsageFileSource,
+    report: UsageLoadReport,
+    *,
+    force: bool,
+) -> FileResult:
     started = time.perf_counter()
     try:
         digest = content_hash(file.path)
@@ -239,14 +293,24 @@ def _load_one(loader: _Loader, file: UsageFile, source: UsageFileSource,
     done = None if force else loader.store.usage_load(USAGE_FILE, digest)
     if done is not None:
         result.status = "already_loaded"
-        log.info("usage file %s: already loaded on %s (same content); skipped", file.name,
-                 f"{done.loaded_at:%Y-%m-%d %H:%M}")
+        log.info(
+            "usage file %s: already loaded on %s (same content); skipped",
+            file.name,
+            f"{done.loaded_at:%Y-%m-%d %H:%M}",
+        )
         return result
     tally = UsageTally()
     try:
-        result.rows_changed = loader.run(read_batches(file, source.columns(), tally,
-                                                      chunk_rows=source.chunk_rows,
-                                                      delimiter=source.delimiter), tally)
+        result.rows_changed = loader.run(
+            read_batches(
+                file,
+                source.columns(),
+                tally,
+                chunk_rows=source.chunk_rows,
+                delimiter=source.delimiter,
+            ),
+            tally,
+        )
     except SkippableRecord as exc:
         result.status, result.error = "failed", exc.reason
         log.error("usage file %s not loaded: %s", file.name, exc.reason)
@@ -258,16 +322,22 @@ def _load_one(loader: _Loader, file: UsageFile, source: UsageFileSource,
     report.rows_changed += result.rows_changed
     if result.status == "loaded" and not loader.dry_run:
         loader.store.record_usage_load(
-            USAGE_FILE, digest, name=str(file.path), size=file.path.stat().st_size,
-            rows_read=tally.rows_read, values_loaded=tally.values,
-            rows_skipped=sum(tally.skipped.values()), unmatched=len(tally.unmatched),
-            first_day=tally.first_day, last_day=tally.last_day)
+            USAGE_FILE,
+            digest,
+            name=str(file.path),
+            size=file.path.stat().st_size,
+            rows_read=tally.rows_read,
+            values_loaded=tally.values,
+            rows_skipped=sum(tally.skipped.values()),
+            unmatched=len(tally.unmatched),
+            first_day=tally.first_day,
+            last_day=tally.last_day,
+        )
     return result
 
 
 # -- the warehouse ------------------------------------------------------------------------------
-def warehouse_since(store: Store, source: WarehouseSource, *, full: bool, today: date
-                    ) -> date:
+def warehouse_since(store: Store, source: WarehouseSource, *, full: bool, today: date) -> date:
     """The :since of this sync: the last loaded day minus the overlap, else the start."""
     stored = None if full else store.cursor(WAREHOUSE, CURSOR_OBJECT)
     if stored:
@@ -275,20 +345,32 @@ def warehouse_since(store: Store, source: WarehouseSource, *, full: bool, today:
     return source.start_date or today - timedelta(days=source.initial_lookback.days)
 
 
-def sync_warehouse(store: Store, source: WarehouseSource, *, today: date,
-                   dry_run: bool = False, full: bool = False,
-                   progress: Progress | None = None,
-                   environ: dict[str, str] | None = None) -> UsageLoadReport:
+def sync_warehouse(
+    store: Store,
+    source: WarehouseSource,
+    *,
+    today: date,
+    dry_run: bool = False,
+    full: bool = False,
+    progress: Progress | None = None,
+    environ: dict[str, str] | None = None,
+) -> UsageLoadReport:
     """Run the query from :since and upsert its rows; advance the cursor when it completed."""
     started = time.perf_counter()
     report = UsageLoadReport(WAREHOUSE, dry_run=dry_run)
     report.since = warehouse_since(store, source, full=full, today=today)
     engine = warehouse_engine(source, environ)
-    loader = _Loader(store, WAREHOUSE, source, dry_run=dry_run, progress=progress,
-                     writers=source.writers, chunk_rows=source.fetch_rows)
+    loader = _Loader(
+        store,
+        WAREHOUSE,
+        source,
+        dry_run=dry_run,
+        progress=progress,
+        writers=source.writers,
+        chunk_rows=source.fetch_rows,
+    )
     try:
-        report.rows_changed = loader.run(read_warehouse(engine, source, report.since),
-                                         report.tally)
+        report.rows_changed = loader.run(read_warehouse(engine, source, report.since), report.tally)
     finally:
         engine.dispose()
     loader.remember_unmatched(report.tally)
@@ -299,7 +381,13 @@ def sync_warehouse(store: Store, source: WarehouseSource, *, today: date,
         store.set_cursor(WAREHOUSE, CURSOR_OBJECT, newest.isoformat())
         report.cursor = newest.isoformat()
     report.seconds = time.perf_counter() - started
-    log.info("warehouse: since %s, %d rows read, %d values, %d changed, skipped %s; cursor %s",
-             report.since, report.tally.rows_read, report.tally.values, report.rows_changed,
-             dict(report.tally.skipped) or "none", report.cursor)
+    log.info(
+        "warehouse: since %s, %d rows read, %d values, %d changed, skipped %s; cursor %s",
+        report.since,
+        report.tally.rows_read,
+        report.tally.values,
+        report.rows_changed,
+        dict(report.tally.skipped) or "none",
+        report.cursor,
+    )
     return report

@@ -37,14 +37,22 @@ def git_commit(path: str | Path) -> str | None:
         return None
     where = str(p.resolve().parent)
     try:
-        commit = subprocess.run([git, "-C", where, "log", "-1", "--format=%h", "--",
-                                 p.resolve().name], capture_output=True, text=True, timeout=10,
-                                check=False)
+        commit = subprocess.run(
+            [git, "-C", where, "log", "-1", "--format=%h", "--", p.resolve().name],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         if commit.returncode != 0 or not commit.stdout.strip():
             return None
-        dirty = subprocess.run([git, "-C", where, "status", "--porcelain", "--",
-                                p.resolve().name], capture_output=True, text=True, timeout=10,
-                               check=False)
+        dirty = subprocess.run(
+            [git, "-C", where, "status", "--porcelain", "--", p.resolve().name],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         log.debug("git not usable for %s: %s", p, exc)
         return None

@@ -54,11 +54,20 @@ class SendGridWebhookApp:
     ``sync sendgrid`` recomputes them (it looks at what arrived since its cursor).
     """
 
-    def __init__(self, store: Store, public_key: str | None, source: SendGridSource, *,
-                 clock: Callable[[], float] = time.time, recompute_every: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        public_key: str | None,
+        source: SendGridSource,
+        *,
+        clock: Callable[[], float] = time.time,
+        recompute_every: float = 5.0,
+    ) -> None:
         if not public_key:
-            raise ConfigError("missing environment variable: SENDGRID_WEBHOOK_PUBLIC_KEY (the "
-                              "verification key of SendGrid's Signed Event Webhook)")
+            raise ConfigError(
+                "missing environment variable: SENDGRID_WEBHOOK_PUBLIC_KEY (the "
+                "verification key of SendGrid's Signed Event Webhook)"
+            )
         self.key = load_public_key(public_key)
         self.store, self.source, self.clock = store, source, clock
         self._matcher: tuple[float, RecipientMatcher] | None = None
@@ -68,8 +77,9 @@ class SendGridWebhookApp:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         if recompute_every > 0:
-            self._worker = threading.Thread(target=self._recompute_loop, daemon=True,
-                                            name="sendgrid-webhook-recompute")
+            self._worker = threading.Thread(
+                target=self._recompute_loop, daemon=True, name="sendgrid-webhook-recompute"
+            )
             self._worker.start()
 
     def _recompute_loop(self) -> None:
@@ -83,12 +93,20 @@ class SendGridWebhookApp:
         if not accounts:
             return 0
         try:
-            done, _ = recompute(self.store, SENDGRID, accounts,
-                                datetime.fromtimestamp(self.clock(), UTC),
-                                self.source.metric_prefix, self.source.categories)
+            done, _ = recompute(
+                self.store,
+                SENDGRID,
+                accounts,
+                datetime.fromtimestamp(self.clock(), UTC),
+                self.source.metric_prefix,
+                self.source.categories,
+            )
         except SQLAlchemyError as exc:
-            log.error("SendGrid webhook: recomputing %d accounts failed (%s); retrying later",
-                      len(accounts), exc.__class__.__name__)
+            log.error(
+                "SendGrid webhook: recomputing %d accounts failed (%s); retrying later",
+                len(accounts),
+                exc.__class__.__name__,
+            )
             with self._lock:
                 self._pending |= accounts
             return 0
@@ -108,12 +126,12 @@ class SendGridWebhookApp:
                 self._matcher = (now, RecipientMatcher(self.store))
             return self._matcher[1]
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse
-                 ) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         status, body = self.handle(environ)
         payload = json.dumps(body).encode()
-        start_response(status, [("Content-Type", "application/json"),
-                                ("Content-Length", str(len(payload)))])
+        start_response(
+            status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        )
         return [payload]
 
     def handle(self, environ: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -131,14 +149,21 @@ class SendGridWebhookApp:
         if length > MAX_BODY:
             return "413 Payload Too Large", {"error": f"body over {MAX_BODY} bytes"}
         body = environ["wsgi.input"].read(length) if length > 0 else b""
-        headers = {k[5:].replace("_", "-"): v for k, v in environ.items()
-                   if k.startswith("HTTP_")}
+        headers = {k[5:].replace("_", "-"): v for k, v in environ.items() if k.startswith("HTTP_")}
         try:
-            verify(self.key, headers, body, now=self.clock(),
-                   max_age=self.source.webhook_max_age.total_seconds())
+            verify(
+                self.key,
+                headers,
+                body,
+                now=self.clock(),
+                max_age=self.source.webhook_max_age.total_seconds(),
+            )
         except SignatureError as exc:
-            log.warning("SendGrid webhook: rejected a request from %s: %s",
-                        environ.get("REMOTE_ADDR", "?"), exc)
+            log.warning(
+                "SendGrid webhook: rejected a request from %s: %s",
+                environ.get("REMOTE_ADDR", "?"),
+                exc,
+            )
             return "403 Forbidden", {"error": f"signature rejected: {exc}"}
         try:
             events = json.loads(body)
@@ -148,18 +173,30 @@ class SendGridWebhookApp:
             return "400 Bad Request", {"error": "body is not a JSON array of events"}
         try:
             result = apply_sendgrid_events(
-                self.store, events, self.matcher(), now=datetime.fromtimestamp(self.clock(), UTC),
-                prefix=self.source.metric_prefix, categories=self.source.categories,
-                recompute_now=self.recompute_every <= 0)
+                self.store,
+                events,
+                self.matcher(),
+                now=datetime.fromtimestamp(self.clock(), UTC),
+                prefix=self.source.metric_prefix,
+                categories=self.source.categories,
+                recompute_now=self.recompute_every <= 0,
+            )
         except SQLAlchemyError as exc:
-            log.error("SendGrid webhook: store failed (%s); SendGrid will redeliver",
-                      exc.__class__.__name__)
+            log.error(
+                "SendGrid webhook: store failed (%s); SendGrid will redeliver",
+                exc.__class__.__name__,
+            )
             return "503 Service Unavailable", {"error": "store unavailable, retry later"}
         if result.touched and self.recompute_every > 0:
             with self._lock:
                 self._pending |= result.touched
-        log.info("SendGrid webhook: %d events, %d new, %d duplicates, %d skipped",
-                 result.received, result.new, result.duplicates, result.skipped)
+        log.info(
+            "SendGrid webhook: %d events, %d new, %d duplicates, %d skipped",
+            result.received,
+            result.new,
+            result.duplicates,
+            result.skipped,
+        )
         return "200 OK", result.as_dict()
 
 
@@ -174,5 +211,6 @@ class _QuietHandler(WSGIRequestHandler):
 
 def make_server_for(app: SendGridWebhookApp, host: str, port: int) -> WSGIServer:
     """A threaded stdlib WSGI server for ``app`` (port 0: any free port)."""
-    return make_server(host, port, app, server_class=_ThreadingWSGIServer,
-                       handler_class=_QuietHandler)
+    return make_server(
+        host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )

@@ -45,8 +45,11 @@ def _comparable(values: Mapping[str, Any]) -> dict[str, Any]:
     for role, value in values.items():
         if role == TIMESTAMP_ROLE:
             continue
-        out[role] = float(value) if isinstance(value, (int, float)) and not isinstance(
-            value, bool) else (value or None)
+        out[role] = (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else (value or None)
+        )
     return out
 
 
@@ -57,8 +60,7 @@ def queue_changes(store: Store, crm: str, desired: Mapping[str, dict[str, Any]])
     merged away in the CRM since) is dropped instead of failing on every cycle.
     """
     known = store.crm_state(crm)
-    changed = {a: v for a, v in desired.items()
-               if _comparable(v) != _comparable(known.get(a, {}))}
+    changed = {a: v for a, v in desired.items() if _comparable(v) != _comparable(known.get(a, {}))}
     unchanged_pending = [a for a in desired if a not in changed]
     gone = [p.account_id for p in store.pending_writes(crm) if p.account_id not in desired]
     store.queue_writes(crm, changed)
@@ -75,14 +77,17 @@ def flush_pending(store: Store, writer: CrmWriter, *, dry_run: bool = False) -> 
     if dry_run:
         return report
     for start in range(0, len(pending), writer.batch_size):
-        batch = [(p.account_id, p.fields) for p in pending[start:start + writer.batch_size]]
+        batch = [(p.account_id, p.fields) for p in pending[start : start + writer.batch_size]]
         try:
             outcome = writer.write(batch)
         except HealthscoreError as exc:
             report.error = str(exc)
             report.retry_after = getattr(exc, "retry_after", None)
-            log.warning("CRM write stopped (%s); %d writes stay pending and will be retried",
-                        exc, len(pending) - start)
+            log.warning(
+                "CRM write stopped (%s); %d writes stay pending and will be retried",
+                exc,
+                len(pending) - start,
+            )
             if not isinstance(exc, RetriableError):
                 raise
             break

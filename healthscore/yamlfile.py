@@ -62,8 +62,10 @@ def load_yaml(path: str | Path) -> YamlDocument:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{p}: configuration file not found (set HEALTHSCORE_CONFIG or "
-                          f"copy healthscore.example.yaml)") from None
+        raise ConfigError(
+            f"{p}: configuration file not found (set HEALTHSCORE_CONFIG or "
+            f"copy healthscore.example.yaml)"
+        ) from None
     return parse_yaml(text, str(p))
 
 
@@ -75,8 +77,8 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> Any:
             key = yaml.SafeLoader(" ").construct_object(key_node)  # scalars only
             if key in out:
                 raise ConfigError(
-                    f"{path}:{key_node.start_mark.line + 1} {_dotted((*loc, key))}: "
-                    f"duplicate key")
+                    f"{path}:{key_node.start_mark.line + 1} {_dotted((*loc, key))}: duplicate key"
+                )
             lines[(*loc, key)] = key_node.start_mark.line + 1
             out[key] = _walk(value_node, (*loc, key), lines, path)
         return out
@@ -121,5 +123,6 @@ def format_errors(doc: YamlDocument, exc: ValidationError, root: Loc = ()) -> st
 
 def _is_internal(part: Any) -> bool:
     """pydantic puts union-member and validator names in ``loc``; they mean nothing to users."""
-    return isinstance(part, str) and (part.startswith(("function-", "tagged-union"))
-                                      or part in {"str", "int", "float", "bool"})
+    return isinstance(part, str) and (
+        part.startswith(("function-", "tagged-union")) or part in {"str", "int", "float", "bool"}
+    )

@@ -122,15 +122,21 @@ class ZendeskSync:
     ticket's account at the end of the run (:meth:`Store.follow_parent_records`).
     """
 
-    def __init__(self, client: ZendeskClient, store: Store, source: ZendeskSource,
-                 now: Callable[[], datetime],
-                 progress: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        client: ZendeskClient,
+        store: Store,
+        source: ZendeskSource,
+        now: Callable[[], datetime],
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self.client, self.store, self.source = client, store, source
         self.now, self.progress = now, progress
         self.report = ZendeskSyncReport()
         self.links: dict[str, str] = {org: acct for _, org, acct in store.account_keys(ORG_KEY)}
         self.known_orgs: set[str] = set(self.links) | {
-            u.record_id for u in store.unmatched(SOURCE) if u.object == ORGS}
+            u.record_id for u in store.unmatched(SOURCE) if u.object == ORGS
+        }
         self.touched: set[str] = set()
         self.orgs_listed = False
         self._pending_start: int | None = None
@@ -145,8 +151,7 @@ class ZendeskSync:
     # -- organizations ---------------------------------------------------------------------
     def sync_organizations(self, started: datetime) -> None:
         source, store, report = self.source, self.store, self.report
-        index = IdentityIndex(store.account_keys(DOMAIN),
-                              account_ids=store.account_ids())
+        index = IdentityIndex(store.account_keys(DOMAIN), account_ids=store.account_ids())
         links: dict[str, str] = {}
         state = ListState()
         report.matched = report.unmatched = report.ambiguous = 0  # of the latest listing
@@ -159,8 +164,11 @@ class ZendeskSync:
                     _skip(report, "organization", SkippableRecord("<no id>", "no id"))
                     continue
                 self.known_orgs.add(org_id)
-                external = [(ACCOUNT, str(org.get("external_id") or "") or None)] \
-                    if source.external_id_is_account_id else []
+                external = (
+                    [(ACCOUNT, str(org.get("external_id") or "") or None)]
+                    if source.external_id_is_account_id
+                    else []
+                )
                 domains = [d for d in org.get("domain_names") or [] if isinstance(d, str)]
                 match = index.resolve(external=external, domains=domains)
                 if match.account_id is not None:
@@ -187,14 +195,20 @@ class ZendeskSync:
         store.set_account_keys(ORG_KEY, keys)
         with self._links:
             before = self.links
-            changed = {org: links.get(org) for org in before.keys() | links.keys()
-                       if before.get(org) != links.get(org)}
+            changed = {
+                org: links.get(org)
+                for org in before.keys() | links.keys()
+                if before.get(org) != links.get(org)
+            }
             # kept tickets follow their organization's account (ratings follow their
             # ticket's at the end of the run): tickets of a newly matched organization have
             # no account yet, and are found through the index; the others by organization
             moved = {org: acct for org, acct in changed.items() if before.get(org) is not None}
-            found = {org: acct for org, acct in changed.items()
-                     if before.get(org) is None and acct is not None}
+            found = {
+                org: acct
+                for org, acct in changed.items()
+                if before.get(org) is None and acct is not None
+            }
             self._touch(store.link_unowned_records(SOURCE, TICKETS, "org", found))
             if moved:
                 self._touch(store.relink_source_records(SOURCE, TICKETS, "org", moved))
@@ -202,14 +216,20 @@ class ZendeskSync:
         self.orgs_listed = True
         store.set_cursor(SOURCE, ORGS, started.isoformat())
         if report.unmatched or report.ambiguous:
-            log.warning("Zendesk: %d organizations matched no account, %d several "
-                        "(`healthscore sources --unmatched` lists them)", report.unmatched,
-                        report.ambiguous)
+            log.warning(
+                "Zendesk: %d organizations matched no account, %d several "
+                "(`healthscore sources --unmatched` lists them)",
+                report.unmatched,
+                report.ambiguous,
+            )
 
     def organizations_due(self, started: datetime, full: bool) -> bool:
         last = self.store.cursor(SOURCE, ORGS)
-        return full or last is None or \
-            started - datetime.fromisoformat(last) >= self.source.organizations_every
+        return (
+            full
+            or last is None
+            or started - datetime.fromisoformat(last) >= self.source.organizations_every
+        )
 
     # -- tickets ---------------------------------------------------------------------------
     def sync_tickets(self, started: datetime, full: bool) -> ExportState:
@@ -218,16 +238,22 @@ class ZendeskSync:
         if stored and stored.startswith("cursor:"):
             cursor = stored.removeprefix("cursor:")
         elif stored and stored.startswith("start:"):
-            start = export_start(datetime.fromtimestamp(int(stored[6:]), started.tzinfo),
-                                 started)
+            start = export_start(datetime.fromtimestamp(int(stored[6:]), started.tzinfo), started)
         else:
             start = export_start(started - self.source.backfill, started)
         state = ExportState()
         # the export leaves at its own pace while earlier pages are being stored
-        for page in prefetched(pull_tickets(self.client, state, cursor=cursor,
-                                            start_time=start,
-                                            per_page=self.source.export_page_size),
-                               EXPORT_AHEAD, name="zendesk-export"):
+        for page in prefetched(
+            pull_tickets(
+                self.client,
+                state,
+                cursor=cursor,
+                start_time=start,
+                per_page=self.source.export_page_size,
+            ),
+            EXPORT_AHEAD,
+            name="zendesk-export",
+        ):
             records = []
             for raw in page:
                 try:
@@ -235,11 +261,14 @@ class ZendeskSync:
                 except SkippableRecord as exc:
                     _skip(self.report, "ticket", exc)
             with self._links:
-                rows = [(rid, self.links.get(org) if org else None, fields, deleted, modified)
-                        for rid, org, fields, deleted, modified in records]
+                rows = [
+                    (rid, self.links.get(org) if org else None, fields, deleted, modified)
+                    for rid, org, fields, deleted, modified in records
+                ]
                 self._touch(self.store.upsert_source_records(SOURCE, TICKETS, rows))
-            self.orgs_named.update(org for _, org, _, _, _ in records
-                                   if org is not None and org not in self.known_orgs)
+            self.orgs_named.update(
+                org for _, org, _, _, _ in records if org is not None and org not in self.known_orgs
+            )
             if self.progress is not None:
                 self.progress(len(page))
         self.report.tickets += state.records
@@ -254,12 +283,16 @@ class ZendeskSync:
     def sync_ratings(self, started: datetime, full: bool) -> None:
         stored = None if full else self.store.cursor(SOURCE, RATINGS)
         # CSAT looks back 90 days: a first pull reads no further
-        since = datetime.fromisoformat(stored) - self.source.overlap if stored \
+        since = (
+            datetime.fromisoformat(stored) - self.source.overlap
+            if stored
             else started - min(self.source.backfill, QUARTER)
+        )
         state = ListState()
         rows: list[tuple[str, str | None, dict[str, Any], bool, datetime]] = []
-        for page in pull_ratings(self.client, state, start_time=int(since.timestamp()),
-                                 page_size=self.source.page_size):
+        for page in pull_ratings(
+            self.client, state, start_time=int(since.timestamp()), page_size=self.source.page_size
+        ):
             for raw in page:
                 rid = str(raw.get("id") or "")
                 try:
@@ -274,8 +307,11 @@ class ZendeskSync:
                     _skip(self.report, "rating", exc)
                     continue
                 # the account is its ticket's, set at the end of the run (follow_parent_records)
-                fields = {"score": raw.get("score"), "ticket_id": str(raw.get("ticket_id")),
-                          "created_at": created.isoformat()}
+                fields = {
+                    "score": raw.get("score"),
+                    "ticket_id": str(raw.get("ticket_id")),
+                    "created_at": created.isoformat(),
+                }
                 rows.append((rid, None, fields, False, updated))
             if len(rows) >= FLUSH_EVERY:  # pages hold only 100
                 self._touch(self.store.upsert_source_records(SOURCE, RATINGS, rows))
@@ -283,9 +319,11 @@ class ZendeskSync:
         self._touch(self.store.upsert_source_records(SOURCE, RATINGS, rows))
         self.report.ratings += state.records
         if not state.records and stored is None:
-            log.info("Zendesk: no satisfaction ratings received; accounts on the new CSAT "
-                     "surveys need the survey-responses API (not read): zendesk_csat_90d "
-                     "stays missing")
+            log.info(
+                "Zendesk: no satisfaction ratings received; accounts on the new CSAT "
+                "surveys need the survey-responses API (not read): zendesk_csat_90d "
+                "stays missing"
+            )
 
     # -- signals ---------------------------------------------------------------------------
     def recompute(self, accounts: Iterable[str], workers: StoreWorkers | None = None) -> None:
@@ -294,10 +332,14 @@ class ZendeskSync:
         now = self.now()
         ids = sorted(set(accounts))
         args = (now, self.source.topic_tag_prefix)
-        chunks = (ids[start:start + RECOMPUTE_CHUNK]
-                  for start in range(0, len(ids), RECOMPUTE_CHUNK))
-        computed = workers.map(chunk_signals, chunks, *args) if workers is not None else (
-            chunk_signals(self.store, chunk, *args) for chunk in chunks)
+        chunks = (
+            ids[start : start + RECOMPUTE_CHUNK] for start in range(0, len(ids), RECOMPUTE_CHUNK)
+        )
+        computed = (
+            workers.map(chunk_signals, chunks, *args)
+            if workers is not None
+            else (chunk_signals(self.store, chunk, *args) for chunk in chunks)
+        )
         if workers is not None and ids:
             self.report.recompute_processes = workers.processes
         for values in computed:
@@ -352,8 +394,10 @@ class ZendeskSync:
         if error is not None:
             raise error
         if self.orgs_named - self.known_orgs and not self.orgs_listed:
-            log.info("Zendesk: tickets name %d organizations not seen yet: re-reading "
-                     "organizations", len(self.orgs_named - self.known_orgs))
+            log.info(
+                "Zendesk: tickets name %d organizations not seen yet: re-reading organizations",
+                len(self.orgs_named - self.known_orgs),
+            )
             self.sync_organizations(started)
         # a rating belongs to its ticket's account (its ticket may have come after it)
         self._touch(self.store.follow_parent_records(SOURCE, RATINGS, TICKETS, "ticket_id"))
@@ -366,26 +410,46 @@ class ZendeskSync:
         return (self.touched & known) | set(fresh)
 
 
-def chunk_signals(store: Store, accounts: list[str], now: datetime, tag_prefix: str
-                  ) -> list[tuple[str, str, float | None]]:
+def chunk_signals(
+    store: Store, accounts: list[str], now: datetime, tag_prefix: str
+) -> list[tuple[str, str, float | None]]:
     """(account, metric, value) of the support signals of ``accounts``, from the tickets and
     ratings kept in ``store`` (run in a worker process for a large recompute)."""
     tickets = store.source_records(SOURCE, TICKETS, accounts)
     ratings = store.source_records(SOURCE, RATINGS, accounts)
-    return [(acct, metric, value) for acct in accounts
-            for metric, value in aggregate(tickets.get(acct, []), ratings.get(acct, []),
-                                           now, tag_prefix).items()]
+    return [
+        (acct, metric, value)
+        for acct in accounts
+        for metric, value in aggregate(
+            tickets.get(acct, []), ratings.get(acct, []), now, tag_prefix
+        ).items()
+    ]
 
 
-def sync_zendesk(client: ZendeskClient, store: Store, source: ZendeskSource, *,
-                 now: Callable[[], datetime], full: bool = False,
-                 progress: Callable[[int], None] | None = None) -> ZendeskSyncReport:
+def sync_zendesk(
+    client: ZendeskClient,
+    store: Store,
+    source: ZendeskSource,
+    *,
+    now: Callable[[], datetime],
+    full: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ZendeskSyncReport:
     report = ZendeskSync(client, store, source, now, progress).run(full)
-    log.info("Zendesk sync: %d organizations (%d matched, %d unmatched, %d ambiguous), "
-             "%d tickets, %d ratings, %d skipped, %d accounts recomputed, %d requests "
-             "(%d export, %d rate-limited)", report.organizations, report.matched,
-             report.unmatched, report.ambiguous, report.tickets, report.ratings,
-             report.skipped, report.accounts_recomputed, report.requests,
-             report.export_requests, report.rate_limited)
+    log.info(
+        "Zendesk sync: %d organizations (%d matched, %d unmatched, %d ambiguous), "
+        "%d tickets, %d ratings, %d skipped, %d accounts recomputed, %d requests "
+        "(%d export, %d rate-limited)",
+        report.organizations,
+        report.matched,
+        report.unmatched,
+        report.ambiguous,
+        report.tickets,
+        report.ratings,
+        report.skipped,
+        report.accounts_recomputed,
+        report.requests,
+        report.export_requests,
+        report.rate_limited,
+    )
     return report
-

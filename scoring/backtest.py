@@ -54,8 +54,10 @@ class Snapshot:
         n = len(self.account_ids)
         for name in ("score", "grade", "points"):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"snapshot {self.date}: {name} has {len(getattr(self, name))} "
-                                 f"rows for {n} accounts")
+                raise ValueError(
+                    f"snapshot {self.date}: {name} has {len(getattr(self, name))} "
+                    f"rows for {n} accounts"
+                )
 
 
 @dataclass
@@ -80,10 +82,21 @@ class Labeled:
         return len(self.snapshot)
 
     def take(self, rows: np.ndarray) -> Labeled:
-        return Labeled(self.dates, self.account_ids, self.measure_names, self.snapshot[rows],
-                       self.account[rows], self.score[rows], self.grade[rows],
-                       self.points[rows], self.churned[rows], self.horizon,
-                       self.excluded_churned, self.censored_snapshots, self.churn_dates)
+        return Labeled(
+            self.dates,
+            self.account_ids,
+            self.measure_names,
+            self.snapshot[rows],
+            self.account[rows],
+            self.score[rows],
+            self.grade[rows],
+            self.points[rows],
+            self.churned[rows],
+            self.horizon,
+            self.excluded_churned,
+            self.censored_snapshots,
+            self.churn_dates,
+        )
 
     @property
     def scored(self) -> np.ndarray:
@@ -99,9 +112,14 @@ def _known(day: date, horizon: timedelta, observed_until: date) -> bool:
     return day + timedelta(days=horizon.days) <= observed_until
 
 
-def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | datetime | None],
-          horizon: timedelta, measure_names: Sequence[str], *,
-          observed_until: date | datetime | None = None) -> Labeled:
+def label(
+    snapshots: Sequence[Snapshot],
+    churn_dates: Mapping[str, date | datetime | None],
+    horizon: timedelta,
+    measure_names: Sequence[str],
+    *,
+    observed_until: date | datetime | None = None,
+) -> Labeled:
     """Label each (snapshot, account): churned within ``horizon`` days after the snapshot?
 
     A snapshot scores what was known by the end of its day, so an account churning on days
@@ -130,14 +148,15 @@ def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | dateti
                 when = churn_dates.get(a)
                 churn_ord.append(np.inf if when is None else _day(when).toordinal())
     churn_day = np.array(churn_ord, dtype=float)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in
-                                          ("snapshot", "account", "score", "grade", "points",
-                                           "churned")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("snapshot", "account", "score", "grade", "points", "churned")
+    }
     excluded = 0
     m = len(measure_names)
     for k, s in enumerate(ordered):
-        acc = np.fromiter((index[a] for a in s.account_ids), dtype=np.int64,
-                          count=len(s.account_ids))
+        acc = np.fromiter(
+            (index[a] for a in s.account_ids), dtype=np.int64, count=len(s.account_ids)
+        )
         day = _day(s.date).toordinal()
         when = churn_day[acc]
         alive = when > day
@@ -153,12 +172,20 @@ def label(snapshots: Sequence[Snapshot], churn_dates: Mapping[str, date | dateti
     if not ordered:
         joined["points"] = np.empty((0, m))
     return Labeled(
-        dates=[_day(s.date) for s in ordered], account_ids=ids,
-        measure_names=list(measure_names), snapshot=joined["snapshot"].astype(np.int32),
-        account=joined["account"].astype(np.int64), score=joined["score"].astype(float),
-        grade=joined["grade"].astype(object), points=joined["points"].astype(float),
-        churned=joined["churned"].astype(bool), horizon=horizon, excluded_churned=excluded,
-        censored_snapshots=censored, churn_dates=churn_dates)
+        dates=[_day(s.date) for s in ordered],
+        account_ids=ids,
+        measure_names=list(measure_names),
+        snapshot=joined["snapshot"].astype(np.int32),
+        account=joined["account"].astype(np.int64),
+        score=joined["score"].astype(float),
+        grade=joined["grade"].astype(object),
+        points=joined["points"].astype(float),
+        churned=joined["churned"].astype(bool),
+        horizon=horizon,
+        excluded_churned=excluded,
+        censored_snapshots=censored,
+        churn_dates=churn_dates,
+    )
 
 
 # -- rank statistics ---------------------------------------------------------------------------
@@ -220,8 +247,9 @@ def average_precision(risk: np.ndarray, churned: np.ndarray) -> float:
     return _auc_ap(_rank(risk, churned))[1]
 
 
-def roc_curve(risk: np.ndarray, churned: np.ndarray, points: int = ROC_POINTS
-              ) -> dict[str, list[float]]:
+def roc_curve(
+    risk: np.ndarray, churned: np.ndarray, points: int = ROC_POINTS
+) -> dict[str, list[float]]:
     """False and true positive rates at each distinct risk, thinned to about ``points``."""
     r = _rank(np.asarray(risk, dtype=float), np.asarray(churned, dtype=bool))
     pos, neg = _group_sums(r, None)
@@ -233,14 +261,23 @@ def roc_curve(risk: np.ndarray, churned: np.ndarray, points: int = ROC_POINTS
     if len(tpr) > points:
         keep = np.unique(np.linspace(0, len(tpr) - 1, points).round().astype(int))
         tpr, fpr, thr = tpr[keep], fpr[keep], thr[keep]
-    return {"fpr": [round(float(v), 5) for v in fpr], "tpr": [round(float(v), 5) for v in tpr],
-            "threshold": [None if not np.isfinite(v) else round(100 - float(v), 3)
-                          for v in thr]}
+    return {
+        "fpr": [round(float(v), 5) for v in fpr],
+        "tpr": [round(float(v), 5) for v in tpr],
+        "threshold": [None if not np.isfinite(v) else round(100 - float(v), 3) for v in thr],
+    }
 
 
-def bootstrap_auc(risk: np.ndarray, churned: np.ndarray, account: np.ndarray, *,
-                  draws: int = 200, seed: int = 0, level: float = 0.95, batch: int = 50
-                  ) -> dict[str, list[float] | int]:
+def bootstrap_auc(
+    risk: np.ndarray,
+    churned: np.ndarray,
+    account: np.ndarray,
+    *,
+    draws: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+    batch: int = 50,
+) -> dict[str, list[float] | int]:
     """Percentile intervals of ROC AUC and PR AUC, resampling accounts (all their rows).
 
     A draw only changes how many times each account counts, so the rows are ranked once and
@@ -258,16 +295,16 @@ def bootstrap_auc(risk: np.ndarray, churned: np.ndarray, account: np.ndarray, *,
     shape = (r.n_groups, n)
     ones = np.ones(int(r.y.sum()))
     pos_m = csr_matrix((ones, (group[r.y], dense[r.y])), shape=shape)
-    neg_m = csr_matrix((np.ones(len(r.y) - len(ones)), (group[~r.y], dense[~r.y])),
-                       shape=shape)
+    neg_m = csr_matrix((np.ones(len(r.y) - len(ones)), (group[~r.y], dense[~r.y])), shape=shape)
     rng = np.random.default_rng(seed)
     aucs: list[np.ndarray] = []
     aps: list[np.ndarray] = []
     done = 0
     while n and done < draws:
         k = min(batch, draws - done)
-        times = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
-                          for _ in range(k)], axis=1).astype(float)  # accounts × draws
+        times = np.stack(
+            [np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(k)], axis=1
+        ).astype(float)  # accounts × draws
         pos, neg = pos_m @ times, neg_m @ times  # groups × draws
         total_pos, total_neg = pos.sum(axis=0), neg.sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -288,8 +325,13 @@ def bootstrap_auc(risk: np.ndarray, churned: np.ndarray, account: np.ndarray, *,
             return [float("nan"), float("nan")]
         return [float(x) for x in np.percentile(v, [tail, 100 - tail])]
 
-    return {"roc_auc": interval(all_auc), "pr_auc": interval(all_ap), "draws": len(all_auc),
-            "level": level, "seed": seed}
+    return {
+        "roc_auc": interval(all_auc),
+        "pr_auc": interval(all_ap),
+        "draws": len(all_auc),
+        "level": level,
+        "seed": seed,
+    }
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -297,14 +339,23 @@ def _rate_row(name: str, churned: np.ndarray, base: float, **extra: Any) -> dict
     n = len(churned)
     hits = int(churned.sum())
     rate = hits / n if n else float("nan")
-    return {"bucket": name, **extra, "rows": n, "churned": hits,
-            "churn_rate": rate, "lift": rate / base if n and base > 0 else float("nan")}
+    return {
+        "bucket": name,
+        **extra,
+        "rows": n,
+        "churned": hits,
+        "churn_rate": rate,
+        "lift": rate / base if n and base > 0 else float("nan"),
+    }
 
 
 def by_grade(data: Labeled) -> list[dict[str, Any]]:
     base = float(data.churned.mean()) if len(data) else float("nan")
-    return [_rate_row(g, data.churned[data.grade == g], base) for g in GRADE_ORDER
-            if (data.grade == g).any()]
+    return [
+        _rate_row(g, data.churned[data.grade == g], base)
+        for g in GRADE_ORDER
+        if (data.grade == g).any()
+    ]
 
 
 def midranks(values: np.ndarray) -> np.ndarray:
@@ -333,14 +384,19 @@ def by_decile(data: Labeled) -> list[dict[str, Any]]:
     for d in range(10):
         pick = decile == d
         if pick.any():
-            rows.append(_rate_row(f"{d + 1}", churned[pick], base,
-                                  score_min=float(score[pick].min()),
-                                  score_max=float(score[pick].max())))
+            rows.append(
+                _rate_row(
+                    f"{d + 1}",
+                    churned[pick],
+                    base,
+                    score_min=float(score[pick].min()),
+                    score_max=float(score[pick].max()),
+                )
+            )
     return rows
 
 
-def calibration(data: Labeled, edges: Sequence[float] = CALIBRATION_BINS
-                ) -> list[dict[str, Any]]:
+def calibration(data: Labeled, edges: Sequence[float] = CALIBRATION_BINS) -> list[dict[str, Any]]:
     """Observed churn rate per score bin (the last bin includes 100)."""
     scored = data.scored
     score, churned = data.score[scored], data.churned[scored]
@@ -350,13 +406,23 @@ def calibration(data: Labeled, edges: Sequence[float] = CALIBRATION_BINS
     for b in range(len(edges) - 1):
         pick = bins == b
         if pick.any():
-            out.append(_rate_row(f"{edges[b]:g}–{edges[b + 1]:g}", churned[pick], base,
-                                 score_from=float(edges[b]), score_to=float(edges[b + 1])))
+            out.append(
+                _rate_row(
+                    f"{edges[b]:g}–{edges[b + 1]:g}",
+                    churned[pick],
+                    base,
+                    score_from=float(edges[b]),
+                    score_to=float(edges[b + 1]),
+                )
+            )
     return out
 
 
-def measure_power(data: Labeled, labels: Mapping[str, str] | None = None,
-                  weights: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+def measure_power(
+    data: Labeled,
+    labels: Mapping[str, str] | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:
     """Each measure's own AUC (risk = 100 − its points) on the rows where it is present.
 
     ``lower_points_more_churn`` is the direction the scorecard assumes; a measure whose AUC
@@ -366,15 +432,22 @@ def measure_power(data: Labeled, labels: Mapping[str, str] | None = None,
     for j, name in enumerate(data.measure_names):
         column = data.points[:, j]
         present = ~np.isnan(column)
-        auc = roc_auc(100.0 - column[present], data.churned[present]) if present.any() \
+        auc = (
+            roc_auc(100.0 - column[present], data.churned[present])
+            if present.any()
             else float("nan")
-        out.append({
-            "measure": name, "label": (labels or {}).get(name, name),
-            "weight": (weights or {}).get(name),
-            "present": float(present.mean()) if len(present) else 0.0,
-            "auc": auc, "strength": max(auc, 1 - auc) if np.isfinite(auc) else float("nan"),
-            "lower_points_more_churn": bool(auc >= 0.5) if np.isfinite(auc) else None,
-        })
+        )
+        out.append(
+            {
+                "measure": name,
+                "label": (labels or {}).get(name, name),
+                "weight": (weights or {}).get(name),
+                "present": float(present.mean()) if len(present) else 0.0,
+                "auc": auc,
+                "strength": max(auc, 1 - auc) if np.isfinite(auc) else float("nan"),
+                "lower_points_more_churn": bool(auc >= 0.5) if np.isfinite(auc) else None,
+            }
+        )
     return out
 
 
@@ -394,13 +467,16 @@ def flapping(data: Labeled) -> dict[str, Any]:
     flappers = np.unique(acc[2:][rev]) if rev.any() else np.empty(0)
     changers = np.unique(acc[1:][changed])
     accounts = len(np.unique(acc[1:][same])) if pairs else 0
-    return {"pairs": pairs, "changes": int(changed.sum()),
-            "change_rate": int(changed.sum()) / pairs if pairs else float("nan"),
-            "reversals": int(rev.sum()),
-            "accounts_compared": accounts,
-            "accounts_changed": len(changers),
-            "accounts_flapping": len(flappers),
-            "flapping_share": len(flappers) / accounts if accounts else float("nan")}
+    return {
+        "pairs": pairs,
+        "changes": int(changed.sum()),
+        "change_rate": int(changed.sum()) / pairs if pairs else float("nan"),
+        "reversals": int(rev.sum()),
+        "accounts_compared": accounts,
+        "accounts_changed": len(changers),
+        "accounts_flapping": len(flappers),
+        "flapping_share": len(flappers) / accounts if accounts else float("nan"),
+    }
 
 
 def per_snapshot(data: Labeled) -> list[dict[str, Any]]:
@@ -410,17 +486,24 @@ def per_snapshot(data: Labeled) -> list[dict[str, Any]]:
         pick = data.snapshot == k
         score, churned = data.score[pick], data.churned[pick]
         scored = ~np.isnan(score)
-        quant = (np.percentile(score[scored], [10, 25, 50, 75, 90]).tolist()
-                 if scored.any() else [float("nan")] * 5)
-        out.append({
-            "date": day.isoformat(), "accounts": int(pick.sum()),
-            "churned": int(churned.sum()),
-            "insufficient_share": float((~scored).mean()) if pick.any() else float("nan"),
-            "roc_auc": roc_auc(100.0 - score[scored], churned[scored]),
-            "score_quantiles": dict(zip(("p10", "p25", "p50", "p75", "p90"), quant,
-                                        strict=True)),
-            "grades": {g: int((data.grade[pick] == g).sum()) for g in GRADE_ORDER},
-        })
+        quant = (
+            np.percentile(score[scored], [10, 25, 50, 75, 90]).tolist()
+            if scored.any()
+            else [float("nan")] * 5
+        )
+        out.append(
+            {
+                "date": day.isoformat(),
+                "accounts": int(pick.sum()),
+                "churned": int(churned.sum()),
+                "insufficient_share": float((~scored).mean()) if pick.any() else float("nan"),
+                "roc_auc": roc_auc(100.0 - score[scored], churned[scored]),
+                "score_quantiles": dict(
+                    zip(("p10", "p25", "p50", "p75", "p90"), quant, strict=True)
+                ),
+                "grades": {g: int((data.grade[pick] == g).sum()) for g in GRADE_ORDER},
+            }
+        )
     return out
 
 
@@ -429,9 +512,11 @@ def score_histograms(data: Labeled, bins: int = 20) -> dict[str, Any]:
     edges = np.linspace(0, 100, bins + 1)
     scored = data.scored
     s, y = data.score[scored], data.churned[scored]
-    return {"edges": edges.tolist(),
-            "churned": np.histogram(s[y], edges)[0].tolist(),
-            "retained": np.histogram(s[~y], edges)[0].tolist()}
+    return {
+        "edges": edges.tolist(),
+        "churned": np.histogram(s[y], edges)[0].tolist(),
+        "retained": np.histogram(s[~y], edges)[0].tolist(),
+    }
 
 
 @dataclass
@@ -447,11 +532,19 @@ class BacktestResult:
     histogram: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return json_safe({"summary": self.summary, "grades": self.grades,
-                       "deciles": self.deciles, "calibration": self.calibration,
-                       "measures": self.measures, "flapping": self.flapping,
-                       "snapshots": self.snapshots, "roc": self.roc,
-                       "score_histogram": self.histogram})
+        return json_safe(
+            {
+                "summary": self.summary,
+                "grades": self.grades,
+                "deciles": self.deciles,
+                "calibration": self.calibration,
+                "measures": self.measures,
+                "flapping": self.flapping,
+                "snapshots": self.snapshots,
+                "roc": self.roc,
+                "score_histogram": self.histogram,
+            }
+        )
 
 
 def json_safe(value: Any) -> Any:
@@ -467,9 +560,14 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def run_backtest(data: Labeled, *, labels: Mapping[str, str] | None = None,
-                 weights: Mapping[str, float] | None = None, draws: int = 200,
-                 seed: int = 0) -> BacktestResult:
+def run_backtest(
+    data: Labeled,
+    *,
+    labels: Mapping[str, str] | None = None,
+    weights: Mapping[str, float] | None = None,
+    draws: int = 200,
+    seed: int = 0,
+) -> BacktestResult:
     """Every metric of the report on labeled rows (see the module docstring)."""
     scored = data.scored
     risk = 100.0 - data.score[scored]
@@ -483,23 +581,38 @@ def run_backtest(data: Labeled, *, labels: Mapping[str, str] | None = None,
         "snapshots": len(data.dates),
         "first_snapshot": data.dates[0].isoformat() if data.dates else None,
         "last_snapshot": data.dates[-1].isoformat() if data.dates else None,
-        "accounts": len(accounts), "rows": len(data), "scored_rows": int(scored.sum()),
-        "churners": len(churners), "churn_rows": int(data.churned.sum()),
+        "accounts": len(accounts),
+        "rows": len(data),
+        "scored_rows": int(scored.sum()),
+        "churners": len(churners),
+        "churn_rows": int(data.churned.sum()),
         "churn_rate": float(data.churned.mean()) if len(data) else float("nan"),
-        "roc_auc": auc, "roc_auc_ci": ci["roc_auc"],
-        "pr_auc": ap, "pr_auc_ci": ci["pr_auc"],
+        "roc_auc": auc,
+        "roc_auc_ci": ci["roc_auc"],
+        "pr_auc": ap,
+        "pr_auc_ci": ci["pr_auc"],
         "pr_auc_baseline": float(churned.mean()) if len(churned) else float("nan"),
-        "bootstrap": {"draws": ci["draws"], "level": ci["level"], "seed": ci["seed"],
-                      "resampled": "accounts"},
+        "bootstrap": {
+            "draws": ci["draws"],
+            "level": ci["level"],
+            "seed": ci["seed"],
+            "resampled": "accounts",
+        },
         "insufficient_share": float((~scored).mean()) if len(data) else float("nan"),
         "insufficient_accounts_share": (
-            len(np.unique(data.account[~scored])) / len(accounts) if len(accounts)
-            else float("nan")),
+            len(np.unique(data.account[~scored])) / len(accounts) if len(accounts) else float("nan")
+        ),
         "excluded_already_churned": data.excluded_churned,
         "censored_snapshots": [d.isoformat() for d in data.censored_snapshots],
     }
     return BacktestResult(
-        summary=summary, grades=by_grade(data), deciles=by_decile(data),
-        calibration=calibration(data), measures=measure_power(data, labels, weights),
-        flapping=flapping(data), snapshots=per_snapshot(data),
-        roc=roc_curve(risk, churned), histogram=score_histograms(data))
+        summary=summary,
+        grades=by_grade(data),
+        deciles=by_decile(data),
+        calibration=calibration(data),
+        measures=measure_power(data, labels, weights),
+        flapping=flapping(data),
+        snapshots=per_snapshot(data),
+        roc=roc_curve(risk, churned),
+        histogram=score_histograms(data),
+    )

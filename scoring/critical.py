@@ -48,8 +48,11 @@ class CriticalWhen(_Strict):
 
     @model_validator(mode="after")
     def _one_test(self) -> CriticalWhen:
-        tests = [k for k in ("above", "at_least", "below", "at_most", "is_")
-                 if getattr(self, k) is not None]
+        tests = [
+            k
+            for k in ("above", "at_least", "below", "at_most", "is_")
+            if getattr(self, k) is not None
+        ]
         if not tests:
             raise ValueError("give a test: above, at_least, below, at_most or is")
         return self
@@ -90,8 +93,11 @@ class Critical(_Strict):
 def holds(when: CriticalWhen, table: SignalTable) -> np.ndarray:
     """A boolean per account."""
     numbers = table.column(when.metric)
-    ok = ~np.isnan(numbers) if when.is_ is None or not isinstance(when.is_, str) \
+    ok = (
+        ~np.isnan(numbers)
+        if when.is_ is None or not isinstance(when.is_, str)
         else np.ones(len(table), dtype=bool)
+    )
     with np.errstate(invalid="ignore"):
         if when.above is not None:
             ok &= numbers > when.above

@@ -33,12 +33,12 @@ def derive(spec: Derived, table: SignalTable, as_of: datetime) -> tuple[np.ndarr
             now = table.column(spec.change.of)
             if spec.change.vs is not None:
                 prior = table.column(spec.change.vs)
-                observed = np.fmin(table.observed_at(spec.change.of),
-                                   table.observed_at(spec.change.vs))
+                observed = np.fmin(
+                    table.observed_at(spec.change.of), table.observed_at(spec.change.vs)
+                )
             else:
                 assert spec.change.over is not None
-                prior = table.history_column(history_key("as_of", spec.change.of,
-                                                          spec.change.over))
+                prior = table.history_column(history_key("as_of", spec.change.of, spec.change.over))
                 observed = table.observed_at(spec.change.of)
             values = (now - prior) / np.abs(prior) * 100.0
             return finite(values), observed

@@ -24,16 +24,20 @@ class Reason:
 
     def __str__(self) -> str:
         if self.kind == "critical":
-            lost = f" (−{round(self.points_lost)})" if self.points_lost >= MIN_POINTS_LOST \
-                else ""
+            lost = f" (−{round(self.points_lost)})" if self.points_lost >= MIN_POINTS_LOST else ""
             return f"Critical: {self.label} — {self.value}{lost}"
         if self.kind != "measure":
             return f"{self.label}: {self.value}"
         return f"{self.label} {self.value} (−{round(self.points_lost)})"
 
     def as_dict(self) -> dict[str, object]:
-        return {"measure": self.measure, "label": self.label, "value": self.value,
-                "points_lost": round(self.points_lost, 2), "kind": self.kind}
+        return {
+            "measure": self.measure,
+            "label": self.label,
+            "value": self.value,
+            "points_lost": round(self.points_lost, 2),
+            "kind": self.kind,
+        }
 
 
 def format_value(measure: Measure, raw: float, text: str | None = None) -> str:
@@ -57,8 +61,7 @@ def _value_text(batch: ScoreBatch, row: int, j: int) -> str:
     raw = float(batch.raw[row, j])
     if batch.stale[row, j]:
         return "stale"
-    text = batch.table.label(measure.metric).text(row) if measure.categories is not None \
-        else None
+    text = batch.table.label(measure.metric).text(row) if measure.categories is not None else None
     return format_value(measure, raw, text)
 
 
@@ -73,9 +76,13 @@ def critical_reason(batch: ScoreBatch, row: int) -> Reason | None:
     lost = 0.0
     if batch.uncapped is not None and not np.isnan(batch.uncapped[row]):
         lost = float(batch.uncapped[row] - batch.score[row])
-    return Reason(f"critical:{cond.name}", cond.title,
-                  f"{cond.when.metric} {text} ({cond.when.describe()}), {effect}", lost,
-                  kind="critical")
+    return Reason(
+        f"critical:{cond.name}",
+        cond.title,
+        f"{cond.when.metric} {text} ({cond.when.describe()}), {effect}",
+        lost,
+        kind="critical",
+    )
 
 
 def reasons_for(batch: ScoreBatch, row: int) -> list[Reason]:
@@ -88,16 +95,18 @@ def reasons_for(batch: ScoreBatch, row: int) -> list[Reason]:
         if lost < MIN_POINTS_LOST:
             break
         name = batch.measure_names[j]
-        out.append(Reason(name, batch.card.measures[name].label, _value_text(batch, row, j),
-                          lost))
+        out.append(Reason(name, batch.card.measures[name].label, _value_text(batch, row, j), lost))
     return out
 
 
 def missing_measures(batch: ScoreBatch, row: int) -> list[str]:
     """Labels of the measures this account's segment weighs but the account lacks."""
     weights, _ = batch.card.weights_for(batch.segment_name(row))
-    return [batch.card.measures[n].label for j, n in enumerate(batch.measure_names)
-            if math.isnan(batch.points[row, j]) and weights[n] > 0]
+    return [
+        batch.card.measures[n].label
+        for j, n in enumerate(batch.measure_names)
+        if math.isnan(batch.points[row, j]) and weights[n] > 0
+    ]
 
 
 @dataclass
@@ -129,12 +138,17 @@ class Explanation:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "account_id": self.account_id, "score": self.score, "grade": self.grade,
-            "coverage": round(self.coverage, 4), "segment": self.segment,
-            "segment_why": self.segment_why, "groups": self.groups,
+            "account_id": self.account_id,
+            "score": self.score,
+            "grade": self.grade,
+            "coverage": round(self.coverage, 4),
+            "segment": self.segment,
+            "segment_why": self.segment_why,
+            "groups": self.groups,
             "measures": [vars(m) for m in self.measures],
             "reasons": [r.as_dict() for r in self.reasons],
-            "critical": self.critical, "computed_grade": self.computed_grade,
+            "critical": self.critical,
+            "computed_grade": self.computed_grade,
             "override": self.override,
         }
 
@@ -166,18 +180,32 @@ def explain(batch: ScoreBatch, row: int) -> Explanation:
         how = describe_measure(measure)
         if weights[name] == 0:
             how += " (off in this segment)"
-        lines.append(MeasureLine(
-            name=name, label=measure.label, group=measure.group,
-            value=_value_text(batch, row, j), points=None if np.isnan(pts) else round(pts, 2),
-            weight_share=round(float(batch.weight[row, j]), 4),
-            points_lost=round(float(batch.lost[row, j]), 2), how=how))
+        lines.append(
+            MeasureLine(
+                name=name,
+                label=measure.label,
+                group=measure.group,
+                value=_value_text(batch, row, j),
+                points=None if np.isnan(pts) else round(pts, 2),
+                weight_share=round(float(batch.weight[row, j]), 4),
+                points_lost=round(float(batch.lost[row, j]), 2),
+                how=how,
+            )
+        )
     return Explanation(
         account_id=batch.account_ids[row],
         score=None if math.isnan(value) else value,
-        grade=str(batch.grade[row]), coverage=float(batch.coverage[row]),
-        segment=batch.segment_name(row), segment_why=segment_reason(batch, row),
-        groups={g: (None if np.isnan(v[row]) else round(float(v[row]), 2))
-                for g, v in batch.groups.items()},
-        measures=lines, reasons=reasons_for(batch, row),
-        critical=None if batch.critical is None or batch.critical[row] < 0
-        else card.critical[int(batch.critical[row])].name)
+        grade=str(batch.grade[row]),
+        coverage=float(batch.coverage[row]),
+        segment=batch.segment_name(row),
+        segment_why=segment_reason(batch, row),
+        groups={
+            g: (None if np.isnan(v[row]) else round(float(v[row]), 2))
+            for g, v in batch.groups.items()
+        },
+        measures=lines,
+        reasons=reasons_for(batch, row),
+        critical=None
+        if batch.critical is None or batch.critical[row] < 0
+        else card.critical[int(batch.critical[row])].name,
+    )

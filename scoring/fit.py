@@ -56,8 +56,9 @@ class LogisticFit:
         return self.intercept - x @ self.coef
 
 
-def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, alpha: float = 1e-3,
-                             prior: np.ndarray | None = None) -> LogisticFit:
+def fit_nonnegative_logistic(
+    x: np.ndarray, y: np.ndarray, alpha: float = 1e-3, prior: np.ndarray | None = None
+) -> LogisticFit:
     """Minimize mean log-loss + α/2·‖β − s·prior‖² over β ≥ 0 (intercept free).
 
     ``x`` holds features where *higher* means healthier (points / 100). Without ``prior`` the
@@ -86,8 +87,14 @@ def fit_nonnegative_logistic(x: np.ndarray, y: np.ndarray, alpha: float = 1e-3,
 
     start = np.concatenate([[np.log(rate / (1 - rate)), 0.0], np.zeros(m)])
     bounds = [(None, None), (0.0, None)] + [(0.0, None)] * m
-    res = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": 5000, "gtol": 1e-9})
+    res = minimize(
+        loss,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 5000, "gtol": 1e-9},
+    )
     coef = np.maximum(res.x[2:], 0.0)
     return LogisticFit(coef, float(res.x[0]), alpha, bool(res.success))
 
@@ -96,8 +103,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))
 
 
-def fill_missing(points: np.ndarray, groups: Sequence[str], weights: Sequence[float],
-                 score: np.ndarray) -> np.ndarray:
+def fill_missing(
+    points: np.ndarray, groups: Sequence[str], weights: Sequence[float], score: np.ndarray
+) -> np.ndarray:
     """Points with each gap filled as the card treats it (see the module docstring)."""
     points = np.array(points, dtype=float)
     w = np.asarray(weights, dtype=float)
@@ -124,8 +132,9 @@ class TimeSplit:
     dropped_dates: list[str]  # fitting snapshots whose horizon reached into the test period
 
 
-def split_dates(dates: Sequence[date], horizon: timedelta, holdout: float = 0.34
-                ) -> tuple[list[int], list[int], list[int]]:
+def split_dates(
+    dates: Sequence[date], horizon: timedelta, holdout: float = 0.34
+) -> tuple[list[int], list[int], list[int]]:
     """(fitting, judged, dropped) snapshot indices of ascending ``dates``.
 
     The last ``holdout`` share (at least one) is judged; a fitting snapshot whose horizon
@@ -133,27 +142,33 @@ def split_dates(dates: Sequence[date], horizon: timedelta, holdout: float = 0.34
     """
     k = len(dates)
     if k < 2:
-        raise ValueError(f"a time split needs at least 2 snapshots; got {k} (widen --from/--to "
-                         "or shorten --every)")
+        raise ValueError(
+            f"a time split needs at least 2 snapshots; got {k} (widen --from/--to "
+            "or shorten --every)"
+        )
     n_test = min(k - 1, max(1, round(k * holdout)))
     first_test = k - n_test
     test_start = dates[first_test]
-    train = [i for i in range(first_test) if dates[i] + timedelta(days=horizon.days)
-             <= test_start]
+    train = [i for i in range(first_test) if dates[i] + timedelta(days=horizon.days) <= test_start]
     dropped = [i for i in range(first_test) if i not in train]
     if not train:
-        raise ValueError(f"no fitting snapshot ends its {horizon.days}-day horizon before "
-                         f"the judged period starts ({test_start}); add earlier snapshots or "
-                         "shorten the horizon")
+        raise ValueError(
+            f"no fitting snapshot ends its {horizon.days}-day horizon before "
+            f"the judged period starts ({test_start}); add earlier snapshots or "
+            "shorten the horizon"
+        )
     return train, list(range(first_test, k)), dropped
 
 
 def time_split(data: Labeled, holdout: float = 0.34) -> TimeSplit:
     train_idx, test_idx, dropped = split_dates(data.dates, data.horizon, holdout)
-    return TimeSplit(np.isin(data.snapshot, train_idx), np.isin(data.snapshot, test_idx),
-                     [data.dates[i].isoformat() for i in train_idx],
-                     [data.dates[i].isoformat() for i in test_idx],
-                     [data.dates[i].isoformat() for i in dropped])
+    return TimeSplit(
+        np.isin(data.snapshot, train_idx),
+        np.isin(data.snapshot, test_idx),
+        [data.dates[i].isoformat() for i in train_idx],
+        [data.dates[i].isoformat() for i in test_idx],
+        [data.dates[i].isoformat() for i in dropped],
+    )
 
 
 @dataclass
@@ -175,23 +190,35 @@ class FitResult:
         return math.isinf(self.alpha)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"coefficients": self.coef, "weights": self.weights,
-                "group_weights": self.group_weights,
-                "alpha": None if math.isinf(self.alpha) else self.alpha,
-                "kept_current": self.kept_current,
-                "train_snapshots": self.split.train_dates,
-                "test_snapshots": self.split.test_dates,
-                "dropped_snapshots": self.split.dropped_dates,
-                "train_rows": self.train_rows, "train_churned": self.train_churned,
-                "test_rows": self.test_rows, "test_churned": self.test_churned,
-                "validation": {("current" if math.isinf(a) else str(a)):
-                               {"log_loss": v[0], "auc": v[1]}
-                               for a, v in self.validation.items()}}
+        return {
+            "coefficients": self.coef,
+            "weights": self.weights,
+            "group_weights": self.group_weights,
+            "alpha": None if math.isinf(self.alpha) else self.alpha,
+            "kept_current": self.kept_current,
+            "train_snapshots": self.split.train_dates,
+            "test_snapshots": self.split.test_dates,
+            "dropped_snapshots": self.split.dropped_dates,
+            "train_rows": self.train_rows,
+            "train_churned": self.train_churned,
+            "test_rows": self.test_rows,
+            "test_churned": self.test_churned,
+            "validation": {
+                ("current" if math.isinf(a) else str(a)): {"log_loss": v[0], "auc": v[1]}
+                for a, v in self.validation.items()
+            },
+        }
 
 
-def fit_weights(data: Labeled, groups: Mapping[str, str], weights: Mapping[str, float],
-                group_weights: Mapping[str, float], *, holdout: float = 0.34,
-                alphas: Sequence[float] = ALPHAS) -> FitResult:
+def fit_weights(
+    data: Labeled,
+    groups: Mapping[str, str],
+    weights: Mapping[str, float],
+    group_weights: Mapping[str, float],
+    *,
+    holdout: float = 0.34,
+    alphas: Sequence[float] = ALPHAS,
+) -> FitResult:
     """Fit on the earlier snapshots of ``data``; propose measure and group weights.
 
     ``groups`` maps each measure to its group; ``weights``/``group_weights`` are the current
@@ -201,14 +228,25 @@ def fit_weights(data: Labeled, groups: Mapping[str, str], weights: Mapping[str, 
     split = time_split(data, holdout)
     use = split.train & data.scored
     if data.churned[use].sum() == 0 or (~data.churned[use]).sum() == 0:
-        raise ValueError("the fitting snapshots need both churned and retained accounts; "
-                         f"got {int(data.churned[use].sum())} churned of {int(use.sum())}")
-    x = fill_missing(data.points[use], [groups[n] for n in names],
-                     [weights[n] for n in names], data.score[use]) / 100.0
+        raise ValueError(
+            "the fitting snapshots need both churned and retained accounts; "
+            f"got {int(data.churned[use].sum())} churned of {int(use.sum())}"
+        )
+    x = (
+        fill_missing(
+            data.points[use],
+            [groups[n] for n in names],
+            [weights[n] for n in names],
+            data.score[use],
+        )
+        / 100.0
+    )
     y = data.churned[use]
-    prior = current_shares(card_groups := [groups[n] for n in names],
-                           [weights[n] for n in names],
-                           [group_weights[g] for g in card_groups])
+    prior = current_shares(
+        card_groups := [groups[n] for n in names],
+        [weights[n] for n in names],
+        [group_weights[g] for g in card_groups],
+    )
     days = np.array([d.toordinal() for d in data.dates])[data.snapshot[use]]
     validation = _choose_alpha(x, y, days, data.horizon.days, alphas, prior)
     alpha = pick_alpha(validation) if validation else alphas[len(alphas) // 2]
@@ -221,12 +259,23 @@ def fit_weights(data: Labeled, groups: Mapping[str, str], weights: Mapping[str, 
         coef = dict(zip(names, model.coef.tolist(), strict=True))
         measure_w, group_w = card_weights(coef, groups, weights, group_weights)
     test = split.test & data.scored
-    return FitResult(coef, measure_w, group_w, alpha, split, int(use.sum()),
-                     int(y.sum()), int(test.sum()), int(data.churned[test].sum()), validation)
+    return FitResult(
+        coef,
+        measure_w,
+        group_w,
+        alpha,
+        split,
+        int(use.sum()),
+        int(y.sum()),
+        int(test.sum()),
+        int(data.churned[test].sum()),
+        validation,
+    )
 
 
-def current_shares(groups: Sequence[str], weights: Sequence[float],
-                   group_weights: Sequence[float]) -> np.ndarray:
+def current_shares(
+    groups: Sequence[str], weights: Sequence[float], group_weights: Sequence[float]
+) -> np.ndarray:
     """Each measure's share of the current card's score (all measures present): its share of
     its group times the group's share of the groups."""
     w = np.asarray(weights, dtype=float)
@@ -234,13 +283,19 @@ def current_shares(groups: Sequence[str], weights: Sequence[float],
     sums = {g: float(w[[k for k, h in enumerate(groups) if h == g]].sum()) for g in gw}
     live = {g: gw[g] for g in gw if sums[g] > 0}
     total = sum(live.values()) or 1.0
-    return np.array([w[j] / sums[g] * live[g] / total if g in live else 0.0
-                     for j, g in enumerate(groups)])
+    return np.array(
+        [w[j] / sums[g] * live[g] / total if g in live else 0.0 for j, g in enumerate(groups)]
+    )
 
 
-def _choose_alpha(x: np.ndarray, y: np.ndarray, days: np.ndarray, horizon_days: int,
-                  alphas: Sequence[float], prior: np.ndarray
-                  ) -> dict[float, tuple[float, float]]:
+def _choose_alpha(
+    x: np.ndarray,
+    y: np.ndarray,
+    days: np.ndarray,
+    horizon_days: int,
+    alphas: Sequence[float],
+    prior: np.ndarray,
+) -> dict[float, tuple[float, float]]:
     """Validation (log-loss, AUC) per alpha: fits on the earlier fitting snapshots whose
     horizon ends before the last quarter of them begins, judged on that last quarter."""
     snaps = np.unique(days)
@@ -272,9 +327,13 @@ def pick_alpha(validation: Mapping[float, tuple[float, float]]) -> float:
     return max(a for a, (loss, _) in validation.items() if loss <= best * 1.001)
 
 
-def card_weights(coef: Mapping[str, float], groups: Mapping[str, str],
-                 weights: Mapping[str, float], group_weights: Mapping[str, float],
-                 digits: int = 2) -> tuple[dict[str, float], dict[str, float]]:
+def card_weights(
+    coef: Mapping[str, float],
+    groups: Mapping[str, str],
+    weights: Mapping[str, float],
+    group_weights: Mapping[str, float],
+    digits: int = 2,
+) -> tuple[dict[str, float], dict[str, float]]:
     """Measure and group weights under which the card's score is Σ βⱼ·pointsⱼ / Σ β.
 
     The card averages measures within a group, then groups: a measure's share of the score
@@ -284,8 +343,10 @@ def card_weights(coef: Mapping[str, float], groups: Mapping[str, str],
     """
     total_beta = sum(coef.values())
     if total_beta <= 0:
-        raise ValueError("the fit found no measure that predicts churn (every weight came out "
-                         "0); the current weights are kept")
+        raise ValueError(
+            "the fit found no measure that predicts churn (every weight came out "
+            "0); the current weights are kept"
+        )
     measure_total = sum(weights.values()) or 1.0
     group_total = sum(group_weights.values()) or 1.0
     measure_w = {n: round(b / total_beta * measure_total, digits) for n, b in coef.items()}
@@ -294,9 +355,15 @@ def card_weights(coef: Mapping[str, float], groups: Mapping[str, str],
     return measure_w, group_w
 
 
-def band_thresholds(score: np.ndarray, churned: np.ndarray, *, red_lift: float = 2.0,
-                    green_lift: float = 0.25, min_yellow: int = 10, window: int = 10
-                    ) -> tuple[int, int] | None:
+def band_thresholds(
+    score: np.ndarray,
+    churned: np.ndarray,
+    *,
+    red_lift: float = 2.0,
+    green_lift: float = 0.25,
+    min_yellow: int = 10,
+    window: int = 10,
+) -> tuple[int, int] | None:
     """Grade borders learned from outcomes (on the fitting rows), on the rounded score.
 
     red = the highest border at which the accounts at or below it churn at ≥ ``red_lift`` ×

@@ -18,12 +18,16 @@ INSUFFICIENT = "insufficient_data"
 
 def band_limits(grades: Grades) -> dict[str, tuple[float, float]]:
     """(exclusive lower, inclusive upper) limit of each band on the rounded score."""
-    return {"red": (-np.inf, grades.red), "yellow": (grades.red, grades.yellow),
-            "green": (grades.yellow, np.inf)}
+    return {
+        "red": (-np.inf, grades.red),
+        "yellow": (grades.red, grades.yellow),
+        "green": (grades.yellow, np.inf),
+    }
 
 
-def assign_grades(grades: Grades, score: np.ndarray,
-                  previous: np.ndarray | None = None) -> np.ndarray:
+def assign_grades(
+    grades: Grades, score: np.ndarray, previous: np.ndarray | None = None
+) -> np.ndarray:
     """A grade per account (object array); NaN scores get ``insufficient_data``."""
     names = np.array([*BANDS, INSUFFICIENT], dtype=object)
     rounded = np.round(score)

@@ -118,8 +118,7 @@ def _holds(cond: Condition, row: AccountRow) -> bool:
             return False
     if cond.below is not None and not (number is not None and number < cond.below):
         return False
-    return not (cond.at_least is not None and not (number is not None
-                                                   and number >= cond.at_least))
+    return not (cond.at_least is not None and not (number is not None and number >= cond.at_least))
 
 
 def plain_reference(reference: PercentileReference) -> dict[tuple[str, str], list[float]]:
@@ -156,10 +155,14 @@ def _points(measure: Measure, value: float, ref: Sequence[float] | None) -> floa
     return 100.0 - pct if measure.better == "lower" else pct
 
 
-def score_account(card: Scorecard, row: AccountRow, as_of: datetime, *,
-                  previous_grade: str | None = None,
-                  reference: Mapping[tuple[str, str], Sequence[float]] | None = None
-                  ) -> dict[str, Any]:
+def score_account(
+    card: Scorecard,
+    row: AccountRow,
+    as_of: datetime,
+    *,
+    previous_grade: str | None = None,
+    reference: Mapping[tuple[str, str], Sequence[float]] | None = None,
+) -> dict[str, Any]:
     """Score, grade, coverage, group sub-scores and points of one account.
 
     ``reference`` holds the sorted values percentile measures rank against, per
@@ -169,8 +172,11 @@ def score_account(card: Scorecard, row: AccountRow, as_of: datetime, *,
     _derive(card, row, now)
     segment = segment_of(card, row)
     points: dict[str, float | None] = {}
-    later = [n for n, m in card.measures.items()
-             if (d := card.derived.get(m.metric)) is not None and d.difference is not None]
+    later = [
+        n
+        for n, m in card.measures.items()
+        if (d := card.derived.get(m.metric)) is not None and d.difference is not None
+    ]
     for name in [n for n in card.measures if n not in later] + later:
         measure = card.measures[name]
         d = card.derived.get(measure.metric)
@@ -203,8 +209,9 @@ def score_account(card: Scorecard, row: AccountRow, as_of: datetime, *,
     for gname in card.groups:
         members = [n for n, m in card.measures.items() if m.group == gname]
         nominal_groups[gname] = sum(weights[n] for n in members)
-        present = [(points[n], weights[n]) for n in members
-                   if points[n] is not None and weights[n] > 0]
+        present = [
+            (points[n], weights[n]) for n in members if points[n] is not None and weights[n] > 0
+        ]
         wsum = sum(w for _, w in present)
         mode = card.groups[gname].aggregate
         if wsum <= 0:
@@ -239,9 +246,15 @@ def score_account(card: Scorecard, row: AccountRow, as_of: datetime, *,
         grade = _grade(card, overall, previous_grade)
         if critical is not None and _RANK[critical.cap] < _RANK[grade]:
             grade = critical.cap
-    return {"score": overall, "grade": grade, "coverage": coverage, "segment": segment,
-            "groups": groups, "points": points,
-            "critical": None if critical is None else critical.name}
+    return {
+        "score": overall,
+        "grade": grade,
+        "coverage": coverage,
+        "segment": segment,
+        "groups": groups,
+        "points": points,
+        "critical": None if critical is None else critical.name,
+    }
 
 
 _RANK = {"red": 0, "yellow": 1, "green": 2}
@@ -261,11 +274,15 @@ def _critical_of(card: Scorecard, row: AccountRow) -> Critical | None:
             continue
         if w.is_ is not None and not isinstance(w.is_, str) and number != float(w.is_):
             continue
-        if any(bound is not None and not (number is not None and test(number, bound))
-               for bound, test in ((w.above, lambda a, b: a > b),
-                                   (w.at_least, lambda a, b: a >= b),
-                                   (w.below, lambda a, b: a < b),
-                                   (w.at_most, lambda a, b: a <= b))):
+        if any(
+            bound is not None and not (number is not None and test(number, bound))
+            for bound, test in (
+                (w.above, lambda a, b: a > b),
+                (w.at_least, lambda a, b: a >= b),
+                (w.below, lambda a, b: a < b),
+                (w.at_most, lambda a, b: a <= b),
+            )
+        ):
             continue
         if found is None or _RANK[cond.cap] < _RANK[found.cap]:
             found = cond
@@ -284,8 +301,7 @@ def _grade(card: Scorecard, value: float, previous: str | None) -> str:
     return grade
 
 
-def plain_window(window: Window, days: Mapping[date, float | None], as_of: date
-                 ) -> float | None:
+def plain_window(window: Window, days: Mapping[date, float | None], as_of: date) -> float | None:
     """One account's window aggregate from its reported days (day → value), day by day.
 
     The oracle for ``scoring.windows.UsageHistory``: the rules are in that module's docstring.

@@ -55,7 +55,8 @@ class Linear(_Strict):
         if self.start >= self.end:
             raise ValueError(
                 f"'from' ({self.start:g}) must be below 'to' ({self.end:g}); "
-                "say `better: lower` when lower values are better")
+                "say `better: lower` when lower values are better"
+            )
         if self.log and self.start <= 0:
             raise ValueError(f"a log scale needs 'from' > 0; got {self.start:g}")
         return self
@@ -84,24 +85,26 @@ class Measure(_Strict):
     categories: dict[str, float] | None = None
     stale_after: Duration | None = Field(None, description="an older value counts as missing")
     unit: Literal["", "%", "pct", "days", "x"] = Field(
-        "", description="display: % (a 0–1 ratio), pct (already 0–100), days, x (a multiple)")
+        "", description="display: % (a 0–1 ratio), pct (already 0–100), days, x (a multiple)"
+    )
 
     @field_validator("bands")
     @classmethod
-    def _bands_in_order(cls, bands: list[Band] | None, info: ValidationInfo
-                        ) -> list[Band] | None:
+    def _bands_in_order(cls, bands: list[Band] | None, info: ValidationInfo) -> list[Band] | None:
         if bands is not None:
             _check_bands(bands, info.data.get("better", "higher"))
         return bands
 
     @model_validator(mode="after")
     def _one_normalization(self) -> Measure:
-        chosen = [k for k in ("linear", "bands", "boolean", "categories")
-                  if getattr(self, k) is not None] + (["percentile"] if self.percentile else [])
+        chosen = [
+            k for k in ("linear", "bands", "boolean", "categories") if getattr(self, k) is not None
+        ] + (["percentile"] if self.percentile else [])
         if len(chosen) != 1:
             raise ValueError(
                 "give exactly one of linear, bands, percentile, boolean, categories"
-                + (f" (got {', '.join(chosen)})" if chosen else ""))
+                + (f" (got {', '.join(chosen)})" if chosen else "")
+            )
         if self.categories is not None:
             bad = {k: v for k, v in self.categories.items() if not 0 <= v <= 100}
             if bad:
@@ -126,17 +129,21 @@ def _check_bands(bands: list[Band], better: Better) -> None:
         raise ValueError("the last band must have no 'below' (it takes every higher value)")
     for low, high in itertools.pairwise(edges):
         if high <= low:  # type: ignore[operator]
-            raise ValueError(f"bands overlap: 'below: {high:g}' comes after 'below: {low:g}'; "
-                             "list bands from the lowest values up")
+            raise ValueError(
+                f"bands overlap: 'below: {high:g}' comes after 'below: {low:g}'; "
+                "list bands from the lowest values up"
+            )
     points = [b.points for b in bands]
     rising = all(b >= a for a, b in itertools.pairwise(points))
     falling = all(b <= a for a, b in itertools.pairwise(points))
     if better == "higher" and not rising:
-        raise ValueError(f"with better: higher, band points must not fall as values rise "
-                         f"(got {points})")
+        raise ValueError(
+            f"with better: higher, band points must not fall as values rise (got {points})"
+        )
     if better == "lower" and not falling:
-        raise ValueError(f"with better: lower, band points must not rise as values rise "
-                         f"(got {points})")
+        raise ValueError(
+            f"with better: lower, band points must not rise as values rise (got {points})"
+        )
 
 
 # -- derived metrics -------------------------------------------------------------------------
@@ -148,8 +155,10 @@ class Change(_Strict):
     @model_validator(mode="after")
     def _one_baseline(self) -> Change:
         if (self.vs is None) == (self.over is None):
-            raise ValueError("change: give either 'vs' (a prior-window metric) or 'over' "
-                             "(a duration to look back in the history)")
+            raise ValueError(
+                "change: give either 'vs' (a prior-window metric) or 'over' "
+                "(a duration to look back in the history)"
+            )
         return self
 
 
@@ -187,8 +196,10 @@ class Window(_Strict):
         if self.agg == "days_since" and self.within is not None:
             raise ValueError("days_since looks back over the whole history; drop 'within'")
         if self.vs_previous and self.agg not in WINDOWED:
-            raise ValueError(f"vs_previous compares two windows; agg {self.agg} has none "
-                             f"(use one of {', '.join(WINDOWED)})")
+            raise ValueError(
+                f"vs_previous compares two windows; agg {self.agg} has none "
+                f"(use one of {', '.join(WINDOWED)})"
+            )
         return self
 
     @property
@@ -204,15 +215,18 @@ class Derived(_Strict):
     days_since: str | None = Field(None, description="a date metric → whole days since it")
     count: Count | None = Field(None, description="how many values were observed in a window")
     difference: tuple[str, str] | None = Field(
-        None, description="[measure, measure]: points of the first minus points of the second")
+        None, description="[measure, measure]: points of the first minus points of the second"
+    )
     window: Window | None = Field(None, description="an aggregate of a daily usage metric")
 
     @model_validator(mode="after")
     def _one_form(self) -> Derived:
         forms = [k for k in DERIVED_FORMS if getattr(self, k) is not None]
         if len(forms) != 1:
-            raise ValueError(f"give exactly one of {', '.join(DERIVED_FORMS)}"
-                             + (f" (got {', '.join(forms)})" if forms else ""))
+            raise ValueError(
+                f"give exactly one of {', '.join(DERIVED_FORMS)}"
+                + (f" (got {', '.join(forms)})" if forms else "")
+            )
         return self
 
     @property
@@ -241,8 +255,10 @@ class Group(_Strict):
     label: str
     weight: float = Field(ge=0)
     aggregate: Literal["mean", "min", "max"] = Field(
-        "mean", description="the group's sub-score: weighted mean of its measures (default), "
-        "the lowest (any poor input makes the group poor) or the highest")
+        "mean",
+        description="the group's sub-score: weighted mean of its measures (default), "
+        "the lowest (any poor input makes the group poor) or the highest",
+    )
 
 
 class Grades(_Strict):
@@ -278,8 +294,10 @@ class Condition(_Strict):
         if not tests:
             raise ValueError("give a test: is, in, below or at_least")
         if self.below is not None and self.at_least is not None and self.at_least >= self.below:
-            raise ValueError(f"at_least ({self.at_least:g}) must be below 'below' "
-                             f"({self.below:g}); nothing could match")
+            raise ValueError(
+                f"at_least ({self.at_least:g}) must be below 'below' "
+                f"({self.below:g}); nothing could match"
+            )
         return self
 
     def describe(self) -> str:
@@ -299,10 +317,10 @@ class Segment(_Strict):
     name: str
     label: str | None = None
     when: list[Condition] = Field(min_length=1)
-    weights: dict[str, float] = Field(default_factory=dict,
-                                      description="measure → weight here (0 turns it off)")
-    group_weights: dict[str, float] = Field(default_factory=dict,
-                                            description="group → weight here")
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="measure → weight here (0 turns it off)"
+    )
+    group_weights: dict[str, float] = Field(default_factory=dict, description="group → weight here")
 
     @model_validator(mode="after")
     def _non_negative(self) -> Segment:
@@ -320,15 +338,18 @@ COVERAGE_TOLERANCE = 1e-9
 
 class Scorecard(_Strict):
     name: str = "default"
-    coverage_floor: float = Field(0.5, ge=0, le=1,
-                                  description="below this share of weight present: insufficient")
+    coverage_floor: float = Field(
+        0.5, ge=0, le=1, description="below this share of weight present: insufficient"
+    )
     grades: Grades = Grades()
     derived: dict[str, Derived] = Field(default_factory=dict)
     groups: dict[str, Group]
     measures: dict[str, Measure]
     segments: list[Segment] = Field(default_factory=list)
-    critical: list[Critical] = Field(default_factory=list, description="conditions that cap "
-                                     "or force the grade whatever the weights say")
+    critical: list[Critical] = Field(
+        default_factory=list,
+        description="conditions that cap or force the grade whatever the weights say",
+    )
 
     @property
     def version(self) -> str:
@@ -337,8 +358,9 @@ class Scorecard(_Strict):
         Fields left at their defaults are not hashed, so a new optional setting in a later
         healthscore does not change the version of a file that does not use it.
         """
-        blob = json.dumps(self.model_dump(mode="json", by_alias=True, exclude_defaults=True),
-                          sort_keys=True)
+        blob = json.dumps(
+            self.model_dump(mode="json", by_alias=True, exclude_defaults=True), sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
@@ -385,8 +407,9 @@ class Scorecard(_Strict):
 Loc = tuple[str | int, ...]
 
 
-def reference_problems(card: Scorecard, known_fields: set[str] | None = None
-                       ) -> list[tuple[Loc, str]]:
+def reference_problems(
+    card: Scorecard, known_fields: set[str] | None = None
+) -> list[tuple[Loc, str]]:
     """Cross-field mistakes, each with the field path it belongs to (for ``file:line``).
 
     ``known_fields`` are the metrics and attributes the configured sources provide; when
@@ -400,16 +423,24 @@ def reference_problems(card: Scorecard, known_fields: set[str] | None = None
 
     def unknown(name: str, loc: Loc, what: str = "metric") -> None:
         if provided is not None and name not in provided:
-            problems.append((loc, f"unknown {what} {name!r}; the configured sources provide: "
-                                  f"{', '.join(sorted(known_fields or ()))}"
-                                  + (f"; derived: {', '.join(card.derived)}"
-                                     if card.derived else "")))
+            problems.append(
+                (
+                    loc,
+                    f"unknown {what} {name!r}; the configured sources provide: "
+                    f"{', '.join(sorted(known_fields or ()))}"
+                    + (f"; derived: {', '.join(card.derived)}" if card.derived else ""),
+                )
+            )
 
     for name, measure in card.measures.items():
         if measure.group not in card.groups:
-            problems.append((("measures", name, "group"),
-                             f"group {measure.group!r} is not under 'groups' "
-                             f"(known: {', '.join(card.groups)})"))
+            problems.append(
+                (
+                    ("measures", name, "group"),
+                    f"group {measure.group!r} is not under 'groups' "
+                    f"(known: {', '.join(card.groups)})",
+                )
+            )
         unknown(measure.metric, ("measures", name, "metric"))
     for name, d in card.derived.items():
         loc: Loc = ("derived", name, d.kind)
@@ -417,28 +448,42 @@ def reference_problems(card: Scorecard, known_fields: set[str] | None = None
             if metric in card.derived and card.derived[metric].window is not None:
                 continue  # windows are computed first, from usage: other derived may read them
             if metric in card.derived:
-                problems.append((loc, f"{metric!r} is itself derived; derive from source "
-                                      "metrics only"))
+                problems.append(
+                    (loc, f"{metric!r} is itself derived; derive from source metrics only")
+                )
             else:
                 unknown(metric, loc)
         if d.difference is not None:
             for ref in d.difference:
                 if ref not in card.measures:
-                    problems.append((loc, f"{ref!r} is not a measure (a difference compares "
-                                          f"two measures' points; known: "
-                                          f"{', '.join(card.measures)})"))
+                    problems.append(
+                        (
+                            loc,
+                            f"{ref!r} is not a measure (a difference compares "
+                            f"two measures' points; known: "
+                            f"{', '.join(card.measures)})",
+                        )
+                    )
                 elif _is_difference(card, card.measures[ref].metric):
                     problems.append((loc, f"measure {ref!r} is itself a difference"))
     problems += _weight_problems(card)
     for k, seg in enumerate(card.segments):
         if seg.name == DEFAULT_SEGMENT:
-            problems.append((("segments", k, "name"), f"{DEFAULT_SEGMENT!r} is reserved for "
-                                                      "accounts no segment matches"))
+            problems.append(
+                (
+                    ("segments", k, "name"),
+                    f"{DEFAULT_SEGMENT!r} is reserved for accounts no segment matches",
+                )
+            )
         for c, cond in enumerate(seg.when):
             if provided is not None and cond.field not in provided:
-                problems.append((("segments", k, "when", c, "field"),
-                                 f"segment rule references a missing field {cond.field!r}; "
-                                 f"known: {', '.join(sorted(provided))}"))
+                problems.append(
+                    (
+                        ("segments", k, "when", c, "field"),
+                        f"segment rule references a missing field {cond.field!r}; "
+                        f"known: {', '.join(sorted(provided))}",
+                    )
+                )
         for m in seg.weights:
             if m not in card.measures:
                 problems.append((("segments", k, "weights", m), f"no measure named {m!r}"))
@@ -452,12 +497,17 @@ def reference_problems(card: Scorecard, known_fields: set[str] | None = None
     critical = [c.name for c in card.critical]
     for k, cond in enumerate(card.critical):
         if cond.name in critical[:k]:
-            problems.append((("critical", k, "name"), f"critical condition {cond.name!r} is "
-                                                      "defined twice"))
+            problems.append(
+                (("critical", k, "name"), f"critical condition {cond.name!r} is defined twice")
+            )
         if _is_difference(card, cond.when.metric):
-            problems.append((("critical", k, "when", "metric"),
-                             f"{cond.when.metric!r} is a difference of measures' points; "
-                             "a critical condition tests a metric"))
+            problems.append(
+                (
+                    ("critical", k, "when", "metric"),
+                    f"{cond.when.metric!r} is a difference of measures' points; "
+                    "a critical condition tests a metric",
+                )
+            )
         else:
             unknown(cond.when.metric, ("critical", k, "when", "metric"))
     return problems
@@ -473,13 +523,24 @@ def _weight_problems(card: Scorecard) -> list[tuple[Loc, str]]:
     for segment in card.segment_names:
         measures, groups = card.weights_for(segment)
         where = "" if segment == DEFAULT_SEGMENT else f" in segment {segment!r}"
-        loc: Loc = ("groups",) if segment == DEFAULT_SEGMENT else (
-            "segments", card.segment_names.index(segment))
-        live_groups = [g for g, w in groups.items() if w > 0 and sum(
-            measures[n] for n, m in card.measures.items() if m.group == g) > 0]
+        loc: Loc = (
+            ("groups",)
+            if segment == DEFAULT_SEGMENT
+            else ("segments", card.segment_names.index(segment))
+        )
+        live_groups = [
+            g
+            for g, w in groups.items()
+            if w > 0 and sum(measures[n] for n, m in card.measures.items() if m.group == g) > 0
+        ]
         if not live_groups:
-            problems.append((loc, f"weights sum to 0{where}: give at least one group and "
-                                  "one of its measures a weight"))
+            problems.append(
+                (
+                    loc,
+                    f"weights sum to 0{where}: give at least one group and "
+                    "one of its measures a weight",
+                )
+            )
     return problems
 
 
@@ -490,8 +551,10 @@ def describe_measure(measure: Measure) -> str:
         scale = "log " if measure.linear.log else ""
         return f"{scale}linear {measure.linear.start:g}→{measure.linear.end:g}, {arrow}"
     if measure.bands is not None:
-        parts = [f"<{b.below:g}: {b.points:g}" if b.below is not None else f"else {b.points:g}"
-                 for b in measure.bands]
+        parts = [
+            f"<{b.below:g}: {b.points:g}" if b.below is not None else f"else {b.points:g}"
+            for b in measure.bands
+        ]
         return "bands " + ", ".join(parts)
     if measure.boolean is not None:
         return f"yes {measure.boolean.if_true:g} / no {measure.boolean.if_false:g}"

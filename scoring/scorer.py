@@ -87,16 +87,18 @@ def _with_derived(card: Scorecard, table: SignalTable, as_of: datetime) -> Signa
         if spec.window is not None:
             columns[name], observed[name] = derive(spec, table, as_of)
     if card.usage_windows():
-        table = SignalTable(table.account_ids, dict(columns), dict(observed), table.labels,
-                            table.history)
+        table = SignalTable(
+            table.account_ids, dict(columns), dict(observed), table.labels, table.history
+        )
     for name, spec in card.derived.items():
         if spec.difference is None and spec.window is None:
             columns[name], observed[name] = derive(spec, table, as_of)
     return SignalTable(table.account_ids, columns, observed, table.labels, table.history)
 
 
-def _raw_values(measure: Measure, table: SignalTable, as_of: datetime
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _raw_values(
+    measure: Measure, table: SignalTable, as_of: datetime
+) -> tuple[np.ndarray, np.ndarray]:
     """(raw values, stale mask) of a measure whose metric is a column or a label."""
     if measure.categories is not None:
         label = table.label(measure.metric)
@@ -114,9 +116,13 @@ def _raw_values(measure: Measure, table: SignalTable, as_of: datetime
     return raw, stale
 
 
-def _measure_points(card: Scorecard, table: SignalTable, as_of: datetime, segment: np.ndarray,
-                    reference: PercentileReference | None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, PercentileReference]:
+def _measure_points(
+    card: Scorecard,
+    table: SignalTable,
+    as_of: datetime,
+    segment: np.ndarray,
+    reference: PercentileReference | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, PercentileReference]:
     """raw, stale, points: accounts × measures, column-major (each measure contiguous)."""
     names = list(card.measures)
     n, m = len(table), len(names)
@@ -208,10 +214,13 @@ def _coverage_terms(card: Scorecard, segment: str) -> tuple[list[float], list[fl
     nominal weight — one term per group instead of one per measure.
     """
     weights, group_weights = card.weights_for(segment)
-    group_sum = [sum(weights[n] for n, m in card.measures.items() if m.group == g)
-                 for g in card.groups]
-    live = [group_weights[g] if total > 0 else 0.0
-            for g, total in zip(card.groups, group_sum, strict=True)]
+    group_sum = [
+        sum(weights[n] for n, m in card.measures.items() if m.group == g) for g in card.groups
+    ]
+    live = [
+        group_weights[g] if total > 0 else 0.0
+        for g, total in zip(card.groups, group_sum, strict=True)
+    ]
     share = [w / sum(live) if sum(live) > 0 else 0.0 for w in live]
     return group_sum, share
 
@@ -233,8 +242,9 @@ def _combine(card: Scorecard, points: np.ndarray, w: _Weights) -> _Combined:
         group_sum[k] += pw
         group_points[k] += np.where(present, column, 0.0) * pw
     modes = [g.aggregate for g in card.groups.values()]
-    chosen = {k: _extreme(points, w, group_of, k, modes[k])
-              for k in range(n_groups) if modes[k] != "mean"}
+    chosen = {
+        k: _extreme(points, w, group_of, k, modes[k]) for k in range(n_groups) if modes[k] != "mean"
+    }
     total = np.zeros(n)
     weighted = np.zeros(n)
     coverage = np.zeros(n)
@@ -277,8 +287,9 @@ def _combine(card: Scorecard, points: np.ndarray, w: _Weights) -> _Combined:
     return _Combined(overall, coverage, effective, lost, group_scores)
 
 
-def _extreme(points: np.ndarray, w: _Weights, group_of: list[int], k: int, mode: str
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _extreme(
+    points: np.ndarray, w: _Weights, group_of: list[int], k: int, mode: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(measure index, points) of each account's lowest (``min``) or highest (``max``)
     present, weighted measure in group ``k``; ties go to the earlier measure, index −1 and
     NaN points when the group is empty."""
@@ -297,8 +308,9 @@ def _extreme(points: np.ndarray, w: _Weights, group_of: list[int], k: int, mode:
     return pick, best
 
 
-def percentile_in(values: np.ndarray, reference: np.ndarray | None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def percentile_in(
+    values: np.ndarray, reference: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(sorted reference, mid-rank percentile of each value); the batch is its own reference
     unless one is given (ranking one account against a batch)."""
     if reference is not None:
@@ -328,18 +340,23 @@ def top_reasons(lost: np.ndarray, k: int = TOP_REASONS) -> np.ndarray:
     if k == 0 or n == 0:
         return out
     for start in range(0, n, TOP_CHUNK):  # chunks bound the working copy's memory
-        work = np.array(lost[start:start + TOP_CHUNK], order="C")  # rows contiguous
+        work = np.array(lost[start : start + TOP_CHUNK], order="C")  # rows contiguous
         rows = np.arange(len(work))
         for r in range(k):
             best = work.argmax(axis=1)
-            out[start:start + len(work), r] = best
+            out[start : start + len(work), r] = best
             work[rows, best] = -np.inf
     return out
 
 
-def score(card: Scorecard, table: SignalTable, as_of: datetime, *,
-          previous_grades: np.ndarray | None = None,
-          reference: PercentileReference | None = None) -> ScoreBatch:
+def score(
+    card: Scorecard,
+    table: SignalTable,
+    as_of: datetime,
+    *,
+    previous_grades: np.ndarray | None = None,
+    reference: PercentileReference | None = None,
+) -> ScoreBatch:
     """Score every account of ``table`` as of ``as_of``.
 
     ``previous_grades`` (aligned with the table, None for none) enables hysteresis;
@@ -358,8 +375,10 @@ def score(card: Scorecard, table: SignalTable, as_of: datetime, *,
     uncapped = overall
     critical = evaluate_critical(card.critical, table)
     if card.critical:
-        limits = np.array([cap_limit(c.cap, card.grades.red, card.grades.yellow)
-                           for c in card.critical] + [np.inf])
+        limits = np.array(
+            [cap_limit(c.cap, card.grades.red, card.grades.yellow) for c in card.critical]
+            + [np.inf]
+        )
         overall = np.minimum(overall, limits[critical])  # index −1 picks the +inf
     grade = assign_grades(card.grades, overall, previous_grades)
     for k, cond in enumerate(card.critical):
@@ -369,10 +388,22 @@ def score(card: Scorecard, table: SignalTable, as_of: datetime, *,
         if cond.grade is not None:  # a forced grade needs no score
             grade[rows & (grade == "insufficient_data")] = cond.cap
     return ScoreBatch(
-        card=card, table=table, account_ids=list(table.account_ids),
-        measure_names=list(card.measures), segment=segment, raw=raw, stale=stale,
-        points=points, weight=combined.weight, lost=lost,
+        card=card,
+        table=table,
+        account_ids=list(table.account_ids),
+        measure_names=list(card.measures),
+        segment=segment,
+        raw=raw,
+        stale=stale,
+        points=points,
+        weight=combined.weight,
+        lost=lost,
         groups=dict(zip(card.groups, combined.groups, strict=True)),
-        score=overall, coverage=combined.coverage, grade=grade, top=top_reasons(lost),
-        reference=refs, critical=critical, uncapped=uncapped,
+        score=overall,
+        coverage=combined.coverage,
+        grade=grade,
+        top=top_reasons(lost),
+        reference=refs,
+        critical=critical,
+        uncapped=uncapped,
     )

@@ -33,8 +33,11 @@ class LabelColumn:
     @classmethod
     def from_list(cls, items: Sequence[str | None]) -> LabelColumn:
         values: dict[str, int] = {}
-        codes = np.fromiter((-1 if v is None else values.setdefault(v, len(values))
-                             for v in items), dtype=np.int32, count=len(items))
+        codes = np.fromiter(
+            (-1 if v is None else values.setdefault(v, len(values)) for v in items),
+            dtype=np.int32,
+            count=len(items),
+        )
         return cls(codes, tuple(values))
 
     def matches(self, wanted: Iterable[str]) -> np.ndarray:
@@ -154,8 +157,7 @@ class SignalTable:
                         column = texts[name] = [None] * n
                     column[i] = str(value)
         labels = {name: LabelColumn.from_list(items) for name, items in texts.items()}
-        return cls(account_ids=list(account_ids), columns=columns, observed=observed,
-                   labels=labels)
+        return cls(account_ids=list(account_ids), columns=columns, observed=observed, labels=labels)
 
     def with_history(
         self,

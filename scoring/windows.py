@@ -88,8 +88,13 @@ class MetricDays:
 class UsageHistory:
     """Daily usage of some metrics for a fixed list of accounts, from ``start`` for ``days``."""
 
-    def __init__(self, account_ids: Sequence[str], start: date, days: int,
-                 metrics: Mapping[str, MetricDays] | None = None) -> None:
+    def __init__(
+        self,
+        account_ids: Sequence[str],
+        start: date,
+        days: int,
+        metrics: Mapping[str, MetricDays] | None = None,
+    ) -> None:
         self.account_ids = list(account_ids)
         self.start = start
         self.days = days
@@ -108,13 +113,20 @@ class UsageHistory:
 
     # -- building -----------------------------------------------------------------------------
     @classmethod
-    def empty(cls, account_ids: Sequence[str], start: date, end: date,
-              metrics: Iterable[str]) -> UsageHistory:
+    def empty(
+        cls, account_ids: Sequence[str], start: date, end: date, metrics: Iterable[str]
+    ) -> UsageHistory:
         days = max(0, (end - start).days + 1)
         n = len(account_ids)
-        return cls(account_ids, start, days, {
-            m: MetricDays(np.zeros((n, days), np.float32), np.zeros((n, days), bool))
-            for m in metrics})
+        return cls(
+            account_ids,
+            start,
+            days,
+            {
+                m: MetricDays(np.zeros((n, days), np.float32), np.zeros((n, days), bool))
+                for m in metrics
+            },
+        )
 
     def put(self, metric: str, rows: np.ndarray, days: np.ndarray, values: np.ndarray) -> None:
         """Set values: ``rows`` (account indices), ``days`` (day indices from ``start``).
@@ -126,13 +138,24 @@ class UsageHistory:
         m.values[rows[keep], days[keep]] = values[keep]
         m.present[rows[keep], days[keep]] = True
 
-    def know(self, metric: str, rows: np.ndarray, first: np.ndarray, active: np.ndarray,
-             last_day: np.ndarray, last_value: np.ndarray) -> None:
+    def know(
+        self,
+        metric: str,
+        rows: np.ndarray,
+        first: np.ndarray,
+        active: np.ndarray,
+        last_day: np.ndarray,
+        last_value: np.ndarray,
+    ) -> None:
         """Whole-history facts of some accounts (day indices from ``start``, may be < 0),
         for when only recent days are held. Call ``seal`` when done."""
         n = len(self)
-        known = Known(np.full(n, NONE, np.int64), np.full(n, -NONE, np.int64),
-                      np.full(n, -NONE, np.int64), np.full(n, np.nan))
+        known = Known(
+            np.full(n, NONE, np.int64),
+            np.full(n, -NONE, np.int64),
+            np.full(n, -NONE, np.int64),
+            np.full(n, np.nan),
+        )
         known.first[rows], known.active[rows] = first, active
         known.last_day[rows], known.last_value[rows] = last_day, last_value
         self.metrics[metric].known = known
@@ -145,9 +168,14 @@ class UsageHistory:
         return self
 
     @classmethod
-    def from_rows(cls, account_ids: Sequence[str],
-                  rows: Iterable[tuple[str, str, date, float | None]], *,
-                  start: date | None = None, end: date | None = None) -> UsageHistory:
+    def from_rows(
+        cls,
+        account_ids: Sequence[str],
+        rows: Iterable[tuple[str, str, date, float | None]],
+        *,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> UsageHistory:
         """From plain (account_id, metric, day, value) rows (tests, small loads)."""
         rows = [r for r in rows if r[3] is not None]
         first = start or min((r[2] for r in rows), default=date(1970, 1, 1))
@@ -155,17 +183,20 @@ class UsageHistory:
         history = cls.empty(account_ids, first, last, {r[1] for r in rows})
         index = {a: i for i, a in enumerate(account_ids)}
         for metric in history.metrics:
-            picked = [(index[a], (d - first).days, v) for a, m, d, v in rows
-                      if m == metric and a in index]
+            picked = [
+                (index[a], (d - first).days, v) for a, m, d, v in rows if m == metric and a in index
+            ]
             if picked:
                 arr = np.array(picked, dtype=float)
-                history.put(metric, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64),
-                            arr[:, 2])
+                history.put(
+                    metric, arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2]
+                )
         return history.seal()
 
     @classmethod
-    def from_arrays(cls, account_ids: Sequence[str], start: date,
-                    arrays: Mapping[str, np.ndarray]) -> UsageHistory:
+    def from_arrays(
+        cls, account_ids: Sequence[str], start: date, arrays: Mapping[str, np.ndarray]
+    ) -> UsageHistory:
         """From dense accounts × days arrays, NaN where nothing was reported."""
         days = next(iter(arrays.values())).shape[1] if arrays else 0
         metrics = {}
@@ -213,11 +244,11 @@ class UsageHistory:
             if agg == "mean":
                 out /= days
         elif agg == "max":
-            out = m.values[:, lo:hi + 1].max(axis=1).astype(np.float64)
+            out = m.values[:, lo : hi + 1].max(axis=1).astype(np.float64)
             if hi - lo + 1 < days:  # days outside the held range count as 0 too
                 out = np.maximum(out, 0.0)
         else:  # active_days
-            out = np.count_nonzero(m.values[:, lo:hi + 1] > 0, axis=1).astype(np.float64)
+            out = np.count_nonzero(m.values[:, lo : hi + 1] > 0, axis=1).astype(np.float64)
         out[m.first > t] = np.nan  # nothing reported by T: unknown, not zero
         return out
 
@@ -226,7 +257,7 @@ class UsageHistory:
         out = np.full(len(self), np.nan)
         has = np.zeros(len(self), dtype=bool)
         if hi >= lo:
-            backwards = m.present[:, lo:hi + 1][:, ::-1]
+            backwards = m.present[:, lo : hi + 1][:, ::-1]
             has = backwards.any(axis=1)
             day = hi - backwards.argmax(axis=1)
             rows = np.flatnonzero(has)
@@ -243,7 +274,7 @@ class UsageHistory:
         hi = min(t, self.days - 1)
         active = np.zeros(len(self), dtype=bool)
         if hi >= 0:
-            backwards = (m.values[:, :hi + 1] > 0)[:, ::-1]
+            backwards = (m.values[:, : hi + 1] > 0)[:, ::-1]
             active = backwards.any(axis=1)
             out[active] = t - (hi - backwards.argmax(axis=1)[active])
         if m.known is not None:  # active before the held days only
@@ -255,9 +286,12 @@ class UsageHistory:
         return out
 
 
-def window_columns(windows: Mapping[str, Window], usage: UsageHistory | None,
-                   as_of: datetime | date, rows: np.ndarray | None = None
-                   ) -> dict[str, np.ndarray]:
+def window_columns(
+    windows: Mapping[str, Window],
+    usage: UsageHistory | None,
+    as_of: datetime | date,
+    rows: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """``SignalTable.history`` entries of every window (``rows``: a subset of accounts)."""
     out: dict[str, np.ndarray] = {}
     for window in windows.values():

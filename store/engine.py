@@ -40,8 +40,9 @@ def make_engine(url: str) -> Engine:
     # JSON columns through orjson: a sync decodes every kept record's fields (4x faster)
     json_options = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30},
-                               **json_options)
+        engine = create_engine(
+            parsed, connect_args={"check_same_thread": False, "timeout": 30}, **json_options
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(parsed, pool_pre_ping=True, **json_options)
@@ -70,19 +71,22 @@ def migrate(engine: Engine) -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
             Base.metadata.create_all(conn, checkfirst=True)
             with Session(bind=conn) as session:
-                known = session.scalar(select(SchemaVersion.version).order_by(
-                    SchemaVersion.version.desc()))
+                known = session.scalar(
+                    select(SchemaVersion.version).order_by(SchemaVersion.version.desc())
+                )
                 if known is None or known < SCHEMA_VERSION:
                     session.add(SchemaVersion(version=SCHEMA_VERSION))
                     session.flush()
                 elif known > SCHEMA_VERSION:
                     raise ConfigError(
                         f"DATABASE_URL: the database has schema version {known}, newer than this "
-                        f"healthscore ({SCHEMA_VERSION}); upgrade healthscore")
+                        f"healthscore ({SCHEMA_VERSION}); upgrade healthscore"
+                    )
     except OperationalError as exc:
         raise ConfigError(
             f"DATABASE_URL: cannot reach the database ({exc.orig.__class__.__name__}: "
-            f"{str(exc.orig).strip().splitlines()[0]})") from None
+            f"{str(exc.orig).strip().splitlines()[0]})"
+        ) from None
 
 
 def upsert(
@@ -102,28 +106,40 @@ def upsert(
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise ConfigError(
-            f"DATABASE_URL: unsupported database {dialect!r} (use SQLite or PostgreSQL)")
+            f"DATABASE_URL: unsupported database {dialect!r} (use SQLite or PostgreSQL)"
+        )
     keys, update = list(keys), list(update or ())
     # one statement executed with many parameter sets: compiled once (and cached), where a
     # multi-row VALUES clause would be compiled again for every batch, bind by bind
     stmt = insert(table)
     if update:
         stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+            index_elements=keys, set_={c: stmt.excluded[c] for c in update}
+        )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    execute_many(session, stmt, rows, columns=columns,
-                 plan_key=(table.name, "upsert", tuple(keys), tuple(update)))
+    execute_many(
+        session,
+        stmt,
+        rows,
+        columns=columns,
+        plan_key=(table.name, "upsert", tuple(keys), tuple(update)),
+    )
 
 
-def insert_many(session: Session, table: Table,
-                rows: Sequence[dict[str, Any]] | Sequence[Sequence[Any]], *,
-                columns: Sequence[str] | None = None) -> None:
+def insert_many(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]] | Sequence[Sequence[Any]],
+    *,
+    columns: Sequence[str] | None = None,
+) -> None:
     """Insert ``rows`` (all with the same columns; dicts, or with ``columns`` tuples of those
     columns' values) into ``table``."""
     if rows:
-        execute_many(session, table.insert(), rows, columns=columns,
-                     plan_key=(table.name, "insert"))
+        execute_many(
+            session, table.insert(), rows, columns=columns, plan_key=(table.name, "insert")
+        )
 
 
 # -- executemany without SQLAlchemy's per-row work -------------------------------------------
@@ -141,9 +157,14 @@ _plans_lock = threading.Lock()
 _MISSING: Any = object()
 
 
-def execute_many(session: Session, stmt: Executable,
-                 rows: Sequence[dict[str, Any]] | Sequence[Sequence[Any]], *,
-                 plan_key: tuple[Any, ...], columns: Sequence[str] | None = None) -> None:
+def execute_many(
+    session: Session,
+    stmt: Executable,
+    rows: Sequence[dict[str, Any]] | Sequence[Sequence[Any]],
+    *,
+    plan_key: tuple[Any, ...],
+    columns: Sequence[str] | None = None,
+) -> None:
     """``session.execute(stmt, rows)``, in batches of 2,000 — but the statement is compiled
     once per process and each value is converted by one function per column, then the
     driver's ``executemany`` runs: SQLAlchemy's own per-row parameter handling costs more
@@ -165,7 +186,7 @@ def execute_many(session: Session, stmt: Executable,
         with _plans_lock:
             _plans[key] = plan
     for start in range(0, len(rows), 2000):
-        batch = rows[start:start + 2000]
+        batch = rows[start : start + 2000]
         if positions and (plan is None or not plan.positional):
             batch = [dict(zip(names_given, row, strict=True)) for row in batch]
         if plan is None:
@@ -191,9 +212,9 @@ def execute_many(session: Session, stmt: Executable,
         conn.exec_driver_sql(plan.sql, params)  # type: ignore[arg-type]
 
 
-
-def _compile_plan(stmt: Executable, columns: tuple[str, ...], dialect: Any,
-                  positions: bool = False) -> _Plan | None:
+def _compile_plan(
+    stmt: Executable, columns: tuple[str, ...], dialect: Any, positions: bool = False
+) -> _Plan | None:
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns))  # type: ignore[attr-defined]
     names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
     if set(names) != set(columns) or len(names) != len(columns):
@@ -205,8 +226,9 @@ def _compile_plan(stmt: Executable, columns: tuple[str, ...], dialect: Any,
         if convert is not None:
             converters.append((position, convert))
     keys: tuple[Any, ...] = tuple(columns.index(n) for n in names) if positions else names
-    return _Plan(str(compiled), names, bool(compiled.positional), tuple(converters),
-                 _values_of(keys))
+    return _Plan(
+        str(compiled), names, bool(compiled.positional), tuple(converters), _values_of(keys)
+    )
 
 
 def _values_of(keys: tuple[Any, ...]) -> Callable[[Any], tuple[Any, ...]]:

@@ -57,8 +57,9 @@ _COPY_TRAILER = b"\xff\xff"
 _NULL_FIELD = b"\xff\xff\xff\xff"  # field length -1
 _PG_EPOCH_DAYS = 10_957  # 2000-01-01 (PostgreSQL's date 0) in days since 1970-01-01
 # per row: field count, then day and value with their lengths; the text fields follow
-_FIXED = np.dtype([("fields", ">i2"), ("day_len", ">i4"), ("day", ">i4"),
-                   ("value_len", ">i4"), ("value", ">f8")])
+_FIXED = np.dtype(
+    [("fields", ">i2"), ("day_len", ">i4"), ("day", ">i4"), ("value_len", ">i4"), ("value", ">f8")]
+)
 _EMPTY = pa.scalar(b"", pa.binary())  # binary_join_element_wise's separator: none
 _ENCODE_ROWS = 1 << 16  # rows encoded at a time: bounds the bytes held beside the chunk
 
@@ -108,7 +109,8 @@ class UsageWriter:
             self.conn.exec_driver_sql(
                 f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (day date, "
                 "value double precision, account_id text, metric text, source text) "
-                "ON COMMIT DELETE ROWS")
+                "ON COMMIT DELETE ROWS"
+            )
             # a chunk is re-loadable: losing the last commits in a crash loses nothing
             self.conn.exec_driver_sql("SET synchronous_commit TO OFF")
             self.wal_compression = self._compress_wal()
@@ -165,9 +167,14 @@ class UsageWriter:
     # -- SQLite --------------------------------------------------------------------------------
     def _sqlite_write(self, table: pa.Table) -> int:
         days = table.column("day").cast(pa.string()).to_pylist()
-        rows = zip(table.column("account_id").to_pylist(), table.column("metric").to_pylist(),
-                   days, table.column("value").to_pylist(), [self.source] * table.num_rows,
-                   strict=True)
+        rows = zip(
+            table.column("account_id").to_pylist(),
+            table.column("metric").to_pylist(),
+            days,
+            table.column("value").to_pylist(),
+            [self.source] * table.num_rows,
+            strict=True,
+        )
         raw = self.conn.connection.driver_connection
         assert raw is not None
         before = raw.total_changes
@@ -185,18 +192,17 @@ class _Payload:
 
     def __iter__(self) -> Iterator[pa.Buffer]:
         yield from self.encoded
-        for start in range(len(self.encoded) * _ENCODE_ROWS, self.table.num_rows,
-                           _ENCODE_ROWS):
-            self.encoded.append(_binary_rows(self.table.slice(start, _ENCODE_ROWS),
-                                             self.source))
+        for start in range(len(self.encoded) * _ENCODE_ROWS, self.table.num_rows, _ENCODE_ROWS):
+            self.encoded.append(_binary_rows(self.table.slice(start, _ENCODE_ROWS), self.source))
             yield self.encoded[-1]
 
 
 def _copy(cur: Cursor[Any], target: str, payload: _Payload) -> None:
     """COPY the binary ``payload`` into ``target``."""
     # the queued writer sends from its own thread: the next piece is encoded meanwhile
-    with cur.copy(f"COPY {target} ({_COLUMNS}) FROM STDIN (FORMAT binary)",
-                  writer=QueuedLibpqWriter(cur)) as copy:
+    with cur.copy(
+        f"COPY {target} ({_COLUMNS}) FROM STDIN (FORMAT binary)", writer=QueuedLibpqWriter(cur)
+    ) as copy:
         copy.write(_COPY_HEADER)
         for rows in payload:
             copy.write(rows)
@@ -241,15 +247,20 @@ def _binary_rows(table: pa.Table, source: str) -> pa.Buffer:
     head = _binary_array(fixed.view(np.uint8), _FIXED.itemsize, n)
     if days.null_count or values.null_count:  # a NULL is a field of length -1, no bytes
         head = pc.binary_join_element_wise(
-            pa.scalar(b"\x00\x05", pa.binary()), _fixed_field(fixed["day"], days),
-            _fixed_field(fixed["value"], values), _EMPTY)
+            pa.scalar(b"\x00\x05", pa.binary()),
+            _fixed_field(fixed["day"], days),
+            _fixed_field(fixed["value"], values),
+            _EMPTY,
+        )
     encoded = source.encode()
     rows = pc.binary_join_element_wise(
-        head, _text_field(table.column("account_id")), _text_field(table.column("metric")),
+        head,
+        _text_field(table.column("account_id")),
+        _text_field(table.column("metric")),
         pa.scalar(len(encoded).to_bytes(4, "big") + encoded, pa.binary()),
-        _EMPTY)  # the separator
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=n + 1,
-                            offset=4 * rows.offset)
+        _EMPTY,
+    )  # the separator
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * rows.offset)
     return rows.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 
 
@@ -268,15 +279,17 @@ def _text_field(col: pa.ChunkedArray) -> pa.Array:
     data = col.combine_chunks().cast(pa.binary())
     lengths = pc.binary_length(data).fill_null(-1).to_numpy().astype(">i4")
     field = pc.binary_join_element_wise(
-        _binary_array(lengths.view(np.uint8), 4, len(data)), data, _EMPTY)
+        _binary_array(lengths.view(np.uint8), 4, len(data)), data, _EMPTY
+    )
     return field.fill_null(_NULL_FIELD) if data.null_count else field
 
 
 def _binary_array(data: np.ndarray, width: int, n: int) -> pa.Array:
     """``n`` binary values of ``width`` bytes each, cut from the contiguous bytes ``data``."""
     offsets = np.arange(0, width * n + 1, width, dtype=np.int32)
-    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets),
-                                                  pa.py_buffer(np.ascontiguousarray(data))])
+    return pa.Array.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))]
+    )
 
 
 @contextmanager
@@ -300,5 +313,8 @@ def usage_count(conn: Connection, source: str | None = None) -> int:
     """Rows held in usage_daily (of one source)."""
     if source is None:
         return int(conn.execute(text("SELECT count(*) FROM usage_daily")).scalar_one())
-    return int(conn.execute(text("SELECT count(*) FROM usage_daily WHERE source = :s"),
-                            {"s": source}).scalar_one())
+    return int(
+        conn.execute(
+            text("SELECT count(*) FROM usage_daily WHERE source = :s"), {"s": source}
+        ).scalar_one()
+    )

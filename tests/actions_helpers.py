@@ -23,21 +23,35 @@ from store import Store
 from tests.conftest import FAST_RETRY, fast_config, sandbox_settings
 
 NOW = datetime.now(UTC)
-TASK = {"task": {"subject": "Health: {name} is {grade}", "description": "{why}\n{reasons}",
-                 "due_in": "2d", "priority": "High"}}
+TASK = {
+    "task": {
+        "subject": "Health: {name} is {grade}",
+        "description": "{why}\n{reasons}",
+        "due_in": "2d",
+        "priority": "High",
+    }
+}
 EMAIL = {"email": {"template": "d-red-checkin", "roles": ["Admin", "Champion"]}}
 
 
-def config_with(*rules: dict[str, Any], related: tuple[str, ...] = ("Contact",),
-                email: dict[str, Any] | None = None, enter_red: bool = True) -> Config:
+def config_with(
+    *rules: dict[str, Any],
+    related: tuple[str, ...] = ("Contact",),
+    email: dict[str, Any] | None = None,
+    enter_red: bool = True,
+) -> Config:
     config = fast_config()
     salesforce = config.sources.salesforce.model_copy(update={"related": list(related)})
     settings = ActionSettings(email=EmailSettings.model_validate(email or {}))
     alerts = config.alerts.model_copy(update={"enter_red": enter_red})
-    return config.model_copy(update={
-        "sources": config.sources.model_copy(update={"salesforce": salesforce}),
-        "rules": [Rule.model_validate(r) for r in rules], "actions": settings,
-        "alerts": alerts})
+    return config.model_copy(
+        update={
+            "sources": config.sources.model_copy(update={"salesforce": salesforce}),
+            "rules": [Rule.model_validate(r) for r in rules],
+            "actions": settings,
+            "alerts": alerts,
+        }
+    )
 
 
 @dataclass
@@ -50,30 +64,39 @@ class World:
     store: Store
 
     def pipeline(self, config: Config, **kwargs: Any) -> Pipeline:
-        return Pipeline(config, self.settings, self.store,
-                        salesforce=SalesforceClient(self.settings, retry=FAST_RETRY), **kwargs)
+        return Pipeline(
+            config,
+            self.settings,
+            self.store,
+            salesforce=SalesforceClient(self.settings, retry=FAST_RETRY),
+            **kwargs,
+        )
 
     def all_requests(self) -> int:
-        return sum(len(e.requests()) for e in (self.sf, self.slack, self.sendgrid,
-                                               self.mandrill))
+        return sum(len(e.requests()) for e in (self.sf, self.slack, self.sendgrid, self.mandrill))
 
 
 @pytest.fixture
-def world(sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-          tmp_path: Path) -> Iterator[World]:
+def world(sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, tmp_path: Path) -> Iterator[World]:
     with SendGridEmulator() as sendgrid, MandrillEmulator() as mandrill:
         settings = sandbox_settings(
-            sf_emu, slack_emu, f"sqlite:///{tmp_path / 'hs.db'}",
-            sendgrid_api_key=sendgrid.api_key, sendgrid_base_url=sendgrid.base_url,
-            mandrill_api_key=mandrill.api_key, mandrill_base_url=mandrill.base_url)
+            sf_emu,
+            slack_emu,
+            f"sqlite:///{tmp_path / 'hs.db'}",
+            sendgrid_api_key=sendgrid.api_key,
+            sendgrid_base_url=sendgrid.base_url,
+            mandrill_api_key=mandrill.api_key,
+            mandrill_base_url=mandrill.base_url,
+        )
         store = Store(settings.database_url)
         yield World(sf_emu, slack_emu, sendgrid, mandrill, settings, store)
         store.close()
 
 
 def task_upserts(sf: SalesforceEmulator) -> list[Any]:
-    return [r for r in sf.requests("PATCH", r"/sobjects/Task/Healthscore_Key__c/")
-            if r.status < 300]
+    return [
+        r for r in sf.requests("PATCH", r"/sobjects/Task/Healthscore_Key__c/") if r.status < 300
+    ]
 
 
 MakePipeline = Callable[..., Pipeline]

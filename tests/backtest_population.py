@@ -86,11 +86,11 @@ class Population:
         """What was known about every account at the start of ``day``."""
         rng = np.random.default_rng(self.seed * 100_003 + day.toordinal())
         n = len(self.ids)
-        days_left = np.array([(c - day).days if c is not None else 10_000
-                              for c in self.churn.values()], dtype=float)
+        days_left = np.array(
+            [(c - day).days if c is not None else 10_000 for c in self.churn.values()], dtype=float
+        )
         slide = np.clip(1 - days_left / 90, 0, 1)  # usage slides over the last 90 days
-        active = np.clip(0.75 - 0.12 * self.risk - 0.45 * slide
-                         + rng.normal(0, 0.08, n), 0.01, 1)
+        active = np.clip(0.75 - 0.12 * self.risk - 0.45 * slide + rng.normal(0, 0.08, n), 0.01, 1)
         logins = np.exp(np.log(120) - 0.35 * self.risk - 1.5 * slide + rng.normal(0, 0.3, n))
         urgent = rng.poisson(np.clip(0.4 + 0.5 * self.risk + 1.5 * slide, 0.05, None))
         sponsor = (rng.random(n) < 1 / (1 + np.exp(self.risk))).astype(float)
@@ -98,9 +98,13 @@ class Population:
         missing = rng.random(n) < 0.05
         logins[missing] = np.nan
         stamp = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-        columns = {"active_share": active, "logins_30d": logins,
-                   "urgent_cases": urgent.astype(float), "exec_sponsor": sponsor,
-                   "noise": noise}
+        columns = {
+            "active_share": active,
+            "logins_30d": logins,
+            "urgent_cases": urgent.astype(float),
+            "exec_sponsor": sponsor,
+            "noise": noise,
+        }
         return SignalTable(self.ids, columns, {k: np.full(n, stamp) for k in columns})
 
     def scorer(self, card: Scorecard):
@@ -110,17 +114,25 @@ class Population:
                 batch = score(card, self.table(when.date()), when, previous_grades=previous)
                 previous = batch.grade
                 yield when, batch
+
         return run
 
 
-def population(n: int = 1500, *, seed: int = 7, start: date = date(2026, 1, 5),
-               days: int = 300, churn_rate: float = 0.3) -> Population:
+def population(
+    n: int = 1500,
+    *,
+    seed: int = 7,
+    start: date = date(2026, 1, 5),
+    days: int = 300,
+    churn_rate: float = 0.3,
+) -> Population:
     rng = np.random.default_rng(seed)
     risk = rng.normal(0, 1, n)
     p = 1 / (1 + np.exp(-(np.log(churn_rate / (1 - churn_rate)) + 1.3 * risk)))
     churns = rng.random(n) < p
     when = rng.integers(30, days, n)
     ids = [f"acc{i:05d}" for i in range(n)]
-    churn = {a: (start + timedelta(days=int(when[i])) if churns[i] else None)
-             for i, a in enumerate(ids)}
+    churn = {
+        a: (start + timedelta(days=int(when[i])) if churns[i] else None) for i, a in enumerate(ids)
+    }
     return Population(ids, start, churn, risk, seed)

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator
 
 PG_URL = os.environ.get("HEALTHSCORE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-FAST_RETRY = RetryPolicy(attempts=5, base=0.01, max_wait=0.05, sleep=lambda s: time.sleep(
-    min(s, 0.05)))
+FAST_RETRY = RetryPolicy(
+    attempts=5, base=0.01, max_wait=0.05, sleep=lambda s: time.sleep(min(s, 0.05))
+)
 
 
 def _free_port() -> int:
@@ -44,11 +45,14 @@ def redis_url() -> Iterator[str]:
         return
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.fail("Redis is needed: set REDIS_URL or install redis-server "
-                    "(apt-get install redis-server)")
+        pytest.fail(
+            "Redis is needed: set REDIS_URL or install redis-server (apt-get install redis-server)"
+        )
     port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     while True:
@@ -113,8 +117,9 @@ def slack_emu() -> Iterator[SlackEmulator]:
         yield emu
 
 
-def sandbox_settings(sf: SalesforceEmulator, slack: SlackEmulator, db: str,
-                     **extra: object) -> Settings:
+def sandbox_settings(
+    sf: SalesforceEmulator, slack: SlackEmulator, db: str, **extra: object
+) -> Settings:
     return Settings(
         database_url=db,
         salesforce_instance_url=sf.base_url,
@@ -155,16 +160,33 @@ def make_pipeline(settings: Settings) -> Iterator[Callable[..., Pipeline]]:
     s.close()
 
 
-ENV_VARS = ("HEALTHSCORE_CONFIG", "DATABASE_URL", "REDIS_URL", "SALESFORCE_INSTANCE_URL",
-            "SALESFORCE_TOKEN_URL", "SALESFORCE_AUTH_FLOW", "SALESFORCE_CLIENT_ID",
-            "SALESFORCE_CLIENT_SECRET", "SALESFORCE_USERNAME", "SALESFORCE_PRIVATE_KEY_FILE",
-            "SALESFORCE_CA_BUNDLE", "SALESFORCE_API_VERSION", "SLACK_BOT_TOKEN",
-            "SLACK_ALERT_CHANNEL", "SLACK_BASE_URL")
+ENV_VARS = (
+    "HEALTHSCORE_CONFIG",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SALESFORCE_INSTANCE_URL",
+    "SALESFORCE_TOKEN_URL",
+    "SALESFORCE_AUTH_FLOW",
+    "SALESFORCE_CLIENT_ID",
+    "SALESFORCE_CLIENT_SECRET",
+    "SALESFORCE_USERNAME",
+    "SALESFORCE_PRIVATE_KEY_FILE",
+    "SALESFORCE_CA_BUNDLE",
+    "SALESFORCE_API_VERSION",
+    "SLACK_BOT_TOKEN",
+    "SLACK_ALERT_CHANNEL",
+    "SLACK_BASE_URL",
+)
 
 
 @pytest.fixture
-def sandbox_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str,
-                sf_emu: SalesforceEmulator, slack_emu: SlackEmulator) -> dict[str, str]:
+def sandbox_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    redis_url: str,
+    sf_emu: SalesforceEmulator,
+    slack_emu: SlackEmulator,
+) -> dict[str, str]:
     """The environment a deployment would have, pointing at the emulators, in ``tmp_path``.
 
     The YAML is the packaged example with Slack paced at 50 messages/s (the sandbox allows it).
@@ -173,8 +195,9 @@ def sandbox_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str,
 
     import yaml
 
-    data = yaml.safe_load(resources.files("healthscore").joinpath("healthscore.example.yaml")
-                          .read_text("utf-8"))
+    data = yaml.safe_load(
+        resources.files("healthscore").joinpath("healthscore.example.yaml").read_text("utf-8")
+    )
     data.setdefault("alerts", {}).setdefault("slack", {})["messages_per_second"] = 50
     config_path = tmp_path / "healthscore.yaml"
     config_path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -216,42 +239,63 @@ def fast_hubspot_client(settings: Settings, retry: RetryPolicy = FAST_RETRY) -> 
     from connectors.hubspot import HubSpotClient
     from healthscore.quota import LocalQuota
 
-    return HubSpotClient(settings, retry=retry, quota=LocalQuota(1000, 1000),
-                         search_quota=LocalQuota(1000, 1000))
+    return HubSpotClient(
+        settings, retry=retry, quota=LocalQuota(1000, 1000), search_quota=LocalQuota(1000, 1000)
+    )
 
 
-def hubspot_record_settings(hs_emu: HubSpotEmulator, slack_emu: SlackEmulator,
-                            db_path: Path) -> Settings:
+def hubspot_record_settings(
+    hs_emu: HubSpotEmulator, slack_emu: SlackEmulator, db_path: Path
+) -> Settings:
     """HubSpot as the CRM of record (no Salesforce), alerting through the Slack emulator."""
-    return Settings(database_url=f"sqlite:///{db_path}",
-                    hubspot_access_token=hs_emu.access_token, hubspot_base_url=hs_emu.base_url,
-                    slack_bot_token=slack_emu.bot_token, slack_base_url=slack_emu.base_url,
-                    slack_alert_channel="C0CSALERTS")
+    return Settings(
+        database_url=f"sqlite:///{db_path}",
+        hubspot_access_token=hs_emu.access_token,
+        hubspot_base_url=hs_emu.base_url,
+        slack_bot_token=slack_emu.bot_token,
+        slack_base_url=slack_emu.base_url,
+        slack_alert_channel="C0CSALERTS",
+    )
 
 
 def hubspot_config(**source: object) -> Config:
     config = fast_config()
-    hubspot = config.sources.hubspot.model_copy(update={"enabled": True, "metrics": METRICS,
-                                                        **source})
-    return config.model_copy(update={"sources": config.sources.model_copy(
-        update={"hubspot": hubspot})})
+    hubspot = config.sources.hubspot.model_copy(
+        update={"enabled": True, "metrics": METRICS, **source}
+    )
+    return config.model_copy(
+        update={"sources": config.sources.model_copy(update={"hubspot": hubspot})}
+    )
 
 
 @pytest.fixture
-def hs_pipeline(sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator,
-                tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
-    settings = sandbox_settings(sf_emu, slack_emu, f"sqlite:///{tmp_path / 'hs.db'}",
-                                hubspot_access_token=hs_emu.access_token,
-                                hubspot_base_url=hs_emu.base_url)
+def hs_pipeline(
+    sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator, tmp_path: Path
+) -> Iterator[Callable[..., Pipeline]]:
+    settings = sandbox_settings(
+        sf_emu,
+        slack_emu,
+        f"sqlite:///{tmp_path / 'hs.db'}",
+        hubspot_access_token=hs_emu.access_token,
+        hubspot_base_url=hs_emu.base_url,
+    )
     store = Store(settings.database_url)
 
-    def build(config: Config | None = None, *, retry: RetryPolicy = FAST_RETRY,
-              settings_: Settings = settings) -> Pipeline:
+    def build(
+        config: Config | None = None,
+        *,
+        retry: RetryPolicy = FAST_RETRY,
+        settings_: Settings = settings,
+    ) -> Pipeline:
         from connectors.salesforce import SalesforceClient
 
-        return Pipeline(config or hubspot_config(), settings_, store,
-                        salesforce=SalesforceClient(settings_, retry=FAST_RETRY),
-                        hubspot=fast_hubspot_client(settings_, retry))
+        return Pipeline(
+            config or hubspot_config(),
+            settings_,
+            store,
+            salesforce=SalesforceClient(settings_, retry=FAST_RETRY),
+            hubspot=fast_hubspot_client(settings_, retry),
+        )
 
     yield build
     store.close()

@@ -32,14 +32,12 @@ class Sleeps:
 
 def patient(sleeps: Sleeps | None = None) -> RetryPolicy:
     """Retries that honour waits of a few seconds (the sandbox's rate-limit windows)."""
-    return RetryPolicy(attempts=6, base=0.01, max_wait=10.0, jitter=0.0,
-                       sleep=sleeps or Sleeps())
+    return RetryPolicy(attempts=6, base=0.01, max_wait=10.0, jitter=0.0, sleep=sleeps or Sleeps())
 
 
 def add_accounts(store: Store, domains: dict[str, str]) -> None:
     """Accounts (id → domain) with their domain keys, as a CRM sync would leave them."""
-    store.upsert_accounts(AccountRow(id=a, crm="salesforce", name=f"Account {a}")
-                          for a in domains)
+    store.upsert_accounts(AccountRow(id=a, crm="salesforce", name=f"Account {a}") for a in domains)
     store.set_account_keys(DOMAIN, {a: [d] for a, d in domains.items()})
 
 
@@ -58,16 +56,16 @@ def org_accounts(store: Store, org: SyntheticOrg) -> dict[str, str]:
     return ids
 
 
-def email_config(sendgrid: dict[str, Any] | None = None,
-                 mailchimp: dict[str, Any] | None = None) -> Config:
+def email_config(
+    sendgrid: dict[str, Any] | None = None, mailchimp: dict[str, Any] | None = None
+) -> Config:
     config = load_config()
     sources = config.sources
     update: dict[str, Any] = {}
     if sendgrid is not None:
         update["sendgrid"] = sources.sendgrid.model_copy(update={"enabled": True, **sendgrid})
     if mailchimp is not None:
-        update["mailchimp"] = sources.mailchimp.model_copy(update={"enabled": True,
-                                                                   **mailchimp})
+        update["mailchimp"] = sources.mailchimp.model_copy(update={"enabled": True, **mailchimp})
     return config.model_copy(update={"sources": sources.model_copy(update=update)})
 
 
@@ -80,7 +78,9 @@ def signals(store: Store, source: str) -> dict[str, dict[str, float | None]]:
     out: dict[str, dict[str, float | None]] = {}
     with store.session() as s:
         for account, metric, value in s.execute(
-                select(SignalLatest.account_id, SignalLatest.metric, SignalLatest.value)
-                .where(SignalLatest.source == source)):
+            select(SignalLatest.account_id, SignalLatest.metric, SignalLatest.value).where(
+                SignalLatest.source == source
+            )
+        ):
             out.setdefault(account, {})[metric] = value
     return out

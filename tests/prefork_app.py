@@ -8,8 +8,11 @@ from typing import Any
 
 from celery import Celery
 
-app = Celery("prefork_app", broker=os.environ.get("PREFORK_BROKER_URL", "memory://"),
-             backend=os.environ.get("PREFORK_BROKER_URL", "cache+memory://"))
+app = Celery(
+    "prefork_app",
+    broker=os.environ.get("PREFORK_BROKER_URL", "memory://"),
+    backend=os.environ.get("PREFORK_BROKER_URL", "cache+memory://"),
+)
 
 
 @app.task

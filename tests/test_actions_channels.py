@@ -29,8 +29,7 @@ def red_ids(world: World, seed: int, n: int = 30) -> list[str]:
     pipeline = world.pipeline(config_with())
     pipeline.sync_all()
     batch = pipeline.compute()
-    return [a for a, g in zip(batch.account_ids, batch.grade.tolist(), strict=True)
-            if g == "red"]
+    return [a for a, g in zip(batch.account_ids, batch.grade.tolist(), strict=True) if g == "red"]
 
 
 def test_a_slack_429_storm_delays_but_delivers_every_alert_once(world: World) -> None:
@@ -59,11 +58,16 @@ def test_names_arrive_escaped_in_alerts_and_digests(world: World) -> None:
     names = ["<!channel> Ping Corp", "Ping <@U123> Ltd", "Already &lt; Escaped Inc"]
     for account_id, name in zip(reds, names, strict=False):
         world.sf.update("Account", account_id, {"Name": name})
-    digest = {"name": "low", "when": {"grade_is": "red"},
-              "actions": [{"slack": {"digest": "daily", "channel": "C0CSALERTS"}}]}
+    digest = {
+        "name": "low",
+        "when": {"grade_is": "red"},
+        "actions": [{"slack": {"digest": "daily", "channel": "C0CSALERTS"}}],
+    }
     world.pipeline(config_with(digest)).run_cycle()
-    everything = json.dumps([{"text": m["text"], "blocks": m["blocks"]}
-                             for m in world.slack.messages], ensure_ascii=False)
+    everything = json.dumps(
+        [{"text": m["text"], "blocks": m["blocks"]} for m in world.slack.messages],
+        ensure_ascii=False,
+    )
     assert "<!channel>" not in everything and "<@U123>" not in everything
     assert "&lt;!channel&gt; Ping Corp" in everything
     assert "Ping &lt;@U123&gt; Ltd" in everything
@@ -71,22 +75,29 @@ def test_names_arrive_escaped_in_alerts_and_digests(world: World) -> None:
     digests = [m for m in world.slack.messages if "matched rule low" in m["text"]]
     assert len(digests) == 1
     digest_text = json.dumps(digests[0]["blocks"], ensure_ascii=False)
-    for escaped in ("&lt;!channel&gt; Ping Corp", "Ping &lt;@U123&gt; Ltd",
-                    "Already &amp;lt; Escaped Inc"):
+    for escaped in (
+        "&lt;!channel&gt; Ping Corp",
+        "Ping &lt;@U123&gt; Ltd",
+        "Already &amp;lt; Escaped Inc",
+    ):
         assert escaped in digest_text
 
 
 def test_a_digest_goes_out_once_per_period_and_late_matches_wait(world: World) -> None:
     reds = red_ids(world, seed=83)
     batch = world.pipeline(config_with()).compute()
-    green = next(a for a, g in zip(batch.account_ids, batch.grade.tolist(), strict=True)
-                 if g == "green")
+    green = next(
+        a for a, g in zip(batch.account_ids, batch.grade.tolist(), strict=True) if g == "green"
+    )
     late = reds[-1]
     fields = list(config_with().sources.salesforce.metrics.values())
     kept = {f: world.sf.record("Account", late)[f] for f in fields}
     world.sf.update("Account", late, {f: world.sf.record("Account", green)[f] for f in fields})
-    rule = {"name": "red_digest", "when": {"grade_is": "red"}, "actions": [
-        {"slack": {"digest": "daily"}}, TASK]}
+    rule = {
+        "name": "red_digest",
+        "when": {"grade_is": "red"},
+        "actions": [{"slack": {"digest": "daily"}}, TASK],
+    }
     config = config_with(rule, enter_red=False)
     pipeline = world.pipeline(config)
     first = pipeline.run_cycle()
@@ -115,11 +126,16 @@ def test_a_digest_goes_out_once_per_period_and_late_matches_wait(world: World) -
 
 
 def test_unsubscribed_suppressed_and_capped_contacts_are_skipped_and_logged(
-        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     reds = red_ids(world, seed=84)
-    contacts = [c for c in world.sf.records("Contact")
-                if c["AccountId"] in reds and c.get("Role__c") in ("Admin", "Champion")
-                and not c["HasOptedOutOfEmail"]]
+    contacts = [
+        c
+        for c in world.sf.records("Contact")
+        if c["AccountId"] in reds
+        and c.get("Role__c") in ("Admin", "Champion")
+        and not c["HasOptedOutOfEmail"]
+    ]
     assert len(contacts) >= 4
     at_sendgrid, local, domain_of = contacts[0], contacts[1], contacts[2]
     world.sendgrid.unsubscribe(at_sendgrid["Email"])
@@ -131,14 +147,20 @@ def test_unsubscribed_suppressed_and_capped_contacts_are_skipped_and_logged(
     pipeline = world.pipeline(config_with(rule, email=email))
     caplog.set_level("INFO", logger="actions.deliver")
     report = pipeline.run_cycle()
-    skipped = {a.target: a.error for a in world.store.actions(status="skipped")
-               if a.kind == "email_send"}
+    skipped = {
+        a.target: a.error for a in world.store.actions(status="skipped") if a.kind == "email_send"
+    }
     assert skipped[at_sendgrid["Email"].lower()] == "unsubscribed at sendgrid"
     assert skipped[contacts[3]["Email"].lower()] == "unsubscribed at sendgrid"
     assert skipped[local["Email"].lower()] == "on the local suppression list"
     assert skipped[domain_of["Email"].lower()] == "on the local suppression list"
-    opted_out = [c for c in world.sf.records("Contact") if c["AccountId"] in reds
-                 and c.get("Role__c") in ("Admin", "Champion") and c["HasOptedOutOfEmail"]]
+    opted_out = [
+        c
+        for c in world.sf.records("Contact")
+        if c["AccountId"] in reds
+        and c.get("Role__c") in ("Admin", "Champion")
+        and c["HasOptedOutOfEmail"]
+    ]
     for c in opted_out:
         assert skipped[c["Email"].lower()] == "opted out of email in the CRM"
     sent_to = {m["to"] for m in world.sendgrid.sent}
@@ -151,14 +173,19 @@ def test_unsubscribed_suppressed_and_capped_contacts_are_skipped_and_logged(
     assert world.sendgrid.requests("GET", rf"/v3/asm/groups/{group}/suppressions")
 
     # a second rule firing for the same people within the cap window: capped, not sent
-    second = {"name": "red_again", "when": {"grade_is": "red"},
-              "actions": [{"email": {"template": "d-other", "roles": ["Admin", "Champion"]}}]}
+    second = {
+        "name": "red_again",
+        "when": {"grade_is": "red"},
+        "actions": [{"email": {"template": "d-other", "roles": ["Admin", "Champion"]}}],
+    }
     again = world.pipeline(config_with(rule, second, email=email)).run_cycle()
     assert again.delivery.emails_sent == 0
-    capped = [a for a in world.store.actions(status="skipped")
-              if a.key.startswith("red_again:")]
-    assert capped and all((a.error or "").startswith("frequency cap: 1 email(s) within 7d")
-                          for a in capped if a.target in sent_to)
+    capped = [a for a in world.store.actions(status="skipped") if a.key.startswith("red_again:")]
+    assert capped and all(
+        (a.error or "").startswith("frequency cap: 1 email(s) within 7d")
+        for a in capped
+        if a.target in sent_to
+    )
     assert len(world.sendgrid.sent) == len(sent_to)
 
 
@@ -179,24 +206,32 @@ def test_sendgrid_rate_limit_leaves_emails_pending_then_sends_each_once(world: W
 
 
 @pytest.fixture
-def cli_env(sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-            sf_emu: SalesforceEmulator, slack_emu: SlackEmulator):
+def cli_env(
+    sandbox_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    sf_emu: SalesforceEmulator,
+    slack_emu: SlackEmulator,
+):
     with SendGridEmulator() as sendgrid:
         monkeypatch.setenv("SENDGRID_API_KEY", sendgrid.api_key)
         monkeypatch.setenv("SENDGRID_BASE_URL", sendgrid.base_url)
         path = Path(sandbox_env["HEALTHSCORE_CONFIG"])
         data = yaml.safe_load(path.read_text())
         data["sources"]["salesforce"]["related"] = ["Contact"]
-        data["rules"] = [{"name": "entered_red", "when": {"grade_is": "red"},
-                          "actions": ["slack", TASK, EMAIL]}]
+        data["rules"] = [
+            {"name": "entered_red", "when": {"grade_is": "red"}, "actions": ["slack", TASK, EMAIL]}
+        ]
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         monkeypatch.setattr(cli, "console", Console(stderr=True, width=10_000))
         yield sendgrid
 
 
 def test_dry_run_lists_what_would_fire_and_asks_no_emulator_then_the_log_shows_it(
-        cli_env: SendGridEmulator, sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    cli_env: SendGridEmulator,
+    sf_emu: SalesforceEmulator,
+    slack_emu: SlackEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("COLUMNS", "400")
     sf_emu.seed(generate_org(30, seed=86, now=NOW))
     runner = CliRunner()

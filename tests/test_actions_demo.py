@@ -14,17 +14,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_demo_with_chaos_delivers_each_action_exactly_once(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "healthscore.cli", "demo", "--accounts", "60",
-                           "--chaos"], capture_output=True, text=True, timeout=300, env=env,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "healthscore.cli", "demo", "--accounts", "60", "--chaos"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     first, second = result["cycles"]
     assert result["chaos"] is True
     assert first["slack_messages"] == first["entered_red"] > 0
     assert first["tasks_created"] == first["entered_red"] and first["emails_sent"] > 0
-    assert (second["slack_messages"], second["tasks_created"], second["emails_sent"]) == \
-        (0, 0, 0)
+    assert (second["slack_messages"], second["tasks_created"], second["emails_sent"]) == (0, 0, 0)
     once = result["exactly_once"]
     assert (once["slack"], once["tasks"], once["emails"]) == (True, True, True)
     assert once["slack_429s"] == 6  # the storm happened and was waited out

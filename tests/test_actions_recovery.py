@@ -37,8 +37,11 @@ RED = {"name": "entered_red", "when": {"grade_is": "red"}, "actions": ["slack", 
 def restart_later(store: Store) -> None:
     """Time passes beyond the stuck-delivery timeout (as after a real crash and restart)."""
     with store.session() as s:
-        s.execute(update(ActionLog).where(ActionLog.status.in_(("sending", "unknown")))
-                  .values(updated_at=utcnow() - STUCK_SENDING - timedelta(minutes=1)))
+        s.execute(
+            update(ActionLog)
+            .where(ActionLog.status.in_(("sending", "unknown")))
+            .values(updated_at=utcnow() - STUCK_SENDING - timedelta(minutes=1))
+        )
 
 
 def kill_at(kind: str, nth: int = 1) -> Callable[..., None]:
@@ -76,7 +79,8 @@ def exactly_once(world: World) -> tuple[int, int, int]:
 
 @pytest.mark.parametrize("kind", ["slack", "task"])
 def test_killed_after_the_claim_before_the_request_is_delivered_once_after_restart(
-        world: World, kind: str) -> None:
+    world: World, kind: str
+) -> None:
     pipeline = scored(world, seed=71)
     reds = len(pipeline.store.actions(kind="slack"))
     with pytest.raises(WorkerKilled):
@@ -93,8 +97,7 @@ def test_killed_after_the_claim_before_the_request_is_delivered_once_after_resta
 
 
 @pytest.mark.parametrize("kind", ["slack", "task"])
-def test_killed_after_the_vendor_accepted_is_reconciled_not_resent(world: World,
-                                                                   kind: str) -> None:
+def test_killed_after_the_vendor_accepted_is_reconciled_not_resent(world: World, kind: str) -> None:
     pipeline = scored(world, seed=72)
     reds = len(pipeline.store.actions(kind="slack"))
     with pytest.raises(WorkerKilled):
@@ -110,13 +113,13 @@ def test_killed_after_the_vendor_accepted_is_reconciled_not_resent(world: World,
     assert after[stuck.key].status == "sent"
     if kind == "slack":
         assert world.slack.requests("POST", r"conversations\.history")
-        (message,) = [m for m in world.slack.messages
-                      if m["metadata"]["event_payload"]["key"] == stuck.key]
+        (message,) = [
+            m for m in world.slack.messages if m["metadata"]["event_payload"]["key"] == stuck.key
+        ]
         assert after[stuck.key].response_id == f"C0CSALERTS/{message['ts']}"
         assert before[0] == 1  # it had been posted before the kill
     else:
-        (task,) = [t for t in world.sf.records("Task")
-                   if t.get("Healthscore_Key__c") == stuck.key]
+        (task,) = [t for t in world.sf.records("Task") if t.get("Healthscore_Key__c") == stuck.key]
         assert after[stuck.key].response_id == task["Id"]
         assert before[1] == 1
 
@@ -170,8 +173,13 @@ def hubspot_world(tmp_path: Path, slack_emu: SlackEmulator, hs_emu: HubSpotEmula
     settings = hubspot_record_settings(hs_emu, slack_emu, tmp_path / "hs.db")
     store = Store(settings.database_url)
     config = hubspot_record_config(fast_config(), hs_emu.portal_id)
-    config = config.model_copy(update={"rules": config_with(
-        {"name": "entered_red", "when": {"grade_is": "red"}, "actions": [TASK]}).rules})
+    config = config.model_copy(
+        update={
+            "rules": config_with(
+                {"name": "entered_red", "when": {"grade_is": "red"}, "actions": [TASK]}
+            ).rules
+        }
+    )
 
     def build() -> Pipeline:
         return Pipeline(config, settings, store, hubspot=fast_hubspot_client(settings))
@@ -195,8 +203,11 @@ def test_hubspot_tasks_are_associated_owned_and_reconciled_by_search(hubspot_wor
     restart_later(store)
     again = build().deliver()
     assert again.reconciled == 1 and again.tasks_created == reds - 2
-    tasks = [{**t["properties"], "id": t["id"]} for t in hs_emu.records("tasks")
-             if t["properties"].get("healthscore_key")]
+    tasks = [
+        {**t["properties"], "id": t["id"]}
+        for t in hs_emu.records("tasks")
+        if t["properties"].get("healthscore_key")
+    ]
     assert len(tasks) == reds == len({t["healthscore_key"] for t in tasks})
     upserts = hs_emu.requests("POST", r"/objects/tasks/batch/upsert")
     assert len(upserts) == reds  # the reconciled one was found by search, not re-written
@@ -235,7 +246,8 @@ pipeline.deliver(hooks=DeliveryHooks(after_accept=die))
 
 @pytest.mark.parametrize("kind", ["slack", "task", "email_send"])
 def test_a_worker_process_killed_by_sigkill_after_the_vendor_accepted(
-        world: World, kind: str, tmp_path: Path) -> None:
+    world: World, kind: str, tmp_path: Path
+) -> None:
     import os
     import signal
     import subprocess
@@ -243,19 +255,29 @@ def test_a_worker_process_killed_by_sigkill_after_the_vendor_accepted(
 
     pipeline = scored(world, seed=76)
     s = world.settings
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-           "DATABASE_URL": s.database_url,
-           "SALESFORCE_INSTANCE_URL": world.sf.base_url,
-           "SALESFORCE_TOKEN_URL": world.sf.token_url,
-           "SALESFORCE_CLIENT_ID": world.sf.client_id,
-           "SALESFORCE_CLIENT_SECRET": world.sf.client_secret,
-           "SALESFORCE_CA_BUNDLE": world.sf.ca_bundle_path,
-           "SLACK_BOT_TOKEN": world.slack.bot_token, "SLACK_BASE_URL": world.slack.base_url,
-           "SLACK_ALERT_CHANNEL": "C0CSALERTS",
-           "SENDGRID_API_KEY": world.sendgrid.api_key,
-           "SENDGRID_BASE_URL": world.sendgrid.base_url}
-    proc = subprocess.run([sys.executable, "-c", WORKER, kind], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "DATABASE_URL": s.database_url,
+        "SALESFORCE_INSTANCE_URL": world.sf.base_url,
+        "SALESFORCE_TOKEN_URL": world.sf.token_url,
+        "SALESFORCE_CLIENT_ID": world.sf.client_id,
+        "SALESFORCE_CLIENT_SECRET": world.sf.client_secret,
+        "SALESFORCE_CA_BUNDLE": world.sf.ca_bundle_path,
+        "SLACK_BOT_TOKEN": world.slack.bot_token,
+        "SLACK_BASE_URL": world.slack.base_url,
+        "SLACK_ALERT_CHANNEL": "C0CSALERTS",
+        "SENDGRID_API_KEY": world.sendgrid.api_key,
+        "SENDGRID_BASE_URL": world.sendgrid.base_url,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, kind],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     (stuck,) = pipeline.store.actions(status="sending")
     assert stuck.kind == kind
@@ -268,6 +290,7 @@ def test_a_worker_process_killed_by_sigkill_after_the_vendor_accepted(
     if kind == "email_send":  # at most once: sent once, recorded as unknown
         assert final[stuck.key] == "unknown" and report.unknown == 1
         assert [m["custom_args"]["healthscore_key"] for m in world.sendgrid.sent].count(
-            stuck.key) == 1
+            stuck.key
+        ) == 1
     else:
         assert final[stuck.key] == "sent" and report.reconciled == 1

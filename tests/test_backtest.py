@@ -30,8 +30,13 @@ DAY = date(2026, 3, 2)
 H30 = timedelta(days=30)
 
 
-def _snap(day: date, ids: list[str], score: list[float], grade: list[str] | None = None,
-          points: np.ndarray | None = None) -> Snapshot:
+def _snap(
+    day: date,
+    ids: list[str],
+    score: list[float],
+    grade: list[str] | None = None,
+    points: np.ndarray | None = None,
+) -> Snapshot:
     s = np.array(score, dtype=float)
     g = grade or ["red" if v <= 50 else "yellow" if v <= 75 else "green" for v in s]
     g = ["insufficient_data" if np.isnan(v) else x for v, x in zip(s, g, strict=True)]
@@ -42,17 +47,21 @@ def _snap(day: date, ids: list[str], score: list[float], grade: list[str] | None
 def brute_auc(risk: np.ndarray, y: np.ndarray) -> float:
     """The definition: over every (churner, non-churner) pair, 1 if ranked right, ½ if tied."""
     pos, neg = risk[y], risk[~y]
-    total = sum(1.0 if p > n else 0.5 if p == n else 0.0
-                for p, n in itertools.product(pos, neg))
+    total = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg))
     return total / (len(pos) * len(neg))
 
 
 # -- labels ------------------------------------------------------------------------------------
 def test_label_horizon_edges_and_already_churned_excluded() -> None:
     ids = ["gone", "today", "next_day", "last_day", "after", "never"]
-    churn = {"gone": DAY - timedelta(days=1), "today": DAY,
-             "next_day": DAY + timedelta(days=1), "last_day": DAY + timedelta(days=30),
-             "after": DAY + timedelta(days=31), "never": None}
+    churn = {
+        "gone": DAY - timedelta(days=1),
+        "today": DAY,
+        "next_day": DAY + timedelta(days=1),
+        "last_day": DAY + timedelta(days=30),
+        "after": DAY + timedelta(days=31),
+        "never": None,
+    }
     data = label([_snap(DAY, ids, [10, 20, 30, 40, 50, 60])], churn, H30, ["m"])
     kept = [data.account_ids[a] for a in data.account]
     assert kept == ["next_day", "last_day", "after", "never"]  # gone by the snapshot: out
@@ -88,9 +97,11 @@ def test_pr_auc_is_average_precision() -> None:
         y = rng.random(n) < 0.3
         if y.any() and not y.all():
             assert average_precision(risk, y) == pytest.approx(
-                sklearn_metrics.average_precision_score(y, risk), abs=1e-12)
+                sklearn_metrics.average_precision_score(y, risk), abs=1e-12
+            )
             assert roc_auc(risk, y) == pytest.approx(
-                sklearn_metrics.roc_auc_score(y, risk), abs=1e-12)
+                sklearn_metrics.roc_auc_score(y, risk), abs=1e-12
+            )
 
 
 def test_auc_is_one_when_churners_score_lowest_and_half_when_shuffled() -> None:
@@ -107,8 +118,9 @@ def test_auc_is_one_when_churners_score_lowest_and_half_when_shuffled() -> None:
     assert result.summary["pr_auc"] == 1.0
     assert result.summary["roc_auc_ci"] == [1.0, 1.0]
     shuffled = {ids[i]: DAY + timedelta(days=10) for i in rng.permutation(n)[:400]}
-    noise = run_backtest(label([_snap(DAY, ids, scores.tolist(), points=points)], shuffled,
-                               H30, ["m"]), draws=100)
+    noise = run_backtest(
+        label([_snap(DAY, ids, scores.tolist(), points=points)], shuffled, H30, ["m"]), draws=100
+    )
     assert noise.summary["roc_auc"] == pytest.approx(0.5, abs=0.05)
     low, high = noise.summary["roc_auc_ci"]
     assert low < 0.5 < high  # a random ranking is within its own interval
@@ -121,13 +133,15 @@ def test_bootstrap_resamples_accounts_not_rows() -> None:
     risk = rng.normal(size=n)
     y = rng.random(n) < 1 / (1 + np.exp(-risk))
     once = bootstrap_auc(risk, y, np.arange(n), draws=300, seed=1)
-    ten = bootstrap_auc(np.tile(risk, 10), np.tile(y, 10), np.tile(np.arange(n), 10),
-                        draws=300, seed=1)
+    ten = bootstrap_auc(
+        np.tile(risk, 10), np.tile(y, 10), np.tile(np.arange(n), 10), draws=300, seed=1
+    )
     width = once["roc_auc"][1] - once["roc_auc"][0]
     width10 = ten["roc_auc"][1] - ten["roc_auc"][0]
     assert width10 == pytest.approx(width, rel=0.25)  # rows resampled would shrink it ~3×
     assert bootstrap_auc(risk, y, np.arange(n), seed=1) == bootstrap_auc(
-        risk, y, np.arange(n), seed=1)
+        risk, y, np.arange(n), seed=1
+    )
 
 
 # -- tables ------------------------------------------------------------------------------------
@@ -148,8 +162,9 @@ def test_grade_and_decile_tables_count_rows_and_lift() -> None:
 
 def test_equal_scores_share_a_decile() -> None:
     ids = [f"a{i}" for i in range(10)]
-    result = run_backtest(label([_snap(DAY, ids, [50.0] * 10)], {"a0": DAY + H30}, H30, ["m"]),
-                          draws=5)
+    result = run_backtest(
+        label([_snap(DAY, ids, [50.0] * 10)], {"a0": DAY + H30}, H30, ["m"]), draws=5
+    )
     assert len(result.deciles) == 1 and result.deciles[0]["rows"] == 10
 
 
@@ -173,8 +188,9 @@ def test_measure_power_finds_the_direction() -> None:
     flat[::3] = np.nan
     points = np.column_stack([good, bad, flat])
     churn = {ids[i]: DAY + H30 for i in np.flatnonzero(churned)}
-    data = label([_snap(DAY, ids, good.tolist(), points=points)], churn, H30,
-                 ["good", "bad", "flat"])
+    data = label(
+        [_snap(DAY, ids, good.tolist(), points=points)], churn, H30, ["good", "bad", "flat"]
+    )
     power = {m["measure"]: m for m in measure_power(data)}
     assert power["good"]["auc"] > 0.8 and power["good"]["lower_points_more_churn"] is True
     assert power["bad"]["auc"] < 0.3 and power["bad"]["lower_points_more_churn"] is False
@@ -184,10 +200,15 @@ def test_measure_power_finds_the_direction() -> None:
 
 def test_flapping_counts_changes_and_reversals() -> None:
     ids = ["flap", "steady", "drift", "gap"]
-    grades = [["red", "green", "green", "red"], ["yellow", "green", "yellow", "red"],
-              ["red", "green", "red", "insufficient_data"], ["red", "green", "red", "yellow"]]
-    snaps = [_snap(DAY + timedelta(days=14 * k), ids, [50.0] * 4, grade=g)
-             for k, g in enumerate(grades)]
+    grades = [
+        ["red", "green", "green", "red"],
+        ["yellow", "green", "yellow", "red"],
+        ["red", "green", "red", "insufficient_data"],
+        ["red", "green", "red", "yellow"],
+    ]
+    snaps = [
+        _snap(DAY + timedelta(days=14 * k), ids, [50.0] * 4, grade=g) for k, g in enumerate(grades)
+    ]
     f = flapping(label(snaps, {}, H30, ["m"]))
     # by account — flap: red→yellow→red→red (one reversal); steady: green ×4;
     # drift: green→yellow→red→red; gap: red→red→insufficient→yellow (no pair across the gap)
@@ -211,8 +232,10 @@ def test_backtest_through_the_scorer_ranks_hidden_churn() -> None:
     # an account that churned is never a row at a later snapshot
     for k, day in enumerate(data.dates):
         rows = data.account[data.snapshot == k]
-        assert all(pop.churn[data.account_ids[a]] is None or pop.churn[data.account_ids[a]]
-                   > day for a in rows)
+        assert all(
+            pop.churn[data.account_ids[a]] is None or pop.churn[data.account_ids[a]] > day
+            for a in rows
+        )
     noise = next(m for m in report["measures"] if m["measure"] == "noise")
     assert noise["auc"] == pytest.approx(0.5, abs=0.05)
     grades = {g["bucket"]: g["churn_rate"] for g in report["grades"]}

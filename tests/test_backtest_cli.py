@@ -45,15 +45,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _args(first: date, last: date) -> list[str]:
-    return ["--horizon", "30d", "--from", first.isoformat(), "--to", last.isoformat(),
-            "--every", "14d"]
+    return [
+        "--horizon",
+        "30d",
+        "--from",
+        first.isoformat(),
+        "--to",
+        last.isoformat(),
+        "--every",
+        "14d",
+    ]
 
 
 def test_backtest_writes_html_and_json_and_prints_their_paths(world: Path) -> None:
     out = world / "report"
     first, last = END - timedelta(days=250), END - timedelta(days=30)
-    result = CliRunner().invoke(app, ["backtest", *_args(first, last), "--out", str(out),
-                                      "--draws", "50"])
+    result = CliRunner().invoke(
+        app, ["backtest", *_args(first, last), "--out", str(out), "--draws", "50"]
+    )
     assert result.exit_code == 0, result.output
     assert str(out / "backtest.html") in result.output
     assert "churn by grade" in result.output and "ROC AUC" in result.output
@@ -63,22 +72,34 @@ def test_backtest_writes_html_and_json_and_prints_their_paths(world: Path) -> No
     assert s["roc_auc"] > 0.7 and s["roc_auc_ci"][0] < s["roc_auc"] < s["roc_auc_ci"][1]
     assert report["scorecard"]["name"] == "usage-windows"
     assert {m["measure"] for m in report["measures"]} == set(
-        load_config(world / "healthscore.yaml").scorecard.measures)
+        load_config(world / "healthscore.yaml").scorecard.measures
+    )
     assert (out / "backtest.html").read_text().count("<svg") == 5
     # --json prints the same JSON on stdout; an explicit outcomes file works too
-    again = CliRunner().invoke(app, ["backtest", *_args(first, last), "--out", str(out),
-                                     "--json", "--draws", "50", "--outcomes",
-                                     str(world / "outcomes.csv")])
+    again = CliRunner().invoke(
+        app,
+        [
+            "backtest",
+            *_args(first, last),
+            "--out",
+            str(out),
+            "--json",
+            "--draws",
+            "50",
+            "--outcomes",
+            str(world / "outcomes.csv"),
+        ],
+    )
     assert again.exit_code == 0, again.output
-    printed = json.loads(next(line for line in again.stdout.splitlines()
-                              if line.startswith("{")))
+    printed = json.loads(next(line for line in again.stdout.splitlines() if line.startswith("{")))
     assert printed["summary"]["roc_auc"] == pytest.approx(s["roc_auc"])
 
 
 def test_backtest_leaves_out_snapshots_whose_outcomes_are_not_known_yet(world: Path) -> None:
     out = world / "late"
-    result = CliRunner().invoke(app, ["backtest", *_args(END - timedelta(days=60), END),
-                                      "--out", str(out), "--draws", "20"])
+    result = CliRunner().invoke(
+        app, ["backtest", *_args(END - timedelta(days=60), END), "--out", str(out), "--draws", "20"]
+    )
     assert result.exit_code == 0, result.output
     s = json.loads((out / "backtest.json").read_text())["summary"]
     assert s["last_snapshot"] <= (END - timedelta(days=30)).isoformat()
@@ -99,8 +120,9 @@ def test_fit_writes_a_proposal_beside_the_live_file_and_never_over_it(world: Pat
     out = world / "fitted.yaml"
     first, last = END - timedelta(days=250), END - timedelta(days=30)
     runner = CliRunner()
-    result = runner.invoke(app, ["fit", *_args(first, last), "--out", str(out),
-                                 "--report", str(world / "fit-report")])
+    result = runner.invoke(
+        app, ["fit", *_args(first, last), "--out", str(out), "--report", str(world / "fit-report")]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["written"] == str(out)
@@ -121,6 +143,7 @@ def test_fit_writes_a_proposal_beside_the_live_file_and_never_over_it(world: Pat
     refused = runner.invoke(app, ["fit", *_args(first, last), "--out", str(live)])
     assert refused.exit_code == 2 and "never replaces" in refused.output
     assert live.read_text() == before
-    dry = runner.invoke(app, ["fit", *_args(first, last), "--out", str(world / "dry.yaml"),
-                              "--dry-run"])
+    dry = runner.invoke(
+        app, ["fit", *_args(first, last), "--out", str(world / "dry.yaml"), "--dry-run"]
+    )
     assert dry.exit_code == 0 and not (world / "dry.yaml").exists()

@@ -19,8 +19,13 @@ from healthscore.yamlfile import parse_yaml
 
 from .backtest_population import CONFIG, population
 
-PLOTS = {"ROC curve", "Churn rate by grade", "Score distribution over time",
-         "Per-measure AUC", "Calibration"}
+PLOTS = {
+    "ROC curve",
+    "Churn rate by grade",
+    "Score distribution over time",
+    "Per-measure AUC",
+    "Calibration",
+}
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +74,15 @@ def test_report_has_every_plot_and_table_and_nothing_external(report_files) -> N
     outline.feed(text)
     assert set(outline.plots) == PLOTS
     assert outline.tags.count("svg") == len(PLOTS)
-    for heading in ("Churn by grade", "Churn by score decile", "Calibration",
-                    "Which measures predict churn here", "Grade flapping", "Snapshots",
-                    "Fitted scorecard (proposal)"):
+    for heading in (
+        "Churn by grade",
+        "Churn by score decile",
+        "Calibration",
+        "Which measures predict churn here",
+        "Grade flapping",
+        "Snapshots",
+        "Fitted scorecard (proposal)",
+    ):
         assert heading in outline.headings
     assert outline.tags.count("table") >= 7
     # self-contained: no script, stylesheet link, image or font fetched from anywhere
@@ -97,25 +108,42 @@ def test_report_escapes_names(tmp_path: Path, report_files) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
 
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium"
-                                        if Path("/usr/bin/chromium").exists() else None)
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_report_renders_in_headless_chromium(report_files, tmp_path: Path) -> None:
     _, html_path, _ = report_files
     shot = tmp_path / "report.png"
-    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-              "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
-    subprocess.run([*common, "--window-size=1200,3000", f"--screenshot={shot}",
-                    html_path.as_uri()], check=True, capture_output=True, timeout=120)
+    common = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    subprocess.run(
+        [*common, "--window-size=1200,3000", f"--screenshot={shot}", html_path.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     from PIL import Image
 
     image = Image.open(shot).convert("L")
     assert image.size == (1200, 3000)
     lo, hi = image.getextrema()
     assert hi - lo > 100  # not a blank page
-    dom = subprocess.run([*common, "--dump-dom", html_path.as_uri()], check=True,
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [*common, "--dump-dom", html_path.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert dom.count("<svg") == len(PLOTS)
     assert "Does the score predict churn?" in dom

@@ -35,10 +35,8 @@ def celery_app(sandbox_env: dict[str, str], redis_url: str) -> Iterator[Celery]:
     app = tasks.app
     root = logging.getLogger()
     saved_level, saved_handlers = root.level, list(root.handlers)
-    saved = {k: app.conf[k] for k in ("broker_url", "result_backend",
-                                      "worker_hijack_root_logger")}
-    app.conf.update(broker_url=redis_url, result_backend=redis_url,
-                    worker_hijack_root_logger=False)
+    saved = {k: app.conf[k] for k in ("broker_url", "result_backend", "worker_hijack_root_logger")}
+    app.conf.update(broker_url=redis_url, result_backend=redis_url, worker_hijack_root_logger=False)
     vars(app._local).pop("backend", None)  # a result backend built earlier for another URL
     tasks.runtime.cache_clear()
     client = redis_client(redis_url)
@@ -60,13 +58,20 @@ def _store(env: dict[str, str]) -> Store:
 
 
 def _health(record: dict[str, Any]) -> dict[str, Any]:
-    return {"score": record["Health_Score__c"], "grade": record["Health_Grade__c"],
-            "trend": record["Health_Trend__c"], "reasons": record["Health_Reasons__c"]}
+    return {
+        "score": record["Health_Score__c"],
+        "grade": record["Health_Grade__c"],
+        "trend": record["Health_Trend__c"],
+        "reasons": record["Health_Reasons__c"],
+    }
 
 
 def test_beat_schedule_runs_on_a_worker_and_writes_the_scores_back(
-        celery_app: Celery, sandbox_env: dict[str, str], sf_emu: SalesforceEmulator,
-        slack_emu: SlackEmulator) -> None:
+    celery_app: Celery,
+    sandbox_env: dict[str, str],
+    sf_emu: SalesforceEmulator,
+    slack_emu: SlackEmulator,
+) -> None:
     org = generate_org(40, seed=11, now=NOW)
     ids = sf_emu.seed(org)
     slack_emu.add_users(org.users)
@@ -76,16 +81,21 @@ def test_beat_schedule_runs_on_a_worker_and_writes_the_scores_back(
     assert [e["task"] for e in schedule.values()] == ["tasks.sync_source", "tasks.score_cycle"]
     assert all(e["task"] in celery_app.tasks for e in schedule.values())
     by_task = {e["task"]: e for e in schedule.values()}
-    assert by_task["tasks.sync_source"]["schedule"] == \
-        config.sources.salesforce.sync_every.total_seconds()
+    assert (
+        by_task["tasks.sync_source"]["schedule"]
+        == config.sources.salesforce.sync_every.total_seconds()
+    )
     assert by_task["tasks.score_cycle"]["schedule"] == config.scoring.every.total_seconds()
 
     results = {}
     with start_worker(celery_app, pool="solo", perform_ping_check=True, shutdown_timeout=30):
         for entry in schedule.values():  # what beat sends, in its order, one after the other
-            result = celery_app.send_task(entry["task"], args=entry.get("args", ()),
-                                          kwargs=entry.get("kwargs", {}),
-                                          **entry.get("options", {}))
+            result = celery_app.send_task(
+                entry["task"],
+                args=entry.get("args", ()),
+                kwargs=entry.get("kwargs", {}),
+                **entry.get("options", {}),
+            )
             results[entry["task"]] = result.get(timeout=60)
 
     sync, cycle = results["tasks.sync_source"], results["tasks.score_cycle"]
@@ -107,8 +117,9 @@ def test_beat_schedule_runs_on_a_worker_and_writes_the_scores_back(
             assert record["Health_Grade__c"] == CRM_GRADES[score.grade], account_id
             expected = None if score.score is None else float(round(score.score))
             assert record["Health_Score__c"] == expected, account_id
-            assert _health(record) == {k: crm[account_id][k] for k in
-                                       ("score", "grade", "trend", "reasons")}
+            assert _health(record) == {
+                k: crm[account_id][k] for k in ("score", "grade", "trend", "reasons")
+            }
             for reason in score.reasons["top"]:  # the stored explanation is on the Account
                 assert reason["label"] in record["Health_Reasons__c"], account_id
             if score.grade == "red":
@@ -126,15 +137,19 @@ def test_beat_schedule_runs_on_a_worker_and_writes_the_scores_back(
 
 
 def test_a_run_is_skipped_while_another_holds_the_lock(
-        celery_app: Celery, sandbox_env: dict[str, str], sf_emu: SalesforceEmulator,
-        slack_emu: SlackEmulator) -> None:
+    celery_app: Celery,
+    sandbox_env: dict[str, str],
+    sf_emu: SalesforceEmulator,
+    slack_emu: SlackEmulator,
+) -> None:
     sf_emu.seed(generate_org(20, seed=12, now=NOW))
     redis = redis_client(sandbox_env["REDIS_URL"])
-    with single_flight(redis, "sync:salesforce", 60) as mine_sync, \
-            single_flight(redis, "score", 60) as mine_score:
+    with (
+        single_flight(redis, "sync:salesforce", 60) as mine_sync,
+        single_flight(redis, "score", 60) as mine_score,
+    ):
         assert mine_sync and mine_score
-        assert tasks.sync_source.apply(args=("salesforce",)).get() == \
-            {"skipped": "already running"}
+        assert tasks.sync_source.apply(args=("salesforce",)).get() == {"skipped": "already running"}
         assert tasks.score_cycle.apply().get() == {"skipped": "already running"}
     assert sf_emu.requests("GET", r"/query") == []  # the skipped runs did nothing
     store = _store(sandbox_env)
@@ -149,37 +164,42 @@ def test_a_run_is_skipped_while_another_holds_the_lock(
 
 
 def test_a_concurrent_second_cycle_is_skipped_not_doubled(
-        celery_app: Celery, sandbox_env: dict[str, str], sf_emu: SalesforceEmulator,
-        slack_emu: SlackEmulator) -> None:
+    celery_app: Celery,
+    sandbox_env: dict[str, str],
+    sf_emu: SalesforceEmulator,
+    slack_emu: SlackEmulator,
+) -> None:
     sf_emu.seed(generate_org(20, seed=13, now=NOW))
     assert tasks.sync_source.apply(args=("salesforce",)).get()["records"] == 20
     sf_emu.faults.add("slow", method="PATCH", path=PATCHES, times=1, delay=2.0)
     store = _store(sandbox_env)
     try:
-        with start_worker(celery_app, pool="solo", perform_ping_check=False,
-                          shutdown_timeout=30):
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
             first = celery_app.send_task("tasks.score_cycle")
             deadline = time.monotonic() + 20
             while not store.runs():  # the worker's cycle has started and holds the lock
                 assert time.monotonic() < deadline, "the worker never started the cycle"
                 time.sleep(0.02)
             second: dict[str, Any] = {}
-            thread = threading.Thread(target=lambda: second.update(
-                tasks.score_cycle.apply().get()))
+            thread = threading.Thread(target=lambda: second.update(tasks.score_cycle.apply().get()))
             thread.start()
             thread.join(10)
             assert second == {"skipped": "already running"}
             assert first.get(timeout=30)["write"]["records_updated"] == 20
         assert len(store.runs()) == 1
         assert len(sf_emu.requests("PATCH", PATCHES)) == 1
-        assert len({m["ts"] for m in slack_emu.messages}) == len(slack_emu.messages) == \
-            len(store.actions(status="sent"))
+        assert (
+            len({m["ts"] for m in slack_emu.messages})
+            == len(slack_emu.messages)
+            == len(store.actions(status="sent"))
+        )
     finally:
         store.close()
 
 
 def test_a_failed_run_releases_its_lock(
-        celery_app: Celery, sandbox_env: dict[str, str], sf_emu: SalesforceEmulator) -> None:
+    celery_app: Celery, sandbox_env: dict[str, str], sf_emu: SalesforceEmulator
+) -> None:
     sf_emu.seed(generate_org(5, seed=14, now=NOW))
     sf_emu.remove_field("Account", "Health_Score__c")
     with pytest.raises(ConfigError, match="Health_Score__c"):
@@ -189,8 +209,11 @@ def test_a_failed_run_releases_its_lock(
 
 
 def test_a_rate_limited_write_retries_the_cycle_without_a_second_alert(
-        celery_app: Celery, sandbox_env: dict[str, str], sf_emu: SalesforceEmulator,
-        slack_emu: SlackEmulator) -> None:
+    celery_app: Celery,
+    sandbox_env: dict[str, str],
+    sf_emu: SalesforceEmulator,
+    slack_emu: SlackEmulator,
+) -> None:
     sf_emu.seed(generate_org(30, seed=15, now=NOW))
     assert tasks.sync_source.apply(args=("salesforce",)).get()["records"] == 30
     sf_emu.faults.add("rate_limit", method="PATCH", path=PATCHES, times=1)
@@ -208,7 +231,8 @@ def test_a_rate_limited_write_retries_the_cycle_without_a_second_alert(
 
 
 def test_the_cycle_retries_when_salesforce_says_not_sooner(
-        celery_app: Celery, sandbox_env: dict[str, str], sf_emu: SalesforceEmulator) -> None:
+    celery_app: Celery, sandbox_env: dict[str, str], sf_emu: SalesforceEmulator
+) -> None:
     sf_emu.seed(generate_org(10, seed=16, now=NOW))
     assert tasks.sync_source.apply(args=("salesforce",)).get()["records"] == 10
     sf_emu.faults.add("rate_limit", method="PATCH", path=PATCHES)  # daily allocation spent
@@ -220,8 +244,7 @@ def test_the_cycle_retries_when_salesforce_says_not_sooner(
 
     before_task_publish.connect(on_publish, weak=False)
     try:
-        with start_worker(celery_app, pool="solo", perform_ping_check=False,
-                          shutdown_timeout=30):
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
             sent_at = datetime.now(UTC)
             celery_app.send_task("tasks.score_cycle")
             deadline = time.monotonic() + 30

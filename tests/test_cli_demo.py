@@ -21,14 +21,28 @@ ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime.now(UTC)
 PATCHES = r"/composite/sobjects"
 POSTS = r"chat\.postMessage"
-CYCLE_KEYS = {"scored", "grades", "crm_records_updated", "crm_write_requests", "slack_messages",
-              "tasks_created", "emails_sent", "seconds"}
+CYCLE_KEYS = {
+    "scored",
+    "grades",
+    "crm_records_updated",
+    "crm_write_requests",
+    "slack_messages",
+    "tasks_created",
+    "emails_sent",
+    "seconds",
+}
 
 
 def test_demo_prints_each_cycle_as_json(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout, wherever pytest runs
-    proc = subprocess.run([sys.executable, "-m", "healthscore.cli", "demo", "--accounts", "40"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "healthscore.cli", "demo", "--accounts", "40"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1])
@@ -44,14 +58,22 @@ def test_demo_prints_each_cycle_as_json(tmp_path: Path) -> None:
     assert first["grades"]["red"] > 0
     # every red account entered red in the first cycle, and each got one message
     assert first["slack_messages"] == first["entered_red"] == first["grades"]["red"]
-    assert (second["crm_records_updated"], second["crm_write_requests"],
-            second["slack_messages"]) == (0, 0, 0)
+    assert (
+        second["crm_records_updated"],
+        second["crm_write_requests"],
+        second["slack_messages"],
+    ) == (0, 0, 0)
     assert second["grades"] == first["grades"]
     # the actions: a task per red account, emails to contacts; nothing again on cycle 2
     assert first["tasks_created"] == first["entered_red"] and first["emails_sent"] > 0
     assert (second["tasks_created"], second["emails_sent"]) == (0, 0)
-    assert result["exactly_once"] == {"slack": True, "tasks": True, "emails": True,
-                                      "slack_429s": 0, "unknown": 0}
+    assert result["exactly_once"] == {
+        "slack": True,
+        "tasks": True,
+        "emails": True,
+        "slack_429s": 0,
+        "unknown": 0,
+    }
     assert "✗" not in proc.stdout and proc.stdout.count("✓") == 7
     # both CRMs seeded from one org: HubSpot signals, the prospects unmatched, the mirror
     assert result["signals_by_source"]["salesforce"] > 0
@@ -76,8 +98,8 @@ def _run(*args: str) -> dict[str, Any]:
 
 
 def test_run_dry_run_writes_nothing_to_salesforce_or_slack(
-        sandbox_env: dict[str, str], sf_emu: SalesforceEmulator,
-        slack_emu: SlackEmulator) -> None:
+    sandbox_env: dict[str, str], sf_emu: SalesforceEmulator, slack_emu: SlackEmulator
+) -> None:
     org = generate_org(30, seed=51, now=NOW)
     sf_emu.seed(org)
     slack_emu.add_users(org.users)

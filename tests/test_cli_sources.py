@@ -17,8 +17,9 @@ def _enable(env: dict[str, str], hs_emu: HubSpotEmulator) -> None:
     path = Path(env["HEALTHSCORE_CONFIG"])
     data = yaml.safe_load(path.read_text())
     data["sources"]["salesforce"]["related"] = ["Opportunity", "Case"]
-    data["sources"]["hubspot"].update({"enabled": True,
-                                       "metrics": {"employees": "numberofemployees"}})
+    data["sources"]["hubspot"].update(
+        {"enabled": True, "metrics": {"employees": "numberofemployees"}}
+    )
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -36,7 +37,8 @@ def last_json(output: str) -> dict:
 
 
 def test_sync_each_source_then_list_sources_and_unmatched(
-        sf_emu: SalesforceEmulator, hs_env: HubSpotEmulator) -> None:
+    sf_emu: SalesforceEmulator, hs_env: HubSpotEmulator
+) -> None:
     org = generate_org(25, seed=41)
     sf_ids = sf_emu.seed(org)
     hs_env.seed(org, account_ids=sf_ids)
@@ -63,7 +65,8 @@ def test_sync_each_source_then_list_sources_and_unmatched(
 
 
 def test_setup_crm_checks_salesforce_and_creates_hubspot_properties(
-        sf_emu: SalesforceEmulator, hs_env: HubSpotEmulator) -> None:
+    sf_emu: SalesforceEmulator, hs_env: HubSpotEmulator
+) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["setup-crm"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

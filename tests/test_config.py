@@ -33,13 +33,17 @@ def test_the_shipped_example_is_valid(tmp_path: Path) -> None:
 
 
 def test_negative_weight_points_at_its_line(tmp_path: Path) -> None:
-    text = EXAMPLE.replace("      weight: 3\n      metric: seat_utilization",
-                           "      weight: -3\n      metric: seat_utilization")
+    text = EXAMPLE.replace(
+        "      weight: 3\n      metric: seat_utilization",
+        "      weight: -3\n      metric: seat_utilization",
+    )
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, text))
     line = line_of(text, "weight: -3")
-    assert f"healthscore.yaml:{line} scorecard.measures.seat_utilization.weight: " \
-           f"Input should be greater than or equal to 0" in str(err.value)
+    assert (
+        f"healthscore.yaml:{line} scorecard.measures.seat_utilization.weight: "
+        f"Input should be greater than or equal to 0" in str(err.value)
+    )
 
 
 def test_unknown_metric_lists_the_known_ones(tmp_path: Path) -> None:
@@ -47,24 +51,34 @@ def test_unknown_metric_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, text))
     line = line_of(text, "feature_adoptoin_pct")
-    assert f":{line} scorecard.measures.feature_adoption.metric: unknown metric " \
-           f"'feature_adoptoin_pct'" in str(err.value)
+    assert (
+        f":{line} scorecard.measures.feature_adoption.metric: unknown metric "
+        f"'feature_adoptoin_pct'" in str(err.value)
+    )
     assert "feature_adoption_pct" in str(err.value)
 
 
 def test_measure_in_a_missing_group(tmp_path: Path) -> None:
-    text = EXAMPLE.replace("      group: roi\n      weight: 2\n      metric: nps",
-                           "      group: sentiment\n      weight: 2\n      metric: nps")
+    text = EXAMPLE.replace(
+        "      group: roi\n      weight: 2\n      metric: nps",
+        "      group: sentiment\n      weight: 2\n      metric: nps",
+    )
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, text))
-    assert f":{line_of(text, 'group: sentiment')} scorecard.measures.nps.group: group " \
-           f"'sentiment' is not under 'groups'" in str(err.value)
+    assert (
+        f":{line_of(text, 'group: sentiment')} scorecard.measures.nps.group: group "
+        f"'sentiment' is not under 'groups'" in str(err.value)
+    )
 
 
 def test_group_weights_summing_to_zero(tmp_path: Path) -> None:
     text = EXAMPLE
-    for g in ("Deployment, weight: 20", "Engagement, weight: 25", "Adoption, weight: 35",
-              "ROI & sentiment, weight: 20"):
+    for g in (
+        "Deployment, weight: 20",
+        "Engagement, weight: 25",
+        "Adoption, weight: 35",
+        "ROI & sentiment, weight: 20",
+    ):
         text = text.replace(g, g.split(", weight")[0] + ", weight: 0")
     with pytest.raises(ConfigError, match=r"scorecard.groups: weights sum to 0"):
         load_config(write(tmp_path, text))
@@ -72,13 +86,15 @@ def test_group_weights_summing_to_zero(tmp_path: Path) -> None:
 
 def test_unknown_field_typo_and_bad_duration(tmp_path: Path) -> None:
     text = EXAMPLE.replace("    sync_every: 15m", "    sync_evry: 15m").replace(
-        "    overlap: 5m", "    overlap: five minutes")
+        "    overlap: 5m", "    overlap: five minutes"
+    )
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, text))
     msg = str(err.value)
     assert f":{line_of(text, 'sync_evry')} sources.salesforce.sync_evry: unknown field" in msg
-    assert f":{line_of(text, 'overlap: five')} sources.salesforce.overlap: must be a duration" \
-        in msg
+    assert (
+        f":{line_of(text, 'overlap: five')} sources.salesforce.overlap: must be a duration" in msg
+    )
 
 
 def test_yaml_syntax_error_and_duplicate_key(tmp_path: Path) -> None:
@@ -104,7 +120,8 @@ def test_invalid_environment_names_the_variable(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_missing_credentials_name_every_variable_and_no_secret(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     for var in ("SALESFORCE_INSTANCE_URL", "SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_SECRET"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("SALESFORCE_CLIENT_SECRET", "s3cr3t-value")
@@ -123,10 +140,17 @@ def test_jwt_flow_needs_its_own_variables(monkeypatch: pytest.MonkeyPatch) -> No
         load_settings().require_salesforce()
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("30s", timedelta(seconds=30)), ("15m", timedelta(minutes=15)), ("1h", timedelta(hours=1)),
-    ("7d", timedelta(days=7)), ("2w", timedelta(weeks=2)), (90, timedelta(seconds=90)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("15m", timedelta(minutes=15)),
+        ("1h", timedelta(hours=1)),
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+        (90, timedelta(seconds=90)),
+    ],
+)
 def test_durations(text: str | int, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
@@ -138,5 +162,8 @@ def test_bad_durations(bad: object) -> None:
 
 
 def test_format_duration() -> None:
-    assert [format_duration(timedelta(days=7)), format_duration(timedelta(minutes=90)),
-            format_duration(timedelta(seconds=45))] == ["1w", "90m", "45s"]
+    assert [
+        format_duration(timedelta(days=7)),
+        format_duration(timedelta(minutes=90)),
+        format_duration(timedelta(seconds=45)),
+    ] == ["1w", "90m", "45s"]

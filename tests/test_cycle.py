@@ -20,8 +20,12 @@ from tests.conftest import fast_config
 
 NOW = datetime.now(UTC)
 PATCHES = r"/composite/sobjects"
-HEALTH_FIELDS = {"score": "Health_Score__c", "grade": "Health_Grade__c",
-                 "trend": "Health_Trend__c", "reasons": "Health_Reasons__c"}
+HEALTH_FIELDS = {
+    "score": "Health_Score__c",
+    "grade": "Health_Grade__c",
+    "trend": "Health_Trend__c",
+    "reasons": "Health_Reasons__c",
+}
 
 
 def config_with(*, batch_size: int | None = None, enter_red: bool = True) -> Config:
@@ -29,9 +33,12 @@ def config_with(*, batch_size: int | None = None, enter_red: bool = True) -> Con
     source = config.sources.salesforce
     if batch_size is not None:
         source = source.model_copy(update={"batch_size": batch_size})
-    return config.model_copy(update={
-        "sources": config.sources.model_copy(update={"salesforce": source}),
-        "alerts": config.alerts.model_copy(update={"enter_red": enter_red})})
+    return config.model_copy(
+        update={
+            "sources": config.sources.model_copy(update={"salesforce": source}),
+            "alerts": config.alerts.model_copy(update={"enter_red": enter_red}),
+        }
+    )
 
 
 def patches(emu: SalesforceEmulator) -> list[Any]:
@@ -63,13 +70,14 @@ def assert_crm_holds_the_latest_scores(emu: SalesforceEmulator, store: Store) ->
 def copy_metrics(emu: SalesforceEmulator, config: Config, source: str, target: str) -> None:
     """Give ``target`` the usage, support and relationship values of ``source``."""
     record = emu.record("Account", source)
-    emu.update("Account", target, {f: record[f] for f in
-                                   config.sources.salesforce.metrics.values()})
+    emu.update(
+        "Account", target, {f: record[f] for f in config.sources.salesforce.metrics.values()}
+    )
 
 
 def test_a_second_cycle_on_unchanged_data_writes_and_posts_nothing(
-        sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     org = generate_org(40, seed=21, now=NOW)
     sf_emu.seed(org)
     slack_emu.add_users(org.users)
@@ -85,15 +93,19 @@ def test_a_second_cycle_on_unchanged_data_writes_and_posts_nothing(
     assert len(sf_emu.requests("PATCH", PATCHES)) == writes
     assert len(slack_emu.messages) == posts
     summary = second.summary()
-    assert (summary["crm_records_updated"], summary["crm_write_requests"],
-            summary["crm_writes_pending"], summary["entered_red"],
-            summary["slack_messages"]) == (0, 0, 0, 0, 0)
+    assert (
+        summary["crm_records_updated"],
+        summary["crm_write_requests"],
+        summary["crm_writes_pending"],
+        summary["entered_red"],
+        summary["slack_messages"],
+    ) == (0, 0, 0, 0, 0)
     assert_crm_holds_the_latest_scores(sf_emu, pipeline.store)
 
 
 def test_only_the_accounts_that_changed_are_written(
-        sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(40, seed=22, now=NOW))
     pipeline = make_pipeline()
     pipeline.run_cycle()
@@ -118,7 +130,8 @@ def test_only_the_accounts_that_changed_are_written(
 
 
 def test_rate_limits_and_server_errors_on_writes_lose_and_double_nothing(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     ids = sf_emu.seed(generate_org(60, seed=23, now=NOW))
     # 6 requests of 10 records; ~40 % of the attempts answered 403 REQUEST_LIMIT_EXCEEDED
     # (at most twice) or 503 SERVER_UNAVAILABLE
@@ -149,19 +162,25 @@ def test_rate_limits_and_server_errors_on_writes_lose_and_double_nothing(
 
 
 def test_a_record_the_crm_rejects_stays_pending_and_is_retried(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     ids = sf_emu.seed(generate_org(30, seed=24, now=NOW))
     locked, validated = ids[3], ids[17]
-    sf_emu.fail_records({locked: ("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access")},
-                        times=1)
-    sf_emu.fail_records({validated: ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "score is frozen")},
-                        times=2)
+    sf_emu.fail_records(
+        {locked: ("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access")}, times=1
+    )
+    sf_emu.fail_records(
+        {validated: ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "score is frozen")}, times=2
+    )
     config = config_with(enter_red=False)
     pipeline = make_pipeline(config)
 
     first = pipeline.run_cycle()
-    assert (first.write.records_updated, first.write.failed_records, first.write.pending) == \
-        (28, 2, 2)
+    assert (first.write.records_updated, first.write.failed_records, first.write.pending) == (
+        28,
+        2,
+        2,
+    )
     pending = {p.account_id: p for p in pipeline.store.pending_writes("salesforce")}
     assert set(pending) == {locked, validated}
     assert "UNABLE_TO_LOCK_ROW" in (pending[locked].last_error or "")
@@ -169,8 +188,7 @@ def test_a_record_the_crm_rejects_stays_pending_and_is_retried(
     assert health(sf_emu, locked)["grade"] is None
 
     second = make_pipeline(config).run_cycle()
-    assert (second.write.records_updated, second.write.requests, second.write.pending) == \
-        (1, 1, 1)
+    assert (second.write.records_updated, second.write.requests, second.write.pending) == (1, 1, 1)
     (still,) = pipeline.store.pending_writes("salesforce")
     assert still.account_id == validated and still.attempts == 2
     assert "FIELD_CUSTOM_VALIDATION_EXCEPTION: score is frozen" in (still.last_error or "")
@@ -183,8 +201,8 @@ def test_a_record_the_crm_rejects_stays_pending_and_is_retried(
 
 @pytest.mark.parametrize("accounts", [200, 401])
 def test_crm_write_requests_are_ceil_records_over_200(
-        accounts: int, sf_emu: SalesforceEmulator,
-        make_pipeline: Callable[..., Pipeline]) -> None:
+    accounts: int, sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(accounts, seed=25, now=NOW))
     cycle = make_pipeline(config_with(enter_red=False)).run_cycle()
     assert cycle.write.records_updated == accounts
@@ -195,7 +213,8 @@ def test_crm_write_requests_are_ceil_records_over_200(
 
 
 def test_a_pending_write_for_an_account_deleted_in_the_crm_is_dropped(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     ids = sf_emu.seed(generate_org(20, seed=26, now=NOW))
     gone = ids[4]
     sf_emu.fail_records({gone: ("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access")})

@@ -63,8 +63,11 @@ def test_redis_errors_never_show_the_password() -> None:
 
 
 def test_check_and_the_worker_stop_on_unreachable_redis(
-        sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-        invoke: Callable[..., tuple[int, str]], fresh_task_runtime: None) -> None:
+    sandbox_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    invoke: Callable[..., tuple[int, str]],
+    fresh_task_runtime: None,
+) -> None:
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     code, out = invoke("check")
     assert code == 2
@@ -78,19 +81,48 @@ def _line(text: str, pattern: str, nth: int = 0) -> int:
     return [i for i, line in enumerate(text.splitlines(), 1) if re.search(pattern, line)][nth]
 
 
-@pytest.mark.parametrize(("name", "edit", "where", "field", "message"), [
-    ("unknown field", (r"(?m)^  enter_red:", "  enter_redd:"), r"^  enter_redd:",
-     "alerts.enter_redd", "unknown field (check the spelling)"),
-    ("bad duration", (r"(?m)^  every: 1h", "  every: hourly"), r"^  every: hourly",
-     "scoring.every", "must be a duration like 30s, 15m, 1h or 7d; got 'hourly'"),
-    ("out of range", (r"(?m)^    batch_size: 200", "    batch_size: 500"), r"batch_size: 500",
-     "sources.salesforce.batch_size", "Input should be less than or equal to 200"),
-    ("duplicate key", (r"(?m)^(    batch_size: 200.*)$", r"\1\n    batch_size: 100"),
-     r"^    batch_size: 100", "sources.salesforce.batch_size", "duplicate key"),
-])
+@pytest.mark.parametrize(
+    ("name", "edit", "where", "field", "message"),
+    [
+        (
+            "unknown field",
+            (r"(?m)^  enter_red:", "  enter_redd:"),
+            r"^  enter_redd:",
+            "alerts.enter_redd",
+            "unknown field (check the spelling)",
+        ),
+        (
+            "bad duration",
+            (r"(?m)^  every: 1h", "  every: hourly"),
+            r"^  every: hourly",
+            "scoring.every",
+            "must be a duration like 30s, 15m, 1h or 7d; got 'hourly'",
+        ),
+        (
+            "out of range",
+            (r"(?m)^    batch_size: 200", "    batch_size: 500"),
+            r"batch_size: 500",
+            "sources.salesforce.batch_size",
+            "Input should be less than or equal to 200",
+        ),
+        (
+            "duplicate key",
+            (r"(?m)^(    batch_size: 200.*)$", r"\1\n    batch_size: 100"),
+            r"^    batch_size: 100",
+            "sources.salesforce.batch_size",
+            "duplicate key",
+        ),
+    ],
+)
 def test_validate_points_at_file_line_and_field(
-        name: str, edit: tuple[str, str], where: str, field: str, message: str,
-        tmp_path: Path, invoke: Callable[..., tuple[int, str]]) -> None:
+    name: str,
+    edit: tuple[str, str],
+    where: str,
+    field: str,
+    message: str,
+    tmp_path: Path,
+    invoke: Callable[..., tuple[int, str]],
+) -> None:
     text, count = re.subn(edit[0], edit[1], EXAMPLE)
     assert count == 1, f"the example no longer has the line this case edits ({name})"
     path = tmp_path / "healthscore.yaml"
@@ -100,8 +132,9 @@ def test_validate_points_at_file_line_and_field(
     assert f"error (config): {path}:{_line(text, where)} {field}: {message}" in out
 
 
-def test_validate_accepts_the_example(tmp_path: Path,
-                                      invoke: Callable[..., tuple[int, str]]) -> None:
+def test_validate_accepts_the_example(
+    tmp_path: Path, invoke: Callable[..., tuple[int, str]]
+) -> None:
     path = tmp_path / "healthscore.yaml"
     path.write_text(EXAMPLE)
     code, out = invoke("validate", str(path))
@@ -109,8 +142,8 @@ def test_validate_accepts_the_example(tmp_path: Path,
 
 
 def test_validate_without_a_file_says_how_to_point_at_one(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-        invoke: Callable[..., tuple[int, str]]) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, invoke: Callable[..., tuple[int, str]]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HEALTHSCORE_CONFIG", raising=False)
     code, out = invoke("validate")
@@ -120,20 +153,28 @@ def test_validate_without_a_file_says_how_to_point_at_one(
 
 # -- environment ----------------------------------------------------------------------------------
 def test_run_without_salesforce_credentials_names_the_variables(
-        sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-        sf_emu: SalesforceEmulator, invoke: Callable[..., tuple[int, str]]) -> None:
+    sandbox_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    sf_emu: SalesforceEmulator,
+    invoke: Callable[..., tuple[int, str]],
+) -> None:
     monkeypatch.delenv("SALESFORCE_CLIENT_SECRET")
     monkeypatch.delenv("SALESFORCE_INSTANCE_URL")
     code, out = invoke("run")
     assert code == 2
-    assert "missing environment variable(s) for Salesforce (client_credentials flow): " \
-           "SALESFORCE_INSTANCE_URL, SALESFORCE_CLIENT_SECRET" in out
+    assert (
+        "missing environment variable(s) for Salesforce (client_credentials flow): "
+        "SALESFORCE_INSTANCE_URL, SALESFORCE_CLIENT_SECRET" in out
+    )
     assert sf_emu.requests() == []
 
 
 def test_check_without_slack_token_names_it(
-        sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-        sf_emu: SalesforceEmulator, invoke: Callable[..., tuple[int, str]]) -> None:
+    sandbox_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    sf_emu: SalesforceEmulator,
+    invoke: Callable[..., tuple[int, str]],
+) -> None:
     monkeypatch.delenv("SLACK_BOT_TOKEN")
     code, out = invoke("check")
     assert code == 2 and "missing environment variable: SLACK_BOT_TOKEN" in out
@@ -141,8 +182,10 @@ def test_check_without_slack_token_names_it(
 
 
 def test_an_invalid_variable_is_named_without_its_value(
-        sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-        invoke: Callable[..., tuple[int, str]]) -> None:
+    sandbox_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    invoke: Callable[..., tuple[int, str]],
+) -> None:
     monkeypatch.setenv("SALESFORCE_CA_BUNDLE", "/nonexistent/ca.pem")
     code, out = invoke("run")
     assert code == 2 and "invalid environment: SALESFORCE_CA_BUNDLE: " in out
@@ -150,9 +193,12 @@ def test_an_invalid_variable_is_named_without_its_value(
 
 
 def test_alerts_wait_for_a_missing_slack_token_and_are_not_lost(
-        sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-        sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        invoke: Callable[..., tuple[int, str]]) -> None:
+    sandbox_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    sf_emu: SalesforceEmulator,
+    slack_emu: SlackEmulator,
+    invoke: Callable[..., tuple[int, str]],
+) -> None:
     sf_emu.seed(generate_org(20, seed=41, now=NOW))
     monkeypatch.delenv("SLACK_BOT_TOKEN")
     code, _ = invoke("run")
@@ -171,8 +217,11 @@ def test_alerts_wait_for_a_missing_slack_token_and_are_not_lost(
 
 # -- the Salesforce org ---------------------------------------------------------------------------
 def test_missing_salesforce_fields_stop_check_and_run_before_any_write(
-        sandbox_env: dict[str, str], sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        invoke: Callable[..., tuple[int, str]]) -> None:
+    sandbox_env: dict[str, str],
+    sf_emu: SalesforceEmulator,
+    slack_emu: SlackEmulator,
+    invoke: Callable[..., tuple[int, str]],
+) -> None:
     sf_emu.seed(generate_org(10, seed=42, now=NOW))
     sf_emu.remove_field("Account", "Health_Reasons__c")
     sf_emu.remove_field("Account", "NPS_Score__c")

@@ -76,8 +76,12 @@ def test_fit_never_assigns_a_negative_weight(seed: int, m: int) -> None:
     assert (model.coef >= 0).all()
     names = [f"m{j}" for j in range(m)]
     if model.coef.sum() > 0:
-        mw, gw = card_weights(dict(zip(names, model.coef, strict=True)),
-                              dict.fromkeys(names, "g"), dict.fromkeys(names, 1.0), {"g": 10})
+        mw, gw = card_weights(
+            dict(zip(names, model.coef, strict=True)),
+            dict.fromkeys(names, "g"),
+            dict.fromkeys(names, 1.0),
+            {"g": 10},
+        )
         assert all(v >= 0 for v in mw.values()) and all(v >= 0 for v in gw.values())
 
 
@@ -87,17 +91,28 @@ def test_card_weights_make_the_scorer_compute_the_fitted_combination() -> None:
 
     coef = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 0.5}
     groups = {"a": "g1", "b": "g1", "c": "g2", "d": "g3"}
-    mw, gw = card_weights(coef, groups, dict.fromkeys(coef, 1.0),
-                          {"g1": 1, "g2": 1, "g3": 1}, digits=6)
-    card = Scorecard.model_validate({
-        "groups": {g: {"label": g, "weight": w} for g, w in gw.items()},
-        "measures": {n: {"label": n, "group": groups[n], "weight": mw[n], "metric": n,
-                         "linear": {"from": 0, "to": 100}} for n in coef}})
+    mw, gw = card_weights(
+        coef, groups, dict.fromkeys(coef, 1.0), {"g1": 1, "g2": 1, "g3": 1}, digits=6
+    )
+    card = Scorecard.model_validate(
+        {
+            "groups": {g: {"label": g, "weight": w} for g, w in gw.items()},
+            "measures": {
+                n: {
+                    "label": n,
+                    "group": groups[n],
+                    "weight": mw[n],
+                    "metric": n,
+                    "linear": {"from": 0, "to": 100},
+                }
+                for n in coef
+            },
+        }
+    )
     rng = np.random.default_rng(0)
     rows = [{n: float(rng.uniform(0, 100)) for n in coef} for _ in range(50)]
     batch = score(card, table(rows), AS_OF)
-    expected = np.array([sum(coef[n] * r[n] for n in coef) / sum(coef.values())
-                         for r in rows])
+    expected = np.array([sum(coef[n] * r[n] for n in coef) / sum(coef.values()) for r in rows])
     assert batch.score == pytest.approx(expected, abs=1e-3)
 
 
@@ -146,7 +161,8 @@ def test_rewrite_changes_only_weights_in_the_example_config(tmp_path: Path) -> N
     changes = WeightChanges(
         measures={n: i + 0.25 for i, n in enumerate(card.measures)},
         groups={g: 10 * (i + 1) for i, g in enumerate(card.groups)},
-        segments={0: {"onboarding": 7.5}, 1: {"exec_meetings": 1.5}})
+        segments={0: {"onboarding": 7.5}, 1: {"exec_meetings": 1.5}},
+    )
     new = rewrite(text, changes)
     out = tmp_path / "fitted.yaml"
     out.write_text(new)
@@ -158,13 +174,15 @@ def test_rewrite_changes_only_weights_in_the_example_config(tmp_path: Path) -> N
     for old_line, new_line in _changed_lines(text, new):
         # the same line, comment included, with another number
         assert old_line.split("#")[1:] == new_line.split("#")[1:]
-        assert "weight" in old_line or old_line.strip().startswith(("onboarding:",
-                                                                    "exec_meetings:"))
+        assert "weight" in old_line or old_line.strip().startswith(
+            ("onboarding:", "exec_meetings:")
+        )
     assert _without_weights(yaml.safe_load(new)) == _without_weights(yaml.safe_load(text))
 
 
 def test_fit_writes_a_valid_card_that_differs_only_in_weights_and_beats_the_default(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     path = str(tmp_path / "healthscore.yaml")
     card = config_from_document(parse_yaml(CONFIG, path)).scorecard
     pop = population(1200, seed=5)
@@ -180,11 +198,12 @@ def test_fit_writes_a_valid_card_that_differs_only_in_weights_and_beats_the_defa
     assert loaded.version == fitted.card.version != card.version
     assert all(m.weight >= 0 for m in loaded.measures.values())
     assert loaded.measures["noise"].weight < 0.1 * loaded.measures["active_share"].weight
-    assert _without_weights(yaml.safe_load(fitted.text)) == _without_weights(
-        yaml.safe_load(CONFIG))
+    assert _without_weights(yaml.safe_load(fitted.text)) == _without_weights(yaml.safe_load(CONFIG))
     assert "# one of each, nobody checked" in fitted.text  # comments kept
-    assert all("weight" in a or a.strip().startswith(("noise:", "sponsor:"))
-               for a, _ in _changed_lines(CONFIG, fitted.text))
+    assert all(
+        "weight" in a or a.strip().startswith(("noise:", "sponsor:"))
+        for a, _ in _changed_lines(CONFIG, fitted.text)
+    )
     assert fitted.diff.startswith(f"--- {path}")
     # held out: scored by each card on the later snapshots it was not fitted on
     assert fitted.rows_compared > 1000

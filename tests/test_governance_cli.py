@@ -25,9 +25,14 @@ LEAD = "cs.lead@example.com"
 def kept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     keep = tmp_path_factory.mktemp("demo") / "kept"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "healthscore.cli", "demo", "--accounts", "40",
-                           "--keep", str(keep)], cwd=keep.parent, env=env, capture_output=True,
-                          text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-m", "healthscore.cli", "demo", "--accounts", "40", "--keep", str(keep)],
+        cwd=keep.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"export HEALTHSCORE_CONFIG={keep / 'healthscore.yaml'}" in proc.stdout
     return keep, json.loads(proc.stdout.strip().splitlines()[-1])
@@ -75,8 +80,20 @@ def test_override_from_the_command_line_shows_in_explain_and_history(user_env) -
     # an account without an override: the lead sets one
     plain = _json(_run("explain", "Northnet Networks", "--json"))
     assert plain["override"] is None
-    said = _json(_run("override", "Northnet Networks", "--grade", "red", "--reason",
-                      "Renewal call went badly", "--expires", "30d", "--by", LEAD))
+    said = _json(
+        _run(
+            "override",
+            "Northnet Networks",
+            "--grade",
+            "red",
+            "--reason",
+            "Renewal call went badly",
+            "--expires",
+            "30d",
+            "--by",
+            LEAD,
+        )
+    )
     assert said["grade"] == "red" and said["set_by"] == LEAD
     shown = _json(_run("explain", "Northnet Networks", "--json"))
     assert shown["grade"] == "red" and shown["computed_grade"] == plain["grade"]
@@ -88,31 +105,86 @@ def test_override_from_the_command_line_shows_in_explain_and_history(user_env) -
     history = _json(_run("history", name, "--json"))["history"]
     assert history and all(h["override"]["set_by"] == listed[-1]["set_by"] for h in history)
     # someone without the right: refused, reported, not applied
-    denied = _run("override", "Northnet Networks", "--grade", "green", "--reason", "x",
-                  "--by", "intern@example.com", code=2)
+    denied = _run(
+        "override",
+        "Northnet Networks",
+        "--grade",
+        "green",
+        "--reason",
+        "x",
+        "--by",
+        "intern@example.com",
+        code=2,
+    )
     assert "override refused" in denied.output
     assert _json(_run("explain", "Northnet Networks", "--json"))["grade"] == "red"
-    assert "clearing refused" in _run("override", "Northnet Networks", "--clear", "--by",
-                                      "intern@example.com", code=2).output
+    assert (
+        "clearing refused"
+        in _run(
+            "override", "Northnet Networks", "--clear", "--by", "intern@example.com", code=2
+        ).output
+    )
     cleared = _json(_run("override", "Northnet Networks", "--clear", "--by", LEAD))
     assert cleared["cleared"] == 1
     assert _json(_run("explain", "Northnet Networks", "--json"))["override"] is None
 
 
 def test_override_errors_are_clear(user_env) -> None:
-    assert "give --by EMAIL" in _run("override", "Northnet Networks", "--grade", "red",
-                                     "--reason", "x", code=2).output
-    assert "no account with id or name" in _run("override", "Nope Ltd", "--grade", "red",
-                                                 "--reason", "x", "--by", LEAD, code=2).output
-    assert "--grade must be one of" in _run("override", "Northnet Networks", "--grade",
-                                            "purple", "--reason", "x", "--by", LEAD,
-                                            code=2).output
-    assert "at most 90d" in " ".join(_run("override", "Northnet Networks", "--grade", "red",
-                                          "--reason", "x", "--expires", "200d", "--by", LEAD,
-                                          code=2).output.split())
-    assert "--expires must be a duration" in _run("override", "Northnet Networks", "--grade",
-                                                  "red", "--reason", "x", "--expires", "soon",
-                                                  "--by", LEAD, code=2).output
+    assert (
+        "give --by EMAIL"
+        in _run("override", "Northnet Networks", "--grade", "red", "--reason", "x", code=2).output
+    )
+    assert (
+        "no account with id or name"
+        in _run(
+            "override", "Nope Ltd", "--grade", "red", "--reason", "x", "--by", LEAD, code=2
+        ).output
+    )
+    assert (
+        "--grade must be one of"
+        in _run(
+            "override",
+            "Northnet Networks",
+            "--grade",
+            "purple",
+            "--reason",
+            "x",
+            "--by",
+            LEAD,
+            code=2,
+        ).output
+    )
+    assert "at most 90d" in " ".join(
+        _run(
+            "override",
+            "Northnet Networks",
+            "--grade",
+            "red",
+            "--reason",
+            "x",
+            "--expires",
+            "200d",
+            "--by",
+            LEAD,
+            code=2,
+        ).output.split()
+    )
+    assert (
+        "--expires must be a duration"
+        in _run(
+            "override",
+            "Northnet Networks",
+            "--grade",
+            "red",
+            "--reason",
+            "x",
+            "--expires",
+            "soon",
+            "--by",
+            LEAD,
+            code=2,
+        ).output
+    )
 
 
 def test_diff_scorecard_previews_a_change_on_the_demo_data(user_env) -> None:

@@ -40,8 +40,12 @@ class Clock:
 
 def with_overrides(config: Config) -> Config:
     hubspot = config.sources.hubspot.model_copy(update={"override_properties": PROPS})
-    return config.model_copy(update={"overrides": POLICY, "sources": config.sources.model_copy(
-        update={"hubspot": hubspot})})
+    return config.model_copy(
+        update={
+            "overrides": POLICY,
+            "sources": config.sources.model_copy(update={"hubspot": hubspot}),
+        }
+    )
 
 
 def other(grade: str) -> str:
@@ -54,15 +58,19 @@ def stamp(moment: datetime) -> str:
 
 
 @pytest.fixture
-def record(tmp_path: Path, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator
-           ) -> Iterator[tuple[HubSpotEmulator, Pipeline, Clock]]:
+def record(
+    tmp_path: Path, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator
+) -> Iterator[tuple[HubSpotEmulator, Pipeline, Clock]]:
     """HubSpot as the CRM of record, override properties on, on a controlled clock."""
     settings = hubspot_record_settings(hs_emu, slack_emu, tmp_path / "hs.db")
     store = Store(settings.database_url)
     clock = Clock(datetime.now(UTC))
     config = with_overrides(hubspot_record_config(fast_config(), hs_emu.portal_id))
-    yield hs_emu, Pipeline(config, settings, store, hubspot=fast_hubspot_client(settings),
-                           clock=clock), clock
+    yield (
+        hs_emu,
+        Pipeline(config, settings, store, hubspot=fast_hubspot_client(settings), clock=clock),
+        clock,
+    )
     store.close()
 
 
@@ -72,18 +80,23 @@ def test_setup_crm_creates_the_override_properties_in_the_health_group(record) -
     source = pipeline.config.sources.hubspot
     created = ensure_properties(pipeline.hubspot, source.write_back, source.override_properties)
     assert set(PROPS.roles().values()) <= set(created)
-    kinds = {name: (hs_emu.get_property("companies", name)["type"],
-                    hs_emu.get_property("companies", name)["groupName"])
-             for name in PROPS.roles().values()}
-    assert kinds == {PROPS.grade: ("enumeration", "healthscore"),
-                     PROPS.reason: ("string", "healthscore"),
-                     PROPS.until: ("date", "healthscore"),
-                     PROPS.by: ("string", "healthscore"),
-                     PROPS.set_at: ("datetime", "healthscore")}
+    kinds = {
+        name: (
+            hs_emu.get_property("companies", name)["type"],
+            hs_emu.get_property("companies", name)["groupName"],
+        )
+        for name in PROPS.roles().values()
+    }
+    assert kinds == {
+        PROPS.grade: ("enumeration", "healthscore"),
+        PROPS.reason: ("string", "healthscore"),
+        PROPS.until: ("date", "healthscore"),
+        PROPS.by: ("string", "healthscore"),
+        PROPS.set_at: ("datetime", "healthscore"),
+    }
     options = [o["value"] for o in hs_emu.get_property("companies", PROPS.grade)["options"]]
     assert options == ["red", "yellow", "green"]
-    assert ensure_properties(pipeline.hubspot, source.write_back,
-                             source.override_properties) == []
+    assert ensure_properties(pipeline.hubspot, source.write_back, source.override_properties) == []
     # off by default: no override property is created or read
     assert hubspot_config().sources.hubspot.override_properties is None
 
@@ -98,26 +111,51 @@ def test_an_override_set_on_a_company_is_read_once_checked_cleared_and_expires(r
     grade_of = {i: computed.grade[computed.index(i)] for i in ids[:3]}
     set_at = stamp(clock.at - timedelta(hours=1))
     until = (clock.at + timedelta(days=14)).date().isoformat()
-    hs_emu.update("companies", ids[0], {
-        PROPS.grade: other(grade_of[ids[0]]), PROPS.reason: "Escalation to the CEO",
-        PROPS.until: until, PROPS.by: LEAD, PROPS.set_at: set_at})
-    hs_emu.update("companies", ids[1], {
-        PROPS.grade: other(grade_of[ids[1]]), PROPS.until: until,
-        PROPS.by: "intern@example.com", PROPS.set_at: set_at})
+    hs_emu.update(
+        "companies",
+        ids[0],
+        {
+            PROPS.grade: other(grade_of[ids[0]]),
+            PROPS.reason: "Escalation to the CEO",
+            PROPS.until: until,
+            PROPS.by: LEAD,
+            PROPS.set_at: set_at,
+        },
+    )
+    hs_emu.update(
+        "companies",
+        ids[1],
+        {
+            PROPS.grade: other(grade_of[ids[1]]),
+            PROPS.until: until,
+            PROPS.by: "intern@example.com",
+            PROPS.set_at: set_at,
+        },
+    )
     # the company's own owner, picked as a HubSpot owner id: resolved to the owner's email
     owner_id = hs_emu.record("companies", ids[2])["properties"]["hubspot_owner_id"]
     soon = (clock.at + timedelta(days=2)).date().isoformat()
-    hs_emu.update("companies", ids[2], {
-        PROPS.grade: other(grade_of[ids[2]]), PROPS.reason: "Renewal signed late",
-        PROPS.until: soon, PROPS.by: owner_id, PROPS.set_at: set_at})
+    hs_emu.update(
+        "companies",
+        ids[2],
+        {
+            PROPS.grade: other(grade_of[ids[2]]),
+            PROPS.reason: "Renewal signed late",
+            PROPS.until: soon,
+            PROPS.by: owner_id,
+            PROPS.set_at: set_at,
+        },
+    )
     t0, clock.at = clock.at, datetime.now(UTC)  # the sync starts after those edits
     report = pipeline.sync_hubspot()
     assert report.overrides == {"applied": 2, "refused": 1}
     assert pipeline.sync_hubspot(full=True).overrides == {}  # read again: nothing new
     overrides = {o.account_id: o for o in list_overrides(pipeline.store)}
     assert {i: (o.state(clock.at), o.origin) for i, o in overrides.items()} == {
-        ids[0]: ("active", "hubspot"), ids[1]: ("refused", "hubspot"),
-        ids[2]: ("active", "hubspot")}
+        ids[0]: ("active", "hubspot"),
+        ids[1]: ("refused", "hubspot"),
+        ids[2]: ("active", "hubspot"),
+    }
     assert overrides[ids[0]].reason == "Escalation to the CEO"
     assert overrides[ids[0]].set_by == LEAD
     assert overrides[ids[0]].set_at == t0.replace(microsecond=0) - timedelta(hours=1)
@@ -127,7 +165,10 @@ def test_an_override_set_on_a_company_is_read_once_checked_cleared_and_expires(r
     assert owner_email and overrides[ids[2]].set_by == owner_email
     _, batch = pipeline.score()
     assert [batch.grade[batch.index(i)] for i in ids[:3]] == [
-        other(grade_of[ids[0]]), grade_of[ids[1]], other(grade_of[ids[2]])]
+        other(grade_of[ids[0]]),
+        grade_of[ids[1]],
+        other(grade_of[ids[2]]),
+    ]
     # the CSM empties the grade in HubSpot: the override ends at the next sync
     hs_emu.update("companies", ids[0], {PROPS.grade: ""})
     clock.at = datetime.now(UTC) + timedelta(minutes=30)
@@ -142,8 +183,8 @@ def test_an_override_set_on_a_company_is_read_once_checked_cleared_and_expires(r
 
 
 def test_an_override_on_a_second_crm_company_applies_to_its_matched_account(
-        sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator,
-        hs_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator, hs_pipeline: Callable[..., Pipeline]
+) -> None:
     org = generate_org(10, seed=42)
     sf_ids = sf_emu.seed(org)
     company_ids = hs_emu.seed(org, account_ids=sf_ids)  # each carries its Salesforce id
@@ -156,17 +197,33 @@ def test_an_override_on_a_second_crm_company_applies_to_its_matched_account(
     pipeline.sync_salesforce()
     owner = pipeline.store.account(sf_ids[4]).owner_email
     now = datetime.now(UTC)
-    hs_emu.update("companies", company_ids[4], {
-        PROPS.grade: "red", PROPS.reason: "Champion left", PROPS.by: owner,
-        PROPS.set_at: stamp(now - timedelta(minutes=5))})
-    hs_emu.update("companies", company_ids[5], {
-        PROPS.grade: "red", PROPS.by: "someone@example.com",
-        PROPS.set_at: stamp(now - timedelta(minutes=5))})
+    hs_emu.update(
+        "companies",
+        company_ids[4],
+        {
+            PROPS.grade: "red",
+            PROPS.reason: "Champion left",
+            PROPS.by: owner,
+            PROPS.set_at: stamp(now - timedelta(minutes=5)),
+        },
+    )
+    hs_emu.update(
+        "companies",
+        company_ids[5],
+        {
+            PROPS.grade: "red",
+            PROPS.by: "someone@example.com",
+            PROPS.set_at: stamp(now - timedelta(minutes=5)),
+        },
+    )
     assert pipeline.sync_hubspot().overrides == {"applied": 1, "refused": 1}
-    found = {o.account_id: (o.state(now), o.origin, o.set_by)
-             for o in list_overrides(pipeline.store)}
-    assert found == {sf_ids[4]: ("active", "hubspot", owner),
-                     sf_ids[5]: ("refused", "hubspot", "someone@example.com")}
+    found = {
+        o.account_id: (o.state(now), o.origin, o.set_by) for o in list_overrides(pipeline.store)
+    }
+    assert found == {
+        sf_ids[4]: ("active", "hubspot", owner),
+        sf_ids[5]: ("refused", "hubspot", "someone@example.com"),
+    }
     # the sibling changes: its empty override does not end the one the other company set
     hs_emu.update("companies", sibling, {"name": "Subsidiary GmbH"})
     assert pipeline.sync_hubspot().overrides == {}

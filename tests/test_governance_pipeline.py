@@ -26,8 +26,9 @@ from .conftest import fast_config
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
 LEAD = "lead@example.com"
-POLICY = OverridePolicy(allowed_roles=["cs_lead"], roles={"cs_lead": [LEAD]},
-                        notify_before=timedelta(days=3))
+POLICY = OverridePolicy(
+    allowed_roles=["cs_lead"], roles={"cs_lead": [LEAD]}, notify_before=timedelta(days=3)
+)
 
 
 class Clock:
@@ -43,8 +44,9 @@ def governed(**update: object) -> Config:
 
 
 @pytest.fixture
-def run(sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
-        ) -> tuple[Pipeline, Clock]:
+def run(
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> tuple[Pipeline, Clock]:
     sf_emu.seed(generate_org(40, seed=5, now=T0))
     clock = Clock(T0)
     pipeline = make_pipeline(governed(), clock=clock)
@@ -54,32 +56,41 @@ def run(sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
 
 def _green(pipeline: Pipeline) -> str:
     _, batch = pipeline.score(dry_run=True)
-    best = max(range(len(batch)), key=lambda i: batch.score[i] if batch.grade[i] == "green"
-               else -1)
+    best = max(range(len(batch)), key=lambda i: batch.score[i] if batch.grade[i] == "green" else -1)
     assert batch.grade[best] == "green"
     return batch.account_ids[best]
 
 
 def _pending(pipeline: Pipeline, account_id: str) -> dict:
     """The health values for the CRM: pending, else as last written."""
-    pending = [p.fields for p in pipeline.store.pending_writes("salesforce")
-               if p.account_id == account_id]
+    pending = [
+        p.fields for p in pipeline.store.pending_writes("salesforce") if p.account_id == account_id
+    ]
     return pending[0] if pending else pipeline.store.crm_state("salesforce")[account_id]
 
 
 def test_an_override_applies_shows_in_explain_and_history_and_expires_on_its_date(run) -> None:
     pipeline, clock = run
     account = pipeline.store.account(_green(pipeline))
-    set_override(pipeline.store, POLICY, account, grade="red", reason="Champion left; "
-                 "renewal at risk", set_by=LEAD, now=T0, expires=timedelta(days=10))
+    set_override(
+        pipeline.store,
+        POLICY,
+        account,
+        grade="red",
+        reason="Champion left; renewal at risk",
+        set_by=LEAD,
+        now=T0,
+        expires=timedelta(days=10),
+    )
     report, batch = pipeline.score()
     assert report.overrides_active == 1
     i = batch.index(account.id)
     assert batch.grade[i] == "red"
     desired = _pending(pipeline, account.id)
     assert desired["grade"] == "Red"
-    assert desired["reasons"].startswith(f"Override red by {LEAD} until "
-                                         f"{T0 + timedelta(days=10):%Y-%m-%d}: Champion left")
+    assert desired["reasons"].startswith(
+        f"Override red by {LEAD} until {T0 + timedelta(days=10):%Y-%m-%d}: Champion left"
+    )
     stored = pipeline.store.score_history(account.id)[-1]
     assert stored.grade == "red"
     assert stored.reasons["override"]["set_by"] == LEAD
@@ -107,8 +118,15 @@ def test_an_override_from_a_user_without_the_right_is_refused_and_reported(run) 
     pipeline, _ = run
     account = pipeline.store.account(_green(pipeline))
     with pytest.raises(OverrideRefused, match=r"intern@example\.com may not override"):
-        set_override(pipeline.store, POLICY, account, grade="red", reason="gut feeling",
-                     set_by="intern@example.com", now=T0)
+        set_override(
+            pipeline.store,
+            POLICY,
+            account,
+            grade="red",
+            reason="gut feeling",
+            set_by="intern@example.com",
+            now=T0,
+        )
     refused = list_overrides(pipeline.store, account.id)
     assert [(o.state(T0), o.set_by) for o in refused] == [("refused", "intern@example.com")]
     assert "may not override" in (refused[0].note or "")
@@ -117,19 +135,39 @@ def test_an_override_from_a_user_without_the_right_is_refused_and_reported(run) 
     assert batch.grade[batch.index(account.id)] == "green"
     # the account's owner may override their own accounts when the policy says so
     owners = OverridePolicy(allowed_roles=["account_owner"])
-    assert set_override(pipeline.store, owners, account, grade="yellow", reason="slow "
-                        "adoption", set_by=account.owner_email.upper(), now=T0).grade == "yellow"
+    assert (
+        set_override(
+            pipeline.store,
+            owners,
+            account,
+            grade="yellow",
+            reason="slow adoption",
+            set_by=account.owner_email.upper(),
+            now=T0,
+        ).grade
+        == "yellow"
+    )
 
 
 def test_a_note_goes_to_the_owner_once_a_few_days_before_the_override_expires(
-        run, slack_emu: SlackEmulator) -> None:
+    run, slack_emu: SlackEmulator
+) -> None:
     pipeline, clock = run
     account = pipeline.store.account(_green(pipeline))
-    set_override(pipeline.store, POLICY, account, grade="yellow", reason="exec sponsor "
-                 "changing", set_by=LEAD, now=T0, expires=timedelta(days=10))
+    set_override(
+        pipeline.store,
+        POLICY,
+        account,
+        grade="yellow",
+        reason="exec sponsor changing",
+        set_by=LEAD,
+        now=T0,
+        expires=timedelta(days=10),
+    )
     pipeline.score_and_act()
     assert not pipeline.store.actions(kind="slack") or all(
-        a.rule != "override_expiring" for a in pipeline.store.actions())
+        a.rule != "override_expiring" for a in pipeline.store.actions()
+    )
     for hours in (0, 1, 2):  # three runs inside the notice window
         clock.at = T0 + timedelta(days=8, hours=hours)
         pipeline.score_and_act()
@@ -142,15 +180,22 @@ def test_a_note_goes_to_the_owner_once_a_few_days_before_the_override_expires(
 
 
 def test_a_source_stopped_longer_than_its_limit_flags_its_accounts_and_alerts_once(
-        run, slack_emu: SlackEmulator) -> None:
+    run, slack_emu: SlackEmulator
+) -> None:
     pipeline, clock = run
-    pipeline.config = pipeline.config.model_copy(update={"freshness": Freshness(
-        default=timedelta(days=1), sources={"zendesk": timedelta(hours=12)})})
+    pipeline.config = pipeline.config.model_copy(
+        update={
+            "freshness": Freshness(
+                default=timedelta(days=1), sources={"zendesk": timedelta(hours=12)}
+            )
+        }
+    )
     accounts = [a.id for a in pipeline.store.accounts()]
     desk = accounts[:5]
     pipeline.store.set_cursor("zendesk", "tickets", T0.isoformat())
-    pipeline.store.record_signals(SignalRow(a, "zendesk_tickets_30d", 3.0, T0, "zendesk")
-                                  for a in desk)
+    pipeline.store.record_signals(
+        SignalRow(a, "zendesk_tickets_30d", 3.0, T0, "zendesk") for a in desk
+    )
     clock.at = T0 + timedelta(hours=11)  # within the limit
     report, _ = pipeline.score()
     assert report.stale_accounts == 0
@@ -194,22 +239,27 @@ def test_an_entered_red_alert_says_the_data_is_stale(run, slack_emu: SlackEmulat
 
 
 def test_a_scorecard_change_is_recorded_with_its_version_and_diff_lists_exactly_the_changes(
-        run) -> None:
+    run,
+) -> None:
     pipeline, clock = run
-    old = pipeline.config.scorecard.model_copy(update={"grades": pipeline.config.scorecard
-                                                       .grades.model_copy(
-                                                           update={"hysteresis": 0})})
+    old = pipeline.config.scorecard.model_copy(
+        update={"grades": pipeline.config.scorecard.grades.model_copy(update={"hysteresis": 0})}
+    )
     new = old.model_copy(update={"grades": old.grades.model_copy(update={"red": 70})})
     pipeline.config = pipeline.config.model_copy(update={"scorecard": old})
     _, before = pipeline.score()
-    expected = {a for i, a in enumerate(before.account_ids)
-                if before.grade[i] == "yellow" and round(before.score[i]) <= 70}
+    expected = {
+        a
+        for i, a in enumerate(before.account_ids)
+        if before.grade[i] == "yellow" and round(before.score[i]) <= 70
+    }
     assert expected, "the org should have yellow accounts at or below 70"
     result = diff_scorecards(pipeline, old, new)
     assert {c.account_id for c in result.changes} == expected
     assert result.transitions == {"yellow → red": len(expected)}
-    assert all(c.new_grade == "red" and c.old_score == pytest.approx(c.new_score)
-               for c in result.changes)
+    assert all(
+        c.new_grade == "red" and c.old_score == pytest.approx(c.new_score) for c in result.changes
+    )
     runs_before = len(pipeline.store.runs())
     assert len(pipeline.store.runs()) == runs_before  # the diff wrote nothing
     # deploy it: the next run records the new version, and the trend across it says so
@@ -231,11 +281,20 @@ def test_the_trend_compares_with_the_window_and_shows_a_fall_within_green(run) -
     clock.at = T0 - timedelta(days=8)
     pipeline.score()
     # the account loses adoption a week ago, stays green; runs since see no change
-    row = next(r for r in pipeline.store.signal_history(account_id)
-               if r.metric == "feature_adoption_pct")
-    pipeline.store.record_signals([SignalRow(account_id, "feature_adoption_pct",
-                                             min(row.value, 60) - 15, datetime.now(UTC),
-                                             "salesforce")])
+    row = next(
+        r for r in pipeline.store.signal_history(account_id) if r.metric == "feature_adoption_pct"
+    )
+    pipeline.store.record_signals(
+        [
+            SignalRow(
+                account_id,
+                "feature_adoption_pct",
+                min(row.value, 60) - 15,
+                datetime.now(UTC),
+                "salesforce",
+            )
+        ]
+    )
     for days in (6, 1):
         clock.at = T0 - timedelta(days=days)
         pipeline.score()
@@ -256,32 +315,51 @@ def test_find_account_by_name_or_id(run) -> None:
 
 
 def test_an_override_set_in_salesforce_is_read_once_checked_and_cleared_there(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     org = generate_org(12, seed=8, now=T0)
     ids = sf_emu.seed(org)
     config = governed()
     salesforce = config.sources.salesforce.model_copy(
-        update={"override_fields": CrmOverrideFields()})
-    config = config.model_copy(update={"sources": config.sources.model_copy(
-        update={"salesforce": salesforce})})
+        update={"override_fields": CrmOverrideFields()}
+    )
+    config = config.model_copy(
+        update={"sources": config.sources.model_copy(update={"salesforce": salesforce})}
+    )
     clock = Clock(datetime.now(UTC))
     pipeline = make_pipeline(config, clock=clock)
     stamp = (clock.at - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
     until = (clock.at + timedelta(days=14)).date().isoformat()
-    sf_emu.update("Account", ids[0], {
-        "Health_Override__c": "Red", "Health_Override_Reason__c": "Escalation to the CEO",
-        "Health_Override_Until__c": until, "Health_Override_By__c": LEAD,
-        "Health_Override_Set__c": stamp})
-    sf_emu.update("Account", ids[1], {
-        "Health_Override__c": "Green", "Health_Override_Until__c": until,
-        "Health_Override_By__c": "someone@example.com", "Health_Override_Set__c": stamp})
+    sf_emu.update(
+        "Account",
+        ids[0],
+        {
+            "Health_Override__c": "Red",
+            "Health_Override_Reason__c": "Escalation to the CEO",
+            "Health_Override_Until__c": until,
+            "Health_Override_By__c": LEAD,
+            "Health_Override_Set__c": stamp,
+        },
+    )
+    sf_emu.update(
+        "Account",
+        ids[1],
+        {
+            "Health_Override__c": "Green",
+            "Health_Override_Until__c": until,
+            "Health_Override_By__c": "someone@example.com",
+            "Health_Override_Set__c": stamp,
+        },
+    )
     report = pipeline.sync_salesforce()
     assert report.overrides == {"applied": 1, "refused": 1}
     report = pipeline.sync_salesforce(full=True)  # read again: nothing new
     assert report.overrides == {}
     overrides = list_overrides(pipeline.store)
     assert sorted((o.account_id, o.state(clock.at), o.origin) for o in overrides) == [
-        (ids[0], "active", "salesforce"), (ids[1], "refused", "salesforce")]
+        (ids[0], "active", "salesforce"),
+        (ids[1], "refused", "salesforce"),
+    ]
     active = next(o for o in overrides if o.account_id == ids[0])
     assert active.reason == "Escalation to the CEO" and active.set_by == LEAD
     assert active.expires_at.date().isoformat() > until  # through the end of that day
@@ -301,11 +379,20 @@ def test_an_expired_override_does_not_linger_through_hysteresis(run) -> None:
     near = round(float(batch.score[batch.index(account_id)]))
     card = pipeline.config.scorecard
     # the account sits one point above the red border, inside the hysteresis margin (2)
-    card = card.model_copy(update={"grades": card.grades.model_copy(
-        update={"red": near - 1, "yellow": 100})})
+    card = card.model_copy(
+        update={"grades": card.grades.model_copy(update={"red": near - 1, "yellow": 100})}
+    )
     pipeline.config = pipeline.config.model_copy(update={"scorecard": card})
-    set_override(pipeline.store, POLICY, pipeline.store.account(account_id), grade="red",
-                 reason="temporary", set_by=LEAD, now=T0, expires=timedelta(minutes=1))
+    set_override(
+        pipeline.store,
+        POLICY,
+        pipeline.store.account(account_id),
+        grade="red",
+        reason="temporary",
+        set_by=LEAD,
+        now=T0,
+        expires=timedelta(minutes=1),
+    )
     _, batch = pipeline.score()
     assert batch.grade[batch.index(account_id)] == "red"
     clock.at = T0 + timedelta(minutes=2)

@@ -21,43 +21,64 @@ LINEAR = {"linear": {"from": 0, "to": 100}}
 
 
 def test_a_min_aggregated_group_goes_red_on_one_red_input() -> None:
-    measures = {"a": {"metric": "a", **LINEAR}, "b": {"metric": "b", **LINEAR},
-                "c": {"metric": "c", **LINEAR}}
+    measures = {
+        "a": {"metric": "a", **LINEAR},
+        "b": {"metric": "b", **LINEAR},
+        "c": {"metric": "c", **LINEAR},
+    }
     rows = [{"a": 95, "b": 90, "c": 10}]
     mean = score(card(measures), table(rows), AS_OF)
     assert mean.grade[0] == "yellow"  # (95 + 90 + 10) / 3 = 65
     c = card(measures, groups={"g": 1.0})
-    c = c.model_copy(update={"groups": {"g": c.groups["g"].model_copy(
-        update={"aggregate": "min"})}})
+    c = c.model_copy(
+        update={"groups": {"g": c.groups["g"].model_copy(update={"aggregate": "min"})}}
+    )
     low = score(c, table(rows), AS_OF)
     assert low.groups["g"][0] == pytest.approx(10)
     assert low.grade[0] == "red"
     # the one red input carries the group's whole weight, so it is the top reason
     assert reasons_for(low, 0)[0].measure == "c"
     assert reasons_for(low, 0)[0].points_lost == pytest.approx(90)
-    high = score(c.model_copy(update={"groups": {"g": c.groups["g"].model_copy(
-        update={"aggregate": "max"})}}), table(rows), AS_OF)
+    high = score(
+        c.model_copy(
+            update={"groups": {"g": c.groups["g"].model_copy(update={"aggregate": "max"})}}
+        ),
+        table(rows),
+        AS_OF,
+    )
     assert high.groups["g"][0] == pytest.approx(95)
     assert high.grade[0] == "green"
 
 
 def _with_critical(conditions: list[dict]) -> Scorecard:
-    return card({"usage": {"metric": "usage", **LINEAR}},
-                critical=conditions)
+    return card({"usage": {"metric": "usage", **LINEAR}}, critical=conditions)
 
 
 def test_a_critical_condition_overrides_any_weighted_result_and_is_the_first_reason() -> None:
-    c = _with_critical([
-        {"name": "escalation", "when": {"metric": "open_escalations", "above": 0},
-         "at_most": "yellow"},
-        {"name": "overdue_invoice", "label": "Invoice overdue",
-         "when": {"metric": "invoice_overdue_days", "above": 45}, "grade": "red"}])
-    rows = [{"usage": 100, "open_escalations": 0, "invoice_overdue_days": 0},   # green
-            {"usage": 100, "open_escalations": 2, "invoice_overdue_days": 0},   # capped
-            {"usage": 100, "open_escalations": 2, "invoice_overdue_days": 60},  # forced red
-            {"usage": 10, "open_escalations": 1, "invoice_overdue_days": None}]  # red anyway
-    batch = score(c, table(rows), AS_OF,
-                  previous_grades=np.array(["green"] * 4, dtype=object))  # hysteresis too
+    c = _with_critical(
+        [
+            {
+                "name": "escalation",
+                "when": {"metric": "open_escalations", "above": 0},
+                "at_most": "yellow",
+            },
+            {
+                "name": "overdue_invoice",
+                "label": "Invoice overdue",
+                "when": {"metric": "invoice_overdue_days", "above": 45},
+                "grade": "red",
+            },
+        ]
+    )
+    rows = [
+        {"usage": 100, "open_escalations": 0, "invoice_overdue_days": 0},  # green
+        {"usage": 100, "open_escalations": 2, "invoice_overdue_days": 0},  # capped
+        {"usage": 100, "open_escalations": 2, "invoice_overdue_days": 60},  # forced red
+        {"usage": 10, "open_escalations": 1, "invoice_overdue_days": None},
+    ]  # red anyway
+    batch = score(
+        c, table(rows), AS_OF, previous_grades=np.array(["green"] * 4, dtype=object)
+    )  # hysteresis too
     assert batch.grade.tolist() == ["green", "yellow", "red", "red"]
     assert batch.score[0] == pytest.approx(100)
     assert batch.score[1] == pytest.approx(75)  # capped at the top of yellow
@@ -74,12 +95,26 @@ def test_a_critical_condition_overrides_any_weighted_result_and_is_the_first_rea
 
 
 def test_a_forced_grade_applies_without_enough_data_a_cap_does_not() -> None:
-    c = _with_critical([{"name": "sponsor_lost", "when": {"metric": "sponsor_lost", "is": True},
-                         "grade": "red"},
-                        {"name": "escalation", "when": {"metric": "esc", "above": 0},
-                         "at_most": "yellow"}])
-    batch = score(c, table([{"usage": None, "sponsor_lost": 1, "esc": 0},
-                            {"usage": None, "sponsor_lost": 0, "esc": 3}]), AS_OF)
+    c = _with_critical(
+        [
+            {
+                "name": "sponsor_lost",
+                "when": {"metric": "sponsor_lost", "is": True},
+                "grade": "red",
+            },
+            {"name": "escalation", "when": {"metric": "esc", "above": 0}, "at_most": "yellow"},
+        ]
+    )
+    batch = score(
+        c,
+        table(
+            [
+                {"usage": None, "sponsor_lost": 1, "esc": 0},
+                {"usage": None, "sponsor_lost": 0, "esc": 3},
+            ]
+        ),
+        AS_OF,
+    )
     assert batch.grade.tolist() == ["red", "insufficient_data"]
     assert math.isnan(batch.score[0])
 
@@ -105,24 +140,45 @@ critical:
 @st.composite
 def governed_cards(draw: st.DrawFn) -> Scorecard:
     n_groups = draw(st.integers(1, 3))
-    groups = {f"g{k}": {"label": f"g{k}", "weight": draw(st.floats(0.5, 5)),
-                        "aggregate": draw(st.sampled_from(["mean", "min", "max"]))}
-              for k in range(n_groups)}
+    groups = {
+        f"g{k}": {
+            "label": f"g{k}",
+            "weight": draw(st.floats(0.5, 5)),
+            "aggregate": draw(st.sampled_from(["mean", "min", "max"])),
+        }
+        for k in range(n_groups)
+    }
     measures = {}
     for j in range(draw(st.integers(1, 6))):
-        measures[f"m{j}"] = {"label": f"m{j}", "metric": f"x{j}",
-                             "group": f"g{draw(st.integers(0, n_groups - 1))}",
-                             "weight": draw(st.floats(0.1, 5)), **draw(normalizations())}
-    critical = [{"name": f"c{k}", "when": {"metric": f"x{draw(st.integers(0, len(measures) - 1))}",
-                                           draw(st.sampled_from(["above", "below", "at_most"])):
-                                           draw(st.floats(-20, 150))},
-                 draw(st.sampled_from(["at_most", "grade"])):
-                 draw(st.sampled_from(["red", "yellow", "green"]))}
-                for k in range(draw(st.integers(0, 3)))]
-    return Scorecard.model_validate({
-        "groups": groups, "measures": measures, "critical": critical,
-        "coverage_floor": draw(st.floats(0, 1)),
-        "grades": {"hysteresis": draw(st.sampled_from([0, 2, 5]))}})
+        measures[f"m{j}"] = {
+            "label": f"m{j}",
+            "metric": f"x{j}",
+            "group": f"g{draw(st.integers(0, n_groups - 1))}",
+            "weight": draw(st.floats(0.1, 5)),
+            **draw(normalizations()),
+        }
+    critical = [
+        {
+            "name": f"c{k}",
+            "when": {
+                "metric": f"x{draw(st.integers(0, len(measures) - 1))}",
+                draw(st.sampled_from(["above", "below", "at_most"])): draw(st.floats(-20, 150)),
+            },
+            draw(st.sampled_from(["at_most", "grade"])): draw(
+                st.sampled_from(["red", "yellow", "green"])
+            ),
+        }
+        for k in range(draw(st.integers(0, 3)))
+    ]
+    return Scorecard.model_validate(
+        {
+            "groups": groups,
+            "measures": measures,
+            "critical": critical,
+            "coverage_floor": draw(st.floats(0, 1)),
+            "grades": {"hysteresis": draw(st.sampled_from([0, 2, 5]))},
+        }
+    )
 
 
 @SETTINGS
@@ -145,8 +201,7 @@ def test_the_vectorized_scorer_agrees_with_the_reference_on_modes_and_critical(c
         else:
             assert math.isclose(plain["score"], batch.score[i], abs_tol=1e-9)
             # the points lost always add up to what separates the (uncapped) score from 100
-            assert math.isclose(float(batch.lost[i].sum()), 100 - batch.uncapped[i],
-                                abs_tol=1e-6)
+            assert math.isclose(float(batch.lost[i].sum()), 100 - batch.uncapped[i], abs_tol=1e-6)
 
 
 def test_a_critical_condition_on_an_unknown_metric_fails_at_its_line(tmp_path) -> None:
@@ -154,18 +209,25 @@ def test_a_critical_condition_on_an_unknown_metric_fails_at_its_line(tmp_path) -
 
     from healthscore.config import load_config
 
-    example = (Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml"
-               ).read_text()
-    text = example.replace("  # Critical conditions cap", "  critical:\n"
-                           "    - name: escalation\n"
-                           "      when: {metric: open_escalation, above: 0}\n"
-                           "      at_most: yellow\n  # Critical conditions cap")
+    example = (
+        Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml"
+    ).read_text()
+    text = example.replace(
+        "  # Critical conditions cap",
+        "  critical:\n"
+        "    - name: escalation\n"
+        "      when: {metric: open_escalation, above: 0}\n"
+        "      at_most: yellow\n  # Critical conditions cap",
+    )
     path = tmp_path / "healthscore.yaml"
     path.write_text(text)
     line = text.splitlines().index("      when: {metric: open_escalation, above: 0}") + 1
-    with pytest.raises(ConfigError, match=rf"healthscore.yaml:{line} "
-                                          r"scorecard.critical.0.when.metric: unknown metric "
-                                          r"'open_escalation'"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"healthscore.yaml:{line} "
+        r"scorecard.critical.0.when.metric: unknown metric "
+        r"'open_escalation'",
+    ):
         load_config(path)
     path.write_text(text.replace("open_escalation,", "urgent_open_cases,"))
     assert load_config(path).scorecard.critical[0].when.metric == "urgent_open_cases"

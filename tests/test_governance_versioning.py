@@ -15,8 +15,9 @@ EXAMPLE = Path(__file__).parent.parent / "healthscore" / "healthscore.example.ya
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -27,8 +28,16 @@ def test_a_committed_file_adds_its_commit_and_an_edit_marks_it_dirty(tmp_path: P
     assert scorecard_version(card, config) == card.version  # not in git: the hash only
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "-c", "user.email=ops@example.com", "-c", "user.name=ops", "add", ".")
-    _git(tmp_path, "-c", "user.email=ops@example.com", "-c", "user.name=ops", "commit", "-qm",
-         "scorecard")
+    _git(
+        tmp_path,
+        "-c",
+        "user.email=ops@example.com",
+        "-c",
+        "user.name=ops",
+        "commit",
+        "-qm",
+        "scorecard",
+    )
     head = _git(tmp_path, "log", "-1", "--format=%h")
     assert git_commit(config) == head
     assert scorecard_version(card, config) == f"{card.version}@{head}"
@@ -47,8 +56,9 @@ def test_only_a_content_change_counts_as_a_scorecard_change() -> None:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_diff_scorecard_reads_the_committed_version_as_rev_path(tmp_path: Path,
-                                                                 monkeypatch) -> None:
+def test_diff_scorecard_reads_the_committed_version_as_rev_path(
+    tmp_path: Path, monkeypatch
+) -> None:
     from healthscore.errors import ConfigError
     from healthscore.scorecard_diff import load_scorecard
 
@@ -56,8 +66,16 @@ def test_diff_scorecard_reads_the_committed_version_as_rev_path(tmp_path: Path,
     config.write_text(EXAMPLE.read_text())
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "-c", "user.email=ops@example.com", "-c", "user.name=ops", "add", ".")
-    _git(tmp_path, "-c", "user.email=ops@example.com", "-c", "user.name=ops", "commit", "-qm",
-         "scorecard")
+    _git(
+        tmp_path,
+        "-c",
+        "user.email=ops@example.com",
+        "-c",
+        "user.name=ops",
+        "commit",
+        "-qm",
+        "scorecard",
+    )
     config.write_text(EXAMPLE.read_text().replace("coverage_floor: 0.5", "coverage_floor: 0.6"))
     monkeypatch.chdir(tmp_path)
     committed = load_scorecard("HEAD:healthscore.yaml")

@@ -14,19 +14,23 @@ from sandbox import HubSpotEmulator, SalesforceEmulator, generate_org
 from tests.conftest import METRICS, hubspot_config
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-def seed_both(sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator, n: int = 30
-              ) -> tuple[list[str], list[str]]:
+
+
+def seed_both(
+    sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator, n: int = 30
+) -> tuple[list[str], list[str]]:
     """Both CRMs from one org; the first half of the companies carry the Salesforce id."""
     org = generate_org(n, seed=21, now=NOW)
     sf_ids = sf_emu.seed(org)
     company_ids = hs_emu.seed(org, account_ids=sf_ids)
-    for cid in company_ids[n // 2:]:  # the rest are matched by domain only
+    for cid in company_ids[n // 2 :]:  # the rest are matched by domain only
         hs_emu.update("companies", cid, {"salesforce_account_id": ""})
     return sf_ids, company_ids
 
 
 def test_companies_match_by_id_then_domain_and_odd_ones_are_reported(
-        sf_emu, hs_emu, hs_pipeline) -> None:
+    sf_emu, hs_emu, hs_pipeline
+) -> None:
     sf_ids, _ = seed_both(sf_emu, hs_emu)
     # a second Salesforce account on an existing domain makes that domain ambiguous
     shared = sf_emu.record("Account", sf_ids[-1])["Website"]
@@ -49,8 +53,7 @@ def test_companies_match_by_id_then_domain_and_odd_ones_are_reported(
     assert {s for _, m, _, _ in pipeline.store.latest_signals() for s in [m]} >= set(METRICS)
 
 
-def test_incremental_resync_reads_only_changes_in_one_request(sf_emu, hs_emu, hs_pipeline
-                                                             ) -> None:
+def test_incremental_resync_reads_only_changes_in_one_request(sf_emu, hs_emu, hs_pipeline) -> None:
     now = datetime.now(UTC)
     hs_emu.set_time(now - timedelta(hours=2))
     _, company_ids = seed_both(sf_emu, hs_emu)
@@ -72,7 +75,8 @@ def test_incremental_resync_reads_only_changes_in_one_request(sf_emu, hs_emu, hs
 
 
 def test_search_cap_of_10000_is_crossed_without_loss_or_duplicates(
-        sf_emu, hs_emu, hs_pipeline) -> None:
+    sf_emu, hs_emu, hs_pipeline
+) -> None:
     moment = datetime.now(UTC) - timedelta(hours=2)
     hs_emu.set_time(moment - timedelta(hours=1))
     seed_both(sf_emu, hs_emu, n=10)
@@ -82,11 +86,13 @@ def test_search_cap_of_10000_is_crossed_without_loss_or_duplicates(
     pipeline.sync_hubspot()
     pipeline.clock = lambda: datetime.now(UTC)
     hs_emu.set_time(moment)  # 10,300 companies share one hs_lastmodifieddate
-    ids = hs_emu.create_many("companies", [{"name": f"Bulk {i}", "domain": f"b{i}.example"}
-                                           for i in range(10_300)])
+    ids = hs_emu.create_many(
+        "companies", [{"name": f"Bulk {i}", "domain": f"b{i}.example"} for i in range(10_300)]
+    )
     hs_emu.set_time(moment + timedelta(seconds=5))
-    more = hs_emu.create_many("companies", [{"name": f"Late {i}", "domain": f"l{i}.example"}
-                                            for i in range(150)])
+    more = hs_emu.create_many(
+        "companies", [{"name": f"Late {i}", "domain": f"l{i}.example"} for i in range(150)]
+    )
     hs_emu.set_time(None)
     report = pipeline.sync_hubspot()
     assert report.records == 10_450
@@ -101,8 +107,7 @@ def test_rate_limit_and_server_errors_are_retried(sf_emu, hs_emu, hs_pipeline) -
     pipeline = hs_pipeline(retry=RetryPolicy(attempts=5, max_wait=60, sleep=waits.append))
     pipeline.sync_salesforce()
     hs_emu.faults.add("rate_limit", method="GET", path=r"/crm/v3/objects/companies", times=1)
-    hs_emu.faults.add("server_error", method="GET", path=r"/crm/v3/objects/companies",
-                      times=1)
+    hs_emu.faults.add("server_error", method="GET", path=r"/crm/v3/objects/companies", times=1)
     report = pipeline.sync_hubspot()
     assert report.records == 30
     statuses = [r.status for r in hs_emu.requests("GET", r"/crm/v3/objects/companies")]
@@ -119,8 +124,7 @@ def test_rejected_token_names_the_variable(sf_emu, hs_emu, hs_pipeline) -> None:
         pipeline.sync_hubspot()
 
 
-def test_a_malformed_company_is_skipped_and_the_rest_goes_on(sf_emu, hs_emu, hs_pipeline
-                                                             ) -> None:
+def test_a_malformed_company_is_skipped_and_the_rest_goes_on(sf_emu, hs_emu, hs_pipeline) -> None:
     _, company_ids = seed_both(sf_emu, hs_emu)
     hs_emu.define_property("companies", "seats_note")  # free text: anything can be typed
     for cid in company_ids:
@@ -148,7 +152,8 @@ def test_a_merged_company_loses_its_key(sf_emu, hs_emu, hs_pipeline) -> None:
 
 
 def test_health_fields_are_mirrored_100_per_request_and_only_when_changed(
-        sf_emu, hs_emu, hs_pipeline) -> None:
+    sf_emu, hs_emu, hs_pipeline
+) -> None:
     org = generate_org(230, seed=8, now=NOW)
     sf_ids = sf_emu.seed(org)
     hs_emu.seed(org, account_ids=sf_ids)
@@ -157,8 +162,11 @@ def test_health_fields_are_mirrored_100_per_request_and_only_when_changed(
     first = pipeline.run_cycle()
     assert first.hubspot_write is not None
     assert first.hubspot_write.records_updated == 230
-    assert first.hubspot_write.requests == math.ceil(230 / 100) == len(
-        hs_emu.requests("POST", r"/companies/batch/update$"))
+    assert (
+        first.hubspot_write.requests
+        == math.ceil(230 / 100)
+        == len(hs_emu.requests("POST", r"/companies/batch/update$"))
+    )
     company = hs_emu.records("companies")[0]["properties"]
     account = sf_emu.record("Account", company["salesforce_account_id"])
     assert float(company["healthscore_score"]) == account["Health_Score__c"]

@@ -44,28 +44,43 @@ def hs_store(db_url: str) -> Iterator[Store]:
 
 def config() -> Config:
     base = load_config()
-    sources = base.sources.model_copy(update={
-        "hubspot": base.sources.hubspot.model_copy(update={"enabled": True}),
-        "hubspot_email": base.sources.hubspot_email.model_copy(update={"enabled": True})})
+    sources = base.sources.model_copy(
+        update={
+            "hubspot": base.sources.hubspot.model_copy(update={"enabled": True}),
+            "hubspot_email": base.sources.hubspot_email.model_copy(update={"enabled": True}),
+        }
+    )
     return base.model_copy(update={"sources": sources})
 
 
-def client(emu: HubSpotEmailEmulator, *, token: str | None = None,
-           retry: RetryPolicy = FAST_RETRY) -> HubSpotClient:
-    settings = Settings(hubspot_access_token=token or emu.access_token,
-                        hubspot_base_url=emu.base_url)
-    return HubSpotClient(settings, retry=retry, quota=LocalQuota(1000, 1000),
-                         search_quota=LocalQuota(1000, 1000))
+def client(
+    emu: HubSpotEmailEmulator, *, token: str | None = None, retry: RetryPolicy = FAST_RETRY
+) -> HubSpotClient:
+    settings = Settings(
+        hubspot_access_token=token or emu.access_token, hubspot_base_url=emu.base_url
+    )
+    return HubSpotClient(
+        settings, retry=retry, quota=LocalQuota(1000, 1000), search_quota=LocalQuota(1000, 1000)
+    )
 
 
-def pipeline(store: Store, emu: HubSpotEmailEmulator, *,
-             clock: Callable = lambda: NOW, retry: RetryPolicy = FAST_RETRY) -> Pipeline:
-    return Pipeline(config(), Settings(database_url=store.url), store,
-                    hubspot=client(emu, retry=retry), clock=clock)
+def pipeline(
+    store: Store,
+    emu: HubSpotEmailEmulator,
+    *,
+    clock: Callable = lambda: NOW,
+    retry: RetryPolicy = FAST_RETRY,
+) -> Pipeline:
+    return Pipeline(
+        config(),
+        Settings(database_url=store.url),
+        store,
+        hubspot=client(emu, retry=retry),
+        clock=clock,
+    )
 
 
-def test_sync_rates_unmatched_and_filtered_opens(hs: HubSpotEmailEmulator,
-                                                  hs_store: Store) -> None:
+def test_sync_rates_unmatched_and_filtered_opens(hs: HubSpotEmailEmulator, hs_store: Store) -> None:
     hs.send_email("ana@acme.example.com", NOW - 2 * DAY, opened=True, clicked=True)
     hs.send_email("ana@acme.example.com", NOW - 3 * DAY, bot_open=True)  # a bot: not an open
     hs.send_email("bo@acme.example.com", NOW - 4 * DAY, unsubscribed=True)
@@ -75,11 +90,13 @@ def test_sync_rates_unmatched_and_filtered_opens(hs: HubSpotEmailEmulator,
     hs.send_email("fan@gmail.com", NOW - 4 * DAY, opened=True)
     report = pipeline(hs_store, hs).sync_hubspot_email()
     got = signals(hs_store, "hubspot_email")
-    assert got[ACME] == {"hubspot_email_open_rate_90d": round(1 / 3, 4),
-                         "hubspot_email_click_rate_90d": round(1 / 3, 4),
-                         "hubspot_email_bounces_90d": 1.0,
-                         "hubspot_email_unsubscribes_90d": 1.0,
-                         "hubspot_email_recipients": 3.0}
+    assert got[ACME] == {
+        "hubspot_email_open_rate_90d": round(1 / 3, 4),
+        "hubspot_email_click_rate_90d": round(1 / 3, 4),
+        "hubspot_email_bounces_90d": 1.0,
+        "hubspot_email_unsubscribes_90d": 1.0,
+        "hubspot_email_recipients": 3.0,
+    }
     assert got[GLOBEX]["hubspot_email_open_rate_90d"] == 1.0
     assert [u.record_id for u in hs_store.unmatched("hubspot_email")] == ["fan@gmail.com"]
     assert report.unmatched == 1
@@ -99,15 +116,19 @@ def test_pages_follow_the_offset_token(hs: HubSpotEmailEmulator) -> None:
     assert created == sorted(created, reverse=True)  # newest first, none twice
 
 
-def test_incremental_resync_starts_at_the_cursor(hs: HubSpotEmailEmulator,
-                                                 hs_store: Store) -> None:
+def test_incremental_resync_starts_at_the_cursor(hs: HubSpotEmailEmulator, hs_store: Store) -> None:
     sid = hs.send_email("ana@acme.example.com", NOW - 2 * DAY)
     clock = {"now": NOW}
     pipe = pipeline(hs_store, hs, clock=lambda: clock["now"])
     pipe.sync_hubspot_email()
     assert signals(hs_store, "hubspot_email")[ACME]["hubspot_email_open_rate_90d"] == 0.0
-    hs.add_email_event("OPEN", "ana@acme.example.com", NOW + timedelta(minutes=20),
-                       sent_by=sid, filteredEvent=False)
+    hs.add_email_event(
+        "OPEN",
+        "ana@acme.example.com",
+        NOW + timedelta(minutes=20),
+        sent_by=sid,
+        filteredEvent=False,
+    )
     clock["now"] = NOW + timedelta(hours=1)
     hs.clear_log()
     report = pipe.sync_hubspot_email()
@@ -135,8 +156,9 @@ def test_bad_token_names_the_variable(hs: HubSpotEmailEmulator) -> None:
     assert "pat-na1-wrong" not in str(err.value)
 
 
-def test_malformed_events_are_skipped_with_their_id(hs: HubSpotEmailEmulator,
-                                                    hs_store: Store) -> None:
+def test_malformed_events_are_skipped_with_their_id(
+    hs: HubSpotEmailEmulator, hs_store: Store
+) -> None:
     hs.send_email("ana@acme.example.com", NOW - 2 * DAY, opened=True)
     hs.add_email_event("OPEN", "ana@acme.example.com", NOW - DAY)  # no sentBy: which message?
     bad = hs.add_email_event("TELEPORT", "bo@acme.example.com", NOW - DAY, sent_by="x")
@@ -147,5 +169,4 @@ def test_malformed_events_are_skipped_with_their_id(hs: HubSpotEmailEmulator,
 
 def test_needs_the_hubspot_source() -> None:
     with pytest.raises(ValueError, match=r"hubspot_email needs hubspot\.enabled"):
-        Sources.model_validate({"salesforce": {"metrics": {}},
-                                "hubspot_email": {"enabled": True}})
+        Sources.model_validate({"salesforce": {"metrics": {}}, "hubspot_email": {"enabled": True}})

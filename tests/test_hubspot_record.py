@@ -26,8 +26,12 @@ def record_pipeline(tmp_path: Path, slack_emu: SlackEmulator, hs_emu: HubSpotEmu
     store = Store(settings.database_url)
 
     def build() -> Pipeline:
-        return Pipeline(hubspot_record_config(fast_config(), hs_emu.portal_id), settings,
-                        store, hubspot=fast_hubspot_client(settings))
+        return Pipeline(
+            hubspot_record_config(fast_config(), hs_emu.portal_id),
+            settings,
+            store,
+            hubspot=fast_hubspot_client(settings),
+        )
 
     yield hs_emu, build
     store.close()
@@ -65,14 +69,19 @@ def test_companies_are_scored_and_written_back(record_pipeline, slack_emu) -> No
 
 
 def test_record_system_rejects_a_second_crm_of_record(tmp_path: Path) -> None:
-    text = EXAMPLE.replace("  hubspot:                   # HubSpot companies as a second CRM "
-                           "(HUBSPOT_ACCESS_TOKEN)\n    enabled: false",
-                           "  hubspot:\n    enabled: true\n    record_system: true")
+    text = EXAMPLE.replace(
+        "  hubspot:                   # HubSpot companies as a second CRM "
+        "(HUBSPOT_ACCESS_TOKEN)\n    enabled: false",
+        "  hubspot:\n    enabled: true\n    record_system: true",
+    )
     assert "record_system: true" in text
     path = tmp_path / "healthscore.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=r"healthscore.yaml:\d+ sources: .*set "
-                                          r"salesforce.enabled: false"):
+    with pytest.raises(
+        ConfigError,
+        match=r"healthscore.yaml:\d+ sources: .*set "
+        r"salesforce.enabled: false",
+    ):
         load_config(path)
 
 
@@ -90,7 +99,8 @@ def test_an_archived_company_stops_being_an_account(record_pipeline) -> None:
     sources = pipeline.config.sources
     hubspot = sources.hubspot.model_copy(update={"deleted_check_every": timedelta(0)})
     pipeline.config = pipeline.config.model_copy(
-        update={"sources": sources.model_copy(update={"hubspot": hubspot})})
+        update={"sources": sources.model_copy(update={"hubspot": hubspot})}
+    )
     checked = pipeline.sync_hubspot()
     assert checked.archived == 1
     assert company_ids[5] not in {a.id for a in pipeline.store.accounts()}

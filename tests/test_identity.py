@@ -13,20 +13,33 @@ from sandbox import SalesforceEmulator, generate_org
 from store import AccountRow, Store
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("jane@Acme.com", "acme.com"), ("https://www.acme.com/about", "acme.com"),
-    ("acme.com", "acme.com"), ("http://eu.acme.co.uk:8080", "eu.acme.co.uk"),
-    ("", None), (None, None), ("not a domain", None), ("localhost", None),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("jane@Acme.com", "acme.com"),
+        ("https://www.acme.com/about", "acme.com"),
+        ("acme.com", "acme.com"),
+        ("http://eu.acme.co.uk:8080", "eu.acme.co.uk"),
+        ("", None),
+        (None, None),
+        ("not a domain", None),
+        ("localhost", None),
+    ],
+)
 def test_domain_of(raw: str | None, expected: str | None) -> None:
     assert domain_of(raw) == expected
 
 
 INDEX = IdentityIndex(
-    [("domain", "acme.com", "A1"), ("domain", "globex.com", "G1"),
-     ("domain", "shared.io", "S1"), ("domain", "shared.io", "S2"),
-     ("hubspot:company", "hs-77", "G1")],
-    account_ids=["A1", "G1", "S1", "S2"])
+    [
+        ("domain", "acme.com", "A1"),
+        ("domain", "globex.com", "G1"),
+        ("domain", "shared.io", "S1"),
+        ("domain", "shared.io", "S2"),
+        ("hubspot:company", "hs-77", "G1"),
+    ],
+    account_ids=["A1", "G1", "S1", "S2"],
+)
 
 
 def test_external_id_wins_over_domain() -> None:
@@ -39,8 +52,10 @@ def test_external_id_wins_over_domain() -> None:
 def test_domain_of_an_email_and_of_a_subdomain() -> None:
     assert INDEX.resolve(domains=["bob@acme.com"]).account_id == "A1"
     assert INDEX.resolve(domains=["https://eu.app.acme.com"]).account_id == "A1"
-    assert INDEX.resolve(external=[("hubspot:company", "unknown")],
-                         domains=["x@globex.com"]).method == "domain"
+    assert (
+        INDEX.resolve(external=[("hubspot:company", "unknown")], domains=["x@globex.com"]).method
+        == "domain"
+    )
 
 
 def test_free_mail_is_never_a_company() -> None:
@@ -62,20 +77,26 @@ def test_unknown_domain_is_unmatched_with_the_domain_named() -> None:
 
 
 def test_store_keeps_keys_and_unmatched_records(store: Store) -> None:
-    store.upsert_accounts([AccountRow("A1", "salesforce", "Acme"),
-                           AccountRow("B1", "salesforce", "Beta", deleted=True)])
+    store.upsert_accounts(
+        [
+            AccountRow("A1", "salesforce", "Acme"),
+            AccountRow("B1", "salesforce", "Beta", deleted=True),
+        ]
+    )
     store.set_account_keys(DOMAIN, {"A1": ["acme.com", "acme.io"], "B1": ["beta.com"]})
     store.set_account_keys(DOMAIN, {"A1": ["acme.com"]})  # replaced, not added
     assert store.account_keys(DOMAIN) == [("domain", "acme.com", "A1")]  # B1 is deleted
-    store.record_unmatched("zendesk", "ticket", {"t1": ("no_match", "initech.com"),
-                                                 "t2": ("ambiguous", "shared.io")})
+    store.record_unmatched(
+        "zendesk", "ticket", {"t1": ("no_match", "initech.com"), "t2": ("ambiguous", "shared.io")}
+    )
     store.record_unmatched("zendesk", "ticket", {}, matched=["t1"])
     assert [(u.record_id, u.reason) for u in store.unmatched("zendesk")] == [("t2", "ambiguous")]
     assert store.unmatched_counts() == {"zendesk": 1}
 
 
 def test_salesforce_sync_records_account_domains(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(12, seed=5, now=datetime(2026, 11, 23, tzinfo=UTC)))
     pipeline = make_pipeline()
     pipeline.sync_salesforce()

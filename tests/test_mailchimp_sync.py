@@ -53,14 +53,22 @@ class Clock:
         return self.now
 
 
-def pipeline(store: Store, emu: MailchimpEmulator, *, clock=lambda: NOW, retry=FAST_RETRY,
-             max_connections: int = 10, **cfg: object) -> Pipeline:
-    settings = Settings(database_url=store.url, mailchimp_api_key=emu.api_key,
-                        mailchimp_base_url=emu.base_url)
-    client = MailchimpClient(emu.api_key, emu.base_url, retry=retry,
-                             max_connections=max_connections)
-    return Pipeline(email_config(mailchimp=cfg), settings, store, mailchimp=client,
-                    clock=clock)
+def pipeline(
+    store: Store,
+    emu: MailchimpEmulator,
+    *,
+    clock=lambda: NOW,
+    retry=FAST_RETRY,
+    max_connections: int = 10,
+    **cfg: object,
+) -> Pipeline:
+    settings = Settings(
+        database_url=store.url, mailchimp_api_key=emu.api_key, mailchimp_base_url=emu.base_url
+    )
+    client = MailchimpClient(
+        emu.api_key, emu.base_url, retry=retry, max_connections=max_connections
+    )
+    return Pipeline(email_config(mailchimp=cfg), settings, store, mailchimp=client, clock=clock)
 
 
 def opened(at, click: bool = False) -> list[dict]:
@@ -74,8 +82,7 @@ def opened(at, click: bool = False) -> list[dict]:
 def test_base_url_comes_from_the_key_data_centre() -> None:
     assert base_url_for("0123456789abcdef-us6") == "https://us6.api.mailchimp.com/3.0"
     assert base_url_for("k-us6", "http://127.0.0.1:9/3.0/") == "http://127.0.0.1:9/3.0"
-    with pytest.raises(ConfigError, match="MAILCHIMP_API_KEY does not end in a data centre") \
-            as err:
+    with pytest.raises(ConfigError, match="MAILCHIMP_API_KEY does not end in a data centre") as err:
         base_url_for("0123456789abcdef")
     assert "0123456789abcdef" not in str(err.value)
 
@@ -86,8 +93,11 @@ def test_full_sync_rates_window_and_unmatched(mc: MailchimpEmulator, mc_store: S
     c1 = mc.add_campaign(NOW - 20 * DAY, "November onboarding")
     mc.add_member(c1, "ana@acme.example.com", opened(NOW - 19 * DAY, click=True))
     mc.add_member(c1, "bo@acme.example.com")
-    mc.add_member(c1, "cy@acme.example.com", [{"action": "bounce", "type": "hard",
-                                               "timestamp": "2026-10-31T12:00:05+00:00"}])
+    mc.add_member(
+        c1,
+        "cy@acme.example.com",
+        [{"action": "bounce", "type": "hard", "timestamp": "2026-10-31T12:00:05+00:00"}],
+    )
     mc.add_member(c1, "gil@globex.example.com", opened(NOW - 19 * DAY))
     mc.add_member(c1, "fan@gmail.com", opened(NOW - 19 * DAY))
     mc.add_member(c1, "x@stranger.example.org")
@@ -98,14 +108,20 @@ def test_full_sync_rates_window_and_unmatched(mc: MailchimpEmulator, mc_store: S
     report = pipeline(mc_store, mc).sync_mailchimp()
     got = signals(mc_store, "mailchimp")
     # acme delivered: ana c1 (open+click), bo c1, ana c2, bo c2 (open); cy bounced
-    assert got[ACME] == {"mailchimp_open_rate_90d": 0.5, "mailchimp_click_rate_90d": 0.25,
-                         "mailchimp_bounces_90d": 1.0, "mailchimp_unsubscribes_90d": 1.0,
-                         "mailchimp_recipients": 3.0}
+    assert got[ACME] == {
+        "mailchimp_open_rate_90d": 0.5,
+        "mailchimp_click_rate_90d": 0.25,
+        "mailchimp_bounces_90d": 1.0,
+        "mailchimp_unsubscribes_90d": 1.0,
+        "mailchimp_recipients": 3.0,
+    }
     assert got[GLOBEX]["mailchimp_open_rate_90d"] == 1.0
     assert report.campaigns == 2
     assert not mc.requests("GET", rf"/reports/{old}/")  # not even read
     assert {u.record_id: u.reason for u in mc_store.unmatched("mailchimp")} == {
-        "fan@gmail.com": "no_key", "x@stranger.example.org": "no_match"}
+        "fan@gmail.com": "no_key",
+        "x@stranger.example.org": "no_match",
+    }
     assert report.unmatched == 2
     auth = mc.requests("GET", r"/reports$")[0]
     assert auth.query["count"] == "1000" and "since_send_time" in auth.query
@@ -122,8 +138,7 @@ def test_members_page_with_count_and_offset(mc: MailchimpEmulator, mc_store: Sto
     assert signals(mc_store, "mailchimp")[ACME]["mailchimp_recipients"] == 5.0
 
 
-def test_incremental_resync_reads_only_new_activity(mc: MailchimpEmulator,
-                                                    mc_store: Store) -> None:
+def test_incremental_resync_reads_only_new_activity(mc: MailchimpEmulator, mc_store: Store) -> None:
     c1 = mc.add_campaign(NOW - 3 * DAY)
     mc.add_member(c1, "ana@acme.example.com")
     mc.add_member(c1, "gil@globex.example.com", opened(NOW - 2 * DAY))
@@ -138,8 +153,10 @@ def test_incremental_resync_reads_only_new_activity(mc: MailchimpEmulator,
     mc.clear_log()
     report = pipe.sync_mailchimp()
     reads = {r.path: r.query for r in mc.requests("GET", r"/email-activity$")}
-    assert reads[f"/3.0/reports/{c1}/email-activity"]["since"] == \
-        (NOW - timedelta(minutes=10)).isoformat()  # known campaign: since cursor - overlap
+    assert (
+        reads[f"/3.0/reports/{c1}/email-activity"]["since"]
+        == (NOW - timedelta(minutes=10)).isoformat()
+    )  # known campaign: since cursor - overlap
     assert "since" not in reads[f"/3.0/reports/{c2}/email-activity"]  # new one: whole
     assert report.records == 1 + 1  # ana's new open on c1, ana on c2
     assert report.accounts_recomputed == 1
@@ -159,8 +176,11 @@ def test_too_many_connections_backs_off(mc: MailchimpEmulator, mc_store: Store) 
     pipe = pipeline(mc_store, mc, retry=backoff)
     mc.max_connections = 1
     mc.faults.add("slow", path=r"/ping", delay=1.0, times=1)
-    other = threading.Thread(target=httpx.get, args=(f"{mc.base_url}/ping",),
-                             kwargs={"auth": ("someone", mc.api_key), "timeout": 5})
+    other = threading.Thread(
+        target=httpx.get,
+        args=(f"{mc.base_url}/ping",),
+        kwargs={"auth": ("someone", mc.api_key), "timeout": 5},
+    )
     other.start()
     while not mc.peak_in_flight:
         time.sleep(0.001)
@@ -168,7 +188,7 @@ def test_too_many_connections_backs_off(mc: MailchimpEmulator, mc_store: Store) 
     other.join()
     limited = [r for r in mc.requests() if r.status == 429]
     assert limited and report.rate_limited == len(limited)
-    assert sleeps.waits == [0.1 * 2 ** n for n in range(len(limited))]  # exponential
+    assert sleeps.waits == [0.1 * 2**n for n in range(len(limited))]  # exponential
     assert signals(mc_store, "mailchimp")[ACME]["mailchimp_open_rate_90d"] == 1.0
 
 
@@ -192,8 +212,9 @@ def test_5xx_is_retried(mc: MailchimpEmulator, mc_store: Store) -> None:
     assert signals(mc_store, "mailchimp")[ACME]["mailchimp_open_rate_90d"] == 1.0
 
 
-def test_bad_key_names_the_variable_never_the_secret(mc: MailchimpEmulator,
-                                                     mc_store: Store) -> None:
+def test_bad_key_names_the_variable_never_the_secret(
+    mc: MailchimpEmulator, mc_store: Store
+) -> None:
     wrong = "ffffffffffffffffffffffffffffffff-us6"
     client = MailchimpClient(wrong, mc.base_url, retry=FAST_RETRY)
     with pytest.raises(AuthError) as err:
@@ -203,19 +224,25 @@ def test_bad_key_names_the_variable_never_the_secret(mc: MailchimpEmulator,
     other_dc = mc.api_key.replace("-us6", "-us9")  # right key, wrong data centre
     with pytest.raises(AuthError):
         MailchimpClient(other_dc, mc.base_url, retry=FAST_RETRY).get("/reports")
-    bare = Pipeline(email_config(mailchimp={}), Settings(database_url=mc_store.url),
-                    mc_store)
+    bare = Pipeline(email_config(mailchimp={}), Settings(database_url=mc_store.url), mc_store)
     with pytest.raises(ConfigError, match="MAILCHIMP_API_KEY"):
         bare.sync_mailchimp()
 
 
-def test_malformed_members_are_skipped_with_their_id(mc: MailchimpEmulator,
-                                                     mc_store: Store) -> None:
+def test_malformed_members_are_skipped_with_their_id(
+    mc: MailchimpEmulator, mc_store: Store
+) -> None:
     cid = mc.add_campaign(NOW - 3 * DAY)
     mc.add_member(cid, "ana@acme.example.com", opened(NOW - 2 * DAY))
     mc.add_raw_member(cid, {"email_id": "badhash1", "email_address": None, "activity": []})
-    mc.add_raw_member(cid, {"email_id": "badhash2", "email_address": "bo@acme.example.com",
-                            "activity": [{"action": "open", "timestamp": "last tuesday"}]})
+    mc.add_raw_member(
+        cid,
+        {
+            "email_id": "badhash2",
+            "email_address": "bo@acme.example.com",
+            "activity": [{"action": "open", "timestamp": "last tuesday"}],
+        },
+    )
     report = pipeline(mc_store, mc).sync_mailchimp()
     assert report.skipped_ids == [f"{cid}:badhash1", f"{cid}:badhash2"]
     assert signals(mc_store, "mailchimp")[ACME]["mailchimp_open_rate_90d"] == 1.0

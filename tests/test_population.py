@@ -65,13 +65,18 @@ def test_usage_starts_with_the_customer_and_stops_when_it_churns(pop: Population
 
 
 def backtest_auc(pop: Population, card: Scorecard, *, shuffle: bool = False) -> float:
-    accounts = [Account(id=a, name=n, attributes={"plan": p, "plan_tier": p, "seats": str(s),
-                                                  "start_date": d.isoformat()})
-                for a, n, p, s, d in zip(pop.account_ids, pop.names, pop.plans,
-                                         pop.seats.tolist(), pop.start_dates, strict=True)]
+    accounts = [
+        Account(
+            id=a,
+            name=n,
+            attributes={"plan": p, "plan_tier": p, "seats": str(s), "start_date": d.isoformat()},
+        )
+        for a, n, p, s, d in zip(
+            pop.account_ids, pop.names, pop.plans, pop.seats.tolist(), pop.start_dates, strict=True
+        )
+    ]
     # no signal history at all: usage windows and (current) attributes only
-    history = ScoringHistory(card, accounts, {}, pop.usage_history(),
-                             start_attribute="start_date")
+    history = ScoringHistory(card, accounts, {}, pop.usage_history(), start_attribute="start_date")
     outcomes = {a: Outcome(a, c) for a, c in zip(pop.account_ids, pop.churn_dates, strict=True)}
     days = [pop.first_day + timedelta(days=60 + 14 * k) for k in range(21)]
     scores, labels = [], []
@@ -88,17 +93,18 @@ def backtest_auc(pop: Population, card: Scorecard, *, shuffle: bool = False) -> 
 
 def test_the_usage_example_scorecard_ranks_churners_well(pop: Population) -> None:
     doc = yaml.safe_load(USAGE_EXAMPLE.read_text())
-    doc["sources"] = {"accounts_file": {"path": "accounts.csv",
-                                        "attributes": ["plan", "seats"]}}
+    doc["sources"] = {"accounts_file": {"path": "accounts.csv", "attributes": ["plan", "seats"]}}
     card = config_from_document(parse_yaml(yaml.safe_dump(doc), "usage.yaml")).scorecard
     assert backtest_auc(pop, card) >= 0.75
     assert abs(backtest_auc(pop, card, shuffle=True) - 0.5) < 0.05
 
 
 def test_the_example_scorecard_with_usage_windows_ranks_churners_well(pop: Population) -> None:
-    doc = yaml.safe_load(resources.files("healthscore").joinpath("healthscore.example.yaml")
-                         .read_text())
-    config = config_from_document(parse_yaml(yaml.safe_dump(with_usage_measures(doc)),
-                                             "example.yaml"))
+    doc = yaml.safe_load(
+        resources.files("healthscore").joinpath("healthscore.example.yaml").read_text()
+    )
+    config = config_from_document(
+        parse_yaml(yaml.safe_dump(with_usage_measures(doc)), "example.yaml")
+    )
     assert config.sources.salesforce.attributes["seats"] == "Licensed_Seats__c"
     assert backtest_auc(pop, config.scorecard) >= 0.75

@@ -14,8 +14,9 @@ from healthscore.quota import LocalQuota, SharedQuota, make_quota
 def test_two_workers_share_one_budget(redis_url: str) -> None:
     name = f"test-{uuid.uuid4().hex[:8]}"
     # two "workers", each with its own connection, 20 requests/s with a burst of 5
-    quotas = [SharedQuota(redis.Redis.from_url(redis_url), name, rate=20, burst=5)
-              for _ in range(2)]
+    quotas = [
+        SharedQuota(redis.Redis.from_url(redis_url), name, rate=20, burst=5) for _ in range(2)
+    ]
     stamps: list[float] = []
     lock = threading.Lock()
 

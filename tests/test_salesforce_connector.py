@@ -24,7 +24,8 @@ def queries(emu: SalesforceEmulator) -> list[str]:
 
 
 def test_full_sync_pages_through_every_account(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(4100, seed=3, now=NOW))
     pipeline = make_pipeline()
     report = pipeline.sync_salesforce()
@@ -39,7 +40,8 @@ def test_full_sync_pages_through_every_account(
 
 
 def test_incremental_resync_reads_from_the_cursor_minus_overlap(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     ids = sf_emu.seed(generate_org(30, seed=4, now=NOW))
     pipeline = make_pipeline()
     pipeline.sync_salesforce()
@@ -59,8 +61,10 @@ def test_incremental_resync_reads_from_the_cursor_minus_overlap(
 
 
 def test_a_malformed_record_is_logged_with_its_id_and_skipped(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline],
-        caplog: pytest.LogCaptureFixture) -> None:
+    sf_emu: SalesforceEmulator,
+    make_pipeline: Callable[..., Pipeline],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     ids = sf_emu.seed(generate_org(20, seed=5, now=NOW))
     sf_emu.update("Account", ids[8], {"Name": ""})
     pipeline = make_pipeline()
@@ -73,7 +77,8 @@ def test_a_malformed_record_is_logged_with_its_id_and_skipped(
 
 
 def test_deleted_accounts_are_marked_and_not_scored(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     ids = sf_emu.seed(generate_org(10, seed=6, now=NOW))
     pipeline = make_pipeline()
     pipeline.sync_salesforce()
@@ -86,21 +91,22 @@ def test_deleted_accounts_are_marked_and_not_scored(
 
 
 def test_missing_health_field_says_exactly_what_to_create(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(5, seed=7, now=NOW))
     sf_emu.remove_field("Account", "Health_Trend__c")
     sf_emu.remove_field("Account", "Licensed_Seats__c")
     with pytest.raises(ConfigError) as err:
         make_pipeline().sync_salesforce()
     msg = str(err.value)
-    assert "sources.salesforce.metrics.licensed_seats: Account has no field Licensed_Seats__c" \
-        in msg
+    assert (
+        "sources.salesforce.metrics.licensed_seats: Account has no field Licensed_Seats__c" in msg
+    )
     assert "Health_Trend__c  (Text(40))" in msg and "create these custom fields" in msg
     assert "Health_Score__c" not in msg  # only what is missing
 
 
-def test_expired_session_is_refreshed_once(
-        sf_emu: SalesforceEmulator, settings: Settings) -> None:
+def test_expired_session_is_refreshed_once(sf_emu: SalesforceEmulator, settings: Settings) -> None:
     sf_emu.seed(generate_org(5, seed=8, now=NOW))
     client = SalesforceClient(settings, retry=FAST_RETRY)
     client.describe("Account")
@@ -110,7 +116,8 @@ def test_expired_session_is_refreshed_once(
 
 
 def test_bad_credentials_give_a_clear_error_without_the_secret(
-        sf_emu: SalesforceEmulator, settings: Settings) -> None:
+    sf_emu: SalesforceEmulator, settings: Settings
+) -> None:
     bad = Settings(**{**settings.model_dump(), "salesforce_client_secret": "wrong-secret"})
     with pytest.raises(AuthError) as err:
         SalesforceClient(bad, retry=FAST_RETRY).describe("Account")
@@ -120,7 +127,8 @@ def test_bad_credentials_give_a_clear_error_without_the_secret(
 
 
 def test_request_limit_is_a_rate_limit_not_an_auth_failure(
-        sf_emu: SalesforceEmulator, settings: Settings) -> None:
+    sf_emu: SalesforceEmulator, settings: Settings
+) -> None:
     client = SalesforceClient(settings, retry=FAST_RETRY)
     sf_emu.faults.add("rate_limit", method="GET", path=r"/describe")
     with pytest.raises(RateLimited, match="daily API allocation used up"):
@@ -128,7 +136,8 @@ def test_request_limit_is_a_rate_limit_not_an_auth_failure(
 
 
 def test_server_errors_are_retried_then_reported(
-        sf_emu: SalesforceEmulator, settings: Settings) -> None:
+    sf_emu: SalesforceEmulator, settings: Settings
+) -> None:
     client = SalesforceClient(settings, retry=FAST_RETRY)
     sf_emu.faults.add("server_error", method="GET", path=r"/describe", times=3)
     assert client.describe("Account")["name"] == "Account"
@@ -136,8 +145,13 @@ def test_server_errors_are_retried_then_reported(
 
 
 def test_tls_is_verified(sf_emu: SalesforceEmulator, settings: Settings) -> None:
-    untrusting = Settings(**{**settings.model_dump(), "salesforce_ca_bundle": None,
-                             "salesforce_client_secret": sf_emu.client_secret})
+    untrusting = Settings(
+        **{
+            **settings.model_dump(),
+            "salesforce_ca_bundle": None,
+            "salesforce_client_secret": sf_emu.client_secret,
+        }
+    )
     with pytest.raises(FatalError, match=r"TLS|certificate|SSL"):
         SalesforceClient(untrusting, retry=FAST_RETRY).sf  # noqa: B018
 
@@ -147,5 +161,4 @@ def test_soql_uses_only_configured_field_names() -> None:
     soql = build_soql(source, datetime(2026, 11, 1, 8, 30, tzinfo=UTC))
     assert "WHERE SystemModstamp >= 2026-11-01T08:30:00Z ORDER BY" in soql
     with pytest.raises(ValueError, match="not a Salesforce field name"):
-        type(source).model_validate({**source.model_dump(),
-                                     "metrics": {"x": "Name' OR Id != '"}})
+        type(source).model_validate({**source.model_dump(), "metrics": {"x": "Name' OR Id != '"}})

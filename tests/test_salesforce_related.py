@@ -38,9 +38,11 @@ Signals = dict[str, dict[str, float | None]]
 def related_config(bulk_threshold: int = 1_000_000, objects: list[str] | None = None) -> Config:
     config = fast_config()
     source = config.sources.salesforce.model_copy(
-        update={"related": objects or OBJECTS, "bulk_threshold": bulk_threshold})
+        update={"related": objects or OBJECTS, "bulk_threshold": bulk_threshold}
+    )
     return config.model_copy(
-        update={"sources": config.sources.model_copy(update={"salesforce": source})})
+        update={"sources": config.sources.model_copy(update={"salesforce": source})}
+    )
 
 
 def seed(emu: SalesforceEmulator, n: int, seed: int) -> tuple[SyntheticOrg, list[str]]:
@@ -72,8 +74,14 @@ def soql_log(emu: SalesforceEmulator) -> list[str]:
 
 
 def open_renewal(org: SyntheticOrg, index: int) -> dict[str, Any] | None:
-    return next((o for o in org.related(index)["opportunities"]
-                 if o["Type"] == "Renewal" and not o["IsClosed"]), None)
+    return next(
+        (
+            o
+            for o in org.related(index)["opportunities"]
+            if o["Type"] == "Renewal" and not o["IsClosed"]
+        ),
+        None,
+    )
 
 
 @pytest.fixture
@@ -101,20 +109,28 @@ def test_related_metric_names_do_not_collide_with_account_metrics() -> None:
 
 
 def test_full_sync_over_rest_matches_the_synthetic_org(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     org, ids = seed(sf_emu, 60, seed=11)
     pipeline = synced(make_pipeline, related_config())
     reports = pipeline.sync_related()
 
     assert not any(r.bulk for r in reports.values())
     assert sf_emu.bulk.jobs_created == 0
-    for name, attr in (("Opportunity", "opportunities"), ("Case", "cases"), ("Task", "tasks"),
-                       ("Event", "events")):
+    for name, attr in (
+        ("Opportunity", "opportunities"),
+        ("Case", "cases"),
+        ("Task", "tasks"),
+        ("Event", "events"),
+    ):
         assert reports[name].records == len(getattr(org, attr)), name
         assert reports[name].skipped_ids == []
         assert pipeline.store.cursor("salesforce", name) is not None
-    (soql,) = [q for q in soql_log(sf_emu) if q.startswith("SELECT Id, AccountId, "
-                                                           "SystemModstamp") and "Case" in q]
+    (soql,) = [
+        q
+        for q in soql_log(sf_emu)
+        if q.startswith("SELECT Id, AccountId, SystemModstamp") and "Case" in q
+    ]
     assert "WHERE" not in soql and soql.endswith("FROM Case ORDER BY SystemModstamp, Id")
 
     values = signals(pipeline.store)
@@ -137,15 +153,20 @@ def test_full_sync_over_rest_matches_the_synthetic_org(
             renewal_checked += 1
         else:  # an about_to_churn account whose renewal was lost
             assert org.archetypes[account["Name"]] == "about_to_churn"
-            (closed_lost,) = [o for o in related["opportunities"]
-                              if o["Type"] == "Renewal" and o["StageName"] == "Closed Lost"]
+            (closed_lost,) = [
+                o
+                for o in related["opportunities"]
+                if o["Type"] == "Renewal" and o["StageName"] == "Closed Lost"
+            ]
             assert got["renewal_next_at"] is None
             assert got["renewal_lost_at"] == midnight(closed_lost["CloseDate"])
             lost += 1
-        assert got["renewals_won"] == sum(1 for o in related["opportunities"]
-                                          if o["Type"] == "Renewal" and o["IsWon"])
-        assert got["open_pipeline"] == sum(o["Amount"] for o in related["opportunities"]
-                                           if not o["IsClosed"])
+        assert got["renewals_won"] == sum(
+            1 for o in related["opportunities"] if o["Type"] == "Renewal" and o["IsWon"]
+        )
+        assert got["open_pipeline"] == sum(
+            o["Amount"] for o in related["opportunities"] if not o["IsClosed"]
+        )
         # the latest completed CSM task is on Last_CSM_Touch_Date__c, unless that day is
         # before Customer_Since__c (then the generator writes no completed task)
         touch = account["Last_CSM_Touch_Date__c"]
@@ -163,8 +184,12 @@ def test_full_sync_over_rest_matches_the_synthetic_org(
 
 
 def test_full_sync_above_the_threshold_uses_bulk_and_matches_rest(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline], settings: Settings,
-        tmp_path: Path, no_bulk_sleep: list[float]) -> None:
+    sf_emu: SalesforceEmulator,
+    make_pipeline: Callable[..., Pipeline],
+    settings: Settings,
+    tmp_path: Path,
+    no_bulk_sleep: list[float],
+) -> None:
     org, ids = seed(sf_emu, 40, seed=12)
     # a deleted record comes through queryAll in both paths and must not count in either
     renewal = next(i for i in range(40) if open_renewal(org, i) is not None)
@@ -179,8 +204,12 @@ def test_full_sync_above_the_threshold_uses_bulk_and_matches_rest(
 
     bulk_store = Store(f"sqlite:///{tmp_path / 'bulk.db'}")
     try:
-        bulk = Pipeline(related_config(bulk_threshold=10), settings, bulk_store,
-                        salesforce=SalesforceClient(settings, retry=FAST_RETRY))
+        bulk = Pipeline(
+            related_config(bulk_threshold=10),
+            settings,
+            bulk_store,
+            salesforce=SalesforceClient(settings, retry=FAST_RETRY),
+        )
         bulk.sync_salesforce()
         sf_emu.clear_log()
         bulk_reports = bulk.sync_related()
@@ -204,18 +233,23 @@ def test_full_sync_above_the_threshold_uses_bulk_and_matches_rest(
 
 
 def test_incremental_resync_reads_from_the_cursor_and_recomputes_only_touched_accounts(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     org, ids = seed(sf_emu, 40, seed=13)
     pipeline = synced(make_pipeline, related_config())
     pipeline.sync_related()
     before = signals(pipeline.store)
-    cursors = {n: datetime.fromisoformat(pipeline.store.cursor("salesforce", n) or "")
-               for n in OBJECTS}
+    cursors = {
+        n: datetime.fromisoformat(pipeline.store.cursor("salesforce", n) or "") for n in OBJECTS
+    }
     case_ids, opp_ids = sf_emu.seeded["Case"], sf_emu.seeded["Opportunity"]
 
     # close an urgent open case of account A
-    ci = next(i for i, c in enumerate(org.cases)
-              if not c["IsClosed"] and c["Priority"] in ("Urgent", "High"))
+    ci = next(
+        i
+        for i, c in enumerate(org.cases)
+        if not c["IsClosed"] and c["Priority"] in ("Urgent", "High")
+    )
     a = ids[org.cases[ci]["AccountIndex"]]
     sf_emu.update("Case", case_ids[ci], {"Status": "Closed"})
     # delete the open renewal of account B
@@ -224,8 +258,11 @@ def test_incremental_resync_reads_from_the_cursor_and_recomputes_only_touched_ac
     oi = org.opportunities.index(open_renewal(org, b_index))
     sf_emu.delete("Opportunity", opp_ids[oi])
     # move an open case from account C to account D
-    mi = next(i for i, c in enumerate(org.cases) if not c["IsClosed"]
-              and ids[c["AccountIndex"]] not in (a, b))
+    mi = next(
+        i
+        for i, c in enumerate(org.cases)
+        if not c["IsClosed"] and ids[c["AccountIndex"]] not in (a, b)
+    )
     c = ids[org.cases[mi]["AccountIndex"]]
     d = next(x for x in ids if x not in (a, b, c))
     sf_emu.update("Case", case_ids[mi], {"AccountId": d})
@@ -247,17 +284,18 @@ def test_incremental_resync_reads_from_the_cursor_and_recomputes_only_touched_ac
     assert after[a]["cases_open"] == before[a]["cases_open"] - 1
     assert after[a]["cases_urgent_open"] == before[a]["cases_urgent_open"] - 1
     assert after[b]["renewal_next_at"] is None and before[b]["renewal_next_at"] is not None
-    assert after[b]["open_pipeline"] == before[b]["open_pipeline"] - org.opportunities[oi][
-        "Amount"]
+    assert after[b]["open_pipeline"] == before[b]["open_pipeline"] - org.opportunities[oi]["Amount"]
     assert after[c]["cases_open"] == before[c]["cases_open"] - 1
     assert after[d]["cases_open"] == before[d]["cases_open"] + 1
-    changed = {(acct, m) for acct in after for m in after[acct]
-               if after[acct][m] != before[acct][m]}
+    changed = {
+        (acct, m) for acct in after for m in after[acct] if after[acct][m] != before[acct][m]
+    }
     assert {acct for acct, _ in changed} == {a, b, c, d}
 
 
 def test_an_account_without_records_gets_zero_counts_not_missing_values(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     seed(sf_emu, 20, seed=21)
     pipeline = synced(make_pipeline, related_config())
     pipeline.sync_related()
@@ -273,7 +311,8 @@ def test_an_account_without_records_gets_zero_counts_not_missing_values(
 
 
 def test_a_second_sync_on_unchanged_data_is_one_request_per_object(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     seed(sf_emu, 30, seed=14)
     pipeline = synced(make_pipeline, related_config())
     pipeline.sync_related()
@@ -294,25 +333,30 @@ def test_a_second_sync_on_unchanged_data_is_one_request_per_object(
 
 
 def test_server_errors_on_the_query_are_retried(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     org, ids = seed(sf_emu, 20, seed=15)
     pipeline = synced(make_pipeline, related_config())
     sf_emu.clear_log()
     sf_emu.faults.add("server_error", method="GET", path=r"/queryAll", times=3)
     reports = pipeline.sync_related()
     assert [reports[n].records for n in OBJECTS] == [
-        len(org.opportunities), len(org.cases), len(org.tasks), len(org.events)]
+        len(org.opportunities),
+        len(org.cases),
+        len(org.tasks),
+        len(org.events),
+    ]
     statuses = [r.status for r in sf_emu.requests("GET", r"/queryAll")]
     assert statuses[:4] == [503, 503, 503, 200] and set(statuses[4:]) == {200}
     values = signals(pipeline.store)
     for account, aid in zip(org.accounts, ids, strict=True):
         assert values[aid]["cases_urgent_open"] == account["Urgent_Open_Cases__c"]
-        assert values[aid]["exec_sponsor_meetings_90d"] == \
-            account["Exec_Sponsor_Meetings_90d__c"]
+        assert values[aid]["exec_sponsor_meetings_90d"] == account["Exec_Sponsor_Meetings_90d__c"]
 
 
 def test_the_daily_request_limit_stops_the_sync_and_the_next_one_resumes(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     """403 REQUEST_LIMIT_EXCEEDED "TotalRequests" (the only 403 the emulator answers) is not
     slept on in-process (its wait is far above max_wait): it goes up as RateLimited for the task
     to retry later; the objects already done keep their cursor, the next sync completes."""
@@ -343,8 +387,10 @@ def test_the_daily_request_limit_stops_the_sync_and_the_next_one_resumes(
 
 
 def test_an_expired_session_during_a_bulk_job_logs_in_again_and_restarts_the_job(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    sf_emu: SalesforceEmulator,
+    make_pipeline: Callable[..., Pipeline],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     seed(sf_emu, 20, seed=17)
     sf_emu.bulk.polls_to_complete = 0
     pipeline = synced(make_pipeline, related_config(bulk_threshold=10, objects=["Case"]))
@@ -366,14 +412,13 @@ def test_an_expired_session_during_a_bulk_job_logs_in_again_and_restarts_the_job
 
 
 def test_an_expired_session_on_the_bulk_results_restarts_the_job(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline],
-        no_bulk_sleep: list[float]) -> None:
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline], no_bulk_sleep: list[float]
+) -> None:
     org, ids = seed(sf_emu, 20, seed=18)
     sf_emu.bulk.polls_to_complete = 0
     pipeline = synced(make_pipeline, related_config(bulk_threshold=10, objects=["Case"]))
     sf_emu.clear_log()
-    sf_emu.faults.add("expired_session", method="GET", path=r"/jobs/query/\w+/results",
-                      times=1)
+    sf_emu.faults.add("expired_session", method="GET", path=r"/jobs/query/\w+/results", times=1)
     report = pipeline.sync_related()["Case"]
     assert report.bulk and report.records == len(org.cases)
     assert sf_emu.bulk.jobs_created == 2
@@ -393,19 +438,32 @@ def _bogus_signal_accounts(store: Store) -> set[str]:
 
 @pytest.mark.parametrize("bulk_threshold", [1_000_000, 10], ids=["rest", "bulk"])
 def test_records_not_on_an_account_are_kept_out_of_the_signals(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline],
-        no_bulk_sleep: list[float], bulk_threshold: int) -> None:
+    sf_emu: SalesforceEmulator,
+    make_pipeline: Callable[..., Pipeline],
+    no_bulk_sleep: list[float],
+    bulk_threshold: int,
+) -> None:
     org, ids = seed(sf_emu, 20, seed=19)
     sf_emu.bulk.polls_to_complete = 0
     opp_id, case_id = sf_emu.seeded["Opportunity"][0], sf_emu.seeded["Case"][0]
     today = datetime.now(UTC).date()
     # a Case with no account, a Task on an Opportunity and an Event on a Case, all "recent"
     sf_emu.insert("Case", [{"Subject": "orphan", "Status": "New", "Priority": "Urgent"}])
-    sf_emu.insert("Task", [{"Subject": "deal call", "Status": "Completed", "WhatId": opp_id,
-                            "ActivityDate": today}])
-    sf_emu.insert("Event", [{"Subject": "case review", "Type": "Executive Sponsor Meeting",
-                             "WhatId": case_id,
-                             "StartDateTime": datetime.now(UTC) - timedelta(hours=2)}])
+    sf_emu.insert(
+        "Task",
+        [{"Subject": "deal call", "Status": "Completed", "WhatId": opp_id, "ActivityDate": today}],
+    )
+    sf_emu.insert(
+        "Event",
+        [
+            {
+                "Subject": "case review",
+                "Type": "Executive Sponsor Meeting",
+                "WhatId": case_id,
+                "StartDateTime": datetime.now(UTC) - timedelta(hours=2),
+            }
+        ],
+    )
     pipeline = synced(make_pipeline, related_config(bulk_threshold=bulk_threshold))
     reports = pipeline.sync_related()
     assert all(r.bulk == (bulk_threshold == 10) for r in reports.values())
@@ -415,8 +473,7 @@ def test_records_not_on_an_account_are_kept_out_of_the_signals(
     assert set(values) == set(ids)
     for account, aid in zip(org.accounts, ids, strict=True):
         assert values[aid]["cases_urgent_open"] == account["Urgent_Open_Cases__c"]
-        assert values[aid]["exec_sponsor_meetings_90d"] == \
-            account["Exec_Sponsor_Meetings_90d__c"]
+        assert values[aid]["exec_sponsor_meetings_90d"] == account["Exec_Sponsor_Meetings_90d__c"]
         assert values[aid]["last_task_at"] != midnight(today)
 
     # the orphan case later attached to an account counts for it on the next sync
@@ -428,8 +485,10 @@ def test_records_not_on_an_account_are_kept_out_of_the_signals(
 
 
 def test_a_record_without_systemmodstamp_is_skipped_and_logged(
-        sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline],
-        caplog: pytest.LogCaptureFixture) -> None:
+    sf_emu: SalesforceEmulator,
+    make_pipeline: Callable[..., Pipeline],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     org, ids = seed(sf_emu, 20, seed=20)
     ci = next(i for i, c in enumerate(org.cases) if not c["IsClosed"])
     case_id = sf_emu.seeded["Case"][ci]
@@ -441,8 +500,9 @@ def test_a_record_without_systemmodstamp_is_skipped_and_logged(
     assert reports["Case"].skipped_ids == [case_id]
     assert f"skipped Salesforce Case {case_id}: no Id or SystemModstamp" in caplog.text
     account = org.cases[ci]["AccountIndex"]
-    expected = max(org.accounts[account]["Open_Cases__c"],
-                   org.accounts[account]["Urgent_Open_Cases__c"])
+    expected = max(
+        org.accounts[account]["Open_Cases__c"], org.accounts[account]["Urgent_Open_Cases__c"]
+    )
     values = signals(pipeline.store)
     assert values[ids[account]]["cases_open"] == expected - 1
     assert set(values) == set(ids)
@@ -452,12 +512,18 @@ def test_a_metric_two_sources_would_both_write_is_a_config_error(tmp_path: Path)
     from healthscore.config import load_config
     from healthscore.errors import ConfigError
 
-    text = (Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml"
-            ).read_text().replace("    related: []", "    related: [Case]").replace(
-        "      open_cases: Open_Cases__c", "      cases_open: Open_Cases__c")
+    text = (
+        (Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml")
+        .read_text()
+        .replace("    related: []", "    related: [Case]")
+        .replace("      open_cases: Open_Cases__c", "      cases_open: Open_Cases__c")
+    )
     path = tmp_path / "healthscore.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=r"metric 'cases_open' comes from both "
-                                          r"sources.salesforce.metrics and "
-                                          r"sources.salesforce.related \(Case\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"metric 'cases_open' comes from both "
+        r"sources.salesforce.metrics and "
+        r"sources.salesforce.related \(Case\)",
+    ):
         load_config(path)

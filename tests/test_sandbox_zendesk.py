@@ -23,8 +23,9 @@ def test_export_pages_with_a_stable_cursor_and_sideloads_metric_sets() -> None:
         url = emu.api_url + "incremental/tickets/cursor.json"
         start = int((datetime.now(UTC) - timedelta(days=1)).timestamp())
         with httpx.Client(auth=auth) as http:
-            first = http.get(url, params={"start_time": start, "per_page": 3,
-                                          "include": "metric_sets"}).json()
+            first = http.get(
+                url, params={"start_time": start, "per_page": 3, "include": "metric_sets"}
+            ).json()
             again = http.get(url, params={"start_time": start, "per_page": 3}).json()
             rest = http.get(url, params={"cursor": first["after_cursor"]}).json()
             empty = http.get(url, params={"cursor": rest["after_cursor"]}).json()
@@ -40,28 +41,54 @@ def test_export_pages_with_a_stable_cursor_and_sideloads_metric_sets() -> None:
     assert orgs.headers["X-Rate-Limit"] == "700" and "ratelimit-remaining" in orgs.headers
 
 
-def _response(status: int, body: object = None, text: str = "",
-              headers: dict[str, str] | None = None) -> httpx.Response:
+def _response(
+    status: int, body: object = None, text: str = "", headers: dict[str, str] | None = None
+) -> httpx.Response:
     request = httpx.Request("GET", "https://acme.zendesk.com/api/v2/x")
     if body is not None:
         return httpx.Response(status, json=body, headers=headers, request=request)
     return httpx.Response(status, text=text, headers=headers, request=request)
 
 
-@pytest.mark.parametrize(("response", "kind", "message"), [
-    (_response(429, text="Number of allowed API requests per minute exceeded",
-               headers={"Retry-After": "17"}), RateLimited, "per minute exceeded"),
-    (_response(429, {"error": "APIRateLimitExceeded"}, headers={"Retry-After": "42"}),
-     RateLimited, "APIRateLimitExceeded"),
-    (_response(503, {"error": "ServiceUnavailable"}), RetriableError, "503"),
-    (_response(500, text="<html>oops</html>"), RetriableError, "500"),
-    (_response(401, {"error": "Couldn't authenticate you"}), AuthError, "ZENDESK_API_TOKEN"),
-    (_response(403, {"error": "Forbidden"}), AuthError, "admin"),
-    (_response(400, {"error": "InvalidValue", "description": "Too recent start_time. Use a "
-                     "start_time older than 1 minute"}), StartTimeTooRecent, "Too recent"),
-    (_response(404, {"error": "RecordNotFound", "description": "Not found"}), FatalError,
-     "RecordNotFound: Not found"),
-])
+@pytest.mark.parametrize(
+    ("response", "kind", "message"),
+    [
+        (
+            _response(
+                429,
+                text="Number of allowed API requests per minute exceeded",
+                headers={"Retry-After": "17"},
+            ),
+            RateLimited,
+            "per minute exceeded",
+        ),
+        (
+            _response(429, {"error": "APIRateLimitExceeded"}, headers={"Retry-After": "42"}),
+            RateLimited,
+            "APIRateLimitExceeded",
+        ),
+        (_response(503, {"error": "ServiceUnavailable"}), RetriableError, "503"),
+        (_response(500, text="<html>oops</html>"), RetriableError, "500"),
+        (_response(401, {"error": "Couldn't authenticate you"}), AuthError, "ZENDESK_API_TOKEN"),
+        (_response(403, {"error": "Forbidden"}), AuthError, "admin"),
+        (
+            _response(
+                400,
+                {
+                    "error": "InvalidValue",
+                    "description": "Too recent start_time. Use a start_time older than 1 minute",
+                },
+            ),
+            StartTimeTooRecent,
+            "Too recent",
+        ),
+        (
+            _response(404, {"error": "RecordNotFound", "description": "Not found"}),
+            FatalError,
+            "RecordNotFound: Not found",
+        ),
+    ],
+)
 def test_status_decides_what_the_caller_does(response, kind, message) -> None:
     error = classify(response, "export")
     assert type(error) is kind and message in str(error)

@@ -20,17 +20,33 @@ def days_ago(n: float) -> float:
 
 
 ADOPTED = {  # a Growth customer for 400 days, every field present
-    "licensed_seats": 100, "active_users_30d": 50, "onboarding_complete": 1,
-    "last_login_at": days_ago(8), "logins_30d": 900, "logins_prev_30d": 1000,
-    "last_csm_touch_at": days_ago(52), "feature_adoption_pct": 35, "nps": 8,
-    "urgent_open_cases": 1, "exec_meetings_90d": 1, "customer_since": days_ago(400),
+    "licensed_seats": 100,
+    "active_users_30d": 50,
+    "onboarding_complete": 1,
+    "last_login_at": days_ago(8),
+    "logins_30d": 900,
+    "logins_prev_30d": 1000,
+    "last_csm_touch_at": days_ago(52),
+    "feature_adoption_pct": 35,
+    "nps": 8,
+    "urgent_open_cases": 1,
+    "exec_meetings_90d": 1,
+    "customer_since": days_ago(400),
     "plan_tier": "Growth",
 }
 ONBOARDING = {  # a Starter customer for 30 days, stuck
-    "licensed_seats": 10, "active_users_30d": 2, "onboarding_complete": 0,
-    "last_login_at": days_ago(20), "logins_30d": 20, "logins_prev_30d": 0,
-    "last_csm_touch_at": days_ago(10), "feature_adoption_pct": 10, "nps": None,
-    "urgent_open_cases": 0, "exec_meetings_90d": 0, "customer_since": days_ago(30),
+    "licensed_seats": 10,
+    "active_users_30d": 2,
+    "onboarding_complete": 0,
+    "last_login_at": days_ago(20),
+    "logins_30d": 20,
+    "logins_prev_30d": 0,
+    "last_csm_touch_at": days_ago(10),
+    "feature_adoption_pct": 10,
+    "nps": None,
+    "urgent_open_cases": 0,
+    "exec_meetings_90d": 0,
+    "customer_since": days_ago(30),
     "plan_tier": "Starter",
 }
 ENTERPRISE_NO_NPS = {**ADOPTED, "plan_tier": "Enterprise", "nps": None, "exec_meetings_90d": 0}
@@ -60,8 +76,12 @@ def test_adopted_account(batch) -> None:
         "adoption": (2 * adoption + per_seat) / 3,
         "roi": (2 * nps + gap + urgent + exec_) / 5,
     }
-    expected = (20 * groups["deployment"] + 25 * groups["engagement"]
-                + 35 * groups["adoption"] + 20 * groups["roi"]) / 100
+    expected = (
+        20 * groups["deployment"]
+        + 25 * groups["engagement"]
+        + 35 * groups["adoption"]
+        + 20 * groups["roi"]
+    ) / 100
     assert batch.score[0] == pytest.approx(expected)
     assert round(expected) == 67 and batch.grade[0] == "yellow"
     assert {g: v[0] for g, v in batch.groups.items()} == pytest.approx(groups)
@@ -82,15 +102,22 @@ def test_onboarding_account_uses_the_onboarding_weights(batch) -> None:
         "adoption": (2 * 0 + per_seat) / 3,  # feature adoption at 10 % → 0
         "roi": 100.0,  # no urgent cases; NPS, gap and exec meetings are off
     }
-    expected = (20 * groups["deployment"] + 25 * groups["engagement"]
-                + 35 * groups["adoption"] + 20 * groups["roi"]) / 100
+    expected = (
+        20 * groups["deployment"]
+        + 25 * groups["engagement"]
+        + 35 * groups["adoption"]
+        + 20 * groups["roi"]
+    ) / 100
     assert batch.segment_name(1) == "onboarding"
     assert batch.score[1] == pytest.approx(expected)
     assert batch.grade[1] == "red" and batch.coverage[1] == pytest.approx(1.0)
     # lost: feature adoption 35 % × 2/3 × 100 = 23.3; onboarding 20 % × 4/7 × 100 = 11.4;
     # last login 25 % × 2/3 × (100 − 37.0) = 10.5 (seat utilization's 8.6 is fourth)
     assert [(r.measure, round(r.points_lost, 1)) for r in explain(batch, 1).reasons] == [
-        ("feature_adoption", 23.3), ("onboarding", 11.4), ("last_login", 10.5)]
+        ("feature_adoption", 23.3),
+        ("onboarding", 11.4),
+        ("last_login", 10.5),
+    ]
 
 
 def test_enterprise_missing_nps_redistributes_within_roi(batch) -> None:

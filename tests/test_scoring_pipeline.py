@@ -21,8 +21,9 @@ EXAMPLE = (Path(__file__).parent.parent / "healthscore" / "healthscore.example.y
 
 
 @pytest.fixture
-def synced(sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
-           ) -> tuple[Pipeline, dict[str, str]]:
+def synced(
+    sf_emu: SalesforceEmulator, make_pipeline: Callable[..., Pipeline]
+) -> tuple[Pipeline, dict[str, str]]:
     org = generate_org(60, seed=11, now=NOW)
     sf_emu.seed(org)
     pipeline = make_pipeline()
@@ -34,8 +35,13 @@ def test_new_customers_land_in_the_onboarding_segment(synced) -> None:
     pipeline, archetypes = synced
     _, batch = pipeline.score(dry_run=True)
     names = {a.id: a.name for a in pipeline.store.accounts()}
-    by_name = dict(zip([names[a] for a in batch.account_ids],
-                       [batch.segment_name(i) for i in range(len(batch))], strict=True))
+    by_name = dict(
+        zip(
+            [names[a] for a in batch.account_ids],
+            [batch.segment_name(i) for i in range(len(batch))],
+            strict=True,
+        )
+    )
     for name, archetype in archetypes.items():
         if archetype in ("stuck_onboarding", "new_healthy"):
             assert by_name[name] == "onboarding", name
@@ -69,8 +75,7 @@ def test_scores_store_segment_and_deltas_vs_7_and_30_days(synced) -> None:
     assert latest.reasons["segment"] in ("default", "onboarding", "enterprise")
     # signals did not change, but time did (days since login grows): deltas are real numbers
     assert latest.reasons["delta_7d"] == pytest.approx(latest.score - history[1].score, abs=0.01)
-    assert latest.reasons["delta_30d"] == pytest.approx(latest.score - history[0].score,
-                                                        abs=0.01)
+    assert latest.reasons["delta_30d"] == pytest.approx(latest.score - history[0].score, abs=0.01)
 
 
 def test_hysteresis_holds_a_grade_across_runs(synced) -> None:
@@ -79,8 +84,13 @@ def test_hysteresis_holds_a_grade_across_runs(synced) -> None:
     pipeline.score()
     first = pipeline.store.scores_as_of(pipeline.clock())
     # move every border up by 1 point: without hysteresis, accounts at 51 and 76 would flip
-    moved = card.model_copy(update={"grades": card.grades.model_copy(
-        update={"red": card.grades.red + 1, "yellow": card.grades.yellow + 1})})
+    moved = card.model_copy(
+        update={
+            "grades": card.grades.model_copy(
+                update={"red": card.grades.red + 1, "yellow": card.grades.yellow + 1}
+            )
+        }
+    )
     pipeline.config = pipeline.config.model_copy(update={"scorecard": moved})
     _, batch = pipeline.score()
     for i, account_id in enumerate(batch.account_ids):
@@ -88,8 +98,9 @@ def test_hysteresis_holds_a_grade_across_runs(synced) -> None:
             assert batch.grade[i] == first[account_id].grade
 
 
-def test_explain_cli_breaks_an_account_down(synced, settings: Settings, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explain_cli_breaks_an_account_down(
+    synced, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pipeline, _ = synced
     pipeline.score()
     account = pipeline.store.accounts()[0]

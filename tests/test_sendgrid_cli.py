@@ -36,13 +36,17 @@ def _enable(env: dict[str, str], **sources: dict) -> None:
 
 
 @pytest.fixture
-def email_env(sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-              ) -> Iterator[tuple[SendGridEmulator, MailchimpEmulator]]:
+def email_env(
+    sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[SendGridEmulator, MailchimpEmulator]]:
     with SendGridEmulator() as sg, MailchimpEmulator() as mc:
-        for var, value in {"SENDGRID_API_KEY": sg.api_key, "SENDGRID_BASE_URL": sg.base_url,
-                           "SENDGRID_WEBHOOK_PUBLIC_KEY": sg.webhook_public_key,
-                           "MAILCHIMP_API_KEY": mc.api_key,
-                           "MAILCHIMP_BASE_URL": mc.base_url}.items():
+        for var, value in {
+            "SENDGRID_API_KEY": sg.api_key,
+            "SENDGRID_BASE_URL": sg.base_url,
+            "SENDGRID_WEBHOOK_PUBLIC_KEY": sg.webhook_public_key,
+            "MAILCHIMP_API_KEY": mc.api_key,
+            "MAILCHIMP_BASE_URL": mc.base_url,
+        }.items():
             monkeypatch.setenv(var, value)
             sandbox_env[var] = value
         _enable(sandbox_env, sendgrid={"per_recipient": "activity_api"}, mailchimp={})
@@ -72,8 +76,9 @@ def test_sync_email_sources_then_list_them(sf_emu: SalesforceEmulator, email_env
     assert "gmail.com" in result.output and "recipients" in result.output
 
 
-def test_a_bad_key_is_one_clear_line(sf_emu: SalesforceEmulator, email_env,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_key_is_one_clear_line(
+    sf_emu: SalesforceEmulator, email_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.not-the-key")
     result = CliRunner().invoke(app, ["sync", "sendgrid"])
     assert result.exit_code == 1
@@ -82,8 +87,9 @@ def test_a_bad_key_is_one_clear_line(sf_emu: SalesforceEmulator, email_env,
 
 
 def test_same_metric_prefix_on_both_platforms_is_a_config_error(sandbox_env) -> None:
-    _enable(sandbox_env, sendgrid={"metric_prefix": "email_"},
-            mailchimp={"metric_prefix": "email_"})
+    _enable(
+        sandbox_env, sendgrid={"metric_prefix": "email_"}, mailchimp={"metric_prefix": "email_"}
+    )
     result = CliRunner().invoke(app, ["validate", sandbox_env["HEALTHSCORE_CONFIG"]])
     assert result.exit_code == 2
     assert "healthscore.yaml:" in result.output
@@ -96,8 +102,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_webhook_serve_receives_signed_events(sf_emu: SalesforceEmulator, email_env,
-                                              sandbox_env: dict[str, str]) -> None:
+def test_webhook_serve_receives_signed_events(
+    sf_emu: SalesforceEmulator, email_env, sandbox_env: dict[str, str]
+) -> None:
     sg, _ = email_env
     now = datetime.now(UTC)
     org = generate_org(10, seed=3, now=now)
@@ -107,8 +114,11 @@ def test_webhook_serve_receives_signed_events(sf_emu: SalesforceEmulator, email_
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "healthscore.cli", "webhook", "serve", "--port", str(port)],
-        env={**os.environ, **sandbox_env}, cwd=Path(sandbox_env["HEALTHSCORE_CONFIG"]).parent,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env={**os.environ, **sandbox_env},
+        cwd=Path(sandbox_env["HEALTHSCORE_CONFIG"]).parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         url = f"http://127.0.0.1:{port}/webhooks/sendgrid"
         deadline = time.monotonic() + 20

@@ -41,10 +41,12 @@ def sg_store(db_url: str) -> Iterator[Store]:
     yield from two_account_store(db_url)
 
 
-def pipeline(store: Store, emu: SendGridEmulator, *, clock=lambda: NOW, retry=FAST_RETRY,
-             **cfg: object) -> Pipeline:
-    settings = Settings(database_url=store.url, sendgrid_api_key=emu.api_key,
-                        sendgrid_base_url=emu.base_url)
+def pipeline(
+    store: Store, emu: SendGridEmulator, *, clock=lambda: NOW, retry=FAST_RETRY, **cfg: object
+) -> Pipeline:
+    settings = Settings(
+        database_url=store.url, sendgrid_api_key=emu.api_key, sendgrid_base_url=emu.base_url
+    )
     client = SendGridClient(emu.api_key, emu.base_url, retry=retry)
     config = email_config(sendgrid={"per_recipient": "activity_api", **cfg})
     return Pipeline(config, settings, store, sendgrid=client, clock=clock)
@@ -53,8 +55,9 @@ def pipeline(store: Store, emu: SendGridEmulator, *, clock=lambda: NOW, retry=FA
 def test_rates_on_a_hand_built_dataset() -> None:
     day = timedelta(days=1)
     rows = [
-        fact("m1", "ana@acme.example.com", NOW - 2 * day, delivered=True, opened=True,
-             clicked=True),
+        fact(
+            "m1", "ana@acme.example.com", NOW - 2 * day, delivered=True, opened=True, clicked=True
+        ),
         fact("m2", "ana@acme.example.com", NOW - 3 * day, delivered=True, opened=True),
         fact("m3", "bo@acme.example.com", NOW - 4 * day, delivered=True),
         fact("m4", "bo@acme.example.com", NOW - 5 * day, delivered=True),
@@ -70,16 +73,19 @@ def test_rates_on_a_hand_built_dataset() -> None:
     ]
     got = engagement(rows, NOW, "sendgrid_")
     # delivered: m1 m2 m3 m4 m7 (m5 bounced, m6 outside 90 days); opened: m1 m2 m3 m7
-    assert got == {"sendgrid_open_rate_90d": 0.8, "sendgrid_click_rate_90d": 0.4,
-                   "sendgrid_bounces_90d": 1.0, "sendgrid_unsubscribes_90d": 1.0,
-                   "sendgrid_recipients": 4.0}
+    assert got == {
+        "sendgrid_open_rate_90d": 0.8,
+        "sendgrid_click_rate_90d": 0.4,
+        "sendgrid_bounces_90d": 1.0,
+        "sendgrid_unsubscribes_90d": 1.0,
+        "sendgrid_recipients": 4.0,
+    }
     assert engagement([], NOW, "x_")["x_open_rate_90d"] is None  # no mail is not 0 %
     only = engagement(rows, NOW, "sendgrid_", categories=["renewal"])
     assert only["sendgrid_recipients"] == 0  # none of these carries the category
 
 
-def test_full_sync_rates_and_unmatched_recipients(sg: SendGridEmulator,
-                                                  sg_store: Store) -> None:
+def test_full_sync_rates_and_unmatched_recipients(sg: SendGridEmulator, sg_store: Store) -> None:
     day = timedelta(days=1)
     sg.add_message("ana@acme.example.com", NOW - 2 * day, opened=True, clicked=True)
     sg.add_message("ana@acme.example.com", NOW - 3 * day, opened=True)
@@ -90,10 +96,13 @@ def test_full_sync_rates_and_unmatched_recipients(sg: SendGridEmulator,
     sg.add_message("x@stranger.example.org", NOW - 5 * day, opened=True)
     report = pipeline(sg_store, sg).sync_sendgrid()
     got = signals(sg_store, "sendgrid")
-    assert got[ACME] == {"sendgrid_open_rate_90d": round(2 / 3, 4),
-                         "sendgrid_click_rate_90d": round(1 / 3, 4),
-                         "sendgrid_bounces_90d": 1.0, "sendgrid_unsubscribes_90d": 1.0,
-                         "sendgrid_recipients": 3.0}
+    assert got[ACME] == {
+        "sendgrid_open_rate_90d": round(2 / 3, 4),
+        "sendgrid_click_rate_90d": round(1 / 3, 4),
+        "sendgrid_bounces_90d": 1.0,
+        "sendgrid_unsubscribes_90d": 1.0,
+        "sendgrid_recipients": 3.0,
+    }
     assert got[GLOBEX]["sendgrid_open_rate_90d"] == 0.0
     assert report.unmatched == 2 and report.skipped == 0
     unmatched = {u.record_id: u.reason for u in sg_store.unmatched("sendgrid")}
@@ -102,8 +111,7 @@ def test_full_sync_rates_and_unmatched_recipients(sg: SendGridEmulator,
     assert sg_store.cursor("sendgrid", "activity") == NOW.isoformat()
 
 
-def test_incremental_resync_reads_from_the_cursor(sg: SendGridEmulator,
-                                                  sg_store: Store) -> None:
+def test_incremental_resync_reads_from_the_cursor(sg: SendGridEmulator, sg_store: Store) -> None:
     msg = sg.add_message("ana@acme.example.com", NOW - timedelta(days=2))
     sg.add_message("gil@globex.example.com", NOW - timedelta(days=2), opened=True)
     moments = iter([NOW, NOW + timedelta(hours=1), NOW + timedelta(hours=2)])
@@ -130,8 +138,7 @@ def test_incremental_resync_reads_from_the_cursor(sg: SendGridEmulator,
     assert pipe.sync_sendgrid().signals_changed == 0  # nothing new: nothing changes
 
 
-def test_suppressions_page_with_limit_and_offset(sg: SendGridEmulator,
-                                                 sg_store: Store) -> None:
+def test_suppressions_page_with_limit_and_offset(sg: SendGridEmulator, sg_store: Store) -> None:
     for n in range(5):
         sg.add_message(f"u{n}@acme.example.com", NOW - timedelta(days=n + 1), bounced=True)
     report = pipeline(sg_store, sg, page_size=2).sync_sendgrid()
@@ -145,8 +152,11 @@ def test_activity_windows_are_halved_until_each_answer_is_short(sg: SendGridEmul
     for n in range(7):
         sg.add_message(f"u{n}@acme.example.com", NOW - timedelta(hours=n * 5 + 1))
     client = SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY)
-    seen = [m["msg_id"] for page in pull_activity(client, NOW - timedelta(days=3), NOW,
-                                                 limit=3) for m in page]
+    seen = [
+        m["msg_id"]
+        for page in pull_activity(client, NOW - timedelta(days=3), NOW, limit=3)
+        for m in page
+    ]
     assert len(set(seen)) == 7
     assert len(sg.requests("GET", r"/v3/messages$")) > 3
 
@@ -166,8 +176,9 @@ def test_429_waits_until_x_ratelimit_reset(sg: SendGridEmulator, sg_store: Store
     assert signals(sg_store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 1.0
 
 
-def test_a_reset_too_far_away_goes_up_instead_of_sleeping(sg: SendGridEmulator,
-                                                          sg_store: Store) -> None:
+def test_a_reset_too_far_away_goes_up_instead_of_sleeping(
+    sg: SendGridEmulator, sg_store: Store
+) -> None:
     sg.faults.add("rate_limit", path=r"/v3/messages", times=1)  # window 60 s: reset ~60 s
     with pytest.raises(RateLimited) as err:
         pipeline(sg_store, sg, retry=patient()).sync_sendgrid()
@@ -203,8 +214,7 @@ def test_5xx_is_retried(sg: SendGridEmulator, sg_store: Store) -> None:
     assert signals(sg_store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 1.0
 
 
-def test_bad_key_names_the_variable_never_the_secret(sg: SendGridEmulator,
-                                                     sg_store: Store) -> None:
+def test_bad_key_names_the_variable_never_the_secret(sg: SendGridEmulator, sg_store: Store) -> None:
     secret = "SG.wrong-key-do-not-print"
     client = SendGridClient(secret, sg.base_url, retry=FAST_RETRY)
     with pytest.raises(AuthError) as err:
@@ -212,8 +222,7 @@ def test_bad_key_names_the_variable_never_the_secret(sg: SendGridEmulator,
     assert "SENDGRID_API_KEY" in str(err.value) and secret not in str(err.value)
     assert "authorization required" in str(err.value)
     config = email_config(sendgrid={})
-    bare = Pipeline(config, Settings(database_url=sg_store.url, sendgrid_api_key=None),
-                    sg_store)
+    bare = Pipeline(config, Settings(database_url=sg_store.url, sendgrid_api_key=None), sg_store)
     with pytest.raises(ConfigError, match="SENDGRID_API_KEY"):
         bare.sync_sendgrid()
     assert sg_store.cursor("sendgrid", "activity") is None
@@ -226,15 +235,28 @@ def test_activity_api_without_the_add_on_is_a_clear_error(sg_store: Store) -> No
         pipeline(sg_store, emu, per_recipient="webhook").sync_sendgrid()  # the default
 
 
-def test_malformed_records_are_skipped_with_their_id(sg: SendGridEmulator,
-                                                     sg_store: Store) -> None:
+def test_malformed_records_are_skipped_with_their_id(sg: SendGridEmulator, sg_store: Store) -> None:
     sg.add_message("ana@acme.example.com", NOW - timedelta(days=1), opened=True)
-    sg.raw_activity.append({"msg_id": "bad-msg-1", "to_email": "not an address",
-                            "last_event_time": "2026-11-19T10:00:00Z", "status": "delivered",
-                            "opens_count": 1, "clicks_count": 0})
-    sg.raw_activity.append({"msg_id": "bad-msg-2", "to_email": "bo@acme.example.com",
-                            "last_event_time": "2026-11-19T10:00:00Z", "status": "delivered",
-                            "opens_count": "many", "clicks_count": 0})
+    sg.raw_activity.append(
+        {
+            "msg_id": "bad-msg-1",
+            "to_email": "not an address",
+            "last_event_time": "2026-11-19T10:00:00Z",
+            "status": "delivered",
+            "opens_count": 1,
+            "clicks_count": 0,
+        }
+    )
+    sg.raw_activity.append(
+        {
+            "msg_id": "bad-msg-2",
+            "to_email": "bo@acme.example.com",
+            "last_event_time": "2026-11-19T10:00:00Z",
+            "status": "delivered",
+            "opens_count": "many",
+            "clicks_count": 0,
+        }
+    )
     sg.bounces.append({"email": "cy@acme.example.com", "created": "yesterday"})
     report = pipeline(sg_store, sg).sync_sendgrid()
     assert report.skipped_ids == ["bad-msg-1", "bad-msg-2", "bounces:cy@acme.example.com"]

@@ -26,13 +26,18 @@ from tests.conftest import FAST_RETRY, fast_config
 NOW = datetime.now(UTC)
 POSTS = r"chat\.postMessage"
 # (not the synthetic org's own hostile names, so each is one account)
-HOSTILE = ("<!channel> Ping Corp", "Ping <@U123> Ltd", "Stone & Sons <Ltd>", "*bold* Corp",
-           "`rm -rf` Labs", "Pipe|Line > Co")
+HOSTILE = (
+    "<!channel> Ping Corp",
+    "Ping <@U123> Ltd",
+    "Stone & Sons <Ltd>",
+    "*bold* Corp",
+    "`rm -rf` Labs",
+    "Pipe|Line > Co",
+)
 
 
 def serialized(message: dict[str, Any]) -> str:
-    return json.dumps({"text": message["text"], "blocks": message["blocks"]},
-                      ensure_ascii=False)
+    return json.dumps({"text": message["text"], "blocks": message["blocks"]}, ensure_ascii=False)
 
 
 def block_texts(message: dict[str, Any]) -> str:
@@ -48,8 +53,7 @@ def red_accounts(pipeline: Pipeline) -> list[str]:
     """Sync, then the ids the scorecard grades red right now (nothing is recorded)."""
     pipeline.sync_salesforce()
     batch = pipeline.compute()
-    return [a for a, g in zip(batch.account_ids, batch.grade.tolist(), strict=True)
-            if g == "red"]
+    return [a for a, g in zip(batch.account_ids, batch.grade.tolist(), strict=True) if g == "red"]
 
 
 def metrics(emu: SalesforceEmulator, pipeline: Pipeline, account_id: str) -> dict[str, Any]:
@@ -67,8 +71,8 @@ def messages_for(emu: SlackEmulator, name_fragment: str) -> list[dict[str, Any]]
 
 
 def test_untrusted_account_names_are_escaped_and_owners_mentioned(
-        sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     org = generate_org(40, seed=31, now=NOW)
     sf_emu.seed(org)
     slack_emu.add_users(org.users)
@@ -78,8 +82,17 @@ def test_untrusted_account_names_are_escaped_and_owners_mentioned(
     for account_id, name in zip(reds, HOSTILE, strict=False):
         sf_emu.update("Account", account_id, {"Name": name})
     # one red account's owner has no Slack account: named, not mentioned
-    (outsider,) = sf_emu.insert("User", [{"Name": "Noor Outside", "Username": "noor@x.test.sb",
-                                          "Email": "noor@elsewhere.test", "IsActive": True}])
+    (outsider,) = sf_emu.insert(
+        "User",
+        [
+            {
+                "Name": "Noor Outside",
+                "Username": "noor@x.test.sb",
+                "Email": "noor@elsewhere.test",
+                "IsActive": True,
+            }
+        ],
+    )
     unmentioned = reds[len(HOSTILE)]
     sf_emu.update("Account", unmentioned, {"OwnerId": outsider})
 
@@ -119,8 +132,8 @@ def test_untrusted_account_names_are_escaped_and_owners_mentioned(
 
 
 def test_one_alert_per_red_episode(
-        sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(30, seed=32, now=NOW))
     pipeline = make_pipeline()
     first = pipeline.run_cycle()
@@ -153,13 +166,12 @@ def test_one_alert_per_red_episode(
 
 def _backdate(store: Store, key: str, age: timedelta) -> None:
     with store.session() as s:
-        s.execute(update(ActionLog).where(ActionLog.key == key)
-                  .values(updated_at=utcnow() - age))
+        s.execute(update(ActionLog).where(ActionLog.key == key).values(updated_at=utcnow() - age))
 
 
 def test_a_delivery_cut_off_mid_send_is_reconciled_not_posted_twice(
-        sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(30, seed=33, now=NOW))
     pipeline = make_pipeline()
     pipeline.sync_salesforce()
@@ -193,8 +205,8 @@ def test_a_delivery_cut_off_mid_send_is_reconciled_not_posted_twice(
 
 
 def test_slack_rate_limit_is_waited_out_and_each_alert_goes_out_once(
-        sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(10, seed=34, now=NOW))
     slack_emu.set_rate(1.0, burst=1)  # Slack's real pace: 1 message/s per channel
     pipeline = make_pipeline()  # the sender itself is configured for 50/s
@@ -210,8 +222,8 @@ def test_slack_rate_limit_is_waited_out_and_each_alert_goes_out_once(
 
 
 def test_a_long_retry_after_leaves_alerts_pending_for_the_next_run(
-        sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(30, seed=35, now=NOW))
     slack_emu.set_rate(0.01, burst=1)  # Retry-After: 100 s, beyond max_retry_wait
     pipeline = make_pipeline()
@@ -247,13 +259,21 @@ def pipeline_with(settings: Settings) -> Iterator[Callable[..., Pipeline]]:
         store.close()
 
 
-@pytest.mark.parametrize(("channel", "archive", "error"), [
-    ("C0NOSUCHCH", False, "channel_not_found"),
-    ("C0CSALERTS", True, "is_archived"),
-])
+@pytest.mark.parametrize(
+    ("channel", "archive", "error"),
+    [
+        ("C0NOSUCHCH", False, "channel_not_found"),
+        ("C0CSALERTS", True, "is_archived"),
+    ],
+)
 def test_a_bad_alert_channel_is_named_and_the_alerts_are_kept(
-        channel: str, archive: bool, error: str, sf_emu: SalesforceEmulator,
-        slack_emu: SlackEmulator, pipeline_with: Callable[..., Pipeline]) -> None:
+    channel: str,
+    archive: bool,
+    error: str,
+    sf_emu: SalesforceEmulator,
+    slack_emu: SlackEmulator,
+    pipeline_with: Callable[..., Pipeline],
+) -> None:
     sf_emu.seed(generate_org(20, seed=36, now=NOW))
     if archive:
         slack_emu.archive_channel(channel)
@@ -287,7 +307,8 @@ class DroppingSlack(SlackEmulator):
 
 
 def test_a_connection_lost_after_posting_is_not_posted_again(
-        sf_emu: SalesforceEmulator, pipeline_with: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, pipeline_with: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(20, seed=37, now=NOW))
     with DroppingSlack(messages_per_second=50, burst=50) as slack:
         slack.drops = 1
@@ -299,15 +320,16 @@ def test_a_connection_lost_after_posting_is_not_posted_again(
         assert len(slack.messages) == reds  # the lost answer's message is there, once
         assert Counter(m["text"] for m in slack.messages).most_common(1)[0][1] == 1
         (unknown,) = pipeline.store.actions(status="unknown")
-        assert "RemoteDisconnected" in (unknown.error or "") or \
-            "Connection" in (unknown.error or "")
+        assert "RemoteDisconnected" in (unknown.error or "") or "Connection" in (
+            unknown.error or ""
+        )
         again = pipeline_with(slack_base_url=slack.base_url).run_cycle()
         assert again.delivery.sent == 0 and len(slack.messages) == reds
 
 
 def test_a_timed_out_post_is_marked_unknown_not_reposted(
-        sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(20, seed=38, now=NOW))
     slack_emu.faults.add("slow", method="POST", path=POSTS, times=1, delay=1.0)
     pipeline = make_pipeline()
@@ -325,15 +347,19 @@ def test_a_timed_out_post_is_marked_unknown_not_reposted(
 
 
 def test_alerts_wait_while_slack_is_unreachable_then_go_out_once(
-        sf_emu: SalesforceEmulator, pipeline_with: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, pipeline_with: Callable[..., Pipeline]
+) -> None:
     sf_emu.seed(generate_org(10, seed=39, now=NOW))
     with SlackEmulator() as gone:
         address = gone.base_url  # nothing listens here once it is stopped
     report = pipeline_with(slack_base_url=address).run_cycle()
     reds = report.scoring.entered_red
     assert reds >= 1
-    assert (report.delivery.sent, report.delivery.unknown, report.delivery.retry_later) == \
-        (0, 0, reds)
+    assert (report.delivery.sent, report.delivery.unknown, report.delivery.retry_later) == (
+        0,
+        0,
+        reds,
+    )
     (error,) = report.delivery.errors  # one try, not one timeout per alert
     assert error.startswith(f"Slack unreachable at {address}")
     assert {a.status for a in pipeline_with().store.actions()} == {"pending"}
@@ -344,13 +370,12 @@ def test_alerts_wait_while_slack_is_unreachable_then_go_out_once(
 
 
 def test_a_timed_out_owner_lookup_still_sends_the_alert(
-        sf_emu: SalesforceEmulator, slack_emu: SlackEmulator,
-        make_pipeline: Callable[..., Pipeline]) -> None:
+    sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, make_pipeline: Callable[..., Pipeline]
+) -> None:
     org = generate_org(10, seed=40, now=NOW)
     sf_emu.seed(org)
     slack_emu.add_users(org.users)
-    slack_emu.faults.add("slow", method="POST", path=r"users\.lookupByEmail", times=1,
-                         delay=1.0)
+    slack_emu.faults.add("slow", method="POST", path=r"users\.lookupByEmail", times=1, delay=1.0)
     pipeline = make_pipeline()
     assert pipeline.slack is not None
     pipeline.slack.client.timeout = 0.3

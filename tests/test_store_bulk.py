@@ -19,23 +19,38 @@ AT = datetime(2026, 11, 26, 15, 4, 5, 123456, tzinfo=UTC)
 
 
 def _account(i: int) -> dict[str, Any]:
-    return {"id": f"001{i:06d}", "crm": "salesforce", "name": f"Ac'me \"{i}\" ✓",
-            "owner_email": None if i % 3 else f"o{i}@x.test", "owner_name": None,
-            "attributes": {"tier": "gold", "seats": i, "tags": ["a", None]} if i % 2 else {},
-            "deleted": bool(i % 5 == 0), "updated_at": AT + timedelta(seconds=i)}
+    return {
+        "id": f"001{i:06d}",
+        "crm": "salesforce",
+        "name": f'Ac\'me "{i}" ✓',
+        "owner_email": None if i % 3 else f"o{i}@x.test",
+        "owner_name": None,
+        "attributes": {"tier": "gold", "seats": i, "tags": ["a", None]} if i % 2 else {},
+        "deleted": bool(i % 5 == 0),
+        "updated_at": AT + timedelta(seconds=i),
+    }
 
 
 def _record(i: int) -> dict[str, Any]:
-    return {"source": "zendesk", "object": "tickets", "id": str(i),
-            "account_id": None if i % 4 == 0 else f"001{i:06d}",
-            "fields": {"org": str(i % 7), "tags": ["x", "y"], "score": None, "n": 1.5},
-            "deleted": i % 2 == 0,
-            "modified": (AT + timedelta(minutes=i)).astimezone(EAST)}  # any offset: kept UTC
+    return {
+        "source": "zendesk",
+        "object": "tickets",
+        "id": str(i),
+        "account_id": None if i % 4 == 0 else f"001{i:06d}",
+        "fields": {"org": str(i % 7), "tags": ["x", "y"], "score": None, "n": 1.5},
+        "deleted": i % 2 == 0,
+        "modified": (AT + timedelta(minutes=i)).astimezone(EAST),
+    }  # any offset: kept UTC
 
 
 def _history(i: int) -> dict[str, Any]:
-    return {"account_id": f"001{i:06d}", "metric": "m", "source": "s",
-            "value": None if i % 3 == 0 else i / 7, "observed_at": AT - timedelta(days=i)}
+    return {
+        "account_id": f"001{i:06d}",
+        "metric": "m",
+        "source": "s",
+        "value": None if i % 3 == 0 else i / 7,
+        "observed_at": AT - timedelta(days=i),
+    }
 
 
 def _stored(store: Store, table: Table) -> list[tuple[Any, ...]]:
@@ -43,19 +58,32 @@ def _stored(store: Store, table: Table) -> list[tuple[Any, ...]]:
     with store.engine.connect() as conn:
         history = table.name == "signal_history"  # its serial id differs run to run
         cols = ", ".join(c.name for c in table.columns if not (history and c.name == "id"))
-        order = "account_id, observed_at" if history else \
-            ", ".join(c.name for c in table.primary_key.columns)
-        return [tuple(r) for r in conn.exec_driver_sql(
-            f"SELECT {cols} FROM {table.name} ORDER BY {order}")]
+        order = (
+            "account_id, observed_at"
+            if history
+            else ", ".join(c.name for c in table.primary_key.columns)
+        )
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(f"SELECT {cols} FROM {table.name} ORDER BY {order}")
+        ]
 
 
-@pytest.mark.parametrize("make, table, keys, update", [
-    (_account, Account.__table__, ["id"], ["name", "attributes", "deleted", "updated_at"]),
-    (_record, SourceRecord.__table__, ["source", "object", "id"],
-     ["account_id", "fields", "deleted", "modified"]),
-])
-def test_bulk_upsert_stores_what_sqlalchemy_stores(store: Store, make: Any, table: Table,
-                                                   keys: list[str], update: list[str]) -> None:
+@pytest.mark.parametrize(
+    "make, table, keys, update",
+    [
+        (_account, Account.__table__, ["id"], ["name", "attributes", "deleted", "updated_at"]),
+        (
+            _record,
+            SourceRecord.__table__,
+            ["source", "object", "id"],
+            ["account_id", "fields", "deleted", "modified"],
+        ),
+    ],
+)
+def test_bulk_upsert_stores_what_sqlalchemy_stores(
+    store: Store, make: Any, table: Table, keys: list[str], update: list[str]
+) -> None:
     fast = store
     rows = [make(i) for i in range(4500)]  # more than one batch of 2,000
     changed = [{**r, "deleted": not r["deleted"]} for r in rows[::2]]
@@ -69,8 +97,9 @@ def test_bulk_upsert_stores_what_sqlalchemy_stores(store: Store, make: Any, tabl
         s.execute(text(f"DELETE FROM {table.name}"))
     insert = sqlite.insert if fast.engine.dialect.name == "sqlite" else postgresql.insert
     stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                      set_={c: stmt.excluded[c] for c in update})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in update}
+    )
     with fast.session() as s:
         s.execute(stmt, rows)
     with fast.session() as s:
@@ -121,8 +150,7 @@ def test_bulk_write_refuses_a_naive_datetime(store: Store) -> None:
 
 def test_read_back_through_the_orm_is_aware_utc(store: Store) -> None:
     with store.session() as s:
-        upsert(s, SourceRecord.__table__, [_record(3)], ["source", "object", "id"],
-               ["fields"])
+        upsert(s, SourceRecord.__table__, [_record(3)], ["source", "object", "id"], ["fields"])
     with store.session() as s:
         held = s.get(SourceRecord, ("zendesk", "tickets", "3"))
         assert held is not None

@@ -62,13 +62,30 @@ def test_a_celery_prefork_worker_process_can_start_them(store, redis_url) -> Non
     queue = f"prefork-{uuid.uuid4().hex[:8]}"
     root = Path(__file__).resolve().parent.parent
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.prefork_app", "worker", "--pool",
-         "prefork", "--concurrency", "1", "--queues", queue, "--loglevel", "warning"],
-        cwd=root, env={**os.environ, "PREFORK_BROKER_URL": redis_url})
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.prefork_app",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "1",
+            "--queues",
+            queue,
+            "--loglevel",
+            "warning",
+        ],
+        cwd=root,
+        env={**os.environ, "PREFORK_BROKER_URL": redis_url},
+    )
     try:
         app = Celery(broker=redis_url, backend=redis_url)
-        reply = app.send_task("tests.prefork_app.accounts_seen_by_store_workers",
-                              args=[store.url], queue=queue).get(timeout=60)
+        reply = app.send_task(
+            "tests.prefork_app.accounts_seen_by_store_workers", args=[store.url], queue=queue
+        ).get(timeout=60)
     finally:
         worker.terminate()
         worker.wait(30)

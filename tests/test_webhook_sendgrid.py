@@ -35,11 +35,16 @@ def serve(store: Store) -> Iterator[Callable[..., str]]:
 
     def start(public_key: str, recompute_every: float = 0, **source: object) -> str:
         """``recompute_every=0``: accounts recomputed before the answer (tests look at once)."""
-        app = SendGridWebhookApp(store, public_key, SendGridSource(enabled=True, **source),
-                                 recompute_every=recompute_every)
+        app = SendGridWebhookApp(
+            store,
+            public_key,
+            SendGridSource(enabled=True, **source),
+            recompute_every=recompute_every,
+        )
         server = make_server_for(app, "127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         servers.append((server, app))
         return f"http://127.0.0.1:{server.server_port}{PATH}"
 
@@ -55,8 +60,9 @@ def _history_rows(store: Store) -> int:
     return sum(len(store.signal_history(a.id)) for a in store.accounts())
 
 
-def test_signed_batches_are_kept_once(sg: SendGridEmulator, store: Store,
-                                      serve: Callable[..., str]) -> None:
+def test_signed_batches_are_kept_once(
+    sg: SendGridEmulator, store: Store, serve: Callable[..., str]
+) -> None:
     url = serve(sg.webhook_public_key)
     day = timedelta(days=1)
     sg.add_message("ana@acme.example.com", NOW - 2 * day, opened=True, clicked=True)
@@ -84,8 +90,9 @@ def test_signed_batches_are_kept_once(sg: SendGridEmulator, store: Store,
     assert sg.post_events(url, [later])[0].json()["new"] == 1
 
 
-def test_bad_missing_or_stale_signatures_are_rejected(sg: SendGridEmulator, store: Store,
-                                                      serve: Callable[..., str]) -> None:
+def test_bad_missing_or_stale_signatures_are_rejected(
+    sg: SendGridEmulator, store: Store, serve: Callable[..., str]
+) -> None:
     url = serve(sg.webhook_public_key)
     sg.add_message("ana@acme.example.com", NOW - timedelta(days=1), opened=True)
     body = json.dumps(sg.events()).encode()
@@ -109,16 +116,27 @@ def test_bad_missing_or_stale_signatures_are_rejected(sg: SendGridEmulator, stor
     assert good.status_code == 200 and good.json()["new"] == len(sg.events())
 
 
-def test_malformed_events_are_skipped_with_their_id(sg: SendGridEmulator, store: Store,
-                                                    serve: Callable[..., str]) -> None:
+def test_malformed_events_are_skipped_with_their_id(
+    sg: SendGridEmulator, store: Store, serve: Callable[..., str]
+) -> None:
     url = serve(sg.webhook_public_key)
     sg.add_message("ana@acme.example.com", NOW - timedelta(days=1), opened=True)
     events = [
         *sg.events(),
-        {"sg_event_id": "bad-evt-1", "event": "open", "email": "bo@acme.example.com",
-         "timestamp": "yesterday", "sg_message_id": "m"},
-        {"sg_event_id": "bad-evt-2", "event": "teleported", "email": "bo@acme.example.com",
-         "timestamp": 1763856000, "sg_message_id": "m"},
+        {
+            "sg_event_id": "bad-evt-1",
+            "event": "open",
+            "email": "bo@acme.example.com",
+            "timestamp": "yesterday",
+            "sg_message_id": "m",
+        },
+        {
+            "sg_event_id": "bad-evt-2",
+            "event": "teleported",
+            "email": "bo@acme.example.com",
+            "timestamp": 1763856000,
+            "sg_message_id": "m",
+        },
         "not an event",
     ]
     body = json.dumps(events).encode()
@@ -129,8 +147,9 @@ def test_malformed_events_are_skipped_with_their_id(sg: SendGridEmulator, store:
     assert signals(store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 1.0
 
 
-def test_requests_that_are_not_event_batches(sg: SendGridEmulator,
-                                             serve: Callable[..., str]) -> None:
+def test_requests_that_are_not_event_batches(
+    sg: SendGridEmulator, serve: Callable[..., str]
+) -> None:
     url = serve(sg.webhook_public_key)
     for payload in (b'{"event": "open"}', b"not json"):
         resp = httpx.post(url, content=payload, headers=sg.sign(payload))
@@ -140,8 +159,9 @@ def test_requests_that_are_not_event_batches(sg: SendGridEmulator,
     assert httpx.post(url.replace(PATH, "/elsewhere"), content=b"[]").status_code == 404
 
 
-def test_machine_opens_do_not_count(sg: SendGridEmulator, store: Store,
-                                    serve: Callable[..., str]) -> None:
+def test_machine_opens_do_not_count(
+    sg: SendGridEmulator, store: Store, serve: Callable[..., str]
+) -> None:
     url = serve(sg.webhook_public_key)
     sg.add_message("ana@acme.example.com", NOW - timedelta(days=1), machine_open=True)
     sg.post_events(url)
@@ -155,8 +175,9 @@ def test_a_missing_or_bad_verification_key_is_a_config_error(store: Store) -> No
         SendGridWebhookApp(store, "bm90IGEga2V5", SendGridSource(enabled=True))
 
 
-def test_categories_filter_accounts_and_the_baseline(sg: SendGridEmulator, store: Store,
-                                                     serve: Callable[..., str]) -> None:
+def test_categories_filter_accounts_and_the_baseline(
+    sg: SendGridEmulator, store: Store, serve: Callable[..., str]
+) -> None:
     from connectors.sendgrid import SendGridClient
     from healthscore.pipeline import Pipeline
     from healthscore.settings import Settings
@@ -166,18 +187,25 @@ def test_categories_filter_accounts_and_the_baseline(sg: SendGridEmulator, store
     cats = ["onboarding-nudge", "renewal"]
     url = serve(sg.webhook_public_key, categories=cats)
     day = timedelta(days=1)
-    sg.add_message("ana@acme.example.com", NOW - day, opened=True,
-                   categories=("healthscore", "onboarding-nudge"))
+    sg.add_message(
+        "ana@acme.example.com",
+        NOW - day,
+        opened=True,
+        categories=("healthscore", "onboarding-nudge"),
+    )
     sg.add_message("ana@acme.example.com", NOW - day, categories=("renewal",))
     sg.add_message("ana@acme.example.com", NOW - day, categories=("newsletter",))  # not counted
     sg.add_message("bo@acme.example.com", NOW - day, categories=())  # no category: not counted
     sg.post_events(url)
     got = signals(store, "sendgrid")[ACME]
     assert got["sendgrid_open_rate_90d"] == 0.5 and got["sendgrid_recipients"] == 1.0
-    pipe = Pipeline(email_config(sendgrid={"categories": cats}),
-                    Settings(database_url=store.url), store,
-                    sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
-                    clock=lambda: NOW)
+    pipe = Pipeline(
+        email_config(sendgrid={"categories": cats}),
+        Settings(database_url=store.url),
+        store,
+        sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
+        clock=lambda: NOW,
+    )
     report = pipe.sync_sendgrid()
     stats = sg.requests("GET", r"/v3/categories/stats$")
     assert len(stats) == 1 and stats[0].query["categories"] == "onboarding-nudge\nrenewal"
@@ -186,7 +214,8 @@ def test_categories_filter_accounts_and_the_baseline(sg: SendGridEmulator, store
 
 
 def test_facts_past_the_window_are_pruned_by_the_daily_pass(
-        sg: SendGridEmulator, store: Store, serve: Callable[..., str]) -> None:
+    sg: SendGridEmulator, store: Store, serve: Callable[..., str]
+) -> None:
     from sqlalchemy import func, select
 
     from connectors.sendgrid import SendGridClient
@@ -202,15 +231,22 @@ def test_facts_past_the_window_are_pruned_by_the_daily_pass(
 
     def kept() -> int:
         with store.session() as s:
-            return s.scalar(select(func.count()).select_from(SourceRecord).where(
-                SourceRecord.source == "sendgrid", SourceRecord.object == "events"))
+            return s.scalar(
+                select(func.count())
+                .select_from(SourceRecord)
+                .where(SourceRecord.source == "sendgrid", SourceRecord.object == "events")
+            )
 
     events = kept()
     assert events == len(sg.events())
     clock = {"now": NOW + timedelta(days=30)}
-    pipe = Pipeline(email_config(sendgrid={}), Settings(database_url=store.url), store,
-                    sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
-                    clock=lambda: clock["now"])
+    pipe = Pipeline(
+        email_config(sendgrid={}),
+        Settings(database_url=store.url),
+        store,
+        sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
+        clock=lambda: clock["now"],
+    )
     assert pipe.sync_sendgrid().pruned == 0  # inside the window: kept
     clock["now"] = NOW + timedelta(days=95)
     report = pipe.sync_sendgrid()
@@ -219,8 +255,9 @@ def test_facts_past_the_window_are_pruned_by_the_daily_pass(
     assert got["sendgrid_open_rate_90d"] is None and got["sendgrid_recipients"] == 0.0
 
 
-def test_background_recompute_and_the_sync_as_backstop(sg: SendGridEmulator, store: Store,
-                                                       serve: Callable[..., str]) -> None:
+def test_background_recompute_and_the_sync_as_backstop(
+    sg: SendGridEmulator, store: Store, serve: Callable[..., str]
+) -> None:
     from connectors.sendgrid import SendGridClient
     from healthscore.pipeline import Pipeline
     from healthscore.settings import Settings
@@ -237,17 +274,26 @@ def test_background_recompute_and_the_sync_as_backstop(sg: SendGridEmulator, sto
         time.sleep(0.05)
     assert signals(store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 1.0
     # events whose recompute was lost (the process stopped first) are found by the sync
-    lost = SendGridWebhookApp(store, sg.webhook_public_key, SendGridSource(enabled=True),
-                              recompute_every=3600)
+    lost = SendGridWebhookApp(
+        store, sg.webhook_public_key, SendGridSource(enabled=True), recompute_every=3600
+    )
     msg = next(iter(sg.messages))
     body = json.dumps([sg.add_event(msg, "click", NOW)]).encode()
-    environ = {"PATH_INFO": PATH, "REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(body)),
-               "wsgi.input": __import__("io").BytesIO(body),
-               **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in sg.sign(body).items()}}
+    environ = {
+        "PATH_INFO": PATH,
+        "REQUEST_METHOD": "POST",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": __import__("io").BytesIO(body),
+        **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in sg.sign(body).items()},
+    }
     assert lost.handle(environ)[0] == "200 OK"
     assert signals(store, "sendgrid")[ACME]["sendgrid_click_rate_90d"] == 0.0
-    pipe = Pipeline(email_config(sendgrid={}), Settings(database_url=store.url), store,
-                    sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
-                    clock=lambda: datetime.now(UTC))
+    pipe = Pipeline(
+        email_config(sendgrid={}),
+        Settings(database_url=store.url),
+        store,
+        sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
+        clock=lambda: datetime.now(UTC),
+    )
     pipe.sync_sendgrid()
     assert signals(store, "sendgrid")[ACME]["sendgrid_click_rate_90d"] == 1.0

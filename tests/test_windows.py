@@ -28,8 +28,9 @@ def day(k: int) -> date:
 
 
 def w(agg: str, within: str | None = None, **extra: object) -> Window:
-    return Window.model_validate({"metric": "logins", "agg": agg,
-                                  **({"within": within} if within else {}), **extra})
+    return Window.model_validate(
+        {"metric": "logins", "agg": agg, **({"within": within} if within else {}), **extra}
+    )
 
 
 @pytest.fixture
@@ -47,12 +48,13 @@ def test_sum_mean_max_active_days_count_a_missing_day_as_zero(history: UsageHist
     assert history.aggregate(w("max", "5d"), at)[0] == 10.0
     assert history.aggregate(w("active_days", "5d"), at)[:2].tolist() == [4.0, 0.0]
     # an account that never reported is missing, not zero
-    assert all(math.isnan(history.aggregate(w(agg, "5d"), at)[2])
-               for agg in ("sum", "mean", "max", "active_days"))
+    assert all(
+        math.isnan(history.aggregate(w(agg, "5d"), at)[2])
+        for agg in ("sum", "mean", "max", "active_days")
+    )
 
 
-def test_the_window_edge_includes_the_day_of_t_and_n_minus_1_before(history: UsageHistory
-                                                                    ) -> None:
+def test_the_window_edge_includes_the_day_of_t_and_n_minus_1_before(history: UsageHistory) -> None:
     # 2 days ending day 4: days 3, 4 → 4 + 5
     assert history.aggregate(w("sum", "2d"), day(4))[0] == 9.0
     # a moment during day 4 counts day 4 (its own date), not day 5
@@ -88,20 +90,34 @@ def histories(draw: st.DrawFn) -> tuple[list[tuple[str, str, date, float | None]
     rows = []
     for a in range(draw(st.integers(1, 5))):
         for k in draw(st.sets(st.integers(0, 40), max_size=25)):
-            value = draw(st.one_of(st.sampled_from([0.0, 1.0, 3.0]),
-                                   st.floats(0, 50, allow_nan=False, width=32), st.none()))
+            value = draw(
+                st.one_of(
+                    st.sampled_from([0.0, 1.0, 3.0]),
+                    st.floats(0, 50, allow_nan=False, width=32),
+                    st.none(),
+                )
+            )
             rows.append((f"a{a}", "logins", day(k), value))
     return rows, draw(st.integers(-5, 50))
 
 
 WINDOWS = st.builds(
     lambda agg, n, prev: Window.model_validate(
-        {"metric": "logins", "agg": agg,
-         **({"within": f"{n}d"} if agg not in ("days_since",) and (agg != "last" or n % 2)
-            else {}),
-         "vs_previous": prev and agg in ("sum", "mean", "max", "active_days")}),
+        {
+            "metric": "logins",
+            "agg": agg,
+            **(
+                {"within": f"{n}d"}
+                if agg not in ("days_since",) and (agg != "last" or n % 2)
+                else {}
+            ),
+            "vs_previous": prev and agg in ("sum", "mean", "max", "active_days"),
+        }
+    ),
     st.sampled_from(["sum", "mean", "max", "active_days", "last", "days_since"]),
-    st.integers(1, 20), st.booleans())
+    st.integers(1, 20),
+    st.booleans(),
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,21 +137,28 @@ def test_vectorized_windows_agree_with_the_plain_day_by_day_oracle(case, window)
 
 
 def test_scorer_reads_windows_and_ratios_of_windows_like_the_reference() -> None:
-    c = card({"per_seat": {"metric": "logins_per_seat", "linear": {"from": 1, "to": 10}},
-              "recency": {"metric": "idle_days", "better": "lower",
-                          "linear": {"from": 1, "to": 10}}},
-             derived={"logins_7d": {"window": {"metric": "logins", "agg": "sum",
-                                               "within": "7d"}},
-                      "logins_per_seat": {"ratio": ["logins_7d", "seats"]},
-                      "idle_days": {"window": {"metric": "logins", "agg": "days_since"}}},
-             coverage_floor=0)
-    rows = [(a, "logins", day(k), float(v)) for a, k, v in
-            [("a0", 0, 5), ("a0", 6, 20), ("a1", 1, 2), ("a2", 2, 0)]]
+    c = card(
+        {
+            "per_seat": {"metric": "logins_per_seat", "linear": {"from": 1, "to": 10}},
+            "recency": {"metric": "idle_days", "better": "lower", "linear": {"from": 1, "to": 10}},
+        },
+        derived={
+            "logins_7d": {"window": {"metric": "logins", "agg": "sum", "within": "7d"}},
+            "logins_per_seat": {"ratio": ["logins_7d", "seats"]},
+            "idle_days": {"window": {"metric": "logins", "agg": "days_since"}},
+        },
+        coverage_floor=0,
+    )
+    rows = [
+        (a, "logins", day(k), float(v))
+        for a, k, v in [("a0", 0, 5), ("a0", 6, 20), ("a1", 1, 2), ("a2", 2, 0)]
+    ]
     usage = UsageHistory.from_rows(["a0", "a1", "a2", "a3"], rows)
     t = table([{"seats": 5}, {"seats": 2}, {"seats": 1}, {"seats": 4}])
     at = datetime(2026, 3, 7, 12, tzinfo=UTC)  # day 6
-    t = type(t)(t.account_ids, t.columns, t.observed, t.labels,
-                window_columns(c.usage_windows(), usage, at))
+    t = type(t)(
+        t.account_ids, t.columns, t.observed, t.labels, window_columns(c.usage_windows(), usage, at)
+    )
     batch = score(c, t, at)
     assert batch.table.column("logins_7d").tolist()[:3] == [25.0, 2.0, 0.0]
     assert batch.table.column("logins_per_seat")[0] == 5.0
@@ -160,13 +183,14 @@ BAD_WINDOWS = [
 
 
 @pytest.mark.parametrize(("spec", "message"), BAD_WINDOWS)
-def test_bad_window_configs_name_file_line_and_field(tmp_path: Path, spec: str,
-                                                     message: str) -> None:
-    text = (Path(load_config.__code__.co_filename).parent / "healthscore.example.yaml"
-            ).read_text()
-    text = text.replace("  derived:                   # metrics computed from others (no "
-                        "formulas, no eval)\n",
-                        f"  derived:\n    x: {spec}\n")
+def test_bad_window_configs_name_file_line_and_field(
+    tmp_path: Path, spec: str, message: str
+) -> None:
+    text = (Path(load_config.__code__.co_filename).parent / "healthscore.example.yaml").read_text()
+    text = text.replace(
+        "  derived:                   # metrics computed from others (no formulas, no eval)\n",
+        f"  derived:\n    x: {spec}\n",
+    )
     path = tmp_path / "healthscore.yaml"
     path.write_text(text)
     line = text.splitlines().index(f"    x: {spec}") + 1
@@ -177,42 +201,59 @@ def test_bad_window_configs_name_file_line_and_field(tmp_path: Path, spec: str,
 
 
 def test_a_ratio_may_read_a_window_but_not_another_derived_metric(tmp_path: Path) -> None:
-    text = (Path(load_config.__code__.co_filename).parent / "healthscore.example.yaml"
-            ).read_text()
-    ok = text.replace("    logins_per_seat: {ratio: [logins_30d, licensed_seats]}",
-                      "    logins_per_seat: {ratio: [usage_30d, licensed_seats]}\n"
-                      "    usage_30d: {window: {metric: logins, agg: sum, within: 30d}}")
+    text = (Path(load_config.__code__.co_filename).parent / "healthscore.example.yaml").read_text()
+    ok = text.replace(
+        "    logins_per_seat: {ratio: [logins_30d, licensed_seats]}",
+        "    logins_per_seat: {ratio: [usage_30d, licensed_seats]}\n"
+        "    usage_30d: {window: {metric: logins, agg: sum, within: 30d}}",
+    )
     (tmp_path / "ok.yaml").write_text(ok)
     card_ = load_config(tmp_path / "ok.yaml").scorecard
     assert set(card_.usage_windows()) == {"usage_30d"}
     assert "logins" not in card_.source_metrics()  # usage metrics are not signals
-    bad = text.replace("    logins_per_seat: {ratio: [logins_30d, licensed_seats]}",
-                       "    logins_per_seat: {ratio: [seat_utilization, licensed_seats]}")
+    bad = text.replace(
+        "    logins_per_seat: {ratio: [logins_30d, licensed_seats]}",
+        "    logins_per_seat: {ratio: [seat_utilization, licensed_seats]}",
+    )
     (tmp_path / "bad.yaml").write_text(bad)
     with pytest.raises(ConfigError, match="is itself derived"):
         load_config(tmp_path / "bad.yaml")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(histories(), st.lists(WINDOWS, min_size=1, max_size=3),
-       st.lists(st.sampled_from(["higher", "lower"]), min_size=3, max_size=3),
-       st.floats(0, 1))
+@given(
+    histories(),
+    st.lists(WINDOWS, min_size=1, max_size=3),
+    st.lists(st.sampled_from(["higher", "lower"]), min_size=3, max_size=3),
+    st.floats(0, 1),
+)
 def test_scores_on_window_measures_agree_with_the_plain_per_account_scorer(
-        case, windows, better, floor) -> None:
+    case, windows, better, floor
+) -> None:
     rows, t = case
     ids = sorted({r[0] for r in rows} | {"never"})
     usage = UsageHistory.from_rows(ids, rows, start=D0, end=day(40))
-    derived = {f"w{k}": {"window": {"metric": "logins", "agg": w.agg,
-                                    **({"within": f"{w.days}d"} if w.days else {}),
-                                    "vs_previous": w.vs_previous}}
-               for k, w in enumerate(windows)}
-    measures = {f"m{k}": {"metric": f"w{k}", "better": better[k],
-                          "linear": {"from": 0, "to": 30}} for k in range(len(windows))}
+    derived = {
+        f"w{k}": {
+            "window": {
+                "metric": "logins",
+                "agg": w.agg,
+                **({"within": f"{w.days}d"} if w.days else {}),
+                "vs_previous": w.vs_previous,
+            }
+        }
+        for k, w in enumerate(windows)
+    }
+    measures = {
+        f"m{k}": {"metric": f"w{k}", "better": better[k], "linear": {"from": 0, "to": 30}}
+        for k in range(len(windows))
+    }
     c = card(measures, derived=derived, coverage_floor=floor)
     at = datetime.combine(day(t), datetime.min.time(), tzinfo=UTC) + timedelta(hours=15)
     base = table([{"size": 1} for _ in ids])
-    t_ = type(base)(ids, base.columns, base.observed, base.labels,
-                    window_columns(c.usage_windows(), usage, at))
+    t_ = type(base)(
+        ids, base.columns, base.observed, base.labels, window_columns(c.usage_windows(), usage, at)
+    )
     batch = score(c, t_, at)
     for i in range(len(ids)):
         plain = score_account(c, row_of(t_, i), at, reference=plain_reference(batch.reference))

@@ -32,8 +32,7 @@ def zd_env(sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
         yield emu
 
 
-def test_sync_zendesk_then_sources(sf_emu: SalesforceEmulator, zd_env: ZendeskEmulator
-                                   ) -> None:
+def test_sync_zendesk_then_sources(sf_emu: SalesforceEmulator, zd_env: ZendeskEmulator) -> None:
     org = generate_org(12, seed=8)
     zd_env.seed(org, account_ids=sf_emu.seed(org))
     runner = CliRunner()
@@ -59,10 +58,10 @@ def test_bad_token_exits_with_the_variable_named(sf_emu, zd_env, monkeypatch) ->
 def test_zendesk_source_in_yaml_provides_its_metrics(tmp_path: Path) -> None:
     from importlib import resources
 
-    data = yaml.safe_load(resources.files("healthscore").joinpath("healthscore.example.yaml")
-                          .read_text("utf-8"))
-    data["sources"]["zendesk"] = {"enabled": True, "requests_per_minute": 400,
-                                  "backfill": "90d"}
+    data = yaml.safe_load(
+        resources.files("healthscore").joinpath("healthscore.example.yaml").read_text("utf-8")
+    )
+    data["sources"]["zendesk"] = {"enabled": True, "requests_per_minute": 400, "backfill": "90d"}
     path = tmp_path / "hs.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     config = load_config(path)

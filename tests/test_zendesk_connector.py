@@ -29,8 +29,9 @@ def zd_emu() -> Iterator[ZendeskEmulator]:
 
 
 @pytest.fixture
-def zd(sf_emu: SalesforceEmulator, zd_emu: ZendeskEmulator, tmp_path: Path
-       ) -> Iterator[PipelineFactory]:
+def zd(
+    sf_emu: SalesforceEmulator, zd_emu: ZendeskEmulator, tmp_path: Path
+) -> Iterator[PipelineFactory]:
     factory = PipelineFactory(sf_emu, zd_emu, tmp_path)
     yield factory
     factory.close()
@@ -59,8 +60,9 @@ def test_full_sync_matches_organizations_and_sets_every_signal(zd) -> None:
     assert (report.requests, report.export_requests) == (1 + 1 + report.ratings // 100 + 1, 1)
     reasons = {u.detail.split(":")[0]: u.reason for u in pipeline.store.unmatched("zendesk")}
     assert reasons == {"Initech (trial)": "no_match", "Freelance helpdesk": "no_key"}
-    latest = {(a, m): v for a, m, v, _ in pipeline.store.latest_signals()
-              if m.startswith("zendesk_")}
+    latest = {
+        (a, m): v for a, m, v, _ in pipeline.store.latest_signals() if m.startswith("zendesk_")
+    }
     for account in ids:
         for metric in METRICS[:4]:
             assert latest[(account, metric)] is not None
@@ -89,8 +91,12 @@ def test_troubled_accounts_look_troubled(zd) -> None:
     def mean(group: str, metric: str) -> float:
         return sums[(group, metric)] / counts[(group, metric)]
 
-    for metric in ("zendesk_tickets_30d", "zendesk_urgent_open", "zendesk_reopened_90d",
-                   "zendesk_repeated_topic_90d"):
+    for metric in (
+        "zendesk_tickets_30d",
+        "zendesk_urgent_open",
+        "zendesk_reopened_90d",
+        "zendesk_repeated_topic_90d",
+    ):
         assert mean("troubled", metric) > mean("fine", metric), metric
     assert mean("troubled", "zendesk_csat_90d") < mean("fine", "zendesk_csat_90d")
 
@@ -106,8 +112,9 @@ def test_incremental_resync_reads_only_changed_tickets_and_advances_the_cursor(z
     assert exports(zd.zd)[0].query["start_time"]
     # one ticket of the first account turns urgent (ten minutes ago, so the export shows it)
     org_of = {a: o for _, o, a in pipeline.store.account_keys(ORG_KEY)}
-    ticket = zd.zd.add_ticket(int(org_of[ids[0]]), "Outage in EU", priority="urgent",
-                              created=now - timedelta(minutes=10))
+    ticket = zd.zd.add_ticket(
+        int(org_of[ids[0]]), "Outage in EU", priority="urgent", created=now - timedelta(minutes=10)
+    )
     zd.zd.set_time(now - timedelta(minutes=10))
     zd.zd.update_ticket(ticket, status="open")
     zd.zd.set_time(None)
@@ -136,8 +143,9 @@ def test_paging_reads_every_record_once_in_the_fewest_pages(zd) -> None:
     assert len(exports(zd.zd)) == -(-tickets // 50)
     assert len(zd.zd.requests("GET", r"/organizations")) == -(-orgs // 10)
     assert len(zd.zd.requests("GET", r"/satisfaction_ratings")) == -(-report.ratings // 10)
-    kept = pipeline.store.source_records_by_id("zendesk", "tickets",
-                                               [str(i) for i in range(1, tickets + 1)])
+    kept = pipeline.store.source_records_by_id(
+        "zendesk", "tickets", [str(i) for i in range(1, tickets + 1)]
+    )
     assert len(kept) == tickets
     cursors = [r.query.get("page[after]") for r in zd.zd.requests("GET", r"/organizations")]
     assert cursors[0] is None and len(set(cursors)) == len(cursors)
@@ -225,8 +233,14 @@ def test_non_admin_gets_a_clear_error(zd) -> None:
 def test_malformed_tickets_are_skipped_and_reported_with_their_id(zd, caplog) -> None:
     seed(zd, n=10)
     zd.zd.set_time(datetime.now(UTC) - timedelta(minutes=30))
-    zd.zd.add_raw_ticket({"id": 991, "subject": "broken", "updated_at": "yesterday-ish",
-                          "created_at": "2026-11-01T00:00:00Z"})
+    zd.zd.add_raw_ticket(
+        {
+            "id": 991,
+            "subject": "broken",
+            "updated_at": "yesterday-ish",
+            "created_at": "2026-11-01T00:00:00Z",
+        }
+    )
     zd.zd.add_raw_ticket({"subject": "no id at all", "updated_at": "2026-11-01T00:00:00Z"})
     zd.zd.set_time(None)
     pipeline = zd()
@@ -236,7 +250,8 @@ def test_malformed_tickets_are_skipped_and_reported_with_their_id(zd, caplog) ->
     assert report.skipped == 2 and report.skipped_ids == ["991", "<no id>"]
     assert report.tickets == zd.zd.ticket_count  # read, two of them not kept
     kept = pipeline.store.source_records_by_id(
-        "zendesk", "tickets", [str(i) for i in range(1, zd.zd.ticket_count + 1)])
+        "zendesk", "tickets", [str(i) for i in range(1, zd.zd.ticket_count + 1)]
+    )
     assert len(kept) == zd.zd.ticket_count - 2 and "991" not in kept
     assert "Zendesk ticket 991 skipped" in caplog.text
     assert pipeline.store.cursor("zendesk", "tickets") == "cursor:" + report.cursor
@@ -293,17 +308,20 @@ def test_start_time_too_recent_waits_for_the_next_run_from_the_same_start(zd) ->
 
 def test_too_recent_start_time_gets_zendesks_400_body(zd_emu) -> None:
     with httpx.Client(auth=(f"{zd_emu.email}/token", zd_emu.api_token)) as http:
-        r = http.get(zd_emu.api_url + "incremental/tickets/cursor.json",
-                     params={"start_time": int(datetime.now(UTC).timestamp()) - 10})
+        r = http.get(
+            zd_emu.api_url + "incremental/tickets/cursor.json",
+            params={"start_time": int(datetime.now(UTC).timestamp()) - 10},
+        )
         wrong = http.get(zd_emu.api_url + "organizations.json", auth=("x/token", "y"))
     assert r.status_code == 400
-    assert r.json() == {"error": "InvalidValue", "description": "Too recent start_time. "
-                        "Use a start_time older than 1 minute"}
+    assert r.json() == {
+        "error": "InvalidValue",
+        "description": "Too recent start_time. Use a start_time older than 1 minute",
+    }
     assert wrong.status_code == 401 and wrong.json() == {"error": "Couldn't authenticate you"}
 
 
-def test_organizations_match_by_external_id_then_domain_and_late_matches_move_tickets(
-        zd) -> None:
+def test_organizations_match_by_external_id_then_domain_and_late_matches_move_tickets(zd) -> None:
     ids = seed(zd, n=6)
     emu = zd.zd
     # external id wins over a domain that belongs to another account
@@ -326,19 +344,23 @@ def test_organizations_match_by_external_id_then_domain_and_late_matches_move_ti
     # the CRM learns the domain; the next listing matches it and its ticket follows
     zd.sf.update("Account", ids[2], {"Website": "https://later-found.example"})
     pipeline.sync_salesforce()
-    urgent_before = {a: v for a, m, v, _ in pipeline.store.latest_signals()
-                     if m == "zendesk_urgent_open"}
+    urgent_before = {
+        a: v for a, m, v, _ in pipeline.store.latest_signals() if m == "zendesk_urgent_open"
+    }
     again = pipeline.sync_zendesk()
     assert again.matched == report.matched + 1
     assert str(late) not in {u.record_id for u in pipeline.store.unmatched("zendesk")}
-    urgent = {a: v for a, m, v, _ in pipeline.store.latest_signals()
-              if m == "zendesk_urgent_open"}
+    urgent = {a: v for a, m, v, _ in pipeline.store.latest_signals() if m == "zendesk_urgent_open"}
     assert urgent[ids[2]] == urgent_before[ids[2]] + 1
 
 
 def test_settings_build_the_zendesk_url_and_refuse_plain_http(tmp_path) -> None:
-    s = Settings(zendesk_subdomain="acme", zendesk_email="a@acme.com",
-                 zendesk_api_token="zd-secret-value", redis_url="")
+    s = Settings(
+        zendesk_subdomain="acme",
+        zendesk_email="a@acme.com",
+        zendesk_api_token="zd-secret-value",
+        redis_url="",
+    )
     assert s.require_zendesk()[2] == "https://acme.zendesk.com/api/v2/"
     with pytest.raises(ValueError, match="https"):
         Settings(zendesk_base_url="http://acme.zendesk.com/api/v2/")
@@ -369,8 +391,9 @@ def test_tickets_of_an_organization_created_after_the_listing_find_their_account
     emu.set_time(None)
 
     def urgent() -> float | None:
-        return {a: v for a, m, v, _ in pipeline.store.latest_signals()
-                if m == "zendesk_urgent_open"}[ids[3]]
+        return {
+            a: v for a, m, v, _ in pipeline.store.latest_signals() if m == "zendesk_urgent_open"
+        }[ids[3]]
 
     before = urgent()
     report = pipeline.sync_zendesk()
@@ -378,12 +401,16 @@ def test_tickets_of_an_organization_created_after_the_listing_find_their_account
     assert urgent() == before + 1
 
 
-@pytest.mark.parametrize("slow", [
-    r"/organizations",  # tickets are kept before their organization is matched
-    r"/incremental/tickets",  # ratings are kept before their ticket
-])
+@pytest.mark.parametrize(
+    "slow",
+    [
+        r"/organizations",  # tickets are kept before their organization is matched
+        r"/incremental/tickets",  # ratings are kept before their ticket
+    ],
+)
 def test_the_order_the_three_reads_finish_in_does_not_change_a_signal(
-        sf_emu, zd_emu, tmp_path, slow) -> None:
+    sf_emu, zd_emu, tmp_path, slow
+) -> None:
     """Organizations and CSAT are read in a thread of their own while the export runs: whichever
     ends first, every ticket and rating ends with its account and every signal is the same."""
     ids = None
@@ -403,8 +430,14 @@ def test_the_order_the_three_reads_finish_in_does_not_change_a_signal(
         tickets = store.source_records("zendesk", "tickets", ids)
         ratings = store.source_records("zendesk", "satisfaction_ratings", ids)
         latest = {(a, m): v for a, m, v, _ in store.latest_signals() if m.startswith("zendesk_")}
-        results.append((report.matched, sum(map(len, tickets.values())),
-                        sum(map(len, ratings.values())), latest))
+        results.append(
+            (
+                report.matched,
+                sum(map(len, tickets.values())),
+                sum(map(len, ratings.values())),
+                latest,
+            )
+        )
         factory.close()
     quick, delayed = results
     assert quick[1] > 0 and quick[2] > 0  # tickets and ratings were linked to accounts
@@ -412,7 +445,8 @@ def test_the_order_the_three_reads_finish_in_does_not_change_a_signal(
 
 
 def test_a_recompute_in_worker_processes_gives_the_same_signals(
-        sf_emu, zd_emu, tmp_path, monkeypatch) -> None:
+    sf_emu, zd_emu, tmp_path, monkeypatch
+) -> None:
     """A large recompute reads and aggregates in worker processes (each with its own store on
     the same database) while the sync's process writes: the signals are the same."""
     import healthscore.zendesk_sync as zendesk_sync
@@ -432,8 +466,9 @@ def test_a_recompute_in_worker_processes_gives_the_same_signals(
         report = pipeline.sync_zendesk()
         assert report.recompute_processes == processes
         assert report.accounts_recomputed == len(ids)
-        results[processes] = {(a, m): v for a, m, v, _ in factory.store.latest_signals()
-                              if m.startswith("zendesk_")}
+        results[processes] = {
+            (a, m): v for a, m, v, _ in factory.store.latest_signals() if m.startswith("zendesk_")
+        }
         factory.close()
     assert len(results[0]) == 5 * len(ids)
     assert results[1] == results[0] and results[2] == results[0]

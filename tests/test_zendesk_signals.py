@@ -47,8 +47,9 @@ def test_signal_values_on_a_hand_built_desk(zd) -> None:
     emu.rate_ticket(slow, "good")
     at(20)
     emu.update_ticket(login, reopens=1)  # reopened 20 days ago
-    emu.add_ticket(org_a, "Charts lag", status="pending", priority="urgent",
-                   tags=["topic_perf", "vip"])  # urgent, open, same tag topic as "slow"
+    emu.add_ticket(
+        org_a, "Charts lag", status="pending", priority="urgent", tags=["topic_perf", "vip"]
+    )  # urgent, open, same tag topic as "slow"
     at(10)
     first = emu.add_ticket(org_a, "Export fails", status="solved")
     at(9.9)
@@ -67,8 +68,11 @@ def test_signal_values_on_a_hand_built_desk(zd) -> None:
     pipeline.sync_salesforce()
     report = pipeline.sync_zendesk()
     assert report.tickets == 8 and report.ratings == 3  # CSAT is read 90 days back
-    got = {(acct, m): v for acct, m, v, _ in pipeline.store.latest_signals()
-           if m.startswith("zendesk_")}
+    got = {
+        (acct, m): v
+        for acct, m, v, _ in pipeline.store.latest_signals()
+        if m.startswith("zendesk_")
+    }
     assert {m: got[(a, m)] for _, m in got if _ == a} == {
         "zendesk_tickets_30d": 4.0,  # charts, export #1, RE: export, billing
         "zendesk_urgent_open": 1.0,  # charts (billing is solved)
@@ -77,8 +81,12 @@ def test_signal_values_on_a_hand_built_desk(zd) -> None:
         "zendesk_csat_90d": pytest.approx(2 / 3),  # slow, export #1 good; billing bad
     }
     assert {m: got[(b, m)] for _, m in got if _ == b} == {
-        "zendesk_tickets_30d": 0.0, "zendesk_urgent_open": 0.0, "zendesk_reopened_90d": 0.0,
-        "zendesk_repeated_topic_90d": 0.0, "zendesk_csat_90d": None}
+        "zendesk_tickets_30d": 0.0,
+        "zendesk_urgent_open": 0.0,
+        "zendesk_reopened_90d": 0.0,
+        "zendesk_repeated_topic_90d": 0.0,
+        "zendesk_csat_90d": None,
+    }
 
 
 def test_subject_topics_ignore_reply_prefixes_numbers_and_punctuation() -> None:
@@ -89,5 +97,9 @@ def test_subject_topics_ignore_reply_prefixes_numbers_and_punctuation() -> None:
 
 def test_no_tickets_means_zero_counts_and_no_csat() -> None:
     assert aggregate([], [], T) == {
-        "zendesk_tickets_30d": 0.0, "zendesk_urgent_open": 0.0, "zendesk_reopened_90d": 0.0,
-        "zendesk_repeated_topic_90d": 0.0, "zendesk_csat_90d": None}
+        "zendesk_tickets_30d": 0.0,
+        "zendesk_urgent_open": 0.0,
+        "zendesk_reopened_90d": 0.0,
+        "zendesk_repeated_topic_90d": 0.0,
+        "zendesk_csat_90d": None,
+    }

@@ -21,19 +21,26 @@ from tests.conftest import FAST_RETRY, fast_config
 def zendesk_config(**source: Any) -> Config:
     config = fast_config()
     zendesk = config.sources.zendesk.model_copy(update={"enabled": True, **source})
-    return config.model_copy(update={"sources": config.sources.model_copy(
-        update={"zendesk": zendesk})})
+    return config.model_copy(
+        update={"sources": config.sources.model_copy(update={"zendesk": zendesk})}
+    )
 
 
-def zendesk_settings(sf: SalesforceEmulator, zd: ZendeskEmulator, db: str, **extra: Any
-                     ) -> Settings:
+def zendesk_settings(
+    sf: SalesforceEmulator, zd: ZendeskEmulator, db: str, **extra: Any
+) -> Settings:
     values: dict[str, Any] = {
-        "database_url": db, "redis_url": "",
-        "salesforce_instance_url": sf.base_url, "salesforce_token_url": sf.token_url,
-        "salesforce_client_id": sf.client_id, "salesforce_client_secret": sf.client_secret,
+        "database_url": db,
+        "redis_url": "",
+        "salesforce_instance_url": sf.base_url,
+        "salesforce_token_url": sf.token_url,
+        "salesforce_client_id": sf.client_id,
+        "salesforce_client_secret": sf.client_secret,
         "salesforce_ca_bundle": Path(sf.ca_bundle_path),
-        "zendesk_email": zd.email, "zendesk_api_token": zd.api_token,
-        "zendesk_base_url": zd.api_url}
+        "zendesk_email": zd.email,
+        "zendesk_api_token": zd.api_token,
+        "zendesk_base_url": zd.api_url,
+    }
     return Settings(**{**values, **extra})
 
 
@@ -45,17 +52,29 @@ class PipelineFactory:
         self.settings = zendesk_settings(sf, zd, f"sqlite:///{tmp / 'zd.db'}")
         self.store = Store(self.settings.database_url)
 
-    def client(self, retry: RetryPolicy = FAST_RETRY, settings: Settings | None = None,
-               **kwargs: Any) -> ZendeskClient:
-        return ZendeskClient(settings or self.settings, retry=retry,
-                             limit_scale=self.zd.limit_scale, **kwargs)
+    def client(
+        self, retry: RetryPolicy = FAST_RETRY, settings: Settings | None = None, **kwargs: Any
+    ) -> ZendeskClient:
+        return ZendeskClient(
+            settings or self.settings, retry=retry, limit_scale=self.zd.limit_scale, **kwargs
+        )
 
-    def __call__(self, config: Config | None = None, *, client: ZendeskClient | None = None,
-                 clock: Callable[[], datetime] | None = None) -> Pipeline:
+    def __call__(
+        self,
+        config: Config | None = None,
+        *,
+        client: ZendeskClient | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Pipeline:
         extra: dict[str, Any] = {"clock": clock} if clock else {}
-        return Pipeline(config or zendesk_config(), self.settings, self.store,
-                        salesforce=SalesforceClient(self.settings, retry=FAST_RETRY),
-                        zendesk=client or self.client(), **extra)
+        return Pipeline(
+            config or zendesk_config(),
+            self.settings,
+            self.store,
+            salesforce=SalesforceClient(self.settings, retry=FAST_RETRY),
+            zendesk=client or self.client(),
+            **extra,
+        )
 
     def close(self) -> None:
         self.store.close()

@@ -50,10 +50,14 @@ def classify(exc: Exception, what: str) -> HealthscoreError:
     if status == 429 or category in ("RATE_LIMITS", "RATE_LIMIT"):
         headers = getattr(exc, "headers", None) or {}
         retry_after = headers.get("Retry-After")
-        wait = float(retry_after) if retry_after and str(retry_after).isdigit() else (
-            86400.0 if body.get("policyName") == "DAILY" else ROLLING_WINDOW)
-        return RateLimited(f"HubSpot {what}: rate limited ({body.get('policyName', status)})",
-                           retry_after=wait)
+        wait = (
+            float(retry_after)
+            if retry_after and str(retry_after).isdigit()
+            else (86400.0 if body.get("policyName") == "DAILY" else ROLLING_WINDOW)
+        )
+        return RateLimited(
+            f"HubSpot {what}: rate limited ({body.get('policyName', status)})", retry_after=wait
+        )
     if status >= 500:
         return RetriableError(f"HubSpot {what}: {status} {message}")
     if status == 401:
@@ -66,23 +70,35 @@ def classify(exc: Exception, what: str) -> HealthscoreError:
 class HubSpotClient:
     """The SDK client pointed at ``HUBSPOT_BASE_URL`` (the sandbox in tests and the demo)."""
 
-    def __init__(self, settings: Settings, retry: RetryPolicy | None = None, *,
-                 requests_per_10s: int = 100, quota: Quota | None = None,
-                 search_quota: Quota | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        retry: RetryPolicy | None = None,
+        *,
+        requests_per_10s: int = 100,
+        quota: Quota | None = None,
+        search_quota: Quota | None = None,
+    ) -> None:
         token = settings.require_hubspot()
         base = settings.hubspot_base_url.rstrip("/")
         # `host` is what the SDK's API classes use, `base_url` what api_request uses
         # retry=0: urllib3 would otherwise retry some 429s itself (sleeping Retry-After)
         # behind our back; every retry goes through call_with_retry instead
-        self.sdk = HubSpot(access_token=token, host=base, base_url=base,
-                           retry=urllib3.util.Retry(total=0, raise_on_status=False))
+        self.sdk = HubSpot(
+            access_token=token,
+            host=base,
+            base_url=base,
+            retry=urllib3.util.Retry(total=0, raise_on_status=False),
+        )
         self.retry = retry or RetryPolicy()
         # one budget for every worker of this deployment (HubSpot counts per account)
-        self.quota = quota or make_quota(settings.redis_url, "hubspot",
-                                         requests_per_10s / ROLLING_WINDOW, requests_per_10s)
+        self.quota = quota or make_quota(
+            settings.redis_url, "hubspot", requests_per_10s / ROLLING_WINDOW, requests_per_10s
+        )
         # the search endpoints allow SEARCH_PER_SECOND across the account, on top
         self.search_quota = search_quota or make_quota(
-            settings.redis_url, "hubspot-search", SEARCH_PER_SECOND, SEARCH_PER_SECOND)
+            settings.redis_url, "hubspot-search", SEARCH_PER_SECOND, SEARCH_PER_SECOND
+        )
         self.requests = 0
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -100,8 +116,9 @@ class HubSpotClient:
 
         return call_with_retry(once, self.retry, what=f"HubSpot {what}")
 
-    def call_json(self, what: str, fn: Callable[..., Any], *args: Any,
-                  **kwargs: Any) -> dict[str, Any]:
+    def call_json(
+        self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
         """:meth:`call`, answered with the response's JSON as plain dicts: the SDK's own
         models (a datetime parsed by dateutil for every ``createdAt``) cost more CPU than
         the rest of a 100k-company sync. Errors come back through the SDK as usual."""
@@ -115,8 +132,9 @@ class HubSpotClient:
             finally:
                 response.release_conn()
             if not isinstance(body, dict):
-                raise FatalError(f"HubSpot {what}: expected a JSON object, got "
-                                 f"{type(body).__name__}")
+                raise FatalError(
+                    f"HubSpot {what}: expected a JSON object, got {type(body).__name__}"
+                )
             return body
 
         return self.call(what, raw)

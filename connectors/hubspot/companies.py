@@ -28,8 +28,14 @@ SEARCH_CAP = 10_000
 LIST_PAGE = 100
 MODIFIED = "hs_lastmodifieddate"
 OBJECT_ID = "hs_object_id"
-BASE_PROPERTIES = ("name", "domain", MODIFIED, OBJECT_ID, "hubspot_owner_id",
-                   "hs_merged_object_ids")
+BASE_PROPERTIES = (
+    "name",
+    "domain",
+    MODIFIED,
+    OBJECT_ID,
+    "hubspot_owner_id",
+    "hs_merged_object_ids",
+)
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,8 @@ def to_company(obj: Any) -> CompanyRecord:
         raise SkippableRecord("<no id>", "company has no id")
     try:
         modified = parse_hubspot_time(props.get(MODIFIED)) or (
-            parse_hubspot_time(updated) if isinstance(updated, str) else updated)
+            parse_hubspot_time(updated) if isinstance(updated, str) else updated
+        )
     except ValueError as exc:
         raise SkippableRecord(company_id, f"{MODIFIED} is not a date: {exc}") from None
     if not isinstance(modified, datetime):
@@ -116,31 +123,37 @@ def _page(records: list[Any], state: CompanySync) -> list[CompanyRecord]:
     return out
 
 
-def pull_companies(client: HubSpotClient, source: HubSpotSource, since: datetime | None,
-                   state: CompanySync, *, started: datetime) -> Iterator[list[CompanyRecord]]:
+def pull_companies(
+    client: HubSpotClient,
+    source: HubSpotSource,
+    since: datetime | None,
+    state: CompanySync,
+    *,
+    started: datetime,
+) -> Iterator[list[CompanyRecord]]:
     """Pages of companies modified since ``since`` (all of them when None)."""
     properties = wanted_properties(source)
     if since is None:
         yield from _list_all(client, properties, state, started)
     else:
-        yield from _search_since(client, source, properties, since - source.overlap, state,
-                                 started)
+        yield from _search_since(client, source, properties, since - source.overlap, state, started)
 
 
 def _advance(state: CompanySync, page: list[CompanyRecord], started: datetime) -> None:
     for company in page:
-        if company.modified <= started and (state.cursor is None
-                                            or company.modified > state.cursor):
+        if company.modified <= started and (
+            state.cursor is None or company.modified > state.cursor
+        ):
             state.cursor = company.modified
 
 
-def _list_all(client: HubSpotClient, properties: list[str], state: CompanySync,
-              started: datetime) -> Iterator[list[CompanyRecord]]:
+def _list_all(
+    client: HubSpotClient, properties: list[str], state: CompanySync, started: datetime
+) -> Iterator[list[CompanyRecord]]:
     api = client.sdk.crm.companies.basic_api
     after: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": properties,
-                                  "archived": False}
+        kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": properties, "archived": False}
         if after:
             kwargs["after"] = after
         body = client.call_json("list companies", api.get_page, **kwargs)
@@ -162,8 +175,9 @@ class SearchPage:
     total: int
 
 
-def archived_ids(client: HubSpotClient, object_type: str
-                 ) -> Iterator[list[tuple[str, datetime | None]]]:
+def archived_ids(
+    client: HubSpotClient, object_type: str
+) -> Iterator[list[tuple[str, datetime | None]]]:
     """Pages of (id, archived at) of archived records (HubSpot keeps them 90 days).
 
     The search API never returns archived records, so an incremental sync cannot see a
@@ -172,16 +186,14 @@ def archived_ids(client: HubSpotClient, object_type: str
     api = getattr(client.sdk.crm, object_type).basic_api
     after: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": [OBJECT_ID],
-                                  "archived": True}
+        kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": [OBJECT_ID], "archived": True}
         if after:
             kwargs["after"] = after
         resp = client.call(f"list archived {object_type}", api.get_page, **kwargs)
         page = []
         for obj in resp.results or []:
             when = getattr(obj, "archived_at", None)
-            page.append((str(obj.id), when.astimezone(UTC) if isinstance(when, datetime)
-                         else None))
+            page.append((str(obj.id), when.astimezone(UTC) if isinstance(when, datetime) else None))
         yield page
         nxt = resp.paging.next if resp.paging else None
         if nxt is None or not nxt.after:
@@ -189,10 +201,18 @@ def archived_ids(client: HubSpotClient, object_type: str
         after = nxt.after
 
 
-def search_window(client: HubSpotClient, object_type: str, properties: Sequence[str], *,
-                  modified: str, lower: datetime, started: datetime, limit: int = 200,
-                  seen: set[str] | None = None, cap: int = SEARCH_CAP
-                  ) -> Iterator[SearchPage]:
+def search_window(
+    client: HubSpotClient,
+    object_type: str,
+    properties: Sequence[str],
+    *,
+    modified: str,
+    lower: datetime,
+    started: datetime,
+    limit: int = 200,
+    seen: set[str] | None = None,
+    cap: int = SEARCH_CAP,
+) -> Iterator[SearchPage]:
     """Every live record of ``object_type`` with ``lower <= modified < started + 1 ms``.
 
     The 10,000-result cap is walked in slices: when a query reaches it, a new one starts at
@@ -208,21 +228,29 @@ def search_window(client: HubSpotClient, object_type: str, properties: Sequence[
     tie: tuple[datetime, str] | None = None  # walking one timestamp by object id
     while True:
         if tie is None:
-            filters = [{"propertyName": modified, "operator": "GTE", "value": _epoch_ms(low)},
-                       {"propertyName": modified, "operator": "LT", "value": upper}]
+            filters = [
+                {"propertyName": modified, "operator": "GTE", "value": _epoch_ms(low)},
+                {"propertyName": modified, "operator": "LT", "value": upper},
+            ]
             sorts = [{"propertyName": modified, "direction": "ASCENDING"}]
         else:
-            filters = [{"propertyName": modified, "operator": "EQ",
-                        "value": _epoch_ms(tie[0])},
-                       {"propertyName": OBJECT_ID, "operator": "GT", "value": tie[1]}]
+            filters = [
+                {"propertyName": modified, "operator": "EQ", "value": _epoch_ms(tie[0])},
+                {"propertyName": OBJECT_ID, "operator": "GT", "value": tie[1]},
+            ]
             sorts = [{"propertyName": OBJECT_ID, "direction": "ASCENDING"}]
         after = 0
         newest: datetime | None = None
         last_id = tie[1] if tie else "0"
         capped = False
         while True:
-            body = {"filterGroups": [{"filters": filters}], "sorts": sorts,
-                    "properties": list(properties), "limit": limit, "after": str(after)}
+            body = {
+                "filterGroups": [{"filters": filters}],
+                "sorts": sorts,
+                "properties": list(properties),
+                "limit": limit,
+                "after": str(after),
+            }
             client.search_quota.acquire()  # search has its own per-second limit
             resp = client.call(f"search {object_type}", api.do_search, body)
             results = list(resp.results or [])
@@ -257,15 +285,28 @@ def search_window(client: HubSpotClient, object_type: str, properties: Sequence[
             low = newest
         else:  # a whole slice shares one timestamp
             tie = (low, "0")
-        log.info("HubSpot %s search reached %d results; continuing from %s", object_type,
-                 cap, tie or low)
+        log.info(
+            "HubSpot %s search reached %d results; continuing from %s", object_type, cap, tie or low
+        )
 
 
-def _search_since(client: HubSpotClient, source: HubSpotSource, properties: list[str],
-                  lower: datetime, state: CompanySync, started: datetime
-                  ) -> Iterator[list[CompanyRecord]]:
-    for found in search_window(client, "companies", properties, modified=MODIFIED,
-                               lower=lower, started=started, limit=source.search_page_size):
+def _search_since(
+    client: HubSpotClient,
+    source: HubSpotSource,
+    properties: list[str],
+    lower: datetime,
+    state: CompanySync,
+    started: datetime,
+) -> Iterator[list[CompanyRecord]]:
+    for found in search_window(
+        client,
+        "companies",
+        properties,
+        modified=MODIFIED,
+        lower=lower,
+        started=started,
+        limit=source.search_page_size,
+    ):
         state.requests += 1
         page = _page(found.results, state)
         _advance(state, page, started)

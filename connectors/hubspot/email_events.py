@@ -26,10 +26,25 @@ from healthscore.errors import FatalError
 from .client import HubSpotClient
 
 PATH = "/email/public/v1/events"
-FLAGS = {"DELIVERED": "delivered", "OPEN": "opened", "CLICK": "clicked", "BOUNCE": "bounced",
-         "DROPPED": "dropped", "SPAMREPORT": "unsubscribed"}
-KNOWN = {*FLAGS, "SENT", "PROCESSED", "DEFERRED", "STATUSCHANGE", "PRINT", "FORWARD",
-         "SUPPRESSED", "UNBOUNCE"}
+FLAGS = {
+    "DELIVERED": "delivered",
+    "OPEN": "opened",
+    "CLICK": "clicked",
+    "BOUNCE": "bounced",
+    "DROPPED": "dropped",
+    "SPAMREPORT": "unsubscribed",
+}
+KNOWN = {
+    *FLAGS,
+    "SENT",
+    "PROCESSED",
+    "DEFERRED",
+    "STATUSCHANGE",
+    "PRINT",
+    "FORWARD",
+    "SUPPRESSED",
+    "UNBOUNCE",
+}
 
 
 def _get(client: HubSpotClient, params: dict[str, Any]) -> dict[str, Any]:
@@ -47,12 +62,20 @@ def _get(client: HubSpotClient, params: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def pull_email_events(client: HubSpotClient, start: datetime, end: datetime, *,
-                      limit: int = 1000, exclude_filtered: bool = True
-                      ) -> Iterator[list[dict[str, Any]]]:
+def pull_email_events(
+    client: HubSpotClient,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int = 1000,
+    exclude_filtered: bool = True,
+) -> Iterator[list[dict[str, Any]]]:
     """Events that occurred in [start, end], a page at a time (newest first)."""
-    params: dict[str, Any] = {"startTimestamp": int(start.timestamp() * 1000),
-                              "endTimestamp": int(end.timestamp() * 1000), "limit": limit}
+    params: dict[str, Any] = {
+        "startTimestamp": int(start.timestamp() * 1000),
+        "endTimestamp": int(end.timestamp() * 1000),
+        "limit": limit,
+    }
     if exclude_filtered:
         params["excludeFilteredEvents"] = "true"
     while True:
@@ -66,8 +89,10 @@ def pull_email_events(client: HubSpotClient, start: datetime, end: datetime, *,
 def _unsubscribed(event: dict[str, Any]) -> bool:
     if event.get("portalSubscriptionStatus") == "UNSUBSCRIBED":
         return True
-    return any(isinstance(s, dict) and s.get("status") == "UNSUBSCRIBED"
-               for s in event.get("subscriptions") or [])
+    return any(
+        isinstance(s, dict) and s.get("status") == "UNSUBSCRIBED"
+        for s in event.get("subscriptions") or []
+    )
 
 
 def event_fact(event: Any) -> tuple[str, dict[str, Any], datetime]:
@@ -94,4 +119,3 @@ def event_fact(event: Any) -> tuple[str, dict[str, Any], datetime]:
         flag = None  # a bot or machine open
     key = f"{created}:{event['id']}"  # HubSpot's EventId is (created, id)
     return key, fact(message, email, at, **({flag: True} if flag else {})), at
-

@@ -59,20 +59,51 @@ class RelatedObject:
 
 RELATED_OBJECTS: dict[str, RelatedObject] = {
     "deals": RelatedObject(
-        "deals", "hs_lastmodifieddate",
-        ("dealname", "amount", "dealstage", "pipeline", "closedate", "dealtype", "createdate",
-         "hs_is_closed", "hs_is_closed_won", "hubspot_owner_id"),
-        frozenset({5})),
+        "deals",
+        "hs_lastmodifieddate",
+        (
+            "dealname",
+            "amount",
+            "dealstage",
+            "pipeline",
+            "closedate",
+            "dealtype",
+            "createdate",
+            "hs_is_closed",
+            "hs_is_closed_won",
+            "hubspot_owner_id",
+        ),
+        frozenset({5}),
+    ),
     "tickets": RelatedObject(
-        "tickets", "hs_lastmodifieddate",
-        ("subject", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "createdate",
-         "closed_date", "hubspot_owner_id"),
-        frozenset({26})),
+        "tickets",
+        "hs_lastmodifieddate",
+        (
+            "subject",
+            "hs_pipeline",
+            "hs_pipeline_stage",
+            "hs_ticket_priority",
+            "createdate",
+            "closed_date",
+            "hubspot_owner_id",
+        ),
+        frozenset({26}),
+    ),
     "contacts": RelatedObject(
-        "contacts", "lastmodifieddate",
-        ("email", "firstname", "lastname", "hs_email_optout", "associatedcompanyid",
-         "createdate", "hubspot_owner_id", "jobtitle"),  # jobtitle: the email action's role
-        frozenset({1})),
+        "contacts",
+        "lastmodifieddate",
+        (
+            "email",
+            "firstname",
+            "lastname",
+            "hs_email_optout",
+            "associatedcompanyid",
+            "createdate",
+            "hubspot_owner_id",
+            "jobtitle",
+        ),  # jobtitle: the email action's role
+        frozenset({1}),
+    ),
 }
 
 
@@ -115,16 +146,20 @@ def related_object(obj: RelatedObject | str) -> RelatedObject:
     try:
         return RELATED_OBJECTS[obj]
     except KeyError:
-        raise ValueError(f"unknown HubSpot related object {obj!r}; one of "
-                         f"{sorted(RELATED_OBJECTS)}") from None
+        raise ValueError(
+            f"unknown HubSpot related object {obj!r}; one of {sorted(RELATED_OBJECTS)}"
+        ) from None
 
 
 def live_total(client: HubSpotClient, object_type: str) -> int:
     """How many live records the object has (one search request)."""
     api = getattr(client.sdk.crm, object_type).search_api
     client.search_quota.acquire()
-    resp = client.call(f"count {object_type}", api.do_search,
-                       {"filterGroups": [], "properties": [OBJECT_ID], "limit": 1})
+    resp = client.call(
+        f"count {object_type}",
+        api.do_search,
+        {"filterGroups": [], "properties": [OBJECT_ID], "limit": 1},
+    )
     return int(resp.total or 0)
 
 
@@ -145,25 +180,25 @@ def _ids(raw: Any) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
     return tuple(ids), tuple(c for c, p in ids.items() if p), more
 
 
-def to_record(obj: Any, spec: RelatedObject, companies: tuple[str, ...] = (),
-              primary: tuple[str, ...] = ()) -> HubSpotRecord:
+def to_record(
+    obj: Any, spec: RelatedObject, companies: tuple[str, ...] = (), primary: tuple[str, ...] = ()
+) -> HubSpotRecord:
     record_id = str(getattr(obj, "id", "") or "")
     if not record_id:
         raise SkippableRecord("<no id>", f"{spec.name} record has no id")
     props = dict(getattr(obj, "properties", None) or {})
     try:
-        modified = parse_hubspot_time(props.get(spec.modified)) or getattr(obj, "updated_at",
-                                                                           None)
+        modified = parse_hubspot_time(props.get(spec.modified)) or getattr(obj, "updated_at", None)
     except ValueError as exc:
         raise SkippableRecord(record_id, f"{spec.modified} is not a date: {exc}") from None
     if not isinstance(modified, datetime):
         raise SkippableRecord(record_id, f"{spec.name} record has no {spec.modified}")
-    return HubSpotRecord(record_id, spec.name, props, modified.astimezone(UTC), companies,
-                         primary)
+    return HubSpotRecord(record_id, spec.name, props, modified.astimezone(UTC), companies, primary)
 
 
-def read_companies(client: HubSpotClient, spec: RelatedObject, record_id: str,
-                   state: RelatedPull) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+def read_companies(
+    client: HubSpotClient, spec: RelatedObject, record_id: str, state: RelatedPull
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """A record's company ids and primary company ids through v4 (None: the record is gone)."""
     api = client.sdk.crm.associations.v4.basic_api
     companies: dict[str, bool] = {}
@@ -190,8 +225,11 @@ def read_companies(client: HubSpotClient, spec: RelatedObject, record_id: str,
             cid = str(getattr(row, "to_object_id", "") or "")
             if not cid:
                 continue
-            types = {int(t.type_id) for t in getattr(row, "association_types", None) or []
-                     if getattr(t, "type_id", None) is not None}
+            types = {
+                int(t.type_id)
+                for t in getattr(row, "association_types", None) or []
+                if getattr(t, "type_id", None) is not None
+            }
             companies[cid] = companies.get(cid, False) or bool(types & spec.primary_type_ids)
         nxt = resp.paging.next if resp.paging else None
         if nxt is None or not nxt.after:
@@ -200,9 +238,13 @@ def read_companies(client: HubSpotClient, spec: RelatedObject, record_id: str,
     return tuple(companies), tuple(c for c, p in companies.items() if p)
 
 
-def _convert(obj: Any, spec: RelatedObject, state: RelatedPull,
-             companies: tuple[str, ...] = (), primary: tuple[str, ...] = ()
-             ) -> HubSpotRecord | None:
+def _convert(
+    obj: Any,
+    spec: RelatedObject,
+    state: RelatedPull,
+    companies: tuple[str, ...] = (),
+    primary: tuple[str, ...] = (),
+) -> HubSpotRecord | None:
     try:
         return to_record(obj, spec, companies, primary)
     except SkippableRecord as exc:
@@ -211,13 +253,18 @@ def _convert(obj: Any, spec: RelatedObject, state: RelatedPull,
         return None
 
 
-def _list_all(client: HubSpotClient, spec: RelatedObject, properties: list[str],
-              state: RelatedPull) -> Iterator[list[HubSpotRecord]]:
+def _list_all(
+    client: HubSpotClient, spec: RelatedObject, properties: list[str], state: RelatedPull
+) -> Iterator[list[HubSpotRecord]]:
     api = getattr(client.sdk.crm, spec.name).basic_api
     after: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"limit": LIST_PAGE, "properties": properties,
-                                  "associations": ["companies"], "archived": False}
+        kwargs: dict[str, Any] = {
+            "limit": LIST_PAGE,
+            "properties": properties,
+            "associations": ["companies"],
+            "archived": False,
+        }
         if after:
             kwargs["after"] = after
         resp = client.call(f"list {spec.name}", api.get_page, **kwargs)
@@ -245,12 +292,19 @@ def _list_all(client: HubSpotClient, spec: RelatedObject, properties: list[str],
         after = nxt.after
 
 
-def pull_related(client: HubSpotClient, obj: RelatedObject | str, since: datetime | None,
-                 state: RelatedPull, *, started: datetime, overlap: timedelta = timedelta(0),
-                 search_limit: int = 200, extra_properties: Sequence[str] = (),
-                 list_above: int = 10,
-                 unchanged: Callable[[Mapping[str, datetime]], set[str]] | None = None
-                 ) -> Iterator[list[HubSpotRecord]]:
+def pull_related(
+    client: HubSpotClient,
+    obj: RelatedObject | str,
+    since: datetime | None,
+    state: RelatedPull,
+    *,
+    started: datetime,
+    overlap: timedelta = timedelta(0),
+    search_limit: int = 200,
+    extra_properties: Sequence[str] = (),
+    list_above: int = 10,
+    unchanged: Callable[[Mapping[str, datetime]], set[str]] | None = None,
+) -> Iterator[list[HubSpotRecord]]:
     """Pages of records (with their companies) modified since ``since - overlap``; every
     live record when ``since`` is None.
 
@@ -262,34 +316,50 @@ def pull_related(client: HubSpotClient, obj: RelatedObject | str, since: datetim
     companies are not read again.
     """
     spec = related_object(obj)
-    properties = list(dict.fromkeys([*spec.properties, spec.modified, OBJECT_ID,
-                                     *extra_properties]))
+    properties = list(
+        dict.fromkeys([*spec.properties, spec.modified, OBJECT_ID, *extra_properties])
+    )
     if since is None:
         state.mode = "list"
         yield from _list_all(client, spec, properties, state)
         return
     state.mode = "search"
-    pages = search_window(client, spec.name, properties, modified=spec.modified,
-                          lower=since - overlap, started=started, limit=search_limit,
-                          seen=state.seen)
+    pages = search_window(
+        client,
+        spec.name,
+        properties,
+        modified=spec.modified,
+        lower=since - overlap,
+        started=started,
+        limit=search_limit,
+        seen=state.seen,
+    )
     first = True
     for found in pages:
         state.requests += 1
-        converted = [r for raw in found.results
-                     if (r := _convert(raw, spec, state)) is not None]
-        known = unchanged({r.id: r.modified for r in converted}) \
-            if unchanged is not None and converted else set()
+        converted = [r for raw in found.results if (r := _convert(raw, spec, state)) is not None]
+        known = (
+            unchanged({r.id: r.modified for r in converted})
+            if unchanged is not None and converted
+            else set()
+        )
         if first and converted:
             first = False
             # association reads this window needs (extrapolated from its first page)
-            reads = math.ceil((len(converted) - len(known)) * max(found.total, len(converted))
-                              / len(converted))
+            reads = math.ceil(
+                (len(converted) - len(known)) * max(found.total, len(converted)) / len(converted)
+            )
             if reads > list_above:
                 live = live_total(client, spec.name)
                 state.requests += 1
                 if math.ceil(live / LIST_PAGE) < reads:
-                    log.info("HubSpot %s: about %d changed records, more than a list walk "
-                             "of %d records costs; listing them all", spec.name, reads, live)
+                    log.info(
+                        "HubSpot %s: about %d changed records, more than a list walk "
+                        "of %d records costs; listing them all",
+                        spec.name,
+                        reads,
+                        live,
+                    )
                     pages.close()
                     state.mode = "search→list"
                     state.seen.clear()
@@ -321,8 +391,9 @@ def pull_owners(client: HubSpotClient, *, archived: bool = False) -> dict[str, O
             kwargs["after"] = after
         resp = client.call("list owners", api.get_page, **kwargs)
         for row in resp.results or []:
-            name = " ".join(p for p in (getattr(row, "first_name", None),
-                                        getattr(row, "last_name", None)) if p)
+            name = " ".join(
+                p for p in (getattr(row, "first_name", None), getattr(row, "last_name", None)) if p
+            )
             email = getattr(row, "email", None) or None
             out[str(row.id)] = Owner(str(row.id), email, name or (email or str(row.id)))
         nxt = resp.paging.next if resp.paging else None

@@ -13,8 +13,12 @@ from healthscore.governance_config import HubSpotOverrideProperties
 from .client import HubSpotClient
 
 BATCH_LIMIT = 100
-GRADE_OPTIONS = (("Green", "green"), ("Yellow", "yellow"), ("Red", "red"),
-                 ("Insufficient data", "insufficient_data"))
+GRADE_OPTIONS = (
+    ("Green", "green"),
+    ("Yellow", "yellow"),
+    ("Red", "red"),
+    ("Insufficient data", "insufficient_data"),
+)
 PROPERTY_TYPES = {  # role → (type, fieldType, label)
     "score": ("number", "number", "Health score"),
     "grade": ("enumeration", "select", "Health grade"),
@@ -25,14 +29,26 @@ PROPERTY_TYPES = {  # role → (type, fieldType, label)
 }
 OVERRIDE_GRADES = (("Red", "red"), ("Yellow", "yellow"), ("Green", "green"))
 OVERRIDE_TYPES = {  # role → (type, fieldType, label, description): set by CSMs, read by us
-    "grade": ("enumeration", "select", "Health override",
-              "a CSM's grade override; empty it to end the override"),
+    "grade": (
+        "enumeration",
+        "select",
+        "Health override",
+        "a CSM's grade override; empty it to end the override",
+    ),
     "reason": ("string", "textarea", "Health override reason", "why the grade is overridden"),
     "until": ("date", "date", "Health override until", "the override ends after this day"),
-    "by": ("string", "text", "Health override set by",
-           "email (or HubSpot owner id) of who set the override"),
-    "set_at": ("datetime", "date", "Health override set at",
-               "when the override was set (stamped by a workflow); each value is read once"),
+    "by": (
+        "string",
+        "text",
+        "Health override set by",
+        "email (or HubSpot owner id) of who set the override",
+    ),
+    "set_at": (
+        "datetime",
+        "date",
+        "Health override set at",
+        "when the override was set (stamped by a workflow); each value is read once",
+    ),
 }
 
 
@@ -49,8 +65,13 @@ def to_property_value(value: Any) -> str:
 class HubSpotWriter:
     crm = "hubspot"
 
-    def __init__(self, client: HubSpotClient, fields: HubSpotWriteBack,
-                 company_of: Mapping[str, str], batch_size: int = BATCH_LIMIT) -> None:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        fields: HubSpotWriteBack,
+        company_of: Mapping[str, str],
+        batch_size: int = BATCH_LIMIT,
+    ) -> None:
         self.client = client
         self.fields = fields.roles()
         self.company_of = company_of  # account id → HubSpot company id
@@ -65,8 +86,14 @@ class HubSpotWriter:
                 outcome[account_id] = "no HubSpot company is matched to this account"
                 continue
             account_of[company] = account_id
-            inputs.append({"id": company, "properties": {
-                self.fields[role]: to_property_value(v) for role, v in values.items()}})
+            inputs.append(
+                {
+                    "id": company,
+                    "properties": {
+                        self.fields[role]: to_property_value(v) for role, v in values.items()
+                    },
+                }
+            )
         if not inputs:
             return outcome
         api = self.client.sdk.crm.companies.batch_api
@@ -84,31 +111,59 @@ class HubSpotWriter:
         return outcome
 
 
-def ensure_properties(client: HubSpotClient, fields: HubSpotWriteBack,
-                      overrides: HubSpotOverrideProperties | None = None) -> list[str]:
+def ensure_properties(
+    client: HubSpotClient,
+    fields: HubSpotWriteBack,
+    overrides: HubSpotOverrideProperties | None = None,
+) -> list[str]:
     """Create the property group and any missing health property (and, with ``overrides``,
     the CSM override properties); return what was created.
 
     An existing property of the wrong type is an error naming it (never silently reused).
     """
     core = client.sdk.crm.properties.core_api
-    existing = {p.name: p for p in client.call(
-        "read company properties", core.get_all, object_type="companies").results or []}
+    existing = {
+        p.name: p
+        for p in client.call(
+            "read company properties", core.get_all, object_type="companies"
+        ).results
+        or []
+    }
     created = []
     groups = client.sdk.crm.properties.groups_api
-    known_groups = {g.name for g in client.call(
-        "read property groups", groups.get_all, object_type="companies").results or []}
+    known_groups = {
+        g.name
+        for g in client.call(
+            "read property groups", groups.get_all, object_type="companies"
+        ).results
+        or []
+    }
     if fields.group not in known_groups:
-        client.call("create property group", groups.create, object_type="companies",
-                    property_group_create={"name": fields.group, "label": "Health score",
-                                           "displayOrder": -1})
+        client.call(
+            "create property group",
+            groups.create,
+            object_type="companies",
+            property_group_create={
+                "name": fields.group,
+                "label": "Health score",
+                "displayOrder": -1,
+            },
+        )
         created.append(f"group {fields.group}")
-    wanted = [(name, *PROPERTY_TYPES[role], "written by healthscore",
-               GRADE_OPTIONS if role == "grade" else ())
-              for role, name in fields.roles().items()]
+    wanted = [
+        (
+            name,
+            *PROPERTY_TYPES[role],
+            "written by healthscore",
+            GRADE_OPTIONS if role == "grade" else (),
+        )
+        for role, name in fields.roles().items()
+    ]
     if overrides is not None:
-        wanted += [(name, *OVERRIDE_TYPES[role], OVERRIDE_GRADES if role == "grade" else ())
-                   for role, name in overrides.roles().items()]
+        wanted += [
+            (name, *OVERRIDE_TYPES[role], OVERRIDE_GRADES if role == "grade" else ())
+            for role, name in overrides.roles().items()
+        ]
     problems = []
     for name, kind, field_type, label, description, grades in wanted:
         have = existing.get(name)
@@ -116,17 +171,25 @@ def ensure_properties(client: HubSpotClient, fields: HubSpotWriteBack,
             if have.type != kind:
                 problems.append(f"{name} is a {have.type} property; healthscore needs {kind}")
             continue
-        body: dict[str, Any] = {"name": name, "label": label, "groupName": fields.group,
-                                "type": kind, "fieldType": field_type,
-                                "description": description}
+        body: dict[str, Any] = {
+            "name": name,
+            "label": label,
+            "groupName": fields.group,
+            "type": kind,
+            "fieldType": field_type,
+            "description": description,
+        }
         if grades:
-            body["options"] = [{"label": lbl, "value": val, "displayOrder": i}
-                               for i, (lbl, val) in enumerate(grades)]
+            body["options"] = [
+                {"label": lbl, "value": val, "displayOrder": i}
+                for i, (lbl, val) in enumerate(grades)
+            ]
         if kind == "bool":
-            body["options"] = [{"label": "Yes", "value": "true", "displayOrder": 0},
-                               {"label": "No", "value": "false", "displayOrder": 1}]
-        client.call("create property", core.create, object_type="companies",
-                    property_create=body)
+            body["options"] = [
+                {"label": "Yes", "value": "true", "displayOrder": 0},
+                {"label": "No", "value": "false", "displayOrder": 1},
+            ]
+        client.call("create property", core.create, object_type="companies", property_create=body)
         created.append(name)
     if problems:
         raise FatalError("HubSpot company properties do not match: " + "; ".join(problems))

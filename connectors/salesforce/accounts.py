@@ -27,13 +27,16 @@ log = logging.getLogger(__name__)
 
 SOURCE = "salesforce"
 SOBJECT = "Account"
-BASE_FIELDS = ("Id", "Name", "OwnerId", "Owner.Name", "Owner.Email", "SystemModstamp",
-               "IsDeleted")
+BASE_FIELDS = ("Id", "Name", "OwnerId", "Owner.Name", "Owner.Email", "SystemModstamp", "IsDeleted")
 NUMERIC_TYPES = {"double", "currency", "percent", "int", "long"}
 METRIC_TYPES = NUMERIC_TYPES | {"boolean", "date", "datetime"}
-WRITE_BACK_TYPES = {"score": "Number(5, 1)", "grade": "Picklist (Green, Yellow, Red, "
-                    "Insufficient Data)", "trend": "Text(40)", "reasons": "Long Text Area(1000)",
-                    "updated": "Date/Time"}
+WRITE_BACK_TYPES = {
+    "score": "Number(5, 1)",
+    "grade": "Picklist (Green, Yellow, Red, Insufficient Data)",
+    "trend": "Text(40)",
+    "reasons": "Long Text Area(1000)",
+    "updated": "Date/Time",
+}
 
 
 @dataclass
@@ -74,11 +77,14 @@ def check_fields(describe: dict[str, Any], source: SalesforceSource, config_path
         if f is None:
             problems.append(f"  sources.salesforce.metrics.{metric}: Account has no field {name}")
         elif f["type"] not in METRIC_TYPES:
-            problems.append(f"  sources.salesforce.metrics.{metric}: {name} is a {f['type']} "
-                            f"field; metrics must be numbers, checkboxes or dates")
+            problems.append(
+                f"  sources.salesforce.metrics.{metric}: {name} is a {f['type']} "
+                f"field; metrics must be numbers, checkboxes or dates"
+            )
     if source.domain_field and source.domain_field not in fields:
-        problems.append(f"  sources.salesforce.domain_field: Account has no field "
-                        f"{source.domain_field}")
+        problems.append(
+            f"  sources.salesforce.domain_field: Account has no field {source.domain_field}"
+        )
     for attr, name in source.attributes.items():
         if name.split(".")[0] not in fields:
             problems.append(f"  sources.salesforce.attributes.{attr}: Account has no field {name}")
@@ -88,28 +94,40 @@ def check_fields(describe: dict[str, Any], source: SalesforceSource, config_path
         if f is None:
             missing_writes.append(f"  {name}  ({WRITE_BACK_TYPES[role]})")
         elif not f.get("updateable", False):
-            problems.append(f"  sources.salesforce.write_back.{role}: {name} is not updateable "
-                            f"by the integration user (field-level security?)")
+            problems.append(
+                f"  sources.salesforce.write_back.{role}: {name} is not updateable "
+                f"by the integration user (field-level security?)"
+            )
     if source.override_fields is not None:
         for role, name in source.override_fields.model_dump().items():
             if name not in fields:
                 missing_writes.append(f"  {name}  (override {role})")
     if missing_writes:
-        problems.append("  create these custom fields on Account (Setup → Object Manager → "
-                        "Account → Fields & Relationships), visible and editable by the "
-                        "integration user:\n" + "\n".join("  " + m for m in missing_writes))
+        problems.append(
+            "  create these custom fields on Account (Setup → Object Manager → "
+            "Account → Fields & Relationships), visible and editable by the "
+            "integration user:\n" + "\n".join("  " + m for m in missing_writes)
+        )
     if problems:
-        raise ConfigError(f"{config_path}: the Salesforce org does not match the configuration:\n"
-                          + "\n".join(problems))
+        raise ConfigError(
+            f"{config_path}: the Salesforce org does not match the configuration:\n"
+            + "\n".join(problems)
+        )
 
 
 def build_soql(source: SalesforceSource, since: datetime | None) -> str:
-    fields = list(dict.fromkeys([*BASE_FIELDS, *source.metrics.values(),
-                                 *source.attributes.values(),
-                                 *([source.domain_field] if source.domain_field else []),
-                                 *source.write_back.model_dump().values(),
-                                 *(source.override_fields.model_dump().values()
-                                   if source.override_fields else ())]))
+    fields = list(
+        dict.fromkeys(
+            [
+                *BASE_FIELDS,
+                *source.metrics.values(),
+                *source.attributes.values(),
+                *([source.domain_field] if source.domain_field else []),
+                *source.write_back.model_dump().values(),
+                *(source.override_fields.model_dump().values() if source.override_fields else ()),
+            ]
+        )
+    )
     soql = f"SELECT {', '.join(fields)} FROM {SOBJECT}"
     if since is not None:
         # a datetime we formatted ourselves: no user text reaches the query
@@ -154,13 +172,19 @@ class AccountFields:
 
     @classmethod
     def of(cls, source: SalesforceSource) -> AccountFields:
-        return cls(source.write_back.model_dump(),
-                   None if source.override_fields is None else source.override_fields.model_dump())
+        return cls(
+            source.write_back.model_dump(),
+            None if source.override_fields is None else source.override_fields.model_dump(),
+        )
 
 
-def to_account_record(record: dict[str, Any], source: SalesforceSource,
-                      types: dict[str, str], *, fields: AccountFields | None = None
-                      ) -> AccountRecord:
+def to_account_record(
+    record: dict[str, Any],
+    source: SalesforceSource,
+    types: dict[str, str],
+    *,
+    fields: AccountFields | None = None,
+) -> AccountRecord:
     """One Account JSON record → account row, signals and current health values.
 
     ``fields``: the source's field names, read once per sync (see :class:`AccountFields`)."""
@@ -174,16 +198,24 @@ def to_account_record(record: dict[str, Any], source: SalesforceSource,
         if not isinstance(name, str) or not name.strip():
             raise ValueError("Name is empty")
         signals = [
-            SignalRow(account_id, metric, _metric_value(record.get(field), types[field], field),
-                      observed, SOURCE)
+            SignalRow(
+                account_id,
+                metric,
+                _metric_value(record.get(field), types[field], field),
+                observed,
+                SOURCE,
+            )
             for metric, field in source.metrics.items()
         ]
     except (KeyError, ValueError, TypeError) as exc:
         raise SkippableRecord(account_id, str(exc)) from None
     owner = record.get("Owner") or {}
     account = AccountRow(
-        id=account_id, crm=SOURCE, name=name,
-        owner_email=owner.get("Email"), owner_name=owner.get("Name"),
+        id=account_id,
+        crm=SOURCE,
+        name=name,
+        owner_email=owner.get("Email"),
+        owner_name=owner.get("Name"),
         attributes={a: _attribute(record, f) for a, f in source.attributes.items()},
         deleted=bool(record.get("IsDeleted")),
     )
@@ -204,16 +236,24 @@ def _override(record: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
         out["set_at"] = None
     try:  # a date: the override lasts through that day
         day = date.fromisoformat(str(out["until"])) if out["until"] else None
-        out["until"] = None if day is None else datetime(day.year, day.month, day.day,
-                                                         tzinfo=UTC) + timedelta(days=1)
+        out["until"] = (
+            None
+            if day is None
+            else datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        )
     except ValueError:
         out["until"] = None
     return out
 
 
-def pull_accounts(client: SalesforceClient, source: SalesforceSource, cursor: datetime | None,
-                  state: SyncState, *, config_path: str = "healthscore.yaml"
-                  ) -> Iterator[list[AccountRecord]]:
+def pull_accounts(
+    client: SalesforceClient,
+    source: SalesforceSource,
+    cursor: datetime | None,
+    state: SyncState,
+    *,
+    config_path: str = "healthscore.yaml",
+) -> Iterator[list[AccountRecord]]:
     """Yield good records page by page, from ``cursor - overlap`` on; deleted ones included.
 
     ``state`` collects the new cursor and the skip counts as the pages go by.
@@ -223,8 +263,10 @@ def pull_accounts(client: SalesforceClient, source: SalesforceSource, cursor: da
     types = {f["name"]: f["type"] for f in describe["fields"]}
     since = cursor - source.overlap if cursor else None
     soql = build_soql(source, since)
-    log.info("pulling Salesforce Accounts %s", f"modified since {since:%Y-%m-%d %H:%M:%S}Z"
-             if since else "(full sync)")
+    log.info(
+        "pulling Salesforce Accounts %s",
+        f"modified since {since:%Y-%m-%d %H:%M:%S}Z" if since else "(full sync)",
+    )
     fields = AccountFields.of(source)
     for page in client.query_pages(soql, include_deleted=True):
         good: list[AccountRecord] = []
@@ -248,4 +290,3 @@ def pull_accounts(client: SalesforceClient, source: SalesforceSource, cursor: da
             state.deleted += rec.account.deleted
             good.append(rec)
         yield good
-

@@ -61,14 +61,17 @@ def classify(exc: Exception) -> Exception:
     where = f"{exc.resource_name or 'request'} (HTTP {exc.status})"
     if isinstance(exc, SalesforceRefusedRequest) and code == "REQUEST_LIMIT_EXCEEDED":
         if "TotalRequests" in message:
-            return RateLimited(f"Salesforce daily API allocation used up: {message}",
-                               retry_after=DAILY_LIMIT_WAIT)
+            return RateLimited(
+                f"Salesforce daily API allocation used up: {message}", retry_after=DAILY_LIMIT_WAIT
+            )
         return RateLimited(f"Salesforce concurrency limit: {message}")
     if isinstance(exc, SalesforceExpiredSession):
         return AuthError(f"Salesforce rejected the session: {code} {message}".strip())
     if isinstance(exc, SalesforceRefusedRequest):
-        return FatalError(f"Salesforce refused {where}: {code} {message} — check the integration "
-                          f"user's permissions")
+        return FatalError(
+            f"Salesforce refused {where}: {code} {message} — check the integration "
+            f"user's permissions"
+        )
     if isinstance(exc, (SalesforceMalformedRequest, SalesforceResourceNotFound)):
         return FatalError(f"Salesforce rejected {where}: {code} {message}")
     if exc.status >= 500:
@@ -84,11 +87,14 @@ class SalesforceClient:
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self.instance_url = str(settings.salesforce_instance_url).rstrip("/")
-        self._verify: str | bool = (str(settings.salesforce_ca_bundle)
-                                    if settings.salesforce_ca_bundle else True)
+        self._verify: str | bool = (
+            str(settings.salesforce_ca_bundle) if settings.salesforce_ca_bundle else True
+        )
         self._httpx_verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=self._verify) if isinstance(self._verify, str)
-            else True)
+            ssl.create_default_context(cafile=self._verify)
+            if isinstance(self._verify, str)
+            else True
+        )
         self._sf: Salesforce | None = None
         self._describes: dict[str, tuple[float, dict[str, Any]]] = {}
         self.requests_made = 0
@@ -103,35 +109,53 @@ class SalesforceClient:
         if s.salesforce_auth_flow == "jwt":
             key = Path(str(s.salesforce_private_key_file)).read_text()
             assertion = jwt.encode(
-                {"iss": s.salesforce_client_id, "sub": s.salesforce_username,
-                 "aud": self.token_url.split("/services/")[0], "exp": int(time.time()) + 180},
-                key, algorithm="RS256")
-            data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                    "assertion": assertion}
+                {
+                    "iss": s.salesforce_client_id,
+                    "sub": s.salesforce_username,
+                    "aud": self.token_url.split("/services/")[0],
+                    "exp": int(time.time()) + 180,
+                },
+                key,
+                algorithm="RS256",
+            )
+            data = {
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": assertion,
+            }
             auth = None
         else:
-            secret = s.salesforce_client_secret.get_secret_value() if \
-                s.salesforce_client_secret else ""
+            secret = (
+                s.salesforce_client_secret.get_secret_value() if s.salesforce_client_secret else ""
+            )
             data = {"grant_type": "client_credentials"}
             auth = (str(s.salesforce_client_id), secret)
         try:
-            resp = httpx.post(self.token_url, data=data, auth=auth, verify=self._httpx_verify,
-                              timeout=REQUEST_TIMEOUT)
+            resp = httpx.post(
+                self.token_url,
+                data=data,
+                auth=auth,
+                verify=self._httpx_verify,
+                timeout=REQUEST_TIMEOUT,
+            )
         except httpx.TransportError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise FatalError(f"Salesforce TLS verification failed: {exc}") from None
-            raise RetriableError(f"Salesforce token endpoint unreachable: "
-                                 f"{exc.__class__.__name__}") from None
+            raise RetriableError(
+                f"Salesforce token endpoint unreachable: {exc.__class__.__name__}"
+            ) from None
         if resp.status_code >= 500:
             raise RetriableError(f"Salesforce token endpoint: HTTP {resp.status_code}")
-        body = resp.json() if resp.headers.get("content-type", "").startswith(
-            "application/json") else {}
+        body = (
+            resp.json()
+            if resp.headers.get("content-type", "").startswith("application/json")
+            else {}
+        )
         if resp.status_code != 200 or "access_token" not in body:
             raise AuthError(
                 f"Salesforce login failed ({s.salesforce_auth_flow} flow, "
                 f"SALESFORCE_CLIENT_ID={s.salesforce_client_id}): "
-                f"{body.get('error', resp.status_code)} {body.get('error_description', '')}"
-                .strip())
+                f"{body.get('error', resp.status_code)} {body.get('error_description', '')}".strip()
+            )
         self.instance_url = str(body.get("instance_url") or self.instance_url).rstrip("/")
         return str(body["access_token"])
 
@@ -142,8 +166,12 @@ class SalesforceClient:
             # requests lets REQUESTS_CA_BUNDLE override Session.verify; an explicit
             # SALESFORCE_CA_BUNDLE must win, so the environment is not consulted
             session.trust_env = False
-        self._sf = Salesforce(instance_url=self.instance_url, session_id=self._fetch_token(),
-                              session=session, version=self.settings.salesforce_api_version)
+        self._sf = Salesforce(
+            instance_url=self.instance_url,
+            session_id=self._fetch_token(),
+            session=session,
+            version=self.settings.salesforce_api_version,
+        )
         return self._sf
 
     @property
@@ -162,8 +190,9 @@ class SalesforceClient:
                     return fn(self.sf)
                 except SalesforceExpiredSession:
                     if refreshed:
-                        raise AuthError("Salesforce session expired again right after a "
-                                        "fresh login") from None
+                        raise AuthError(
+                            "Salesforce session expired again right after a fresh login"
+                        ) from None
                     log.info("Salesforce session expired; logging in again")
                     self._login()
                     refreshed = True
@@ -178,32 +207,45 @@ class SalesforceClient:
         held = self._describes.get(sobject)
         if held is not None and time.monotonic() - held[0] < max_age:
             return held[1]
-        result = self.call(lambda sf: sf.restful(f"sobjects/{sobject}/describe",
-                                                 timeout=REQUEST_TIMEOUT),
-                           what=f"describe {sobject}")
+        result = self.call(
+            lambda sf: sf.restful(f"sobjects/{sobject}/describe", timeout=REQUEST_TIMEOUT),
+            what=f"describe {sobject}",
+        )
         self._describes[sobject] = (time.monotonic(), result)
         return result
 
-    def query_pages(self, soql: str, *, include_deleted: bool = False
-                    ) -> Iterator[list[dict[str, Any]]]:
+    def query_pages(
+        self, soql: str, *, include_deleted: bool = False
+    ) -> Iterator[list[dict[str, Any]]]:
         """Yield each page of records, following ``nextRecordsUrl`` (each page retried alone)."""
-        page = self.call(lambda sf: sf.query(soql, include_deleted=include_deleted,
-                                             timeout=REQUEST_TIMEOUT), what="SOQL query")
+        page = self.call(
+            lambda sf: sf.query(soql, include_deleted=include_deleted, timeout=REQUEST_TIMEOUT),
+            what="SOQL query",
+        )
         while True:
             yield page["records"]
             if page.get("done", True):
                 return
             next_url = page["nextRecordsUrl"]
-            page = self.call(lambda sf, u=next_url: sf.query_more(
-                u, identifier_is_url=True, timeout=REQUEST_TIMEOUT), what="SOQL queryMore")
+            page = self.call(
+                lambda sf, u=next_url: sf.query_more(
+                    u, identifier_is_url=True, timeout=REQUEST_TIMEOUT
+                ),
+                what="SOQL queryMore",
+            )
 
     def update_collection(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """PATCH sObject Collections (allOrNone false): one SaveResult per record, same order."""
         body = {"allOrNone": False, "records": records}
-        result = self.call(lambda sf: sf.restful("composite/sobjects", method="PATCH",
-                                                 json=body, timeout=REQUEST_TIMEOUT),
-                           what=f"sObject Collections update ({len(records)} records)")
+        result = self.call(
+            lambda sf: sf.restful(
+                "composite/sobjects", method="PATCH", json=body, timeout=REQUEST_TIMEOUT
+            ),
+            what=f"sObject Collections update ({len(records)} records)",
+        )
         if not isinstance(result, list) or len(result) != len(records):
-            raise FatalError(f"Salesforce sObject Collections answered {len(result or [])} "
-                             f"results for {len(records)} records")
+            raise FatalError(
+                f"Salesforce sObject Collections answered {len(result or [])} "
+                f"results for {len(records)} records"
+            )
         return result

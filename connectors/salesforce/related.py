@@ -81,11 +81,19 @@ def _stamp(v: datetime | None) -> float | None:
 def _opportunities(rows: list[dict[str, Any]], now: datetime) -> dict[str, float | None]:
     renewals = [r for r in rows if "renewal" in _text(r.get("Type")).lower()]
     open_renewals = [_when(r.get("CloseDate")) for r in renewals if not _bool(r.get("IsClosed"))]
-    lost = [_when(r.get("CloseDate")) for r in renewals
-            if _bool(r.get("IsClosed")) and not _bool(r.get("IsWon"))]
+    lost = [
+        _when(r.get("CloseDate"))
+        for r in renewals
+        if _bool(r.get("IsClosed")) and not _bool(r.get("IsWon"))
+    ]
     year_ago = now - timedelta(days=365)
-    expansions = [r for r in rows if _text(r.get("Type")).lower() in ("expansion", "upsell")
-                  and _bool(r.get("IsWon")) and (_when(r.get("CloseDate")) or now) >= year_ago]
+    expansions = [
+        r
+        for r in rows
+        if _text(r.get("Type")).lower() in ("expansion", "upsell")
+        and _bool(r.get("IsWon"))
+        and (_when(r.get("CloseDate")) or now) >= year_ago
+    ]
     pipeline = [_number(r.get("Amount")) or 0.0 for r in rows if not _bool(r.get("IsClosed"))]
     return {
         "renewal_next_at": _stamp(min((d for d in open_renewals if d), default=None)),
@@ -104,11 +112,16 @@ def _cases(rows: list[dict[str, Any]], now: datetime) -> dict[str, float | None]
     month_ago = now - timedelta(days=30)
     return {
         "cases_open": float(len(open_cases)),
-        "cases_urgent_open": float(sum(1 for r in open_cases
-                                       if _text(r.get("Priority")).lower() in URGENT)),
-        "cases_30d": float(sum(1 for r in rows
-                               if (_when(r.get("CreatedDate")) or now - timedelta(days=999))
-                               >= month_ago)),
+        "cases_urgent_open": float(
+            sum(1 for r in open_cases if _text(r.get("Priority")).lower() in URGENT)
+        ),
+        "cases_30d": float(
+            sum(
+                1
+                for r in rows
+                if (_when(r.get("CreatedDate")) or now - timedelta(days=999)) >= month_ago
+            )
+        ),
     }
 
 
@@ -123,17 +136,25 @@ def _tasks(rows: list[dict[str, Any]], now: datetime) -> dict[str, float | None]
 
 def _events(rows: list[dict[str, Any]], now: datetime) -> dict[str, float | None]:
     quarter_ago = now - timedelta(days=90)
-    meetings = [r for r in rows if "executive" in _text(r.get("Type")).lower()
-                and quarter_ago <= (_when(r.get("StartDateTime")) or quarter_ago
-                                    - timedelta(days=1)) <= now]
-    return {"last_event_at": _last_activity(rows, "StartDateTime", now),
-            "exec_sponsor_meetings_90d": float(len(meetings))}
+    meetings = [
+        r
+        for r in rows
+        if "executive" in _text(r.get("Type")).lower()
+        and quarter_ago <= (_when(r.get("StartDateTime")) or quarter_ago - timedelta(days=1)) <= now
+    ]
+    return {
+        "last_event_at": _last_activity(rows, "StartDateTime", now),
+        "exec_sponsor_meetings_90d": float(len(meetings)),
+    }
 
 
 def _contacts(rows: list[dict[str, Any]], now: datetime) -> dict[str, float | None]:
-    return {"contacts": float(len(rows)),
-            "contacts_email_opted_out": float(sum(1 for r in rows
-                                                  if _bool(r.get("HasOptedOutOfEmail"))))}
+    return {
+        "contacts": float(len(rows)),
+        "contacts_email_opted_out": float(
+            sum(1 for r in rows if _bool(r.get("HasOptedOutOfEmail")))
+        ),
+    }
 
 
 @dataclass(frozen=True)
@@ -146,22 +167,43 @@ class RelatedObject:
 
 
 RELATED: dict[str, RelatedObject] = {
-    "Opportunity": RelatedObject("Opportunity", "AccountId",
-                                 ("StageName", "CloseDate", "Amount", "Type", "IsClosed",
-                                  "IsWon"), _opportunities,
-                                 ("renewal_next_at", "renewals_won", "renewal_lost_at",
-                                  "expansions_won_365d", "open_pipeline")),
-    "Case": RelatedObject("Case", "AccountId",
-                          ("Status", "Priority", "CreatedDate", "ClosedDate", "IsClosed"),
-                          _cases, ("cases_open", "cases_urgent_open", "cases_30d")),
-    "Task": RelatedObject("Task", "WhatId", ("Subject", "ActivityDate", "Status", "Type"),
-                          _tasks, ("last_task_at",)),
-    "Event": RelatedObject("Event", "WhatId", ("Subject", "StartDateTime", "Type"), _events,
-                           ("last_event_at", "exec_sponsor_meetings_90d")),
-    "Contact": RelatedObject("Contact", "AccountId",
-                             ("FirstName", "LastName", "Email", "Title", "Role__c",
-                              "HasOptedOutOfEmail"), _contacts,
-                             ("contacts", "contacts_email_opted_out")),
+    "Opportunity": RelatedObject(
+        "Opportunity",
+        "AccountId",
+        ("StageName", "CloseDate", "Amount", "Type", "IsClosed", "IsWon"),
+        _opportunities,
+        (
+            "renewal_next_at",
+            "renewals_won",
+            "renewal_lost_at",
+            "expansions_won_365d",
+            "open_pipeline",
+        ),
+    ),
+    "Case": RelatedObject(
+        "Case",
+        "AccountId",
+        ("Status", "Priority", "CreatedDate", "ClosedDate", "IsClosed"),
+        _cases,
+        ("cases_open", "cases_urgent_open", "cases_30d"),
+    ),
+    "Task": RelatedObject(
+        "Task", "WhatId", ("Subject", "ActivityDate", "Status", "Type"), _tasks, ("last_task_at",)
+    ),
+    "Event": RelatedObject(
+        "Event",
+        "WhatId",
+        ("Subject", "StartDateTime", "Type"),
+        _events,
+        ("last_event_at", "exec_sponsor_meetings_90d"),
+    ),
+    "Contact": RelatedObject(
+        "Contact",
+        "AccountId",
+        ("FirstName", "LastName", "Email", "Title", "Role__c", "HasOptedOutOfEmail"),
+        _contacts,
+        ("contacts", "contacts_email_opted_out"),
+    ),
 }
 
 
@@ -185,16 +227,26 @@ class RelatedSync:
 
 
 def related_soql(obj: RelatedObject, since: datetime | None, *, deleted: bool = True) -> str:
-    fields = ", ".join(dict.fromkeys(["Id", obj.account_field, "SystemModstamp",
-                                      *(["IsDeleted"] if deleted else []), *obj.fields]))
+    fields = ", ".join(
+        dict.fromkeys(
+            [
+                "Id",
+                obj.account_field,
+                "SystemModstamp",
+                *(["IsDeleted"] if deleted else []),
+                *obj.fields,
+            ]
+        )
+    )
     soql = f"SELECT {fields} FROM {obj.name}"
     if since is not None:
         soql += f" WHERE SystemModstamp >= {since.astimezone(UTC).strftime(SOQL_DATETIME)}"
     return soql + " ORDER BY SystemModstamp, Id"
 
 
-def _bulk_rows(client: SalesforceClient, obj: RelatedObject, page_size: int
-               ) -> Iterator[list[dict[str, Any]]]:
+def _bulk_rows(
+    client: SalesforceClient, obj: RelatedObject, page_size: int
+) -> Iterator[list[dict[str, Any]]]:
     """A Bulk API 2.0 query job (queryAll), its CSV result pages parsed into dicts.
 
     simple-salesforce's bulk handler does not refresh an expired session by itself; the job
@@ -208,27 +260,37 @@ def _bulk_rows(client: SalesforceClient, obj: RelatedObject, page_size: int
             return list(handler.query_all(soql, max_records=page_size, wait=1))
         except (SalesforceOperationError, SalesforceBulkV2ExtractError) as exc:
             # the job ended Failed/Aborted on Salesforce's side: run it again later
-            raise RetriableError(f"Salesforce Bulk 2.0 query job for {obj.name} failed: "
-                                 f"{exc}") from None
+            raise RetriableError(
+                f"Salesforce Bulk 2.0 query job for {obj.name} failed: {exc}"
+            ) from None
 
     for chunk in client.call(run, what=f"Bulk 2.0 query {obj.name}"):
         rows = list(csv.DictReader(io.StringIO(chunk)))
         yield [{k: (None if v == "" else v) for k, v in r.items()} for r in rows]
 
 
-def pull_related(client: SalesforceClient, obj: RelatedObject, since: datetime | None,
-                 state: RelatedSync, *, overlap: timedelta, bulk_threshold: int,
-                 bulk_page: int = 50_000) -> Iterator[list[dict[str, Any]]]:
+def pull_related(
+    client: SalesforceClient,
+    obj: RelatedObject,
+    since: datetime | None,
+    state: RelatedSync,
+    *,
+    overlap: timedelta,
+    bulk_threshold: int,
+    bulk_page: int = 50_000,
+) -> Iterator[list[dict[str, Any]]]:
     """Pages of raw records modified since ``since - overlap`` (all when None)."""
     if since is None and bulk_threshold > 0:
-        count = client.call(lambda sf: sf.query(f"SELECT COUNT() FROM {obj.name}",
-                                                include_deleted=True),
-                            what=f"count {obj.name}")["totalSize"]
+        count = client.call(
+            lambda sf: sf.query(f"SELECT COUNT() FROM {obj.name}", include_deleted=True),
+            what=f"count {obj.name}",
+        )["totalSize"]
         state.requests += 1
         if count > bulk_threshold:
             state.bulk = True
-            log.info("Salesforce %s: %d rows, above %d: Bulk API 2.0", obj.name, count,
-                     bulk_threshold)
+            log.info(
+                "Salesforce %s: %d rows, above %d: Bulk API 2.0", obj.name, count, bulk_threshold
+            )
             pages: Iterator[list[dict[str, Any]]] = _bulk_rows(client, obj, bulk_page)
         else:
             pages = client.query_pages(related_soql(obj, None), include_deleted=True)

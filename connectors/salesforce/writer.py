@@ -16,8 +16,9 @@ class SalesforceWriter:
 
     crm = "salesforce"
 
-    def __init__(self, client: SalesforceClient, fields: WriteBackFields,
-                 batch_size: int = COLLECTION_LIMIT) -> None:
+    def __init__(
+        self, client: SalesforceClient, fields: WriteBackFields, batch_size: int = COLLECTION_LIMIT
+    ) -> None:
         self.client = client
         self.fields = fields.model_dump()
         self.batch_size = min(batch_size, COLLECTION_LIMIT)
@@ -25,8 +26,11 @@ class SalesforceWriter:
     def write(self, batch: list[tuple[str, Mapping[str, Any]]]) -> dict[str, str | None]:
         """One request; per account ``None`` when written, else the vendor's error text."""
         records = [
-            {"attributes": {"type": "Account"}, "id": account_id,
-             **{self.fields[role]: value for role, value in values.items()}}
+            {
+                "attributes": {"type": "Account"},
+                "id": account_id,
+                **{self.fields[role]: value for role, value in values.items()},
+            }
             for account_id, values in batch
         ]
         results = self.client.update_collection(records)
@@ -37,5 +41,6 @@ class SalesforceWriter:
             else:
                 errors = result.get("errors") or [{}]
                 outcome[account_id] = "; ".join(
-                    f"{e.get('statusCode', 'UNKNOWN')}: {e.get('message', '')}" for e in errors)
+                    f"{e.get('statusCode', 'UNKNOWN')}: {e.get('message', '')}" for e in errors
+                )
         return outcome

@@ -9,5 +9,14 @@ from .client import (
 )
 from .webhook import SignatureError, event_fact, load_public_key, verify
 
-__all__ = ["SendGridClient", "SignatureError", "category_totals", "classify", "event_fact",
-           "load_public_key", "pull_activity", "pull_suppressions", "verify"]
+__all__ = [
+    "SendGridClient",
+    "SignatureError",
+    "category_totals",
+    "classify",
+    "event_fact",
+    "load_public_key",
+    "pull_activity",
+    "pull_suppressions",
+    "verify",
+]

@@ -28,8 +28,14 @@ ACTIVITY_LIMIT = 1000  # /v3/messages answers at most this many, with no paging
 def _message(resp: httpx.Response) -> str:
     try:
         errors = resp.json().get("errors") or []
-        return "; ".join(str(e.get("message")) + (f" ({e['field']})" if e.get("field") else "")
-                         for e in errors if isinstance(e, dict)) or resp.reason_phrase
+        return (
+            "; ".join(
+                str(e.get("message")) + (f" ({e['field']})" if e.get("field") else "")
+                for e in errors
+                if isinstance(e, dict)
+            )
+            or resp.reason_phrase
+        )
     except (ValueError, AttributeError):
         return resp.reason_phrase or str(resp.status_code)
 
@@ -46,20 +52,33 @@ def classify(resp: httpx.Response, what: str, now: float) -> HealthscoreError:
     if status == 401:
         return AuthError(f"SendGrid {what}: SENDGRID_API_KEY was rejected ({message})")
     if status == 403:
-        return AuthError(f"SendGrid {what}: SENDGRID_API_KEY lacks the access for this "
-                         f"endpoint ({message})")
+        return AuthError(
+            f"SendGrid {what}: SENDGRID_API_KEY lacks the access for this endpoint ({message})"
+        )
     return FatalError(f"SendGrid {what}: {status} {message}")
 
 
 class SendGridClient:
     """GETs against ``SENDGRID_BASE_URL`` (the sandbox in tests and the demo)."""
 
-    def __init__(self, api_key: str, base_url: str = "https://api.sendgrid.com", *,
-                 retry: RetryPolicy | None = None, timeout: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers={
-            "Authorization": f"Bearer {api_key}", "Accept": "application/json",
-            "User-Agent": "healthscore"})
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = "https://api.sendgrid.com",
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+                "User-Agent": "healthscore",
+            },
+        )
         self.retry = retry or RetryPolicy()
         self.clock = clock
         self.requests = 0
@@ -83,8 +102,10 @@ class SendGridClient:
                 resp = self.http.get(path, params=params)
             except httpx.TransportError as exc:
                 raise RetriableError(f"SendGrid GET {path}: {exc.__class__.__name__}") from None
-            remaining, reset_at = (resp.headers.get("X-RateLimit-Remaining"),
-                                   resp.headers.get("X-RateLimit-Reset"))
+            remaining, reset_at = (
+                resp.headers.get("X-RateLimit-Remaining"),
+                resp.headers.get("X-RateLimit-Reset"),
+            )
             if remaining == "0" and reset_at and reset_at.isdigit():
                 self._exhausted[path] = float(reset_at)
             if resp.status_code >= 400:
@@ -104,9 +125,14 @@ def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def pull_activity(client: SendGridClient, start: datetime, end: datetime, *,
-                  limit: int = ACTIVITY_LIMIT, min_window: timedelta = timedelta(seconds=1)
-                  ) -> Iterator[list[dict[str, Any]]]:
+def pull_activity(
+    client: SendGridClient,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int = ACTIVITY_LIMIT,
+    min_window: timedelta = timedelta(seconds=1),
+) -> Iterator[list[dict[str, Any]]]:
     """Email Activity messages whose last event falls in [start, end], oldest slice first.
 
     The API has no paging (one answer of at most ``limit``): a full answer means there may be
@@ -115,8 +141,7 @@ def pull_activity(client: SendGridClient, start: datetime, end: datetime, *,
     slices = [(start, end)]
     while slices:
         a, b = slices.pop()
-        query = (f'last_event_time BETWEEN TIMESTAMP "{_stamp(a)}" '
-                 f'AND TIMESTAMP "{_stamp(b)}"')
+        query = f'last_event_time BETWEEN TIMESTAMP "{_stamp(a)}" AND TIMESTAMP "{_stamp(b)}"'
         data = client.get("/v3/messages", {"query": query, "limit": limit})
         messages = data.get("messages") if isinstance(data, dict) else None
         if not isinstance(messages, list):
@@ -126,20 +151,30 @@ def pull_activity(client: SendGridClient, start: datetime, end: datetime, *,
             slices += [(mid, b), (a, mid)]  # the older half next
             continue
         if len(messages) >= limit:
-            log.warning("SendGrid activity: %d messages in one second at %s; some may be "
-                        "missing", len(messages), _stamp(a))
+            log.warning(
+                "SendGrid activity: %d messages in one second at %s; some may be missing",
+                len(messages),
+                _stamp(a),
+            )
         yield messages
 
 
-def pull_suppressions(client: SendGridClient, kind: str, start: datetime, end: datetime, *,
-                      page_size: int = 500) -> Iterator[list[dict[str, Any]]]:
+def pull_suppressions(
+    client: SendGridClient, kind: str, start: datetime, end: datetime, *, page_size: int = 500
+) -> Iterator[list[dict[str, Any]]]:
     """``bounces`` or ``unsubscribes`` created in [start, end]; limit/offset pages, the last
     one shorter than ``page_size`` (SendGrid gives no total or next link)."""
     offset = 0
     while True:
-        page = client.get(f"/v3/suppression/{kind}", {
-            "start_time": int(start.timestamp()), "end_time": int(end.timestamp()),
-            "limit": page_size, "offset": offset})
+        page = client.get(
+            f"/v3/suppression/{kind}",
+            {
+                "start_time": int(start.timestamp()),
+                "end_time": int(end.timestamp()),
+                "limit": page_size,
+                "offset": offset,
+            },
+        )
         if not isinstance(page, list):
             raise FatalError(f"SendGrid GET /v3/suppression/{kind}: answer is not a list")
         yield page
@@ -148,12 +183,16 @@ def pull_suppressions(client: SendGridClient, kind: str, start: datetime, end: d
         offset += page_size
 
 
-def category_totals(client: SendGridClient, start: date, end: date,
-                    categories: list[str]) -> dict[str, int]:
+def category_totals(
+    client: SendGridClient, start: date, end: date, categories: list[str]
+) -> dict[str, int]:
     """Summed metrics (delivered, unique_opens, …) over [start, end] — of the categories, or of
     all mail when none are given. Org-wide: the baseline the per-account rates compare with."""
-    params: dict[str, Any] = {"start_date": start.isoformat(), "end_date": end.isoformat(),
-                              "aggregated_by": "month"}
+    params: dict[str, Any] = {
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "aggregated_by": "month",
+    }
     path = "/v3/stats"
     if categories:
         path, params["categories"] = "/v3/categories/stats", list(categories)

@@ -27,8 +27,13 @@ TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 # event → the flag it sets on its message (processed/deferred/resubscribe set none)
 EVENT_FLAGS = {
-    "delivered": "delivered", "open": "opened", "click": "clicked", "bounce": "bounced",
-    "dropped": "dropped", "unsubscribe": "unsubscribed", "group_unsubscribe": "unsubscribed",
+    "delivered": "delivered",
+    "open": "opened",
+    "click": "clicked",
+    "bounce": "bounced",
+    "dropped": "dropped",
+    "unsubscribe": "unsubscribed",
+    "group_unsubscribe": "unsubscribed",
     "spamreport": "unsubscribed",
 }
 KNOWN_EVENTS = {*EVENT_FLAGS, "processed", "deferred", "group_resubscribe"}
@@ -41,22 +46,34 @@ class SignatureError(Exception):
 def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
     """The verification key from SENDGRID_WEBHOOK_PUBLIC_KEY (base64 DER or PEM)."""
     if not text or not text.strip():
-        raise ConfigError("missing environment variable: SENDGRID_WEBHOOK_PUBLIC_KEY (the "
-                          "verification key of SendGrid's Signed Event Webhook)")
+        raise ConfigError(
+            "missing environment variable: SENDGRID_WEBHOOK_PUBLIC_KEY (the "
+            "verification key of SendGrid's Signed Event Webhook)"
+        )
     try:
         raw = text.strip()
-        key = (load_pem_public_key(raw.encode()) if raw.startswith("-----BEGIN")
-               else load_der_public_key(base64.b64decode(raw, validate=True)))
+        key = (
+            load_pem_public_key(raw.encode())
+            if raw.startswith("-----BEGIN")
+            else load_der_public_key(base64.b64decode(raw, validate=True))
+        )
     except (ValueError, binascii.Error, TypeError):
         raise ConfigError(
-            "SENDGRID_WEBHOOK_PUBLIC_KEY: not a base64 DER or PEM public key") from None
+            "SENDGRID_WEBHOOK_PUBLIC_KEY: not a base64 DER or PEM public key"
+        ) from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise ConfigError("SENDGRID_WEBHOOK_PUBLIC_KEY: not an ECDSA P-256 public key")
     return key
 
 
-def verify(key: ec.EllipticCurvePublicKey, headers: Mapping[str, str], body: bytes, *,
-           now: float, max_age: float) -> None:
+def verify(
+    key: ec.EllipticCurvePublicKey,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    max_age: float,
+) -> None:
     """Raise ``SignatureError`` unless ``body`` was signed by SendGrid within ``max_age``."""
     lowered = {k.lower(): v for k, v in headers.items()}
     signature = lowered.get(SIGNATURE_HEADER.lower())
@@ -66,11 +83,15 @@ def verify(key: ec.EllipticCurvePublicKey, headers: Mapping[str, str], body: byt
     if not stamp.isdigit():
         raise SignatureError("timestamp is not epoch seconds")
     if abs(now - int(stamp)) > max_age:
-        raise SignatureError(f"timestamp is {abs(now - int(stamp)):.0f}s away from now "
-                             f"(limit {max_age:.0f}s)")
+        raise SignatureError(
+            f"timestamp is {abs(now - int(stamp)):.0f}s away from now (limit {max_age:.0f}s)"
+        )
     try:
-        key.verify(base64.b64decode(signature, validate=True), stamp.encode() + body,
-                   ec.ECDSA(hashes.SHA256()))
+        key.verify(
+            base64.b64decode(signature, validate=True),
+            stamp.encode() + body,
+            ec.ECDSA(hashes.SHA256()),
+        )
     except (InvalidSignature, binascii.Error, ValueError):
         raise SignatureError("signature does not match") from None
 
@@ -106,5 +127,13 @@ def event_fact(event: Any) -> EventFact:
     if kind == "open" and event.get("sg_machine_open") is True:
         flag = None  # Apple Mail Privacy Protection: the proxy opened it, not the person
     flags = {flag: True} if flag else {}
-    return EventFact(event_id, fact(message, email, at, categories=[
-        str(c) for c in categories if isinstance(c, str)], **flags))
+    return EventFact(
+        event_id,
+        fact(
+            message,
+            email,
+            at,
+            categories=[str(c) for c in categories if isinstance(c, str)],
+            **flags,
+        ),
+    )

@@ -71,18 +71,24 @@ def classify(response: httpx.Response, what: str) -> Exception | None:
         return None
     text = _error_text(response)
     if status == 429:
-        return RateLimited(f"Zendesk {what}: rate limited ({text})",
-                           retry_after=_retry_after(response) or MINUTE)
+        return RateLimited(
+            f"Zendesk {what}: rate limited ({text})", retry_after=_retry_after(response) or MINUTE
+        )
     if status >= 500:
-        return RetriableError(f"Zendesk {what}: {status} {text}",
-                              retry_after=_retry_after(response))
+        return RetriableError(
+            f"Zendesk {what}: {status} {text}", retry_after=_retry_after(response)
+        )
     if status == 401:
-        return AuthError(f"Zendesk {what}: credentials rejected (401 {text}); check "
-                         "ZENDESK_EMAIL (an agent's email; '/token' is added for you) and "
-                         "ZENDESK_API_TOKEN")
+        return AuthError(
+            f"Zendesk {what}: credentials rejected (401 {text}); check "
+            "ZENDESK_EMAIL (an agent's email; '/token' is added for you) and "
+            "ZENDESK_API_TOKEN"
+        )
     if status == 403:
-        return AuthError(f"Zendesk {what}: forbidden (403 {text}); the user in ZENDESK_EMAIL "
-                         "must be an admin to read incremental exports and CSAT")
+        return AuthError(
+            f"Zendesk {what}: forbidden (403 {text}); the user in ZENDESK_EMAIL "
+            "must be an admin to read incremental exports and CSAT"
+        )
     if status in (400, 422) and "too recent start_time" in text.lower():
         return StartTimeTooRecent(f"Zendesk {what}: {text}")
     return FatalError(f"Zendesk {what}: {status} {text}")
@@ -91,28 +97,44 @@ def classify(response: httpx.Response, what: str) -> Exception | None:
 class ZendeskClient:
     """``GET`` JSON from ``ZENDESK_BASE_URL`` (or ``https://{subdomain}.zendesk.com/api/v2/``)."""
 
-    def __init__(self, settings: Settings, *, requests_per_minute: float = 700,
-                 export_requests_per_minute: float = 10, retry: RetryPolicy | None = None,
-                 quota: Quota | None = None, export_quota: Quota | None = None,
-                 limit_scale: float = 1.0, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        requests_per_minute: float = 700,
+        export_requests_per_minute: float = 10,
+        retry: RetryPolicy | None = None,
+        quota: Quota | None = None,
+        export_quota: Quota | None = None,
+        limit_scale: float = 1.0,
+        timeout: float = 60.0,
+    ) -> None:
         """``limit_scale`` shortens Zendesk's minute (only the sandbox does that, to run tests
         and benchmarks faster under the same limits)."""
         email, token, base = settings.require_zendesk()
         self.base_url = base.rstrip("/") + "/"
         self.retry = retry or DEFAULT_RETRY
         name = httpx.URL(self.base_url).host
-        self.quota = quota or make_quota(settings.redis_url, f"zendesk:{name}",
-                                         requests_per_minute * limit_scale / MINUTE,
-                                         max(1, int(requests_per_minute) - 1))
+        self.quota = quota or make_quota(
+            settings.redis_url,
+            f"zendesk:{name}",
+            requests_per_minute * limit_scale / MINUTE,
+            max(1, int(requests_per_minute) - 1),
+        )
         self.export_quota = export_quota or make_quota(
-            settings.redis_url, f"zendesk-export:{name}",
+            settings.redis_url,
+            f"zendesk-export:{name}",
             export_requests_per_minute * limit_scale / MINUTE,
-            max(1, int(export_requests_per_minute) - 1))
+            max(1, int(export_requests_per_minute) - 1),
+        )
         # verify stays on: httpx checks certificates for every https URL
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, verify=True,
-                                  auth=httpx.BasicAuth(f"{email}/token", token),
-                                  headers={"Accept": "application/json",
-                                           "User-Agent": "healthscore-zendesk"})
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            verify=True,
+            auth=httpx.BasicAuth(f"{email}/token", token),
+            headers={"Accept": "application/json", "User-Agent": "healthscore-zendesk"},
+        )
         self.requests = 0
         self.rate_limited = 0
         self._count = threading.Lock()  # a sync reads its lists and the export at once
@@ -120,8 +142,14 @@ class ZendeskClient:
     def close(self) -> None:
         self._http.close()
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None, *, export: bool = False,
-            what: str = "") -> dict[str, Any]:
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        export: bool = False,
+        what: str = "",
+    ) -> dict[str, Any]:
         """One GET (``path`` relative to the base URL, or a full ``next`` URL) → its JSON."""
         what = what or path.split("?")[0]
 
@@ -134,8 +162,7 @@ class ZendeskClient:
             try:
                 response = self._http.get(path, params=params)
             except httpx.TransportError as exc:
-                raise RetriableError(f"Zendesk {what}: {exc.__class__.__name__}: {exc}"
-                                     ) from None
+                raise RetriableError(f"Zendesk {what}: {exc.__class__.__name__}: {exc}") from None
             error = classify(response, what)
             if error is not None:
                 if isinstance(error, RateLimited):
@@ -145,11 +172,13 @@ class ZendeskClient:
             try:
                 body = orjson.loads(response.content)
             except ValueError:
-                raise RetriableError(f"Zendesk {what}: a 200 without a JSON body "
-                                     f"({response.text[:80]!r})") from None
+                raise RetriableError(
+                    f"Zendesk {what}: a 200 without a JSON body ({response.text[:80]!r})"
+                ) from None
             if not isinstance(body, dict):
-                raise FatalError(f"Zendesk {what}: expected a JSON object, got "
-                                 f"{type(body).__name__}")
+                raise FatalError(
+                    f"Zendesk {what}: expected a JSON object, got {type(body).__name__}"
+                )
             return body
 
         return call_with_retry(once, self.retry, what=f"Zendesk {what}")

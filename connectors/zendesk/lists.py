@@ -22,9 +22,15 @@ class ListState:
     records: int = 0
 
 
-def pull_list(client: ZendeskClient, path: str, key: str, state: ListState, *,
-              params: Mapping[str, Any] | None = None, page_size: int = 100
-              ) -> Iterator[list[dict[str, Any]]]:
+def pull_list(
+    client: ZendeskClient,
+    path: str,
+    key: str,
+    state: ListState,
+    *,
+    params: Mapping[str, Any] | None = None,
+    page_size: int = 100,
+) -> Iterator[list[dict[str, Any]]]:
     """Pages of the ``key`` objects of a cursor-paginated list endpoint."""
     base = {**(params or {}), "page[size]": page_size}
     query = dict(base)
@@ -45,17 +51,24 @@ def pull_list(client: ZendeskClient, path: str, key: str, state: ListState, *,
         query = {**base, "page[after]": after}
 
 
-def pull_organizations(client: ZendeskClient, state: ListState, *, page_size: int = 100
-                       ) -> Iterator[list[dict[str, Any]]]:
+def pull_organizations(
+    client: ZendeskClient, state: ListState, *, page_size: int = 100
+) -> Iterator[list[dict[str, Any]]]:
     return pull_list(client, "organizations.json", "organizations", state, page_size=page_size)
 
 
-def pull_ratings(client: ZendeskClient, state: ListState, *, start_time: int,
-                 page_size: int = 100) -> Iterator[list[dict[str, Any]]]:
+def pull_ratings(
+    client: ZendeskClient, state: ListState, *, start_time: int, page_size: int = 100
+) -> Iterator[list[dict[str, Any]]]:
     """Received (good or bad) satisfaction ratings changed since ``start_time`` (Unix s).
 
     A rating carries no organization: the caller joins it through its ticket.
     """
-    return pull_list(client, "satisfaction_ratings.json", "satisfaction_ratings", state,
-                     params={"score": "received", "start_time": start_time},
-                     page_size=page_size)
+    return pull_list(
+        client,
+        "satisfaction_ratings.json",
+        "satisfaction_ratings",
+        state,
+        params={"score": "received", "start_time": start_time},
+        page_size=page_size,
+    )

@@ -21,18 +21,27 @@ from typing import Any
 
 from .tickets import OPEN_STATUSES, parse_time, subject_topic
 
-METRICS = ("zendesk_tickets_30d", "zendesk_urgent_open", "zendesk_reopened_90d",
-           "zendesk_repeated_topic_90d", "zendesk_csat_90d")
+METRICS = (
+    "zendesk_tickets_30d",
+    "zendesk_urgent_open",
+    "zendesk_reopened_90d",
+    "zendesk_repeated_topic_90d",
+    "zendesk_csat_90d",
+)
 MONTH, QUARTER = timedelta(days=30), timedelta(days=90)
 
 
 def topics(ticket: dict[str, Any], tag_prefix: str) -> set[str]:
     prefix = tag_prefix.lower()
-    out = {f"tag:{t.lower()}" for t in ticket.get("tags") or []
-           if prefix and str(t).lower().startswith(prefix)}
+    out = {
+        f"tag:{t.lower()}"
+        for t in ticket.get("tags") or []
+        if prefix and str(t).lower().startswith(prefix)
+    }
     # kept since the ticket was read (``topic``); computed here for tickets kept before that
-    subject = ticket["topic"] if "topic" in ticket else \
-        subject_topic(str(ticket.get("subject") or ""))
+    subject = (
+        ticket["topic"] if "topic" in ticket else subject_topic(str(ticket.get("subject") or ""))
+    )
     if subject:
         out.add(f"subject:{subject}")
     return out
@@ -47,12 +56,12 @@ def _when(record: dict[str, Any], key: str) -> datetime | None:
 
 def repeated_topics(tickets: Iterable[dict[str, Any]], now: datetime, tag_prefix: str) -> int:
     """Tickets created in the last 90 days whose topic an earlier ticket had (≤ 90 days before)."""
-    return _repeated([(c, t) for t in tickets if (c := _when(t, "created_at")) is not None],
-                     now, tag_prefix)
+    return _repeated(
+        [(c, t) for t in tickets if (c := _when(t, "created_at")) is not None], now, tag_prefix
+    )
 
 
-def _repeated(dated: list[tuple[datetime, dict[str, Any]]], now: datetime,
-              tag_prefix: str) -> int:
+def _repeated(dated: list[tuple[datetime, dict[str, Any]]], now: datetime, tag_prefix: str) -> int:
     dated.sort(key=lambda pair: pair[0])
     last_seen: dict[str, datetime] = {}
     count = 0
@@ -66,14 +75,19 @@ def _repeated(dated: list[tuple[datetime, dict[str, Any]]], now: datetime,
     return count
 
 
-def aggregate(tickets: list[dict[str, Any]], ratings: list[dict[str, Any]], now: datetime,
-              tag_prefix: str = "topic_") -> dict[str, float | None]:
+def aggregate(
+    tickets: list[dict[str, Any]],
+    ratings: list[dict[str, Any]],
+    now: datetime,
+    tag_prefix: str = "topic_",
+) -> dict[str, float | None]:
     """The five signals of one account from its (not deleted) tickets and ratings."""
     dated = [(c, t) for t in tickets if (c := _when(t, "created_at")) is not None]
     month_ago, quarter_ago = now - MONTH, now - QUARTER
     recent = sum(1 for c, _ in dated if month_ago <= c <= now)
-    urgent = sum(1 for t in tickets if t.get("priority") == "urgent"
-                 and t.get("status") in OPEN_STATUSES)
+    urgent = sum(
+        1 for t in tickets if t.get("priority") == "urgent" and t.get("status") in OPEN_STATUSES
+    )
     reopened = 0
     for t in tickets:
         if int(t.get("reopens") or 0) > 0:  # the date is read only for reopened tickets

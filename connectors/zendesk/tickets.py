@@ -42,9 +42,14 @@ def export_start(since: datetime, now: datetime) -> int:
     return int(min(since, now - MIN_AGE).timestamp())
 
 
-def pull_tickets(client: ZendeskClient, state: ExportState, *, cursor: str | None = None,
-                 start_time: int | None = None, per_page: int = 1000
-                 ) -> Iterator[list[dict[str, Any]]]:
+def pull_tickets(
+    client: ZendeskClient,
+    state: ExportState,
+    *,
+    cursor: str | None = None,
+    start_time: int | None = None,
+    per_page: int = 1000,
+) -> Iterator[list[dict[str, Any]]]:
     """Pages of raw tickets from ``cursor`` (or, the first time, ``start_time``).
 
     Each ticket gets its sideloaded metric set under ``metric_set`` (reopens live there).
@@ -57,8 +62,7 @@ def pull_tickets(client: ZendeskClient, state: ExportState, *, cursor: str | Non
     while True:
         params = {**position, "per_page": per_page, "include": "metric_sets"}
         try:
-            body = client.get(EXPORT_PATH, params, export=True,
-                              what="incremental ticket export")
+            body = client.get(EXPORT_PATH, params, export=True, what="incremental ticket export")
         except StartTimeTooRecent as exc:
             log.warning("%s; the export starts from the same start_time next run", exc)
             state.too_recent = True
@@ -66,10 +70,10 @@ def pull_tickets(client: ZendeskClient, state: ExportState, *, cursor: str | Non
         state.requests += 1
         tickets = body.get("tickets")
         if not isinstance(tickets, list):
-            raise FatalError("Zendesk incremental ticket export: no 'tickets' list in the "
-                             "response")
-        metrics = {m.get("ticket_id"): m for m in body.get("metric_sets") or []
-                   if isinstance(m, dict)}
+            raise FatalError("Zendesk incremental ticket export: no 'tickets' list in the response")
+        metrics = {
+            m.get("ticket_id"): m for m in body.get("metric_sets") or [] if isinstance(m, dict)
+        }
         for ticket in tickets:
             if isinstance(ticket, dict) and ticket.get("id") in metrics:
                 ticket["metric_set"] = metrics[ticket["id"]]
@@ -81,8 +85,10 @@ def pull_tickets(client: ZendeskClient, state: ExportState, *, cursor: str | Non
         if body.get("end_of_stream", True):
             return
         if not after:
-            raise FatalError("Zendesk incremental ticket export: end_of_stream is false but "
-                             "there is no after_cursor")
+            raise FatalError(
+                "Zendesk incremental ticket export: end_of_stream is false but "
+                "there is no after_cursor"
+            )
         position = {"cursor": after}
 
 
