@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from healthscore.errors import ConfigError, HealthscoreError, RetriableError
+from healthscore.core.errors import ConfigError, HealthscoreError, RetriableError
 from store import Store
 from store.models import ActionLog, utcnow
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from healthscore.errors import AuthError, ConfigError, FatalError, RateLimited, RetriableError
+from healthscore.core.errors import AuthError, ConfigError, FatalError, RateLimited, RetriableError
 from store import Store
 
 log = logging.getLogger(__name__)
@@ -327,7 +327,7 @@ class MandrillSender:
 
 
 def email_senders(settings: Any, email: Any) -> dict[str, EmailSender]:
-    """A sender per provider whose API key is set (``healthscore.settings.Settings``)."""
+    """A sender per provider whose API key is set (``healthscore.core.settings.Settings``)."""
     senders: dict[str, EmailSender] = {}
     common = {
         "from_email": email.from_email,

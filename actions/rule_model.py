@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from healthscore.durations import Duration
+from healthscore.core.durations import Duration
 
 Grade = Literal["red", "yellow", "green", "insufficient_data"]
 

@@ -28,7 +28,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
-from healthscore.errors import AuthError, ConfigError, FatalError, RateLimited, RetriableError
+from healthscore.core.errors import AuthError, ConfigError, FatalError, RateLimited, RetriableError
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from hubspot.crm.objects import (
 )
 from simple_salesforce import format_soql
 
-from healthscore.durations import parse_duration
-from healthscore.errors import FatalError
+from healthscore.core.durations import parse_duration
+from healthscore.core.errors import FatalError
 from store.models import ActionLog
 
 if TYPE_CHECKING:  # the connectors import the config, which imports the rule model

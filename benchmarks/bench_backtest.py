@@ -3,7 +3,7 @@
 The population is ``sandbox.population`` (six daily usage metrics, churn from hidden
 behaviour). Its usage is held as the point-in-time scorer holds a store's ``usage_daily``
 (``scoring.windows.UsageHistory``: dense accounts × days arrays with cumulative sums), and
-every snapshot is scored by ``healthscore.history.ScoringHistory`` — the path
+every snapshot is scored by ``healthscore.pipeline.point_in_time.ScoringHistory`` — the path
 ``Pipeline.score_at_dates`` runs — on a scorecard of usage windows (sums, means, active days,
 days since, a change against the previous window). The timed part is what ``healthscore
 backtest`` does after loading: scoring each snapshot (churned accounts left out), labelling,
@@ -26,8 +26,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
-from healthscore.history import ScoringHistory
-from healthscore.outcomes import Outcome, churned_by
+from healthscore.pipeline.outcomes import Outcome, churned_by
+from healthscore.pipeline.point_in_time import ScoringHistory
 from sandbox.population import generate_population
 from scoring import Scorecard
 from scoring.backtest import Snapshot, label, run_backtest

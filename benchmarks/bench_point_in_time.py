@@ -26,9 +26,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from healthscore.config import config_from_document
-from healthscore.history import ScoringHistory, load_usage
-from healthscore.outcomes import Outcome, churned_by
-from healthscore.yamlfile import parse_yaml
+from healthscore.core.yamlfile import parse_yaml
+from healthscore.pipeline.outcomes import Outcome, churned_by
+from healthscore.pipeline.point_in_time import ScoringHistory, load_usage
 from sandbox.population import generate_population
 from store import AccountRow, Store
 from store.models import Account

@@ -202,9 +202,9 @@ def main() -> None:
     from connectors.salesforce import SalesforceClient
     from connectors.zendesk import ZendeskClient
     from healthscore.config import load_config
-    from healthscore.pipeline import Pipeline
-    from healthscore.quota import LocalQuota
-    from healthscore.settings import Settings
+    from healthscore.core.quota import LocalQuota
+    from healthscore.core.settings import Settings
+    from healthscore.pipeline.cycle import Pipeline
     from store import Store
 
     tmp = tempfile.TemporaryDirectory()

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from healthscore.errors import (
+from healthscore.core.errors import (
     AuthError,
     ConfigError,
     FatalError,
@@ -25,8 +25,8 @@ from healthscore.errors import (
     RateLimited,
     RetriableError,
 )
-from healthscore.retry import RetryPolicy, call_with_retry
-from healthscore.settings import Settings
+from healthscore.core.retry import RetryPolicy, call_with_retry
+from healthscore.core.settings import Settings
 
 _DC = re.compile(r"^[a-z]{2,}[0-9]+$")
 

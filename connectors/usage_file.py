@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from healthscore.errors import ConfigError, SkippableRecord
+from healthscore.core.errors import ConfigError, SkippableRecord
 
 from .usage_rows import BAD_ROW, UsageTally
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from healthscore.errors import ConfigError, FatalError, RetriableError
+from healthscore.core.errors import ConfigError, FatalError, RetriableError
 from healthscore.usage_config import WarehouseSource
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from healthscore.config import AccountsFile
+from healthscore.core.errors import ConfigError
 from store import AccountRow, Store
-
-from .config import AccountsFile
-from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 

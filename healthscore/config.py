@@ -15,18 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from actions.rule_model import ActionSettings, Rule
 from actions.rules import ENTERED_RED
-from scoring import Scorecard, reference_problems
-
-from .durations import Duration
-from .errors import ConfigError
-from .governance_config import (
+from healthscore.core.durations import Duration
+from healthscore.core.errors import ConfigError
+from healthscore.core.yamlfile import YamlDocument, load_yaml, parse_yaml, validate
+from healthscore.governance.policy import (
     CrmOverrideFields,
     Freshness,
     HubSpotOverrideProperties,
     OverridePolicy,
 )
-from .usage_config import UsageFileSource, WarehouseSource
-from .yamlfile import YamlDocument, load_yaml, parse_yaml, validate
+from healthscore.usage_config import UsageFileSource, WarehouseSource
+from scoring import Scorecard, reference_problems
 
 EXAMPLE_CONFIG = "healthscore.example.yaml"
 
@@ -236,7 +235,7 @@ class _EmailSource(_Strict):
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        from .email_engagement import metric_names
+        from healthscore.email_engagement import metric_names
 
         return metric_names(self.metric_prefix)
 

@@ -54,11 +54,10 @@ from connectors.sendgrid import (
     pull_activity,
     pull_suppressions,
 )
+from healthscore.config import HubSpotEmailSource, MailchimpSource, SendGridSource
+from healthscore.email_engagement import WINDOW, engagement, fact, merge_facts, parse_time
 from store import SignalRow, Store
 from store.models import SourceRecord
-
-from .config import HubSpotEmailSource, MailchimpSource, SendGridSource
-from .email_engagement import WINDOW, engagement, fact, merge_facts, parse_time
 
 log = logging.getLogger(__name__)
 

@@ -68,11 +68,10 @@ from connectors.hubspot.related import (
     pull_related,
 )
 from connectors.identity import DOMAIN, FREE_MAIL_DOMAINS, IdentityIndex, Match, domain_of
+from healthscore.config import HubSpotSource
+from healthscore.hubspot_sync import COMPANY_KEY, SOURCE
 from store import SignalRow, Store
 from store.models import SourceRecord
-
-from .config import HubSpotSource
-from .hubspot_sync import COMPANY_KEY, SOURCE
 
 log = logging.getLogger(__name__)
 

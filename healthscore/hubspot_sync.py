@@ -5,7 +5,7 @@ Companies are matched to the CRM's accounts (Salesforce) by the account id kept 
 (source ``hubspot``) and a key ``hubspot:company`` that the write-back uses; an unmatched or
 ambiguous one is logged in the unmatched-records table with the reason. With
 ``override_properties`` a CSM's override set on a matched company (or, as CRM of record, on the
-company itself) goes through the override policy (``healthscore.overrides``), origin ``hubspot``.
+company itself) goes through the override policy (``healthscore.governance.overrides``), origin ``hubspot``.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from connectors.hubspot import CompanyRecord, CompanySync, HubSpotClient, pull_c
 from connectors.hubspot.companies import archived_ids, parse_hubspot_time
 from connectors.hubspot.related import Owner
 from connectors.identity import ACCOUNT, DOMAIN, IdentityIndex, Match, domain_of
+from healthscore.config import HubSpotSource
+from healthscore.core.errors import SkippableRecord
+from healthscore.governance.overrides import active_overrides, record_crm_overrides
+from healthscore.governance.policy import HubSpotOverrideProperties, OverridePolicy
 from store import AccountRow, SignalRow, Store
-
-from .config import HubSpotSource
-from .errors import SkippableRecord
-from .governance_config import HubSpotOverrideProperties, OverridePolicy
-from .overrides import active_overrides, record_crm_overrides
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,9 @@ from connectors.identity import IdentityIndex
 from connectors.usage_file import UsageFile, content_hash, discover, file_format, read_batches
 from connectors.usage_rows import AccountResolver, Normalizer, Problem, UsageTally
 from connectors.warehouse import read_warehouse, warehouse_engine
+from healthscore.core.errors import SkippableRecord
+from healthscore.usage_config import UsageFileSource, UsageMapping, WarehouseSource
 from store import Store
-
-from .errors import SkippableRecord
-from .usage_config import UsageFileSource, UsageMapping, WarehouseSource
 
 log = logging.getLogger(__name__)
 

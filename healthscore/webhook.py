@@ -31,11 +31,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.sendgrid import SignatureError, load_public_key, verify
+from healthscore.config import SendGridSource
+from healthscore.core.errors import ConfigError
+from healthscore.email_sync import SENDGRID, RecipientMatcher, apply_sendgrid_events, recompute
 from store import Store
-
-from .config import SendGridSource
-from .email_sync import SENDGRID, RecipientMatcher, apply_sendgrid_events, recompute
-from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 PATH = "/webhooks/sendgrid"

@@ -43,12 +43,11 @@ from connectors.zendesk import (
 )
 from connectors.zendesk.signals import QUARTER
 from connectors.zendesk.tickets import parse_time
+from healthscore.config import ZendeskSource
+from healthscore.core.errors import SkippableRecord
+from healthscore.core.prefetch import prefetched
+from healthscore.store_workers import StoreWorkers, start_workers
 from store import Store
-
-from .config import ZendeskSource
-from .errors import SkippableRecord
-from .prefetch import prefetched
-from .store_workers import StoreWorkers, start_workers
 
 log = logging.getLogger(__name__)
 

@@ -125,7 +125,7 @@ def label(
     A snapshot scores what was known by the end of its day, so an account churning on days
     ``date + 1 … date + horizon`` is labelled churned; one that churned on or before the
     snapshot date is no longer a customer there and is left out (as in
-    ``healthscore.outcomes``). Snapshots whose horizon reaches past ``observed_until`` (the
+    ``healthscore.pipeline.outcomes``). Snapshots whose horizon reaches past ``observed_until`` (the
     last day outcomes are known for) are left out whole: their "did not churn" is not known
     yet.
     """

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from healthscore.durations import Duration
+from healthscore.core.durations import Duration
 
 from .critical import Critical
 

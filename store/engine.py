@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
-from healthscore.errors import ConfigError
+from healthscore.core.errors import ConfigError
 
 from .models import Base, SchemaVersion, UTCDateTime
 

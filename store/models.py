@@ -281,7 +281,7 @@ class CrmFieldState(Base):
 
 class Override(Base):
     """A CSM's grade override for one account: who set it, why, until when (see
-    ``healthscore.overrides``). Kept after it ends, for the history; a refused one is kept too,
+    ``healthscore.governance.overrides``). Kept after it ends, for the history; a refused one is kept too,
     so the refusal is reported and not re-read as new."""
 
     __tablename__ = "overrides"

@@ -301,7 +301,7 @@ class Store:
     ) -> Iterator[tuple[str, str, date, date | None, date, float]]:
         """(account_id, metric, first day, last day with a value > 0, last day, its value) of
         each account and metric up to ``until``: what a windowed read of recent days alone
-        cannot know (``healthscore.history.load_usage``)."""
+        cannot know (``healthscore.pipeline.point_in_time.load_usage``)."""
         wanted = list(metrics)
         if not wanted:
             return

@@ -14,8 +14,8 @@ from actions import Rule
 from actions.rule_model import ActionSettings, EmailSettings
 from connectors.salesforce import SalesforceClient
 from healthscore.config import Config
-from healthscore.pipeline import Pipeline
-from healthscore.settings import Settings
+from healthscore.core.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, SlackEmulator
 from sandbox.mandrill import MandrillEmulator
 from sandbox.sendgrid import SendGridEmulator

@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from healthscore.config import Config, load_config
-from healthscore.pipeline import Pipeline
-from healthscore.retry import RetryPolicy
-from healthscore.settings import Settings
+from healthscore.core.retry import RetryPolicy
+from healthscore.core.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from store import Store
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ def hs_emu() -> Iterator[HubSpotEmulator]:
 def fast_hubspot_client(settings: Settings, retry: RetryPolicy = FAST_RETRY) -> HubSpotClient:
     """A HubSpot client whose retries and quotas never slow a test down."""
     from connectors.hubspot import HubSpotClient
-    from healthscore.quota import LocalQuota
+    from healthscore.core.quota import LocalQuota
 
     return HubSpotClient(
         settings, retry=retry, quota=LocalQuota(1000, 1000), search_quota=LocalQuota(1000, 1000)

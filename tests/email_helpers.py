@@ -8,7 +8,7 @@ from typing import Any
 
 from connectors.identity import DOMAIN, domain_of
 from healthscore.config import Config, load_config
-from healthscore.retry import RetryPolicy
+from healthscore.core.retry import RetryPolicy
 from sandbox.synthetic import SyntheticOrg
 from store import AccountRow, Store
 

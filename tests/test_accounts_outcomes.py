@@ -12,18 +12,18 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from healthscore.cli import app
+from healthscore.cli.main import app
 from healthscore.config import AccountsFile, load_config
-from healthscore.errors import ConfigError
-from healthscore.outcomes import (
+from healthscore.core.errors import ConfigError
+from healthscore.core.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
+from healthscore.pipeline.outcomes import (
     Outcome,
     churned_by,
     churned_within,
     load_outcomes,
     read_outcomes_file,
 )
-from healthscore.pipeline import Pipeline
-from healthscore.settings import Settings
 from sandbox.population import (
     generate_population,
     write_accounts_csv,
@@ -338,7 +338,7 @@ def test_a_closed_lost_hubspot_renewal_deal_is_a_churn(tmp_path: Path) -> None:
 def test_the_sync_task_imports_the_accounts_file(
     sandbox_env: dict[str, str], redis_url: str
 ) -> None:
-    import tasks
+    from healthscore.worker import tasks
 
     # Celery reads celeryconfig (and the beat schedule from the YAML) lazily, once per
     # process: let it read the example's now, as the worker tests expect

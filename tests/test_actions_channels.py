@@ -14,7 +14,7 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from healthscore import cli
+from healthscore.cli import main as cli
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
 from sandbox.sendgrid import SendGridEmulator
 from tests.actions_helpers import EMAIL, NOW, TASK, World, config_with, task_upserts, world

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from actions.email import Contact, MandrillSender, Rejected, SendGridSender
-from healthscore.errors import AuthError, FatalError, RateLimited, RetriableError
+from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
 from sandbox import SlackEmulator
 from sandbox.mandrill import MandrillEmulator
 from sandbox.sendgrid import SendGridEmulator

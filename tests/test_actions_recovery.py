@@ -21,8 +21,8 @@ from sqlalchemy import update
 from actions import DeliveryHooks, WorkerKilled
 from actions.deliver import STUCK_SENDING
 from actions.tasks import ensure_task_key_property
-from healthscore.demo import hubspot_record_config
-from healthscore.pipeline import Pipeline
+from healthscore.demo.run_demo import hubspot_record_config
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmulator, SlackEmulator, generate_org
 from store import Store
 from store.models import ActionLog, utcnow
@@ -226,8 +226,8 @@ WORKER = """
 import os, signal, sys
 from actions import DeliveryHooks
 from connectors.salesforce import SalesforceClient
-from healthscore.pipeline import Pipeline
-from healthscore.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
+from healthscore.core.settings import Settings
 from store import Store
 from tests.actions_helpers import EMAIL, TASK, config_with
 

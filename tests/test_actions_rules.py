@@ -11,7 +11,7 @@ import pytest
 
 from actions import Rule, RuleContext, RuleState, evaluate
 from healthscore.config import load_config
-from healthscore.errors import ConfigError
+from healthscore.core.errors import ConfigError
 from scoring import score
 from tests.scoring_helpers import AS_OF, table
 from tests.test_rules import CARD

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from healthscore.backtest_run import Plan, backtest, score_dates
+from healthscore.backtest.run import Plan, backtest, score_dates
 from healthscore.config import config_from_document
-from healthscore.yamlfile import parse_yaml
+from healthscore.core.yamlfile import parse_yaml
 from scoring.backtest import (
     Snapshot,
     average_precision,

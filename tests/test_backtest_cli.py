@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from healthscore.cli import app
+from healthscore.cli.main import app
 from healthscore.config import load_config
 from sandbox.population import (
     generate_population,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from healthscore.backtest_run import Plan, backtest, fit, fit_plan, score_dates, write_report
+from healthscore.backtest.run import Plan, backtest, fit, fit_plan, score_dates, write_report
 from healthscore.config import config_from_document
-from healthscore.yamlfile import parse_yaml
+from healthscore.core.yamlfile import parse_yaml
 
 from .backtest_population import CONFIG, population
 

@@ -15,12 +15,12 @@ from celery.contrib.testing import tasks as _celery_ping  # noqa: F401  (registe
 from celery.contrib.testing.worker import start_worker
 from celery.signals import before_task_publish
 
-import tasks
 from connectors.salesforce.settings import DAILY_LIMIT_WAIT
 from healthscore.config import load_config
-from healthscore.errors import ConfigError
-from healthscore.locks import redis_client, single_flight
-from healthscore.pipeline import CRM_GRADES
+from healthscore.core.errors import ConfigError
+from healthscore.core.locks import redis_client, single_flight
+from healthscore.pipeline.cycle import CRM_GRADES
+from healthscore.worker import tasks
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
 from store import Store
 from store.models import utcnow

@@ -13,7 +13,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from healthscore import cli
+from healthscore.cli import main as cli
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
 from store import Store
 

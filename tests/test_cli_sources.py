@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from healthscore.cli import app
+from healthscore.cli.main import app
 from sandbox import HubSpotEmulator, SalesforceEmulator, generate_org
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from healthscore.config import load_config
-from healthscore.durations import format_duration, parse_duration
-from healthscore.errors import ConfigError
-from healthscore.settings import Settings, load_settings
+from healthscore.core.durations import format_duration, parse_duration
+from healthscore.core.errors import ConfigError
+from healthscore.core.settings import Settings, load_settings
 
 EXAMPLE = (Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml").read_text()
 

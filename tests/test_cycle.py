@@ -12,7 +12,7 @@ import pytest
 
 from connectors.salesforce.accounts import parse_sf_datetime
 from healthscore.config import Config
-from healthscore.pipeline import CRM_GRADES, Pipeline
+from healthscore.pipeline.cycle import CRM_GRADES, Pipeline
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
 from store import Store
 from store.models import utcnow

@@ -12,10 +12,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-import tasks
-from healthscore import cli
-from healthscore.errors import ConfigError
-from healthscore.locks import redis_client
+from healthscore.cli import main as cli
+from healthscore.core.errors import ConfigError
+from healthscore.core.locks import redis_client
+from healthscore.worker import tasks
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
 from store import Store
 

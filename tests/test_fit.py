@@ -14,11 +14,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from healthscore.backtest_run import Plan, backtest, fit, fit_plan, score_dates
+from healthscore.backtest.run import Plan, backtest, fit, fit_plan, score_dates
 from healthscore.config import config_from_document, load_config
-from healthscore.errors import ConfigError
-from healthscore.scorecard_edit import WeightChanges, rewrite
-from healthscore.yamlfile import parse_yaml
+from healthscore.core.errors import ConfigError
+from healthscore.core.yaml_edit import WeightChanges, rewrite
+from healthscore.core.yamlfile import parse_yaml
 from scoring import score
 from scoring.fit import band_thresholds, card_weights, fit_nonnegative_logistic, split_dates
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from healthscore import cli
+from healthscore.cli import main as cli
 
 from .conftest import ENV_VARS
 

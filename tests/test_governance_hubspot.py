@@ -12,10 +12,10 @@ import pytest
 
 from connectors.hubspot import ensure_properties
 from healthscore.config import Config
-from healthscore.demo import hubspot_record_config
-from healthscore.governance_config import HubSpotOverrideProperties, OverridePolicy
-from healthscore.overrides import active_overrides, list_overrides
-from healthscore.pipeline import Pipeline
+from healthscore.demo.run_demo import hubspot_record_config
+from healthscore.governance.overrides import active_overrides, list_overrides
+from healthscore.governance.policy import HubSpotOverrideProperties, OverridePolicy
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
 from store import Store
 from tests.conftest import (

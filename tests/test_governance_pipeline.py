@@ -14,11 +14,16 @@ import pytest
 
 from actions import build_alert
 from healthscore.config import Config
-from healthscore.governance_config import CrmOverrideFields, Freshness, OverridePolicy
-from healthscore.overrides import OverrideRefused, find_account, list_overrides, set_override
-from healthscore.pipeline import Pipeline
-from healthscore.scorecard_diff import diff_scorecards
-from healthscore.versioning import content_hash
+from healthscore.governance.overrides import (
+    OverrideRefused,
+    find_account,
+    list_overrides,
+    set_override,
+)
+from healthscore.governance.policy import CrmOverrideFields, Freshness, OverridePolicy
+from healthscore.governance.scorecard_diff import diff_scorecards
+from healthscore.governance.versioning import content_hash
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
 from store import SignalRow
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from healthscore.errors import ConfigError
-from healthscore.yamlfile import parse_yaml, validate
+from healthscore.core.errors import ConfigError
+from healthscore.core.yamlfile import parse_yaml, validate
 from scoring import Scorecard, reasons_for, score
 from scoring.explain import explain
 

@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from healthscore.governance_config import OverridePolicy
-from healthscore.overrides import (
+from healthscore.governance.overrides import (
     OverrideRefused,
     active_overrides,
     clear_override,
@@ -16,6 +15,7 @@ from healthscore.overrides import (
     record_crm_overrides,
     set_override,
 )
+from healthscore.governance.policy import OverridePolicy
 from store import AccountRow, Store
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

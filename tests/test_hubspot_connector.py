@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.hubspot import ensure_properties
-from healthscore.errors import AuthError
-from healthscore.retry import RetryPolicy
+from healthscore.core.errors import AuthError
+from healthscore.core.retry import RetryPolicy
 from sandbox import HubSpotEmulator, SalesforceEmulator, generate_org
 from tests.conftest import METRICS, hubspot_config
 

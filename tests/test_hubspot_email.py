@@ -10,11 +10,11 @@ import pytest
 from connectors.hubspot import HubSpotClient
 from connectors.hubspot.email_events import pull_email_events
 from healthscore.config import Config, Sources, load_config
-from healthscore.errors import AuthError
-from healthscore.pipeline import Pipeline
-from healthscore.quota import LocalQuota
-from healthscore.retry import RetryPolicy
-from healthscore.settings import Settings
+from healthscore.core.errors import AuthError
+from healthscore.core.quota import LocalQuota
+from healthscore.core.retry import RetryPolicy
+from healthscore.core.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmailEmulator
 from store import Store
 from tests.conftest import FAST_RETRY

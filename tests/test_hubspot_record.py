@@ -10,9 +10,9 @@ import pytest
 
 from connectors.hubspot import ensure_properties
 from healthscore.config import load_config
-from healthscore.demo import hubspot_record_config
-from healthscore.errors import ConfigError
-from healthscore.pipeline import Pipeline
+from healthscore.core.errors import ConfigError
+from healthscore.demo.run_demo import hubspot_record_config
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmulator, SlackEmulator, generate_org
 from store import Store
 from tests.conftest import fast_config, fast_hubspot_client, hubspot_record_settings

@@ -10,6 +10,9 @@ import pytest
 
 from connectors.hubspot import HubSpotClient
 from connectors.hubspot.companies import search_window
+from healthscore.core.quota import LocalQuota
+from healthscore.core.retry import RetryPolicy
+from healthscore.core.settings import Settings
 from healthscore.hubspot_related_sync import (
     OBJECTS,
     HubSpotRelatedReport,
@@ -17,10 +20,7 @@ from healthscore.hubspot_related_sync import (
     hubspot_owner_emails,
     sync_hubspot_related,
 )
-from healthscore.pipeline import Pipeline
-from healthscore.quota import LocalQuota
-from healthscore.retry import RetryPolicy
-from healthscore.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmulator, SalesforceEmulator
 from sandbox.hubspot import SearchLimits
 from tests.conftest import FAST_RETRY

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.identity import DOMAIN, IdentityIndex, domain_of
-from healthscore.pipeline import Pipeline
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, generate_org
 from store import AccountRow, Store
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from connectors.mailchimp import MailchimpClient, base_url_for
-from healthscore.errors import AuthError, ConfigError
-from healthscore.pipeline import Pipeline
-from healthscore.retry import RetryPolicy
-from healthscore.settings import Settings
+from healthscore.core.errors import AuthError, ConfigError
+from healthscore.core.retry import RetryPolicy
+from healthscore.core.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import MailchimpEmulator, generate_org
 from store import Store
 from tests.conftest import FAST_RETRY

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from healthscore.backfill import backfill
 from healthscore.config import Config, config_from_document
-from healthscore.errors import ConfigError
-from healthscore.history import snapshot_moment
-from healthscore.pipeline import Pipeline
-from healthscore.settings import Settings
-from healthscore.yamlfile import parse_yaml
+from healthscore.core.errors import ConfigError
+from healthscore.core.settings import Settings
+from healthscore.core.yamlfile import parse_yaml
+from healthscore.pipeline.backfill import backfill
+from healthscore.pipeline.cycle import Pipeline
+from healthscore.pipeline.point_in_time import snapshot_moment
 from store import AccountRow, SignalRow, Store
 from store.engine import upsert
 from store.models import ScoreRun, UsageDaily
@@ -182,7 +182,7 @@ def test_score_at_dates_loads_once_and_matches_compute_as_of(
 
 
 def test_accounts_that_had_not_started_or_had_churned_are_left_out(store: Store) -> None:
-    from healthscore.outcomes import Outcome
+    from healthscore.pipeline.outcomes import Outcome
 
     config = example_with_usage()
     spec = {"path": "accounts.csv", "attributes": ["plan_tier"]}
@@ -299,7 +299,7 @@ def test_a_start_date_metric_leaves_accounts_out_before_they_started(pipeline: P
 
 def test_a_live_run_reads_recent_days_and_gets_the_whole_history_aggregates(store: Store) -> None:
     """load_usage(recent=True) reads only the windows' days plus a summary per account."""
-    from healthscore.history import load_usage, recent_days
+    from healthscore.pipeline.point_in_time import load_usage, recent_days
     from scoring.windows import window_columns
 
     windows = {

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from healthscore.config import config_from_document
-from healthscore.history import ScoringHistory
-from healthscore.outcomes import Outcome, churned_by, churned_within
-from healthscore.yamlfile import parse_yaml
+from healthscore.core.yamlfile import parse_yaml
+from healthscore.pipeline.outcomes import Outcome, churned_by, churned_within
+from healthscore.pipeline.point_in_time import ScoringHistory
 from sandbox.population import METRICS, Population, generate_population, with_usage_measures
 from scoring import Scorecard
 from store.models import Account

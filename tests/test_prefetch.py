@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from healthscore.prefetch import prefetched
+from healthscore.core.prefetch import prefetched
 
 
 def test_same_items_in_order() -> None:

@@ -8,7 +8,7 @@ import uuid
 
 import redis
 
-from healthscore.quota import LocalQuota, SharedQuota, make_quota
+from healthscore.core.quota import LocalQuota, SharedQuota, make_quota
 
 
 def test_two_workers_share_one_budget(redis_url: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from actions import Rule, RuleContext, RuleState, evaluate
 from healthscore.config import load_config
-from healthscore.errors import ConfigError
+from healthscore.core.errors import ConfigError
 from scoring import score
 
 from .scoring_helpers import AS_OF, card, table

@@ -10,9 +10,9 @@ from urllib.parse import unquote_plus
 import pytest
 
 from connectors.salesforce import SalesforceClient, build_soql
-from healthscore.errors import AuthError, ConfigError, FatalError, RateLimited
-from healthscore.pipeline import Pipeline
-from healthscore.settings import Settings
+from healthscore.core.errors import AuthError, ConfigError, FatalError, RateLimited
+from healthscore.core.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, generate_org
 from tests.conftest import FAST_RETRY, fast_config
 

@@ -21,9 +21,9 @@ from sqlalchemy import select
 from connectors.salesforce import SalesforceClient
 from connectors.salesforce.related import RELATED
 from healthscore.config import Config
-from healthscore.errors import RateLimited
-from healthscore.pipeline import Pipeline
-from healthscore.settings import Settings
+from healthscore.core.errors import RateLimited
+from healthscore.core.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, generate_org
 from sandbox.synthetic import SyntheticOrg
 from store import Store
@@ -510,7 +510,7 @@ def test_a_record_without_systemmodstamp_is_skipped_and_logged(
 
 def test_a_metric_two_sources_would_both_write_is_a_config_error(tmp_path: Path) -> None:
     from healthscore.config import load_config
-    from healthscore.errors import ConfigError
+    from healthscore.core.errors import ConfigError
 
     text = (
         (Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from connectors.zendesk import StartTimeTooRecent, classify
-from healthscore.errors import AuthError, FatalError, RateLimited, RetriableError
+from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
 from sandbox import ZendeskEmulator
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from healthscore.cli import app
+from healthscore.cli.main import app
 from healthscore.config import load_config
-from healthscore.errors import ConfigError
+from healthscore.core.errors import ConfigError
 
 EXAMPLE = (Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml").read_text()
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from healthscore.cli import app
-from healthscore.errors import ConfigError
-from healthscore.pipeline import Pipeline
-from healthscore.settings import Settings
+from healthscore.cli.main import app
+from healthscore.core.errors import ConfigError
+from healthscore.core.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, generate_org
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

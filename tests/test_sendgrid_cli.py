@@ -17,7 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from healthscore.cli import app
+from healthscore.cli.main import app
 from sandbox import MailchimpEmulator, SalesforceEmulator, SendGridEmulator, generate_org
 from store import Store
 from tests.email_helpers import signals

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from connectors.sendgrid import SendGridClient, pull_activity
+from healthscore.core.errors import AuthError, ConfigError, FatalError, RateLimited
+from healthscore.core.settings import Settings
 from healthscore.email_engagement import engagement, fact
-from healthscore.errors import AuthError, ConfigError, FatalError, RateLimited
-from healthscore.pipeline import Pipeline
-from healthscore.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import SendGridEmulator, generate_org
 from store import Store
 from tests.conftest import FAST_RETRY

@@ -15,8 +15,8 @@ from sqlalchemy import update
 from actions import build_alert, escape_mrkdwn
 from actions.deliver import STUCK_SENDING
 from connectors.salesforce import SalesforceClient
-from healthscore.pipeline import Pipeline
-from healthscore.settings import Settings
+from healthscore.core.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
 from sandbox.wire import Request, Response
 from store import Store

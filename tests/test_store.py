@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from healthscore.errors import ConfigError
+from healthscore.core.errors import ConfigError
 from store import AccountRow, SignalRow, Store
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -14,8 +14,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from connectors.identity import DOMAIN
-from healthscore.cli import app
-from healthscore.errors import ConfigError, FatalError, RetriableError
+from healthscore.cli.main import app
+from healthscore.core.errors import ConfigError, FatalError, RetriableError
 from healthscore.usage_config import WarehouseSource
 from healthscore.usage_sync import CURSOR_OBJECT, WAREHOUSE, sync_warehouse
 from store import AccountRow, Store

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from healthscore.config import SendGridSource
-from healthscore.errors import ConfigError
+from healthscore.core.errors import ConfigError
 from healthscore.webhook import PATH, SendGridWebhookApp, make_server_for
 from sandbox import SendGridEmulator
 from store import Store
@@ -179,8 +179,8 @@ def test_categories_filter_accounts_and_the_baseline(
     sg: SendGridEmulator, store: Store, serve: Callable[..., str]
 ) -> None:
     from connectors.sendgrid import SendGridClient
-    from healthscore.pipeline import Pipeline
-    from healthscore.settings import Settings
+    from healthscore.core.settings import Settings
+    from healthscore.pipeline.cycle import Pipeline
     from tests.conftest import FAST_RETRY
     from tests.email_helpers import email_config
 
@@ -219,8 +219,8 @@ def test_facts_past_the_window_are_pruned_by_the_daily_pass(
     from sqlalchemy import func, select
 
     from connectors.sendgrid import SendGridClient
-    from healthscore.pipeline import Pipeline
-    from healthscore.settings import Settings
+    from healthscore.core.settings import Settings
+    from healthscore.pipeline.cycle import Pipeline
     from store.models import SourceRecord
     from tests.conftest import FAST_RETRY
     from tests.email_helpers import email_config
@@ -259,8 +259,8 @@ def test_background_recompute_and_the_sync_as_backstop(
     sg: SendGridEmulator, store: Store, serve: Callable[..., str]
 ) -> None:
     from connectors.sendgrid import SendGridClient
-    from healthscore.pipeline import Pipeline
-    from healthscore.settings import Settings
+    from healthscore.core.settings import Settings
+    from healthscore.pipeline.cycle import Pipeline
     from tests.conftest import FAST_RETRY
     from tests.email_helpers import email_config
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from healthscore.config import load_config
-from healthscore.errors import ConfigError
+from healthscore.core.errors import ConfigError
 from scoring import score
 from scoring.reference import plain_reference, plain_window, row_of, score_account
 from scoring.scorecard import Window

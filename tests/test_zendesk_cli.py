@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from connectors.zendesk import METRICS
-from healthscore.cli import app
+from healthscore.cli.main import app
 from healthscore.config import load_config
 from sandbox import SalesforceEmulator, ZendeskEmulator, generate_org
 

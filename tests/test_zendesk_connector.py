@@ -13,9 +13,9 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.zendesk import METRICS, ZendeskClient
-from healthscore.errors import AuthError, ConfigError
-from healthscore.retry import RetryPolicy
-from healthscore.settings import Settings
+from healthscore.core.errors import AuthError, ConfigError
+from healthscore.core.retry import RetryPolicy
+from healthscore.core.settings import Settings
 from healthscore.zendesk_sync import ORG_KEY
 from sandbox import SalesforceEmulator, ZendeskEmulator, generate_org
 from tests.zendesk_helpers import PipelineFactory, zendesk_config

@@ -10,9 +10,9 @@ from typing import Any
 from connectors.salesforce import SalesforceClient
 from connectors.zendesk import ZendeskClient
 from healthscore.config import Config
-from healthscore.pipeline import Pipeline
-from healthscore.retry import RetryPolicy
-from healthscore.settings import Settings
+from healthscore.core.retry import RetryPolicy
+from healthscore.core.settings import Settings
+from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, ZendeskEmulator
 from store import Store
 from tests.conftest import FAST_RETRY, fast_config

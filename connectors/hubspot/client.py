@@ -19,10 +19,16 @@ import urllib3
 from hubspot import HubSpot
 from hubspot.crm.companies.exceptions import ApiException
 
-from healthscore.errors import AuthError, FatalError, HealthscoreError, RateLimited, RetriableError
-from healthscore.quota import LocalQuota, SharedQuota, make_quota
-from healthscore.retry import RetryPolicy, call_with_retry
-from healthscore.settings import Settings
+from healthscore.core.errors import (
+    AuthError,
+    FatalError,
+    HealthscoreError,
+    RateLimited,
+    RetriableError,
+)
+from healthscore.core.quota import LocalQuota, SharedQuota, make_quota
+from healthscore.core.retry import RetryPolicy, call_with_retry
+from healthscore.core.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

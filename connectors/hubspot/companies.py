@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from healthscore.config import HubSpotSource
-from healthscore.errors import SkippableRecord
+from healthscore.core.errors import SkippableRecord
 
 from .client import HubSpotClient
 

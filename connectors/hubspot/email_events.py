@@ -20,8 +20,8 @@ from typing import Any
 
 from hubspot.crm.companies.exceptions import ApiException
 
+from healthscore.core.errors import FatalError
 from healthscore.email_engagement import fact, parse_time
-from healthscore.errors import FatalError
 
 from .client import HubSpotClient
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from healthscore.errors import SkippableRecord
+from healthscore.core.errors import SkippableRecord
 
 from .client import HubSpotClient
 from .companies import (

@@ -1,5 +1,5 @@
 """Write health fields to HubSpot companies: batch update, 100 a request, same contract as
-Salesforce (see ``healthscore.writeback``), and create the properties when they are missing."""
+Salesforce (see ``healthscore.pipeline.writeback``), and create the properties when they are missing."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from healthscore.config import HubSpotWriteBack
-from healthscore.errors import FatalError
-from healthscore.governance_config import HubSpotOverrideProperties
+from healthscore.core.errors import FatalError
+from healthscore.governance.policy import HubSpotOverrideProperties
 
 from .client import HubSpotClient
 

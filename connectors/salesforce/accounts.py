@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.identity import domain_of
 from healthscore.config import SalesforceSource
-from healthscore.errors import ConfigError, SkippableRecord
+from healthscore.core.errors import ConfigError, SkippableRecord
 from store import AccountRow, SignalRow
 
 from .client import SalesforceClient

@@ -27,9 +27,9 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from healthscore.errors import AuthError, FatalError, RateLimited, RetriableError
-from healthscore.retry import RetryPolicy, call_with_retry
-from healthscore.settings import Settings
+from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
+from healthscore.core.retry import RetryPolicy, call_with_retry
+from healthscore.core.settings import Settings
 
 from .settings import DAILY_LIMIT_WAIT, REQUEST_TIMEOUT
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from simple_salesforce.exceptions import SalesforceBulkV2ExtractError, SalesforceOperationError
 
-from healthscore.errors import RetriableError
+from healthscore.core.errors import RetriableError
 
 from .accounts import parse_sf_datetime
 from .client import SalesforceClient

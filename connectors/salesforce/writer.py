@@ -12,7 +12,7 @@ from .settings import COLLECTION_LIMIT
 
 
 class SalesforceWriter:
-    """The Salesforce side of the CRM write-back contract (see ``healthscore.writeback``)."""
+    """The Salesforce side of the CRM write-back contract (see ``healthscore.pipeline.writeback``)."""
 
     crm = "salesforce"
 

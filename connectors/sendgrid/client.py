@@ -17,9 +17,15 @@ from typing import Any
 
 import httpx
 
-from healthscore.errors import AuthError, FatalError, HealthscoreError, RateLimited, RetriableError
-from healthscore.retry import RetryPolicy, call_with_retry
-from healthscore.settings import Settings
+from healthscore.core.errors import (
+    AuthError,
+    FatalError,
+    HealthscoreError,
+    RateLimited,
+    RetriableError,
+)
+from healthscore.core.retry import RetryPolicy, call_with_retry
+from healthscore.core.settings import Settings
 
 log = logging.getLogger(__name__)
 ACTIVITY_LIMIT = 1000  # /v3/messages answers at most this many, with no paging

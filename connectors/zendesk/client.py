@@ -3,7 +3,7 @@
 Every request goes through the shared ``call_with_retry``. Two budgets pace the client *before*
 each request, so it stays under Zendesk's limits instead of collecting 429s: the account-wide
 requests per minute (700 on Enterprise), and, for the incremental export endpoints, their own
-10 requests per minute. Both are token buckets (``healthscore.quota``), shared by every worker
+10 requests per minute. Both are token buckets (``healthscore.core.quota``), shared by every worker
 through Redis when it answers. The export bucket holds one token less than the vendor's, so a
 request arriving a few milliseconds early never finds Zendesk's bucket empty.
 
@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 import orjson
 
-from healthscore.errors import AuthError, FatalError, RateLimited, RetriableError
-from healthscore.quota import LocalQuota, SharedQuota, make_quota
-from healthscore.retry import RetryPolicy, call_with_retry
-from healthscore.settings import Settings
+from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
+from healthscore.core.quota import LocalQuota, SharedQuota, make_quota
+from healthscore.core.retry import RetryPolicy, call_with_retry
+from healthscore.core.settings import Settings
 
 log = logging.getLogger(__name__)
 Quota = LocalQuota | SharedQuota

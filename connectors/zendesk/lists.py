@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from healthscore.errors import FatalError
+from healthscore.core.errors import FatalError
 
 from .client import ZendeskClient
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from healthscore.errors import FatalError, SkippableRecord
+from healthscore.core.errors import FatalError, SkippableRecord
 
 from .client import StartTimeTooRecent, ZendeskClient
 

@@ -1,0 +1,5 @@
+"""`python -m healthscore.cli`: the same app as the `healthscore` command."""
+
+from healthscore.cli.main import app
+
+app()

@@ -1,0 +1,510 @@
+"""``healthscore demo``: the whole product on a laptop, against the sandbox emulators.
+
+Starts the Salesforce (HTTPS), HubSpot and Slack emulators, seeds one synthetic org into both
+CRMs (Salesforce is the CRM of record; HubSpot holds the same companies, half of them carrying
+the Salesforce Account id and half matched by domain, plus a few prospects no account owns),
+and runs the real cycle — simple-salesforce, hubspot-api-client and slack-sdk over the wire —
+several times on unchanged data, so later cycles show that nothing is written or posted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from actions.tasks import ensure_task_key_property
+from connectors.hubspot import HubSpotClient, ensure_properties
+from healthscore.config import Config, load_config
+from healthscore.core.quota import LocalQuota
+from healthscore.core.settings import Settings
+from healthscore.demo.demo_actions import (
+    action_counts,
+    chaotic_delivery,
+    exactly_once,
+    start_storm,
+    with_demo_actions,
+)
+from healthscore.demo.demo_governance import (
+    hubspot_stops,
+    print_governance,
+    seed_crm_overrides,
+    with_demo_governance,
+)
+from healthscore.demo.demo_keep import fresh_keep_dir, keep_paths, write_config
+from healthscore.demo.demo_usage import enable_usage, write_usage_drop
+from healthscore.demo.email_demo import email_sandbox
+from healthscore.pipeline.cycle import CycleReport, Pipeline
+from healthscore.pipeline.runtime import setup_logging
+from sandbox import (
+    HubSpotEmulator,
+    SalesforceEmulator,
+    SlackEmulator,
+    ZendeskEmulator,
+    generate_org,
+)
+from store import Store
+
+DEMO_CHANNEL = "C0CSALERTS"
+# The sandbox workspace lets the demo post faster than Slack's ~1 message/s per channel, so
+# 500 accounts finish in seconds; the sender still paces itself to this configured rate.
+DEMO_MESSAGES_PER_SECOND = 25.0
+# companies in HubSpot that no Salesforce account owns (prospects, a free-mail sign-up)
+PROSPECTS = (
+    {"name": "Initech Prospects", "domain": "initech-prospect.example"},
+    {"name": "Umbrella Trial", "domain": "umbrella-trial.example"},
+    {"name": "Hooli Pilot", "domain": "hooli-pilot.example"},
+    {"name": "Jane's Consulting", "domain": "gmail.com"},
+)
+HUBSPOT_METRICS = {"employees": "numberofemployees", "annual_revenue": "annualrevenue"}
+
+
+SEED_AGE = timedelta(hours=1)
+CYCLE_EVERY = timedelta(minutes=15)
+SYNCED_RELATED = ("Opportunity", "Case", "Task", "Event")
+
+
+class _SettableClock:
+    """The Salesforce emulator's clock: a fixed moment while seeding, then real time."""
+
+    def __init__(self, moment: datetime | None) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        now = self.moment or datetime.now(UTC)
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def demo_config(config: Config) -> Config:
+    """The packaged example plus the demo's sources: related objects and HubSpot."""
+    slack_cfg = config.alerts.slack.model_copy(
+        update={"messages_per_second": DEMO_MESSAGES_PER_SECOND}
+    )
+    salesforce = config.sources.salesforce.model_copy(update={"related": list(SYNCED_RELATED)})
+    hubspot = config.sources.hubspot.model_copy(
+        update={"enabled": True, "metrics": HUBSPOT_METRICS}
+    )
+    zendesk = config.sources.zendesk.model_copy(update={"enabled": True})
+    return config.model_copy(
+        update={
+            "alerts": config.alerts.model_copy(update={"slack": slack_cfg}),
+            "sources": config.sources.model_copy(
+                update={"salesforce": salesforce, "hubspot": hubspot, "zendesk": zendesk}
+            ),
+        }
+    )
+
+
+# HubSpot as the CRM of record: the example scorecard's metrics from company properties
+HUBSPOT_RECORD_METRICS = {
+    "licensed_seats": "licensed_seats",
+    "active_users_30d": "active_users_30d",
+    "logins_30d": "logins_30d",
+    "logins_prev_30d": "logins_prev_30d",
+    "feature_adoption_pct": "feature_adoption",
+    "last_login_at": "last_login_date",
+    "onboarding_complete": "onboarding_complete",
+    "open_cases": "open_cases",
+    "urgent_open_cases": "urgent_open_cases",
+    "nps": "nps_score",
+    "last_csm_touch_at": "last_csm_touch_date",
+    "exec_meetings_90d": "exec_sponsor_meetings_90d",
+    "customer_since": "customer_since",
+}
+HUBSPOT_RECORD_ATTRIBUTES = {"plan_tier": "plan_tier", "arr": "arr", "renewal_date": "renewal_date"}
+
+
+def hubspot_record_config(config: Config, portal_id: int) -> Config:
+    """The example scorecard on HubSpot as the CRM of record (Salesforce off)."""
+    hubspot = config.sources.hubspot.model_copy(
+        update={
+            "enabled": True,
+            "record_system": True,
+            "metrics": HUBSPOT_RECORD_METRICS,
+            "attributes": HUBSPOT_RECORD_ATTRIBUTES,
+            "portal_id": portal_id,
+        }
+    )
+    salesforce = config.sources.salesforce.model_copy(update={"enabled": False})
+    return config.model_copy(
+        update={
+            "sources": config.sources.model_copy(
+                update={"salesforce": salesforce, "hubspot": hubspot}
+            )
+        }
+    )
+
+
+def _seed_hubspot(hs_emu: HubSpotEmulator, org: Any, sf_ids: list[str]) -> None:
+    company_ids = hs_emu.seed(org, account_ids=sf_ids)
+    for cid in company_ids[1::2]:  # every other company is matched by its domain only
+        hs_emu.update("companies", cid, {"salesforce_account_id": ""})
+    hs_emu.create_many("companies", [dict(p) for p in PROSPECTS])
+
+
+console = Console(stderr=False)
+
+
+def run_demo(
+    *,
+    accounts: int,
+    cycles: int,
+    seed: int,
+    crm: str = "salesforce",
+    workdir: Path | None = None,
+    backtest: bool = True,
+    keep: Path | None = None,
+    chaos: bool = False,
+) -> dict[str, Any]:
+    """``crm="salesforce"``: Salesforce is the CRM of record and HubSpot a second CRM;
+    ``crm="hubspot"``: HubSpot's companies are the accounts. ``chaos``: cycle 1 delivers
+    through a Slack 429 storm with a worker killed after each channel's vendor accepted."""
+    setup_logging()
+    logging.getLogger().setLevel(logging.WARNING)
+    # Virtual time: the org was last edited an hour before the first cycle; cycles run
+    # CYCLE_EVERY apart (like beat would) within one UTC day that has passed. Both emulators
+    # and the pipeline read this one clock, so cursors and overlap windows behave as in
+    # production.
+    start = (
+        datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        - timedelta(days=1)
+        + timedelta(hours=2)
+    )
+    org = generate_org(accounts, seed=seed, now=start)
+    seeded_at = start - SEED_AGE
+    sf_clock = _SettableClock(seeded_at)
+    with (
+        tempfile.TemporaryDirectory(prefix="healthscore-demo-") as tmp,
+        SalesforceEmulator(clock=sf_clock) as sf_emu,
+        HubSpotEmulator() as hs_emu,
+        ZendeskEmulator(clock=sf_clock) as zd_emu,
+        SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu,
+        email_sandbox(org, start) as email,
+    ):
+        hs_emu.set_time(seeded_at)
+        sf_ids = sf_emu.seed(org)
+        sf_emu.bulk.polls_to_complete = 0
+        _seed_hubspot(hs_emu, org, sf_ids)
+        zd_emu.seed(org, seeded_at, account_ids=sf_ids)  # Zendesk: one desk, same accounts
+        slack_emu.add_users(org.users)
+        if keep is not None:
+            fresh_keep_dir(keep)  # a previous demo's store: replaced, not continued
+        base = workdir or keep or Path(tmp)
+        settings = Settings(
+            database_url=f"sqlite:///{base / 'healthscore-demo.db'}",
+            salesforce_instance_url=sf_emu.base_url,
+            salesforce_token_url=sf_emu.token_url,
+            salesforce_client_id=sf_emu.client_id,
+            salesforce_client_secret=sf_emu.client_secret,
+            salesforce_ca_bundle=Path(sf_emu.ca_bundle_path),
+            slack_bot_token=slack_emu.bot_token,
+            slack_base_url=slack_emu.base_url,
+            slack_alert_channel=DEMO_CHANNEL,
+            hubspot_access_token=hs_emu.access_token,
+            hubspot_base_url=hs_emu.base_url,
+            zendesk_email=zd_emu.email,
+            zendesk_api_token=zd_emu.api_token,
+            zendesk_base_url=zd_emu.api_url,
+            **email.settings(),
+        )
+        config = with_demo_governance(with_demo_actions(email.enable(demo_config(load_config()))))
+        if crm == "salesforce":  # usage per licensed seat: seats come from the Account
+            usage_csv, _ = write_usage_drop(
+                org,
+                sf_ids,
+                (base / "usage-drop").resolve(),
+                seed=seed,
+                last_day=start.date() - timedelta(days=1),
+            )
+            config = enable_usage(config, usage_csv)
+        if crm == "hubspot":
+            config = hubspot_record_config(config, hs_emu.portal_id)
+        if keep is not None:
+            write_config(config, keep_paths(keep)[1])
+        store = Store(settings.database_url)
+        # one process: a local quota at HubSpot's default 100 requests per 10 s
+        hubspot = HubSpotClient(
+            settings, quota=LocalQuota(10.0, 100), search_quota=LocalQuota(5.0, 5)
+        )
+        pipeline = Pipeline(
+            config,
+            settings,
+            store,
+            config_path="<packaged example>",
+            hubspot=hubspot,
+            clock=lambda: sf_clock(),
+        )
+
+        def at(step: int) -> None:
+            sf_clock.moment = start + CYCLE_EVERY * step
+            hs_emu.set_time(sf_clock.moment)
+
+        console.print(
+            f"[bold]healthscore demo[/]: {accounts} synthetic accounts, Salesforce "
+            f"emulator at {sf_emu.base_url} (TLS), HubSpot emulator at "
+            f"{hs_emu.base_url}, Slack emulator at {slack_emu.base_url}"
+        )
+        ensure_properties(hubspot, config.sources.hubspot.write_back)  # `setup-crm`
+        email.deliver_webhook(store, config)  # SendGrid's events, before the first sync
+        if crm == "hubspot":
+            ensure_task_key_property(hubspot, config.actions.hubspot_task_key_property)
+        summaries = []
+        overrides = seed_crm_overrides(sf_emu, org, sf_ids, seeded_at)
+        emulators = (sf_emu, hs_emu, slack_emu, email.sendgrid)
+        for step in range(cycles):
+            at(step)
+            counts = _request_counts(sf_emu, hs_emu, slack_emu) | action_counts(*emulators)
+            if chaos and step == 0:
+                console.print(
+                    "[bold]chaos[/]: a Slack 429 storm, and a worker killed after "
+                    "Slack, the CRM and SendGrid each accepted a delivery"
+                )
+                start_storm(slack_emu)
+                cycle = _chaotic_cycle(
+                    pipeline,
+                    lambda: Pipeline(
+                        config,
+                        settings,
+                        store,
+                        config_path="<packaged example>",
+                        hubspot=hubspot,
+                        clock=lambda: sf_clock(),
+                    ),
+                )
+            else:
+                cycle = pipeline.run_cycle()
+            after = _request_counts(sf_emu, hs_emu, slack_emu) | action_counts(*emulators)
+            summary = cycle.summary()
+            delta = {k: after[k] - counts[k] for k in after}
+            summary["crm_write_requests"] = delta["sf_writes"]
+            summary["hubspot_write_requests"] = delta["hs_writes"]
+            summary["slack_messages"] = delta["slack"]
+            summary["tasks_created"] = delta["tasks"]
+            summary["emails_sent"] = delta["emails"]
+            summary["sync_requests"] = {
+                "salesforce": delta["sf_reads"],
+                "hubspot": delta["hs_reads"],
+            }
+            summaries.append(summary)
+        # one more sync after the cycles, on unchanged data (the first sync after a write-back
+        # re-reads what our own write touched: its modification stamps moved; this one not)
+        at(cycles)
+        counts = _request_counts(sf_emu, hs_emu, slack_emu)
+        pipeline.sync_all()
+        after = _request_counts(sf_emu, hs_emu, slack_emu)
+        resync = {
+            "salesforce": after["sf_reads"] - counts["sf_reads"],
+            "hubspot": after["hs_reads"] - counts["hs_reads"],
+        }
+        signals = store.signal_counts()
+        unmatched = store.unmatched_counts()
+        stopped = (
+            hubspot_stops(
+                pipeline, lambda t: (setattr(sf_clock, "moment", t), hs_emu.set_time(t)), sf_clock()
+            )
+            if crm == "salesforce"
+            else {"stale_accounts": 0}
+        )
+        once = exactly_once(store, *emulators)
+        _print_cycles(summaries)
+        _print_sources(signals, unmatched, store)
+        _print_reds(store, slack_emu)
+        store.close()
+        _print_checks(summaries, resync)
+        print_governance(console, overrides, stopped, keep)
+        _print_once(once, chaos)
+    result = {
+        "accounts": accounts,
+        "signals_by_source": signals,
+        "resync_requests": resync,
+        "unmatched_by_source": {"salesforce": 0, "hubspot": 0, **unmatched},
+        "cycles": summaries,
+        "overrides_active": summaries[-1]["overrides_active"],
+        "stale_accounts": stopped["stale_accounts"],
+        "governance": {"overrides": overrides, "hubspot_stopped": stopped},
+        "exactly_once": once,
+        **({"chaos": True} if chaos else {}),
+    }
+    if backtest:
+        result["backtest"] = _backtest(accounts, seed, workdir)
+    return result
+
+
+def _chaotic_cycle(pipeline: Pipeline, new_worker: Any) -> CycleReport:
+    """One cycle whose delivery is killed and restarted (see ``demo_actions``)."""
+    started = time.perf_counter()
+    sync, hubspot_sync = pipeline.sync_all()
+    scoring, _ = pipeline.score()
+    write, hubspot_write = pipeline.write_back(), pipeline.write_back_hubspot()
+    delivery = chaotic_delivery(new_worker, console)
+    return CycleReport(
+        sync, scoring, write, delivery, time.perf_counter() - started, hubspot_sync, hubspot_write
+    )
+
+
+def _print_once(once: dict[str, Any], chaos: bool) -> None:
+    for channel, label in (("slack", "Slack alert"), ("tasks", "CSM task"), ("emails", "email")):
+        console.print(
+            f"{'[green]✓' if once[channel] else '[red]✗'}[/] each {label} exactly "
+            f"once in the emulator's log (by idempotency key)"
+        )
+    if chaos:
+        console.print(
+            f"  chaos: {once['slack_429s']} Slack 429s waited out; "
+            f"{once['unknown']} email outcome(s) unrecorded when its worker died — "
+            f"sent once, never re-sent (email has no look-up by key)",
+            highlight=False,
+        )
+
+
+def _backtest(accounts: int, seed: int, workdir: Path | None) -> dict[str, Any]:
+    """Does the score predict churn? A year of the population's usage, backtested and fitted
+    (healthscore/backtest_demo.py); the report stays on disk for the browser."""
+    from healthscore.demo.backtest_demo import demo_backtest
+
+    out = (workdir or Path(tempfile.gettempdir())) / "healthscore-demo-backtest"
+    console.print(
+        f"[bold]backtest[/]: a year of daily usage for {accounts} accounts, "
+        "scored every 14 days, churn within 30 days …"
+    )
+    block = demo_backtest(
+        out, accounts=accounts, seed=seed, end=datetime.now(UTC).date() - timedelta(days=1)
+    )
+    if block["auc_fitted"] is None:
+        console.print(f"  no fit: {block['fit_error']}", highlight=False)
+    else:
+        console.print(
+            f"  held-out ROC AUC: current scorecard {block['auc_default']:.3f}, "
+            f"fitted {block['auc_fitted']:.3f} ({block['held_out_snapshots']} later "
+            f"snapshots); all {block['snapshots']} snapshots "
+            f"{block['auc_all_snapshots']}",
+            highlight=False,
+        )
+    console.print(f"  report: {block['report']}", highlight=False)
+    return block
+
+
+def _request_counts(
+    sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator, slack_emu: SlackEmulator
+) -> dict[str, int]:
+    return {
+        "sf_writes": len(sf_emu.requests("PATCH", r"/composite/sobjects")),
+        "sf_reads": len(sf_emu.requests("GET", r"/(query|queryAll|sobjects/\w+/describe)"))
+        + len(sf_emu.requests("POST", r"/jobs/query$")),
+        "hs_writes": len(hs_emu.requests("POST", r"/objects/companies/batch/update$")),
+        "hs_reads": len(hs_emu.requests("GET", r"/crm/v3/objects/companies$"))
+        + len(hs_emu.requests("POST", r"/objects/companies/search$")),
+        "slack": _posted(slack_emu),
+    }
+
+
+def _print_sources(signals: dict[str, int], unmatched: dict[str, int], store: Store) -> None:
+    table = Table(title="sources")
+    for col in ("source", "values held", "unmatched records"):
+        table.add_column(col)
+    for source in sorted(set(signals) | set(unmatched)):
+        table.add_row(source, str(signals.get(source, 0)), str(unmatched.get(source, 0)))
+    console.print(table)
+    for u in store.unmatched()[:5]:
+        console.print(
+            f"  unmatched {u.source} {u.object} {u.record_id}: {u.reason} — {u.detail}",
+            highlight=False,
+        )
+
+
+def _posted(slack_emu: SlackEmulator) -> int:
+    """Messages Slack accepted (a 200 with ok: false is an error, not a message)."""
+    return len(slack_emu.messages)
+
+
+ROWS = (
+    ("accounts pulled", "accounts_pulled"),
+    ("accounts scored", "scored"),
+    ("red", "red"),
+    ("yellow", "yellow"),
+    ("green", "green"),
+    ("insufficient data", "insufficient_data"),
+    ("records skipped", "records_skipped"),
+    ("CRM records updated", "crm_records_updated"),
+    ("CRM write requests", "crm_write_requests"),
+    ("CRM writes pending", "crm_writes_pending"),
+    ("HubSpot companies pulled", "hubspot_companies_pulled"),
+    ("HubSpot companies matched", "hubspot_companies_matched"),
+    ("HubSpot records updated", "hubspot_records_updated"),
+    ("HubSpot write requests", "hubspot_write_requests"),
+    ("entered red", "entered_red"),
+    ("Slack messages", "slack_messages"),
+    ("overrides active", "overrides_active"),
+    ("stale accounts", "stale_accounts"),
+    ("CSM tasks created", "tasks_created"),
+    ("emails sent", "emails_sent"),
+    ("seconds", "seconds"),
+)
+
+
+def _print_cycles(summaries: list[dict[str, Any]]) -> None:
+    table = Table(title="cycles on unchanged data")
+    table.add_column("")
+    for n in range(1, len(summaries) + 1):
+        table.add_column(f"cycle {n}", justify="right")
+    for label, key in ROWS:
+        table.add_row(
+            label,
+            *(str(s["grades"][key] if key in s["grades"] else s.get(key, "–")) for s in summaries),
+        )
+    table.add_row(
+        "sync requests (Salesforce / HubSpot)",
+        *(
+            f"{s['sync_requests']['salesforce']} / {s['sync_requests']['hubspot']}"
+            for s in summaries
+        ),
+    )
+    console.print(table)
+
+
+def _print_reds(store: Store, slack_emu: SlackEmulator) -> None:
+    messages = slack_emu.messages[:5]
+    if not messages:
+        return
+    table = Table(title=f"first Slack alerts ({len(slack_emu.messages)} in all)")
+    table.add_column("channel")
+    table.add_column("fallback text")
+    for m in messages:
+        table.add_row(str(m.get("channel")), str(m.get("text")))
+    console.print(table)
+
+
+def _print_checks(summaries: list[dict[str, Any]], resync: dict[str, int]) -> None:
+    first = summaries[0]
+    ok_requests = first["crm_write_requests"] == math.ceil(first["crm_records_updated"] / 200)
+    ok_slack = first["slack_messages"] == first["entered_red"]
+    ok_hubspot = first.get("hubspot_write_requests") == math.ceil(
+        first.get("hubspot_records_updated", 0) / 100
+    )
+    ok_quiet = all(
+        s["crm_records_updated"] == 0
+        and s["slack_messages"] == 0
+        and s["tasks_created"] == 0
+        and s["emails_sent"] == 0
+        and s.get("hubspot_records_updated", 0) == 0
+        for s in summaries[1:]
+    )
+    for label, ok in (
+        ("cycle 1 writes in ceil(updated/200) requests", ok_requests),
+        ("cycle 1 mirrors to HubSpot in ceil(updated/100) requests", ok_hubspot),
+        ("cycle 1 posts one alert per account that entered red", ok_slack),
+        ("later cycles on unchanged data write, post, create and send nothing", ok_quiet),
+    ):
+        console.print(f"{'[green]✓' if ok else '[red]✗'}[/] {label}")
+    console.print(
+        f"  a sync on unchanged data after the cycles: {resync['salesforce']} "
+        f"Salesforce and {resync['hubspot']} HubSpot requests",
+        highlight=False,
+    )
