@@ -1,15 +1,15 @@
 """Actions: rules turn score changes into intents; handlers deliver each intent once."""
 
-from .deliver import (
+from actions.deliver import (
     Channels,
     DeliveryHooks,
     DeliveryReport,
     WorkerKilled,
     deliver_pending,
 )
-from .rule_model import ActionSettings, Rule, Trigger
-from .rules import ENTERED_RED, Intent, RuleContext, RuleState, evaluate
-from .slack import SlackAlerter, build_alert, build_digest, escape_mrkdwn
+from actions.rule_model import ActionSettings, Rule, Trigger
+from actions.rules import ENTERED_RED, Intent, RuleContext, RuleState, evaluate
+from actions.slack import SlackAlerter, build_alert, build_digest, escape_mrkdwn
 
 __all__ = [
     "ENTERED_RED",

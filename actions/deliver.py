@@ -30,21 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from actions.email import EmailSender, account_contacts, in_roles, locally_suppressed
+from actions.rule_model import ActionSettings, EmailSettings
+from actions.slack import SlackAlerter, build_alert, build_digest
+from connectors.outbound import Contact, Rejected, render
 from healthscore.core.errors import ConfigError, HealthscoreError, RetriableError
 from store import Store
 from store.models import ActionLog, utcnow
-
-from .email import (
-    Contact,
-    EmailSender,
-    Rejected,
-    account_contacts,
-    in_roles,
-    locally_suppressed,
-)
-from .rule_model import ActionSettings, EmailSettings
-from .slack import SlackAlerter, build_alert, build_digest
-from .tasks import render
 
 log = logging.getLogger(__name__)
 

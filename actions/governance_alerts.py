@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
-from .slack import _link, escape_mrkdwn
+from actions.slack import _link, escape_mrkdwn
 
 
 def build_source_stale(payload: dict[str, Any]) -> dict[str, Any]:

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from actions.deliver import period_of, skip_reason
+from actions.email import account_contacts, in_roles
+from actions.rule_model import ActionSettings
 from store import Store
-
-from .deliver import period_of, skip_reason
-from .email import account_contacts, in_roles
-from .rule_model import ActionSettings
 
 SHOWN = ("slack", "digest", "task", "email", "email_send")
 

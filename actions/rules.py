@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from actions.rule_model import Rule, SlackAction
 from scoring import ScoreBatch
-
-from .rule_model import Rule, SlackAction
 
 DAY = 86400.0
 

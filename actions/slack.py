@@ -72,11 +72,11 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     """Text and blocks for one account that entered red (or a governance note)."""
     template = payload.get("template")
     if template == "source_stale":
-        from .governance_alerts import build_source_stale
+        from actions.governance_alerts import build_source_stale
 
         return build_source_stale(payload)
     if template == "override_expiring":
-        from .governance_alerts import build_override_expiring
+        from actions.governance_alerts import build_override_expiring
 
         return build_override_expiring(payload, mention)
     name = str(payload["name"])

@@ -199,11 +199,11 @@ def main() -> None:
     info = parent.recv()
 
     from connectors.hubspot import HubSpotClient
+    from connectors.registry import Settings
     from connectors.salesforce import SalesforceClient
     from connectors.zendesk import ZendeskClient
     from healthscore.config import load_config
     from healthscore.core.quota import LocalQuota
-    from healthscore.core.settings import Settings
     from healthscore.pipeline.cycle import Pipeline
     from store import Store
 

@@ -3,7 +3,7 @@
 Generates deterministic files (``account_id,date,metric,value``; ordered by day, then account,
 then metric, like a warehouse's daily export) in a temporary folder, then loads each size in a
 fresh process and a fresh schema — so each size's peak memory is its own — through the product
-path (``healthscore.usage_sync.load_usage_files``: Arrow CSV reader, identity matching, binary
+path (``connectors.usage.load.load_usage_files``: Arrow CSV reader, identity matching, binary
 COPY straight into usage_daily). Each load is then repeated: the file is recognised by its
 hash and nothing is added. With ``--force-reload`` the smallest file is also re-read (every
 row already there: the chunks meet existing keys and are merged through the staging table):
@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from healthscore.usage_config import UsageFileSource
+from connectors.usage.config import UsageFileSource
 
 METRICS = ("logins", "active_users", "minutes_used", "features_used", "invites_sent")
 START = date(2025, 1, 1)
@@ -98,8 +98,8 @@ def child(
     """One load in this (fresh) process; returns its numbers."""
     import psycopg
 
-    from healthscore.usage_config import UsageFileSource
-    from healthscore.usage_sync import load_usage_files
+    from connectors.usage.config import UsageFileSource
+    from connectors.usage.load import load_usage_files
     from store import AccountRow, Store
 
     schema, url = _schema_url(database)

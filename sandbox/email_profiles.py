@@ -52,17 +52,30 @@ def recipients(org: SyntheticOrg, rng: random.Random) -> list[Recipient]:
         by_index.setdefault(int(contact["AccountIndex"]), []).append(contact)
     for index, account in enumerate(org.accounts):
         profile = PROFILES.get(org.archetypes.get(account["Name"], "healthy"), OUTSIDERS)
-        contacts = by_index.get(index) or [{
-            "Email": "admin@" + str(account["Website"]).split("://", 1)[-1].split("/")[0],
-            "FirstName": "Admin", "LastName": str(account["Name"])}]
+        contacts = by_index.get(index) or [
+            {
+                "Email": "admin@" + str(account["Website"]).split("://", 1)[-1].split("/")[0],
+                "FirstName": "Admin",
+                "LastName": str(account["Name"]),
+            }
+        ]
         for c in contacts:
-            out.append(Recipient(str(c["Email"]).lower(),
-                                 f"{c.get('FirstName', '')} {c.get('LastName', '')}".strip(),
-                                 profile, account["Name"]))
+            out.append(
+                Recipient(
+                    str(c["Email"]).lower(),
+                    f"{c.get('FirstName', '')} {c.get('LastName', '')}".strip(),
+                    profile,
+                    account["Name"],
+                )
+            )
     extra = max(3, len(org.accounts) // 50)
     for n in range(extra):
-        domain = FREE_MAIL[n % len(FREE_MAIL)] if n % 2 == 0 else \
-            UNKNOWN_DOMAINS[n % len(UNKNOWN_DOMAINS)]
-        out.append(Recipient(f"reader{n}.{rng.randrange(10_000)}@{domain}", f"Reader {n}",
-                             OUTSIDERS, None))
+        domain = (
+            FREE_MAIL[n % len(FREE_MAIL)]
+            if n % 2 == 0
+            else UNKNOWN_DOMAINS[n % len(UNKNOWN_DOMAINS)]
+        )
+        out.append(
+            Recipient(f"reader{n}.{rng.randrange(10_000)}@{domain}", f"Reader {n}", OUTSIDERS, None)
+        )
     return out

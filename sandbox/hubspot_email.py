@@ -41,30 +41,59 @@ class HubSpotEmailEmulator(HubSpotEmulator):
         self.email_events: list[Any] = []
 
     # ------------------------------------------------------------------ data
-    def add_email_event(self, kind: str, recipient: str, at: datetime, *,
-                        sent_by: str | None = None, campaign_id: int = 1001,
-                        **extra: Any) -> dict[str, Any]:
+    def add_email_event(
+        self,
+        kind: str,
+        recipient: str,
+        at: datetime,
+        *,
+        sent_by: str | None = None,
+        campaign_id: int = 1001,
+        **extra: Any,
+    ) -> dict[str, Any]:
         created = int(at.timestamp() * 1000)
-        event: dict[str, Any] = {"id": str(uuid.uuid4()), "created": created, "type": kind,
-                                 "recipient": recipient.lower(), "portalId": self.portal_id,
-                                 "appId": 113, "appName": "BatchEmail",
-                                 "emailCampaignId": campaign_id, **extra}
+        event: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "created": created,
+            "type": kind,
+            "recipient": recipient.lower(),
+            "portalId": self.portal_id,
+            "appId": 113,
+            "appName": "BatchEmail",
+            "emailCampaignId": campaign_id,
+            **extra,
+        }
         if sent_by is not None:
             event["sentBy"] = {"id": sent_by, "created": created}
         with self._email_lock:
             self.email_events.append(event)
         return event
 
-    def send_email(self, recipient: str, at: datetime, *, opened: bool = False,
-                   clicked: bool = False, bounced: bool = False, unsubscribed: bool = False,
-                   bot_open: bool = False, campaign_id: int = 1001) -> str:
+    def send_email(
+        self,
+        recipient: str,
+        at: datetime,
+        *,
+        opened: bool = False,
+        clicked: bool = False,
+        bounced: bool = False,
+        unsubscribed: bool = False,
+        bot_open: bool = False,
+        campaign_id: int = 1001,
+    ) -> str:
         """A SENT event and what followed it; returns the message's (SENT event's) id."""
         sent = self.add_email_event("SENT", recipient, at, campaign_id=campaign_id)
         sid = sent["id"]
 
         def later(kind: str, seconds: int, **extra: Any) -> None:
-            self.add_email_event(kind, recipient, at + timedelta(seconds=seconds), sent_by=sid,
-                                 campaign_id=campaign_id, **extra)
+            self.add_email_event(
+                kind,
+                recipient,
+                at + timedelta(seconds=seconds),
+                sent_by=sid,
+                campaign_id=campaign_id,
+                **extra,
+            )
 
         if bounced:
             later("BOUNCE", 5, category="HARD_BOUNCE", response="550 5.1.1 unknown user")
@@ -77,12 +106,24 @@ class HubSpotEmailEmulator(HubSpotEmulator):
         if clicked:
             later("CLICK", 960, url="https://app.vendor.example/dash")
         if unsubscribed:
-            later("STATUSCHANGE", 1000, portalSubscriptionStatus="UNSUBSCRIBED",
-                  source="SOURCE_RECIPIENT", subscriptions=[{"id": 7, "status": "UNSUBSCRIBED"}])
+            later(
+                "STATUSCHANGE",
+                1000,
+                portalSubscriptionStatus="UNSUBSCRIBED",
+                source="SOURCE_RECIPIENT",
+                subscriptions=[{"id": 7, "status": "UNSUBSCRIBED"}],
+            )
         return sid
 
-    def seed_email(self, org: SyntheticOrg, now: datetime, *, seed: int = 13,
-                   sends: int = 6, every: timedelta = timedelta(days=15)) -> int:
+    def seed_email(
+        self,
+        org: SyntheticOrg,
+        now: datetime,
+        *,
+        seed: int = 13,
+        sends: int = 6,
+        every: timedelta = timedelta(days=15),
+    ) -> int:
         """A marketing email every ``every`` to every recipient, engaged per archetype."""
         rng = random.Random(f"hubspot-email:{seed}")
         people = recipients(org, rng)
@@ -93,11 +134,16 @@ class HubSpotEmailEmulator(HubSpotEmulator):
                 p = person.engagement
                 bounced = rng.random() < p.bounce * 3
                 opened = not bounced and rng.random() < p.open
-                self.send_email(person.email, at + timedelta(seconds=rng.randrange(600)),
-                                opened=opened, clicked=opened and rng.random() < p.click,
-                                bounced=bounced, campaign_id=2000 + n,
-                                unsubscribed=not bounced and rng.random() < p.unsubscribe * 3,
-                                bot_open=rng.random() < 0.1)
+                self.send_email(
+                    person.email,
+                    at + timedelta(seconds=rng.randrange(600)),
+                    opened=opened,
+                    clicked=opened and rng.random() < p.click,
+                    bounced=bounced,
+                    campaign_id=2000 + n,
+                    unsubscribed=not bounced and rng.random() < p.unsubscribe * 3,
+                    bot_open=rng.random() < 0.1,
+                )
                 count += 1
         return count
 
@@ -146,9 +192,12 @@ class HubSpotEmailEmulator(HubSpotEmulator):
                 if q.get("excludeFilteredEvents") == "true" and e.get("filteredEvent") is True:
                     continue
             picked.append(e)
-        picked.sort(key=lambda e: -e["created"] if isinstance(e, dict)
-                    and isinstance(e.get("created"), int) else 0)
-        page = picked[offset:offset + limit]
+        picked.sort(
+            key=lambda e: (
+                -e["created"] if isinstance(e, dict) and isinstance(e.get("created"), int) else 0
+            )
+        )
+        page = picked[offset : offset + limit]
         more = offset + limit < len(picked)
         body: dict[str, Any] = {"events": page, "hasMore": more}
         if more:

@@ -36,6 +36,8 @@ from sandbox.hubspot_schema import (
 FIRST_ID = 18_300_001
 FIRST_OWNER_ID = 77_001
 FIRST_USER_ID = 9_001
+#: values HubSpot fills in when a create leaves them out (a deal lands in the default pipeline)
+CREATE_DEFAULTS: dict[str, dict[str, str]] = {"deals": {"pipeline": "default"}}
 
 
 @dataclass
@@ -116,7 +118,8 @@ class HubSpotStore:
         creating: bool,
         record_id: str | None = None,
     ) -> dict[str, str | None]:
-        """Normalised values, or raise HubSpot's 400 ``Property values were not valid``."""
+        """Normalised values (with :data:`CREATE_DEFAULTS` filled in on create), or raise
+        HubSpot's 400 ``Property values were not valid``."""
         if values is None:
             values = {}
         if not isinstance(values, Mapping):
@@ -150,6 +153,10 @@ class HubSpotStore:
                     )
         if problems:
             raise property_errors(problems)
+        if creating:
+            for name, value in CREATE_DEFAULTS.get(object_type, {}).items():
+                if out.get(name) is None:
+                    out[name] = value
         self._check_unique(object_type, out, record_id)
         return out
 

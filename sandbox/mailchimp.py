@@ -49,14 +49,28 @@ def _when(text: str) -> datetime:
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
-    return Response(status, {"type": ERRORS_DOC, "title": title, "status": status,
-                             "detail": detail, "instance": str(uuid.uuid4()), **extra},
-                    {"Content-Type": PROBLEM})
+    return Response(
+        status,
+        {
+            "type": ERRORS_DOC,
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": str(uuid.uuid4()),
+            **extra,
+        },
+        {"Content-Type": PROBLEM},
+    )
 
 
 class MailchimpEmulator(EmulatorServer):
-    def __init__(self, *, api_key: str = "0123456789abcdef0123456789abcdef-us6",
-                 max_connections: int = 10, response_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "0123456789abcdef0123456789abcdef-us6",
+        max_connections: int = 10,
+        response_delay: float = 0.0,
+    ) -> None:
         super().__init__()
         self.api_key = api_key
         self.dc = api_key.rsplit("-", 1)[1]
@@ -76,26 +90,37 @@ class MailchimpEmulator(EmulatorServer):
         return f"{self.origin}/3.0"
 
     # ------------------------------------------------------------------ data
-    def add_campaign(self, send_time: datetime, title: str = "Customer update",
-                     campaign_id: str | None = None) -> str:
+    def add_campaign(
+        self, send_time: datetime, title: str = "Customer update", campaign_id: str | None = None
+    ) -> str:
         cid = campaign_id or uuid.uuid4().hex[:10]
         with self._lock:
-            self.campaigns[cid] = {"id": cid, "campaign_title": title, "type": "regular",
-                                   "list_id": self.list_id, "list_is_active": True,
-                                   "list_name": "Customers", "subject_line": title,
-                                   "send_time": _iso(send_time)}
+            self.campaigns[cid] = {
+                "id": cid,
+                "campaign_title": title,
+                "type": "regular",
+                "list_id": self.list_id,
+                "list_is_active": True,
+                "list_name": "Customers",
+                "subject_line": title,
+                "send_time": _iso(send_time),
+            }
             self.activity[cid] = {}
             self.unsubscribed[cid] = []
         return cid
 
-    def add_member(self, campaign_id: str, email: str, actions: list[dict[str, Any]] = ()
-                   ) -> str:
+    def add_member(self, campaign_id: str, email: str, actions: list[dict[str, Any]] = ()) -> str:
         """A member the campaign was sent to, with its activity (open/click/bounce)."""
         h = subscriber_hash(email)
         with self._lock:
             self.activity[campaign_id][h] = {
-                "campaign_id": campaign_id, "list_id": self.list_id, "list_is_active": True,
-                "email_id": h, "email_address": email.lower(), "activity": list(actions)}
+                "campaign_id": campaign_id,
+                "list_id": self.list_id,
+                "list_is_active": True,
+                "email_id": h,
+                "email_address": email.lower(),
+                "activity": list(actions),
+            }
         return h
 
     def add_raw_member(self, campaign_id: str, member: Any, key: str | None = None) -> None:
@@ -103,21 +128,36 @@ class MailchimpEmulator(EmulatorServer):
         with self._lock:
             self.activity[campaign_id][key or uuid.uuid4().hex] = member
 
-    def add_action(self, campaign_id: str, email: str, action: str, at: datetime,
-                   **extra: Any) -> None:
+    def add_action(
+        self, campaign_id: str, email: str, action: str, at: datetime, **extra: Any
+    ) -> None:
         with self._lock:
             member = self.activity[campaign_id][subscriber_hash(email)]
             member["activity"].append({"action": action, "timestamp": _iso(at), **extra})
 
     def unsubscribe(self, campaign_id: str, email: str, at: datetime) -> None:
         with self._lock:
-            self.unsubscribed[campaign_id].append({
-                "email_id": subscriber_hash(email), "email_address": email.lower(),
-                "timestamp": _iso(at), "reason": "N/A (Unsubscribed from campaign)",
-                "campaign_id": campaign_id, "list_id": self.list_id, "list_is_active": True})
+            self.unsubscribed[campaign_id].append(
+                {
+                    "email_id": subscriber_hash(email),
+                    "email_address": email.lower(),
+                    "timestamp": _iso(at),
+                    "reason": "N/A (Unsubscribed from campaign)",
+                    "campaign_id": campaign_id,
+                    "list_id": self.list_id,
+                    "list_is_active": True,
+                }
+            )
 
-    def seed(self, org: SyntheticOrg, now: datetime, *, seed: int = 11,
-             campaigns: int = 8, every: timedelta = timedelta(days=14)) -> list[str]:
+    def seed(
+        self,
+        org: SyntheticOrg,
+        now: datetime,
+        *,
+        seed: int = 11,
+        campaigns: int = 8,
+        every: timedelta = timedelta(days=14),
+    ) -> list[str]:
         """A campaign every ``every`` (the oldest beyond 90 days) to every recipient,
         engaged per archetype; returns the campaign ids."""
         rng = random.Random(f"mailchimp:{seed}")
@@ -131,16 +171,27 @@ class MailchimpEmulator(EmulatorServer):
                 p = person.engagement
                 actions: list[dict[str, Any]] = []
                 if rng.random() < p.bounce * 3:
-                    actions.append({"action": "bounce", "type": rng.choice(("hard", "soft")),
-                                    "timestamp": _iso(sent + timedelta(seconds=5))})
+                    actions.append(
+                        {
+                            "action": "bounce",
+                            "type": rng.choice(("hard", "soft")),
+                            "timestamp": _iso(sent + timedelta(seconds=5)),
+                        }
+                    )
                 elif rng.random() < p.open:
                     opened = sent + timedelta(minutes=rng.randint(5, 4000))
-                    actions.append({"action": "open", "timestamp": _iso(opened),
-                                    "ip": "203.0.113.7"})
+                    actions.append(
+                        {"action": "open", "timestamp": _iso(opened), "ip": "203.0.113.7"}
+                    )
                     if rng.random() < p.click:
-                        actions.append({"action": "click", "timestamp": _iso(
-                            opened + timedelta(minutes=1)), "url":
-                            "https://app.vendor.example/dash", "ip": "203.0.113.7"})
+                        actions.append(
+                            {
+                                "action": "click",
+                                "timestamp": _iso(opened + timedelta(minutes=1)),
+                                "url": "https://app.vendor.example/dash",
+                                "ip": "203.0.113.7",
+                            }
+                        )
                 self.add_member(cid, person.email, actions)
                 bounced = bool(actions) and actions[0]["action"] == "bounce"
                 if not bounced and rng.random() < p.unsubscribe * 3:
@@ -165,8 +216,12 @@ class MailchimpEmulator(EmulatorServer):
         with self._lock:
             held = self._in_flight.get(key, 0)
             if held >= self.max_connections:
-                return problem(429, "Too Many Requests", f"You have exceeded the limit of "
-                               f"{self.max_connections} simultaneous connections."), None
+                return problem(
+                    429,
+                    "Too Many Requests",
+                    f"You have exceeded the limit of "
+                    f"{self.max_connections} simultaneous connections.",
+                ), None
             self._in_flight[key] = held + 1
             self.peak_in_flight = max(self.peak_in_flight, held + 1)
         try:
@@ -182,31 +237,52 @@ class MailchimpEmulator(EmulatorServer):
         if key is None:
             return problem(401, "API Key Missing", "Your request did not include an API key.")
         if key != self.api_key:
-            return problem(401, "API Key Invalid", "Your API key may be invalid, or you've "
-                           "attempted to access the wrong datacenter.")
+            return problem(
+                401,
+                "API Key Invalid",
+                "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
+            )
         return None
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
         if fault.kind == "rate_limit":
-            return problem(429, "Too Many Requests", f"You have exceeded the limit of "
-                           f"{self.max_connections} simultaneous connections.")
+            return problem(
+                429,
+                "Too Many Requests",
+                f"You have exceeded the limit of {self.max_connections} simultaneous connections.",
+            )
         if fault.kind == "expired_session":
-            return problem(401, "API Key Invalid", "Your API key may be invalid, or you've "
-                           "attempted to access the wrong datacenter.")
-        return problem(500, "Internal Server Error", "An unexpected internal error has "
-                       "occurred. Please contact Support for more information.")
+            return problem(
+                401,
+                "API Key Invalid",
+                "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
+            )
+        return problem(
+            500,
+            "Internal Server Error",
+            "An unexpected internal error has "
+            "occurred. Please contact Support for more information.",
+        )
 
     def not_found(self, req: Request) -> Response:
         return problem(404, "Resource Not Found", "The requested resource could not be found.")
 
     def method_not_allowed(self, req: Request, allowed: list[str]) -> Response:
-        return problem(405, "Method Not Allowed", "The requested method and resource are not "
-                       "compatible. See the Allow header for this resource's available methods.")
+        return problem(
+            405,
+            "Method Not Allowed",
+            "The requested method and resource are not "
+            "compatible. See the Allow header for this resource's available methods.",
+        )
 
     def internal_error(self, req: Request, exc: Exception) -> Response:
         self.report_exception(exc)
-        return problem(500, "Internal Server Error", "An unexpected internal error has "
-                       "occurred. Please contact Support for more information.")
+        return problem(
+            500,
+            "Internal Server Error",
+            "An unexpected internal error has "
+            "occurred. Please contact Support for more information.",
+        )
 
     # ------------------------------------------------------------------ routes
     @staticmethod
@@ -217,11 +293,16 @@ class MailchimpEmulator(EmulatorServer):
         except ValueError:
             return problem(400, "Invalid Resource", "count and offset must be integers")
         if not 1 <= count <= 1000 or offset < 0:
-            return problem(400, "Invalid Resource", "The resource submitted could not be "
-                           "validated.", errors=[{"field": "count", "message":
-                                                  "count must be between 1 and 1000"}])
-        return Response(200, {key: items[offset:offset + count], **extra,
-                              "total_items": len(items), "_links": []})
+            return problem(
+                400,
+                "Invalid Resource",
+                "The resource submitted could not be validated.",
+                errors=[{"field": "count", "message": "count must be between 1 and 1000"}],
+            )
+        return Response(
+            200,
+            {key: items[offset : offset + count], **extra, "total_items": len(items), "_links": []},
+        )
 
     @route("GET", r"/3\.0/ping/?")
     def ping(self, req: Request) -> Response:
@@ -229,40 +310,63 @@ class MailchimpEmulator(EmulatorServer):
 
     def _report(self, cid: str) -> dict[str, Any]:
         members = [m for m in self.activity[cid].values() if isinstance(m, dict)]
+
         def has(m: dict[str, Any], action: str) -> bool:
-            return any(isinstance(a, dict) and a.get("action") == action
-                       for a in m.get("activity") or [])
+            return any(
+                isinstance(a, dict) and a.get("action") == action for a in m.get("activity") or []
+            )
+
         sent = len(members)
         bounces = [m for m in members if has(m, "bounce")]
         opens = sum(has(m, "open") for m in members)
         clicks = sum(has(m, "click") for m in members)
         delivered = max(1, sent - len(bounces))
-        return {**self.campaigns[cid], "emails_sent": sent, "abuse_reports": 0,
-                "unsubscribed": len(self.unsubscribed[cid]),
-                "bounces": {"hard_bounces": sum(1 for m in bounces if any(
-                    a.get("type") == "hard" for a in m["activity"])),
-                    "soft_bounces": sum(1 for m in bounces if all(
-                        a.get("type") != "hard" for a in m["activity"])), "syntax_errors": 0},
-                "opens": {"opens_total": opens, "unique_opens": opens,
-                          "open_rate": round(opens / delivered, 4)},
-                "clicks": {"clicks_total": clicks, "unique_clicks": clicks,
-                           "unique_subscriber_clicks": clicks,
-                           "click_rate": round(clicks / delivered, 4)},
-                "_links": []}
+        return {
+            **self.campaigns[cid],
+            "emails_sent": sent,
+            "abuse_reports": 0,
+            "unsubscribed": len(self.unsubscribed[cid]),
+            "bounces": {
+                "hard_bounces": sum(
+                    1 for m in bounces if any(a.get("type") == "hard" for a in m["activity"])
+                ),
+                "soft_bounces": sum(
+                    1 for m in bounces if all(a.get("type") != "hard" for a in m["activity"])
+                ),
+                "syntax_errors": 0,
+            },
+            "opens": {
+                "opens_total": opens,
+                "unique_opens": opens,
+                "open_rate": round(opens / delivered, 4),
+            },
+            "clicks": {
+                "clicks_total": clicks,
+                "unique_clicks": clicks,
+                "unique_subscriber_clicks": clicks,
+                "click_rate": round(clicks / delivered, 4),
+            },
+            "_links": [],
+        }
 
     @route("GET", r"/3\.0/reports/?")
     def reports(self, req: Request) -> Response:
         try:
-            since = _when(req.query["since_send_time"]) if req.query.get("since_send_time") \
-                else None
-            before = _when(req.query["before_send_time"]) if req.query.get(
-                "before_send_time") else None
+            since = (
+                _when(req.query["since_send_time"]) if req.query.get("since_send_time") else None
+            )
+            before = (
+                _when(req.query["before_send_time"]) if req.query.get("before_send_time") else None
+            )
         except ValueError:
             return problem(400, "Invalid Resource", "since_send_time is not an ISO-8601 time")
         with self._lock:
-            picked = [self._report(c) for c, camp in self.campaigns.items()
-                      if (since is None or _when(camp["send_time"]) >= since)
-                      and (before is None or _when(camp["send_time"]) < before)]
+            picked = [
+                self._report(c)
+                for c, camp in self.campaigns.items()
+                if (since is None or _when(camp["send_time"]) >= since)
+                and (before is None or _when(camp["send_time"]) < before)
+            ]
         picked.sort(key=lambda r: r["send_time"])
         return self._page(req, picked, "reports")
 
@@ -287,8 +391,11 @@ class MailchimpEmulator(EmulatorServer):
             members = []
             for member in self.activity[cid].values():
                 if since is not None and isinstance(member, dict):
-                    recent = [a for a in member.get("activity") or []
-                              if isinstance(a, dict) and _when(a["timestamp"]) > since]
+                    recent = [
+                        a
+                        for a in member.get("activity") or []
+                        if isinstance(a, dict) and _when(a["timestamp"]) > since
+                    ]
                     if not recent:
                         continue
                     member = {**member, "activity": recent}

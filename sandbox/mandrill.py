@@ -32,8 +32,14 @@ class MandrillEmulator(EmulatorServer):
 
     redact_fields = EmulatorServer.redact_fields | {"key"}
 
-    def __init__(self, *, api_key: str = "md-sandbox-key", templates: tuple[str, ...] = (),
-                 sends_per_second: float = 1000.0, burst: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "md-sandbox-key",
+        templates: tuple[str, ...] = (),
+        sends_per_second: float = 1000.0,
+        burst: int = 1000,
+    ) -> None:
         super().__init__()
         self.api_key = api_key
         self.templates = set(templates)  # empty: every slug exists
@@ -62,8 +68,9 @@ class MandrillEmulator(EmulatorServer):
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
         if fault.kind == "rate_limit":
-            return _md_error(429, 429, "RequestLimitExceeded",
-                             "Too Many Requests attempted recently")
+            return _md_error(
+                429, 429, "RequestLimitExceeded", "Too Many Requests attempted recently"
+            )
         if fault.kind == "expired_session":
             return _md_error(401, 401, "Invalid_Key", "Invalid API key")
         return _md_error(500, -1, "GeneralError", "An unexpected error occurred")
@@ -86,42 +93,59 @@ class MandrillEmulator(EmulatorServer):
         if not secrets.compare_digest(body["key"].encode(), self.api_key.encode()):
             return _md_error(401, 401, "Invalid_Key", "Invalid API key")
         if self._buckets.take("send"):
-            return _md_error(429, 429, "RequestLimitExceeded",
-                             "Too Many Requests attempted recently")
+            return _md_error(
+                429, 429, "RequestLimitExceeded", "Too Many Requests attempted recently"
+            )
         template = body.get("template_name")
         if not isinstance(template, str) or not template:
-            return _md_error(500, -2, "ValidationError",
-                             "Validation error: {\"template_name\":\"Sorry, this field can't "
-                             "be left blank.\"}")
+            return _md_error(
+                500,
+                -2,
+                "ValidationError",
+                'Validation error: {"template_name":"Sorry, this field can\'t be left blank."}',
+            )
         if "template_content" not in body or not isinstance(body["template_content"], list):
-            return _md_error(500, -2, "ValidationError",
-                             "Validation error: {\"template_content\":\"Please enter an "
-                             "array\"}")
+            return _md_error(
+                500,
+                -2,
+                "ValidationError",
+                'Validation error: {"template_content":"Please enter an array"}',
+            )
         if self.templates and template not in self.templates:
             return _md_error(500, 5, "Unknown_Template", f'No such template "{template}"')
         message = body.get("message")
         to = message.get("to") if isinstance(message, dict) else None
         if not isinstance(to, list) or not to:
-            return _md_error(500, -2, "ValidationError",
-                             "Validation error: {\"message\":{\"to\":\"Please enter an "
-                             "array\"}}")
+            return _md_error(
+                500,
+                -2,
+                "ValidationError",
+                'Validation error: {"message":{"to":"Please enter an array"}}',
+            )
         results = []
         with self._lock:
             for r in to:
                 email = str((r or {}).get("email", "")).lower()
                 _id = secrets.token_hex(16)
                 if "@" not in email:
-                    results.append({"email": email, "status": "invalid", "_id": _id,
-                                    "reject_reason": None})
+                    results.append(
+                        {"email": email, "status": "invalid", "_id": _id, "reject_reason": None}
+                    )
                     continue
                 reason = self._rejects.get(email)
                 status = "rejected" if reason else "sent"
-                results.append({"email": email, "status": status, "_id": _id,
-                                "reject_reason": reason})
-                self._sent.append({"_id": _id, "to": email, "status": status,
-                                   "template_name": template,
-                                   "metadata": dict(message.get("metadata") or {}),
-                                   "merge_vars": copy.deepcopy(message.get("merge_vars")),
-                                   "global_merge_vars": copy.deepcopy(
-                                       message.get("global_merge_vars"))})
+                results.append(
+                    {"email": email, "status": status, "_id": _id, "reject_reason": reason}
+                )
+                self._sent.append(
+                    {
+                        "_id": _id,
+                        "to": email,
+                        "status": status,
+                        "template_name": template,
+                        "metadata": dict(message.get("metadata") or {}),
+                        "merge_vars": copy.deepcopy(message.get("merge_vars")),
+                        "global_merge_vars": copy.deepcopy(message.get("global_merge_vars")),
+                    }
+                )
         return Response(200, results)

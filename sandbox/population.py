@@ -83,8 +83,9 @@ class Population:
         return np.array([d is not None for d in self.churn_dates])
 
 
-def _sponsor_and_trouble(rng: np.random.Generator, archetypes: Sequence[str]
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _sponsor_and_trouble(
+    rng: np.random.Generator, archetypes: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     table = np.array([_BEHAVIOUR[a] for a in archetypes])
     n = len(archetypes)
     engagement = np.clip(table[:, 0] + rng.normal(0, 0.12, n), 0.08, 0.98)
@@ -110,18 +111,27 @@ def _trouble(rng: np.random.Generator, troubled: np.ndarray, days: int) -> np.nd
     return out
 
 
-def generate_population(n_accounts: int | None = None, *, org: SyntheticOrg | None = None,
-                        seed: int = 42, end: date | None = None, days: int = 365,
-                        account_ids: Sequence[str] | None = None) -> Population:
+def generate_population(
+    n_accounts: int | None = None,
+    *,
+    org: SyntheticOrg | None = None,
+    seed: int = 42,
+    end: date | None = None,
+    days: int = 365,
+    account_ids: Sequence[str] | None = None,
+) -> Population:
     """Daily usage over the ``days`` days up to ``end`` (yesterday by default) for each
     account of ``org`` (or of ``generate_org(n_accounts, seed)``), with churn outcomes."""
     end = end or (datetime.now(UTC).date() - timedelta(days=1))
     if org is None:
         if n_accounts is None:
             raise ValueError("give n_accounts or an org")
-        org = generate_org(n_accounts, seed=seed, now=datetime.combine(end, datetime.min.time(),
-                                                                       tzinfo=UTC),
-                           related=False)
+        org = generate_org(
+            n_accounts,
+            seed=seed,
+            now=datetime.combine(end, datetime.min.time(), tzinfo=UTC),
+            related=False,
+        )
     accounts = org.accounts
     n = len(accounts)
     ids = list(account_ids) if account_ids is not None else [f"acct-{i:06d}" for i in range(n)]
@@ -157,16 +167,20 @@ def generate_population(n_accounts: int | None = None, *, org: SyntheticOrg | No
     lo = np.clip(hi - 61, 0, None)
     rows = np.arange(n)
     recent = (sums[rows, hi] - sums[rows, lo]) / np.maximum(hi - lo, 1)
-    logit = (-2.0 + 6.0 * (0.5 - latent[np.arange(n), at]) + 4.0 * recent
-             + 0.8 * ~sponsor + rng.normal(0, 0.6, n))
+    logit = (
+        -2.0
+        + 6.0 * (0.5 - latent[np.arange(n), at])
+        + 4.0 * recent
+        + 0.8 * ~sponsor
+        + rng.normal(0, 0.6, n)
+    )
     decides = (anniversary >= 0) & (anniversary < days)
     churns = decides & (rng.random(n) < 1.0 / (1.0 + np.exp(-logit)))
     churn_day = np.where(churns, anniversary, days + 10_000)
     # once an account means to leave, it winds down: moves work elsewhere, stops inviting
     lead = rng.integers(20, 80, n)
     wind = np.clip((churn_day[:, None] - t[None, :]) / lead[:, None], 0.0, 1.0)
-    latent = np.where(churns[:, None], latent * (0.35 + 0.65 * wind), latent
-                      ).astype(np.float32)
+    latent = np.where(churns[:, None], latent * (0.35 + 0.65 * wind), latent).astype(np.float32)
 
     customer = (t[None, :] >= since[:, None]) & (t[None, :] <= churn_day[:, None])
     weekday = np.array([(first + timedelta(days=int(d))).weekday() for d in t])
@@ -183,12 +197,12 @@ def generate_population(n_accounts: int | None = None, *, org: SyntheticOrg | No
     minutes = np.round(logins * rng.gamma(4.0, 4.0, (n, days)).astype(np.float32), 1)
     invite_rate = 0.01 * np.sqrt(seats) * np.where(sponsor, 1.4, 0.6)
     invites = rng.poisson(invite_rate[:, None] * latent * week[None, :]).astype(np.float32)
-    tickets = rng.poisson(0.03 * (seats ** 0.25)[:, None] * (0.2 + 5.0 * trouble)
-                          ).astype(np.float32)
+    tickets = rng.poisson(0.03 * (seats**0.25)[:, None] * (0.2 + 5.0 * trouble)).astype(np.float32)
 
     usage = {}
-    for name, values in zip(METRICS, (logins, active, features, minutes, invites, tickets),
-                            strict=True):
+    for name, values in zip(
+        METRICS, (logins, active, features, minutes, invites, tickets), strict=True
+    ):
         values[~customer] = np.nan
         usage[name] = values
     day = [first + timedelta(days=int(d)) for d in range(days)]
@@ -197,14 +211,19 @@ def generate_population(n_accounts: int | None = None, *, org: SyntheticOrg | No
         return first + timedelta(days=int(k))
 
     return Population(
-        account_ids=ids, names=[a["Name"] for a in accounts],
+        account_ids=ids,
+        names=[a["Name"] for a in accounts],
         start_dates=[a["Customer_Since__c"] for a in accounts],
-        plans=[a["Plan_Tier__c"] for a in accounts], seats=seats, first_day=day[0],
+        plans=[a["Plan_Tier__c"] for a in accounts],
+        seats=seats,
+        first_day=day[0],
         usage=usage,
         churn_dates=[when(churn_day[i]) if churns[i] else None for i in range(n)],
-        renewal_dates=[when(anniversary[i]) if decides[i] and not churns[i] else None
-                       for i in range(n)],
-        archetypes=archetypes)
+        renewal_dates=[
+            when(anniversary[i]) if decides[i] and not churns[i] else None for i in range(n)
+        ],
+        archetypes=archetypes,
+    )
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -214,8 +233,9 @@ def write_accounts_csv(pop: Population, path: str | Path) -> Path:
     with p.open("w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
         out.writerow(["account_id", "name", "start_date", "plan", "seats"])
-        for row in zip(pop.account_ids, pop.names, pop.start_dates, pop.plans,
-                       pop.seats.tolist(), strict=True):
+        for row in zip(
+            pop.account_ids, pop.names, pop.start_dates, pop.plans, pop.seats.tolist(), strict=True
+        ):
             out.writerow([row[0], row[1], row[2].isoformat(), row[3], row[4]])
     return p
 
@@ -226,10 +246,16 @@ def write_outcomes_csv(pop: Population, path: str | Path) -> Path:
     with p.open("w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
         out.writerow(["account_id", "churn_date", "renewal_date"])
-        for account_id, churn, renewal in zip(pop.account_ids, pop.churn_dates,
-                                              pop.renewal_dates, strict=True):
-            out.writerow([account_id, churn.isoformat() if churn else "",
-                          renewal.isoformat() if renewal else ""])
+        for account_id, churn, renewal in zip(
+            pop.account_ids, pop.churn_dates, pop.renewal_dates, strict=True
+        ):
+            out.writerow(
+                [
+                    account_id,
+                    churn.isoformat() if churn else "",
+                    renewal.isoformat() if renewal else "",
+                ]
+            )
     return p
 
 
@@ -237,8 +263,9 @@ def write_usage_csv(pop: Population, path: str | Path, *, zeros: bool = False) -
     """Long form ``account_id, date, metric, value``, one row per reported day (days with 0
     only with ``zeros``: a usage export usually has no row for a day without activity).
     Returns the rows written."""
-    dates = np.array([(pop.first_day + timedelta(days=d)).isoformat()
-                      for d in range(pop.days)], dtype=object)
+    dates = np.array(
+        [(pop.first_day + timedelta(days=d)).isoformat() for d in range(pop.days)], dtype=object
+    )
     ids = np.array(pop.account_ids, dtype=object)
     written = 0
     with Path(path).open("w", encoding="utf-8") as handle:
@@ -247,8 +274,10 @@ def write_usage_csv(pop: Population, path: str | Path, *, zeros: bool = False) -
             keep = ~np.isnan(values) if zeros else (values > 0)
             rows, days = np.nonzero(keep)
             picked = values[rows, days]
-            text = [f"{a},{d},{metric},{v:g}\n" for a, d, v in
-                    zip(ids[rows], dates[days], picked.tolist(), strict=True)]
+            text = [
+                f"{a},{d},{metric},{v:g}\n"
+                for a, d, v in zip(ids[rows], dates[days], picked.tolist(), strict=True)
+            ]
             handle.writelines(text)
             written += len(text)
     return written
@@ -258,35 +287,64 @@ def write_usage_csv(pop: Population, path: str | Path, *, zeros: bool = False) -
 USAGE_DERIVED = {
     "usage_logins_30d": {"window": {"metric": "logins", "agg": "sum", "within": "30d"}},
     "usage_logins_per_seat": {"ratio": ["usage_logins_30d", "seats"]},
-    "usage_login_change": {"window": {"metric": "logins", "agg": "sum", "within": "30d",
-                                      "vs_previous": True}},
-    "usage_active_days_30d": {"window": {"metric": "logins", "agg": "active_days",
-                                         "within": "30d"}},
-    "usage_peak_users_30d": {"window": {"metric": "active_users", "agg": "max",
-                                        "within": "30d"}},
+    "usage_login_change": {
+        "window": {"metric": "logins", "agg": "sum", "within": "30d", "vs_previous": True}
+    },
+    "usage_active_days_30d": {
+        "window": {"metric": "logins", "agg": "active_days", "within": "30d"}
+    },
+    "usage_peak_users_30d": {"window": {"metric": "active_users", "agg": "max", "within": "30d"}},
     "usage_seat_utilization": {"ratio": ["usage_peak_users_30d", "seats"]},
     "usage_invites_90d": {"window": {"metric": "invites", "agg": "sum", "within": "90d"}},
-    "usage_tickets_30d": {"window": {"metric": "support_tickets", "agg": "sum",
-                                     "within": "30d"}},
+    "usage_tickets_30d": {"window": {"metric": "support_tickets", "agg": "sum", "within": "30d"}},
 }
 USAGE_MEASURES = {
-    "usage_seat_utilization": {"label": "Peak seat utilization (30d, usage)",
-                               "group": "deployment", "weight": 6,
-                               "metric": "usage_seat_utilization",
-                               "linear": {"from": 0.2, "to": 0.8}, "unit": "%"},
-    "usage_invites": {"label": "Member invites (90d)", "group": "deployment", "weight": 1,
-                      "metric": "usage_invites_90d", "linear": {"from": 0, "to": 3}},
-    "usage_active_days": {"label": "Active days (30d)", "group": "engagement", "weight": 6,
-                          "metric": "usage_active_days_30d", "linear": {"from": 8, "to": 22}},
-    "usage_login_trend": {"label": "Logins vs prior 30 days (usage)", "group": "engagement",
-                          "weight": 3, "metric": "usage_login_change",
-                          "linear": {"from": -40, "to": 0}, "unit": "pct"},
-    "usage_logins_per_seat": {"label": "Logins per seat (30d, usage)", "group": "adoption",
-                              "weight": 5, "metric": "usage_logins_per_seat",
-                              "linear": {"from": 3, "to": 25, "log": True}, "unit": "x"},
-    "usage_tickets": {"label": "Support tickets (30d)", "group": "roi", "weight": 9,
-                      "metric": "usage_tickets_30d", "better": "lower",
-                      "linear": {"from": 1, "to": 8}},
+    "usage_seat_utilization": {
+        "label": "Peak seat utilization (30d, usage)",
+        "group": "deployment",
+        "weight": 6,
+        "metric": "usage_seat_utilization",
+        "linear": {"from": 0.2, "to": 0.8},
+        "unit": "%",
+    },
+    "usage_invites": {
+        "label": "Member invites (90d)",
+        "group": "deployment",
+        "weight": 1,
+        "metric": "usage_invites_90d",
+        "linear": {"from": 0, "to": 3},
+    },
+    "usage_active_days": {
+        "label": "Active days (30d)",
+        "group": "engagement",
+        "weight": 6,
+        "metric": "usage_active_days_30d",
+        "linear": {"from": 8, "to": 22},
+    },
+    "usage_login_trend": {
+        "label": "Logins vs prior 30 days (usage)",
+        "group": "engagement",
+        "weight": 3,
+        "metric": "usage_login_change",
+        "linear": {"from": -40, "to": 0},
+        "unit": "pct",
+    },
+    "usage_logins_per_seat": {
+        "label": "Logins per seat (30d, usage)",
+        "group": "adoption",
+        "weight": 5,
+        "metric": "usage_logins_per_seat",
+        "linear": {"from": 3, "to": 25, "log": True},
+        "unit": "x",
+    },
+    "usage_tickets": {
+        "label": "Support tickets (30d)",
+        "group": "roi",
+        "weight": 9,
+        "metric": "usage_tickets_30d",
+        "better": "lower",
+        "linear": {"from": 1, "to": 8},
+    },
 }
 
 

@@ -1,10 +1,12 @@
 """SalesforceEmulator: Salesforce REST v59.0 over HTTPS for simple-salesforce and httpx.
 
 Serves the OAuth token endpoint, SOQL query/queryMore/queryAll, describe, sObject Collections
-update and create, single-record GET/POST/PATCH/DELETE, upsert and GET by external id, Bulk API
-2.0 query jobs (:mod:`sandbox.salesforce_bulk`) and limits, with Salesforce's status codes, error
-arrays and ``Sforce-Limit-Info`` header.  Objects: Account, User, Contact, Opportunity, Case,
-Task, Event (:mod:`sandbox.salesforce_schema`).  See /work/shared/api-specs/salesforce.md.
+update and create, single-record GET/POST/PATCH/DELETE, upsert and GET by external id
+(:mod:`sandbox.salesforce_records`), Bulk API 2.0 query jobs (:mod:`sandbox.salesforce_bulk`)
+and limits, with Salesforce's status codes, error arrays and ``Sforce-Limit-Info`` header.
+Objects: Account, User, Contact, Opportunity, Case, Task, Event
+(:mod:`sandbox.salesforce_schema`).
+See /work/shared/api-specs/salesforce.md.
 """
 
 from __future__ import annotations
@@ -27,17 +29,9 @@ from sandbox.salesforce_errors import (
 )
 from sandbox.salesforce_oauth import TokenIssuer
 from sandbox.salesforce_query import QueryEngine, batch_size_hint
-from sandbox.salesforce_schema import to_json
+from sandbox.salesforce_records import RecordRoutes
 from sandbox.salesforce_store import RecordStore
-from sandbox.salesforce_writes import (
-    InjectedFailures,
-    create_collection,
-    create_one,
-    delete_one,
-    update_collection,
-    update_one,
-    upsert_by_external_id,
-)
+from sandbox.salesforce_writes import InjectedFailures, create_collection, update_collection
 from sandbox.server import EmulatorServer, route
 from sandbox.synthetic import SyntheticOrg
 from sandbox.tls import SandboxCA
@@ -65,7 +59,7 @@ _RELATED_ORDER = (
 )
 
 
-class SalesforceEmulator(EmulatorServer):
+class SalesforceEmulator(RecordRoutes, EmulatorServer):
     """HTTPS-only Salesforce org emulator (creates its own :class:`SandboxCA` unless given one)."""
 
     def __init__(
@@ -319,87 +313,6 @@ class SalesforceEmulator(EmulatorServer):
             body = schema.describe(req.path_params["version"], self._store.schemas.values())
         return Response(200, body)
 
-    @route("POST", _V + r"/sobjects/(?P<name>\w+)/?")
-    def _create_record(self, req: Request) -> Response:
-        schema = self._store.schema(req.path_params["name"])
-        if schema is None:
-            return not_found()
-        record_id = create_one(self._store, schema, self._json(req), self.write_history)
-        return Response(201, {"id": record_id, "success": True, "errors": []})
-
-    @route("DELETE", _V + r"/sobjects/(?P<name>\w+)/" + _ID + r"/?")
-    def _delete_record(self, req: Request) -> Response:
-        schema = self._store.schema(req.path_params["name"])
-        if schema is None:
-            return not_found()
-        delete_one(self._store, schema, req.path_params["id"])
-        return Response(204)
-
-    @route("PATCH", _V + r"/sobjects/(?P<name>\w+)/(?P<field>\w+)/(?P<value>[^/]+)/?")
-    def _upsert_record(self, req: Request) -> Response:
-        params = req.path_params
-        schema = self._store.schema(params["name"])
-        if schema is None:
-            return not_found()
-        result = upsert_by_external_id(
-            self._store,
-            schema,
-            params["field"],
-            params["value"],
-            self._json(req),
-            self.write_history,
-            version=params["version"],
-        )
-        return Response(result.status, result.body)
-
-    @route("GET", _V + r"/sobjects/(?P<name>\w+)/(?P<field>\w+)/(?P<value>[^/]+)/?")
-    def _get_by_external_id(self, req: Request) -> Response:
-        params = req.path_params
-        with self._store.lock:
-            schema = self._store.schema(params["name"])
-            fdef = schema.field(params["field"]) if schema is not None else None
-            if schema is None or fdef is None or not fdef.external_id:
-                return not_found()
-            matches = self._store.find_all_by(schema.name, fdef.name, params["value"])
-            base = f"/services/data/v{params['version']}/sobjects/{schema.name}/"
-            if len(matches) > 1:
-                return Response(300, [base + r["Id"] for r in matches])
-            if not matches:
-                return not_found()
-            record = matches[0]
-            body: dict[str, Any] = {"attributes": {"type": schema.name, "url": base + record["Id"]}}
-            body.update({name: to_json(record.get(name)) for name in schema.fields})
-        return Response(200, body)
-
-    @route("GET", _V + r"/sobjects/(?P<name>\w+)/" + _ID + r"/?")
-    def _get_record(self, req: Request) -> Response:
-        version = req.path_params["version"]
-        with self._store.lock:
-            schema = self._store.schema(req.path_params["name"])
-            record = self._store.get(schema.name, req.path_params["id"]) if schema else None
-            if schema is None or record is None or record.get("IsDeleted"):
-                return not_found()
-            wanted = [f.strip() for f in req.query.get("fields", "").split(",") if f.strip()]
-            names = list(schema.fields)
-            if wanted:
-                unknown = [f for f in wanted if schema.field(f) is None]
-                if unknown:
-                    message = f"No such column '{unknown[0]}' on sobject of type {schema.name}"
-                    return error_response(400, "INVALID_FIELD", message)
-                names = [schema.field(f).name for f in wanted]  # type: ignore[union-attr]
-            url = f"/services/data/v{version}/sobjects/{schema.name}/{record['Id']}"
-            body: dict[str, Any] = {"attributes": {"type": schema.name, "url": url}}
-            body.update({name: to_json(record.get(name)) for name in names})
-        return Response(200, body)
-
-    @route("PATCH", _V + r"/sobjects/(?P<name>\w+)/" + _ID + r"/?")
-    def _patch_record(self, req: Request) -> Response:
-        schema = self._store.schema(req.path_params["name"])
-        if schema is None:
-            return not_found()
-        update_one(self._store, schema, req.path_params["id"], self._json(req), self.write_history)
-        return Response(204)
-
     @route("GET", _V + r"/(?P<endpoint>query|queryAll)/?")
     def _query(self, req: Request) -> Response:
         text = req.query.get("q")
@@ -463,10 +376,3 @@ class SalesforceEmulator(EmulatorServer):
     def _bulk_delete(self, req: Request) -> Response:
         self.bulk.delete(req.path_params["id"], req.path_params["version"])
         return Response(204)
-
-    @staticmethod
-    def _json(req: Request) -> Any:
-        try:
-            return req.json()
-        except ValueError as exc:
-            raise ApiError(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}") from exc

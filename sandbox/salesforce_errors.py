@@ -43,7 +43,18 @@ def server_unavailable() -> Response:
 
 
 def not_found() -> Response:
-    return error_response(404, "NOT_FOUND", "The requested resource does not exist")
+    return not_found_error().response()
+
+
+def not_found_error() -> ApiError:
+    """404 ``NOT_FOUND``: no such object, or a record id that never existed."""
+    return ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+def entity_is_deleted_error() -> ApiError:
+    """404 ``ENTITY_IS_DELETED``: single-record GET/PATCH/DELETE of a record in the Recycle Bin
+    (Salesforce sends ``"fields": []``)."""
+    return ApiError(404, "ENTITY_IS_DELETED", "entity is deleted", [])
 
 
 def record_error(status_code: str, message: str, fields: list[str]) -> dict[str, object]:

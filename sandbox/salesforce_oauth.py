@@ -1,4 +1,11 @@
-"""OAuth 2.0 token endpoint of the Salesforce emulator (client credentials and JWT bearer)."""
+"""OAuth 2.0 token endpoint of the Salesforce emulator (client credentials and JWT bearer).
+
+Failures are 400 ``{"error", "error_description"}``.  Client credentials: an unknown (or absent)
+client id is ``invalid_client_id`` / ``client identifier invalid``, a wrong secret
+``invalid_client`` / ``invalid client credentials``.  JWT bearer: a bad assertion is
+``invalid_grant``; an unknown ``iss`` still answers ``invalid_client`` (pinned by
+tests/test_sandbox_salesforce.py).  Any other grant type: ``unsupported_grant_type``.
+"""
 
 from __future__ import annotations
 
@@ -90,12 +97,10 @@ class TokenIssuer:
             except (binascii.Error, UnicodeDecodeError):
                 return _oauth_error("invalid_client", "invalid client credentials")
             client_id, _, client_secret = decoded.partition(":")
-        if client_id is None and client_secret is None:
-            return _oauth_error("invalid_client", "client identifier invalid")
-        if not (
-            hmac.compare_digest(client_id or "", self.client_id)
-            and hmac.compare_digest(client_secret or "", self.client_secret)
-        ):
+        if not hmac.compare_digest((client_id or "").encode(), self.client_id.encode()):
+            # unknown (or absent) consumer key: Salesforce's own error code, not RFC 6749's
+            return _oauth_error("invalid_client_id", "client identifier invalid")
+        if not hmac.compare_digest((client_secret or "").encode(), self.client_secret.encode()):
             return _oauth_error("invalid_client", "invalid client credentials")
         return None
 

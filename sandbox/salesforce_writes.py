@@ -1,5 +1,5 @@
-"""Record writes for the Salesforce emulator: sObject Collections (update and create), single
-record create/PATCH and upsert by external id.
+"""Record writes for the Salesforce emulator: sObject Collections (update and create) and the
+validation shared with single-record writes (:mod:`sandbox.salesforce_records`).
 
 Request-level problems raise :class:`ApiError` (``errorCode``); per-record problems become
 SaveResults with ``statusCode`` errors, exactly like Salesforce.
@@ -51,7 +51,7 @@ class InjectedFailures:
 
 
 @dataclass
-class _Pending:
+class PendingWrite:
     """One input record of a write request after request-level parsing."""
 
     schema: SObjectSchema | None
@@ -152,7 +152,7 @@ def _normalize(fdef: FieldDef, value: Any) -> Any:
 
 
 def check_record(
-    store: RecordStore, item: _Pending, failures: InjectedFailures | None
+    store: RecordStore, item: PendingWrite, failures: InjectedFailures | None
 ) -> list[dict[str, object]]:
     """Per-record validation; fills ``item.record_id`` when the id is usable."""
     schema = item.schema
@@ -225,7 +225,9 @@ def unique_errors(
     return errors
 
 
-def _apply(store: RecordStore, item: _Pending, history: list[tuple[str, dict[str, Any]]]) -> None:
+def apply_write(
+    store: RecordStore, item: PendingWrite, history: list[tuple[str, dict[str, Any]]]
+) -> None:
     assert item.schema is not None and item.record_id is not None
     record = store.get(item.schema.name, item.record_id)
     assert record is not None
@@ -256,20 +258,20 @@ def update_collection(
             "record limit reached. cannot submit more than 200 records into this call",
         )
     with store.lock:
-        items: list[_Pending] = []
+        items: list[PendingWrite] = []
         for record in records:
             if not isinstance(record, dict):
                 raise ApiError(400, "JSON_PARSER_ERROR", "Each record must be a JSON object")
             attributes = record.get("attributes")
             type_name = attributes.get("type") if isinstance(attributes, dict) else None
             if not type_name:
-                items.append(_Pending(None, None, {}))
+                items.append(PendingWrite(None, None, {}))
                 continue
             schema = store.schema(str(type_name))
             if schema is None:
                 raise ApiError(400, "INVALID_TYPE", f"sObject type '{type_name}' is not supported.")
             raw_id, values = parse_values(schema, record)
-            items.append(_Pending(schema, raw_id, values))
+            items.append(PendingWrite(schema, raw_id, values))
         for item in items:
             item.errors = check_record(store, item, failures)
         failed = any(item.errors for item in items)
@@ -280,35 +282,9 @@ def update_collection(
             elif all_or_none and failed:
                 results.append({"success": False, "errors": [dict(_ROLLED_BACK)]})
             else:
-                _apply(store, item, history)
+                apply_write(store, item, history)
                 results.append({"id": item.record_id, "success": True, "errors": []})
         return results
-
-
-def update_one(
-    store: RecordStore,
-    schema: SObjectSchema,
-    record_id: str,
-    payload: Any,
-    history: list[tuple[str, dict[str, Any]]],
-) -> None:
-    """``PATCH /sobjects/{Name}/{id}``; raises ApiError (400/404) on failure."""
-    if not isinstance(payload, dict):
-        raise ApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
-    with store.lock:
-        _, values = parse_values(schema, payload)
-        item = _Pending(schema, record_id, values)
-        errors = check_record(store, item, None)
-        if errors:
-            first = errors[0]
-            code, message = str(first["statusCode"]), str(first["message"])
-            if code in ("INVALID_CROSS_REFERENCE_KEY", "MALFORMED_ID", "ENTITY_IS_DELETED") and (
-                first["fields"] == ["Id"]
-            ):
-                raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-            fields = first["fields"]
-            raise ApiError(400, code, message, list(fields) if isinstance(fields, list) else None)
-        _apply(store, item, history)
 
 
 # ---------------------------------------------------------------------------- creates
@@ -385,36 +361,6 @@ def insert_checked(
     return record_id
 
 
-def _as_api_error(errors: list[dict[str, object]]) -> ApiError:
-    first = errors[0]
-    fields = first.get("fields")
-    return ApiError(
-        400,
-        str(first["statusCode"]),
-        str(first["message"]),
-        list(fields) if isinstance(fields, list) else None,
-    )
-
-
-def create_one(
-    store: RecordStore,
-    schema: SObjectSchema,
-    payload: Any,
-    history: list[tuple[str, dict[str, Any]]],
-) -> str:
-    """``POST /sobjects/{Name}/``: the new id; raises ApiError (400) like Salesforce."""
-    if not isinstance(payload, dict):
-        raise ApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
-    with store.lock:
-        raw_id, values = parse_values(schema, payload)
-        if raw_id is not None:
-            raise ApiError(400, "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
-        errors = check_create(store, schema, values, {})
-        if errors:
-            raise _as_api_error(errors)
-        return insert_checked(store, schema, values, history)
-
-
 def create_collection(
     store: RecordStore, payload: Any, history: list[tuple[str, dict[str, Any]]]
 ) -> list[dict[str, Any]]:
@@ -432,20 +378,20 @@ def create_collection(
             "record limit reached. cannot submit more than 200 records into this call",
         )
     with store.lock:
-        items: list[_Pending] = []
+        items: list[PendingWrite] = []
         for record in records:
             if not isinstance(record, dict):
                 raise ApiError(400, "JSON_PARSER_ERROR", "Each record must be a JSON object")
             attributes = record.get("attributes")
             type_name = attributes.get("type") if isinstance(attributes, dict) else None
             if not type_name:
-                items.append(_Pending(None, None, {}))
+                items.append(PendingWrite(None, None, {}))
                 continue
             schema = store.schema(str(type_name))
             if schema is None:
                 raise ApiError(400, "INVALID_TYPE", f"sObject type '{type_name}' is not supported.")
             raw_id, values = parse_values(schema, record)
-            items.append(_Pending(schema, raw_id, values))
+            items.append(PendingWrite(schema, raw_id, values))
         claimed: dict[tuple[str, Any], str | None] = {}
         for item in items:
             if item.schema is None:
@@ -469,83 +415,3 @@ def create_collection(
                 new_id = insert_checked(store, item.schema, item.values, history)
                 results.append({"id": new_id, "success": True, "errors": []})
         return results
-
-
-@dataclass(frozen=True)
-class UpsertResult:
-    """Outcome of an upsert by external id: the HTTP status and JSON body to answer with."""
-
-    status: int
-    body: Any
-
-
-def upsert_by_external_id(
-    store: RecordStore,
-    schema: SObjectSchema,
-    field_name: str,
-    value: str,
-    payload: Any,
-    history: list[tuple[str, dict[str, Any]]],
-    *,
-    version: str,
-) -> UpsertResult:
-    """``PATCH /sobjects/{Name}/{ExtIdField}/{value}``.
-
-    No match: insert (201 ``{"id", "success", "errors", "created": true}``); one match: update
-    (API v46.0+: 200 with ``"created": false``; older versions: 204 without a body); several:
-    300 with the matching records' URLs.
-    """
-    fdef = schema.field(field_name)
-    if fdef is None or not fdef.external_id:
-        raise ApiError(
-            404,
-            "NOT_FOUND",
-            f"Provided external ID field does not exist or is not accessible: {field_name}",
-        )
-    if not isinstance(payload, dict):
-        raise ApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
-    modern = float(version) >= 46.0
-    with store.lock:
-        raw_id, values = parse_values(schema, payload)
-        if raw_id is not None:
-            raise ApiError(400, "INVALID_FIELD", "Id is not allowed in an upsert body", ["Id"])
-        in_body = values.pop(fdef, None)
-        if in_body is not None and str(in_body).casefold() != value.casefold():
-            raise ApiError(
-                400,
-                "INVALID_FIELD",
-                f"The value of {fdef.name} in the body does not match the value in the URL",
-                [fdef.name],
-            )
-        matches = store.find_all_by(schema.name, fdef.name, value)
-        if len(matches) > 1:
-            base = f"/services/data/v{version}/sobjects/{schema.name}/"
-            return UpsertResult(300, [base + r["Id"] for r in matches])
-        if not matches:
-            values[fdef] = coerce(fdef, value)
-            errors = check_create(store, schema, values, {})
-            if errors:
-                raise _as_api_error(errors)
-            new_id = insert_checked(store, schema, values, history)
-            body: dict[str, Any] = {"id": new_id, "success": True, "errors": []}
-            if modern:
-                body["created"] = True
-            return UpsertResult(201, body)
-        record_id = matches[0]["Id"]
-        item = _Pending(schema, record_id, values)
-        errors = check_record(store, item, None)
-        if errors:
-            raise _as_api_error(errors)
-        _apply(store, item, history)
-        if not modern:
-            return UpsertResult(204, None)
-        return UpsertResult(200, {"id": record_id, "success": True, "errors": [], "created": False})
-
-
-def delete_one(store: RecordStore, schema: SObjectSchema, record_id: str) -> None:
-    """``DELETE /sobjects/{Name}/{id}``: soft delete (recycle bin); 404 when unknown/deleted."""
-    with store.lock:
-        record = store.get(schema.name, record_id)
-        if record is None or record.get("IsDeleted") or "IsDeleted" not in record:
-            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-        store.delete(schema.name, record_id)

@@ -9,11 +9,14 @@
   ``GET|POST /v3/asm/groups/{id}/suppressions``). One suppression store: an address
   unsubscribed by ``unsubscribe()``, the POST endpoints or a seeded message is in
   ``GET /v3/suppression/unsubscribes`` and dropped by mail send.
-- ``Authorization: Bearer <api key>``; 401 ``authorization required`` otherwise.
+- ``Authorization: Bearer <api key>``; 401 ``authorization required`` otherwise (Mail Send with
+  a wrong key: ``The provided authorization grant is invalid, expired, or revoked``).
 - Limits per endpoint in fixed windows (mail send has its own, higher limit): every response
   carries ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (epoch seconds); beyond the
   limit 429 ``too many requests`` with those headers and no ``Retry-After``.
-- Faults (``emu.faults.add(...)``) answer with SendGrid's ``{"errors": [...]}`` bodies.
+- Errors are SendGrid's ``{"errors": [{"message", "field", "help"}]}`` bodies, Mail Send's
+  400s with their ``help`` links (:mod:`sandbox.sendgrid_mail`); faults
+  (``emu.faults.add(...)``) answer with the same bodies.
 - The webhook side plays SendGrid: ``post_events(url)`` signs each batch with the emulator's
   P-256 key (``webhook_public_key`` is the verification key, base64 DER) and POSTs it.
 """
@@ -25,7 +28,6 @@ import copy
 import json
 import math
 import random
-import re
 import secrets
 import threading
 import time
@@ -39,74 +41,35 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from sandbox.email_profiles import recipients
 from sandbox.faults import Fault
+from sandbox.sendgrid_data import (
+    RateWindows,
+    activity_summary,
+    build_message,
+    filter_activity,
+    stats_body,
+)
+from sandbox.sendgrid_mail import MAIL_SEND, errors, mail_problem, unauthorized
 from sandbox.server import EmulatorServer, route
 from sandbox.synthetic import SyntheticOrg
 from sandbox.wire import Request, Response
 
 __all__ = ["SendGridEmulator"]
 
-JSON = "application/json"
-_BETWEEN = re.compile(r'last_event_time\s+BETWEEN\s+TIMESTAMP\s+"([^"]+)"\s+AND\s+TIMESTAMP\s+'
-                      r'"([^"]+)"', re.I)
-_TO = re.compile(r'to_email\s*=\s*"([^"]+)"', re.I)
-_MSG = re.compile(r"msg_id\s+LIKE\s+'([^']*)%'", re.I)
-_METRICS = ("blocks", "bounce_drops", "bounces", "clicks", "deferred", "delivered",
-            "invalid_emails", "opens", "processed", "requests", "spam_report_drops",
-            "spam_reports", "unique_clicks", "unique_opens", "unsubscribe_drops", "unsubscribes")
-
-
-MAIL_SEND = "/v3/mail/send"
-
-
-def _errors(status: int, message: str, field: str | None = None,
-            headers: dict[str, str] | None = None, *, bare: bool = False) -> Response:
-    """SendGrid's error body; ``bare``: without ``help`` (its 401 and 429 bodies)."""
-    error = {"field": field, "message": message} | ({} if bare else {"help": None})
-    return Response(status, {"errors": [error]}, {"Content-Type": JSON, **(headers or {})})
-
-
-def _iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _Windows:
-    """Fixed windows per endpoint: ``limit`` requests per ``window`` seconds, or the
-    endpoint's own limit from ``limits``."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float],
-                 limits: dict[str, int]) -> None:
-        self.limit, self.window, self.clock, self.limits = limit, window, clock, limits
-        self._lock = threading.Lock()
-        self._state: dict[str, tuple[float, int]] = {}  # endpoint → (window start, used)
-
-    def limit_for(self, endpoint: str) -> int:
-        return self.limits.get(endpoint, self.limit)
-
-    def take(self, endpoint: str) -> tuple[bool, dict[str, str]]:
-        """(admitted, the X-RateLimit headers to answer with)."""
-        with self._lock:
-            now, limit = self.clock(), self.limit_for(endpoint)
-            start, used = self._state.get(endpoint, (now, 0))
-            if now - start >= self.window:
-                start, used = now, 0
-            admitted = used < limit
-            used += admitted
-            self._state[endpoint] = (start, used)
-            return admitted, self.headers(endpoint, limit - used, start + self.window)
-
-    def headers(self, endpoint: str, remaining: int, reset: float) -> dict[str, str]:
-        return {"X-RateLimit-Limit": str(self.limit_for(endpoint)),
-                "X-RateLimit-Remaining": str(max(0, remaining)),
-                "X-RateLimit-Reset": str(math.ceil(reset))}
-
 
 class SendGridEmulator(EmulatorServer):
     query_join = "\n"  # categories=a&categories=b: handlers split the values on newlines
 
-    def __init__(self, *, api_key: str = "SG.sandbox-key.healthscore", requests_per_window: int
-                 = 600, window: float = 60.0, mail_sends_per_window: int = 100_000,
-                 activity_enabled: bool = True, verified_senders: tuple[str, ...] = (),
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "SG.sandbox-key.healthscore",
+        requests_per_window: int = 600,
+        window: float = 60.0,
+        mail_sends_per_window: int = 100_000,
+        activity_enabled: bool = True,
+        verified_senders: tuple[str, ...] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
         self.api_key = api_key
         self.activity_enabled = activity_enabled
@@ -123,11 +86,12 @@ class SendGridEmulator(EmulatorServer):
         self._key = ec.generate_private_key(ec.SECP256R1())
         self.delivered_batches = 0
 
-    def configure_limits(self, requests_per_window: int, window: float,
-                         mail_sends_per_window: int | None = None) -> None:
+    def configure_limits(
+        self, requests_per_window: int, window: float, mail_sends_per_window: int | None = None
+    ) -> None:
         """New windows (all full again); mail send keeps its limit unless given."""
         mail = mail_sends_per_window or self.limits.limit_for(MAIL_SEND)
-        self.limits = _Windows(requests_per_window, window, self.clock, {MAIL_SEND: mail})
+        self.limits = RateWindows(requests_per_window, window, self.clock, {MAIL_SEND: mail})
 
     # ------------------------------------------------------------------ mail send side
     @property
@@ -150,56 +114,59 @@ class SendGridEmulator(EmulatorServer):
         if email in _emails(self.bounces):
             return "Bounced Address"
         if email in _emails(self.unsubscribes) or (
-                isinstance(group, int) and email in self.groups.get(group, set())):
+            isinstance(group, int) and email in self.groups.get(group, set())
+        ):
             return "Unsubscribed Address"
         return None
 
     # ------------------------------------------------------------------ data
-    def add_message(self, to_email: str, sent_at: datetime, *, opened: bool = False,
-                    clicked: bool = False, bounced: bool = False, unsubscribed: bool = False,
-                    categories: tuple[str, ...] = ("healthscore",), msg_id: str | None = None,
-                    machine_open: bool = False) -> str:
+    def add_message(
+        self,
+        to_email: str,
+        sent_at: datetime,
+        *,
+        opened: bool = False,
+        clicked: bool = False,
+        bounced: bool = False,
+        unsubscribed: bool = False,
+        categories: tuple[str, ...] = ("healthscore",),
+        msg_id: str | None = None,
+        machine_open: bool = False,
+    ) -> str:
         """One message and its events (processed, delivered or bounce, open, click, …)."""
         # like SendGrid's: the X-Message-Id, the filter host, a per-recipient suffix (often
         # longer than 64 characters)
-        msg_id = msg_id or (secrets.token_urlsafe(16)[:22] + ".filterdrecv-5645d9c87f-78vbf-1-"
-                            + secrets.token_hex(8).upper() + "-" + str(len(self.messages)) + ".0")
+        msg_id = msg_id or (
+            secrets.token_urlsafe(16)[:22]
+            + ".filterdrecv-5645d9c87f-78vbf-1-"
+            + secrets.token_hex(8).upper()
+            + "-"
+            + str(len(self.messages))
+            + ".0"
+        )
+        message = build_message(
+            msg_id,
+            to_email,
+            sent_at,
+            opened=opened,
+            clicked=clicked,
+            bounced=bounced,
+            unsubscribed=unsubscribed,
+            categories=categories,
+            machine_open=machine_open,
+        )
         t = int(sent_at.timestamp())
-        events = [("processed", t)]
-        if bounced:
-            events.append(("bounce", t + 5))
-        else:
-            events.append(("delivered", t + 3))
-            if machine_open:
-                events.append(("open", t + 10))
-            if opened or clicked:
-                events.append(("open", t + 600))
-            if clicked:
-                events.append(("click", t + 660))
-            if unsubscribed:
-                events.append(("unsubscribe", t + 720))
-        message = {"msg_id": msg_id, "to_email": to_email.lower(),
-                   "from_email": "success@vendor.example", "subject": "From your CS team",
-                   "categories": list(categories), "events": []}
-        for n, (kind, at) in enumerate(events):
-            event: dict[str, Any] = {
-                "email": to_email.lower(), "timestamp": at, "event": kind,
-                "sg_event_id": base64.urlsafe_b64encode(secrets.token_bytes(16)).decode(),
-                "sg_message_id": msg_id,
-                "category": list(categories) if len(categories) > 1 else (
-                    categories[0] if categories else [])}
-            if kind == "open":
-                event["sg_machine_open"] = machine_open and n == 2
-            if kind == "bounce":
-                event.update(type="bounce", status="5.1.1", reason="550 5.1.1 unknown user")
-            if kind == "click":
-                event["url"] = "https://app.vendor.example/dashboards"
-            message["events"].append(event)
         with self._lock:
             self.messages[msg_id] = message
             if bounced:
-                self.bounces.append({"created": t + 5, "email": to_email.lower(),
-                                     "reason": "550 5.1.1 unknown user", "status": "5.1.1"})
+                self.bounces.append(
+                    {
+                        "created": t + 5,
+                        "email": to_email.lower(),
+                        "reason": "550 5.1.1 unknown user",
+                        "status": "5.1.1",
+                    }
+                )
             if unsubscribed:
                 self.unsubscribes.append({"created": t + 720, "email": to_email.lower()})
         return msg_id
@@ -208,15 +175,19 @@ class SendGridEmulator(EmulatorServer):
         """A later event on an existing message (e.g. an open a week after sending)."""
         with self._lock:
             message = self.messages[msg_id]
-            event = {"email": message["to_email"], "timestamp": int(at.timestamp()),
-                     "event": kind, "sg_message_id": msg_id,
-                     "sg_event_id": base64.urlsafe_b64encode(secrets.token_bytes(16)).decode(),
-                     "category": message["categories"], **extra}
+            event = {
+                "email": message["to_email"],
+                "timestamp": int(at.timestamp()),
+                "event": kind,
+                "sg_message_id": msg_id,
+                "sg_event_id": base64.urlsafe_b64encode(secrets.token_bytes(16)).decode(),
+                "category": message["categories"],
+                **extra,
+            }
             message["events"].append(event)
             return event
 
-    def seed(self, org: SyntheticOrg, now: datetime, *, seed: int = 7,
-             days: int = 100) -> int:
+    def seed(self, org: SyntheticOrg, now: datetime, *, seed: int = 7, days: int = 100) -> int:
         """Messages to the org's contacts over the last ``days`` days (plus free-mail and
         unknown-domain readers), engaged per archetype; returns the number of messages."""
         rng = random.Random(f"sendgrid:{seed}")
@@ -230,9 +201,16 @@ class SendGridEmulator(EmulatorServer):
                 clicked = opened and rng.random() < p.click
                 unsub = not bounced and rng.random() < p.unsubscribe * 4
                 cats = ("healthscore", rng.choice(("onboarding-nudge", "newsletter", "renewal")))
-                self.add_message(person.email, sent, opened=opened, clicked=clicked,
-                                 bounced=bounced, unsubscribed=unsub, categories=cats,
-                                 machine_open=opened and rng.random() < 0.1)
+                self.add_message(
+                    person.email,
+                    sent,
+                    opened=opened,
+                    clicked=clicked,
+                    bounced=bounced,
+                    unsubscribed=unsub,
+                    categories=cats,
+                    machine_open=opened and rng.random() < 0.1,
+                )
                 count += 1
         return count
 
@@ -240,8 +218,7 @@ class SendGridEmulator(EmulatorServer):
         """Every event (after ``since``), oldest first: what the webhook would POST."""
         cut = since.timestamp() if since else -math.inf
         with self._lock:
-            out = [e for m in self.messages.values() for e in m["events"]
-                   if e["timestamp"] > cut]
+            out = [e for m in self.messages.values() for e in m["events"] if e["timestamp"] > cut]
         return sorted(out, key=lambda e: e["timestamp"])
 
     # ------------------------------------------------------------------ webhook side
@@ -249,36 +226,42 @@ class SendGridEmulator(EmulatorServer):
     def webhook_public_key(self) -> str:
         """The Signed Event Webhook verification key, as SendGrid shows it (base64 DER)."""
         der = self._key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         return base64.b64encode(der).decode()
 
     def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         stamp = str(int(self.clock()) if timestamp is None else timestamp)
         signature = self._key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        return {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-                "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
-                "Content-Type": "application/json", "User-Agent": "SendGrid Event API"}
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+            "Content-Type": "application/json",
+            "User-Agent": "SendGrid Event API",
+        }
 
-    def post_events(self, url: str, events: list[dict[str, Any]] | None = None, *,
-                    batch_size: int = 500) -> list[httpx.Response]:
+    def post_events(
+        self, url: str, events: list[dict[str, Any]] | None = None, *, batch_size: int = 500
+    ) -> list[httpx.Response]:
         """POST events to ``url`` in signed batches, as SendGrid does; the responses."""
         events = self.events() if events is None else events
         out = []
         with httpx.Client(timeout=30) as http:
             for start in range(0, len(events), batch_size):
-                body = json.dumps(events[start:start + batch_size]).encode()
+                body = json.dumps(events[start : start + batch_size]).encode()
                 out.append(http.post(url, content=body, headers=self.sign(body)))
                 self.delivered_batches += 1
         return out
 
     # ------------------------------------------------------------------ hooks
     def before_route(self, req: Request) -> Response | None:
-        if not secrets.compare_digest((req.header("Authorization") or "").encode(),
-                                      f"Bearer {self.api_key}".encode()):
-            return _errors(401, "authorization required", bare=True)
+        auth = req.header("Authorization") or ""
+        if not secrets.compare_digest(auth.encode(), f"Bearer {self.api_key}".encode()):
+            scheme, _, key = auth.partition(" ")
+            return unauthorized(req.path, key_sent=scheme.lower() == "bearer" and bool(key.strip()))
         admitted, headers = self.limits.take(req.path)  # per endpoint
         if not admitted:
-            return _errors(429, "too many requests", headers=headers, bare=True)
+            return errors(429, "too many requests", headers=headers, bare=True)
         req.headers["x-sandbox-limit"] = json.dumps(headers)
         return None
 
@@ -291,20 +274,20 @@ class SendGridEmulator(EmulatorServer):
     def fault_response(self, fault: Fault, req: Request) -> Response:
         if fault.kind == "rate_limit":
             headers = self.limits.headers(req.path, 0, self.clock() + self.limits.window)
-            return _errors(429, "too many requests", headers=headers, bare=True)
-        if fault.kind == "expired_session":
-            return _errors(401, "authorization required", bare=True)
-        return _errors(500, "internal server error")
+            return errors(429, "too many requests", headers=headers, bare=True)
+        if fault.kind == "expired_session":  # the key was revoked meanwhile
+            return unauthorized(req.path, key_sent=True)
+        return errors(500, "internal server error")
 
     def not_found(self, req: Request) -> Response:
-        return _errors(404, "resource not found")
+        return errors(404, "resource not found")
 
     def method_not_allowed(self, req: Request, allowed: list[str]) -> Response:
-        return _errors(405, "method not allowed")
+        return errors(405, "method not allowed")
 
     def internal_error(self, req: Request, exc: Exception) -> Response:
         self.report_exception(exc)
-        return _errors(500, "internal server error")
+        return errors(500, "internal server error")
 
     # ------------------------------------------------------------------ routes
     @staticmethod
@@ -313,54 +296,23 @@ class SendGridEmulator(EmulatorServer):
         if raw is None:
             return default
         if not raw.isdigit() or not lo <= int(raw) <= hi:
-            return _errors(400, f"{name} must be an integer between {lo} and {hi}", name)
+            return errors(400, f"{name} must be an integer between {lo} and {hi}", name)
         return int(raw)
-
-    def _summary(self, message: dict[str, Any]) -> dict[str, Any]:
-        kinds = [e["event"] for e in message["events"]]
-        status = ("not_delivered" if {"bounce", "dropped"} & set(kinds) else
-                  "delivered" if "delivered" in kinds else "processed")
-        return {"from_email": message["from_email"], "msg_id": message["msg_id"],
-                "subject": message["subject"], "to_email": message["to_email"],
-                "status": status, "opens_count": kinds.count("open"),
-                "clicks_count": kinds.count("click"),
-                "last_event_time": _iso(max(e["timestamp"] for e in message["events"]))}
 
     @route("GET", r"/v3/messages")
     def activity(self, req: Request) -> Response:
         if not self.activity_enabled:
-            return _errors(403, "access forbidden")
+            return errors(403, "access forbidden")
         limit = self._int(req, "limit", 10, 1, 1000)
         if isinstance(limit, Response):
             return limit
-        query = req.query.get("query", "")
-        between, to, msg = _BETWEEN.search(query), _TO.search(query), _MSG.search(query)
-        if query and not (between or to or msg):
-            return _errors(400, "invalid query", "query")
-        try:
-            lo, hi = ((datetime.fromisoformat(between.group(1).replace("Z", "+00:00")),
-                       datetime.fromisoformat(between.group(2).replace("Z", "+00:00")))
-                      if between else (None, None))
-        except ValueError:
-            return _errors(400, "invalid timestamp in query", "query")
         with self._lock:
-            found = [self._summary(m) for m in self.messages.values()]
+            found = [activity_summary(m) for m in self.messages.values()]
             found += list(self.raw_activity)
-        out = []
-        for m in found:
-            if isinstance(m, dict) and isinstance(m.get("last_event_time"), str):
-                try:
-                    at = datetime.fromisoformat(m["last_event_time"].replace("Z", "+00:00"))
-                except ValueError:
-                    at = None
-                if lo and hi and (at is None or not lo <= at <= hi):
-                    continue
-            if to and m.get("to_email") != to.group(1).lower():
-                continue
-            if msg and not str(m.get("msg_id", "")).startswith(msg.group(1)):
-                continue
-            out.append(m)
-        out.sort(key=lambda m: str(m.get("last_event_time")), reverse=True)
+        try:
+            out = filter_activity(found, req.query.get("query", ""))
+        except ValueError as exc:
+            return errors(400, str(exc), "query")
         return Response(200, {"messages": out[:limit]})
 
     def _suppressions(self, req: Request, rows: list[Any]) -> Response:
@@ -372,12 +324,19 @@ class SendGridEmulator(EmulatorServer):
             if isinstance(value, Response):
                 return value
         with self._lock:
-            picked = [r for r in rows if not isinstance(r, dict)
-                      or not isinstance(r.get("created"), int)
-                      or start <= r["created"] <= end]  # type: ignore[operator]
-        picked.sort(key=lambda r: -r["created"] if isinstance(r, dict)
-                    and isinstance(r.get("created"), int) else 0)
-        return Response(200, picked[offset:offset + limit])  # type: ignore[operator]
+            picked = [
+                r
+                for r in rows
+                if not isinstance(r, dict)
+                or not isinstance(r.get("created"), int)
+                or start <= r["created"] <= end
+            ]  # type: ignore[operator]
+        picked.sort(
+            key=lambda r: (
+                -r["created"] if isinstance(r, dict) and isinstance(r.get("created"), int) else 0
+            )
+        )
+        return Response(200, picked[offset : offset + limit])  # type: ignore[operator]
 
     @route("GET", r"/v3/suppression/bounces")
     def list_bounces(self, req: Request) -> Response:
@@ -390,43 +349,18 @@ class SendGridEmulator(EmulatorServer):
     def _stats(self, req: Request, categories: list[str] | None) -> Response:
         try:
             start = date.fromisoformat(req.query["start_date"])
-            end = date.fromisoformat(req.query.get("end_date") or
-                                     datetime.fromtimestamp(self.clock(), UTC).date().isoformat())
+            end = date.fromisoformat(
+                req.query.get("end_date")
+                or datetime.fromtimestamp(self.clock(), UTC).date().isoformat()
+            )
         except (KeyError, ValueError):
-            return _errors(400, "start_date is required (YYYY-MM-DD)", "start_date")
+            return errors(400, "start_date is required (YYYY-MM-DD)", "start_date")
         by = req.query.get("aggregated_by", "day")
         if by not in ("day", "week", "month"):
-            return _errors(400, "aggregated_by must be day, week or month", "aggregated_by")
-        names = categories if categories is not None else [None]
-        buckets: dict[date, dict[str | None, dict[str, int]]] = {}
-        day = start
-        while day <= end:
-            key = _bucket(day, by)
-            buckets.setdefault(key, {n: dict.fromkeys(_METRICS, 0) for n in names})
-            day += timedelta(days=1)
+            return errors(400, "aggregated_by must be day, week or month", "aggregated_by")
         with self._lock:
             messages = list(self.messages.values())
-        for m in messages:
-            seen: set[str] = set()
-            for e in m["events"]:
-                day = datetime.fromtimestamp(e["timestamp"], UTC).date()
-                if not start <= day <= end:
-                    continue
-                for name in names:
-                    if name is not None and name not in m["categories"]:
-                        continue
-                    counts = buckets[_bucket(day, by)][name]
-                    _count(counts, e["event"], seen, m["msg_id"])
-        body = []
-        for key in sorted(buckets):
-            stats = []
-            for name in names:
-                entry: dict[str, Any] = {"metrics": buckets[key][name]}
-                if name is not None:
-                    entry.update(type="category", name=name)
-                stats.append(entry)
-            body.append({"date": key.isoformat(), "stats": stats})
-        return Response(200, body)
+        return Response(200, stats_body(messages, start, end, by, categories))
 
     @route("GET", r"/v3/asm/groups/(?P<group>\d+)/suppressions")
     def list_group_suppressions(self, req: Request) -> Response:
@@ -442,7 +376,7 @@ class SendGridEmulator(EmulatorServer):
             body = None
         emails = body.get("recipient_emails") if isinstance(body, dict) else None
         if not isinstance(emails, list) or not all(isinstance(e, str) for e in emails):
-            return _errors(400, "recipient_emails is required", "recipient_emails")
+            return errors(400, "recipient_emails is required", "recipient_emails")
         group = req.path_params.get("group")
         for email in emails:
             self.unsubscribe(email, group=None if group is None else int(group))
@@ -454,7 +388,7 @@ class SendGridEmulator(EmulatorServer):
             body = req.json()
         except ValueError:
             body = None
-        problem = _mail_problem(body, self.verified_senders)
+        problem = mail_problem(body, self.verified_senders)
         if problem is not None:
             return problem
         assert isinstance(body, dict)
@@ -464,13 +398,18 @@ class SendGridEmulator(EmulatorServer):
             for p in body["personalizations"]:
                 for r in p["to"]:
                     email = str(r["email"]).lower()
-                    self._sent.append({
-                        "message_id": message_id, "to": email,
-                        "template_id": body.get("template_id"),
-                        "dynamic_template_data": copy.deepcopy(p.get("dynamic_template_data")),
-                        "custom_args": dict(p.get("custom_args") or {}),
-                        "categories": list(body.get("categories") or []), "asm_group": group,
-                        "dropped": self._dropped(email, group)})
+                    self._sent.append(
+                        {
+                            "message_id": message_id,
+                            "to": email,
+                            "template_id": body.get("template_id"),
+                            "dynamic_template_data": copy.deepcopy(p.get("dynamic_template_data")),
+                            "custom_args": dict(p.get("custom_args") or {}),
+                            "categories": list(body.get("categories") or []),
+                            "asm_group": group,
+                            "dropped": self._dropped(email, group),
+                        }
+                    )
         return Response(202, None, {"X-Message-Id": message_id})
 
     @route("GET", r"/v3/stats")
@@ -481,75 +420,12 @@ class SendGridEmulator(EmulatorServer):
     def category_stats(self, req: Request) -> Response:
         raw = req.query.get("categories")
         if not raw:
-            return _errors(400, "categories is required", "categories")
+            return errors(400, "categories is required", "categories")
         names = raw.split("\n")
         if len(names) > 10:
-            return _errors(400, "too many categories (max 10)", "categories")
+            return errors(400, "too many categories (max 10)", "categories")
         return self._stats(req, names)
 
 
 def _emails(rows: list[Any]) -> set[str]:
     return {str(r.get("email", "")).lower() for r in rows if isinstance(r, dict)}
-
-
-def _mail_problem(body: Any, verified: set[str]) -> Response | None:
-    """SendGrid's 400/403 answer to a mail send body, or None when it is accepted."""
-    if not isinstance(body, dict):
-        return _errors(400, "Bad Request")
-    sender = body.get("from")
-    if not isinstance(sender, dict) or not sender.get("email"):
-        return _errors(400, "The from object must be provided for every email send. It is an "
-                            "object that requires the email parameter, but may also contain a "
-                            "name parameter.", "from.email")
-    if verified and str(sender["email"]).lower() not in verified:
-        return _errors(403, "The from address does not match a verified Sender Identity.",
-                       "from")
-    if body.get("template_id") is None and not (body.get("subject") and body.get("content")):
-        return _errors(400, "The subject is required. You can get around this requirement if "
-                            "you use a template with a subject defined or if every "
-                            "personalization has a subject defined.", "subject")
-    people = body.get("personalizations")
-    if not isinstance(people, list) or not people:
-        return _errors(400, "The personalizations field is required and must have at least "
-                            "one personalization.", "personalizations")
-    if len(people) > 1000:
-        return _errors(400, "The personalizations field is limited to 1000 personalizations "
-                            "per API request.", "personalizations")
-    for i, p in enumerate(people):
-        to = p.get("to") if isinstance(p, dict) else None
-        if not isinstance(to, list) or not to:
-            return _errors(400, "The to array is required for all personalization objects, "
-                                "and must have at least one email object with a valid email "
-                                "address.", f"personalizations.{i}.to")
-        for j, r in enumerate(to):
-            if not isinstance(r, dict) or "@" not in str(r.get("email", "")):
-                return _errors(400, "Does not contain a valid address.",
-                               f"personalizations.{i}.to.{j}.email")
-        for k, v in (p.get("custom_args") or {}).items():
-            if not isinstance(v, str):
-                return _errors(400, f"Invalid type. Expected: string, given: "
-                                    f"{type(v).__name__}.", f"personalizations.{i}.custom_args.{k}")
-    return None
-
-
-def _bucket(day: date, by: str) -> date:
-    if by == "month":
-        return day.replace(day=1)
-    if by == "week":
-        return day - timedelta(days=day.weekday())
-    return day
-
-
-def _count(counts: dict[str, int], kind: str, seen: set[str], msg_id: str) -> None:
-    simple = {"processed": "processed", "delivered": "delivered", "bounce": "bounces",
-              "deferred": "deferred", "spamreport": "spam_reports",
-              "unsubscribe": "unsubscribes", "group_unsubscribe": "unsubscribes"}
-    if kind in simple:
-        counts[simple[kind]] += 1
-        if kind == "processed":
-            counts["requests"] += 1
-    elif kind in ("open", "click"):
-        counts["opens" if kind == "open" else "clicks"] += 1
-        if kind not in seen:
-            seen.add(kind)
-            counts["unique_opens" if kind == "open" else "unique_clicks"] += 1

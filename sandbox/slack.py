@@ -1,10 +1,12 @@
 """SlackEmulator: the Slack Web API methods healthscore uses, for slack-sdk's WebClient.
 
-``auth.test``, ``users.lookupByEmail``, ``chat.postMessage`` (with message ``metadata``) and
-``conversations.history`` (newest first, cursor paging, ``oldest``/``latest``, metadata only with
-``include_all_metadata``) over plain HTTP with Slack's conventions: HTTP 200 +
-``{"ok": false, "error": ...}`` for errors, per-channel posting rate limit answered with HTTP
-429 + integer ``Retry-After``.  See /work/shared/api-specs/slack.md.
+``auth.test``, ``users.lookupByEmail`` (the full user object with its ``profile``, see
+:mod:`sandbox.slack_users`; ``users_not_found`` for an unknown or deactivated address),
+``chat.postMessage`` (with message ``metadata``) and ``conversations.history`` (newest first,
+cursor paging, ``oldest``/``latest``, metadata only with ``include_all_metadata``,
+``channel_actions_ts``/``channel_actions_count``) over plain HTTP with Slack's conventions:
+HTTP 200 + ``{"ok": false, "error": ...}`` for errors, per-channel posting rate limit answered
+with HTTP 429 + integer ``Retry-After``.  See /work/shared/api-specs/slack.md.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sandbox.faults import Fault
 from sandbox.ratelimit import KeyedTokenBucket
 from sandbox.server import EmulatorServer, route
 from sandbox.slack_blocks import block_errors
+from sandbox.slack_users import SlackUser
 from sandbox.wire import Request, Response
 
 TEAM_ID = "T0SANDBOX"
@@ -34,31 +36,6 @@ MAX_TEXT = 40_000
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 Params = dict[str, Any]
-
-
-@dataclass
-class _User:
-    id: str
-    email: str
-    name: str
-    deleted: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        handle = self.email.split("@")[0]
-        return {
-            "id": self.id,
-            "team_id": TEAM_ID,
-            "name": handle,
-            "deleted": self.deleted,
-            "real_name": self.name,
-            "is_bot": False,
-            "tz": "Etc/UTC",
-            "profile": {
-                "email": self.email,
-                "display_name": handle.split(".")[0],
-                "real_name": self.name,
-            },
-        }
 
 
 def _ok(body: Mapping[str, Any] | None = None) -> Response:
@@ -89,7 +66,7 @@ class SlackEmulator(EmulatorServer):
         self._lock = threading.RLock()
         self._channels: dict[str, str] = dict(channels or {"C0CSALERTS": "cs-alerts"})
         self._archived: set[str] = set()
-        self._users: dict[str, _User] = {}
+        self._users: dict[str, SlackUser] = {}
         self._messages: list[dict[str, Any]] = []
         self._last_ts_us = 0
         self._buckets = KeyedTokenBucket(messages_per_second, burst)
@@ -105,13 +82,14 @@ class SlackEmulator(EmulatorServer):
         return f"{self.origin}/api/"
 
     # ------------------------------------------------------------------ test helpers
-    def add_user(self, email: str, name: str, *, deleted: bool = False) -> str:
+    def add_user(self, email: str, name: str, *, deleted: bool = False, tz: str = "Etc/UTC") -> str:
         """Register a workspace member; ids are ``U`` + 8 chars derived from the email."""
         key = email.strip().lower()
         with self._lock:
             existing = self._users.get(key)
             if existing is not None:
-                existing.name, existing.deleted = name, deleted
+                existing.name, existing.deleted, existing.tz = name, deleted, tz
+                existing.touch()
                 return existing.id
             taken = {u.id for u in self._users.values()}
             digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
@@ -123,7 +101,7 @@ class SlackEmulator(EmulatorServer):
                     chars.append(_ALNUM[rem])
                 user_id = "U" + "".join(chars)
                 digest += 7919
-            self._users[key] = _User(user_id, email.strip(), name, deleted)
+            self._users[key] = SlackUser(user_id, TEAM_ID, email.strip(), name, deleted, tz)
             return user_id
 
     def add_users(self, users: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -288,8 +266,10 @@ class SlackEmulator(EmulatorServer):
                 except ValueError:
                     return _fail("invalid_metadata_format")
             if metadata is not None and not (
-                    isinstance(metadata, dict) and isinstance(metadata.get("event_type"), str)
-                    and isinstance(metadata.get("event_payload"), dict)):
+                isinstance(metadata, dict)
+                and isinstance(metadata.get("event_type"), str)
+                and isinstance(metadata.get("event_payload"), dict)
+            ):
                 return _fail("invalid_metadata_schema")
             ts = self._next_ts()
             thread_ts = params.get("thread_ts")
@@ -323,7 +303,8 @@ class SlackEmulator(EmulatorServer):
 
     def _history(self, params: Params) -> Response:
         """``conversations.history``: the channel's messages, newest first, ``limit`` a page
-        (default 100, at most 999), ``next_cursor`` while ``has_more``."""
+        (default 100, at most 999), ``next_cursor`` while ``has_more``; no channel actions
+        (workflow shortcuts) here, so ``channel_actions_ts`` is null and the count 0."""
         with self._lock:
             channel = self._resolve_channel(params.get("channel"))
             if channel is None:
@@ -339,20 +320,41 @@ class SlackEmulator(EmulatorServer):
                 limit = 100
             inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
             with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
-            rows = [m for m in reversed(self._messages) if m["channel"] == channel and (
-                oldest <= float(m["ts"]) <= latest if inclusive
-                else oldest < float(m["ts"]) < latest)]
-            page = rows[offset:offset + limit]
+            rows = [
+                m
+                for m in reversed(self._messages)
+                if m["channel"] == channel
+                and (
+                    oldest <= float(m["ts"]) <= latest
+                    if inclusive
+                    else oldest < float(m["ts"]) < latest
+                )
+            ]
+            page = rows[offset : offset + limit]
             more = offset + limit < len(rows)
             messages = []
             for m in page:
-                out: dict[str, Any] = {"type": "message", "subtype": "bot_message",
-                                       "text": m["text"] or "", "ts": m["ts"],
-                                       "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID}
+                out: dict[str, Any] = {
+                    "type": "message",
+                    "subtype": "bot_message",
+                    "text": m["text"] or "",
+                    "ts": m["ts"],
+                    "user": BOT_USER_ID,
+                    "bot_id": BOT_ID,
+                    "team": TEAM_ID,
+                }
                 if m["blocks"]:
                     out["blocks"] = copy.deepcopy(m["blocks"])
                 if with_metadata and m.get("metadata"):
                     out["metadata"] = copy.deepcopy(m["metadata"])
                 messages.append(out)
-        return _ok({"messages": messages, "has_more": more, "pin_count": 0,
-                    "response_metadata": {"next_cursor": f"o:{offset + limit}" if more else ""}})
+        return _ok(
+            {
+                "messages": messages,
+                "has_more": more,
+                "pin_count": 0,
+                "channel_actions_ts": None,
+                "channel_actions_count": 0,
+                "response_metadata": {"next_cursor": f"o:{offset + limit}" if more else ""},
+            }
+        )

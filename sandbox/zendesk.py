@@ -48,15 +48,24 @@ __all__ = ["ZendeskEmulator"]
 
 EXPORT = r"/api/v2/incremental/tickets/cursor(?:\.json)?"
 AUTH_FAILED = {"error": "Couldn't authenticate you"}
-FORBIDDEN = {"error": "Forbidden", "description": "You do not have access to this page. "
-             "Please contact the account owner of this help desk for further help."}
-EXPORT_LIMITED = {"error": "APIRateLimitExceeded", "description": "Number of allowed "
-                  "incremental export API requests per minute exceeded"}
+FORBIDDEN = {
+    "error": "Forbidden",
+    "description": "You do not have access to this page. "
+    "Please contact the account owner of this help desk for further help.",
+}
+EXPORT_LIMITED = {
+    "error": "APIRateLimitExceeded",
+    "description": "Number of allowed incremental export API requests per minute exceeded",
+}
 ACCOUNT_LIMITED = "Number of allowed API requests per minute exceeded"  # plain text, really
-TOO_RECENT = {"error": "InvalidValue",
-              "description": "Too recent start_time. Use a start_time older than 1 minute"}
-UNAVAILABLE = {"error": "ServiceUnavailable",
-               "description": "Zendesk is temporarily unavailable. Please try again later."}
+TOO_RECENT = {
+    "error": "InvalidValue",
+    "description": "Too recent start_time. Use a start_time older than 1 minute",
+}
+UNAVAILABLE = {
+    "error": "ServiceUnavailable",
+    "description": "Zendesk is temporarily unavailable. Please try again later.",
+}
 NOT_FOUND = {"error": "RecordNotFound", "description": "Not found"}
 RECEIVED = {"received": ("good", "bad"), "good": ("good",), "bad": ("bad",)}
 
@@ -68,12 +77,19 @@ def _invalid(description: str) -> Response:
 class ZendeskEmulator(EmulatorServer):
     """``with ZendeskEmulator() as emu:`` then ``ZENDESK_BASE_URL=emu.api_url``."""
 
-    def __init__(self, *, email: str = "admin@healthscore-demo.test",
-                 api_token: str | None = None, admin: bool = True,
-                 requests_per_minute: int = 700, export_requests_per_minute: int = 10,
-                 limit_scale: float = 1.0, fault_retry_after: int = 1,
-                 clock: Callable[[], datetime] | None = None,
-                 rate_clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        email: str = "admin@healthscore-demo.test",
+        api_token: str | None = None,
+        admin: bool = True,
+        requests_per_minute: int = 700,
+        export_requests_per_minute: int = 10,
+        limit_scale: float = 1.0,
+        fault_retry_after: int = 1,
+        clock: Callable[[], datetime] | None = None,
+        rate_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.email = email
         self.api_token = api_token or "zd-" + secrets.token_hex(12)
@@ -84,9 +100,11 @@ class ZendeskEmulator(EmulatorServer):
         self._rate_clock = rate_clock
         self.data = DeskData()
         self.unmatched_org_ids: list[int] = []
-        self.set_rate_limits(requests_per_minute=requests_per_minute,
-                             export_requests_per_minute=export_requests_per_minute,
-                             limit_scale=limit_scale)
+        self.set_rate_limits(
+            requests_per_minute=requests_per_minute,
+            export_requests_per_minute=export_requests_per_minute,
+            limit_scale=limit_scale,
+        )
 
     @property
     def api_url(self) -> str:
@@ -94,9 +112,13 @@ class ZendeskEmulator(EmulatorServer):
         return self.origin + "/api/v2/"
 
     # ------------------------------------------------------------------ limits
-    def set_rate_limits(self, *, requests_per_minute: int | None = None,
-                        export_requests_per_minute: int | None = None,
-                        limit_scale: float | None = None) -> None:
+    def set_rate_limits(
+        self,
+        *,
+        requests_per_minute: int | None = None,
+        export_requests_per_minute: int | None = None,
+        limit_scale: float | None = None,
+    ) -> None:
         """Change the limits (buckets start full); ``limit_scale`` shortens the minute."""
         prev = getattr(self, "_account", None)
         self.limit_scale = limit_scale if limit_scale is not None else self.limit_scale
@@ -106,12 +128,18 @@ class ZendeskEmulator(EmulatorServer):
         self._export = MinuteBucket(export, self.limit_scale, self._rate_clock)
 
     def _limit_headers(self, req: Request) -> dict[str, str]:
-        headers = {"X-Rate-Limit": str(self._account.limit),
-                   "X-Rate-Limit-Remaining": str(self._account.remaining())}
+        headers = {
+            "X-Rate-Limit": str(self._account.limit),
+            "X-Rate-Limit-Remaining": str(self._account.remaining()),
+        }
         if not req.path.startswith("/api/v2/incremental/"):
-            headers.update({"ratelimit-limit": str(self._account.limit),
-                            "ratelimit-remaining": str(self._account.remaining()),
-                            "ratelimit-reset": str(self._account.reset_seconds())})
+            headers.update(
+                {
+                    "ratelimit-limit": str(self._account.limit),
+                    "ratelimit-remaining": str(self._account.remaining()),
+                    "ratelimit-reset": str(self._account.reset_seconds()),
+                }
+            )
         return headers
 
     # ------------------------------------------------------------------ clock
@@ -130,10 +158,14 @@ class ZendeskEmulator(EmulatorServer):
         return int((when or self.now()).timestamp())
 
     # ------------------------------------------------------------------ data API (no HTTP)
-    def add_organization(self, name: str, domain_names: Iterable[str] = (),
-                         external_id: str | None = None, tags: Sequence[str] = ()) -> int:
-        return self.data.add_org(name, list(domain_names), external_id, self._stamp(),
-                                 list(tags))
+    def add_organization(
+        self,
+        name: str,
+        domain_names: Iterable[str] = (),
+        external_id: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> int:
+        return self.data.add_org(name, list(domain_names), external_id, self._stamp(), list(tags))
 
     def update_organization(self, org_id: int, **changes: Any) -> None:
         with self.data.lock:
@@ -143,16 +175,35 @@ class ZendeskEmulator(EmulatorServer):
                     org[key] = changes[key]
             org["updated"] = self._stamp()
 
-    def add_ticket(self, organization_id: int | None, subject: str, *, status: str = "open",
-                   priority: str | None = "normal", type: str | None = "question",
-                   tags: Sequence[str] = (), reopens: int = 0,
-                   created: datetime | None = None) -> int:
+    def add_ticket(
+        self,
+        organization_id: int | None,
+        subject: str,
+        *,
+        status: str = "open",
+        priority: str | None = "normal",
+        type: str | None = "question",
+        tags: Sequence[str] = (),
+        reopens: int = 0,
+        created: datetime | None = None,
+    ) -> int:
         """A ticket changed *now* (the desk clock); ``created`` defaults to now too."""
         stamp = self._stamp()
-        ticket = Ticket(self.data.new_seq(), self.data.new_ticket_id(), organization_id,
-                        subject, status, priority, type, tuple(tags),
-                        self._stamp(created) if created else stamp, stamp, stamp, 20978392,
-                        reopens)
+        ticket = Ticket(
+            self.data.new_seq(),
+            self.data.new_ticket_id(),
+            organization_id,
+            subject,
+            status,
+            priority,
+            type,
+            tuple(tags),
+            self._stamp(created) if created else stamp,
+            stamp,
+            stamp,
+            20978392,
+            reopens,
+        )
         self.data.add_ticket(ticket)
         assert ticket.id is not None
         return ticket.id
@@ -160,8 +211,23 @@ class ZendeskEmulator(EmulatorServer):
     def add_raw_ticket(self, raw: dict[str, Any]) -> None:
         """A ticket served exactly as given (to test malformed records), changed now."""
         stamp = self._stamp()
-        self.data.add_ticket(Ticket(self.data.new_seq(), None, None, "", "", None, None, (),
-                                    stamp, stamp, stamp, 0, raw=dict(raw)))
+        self.data.add_ticket(
+            Ticket(
+                self.data.new_seq(),
+                None,
+                None,
+                "",
+                "",
+                None,
+                None,
+                (),
+                stamp,
+                stamp,
+                stamp,
+                0,
+                raw=dict(raw),
+            )
+        )
 
     def update_ticket(self, ticket_id: int, **changes: Any) -> None:
         """Change fields (status, priority, subject, tags, reopens, org_id); bumps the
@@ -202,9 +268,15 @@ class ZendeskEmulator(EmulatorServer):
     def organization_count(self) -> int:
         return len(self.data.orgs)
 
-    def seed(self, org: SyntheticOrg, now: datetime | None = None, *,
-             account_ids: Sequence[str] | None = None, seed: int = 7,
-             ticket_rounds: int = 1) -> list[int]:
+    def seed(
+        self,
+        org: SyntheticOrg,
+        now: datetime | None = None,
+        *,
+        account_ids: Sequence[str] | None = None,
+        seed: int = 7,
+        ticket_rounds: int = 1,
+    ) -> list[int]:
         """Organizations and tickets from a synthetic org; returns the organization ids in
         account order (``unmatched_org_ids`` holds the two no account owns).
         ``ticket_rounds`` draws each account's tickets that many times (more records per
@@ -215,24 +287,38 @@ class ZendeskEmulator(EmulatorServer):
         """
         now = now or self.now()
         stamp = self._stamp(now)
-        ids = [self.data.add_org(o["name"], o["domain_names"], o["external_id"], stamp,
-                                 o["tags"]) for o in organization_specs(org, account_ids)]
-        per_account, self.unmatched_org_ids = ids[:len(org.accounts)], ids[len(org.accounts):]
+        ids = [
+            self.data.add_org(o["name"], o["domain_names"], o["external_id"], stamp, o["tags"])
+            for o in organization_specs(org, account_ids)
+        ]
+        per_account, self.unmatched_org_ids = ids[: len(org.accounts)], ids[len(org.accounts) :]
         tickets, ratings = [], []
-        specs = (spec for round_ in range(ticket_rounds)
-                 for spec in ticket_specs(org, now, seed + round_))
+        specs = (
+            spec
+            for round_ in range(ticket_rounds)
+            for spec in ticket_specs(org, now, seed + round_)
+        )
         for spec in specs:
-            org_id = per_account[spec.account] if spec.account >= 0 else \
-                self.unmatched_org_ids[0]
+            org_id = per_account[spec.account] if spec.account >= 0 else self.unmatched_org_ids[0]
             updated = self._stamp(spec.updated)
-            ticket = Ticket(self.data.new_seq(), self.data.new_ticket_id(), org_id,
-                            spec.subject, spec.status, spec.priority, spec.type,
-                            tuple(spec.tags), self._stamp(spec.created), updated, updated,
-                            20978392 + spec.account, spec.reopens)
+            ticket = Ticket(
+                self.data.new_seq(),
+                self.data.new_ticket_id(),
+                org_id,
+                spec.subject,
+                spec.status,
+                spec.priority,
+                spec.type,
+                tuple(spec.tags),
+                self._stamp(spec.created),
+                updated,
+                updated,
+                20978392 + spec.account,
+                spec.reopens,
+            )
             if spec.rating is not None:
                 rated = self._stamp(spec.rating[1])
-                rating = Rating(self.data.next_rating, ticket.id or 0, spec.rating[0], rated,
-                                rated)
+                rating = Rating(self.data.next_rating, ticket.id or 0, spec.rating[0], rated, rated)
                 self.data.next_rating += 1
                 ticket.rating = (rating.id, rating.score)
                 ratings.append(rating)
@@ -250,8 +336,9 @@ class ZendeskEmulator(EmulatorServer):
             user, _, password = base64.b64decode(encoded.strip()).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        return secrets.compare_digest(user, f"{self.email}/token") and \
-            secrets.compare_digest(password, self.api_token)
+        return secrets.compare_digest(user, f"{self.email}/token") and secrets.compare_digest(
+            password, self.api_token
+        )
 
     def before_route(self, req: Request) -> Response | None:
         if not req.path.startswith("/api/v2/"):
@@ -273,8 +360,9 @@ class ZendeskEmulator(EmulatorServer):
     def finalize(self, req: Request, response: Response) -> Response:
         if not req.path.startswith("/api/v2/") or response.status == 401:
             return response
-        return Response(response.status, response.body,
-                        {**self._limit_headers(req), **response.headers})
+        return Response(
+            response.status, response.body, {**self._limit_headers(req), **response.headers}
+        )
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
         retry = {"Retry-After": str(self.fault_retry_after)}
@@ -291,8 +379,9 @@ class ZendeskEmulator(EmulatorServer):
 
     def internal_error(self, req: Request, exc: Exception) -> Response:
         self.report_exception(exc)
-        return Response(500, {"error": "InternalServerError",
-                              "description": "Something went wrong"})
+        return Response(
+            500, {"error": "InternalServerError", "description": "Something went wrong"}
+        )
 
     # ------------------------------------------------------------------ routes
     def _url(self, req: Request, path: str) -> str:
@@ -314,11 +403,14 @@ class ZendeskEmulator(EmulatorServer):
                     return Response(400, TOO_RECENT)
                 after = (start, 0)
             else:
-                return Response(400, {"error": "InvalidValue",
-                                      "description": "start_time or cursor is required"})
+                return Response(
+                    400,
+                    {"error": "InvalidValue", "description": "start_time or cursor is required"},
+                )
         except ValueError:
-            return Response(400, {"error": "InvalidValue", "description": "Invalid cursor "
-                                  "or start_time"})
+            return Response(
+                400, {"error": "InvalidValue", "description": "Invalid cursor or start_time"}
+            )
         page, position, end = self.data.export_page((after[0], after[1]), until, per_page)
         if q.get("exclude_deleted") == "true":
             page = [t for t in page if t.status != "deleted"]
@@ -344,19 +436,31 @@ class ZendeskEmulator(EmulatorServer):
             return _invalid("page[size] must be between 1 and 100")
         return size, req.query.get("page[after]") or None
 
-    def _list_body(self, req: Request, key: str, items: list[dict[str, Any]],
-                   has_more: bool, after: str | None, before: str | None, path: str
-                   ) -> Response:
+    def _list_body(
+        self,
+        req: Request,
+        key: str,
+        items: list[dict[str, Any]],
+        has_more: bool,
+        after: str | None,
+        before: str | None,
+        path: str,
+    ) -> Response:
         size = req.query.get("page[size]", "100")
-        extra = "".join(f"&{k}={v}" for k, v in req.query.items()
-                        if not k.startswith("page["))
-        return Response(200, {
-            key: items,
-            "meta": {"has_more": has_more, "after_cursor": after, "before_cursor": before},
-            "links": {"next": self._url(req, f"{path}?page[size]={size}&page[after]={after}"
-                                        + extra) if has_more else None,
-                      "prev": None},
-        })
+        extra = "".join(f"&{k}={v}" for k, v in req.query.items() if not k.startswith("page["))
+        return Response(
+            200,
+            {
+                key: items,
+                "meta": {"has_more": has_more, "after_cursor": after, "before_cursor": before},
+                "links": {
+                    "next": self._url(req, f"{path}?page[size]={size}&page[after]={after}" + extra)
+                    if has_more
+                    else None,
+                    "prev": None,
+                },
+            },
+        )
 
     @route("GET", r"/api/v2/organizations(?:\.json)?")
     def list_organizations(self, req: Request) -> Response:
@@ -371,12 +475,18 @@ class ZendeskEmulator(EmulatorServer):
                     start = bisect.bisect_right(self.data.org_ids, decode_cursor(after, 1)[0])
                 except ValueError:
                     return _invalid("page[after] is not a valid cursor")
-            ids = self.data.org_ids[start:start + size]
+            ids = self.data.org_ids[start : start + size]
             items = [self.data.render_org(i, self.api_url) for i in ids]
             has_more = start + size < len(self.data.org_ids)
-        return self._list_body(req, "organizations", items, has_more,
-                               encode_cursor(ids[-1]) if ids else None,
-                               encode_cursor(ids[0]) if ids else None, "organizations.json")
+        return self._list_body(
+            req,
+            "organizations",
+            items,
+            has_more,
+            encode_cursor(ids[-1]) if ids else None,
+            encode_cursor(ids[0]) if ids else None,
+            "organizations.json",
+        )
 
     @route("GET", r"/api/v2/satisfaction_ratings(?:\.json)?")
     def list_ratings(self, req: Request) -> Response:
@@ -395,8 +505,11 @@ class ZendeskEmulator(EmulatorServer):
             return _invalid("start_time, end_time or page[after] is invalid")
         with self.data.lock:
             order = self.data.rating_order
-            index = bisect.bisect_right(order, (position[0], position[1])) if after else \
-                bisect.bisect_left(order, (start_time, 0))
+            index = (
+                bisect.bisect_right(order, (position[0], position[1]))
+                if after
+                else bisect.bisect_left(order, (start_time, 0))
+            )
             found: list[Rating] = []
             last: tuple[int, int] | None = None
             while index < len(order) and len(found) < size:
@@ -412,8 +525,9 @@ class ZendeskEmulator(EmulatorServer):
             has_more = index < len(order) and order[index][0] <= end_time
             items = [r.render(self.api_url) for r in found]
         cursor = encode_cursor(*last) if last else None
-        return self._list_body(req, "satisfaction_ratings", items, has_more, cursor, None,
-                               "satisfaction_ratings.json")
+        return self._list_body(
+            req, "satisfaction_ratings", items, has_more, cursor, None, "satisfaction_ratings.json"
+        )
 
     @route("GET", r"/api/v2/tickets/(?P<ticket_id>\d+)(?:\.json)?")
     def show_ticket(self, req: Request) -> Response:
@@ -421,4 +535,3 @@ class ZendeskEmulator(EmulatorServer):
             return Response(200, {"ticket": self.ticket(int(req.path_params["ticket_id"]))})
         except KeyError:
             return Response(404, NOT_FOUND)
-

@@ -63,20 +63,38 @@ class Ticket:
         elif self.status in ("solved", "closed"):
             rating = {"score": "offered"}
         return {
-            "id": self.id, "url": f"{base}tickets/{self.id}.json", "external_id": None,
-            "type": self.type, "subject": self.subject, "raw_subject": self.subject,
-            "description": self.subject, "priority": self.priority, "status": self.status,
-            "requester_id": self.requester_id, "submitter_id": self.requester_id,
-            "assignee_id": 235323, "organization_id": self.org_id, "group_id": 98738,
-            "tags": list(self.tags), "satisfaction_rating": rating, "custom_fields": [],
-            "created_at": iso(self.created), "updated_at": iso(self.updated),
-            "generated_timestamp": self.gts, "via": {"channel": "web"},
+            "id": self.id,
+            "url": f"{base}tickets/{self.id}.json",
+            "external_id": None,
+            "type": self.type,
+            "subject": self.subject,
+            "raw_subject": self.subject,
+            "description": self.subject,
+            "priority": self.priority,
+            "status": self.status,
+            "requester_id": self.requester_id,
+            "submitter_id": self.requester_id,
+            "assignee_id": 235323,
+            "organization_id": self.org_id,
+            "group_id": 98738,
+            "tags": list(self.tags),
+            "satisfaction_rating": rating,
+            "custom_fields": [],
+            "created_at": iso(self.created),
+            "updated_at": iso(self.updated),
+            "generated_timestamp": self.gts,
+            "via": {"channel": "web"},
         }
 
     def metric_set(self) -> dict[str, Any]:
-        return {"id": 7_000_000 + self.seq, "ticket_id": self.id, "reopens": self.reopens,
-                "replies": 1 + self.reopens, "created_at": iso(self.created),
-                "updated_at": iso(self.updated)}
+        return {
+            "id": 7_000_000 + self.seq,
+            "ticket_id": self.id,
+            "reopens": self.reopens,
+            "replies": 1 + self.reopens,
+            "created_at": iso(self.created),
+            "updated_at": iso(self.updated),
+        }
 
 
 @dataclass(slots=True)
@@ -88,11 +106,20 @@ class Rating:
     updated: int
 
     def render(self, base: str) -> dict[str, Any]:
-        return {"id": self.id, "url": f"{base}satisfaction_ratings/{self.id}.json",
-                "score": self.score, "ticket_id": self.ticket_id, "requester_id": 7881,
-                "assignee_id": 135, "group_id": 44, "comment": "", "reason": "",
-                "reason_code": 0, "created_at": iso(self.created),
-                "updated_at": iso(self.updated)}
+        return {
+            "id": self.id,
+            "url": f"{base}satisfaction_ratings/{self.id}.json",
+            "score": self.score,
+            "ticket_id": self.ticket_id,
+            "requester_id": 7881,
+            "assignee_id": 135,
+            "group_id": 44,
+            "comment": "",
+            "reason": "",
+            "reason_code": 0,
+            "created_at": iso(self.created),
+            "updated_at": iso(self.updated),
+        }
 
 
 @dataclass
@@ -113,24 +140,46 @@ class DeskData:
     next_rating: int = FIRST_RATING_ID
 
     # -- organizations ---------------------------------------------------------------------
-    def add_org(self, name: str, domain_names: list[str], external_id: str | None,
-                stamp: int, tags: list[str] | None = None) -> int:
+    def add_org(
+        self,
+        name: str,
+        domain_names: list[str],
+        external_id: str | None,
+        stamp: int,
+        tags: list[str] | None = None,
+    ) -> int:
         with self.lock:
             org_id = self.next_org
             self.next_org += 1
-            self.orgs[org_id] = {"name": name, "external_id": external_id,
-                                 "domain_names": list(domain_names), "tags": tags or [],
-                                 "created": stamp, "updated": stamp}
+            self.orgs[org_id] = {
+                "name": name,
+                "external_id": external_id,
+                "domain_names": list(domain_names),
+                "tags": tags or [],
+                "created": stamp,
+                "updated": stamp,
+            }
             self.org_ids.append(org_id)  # ids only grow: stays sorted
             return org_id
 
     def render_org(self, org_id: int, base: str) -> dict[str, Any]:
         o = self.orgs[org_id]
-        return {"id": org_id, "url": f"{base}organizations/{org_id}.json", "name": o["name"],
-                "external_id": o["external_id"], "domain_names": list(o["domain_names"]),
-                "group_id": None, "tags": list(o["tags"]), "organization_fields": {},
-                "shared_tickets": False, "shared_comments": False, "details": "",
-                "notes": "", "created_at": iso(o["created"]), "updated_at": iso(o["updated"])}
+        return {
+            "id": org_id,
+            "url": f"{base}organizations/{org_id}.json",
+            "name": o["name"],
+            "external_id": o["external_id"],
+            "domain_names": list(o["domain_names"]),
+            "group_id": None,
+            "tags": list(o["tags"]),
+            "organization_fields": {},
+            "shared_tickets": False,
+            "shared_comments": False,
+            "details": "",
+            "notes": "",
+            "created_at": iso(o["created"]),
+            "updated_at": iso(o["updated"]),
+        }
 
     # -- tickets ---------------------------------------------------------------------------
     def add_ticket(self, ticket: Ticket) -> Ticket:
@@ -169,13 +218,14 @@ class DeskData:
             self.next_ticket += 1
             return self.next_ticket - 1
 
-    def export_page(self, after: tuple[int, int], until: int, limit: int
-                    ) -> tuple[list[Ticket], tuple[int, int], bool]:
+    def export_page(
+        self, after: tuple[int, int], until: int, limit: int
+    ) -> tuple[list[Ticket], tuple[int, int], bool]:
         """Tickets after position ``after`` up to ``generated_timestamp <= until``."""
         with self.lock:
             start = bisect.bisect_right(self.order, after)
             stop = bisect.bisect_right(self.order, (until, float("inf")))  # type: ignore[arg-type]
-            keys = self.order[start:min(stop, start + limit)]
+            keys = self.order[start : min(stop, start + limit)]
             page = [self.tickets[seq] for _, seq in keys]
             position = keys[-1] if keys else after
             return page, position, start + len(keys) >= stop

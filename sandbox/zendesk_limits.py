@@ -17,8 +17,9 @@ from collections.abc import Callable
 class MinuteBucket:
     """``per_minute`` requests per (scaled) minute, bursts up to ``per_minute``."""
 
-    def __init__(self, per_minute: int, limit_scale: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_minute: int, limit_scale: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if per_minute < 1 or limit_scale <= 0:
             raise ValueError("per_minute must be >= 1 and limit_scale > 0")
         self.limit = int(per_minute)

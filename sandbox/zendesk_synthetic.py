@@ -37,17 +37,20 @@ PROFILES = {
     "about_to_churn": Profile((6, 12), (1, 3), 0.35, 3, 45, 0.7, 0.3),
 }
 TOPICS = (
-    ("Export to CSV fails", "topic_export"), ("SSO login loop", "topic_sso"),
-    ("Dashboard loads slowly", "topic_performance"), ("Invoice shows wrong seats",
-                                                      "topic_billing"),
-    ("API returns 500 on sync", "topic_api"), ("Cannot invite new members", "topic_invites"),
-    ("Onboarding checklist stuck", "topic_onboarding"), ("Data import incomplete",
-                                                         "topic_import"),
-    ("Email notifications missing", "topic_notifications"), ("Report totals do not match",
-                                                             "topic_reports"),
-    ("Permissions for admins", "topic_permissions"), ("Mobile app crashes", "topic_mobile"),
-    ("How do I set up webhooks?", "topic_webhooks"), ("Password reset link expired",
-                                                      "topic_login"),
+    ("Export to CSV fails", "topic_export"),
+    ("SSO login loop", "topic_sso"),
+    ("Dashboard loads slowly", "topic_performance"),
+    ("Invoice shows wrong seats", "topic_billing"),
+    ("API returns 500 on sync", "topic_api"),
+    ("Cannot invite new members", "topic_invites"),
+    ("Onboarding checklist stuck", "topic_onboarding"),
+    ("Data import incomplete", "topic_import"),
+    ("Email notifications missing", "topic_notifications"),
+    ("Report totals do not match", "topic_reports"),
+    ("Permissions for admins", "topic_permissions"),
+    ("Mobile app crashes", "topic_mobile"),
+    ("How do I set up webhooks?", "topic_webhooks"),
+    ("Password reset link expired", "topic_login"),
 )
 ONBOARDING = (6, 7, 5)  # onboarding, import, invites: what stuck accounts ask about
 UNMATCHED = (("Initech (trial)", ["initech.example"]), ("Freelance helpdesk", []))
@@ -67,18 +70,23 @@ class TicketSpec:
     rating: tuple[str, datetime] | None
 
 
-def organization_specs(org: SyntheticOrg, account_ids: Sequence[str] | None
-                       ) -> list[dict[str, Any]]:
+def organization_specs(
+    org: SyntheticOrg, account_ids: Sequence[str] | None
+) -> list[dict[str, Any]]:
     """One organization per account, in account order, then the two unmatched ones."""
     out = []
     for i, account in enumerate(org.accounts):
         external = account_ids[i] if account_ids is not None and i % 2 == 0 else None
         tier = str(account.get("Plan_Tier__c") or "").lower()
-        out.append({"name": account["Name"], "external_id": external,
-                    "domain_names": [domain_from(account.get("Website"), account["Name"])],
-                    "tags": [tier] if tier else []})
-    out += [{"name": n, "external_id": None, "domain_names": d, "tags": []}
-            for n, d in UNMATCHED]
+        out.append(
+            {
+                "name": account["Name"],
+                "external_id": external,
+                "domain_names": [domain_from(account.get("Website"), account["Name"])],
+                "tags": [tier] if tier else [],
+            }
+        )
+    out += [{"name": n, "external_id": None, "domain_names": d, "tags": []} for n, d in UNMATCHED]
     return out
 
 
@@ -98,8 +106,11 @@ def ticket_specs(org: SyntheticOrg, now: datetime, seed: int = 7) -> list[Ticket
         kind = org.archetypes.get(account["Name"], "healthy")
         p = PROFILES.get(kind, PROFILES["healthy"])
         tenure = _tenure(account, now)
-        pool = ONBOARDING if kind == "stuck_onboarding" else tuple(
-            rng.sample(range(len(TOPICS)), min(p.topics, len(TOPICS))))
+        pool = (
+            ONBOARDING
+            if kind == "stuck_onboarding"
+            else tuple(rng.sample(range(len(TOPICS)), min(p.topics, len(TOPICS))))
+        )
         urgent = rng.randint(*p.urgent_open)
         for n in range(rng.randint(*p.tickets)):
             window = min(tenure, p.recent_days if rng.random() < 0.8 else 180)
@@ -123,11 +134,34 @@ def ticket_specs(org: SyntheticOrg, now: datetime, seed: int = 7) -> list[Ticket
                 rating = ("good" if rng.random() < p.good else "bad", rated_at)
                 updated = rated_at  # a rating is an update of the ticket
             prefix = rng.choice(("", "", "", "Re: "))
-            out.append(TicketSpec(i, prefix + subject, [tag, kind.split("_")[0]], status,
-                                  priority, rng.choice(("question", "incident", "problem")),
-                                  created, updated, reopens, rating))
+            out.append(
+                TicketSpec(
+                    i,
+                    prefix + subject,
+                    [tag, kind.split("_")[0]],
+                    status,
+                    priority,
+                    rng.choice(("question", "incident", "problem")),
+                    created,
+                    updated,
+                    reopens,
+                    rating,
+                )
+            )
     for _ in range(3):
         created = now - timedelta(days=rng.uniform(1, 60))
-        out.append(TicketSpec(-1, "Trial question", [], "solved", "low", "question", created,
-                              min(latest, created + timedelta(hours=2)), 0, None))
+        out.append(
+            TicketSpec(
+                -1,
+                "Trial question",
+                [],
+                "solved",
+                "low",
+                "question",
+                created,
+                min(latest, created + timedelta(hours=2)),
+                0,
+                None,
+            )
+        )
     return out

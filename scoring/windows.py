@@ -99,7 +99,7 @@ class UsageHistory:
         self.start = start
         self.days = days
         self.metrics: dict[str, MetricDays] = dict(metrics or {})
-        # held days cut to a span (see healthscore.pipeline.point_in_time.load_usage): the earliest date
+        # held days cut to a span (see pipeline.point_in_time.load_usage): the earliest date
         # whose windows the held days and the summary of the days before answer exactly
         self.exact_from: date | None = None
 

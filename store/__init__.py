@@ -1,5 +1,6 @@
 """The store: accounts, signal history, scores, cursors, action log and pending CRM writes."""
 
+from .accounts import AccountRow
 from .models import (
     Account,
     ActionLog,
@@ -11,7 +12,8 @@ from .models import (
     SignalLatest,
     SyncCursor,
 )
-from .store import AccountRow, SignalRow, Store
+from .signals import SignalRow
+from .store import Store
 
 __all__ = [
     "Account",

@@ -281,8 +281,8 @@ class CrmFieldState(Base):
 
 class Override(Base):
     """A CSM's grade override for one account: who set it, why, until when (see
-    ``healthscore.governance.overrides``). Kept after it ends, for the history; a refused one is kept too,
-    so the refusal is reported and not re-read as new."""
+    ``healthscore.governance.overrides``). Kept after it ends, for the history; a refused one is
+    kept too, so the refusal is reported and not re-read as new."""
 
     __tablename__ = "overrides"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

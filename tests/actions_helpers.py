@@ -12,9 +12,9 @@ import pytest
 
 from actions import Rule
 from actions.rule_model import ActionSettings, EmailSettings
+from connectors.registry import Settings
 from connectors.salesforce import SalesforceClient
 from healthscore.config import Config
-from healthscore.core.settings import Settings
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, SlackEmulator
 from sandbox.mandrill import MandrillEmulator

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import pytest
 import redis
 
+from connectors.registry import Settings
 from healthscore.config import Config, load_config
 from healthscore.core.retry import RetryPolicy
-from healthscore.core.settings import Settings
 from healthscore.pipeline.cycle import Pipeline
 from store import Store
 

@@ -17,7 +17,7 @@ app = Celery(
 
 @app.task
 def accounts_seen_by_store_workers(url: str) -> dict[str, Any]:
-    from healthscore.store_workers import StoreWorkers
+    from connectors.zendesk.store_workers import StoreWorkers
     from store import Store
     from tests.test_store_workers import accounts_and_pid
 

@@ -12,10 +12,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from connectors.accounts_file.config import AccountsFile
+from connectors.registry import Settings
 from healthscore.cli.main import app
-from healthscore.config import AccountsFile, load_config
+from healthscore.config import load_config
 from healthscore.core.errors import ConfigError
-from healthscore.core.settings import Settings
 from healthscore.pipeline.cycle import Pipeline
 from healthscore.pipeline.outcomes import (
     Outcome,
@@ -221,7 +222,7 @@ def test_accounts_file_config_errors_name_the_line(tmp_path: Path) -> None:
         load_config(path)
     write(tmp_path / "accounts.csv", "id,title\nx,y\n")
     spec = AccountsFile(path=tmp_path / "accounts.csv")
-    from healthscore.accounts_file import read_accounts
+    from connectors.accounts_file.sync import read_accounts
 
     with pytest.raises(
         ConfigError,
@@ -310,7 +311,7 @@ def test_a_population_from_files_alone_backfills_and_scores_point_in_time(
 
 
 def test_a_closed_lost_hubspot_renewal_deal_is_a_churn(tmp_path: Path) -> None:
-    from healthscore.hubspot_related_sync import RelatedRules, deal_metrics
+    from connectors.hubspot.related_sync import RelatedRules, deal_metrics
 
     now = datetime(2026, 3, 1, tzinfo=UTC)
     deals = [

@@ -10,7 +10,9 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from actions.email import Contact, MandrillSender, Rejected, SendGridSender
+from connectors.mailchimp.mandrill import MandrillSender
+from connectors.outbound import Contact, Rejected
+from connectors.sendgrid.sender import SendGridSender
 from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
 from sandbox import SlackEmulator
 from sandbox.mandrill import MandrillEmulator

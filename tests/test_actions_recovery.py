@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from actions import DeliveryHooks, WorkerKilled
 from actions.deliver import STUCK_SENDING
-from actions.tasks import ensure_task_key_property
+from connectors.hubspot.csm_tasks import ensure_task_key_property
 from healthscore.demo.run_demo import hubspot_record_config
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmulator, SlackEmulator, generate_org
@@ -192,8 +192,8 @@ def test_hubspot_tasks_are_associated_owned_and_reconciled_by_search(hubspot_wor
     hs_emu, build, store = hubspot_world
     hs_emu.seed(generate_org(40, seed=75, now=NOW))
     pipeline = build()
-    assert ensure_task_key_property(pipeline.hubspot) is True
-    assert ensure_task_key_property(pipeline.hubspot) is False  # already there
+    assert ensure_task_key_property(pipeline.client("hubspot")) is True
+    assert ensure_task_key_property(pipeline.client("hubspot")) is False  # already there
     pipeline.sync_all()
     report, _ = pipeline.score()
     reds = report.entered_red
@@ -227,7 +227,7 @@ import os, signal, sys
 from actions import DeliveryHooks
 from connectors.salesforce import SalesforceClient
 from healthscore.pipeline.cycle import Pipeline
-from healthscore.core.settings import Settings
+from connectors.registry import Settings
 from store import Store
 from tests.actions_helpers import EMAIL, TASK, config_with
 

@@ -19,7 +19,7 @@ from connectors.salesforce.settings import DAILY_LIMIT_WAIT
 from healthscore.config import load_config
 from healthscore.core.errors import ConfigError
 from healthscore.core.locks import redis_client, single_flight
-from healthscore.pipeline.cycle import CRM_GRADES
+from healthscore.pipeline.scoring_run import CRM_GRADES
 from healthscore.worker import tasks
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
 from store import Store

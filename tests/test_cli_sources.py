@@ -48,7 +48,8 @@ def test_sync_each_source_then_list_sources_and_unmatched(
     assert result.exit_code == 0, result.output
     synced = last_json(result.output)
     assert synced["salesforce"]["records"] == 25
-    assert synced["salesforce.Opportunity"]["records"] > 0 and "salesforce.Case" in synced
+    related = synced["salesforce"]["related"]
+    assert related["Opportunity"]["records"] > 0 and "Case" in related
     result = runner.invoke(app, ["sync", "hubspot", "--full"])
     assert result.exit_code == 0, result.output
     assert last_json(result.output)["hubspot"]["unmatched"] == 1

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from connectors.registry import Settings, load_settings
 from healthscore.config import load_config
 from healthscore.core.durations import format_duration, parse_duration
 from healthscore.core.errors import ConfigError
-from healthscore.core.settings import Settings, load_settings
 
 EXAMPLE = (Path(__file__).parent.parent / "healthscore" / "healthscore.example.yaml").read_text()
 

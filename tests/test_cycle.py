@@ -12,7 +12,8 @@ import pytest
 
 from connectors.salesforce.accounts import parse_sf_datetime
 from healthscore.config import Config
-from healthscore.pipeline.cycle import CRM_GRADES, Pipeline
+from healthscore.pipeline.cycle import Pipeline
+from healthscore.pipeline.scoring_run import CRM_GRADES
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
 from store import Store
 from store.models import utcnow

@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from connectors.hubspot import ensure_properties
+from connectors.hubspot.config import HubSpotOverrideProperties
+from connectors.hubspot.source import sync_companies
+from connectors.salesforce.sync import sync_accounts
 from healthscore.config import Config
 from healthscore.demo.run_demo import hubspot_record_config
 from healthscore.governance.overrides import active_overrides, list_overrides
-from healthscore.governance.policy import HubSpotOverrideProperties, OverridePolicy
+from healthscore.governance.policy import OverridePolicy
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
 from store import Store
@@ -78,7 +81,9 @@ def test_setup_crm_creates_the_override_properties_in_the_health_group(record) -
     hs_emu, pipeline, _ = record
     hs_emu.seed(generate_org(3, seed=40))
     source = pipeline.config.sources.hubspot
-    created = ensure_properties(pipeline.hubspot, source.write_back, source.override_properties)
+    created = ensure_properties(
+        pipeline.client("hubspot"), source.write_back, source.override_properties
+    )
     assert set(PROPS.roles().values()) <= set(created)
     kinds = {
         name: (
@@ -96,7 +101,10 @@ def test_setup_crm_creates_the_override_properties_in_the_health_group(record) -
     }
     options = [o["value"] for o in hs_emu.get_property("companies", PROPS.grade)["options"]]
     assert options == ["red", "yellow", "green"]
-    assert ensure_properties(pipeline.hubspot, source.write_back, source.override_properties) == []
+    assert (
+        ensure_properties(pipeline.client("hubspot"), source.write_back, source.override_properties)
+        == []
+    )
     # off by default: no override property is created or read
     assert hubspot_config().sources.hubspot.override_properties is None
 
@@ -105,8 +113,8 @@ def test_an_override_set_on_a_company_is_read_once_checked_cleared_and_expires(r
     hs_emu, pipeline, clock = record
     ids = hs_emu.seed(generate_org(12, seed=41))
     source = pipeline.config.sources.hubspot
-    ensure_properties(pipeline.hubspot, source.write_back, source.override_properties)
-    assert pipeline.sync_hubspot().overrides == {}  # nothing set yet
+    ensure_properties(pipeline.client("hubspot"), source.write_back, source.override_properties)
+    assert sync_companies(pipeline.context).overrides == {}  # nothing set yet
     _, computed = pipeline.score(dry_run=True)
     grade_of = {i: computed.grade[computed.index(i)] for i in ids[:3]}
     set_at = stamp(clock.at - timedelta(hours=1))
@@ -147,9 +155,9 @@ def test_an_override_set_on_a_company_is_read_once_checked_cleared_and_expires(r
         },
     )
     t0, clock.at = clock.at, datetime.now(UTC)  # the sync starts after those edits
-    report = pipeline.sync_hubspot()
+    report = sync_companies(pipeline.context)
     assert report.overrides == {"applied": 2, "refused": 1}
-    assert pipeline.sync_hubspot(full=True).overrides == {}  # read again: nothing new
+    assert sync_companies(pipeline.context, full=True).overrides == {}  # read again: nothing new
     overrides = {o.account_id: o for o in list_overrides(pipeline.store)}
     assert {i: (o.state(clock.at), o.origin) for i, o in overrides.items()} == {
         ids[0]: ("active", "hubspot"),
@@ -172,7 +180,7 @@ def test_an_override_set_on_a_company_is_read_once_checked_cleared_and_expires(r
     # the CSM empties the grade in HubSpot: the override ends at the next sync
     hs_emu.update("companies", ids[0], {PROPS.grade: ""})
     clock.at = datetime.now(UTC) + timedelta(minutes=30)
-    assert pipeline.sync_hubspot().overrides == {"cleared": 1}
+    assert sync_companies(pipeline.context).overrides == {"cleared": 1}
     assert [o.state(clock.at) for o in list_overrides(pipeline.store, ids[0])] == ["cleared"]
     # the other one runs out by itself after its date: back to the computed grade
     clock.at += timedelta(days=4)
@@ -190,11 +198,11 @@ def test_an_override_on_a_second_crm_company_applies_to_its_matched_account(
     company_ids = hs_emu.seed(org, account_ids=sf_ids)  # each carries its Salesforce id
     pipeline = hs_pipeline(with_overrides(hubspot_config()))
     source = pipeline.config.sources.hubspot
-    ensure_properties(pipeline.hubspot, source.write_back, source.override_properties)
+    ensure_properties(pipeline.client("hubspot"), source.write_back, source.override_properties)
     # a second company of the same account (a subsidiary), with no override of its own
     domain = hs_emu.record("companies", company_ids[4])["properties"]["domain"]
     sibling = hs_emu.create("companies", {"name": "Subsidiary", "domain": domain})
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     owner = pipeline.store.account(sf_ids[4]).owner_email
     now = datetime.now(UTC)
     hs_emu.update(
@@ -216,7 +224,7 @@ def test_an_override_on_a_second_crm_company_applies_to_its_matched_account(
             PROPS.set_at: stamp(now - timedelta(minutes=5)),
         },
     )
-    assert pipeline.sync_hubspot().overrides == {"applied": 1, "refused": 1}
+    assert sync_companies(pipeline.context).overrides == {"applied": 1, "refused": 1}
     found = {
         o.account_id: (o.state(now), o.origin, o.set_by) for o in list_overrides(pipeline.store)
     }
@@ -226,9 +234,9 @@ def test_an_override_on_a_second_crm_company_applies_to_its_matched_account(
     }
     # the sibling changes: its empty override does not end the one the other company set
     hs_emu.update("companies", sibling, {"name": "Subsidiary GmbH"})
-    assert pipeline.sync_hubspot().overrides == {}
+    assert sync_companies(pipeline.context).overrides == {}
     assert sf_ids[4] in active_overrides(pipeline.store, datetime.now(UTC))
     # emptied on the company that set it: ended
     hs_emu.update("companies", company_ids[4], {PROPS.grade: ""})
-    assert pipeline.sync_hubspot().overrides == {"cleared": 1}
+    assert sync_companies(pipeline.context).overrides == {"cleared": 1}
     assert sf_ids[4] not in active_overrides(pipeline.store, datetime.now(UTC))

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actions import build_alert
+from connectors.salesforce.config import CrmOverrideFields
+from connectors.salesforce.sync import sync_accounts
 from healthscore.config import Config
 from healthscore.governance.overrides import (
     OverrideRefused,
@@ -20,7 +22,7 @@ from healthscore.governance.overrides import (
     list_overrides,
     set_override,
 )
-from healthscore.governance.policy import CrmOverrideFields, Freshness, OverridePolicy
+from healthscore.governance.policy import Freshness, OverridePolicy
 from healthscore.governance.scorecard_diff import diff_scorecards
 from healthscore.governance.versioning import content_hash
 from healthscore.pipeline.cycle import Pipeline
@@ -55,7 +57,7 @@ def run(
     sf_emu.seed(generate_org(40, seed=5, now=T0))
     clock = Clock(T0)
     pipeline = make_pipeline(governed(), clock=clock)
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     return pipeline, clock
 
 
@@ -207,7 +209,7 @@ def test_a_source_stopped_longer_than_its_limit_flags_its_accounts_and_alerts_on
     # Salesforce keeps syncing; the support desk stops
     for hours in (13, 14, 20):
         clock.at = T0 + timedelta(hours=hours)
-        pipeline.sync_salesforce()
+        sync_accounts(pipeline.context)
         act = pipeline.score_and_act()
         assert act.scoring.stale_accounts == 5 and act.scoring.stale_sources == ["zendesk"]
         assert act.scoring.alerts.get("source_stale", 0) == (1 if hours == 13 else 0)
@@ -223,11 +225,11 @@ def test_a_source_stopped_longer_than_its_limit_flags_its_accounts_and_alerts_on
     # it recovers, then stops again: a new stoppage, a new (single) alert
     pipeline.store.set_cursor("zendesk", "tickets", (T0 + timedelta(days=1)).isoformat())
     clock.at = T0 + timedelta(days=1, hours=1)
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     assert pipeline.score_and_act().scoring.stale_accounts == 0
     assert not _pending(pipeline, desk[0]).get("stale")
     clock.at = T0 + timedelta(days=2)
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     pipeline.score_and_act()
     pipeline.score_and_act()
     assert len([a for a in pipeline.store.actions() if a.rule == "source_stale"]) == 2
@@ -356,9 +358,9 @@ def test_an_override_set_in_salesforce_is_read_once_checked_and_cleared_there(
             "Health_Override_Set__c": stamp,
         },
     )
-    report = pipeline.sync_salesforce()
+    report = sync_accounts(pipeline.context)
     assert report.overrides == {"applied": 1, "refused": 1}
-    report = pipeline.sync_salesforce(full=True)  # read again: nothing new
+    report = sync_accounts(pipeline.context, full=True)  # read again: nothing new
     assert report.overrides == {}
     overrides = list_overrides(pipeline.store)
     assert sorted((o.account_id, o.state(clock.at), o.origin) for o in overrides) == [
@@ -373,7 +375,7 @@ def test_an_override_set_in_salesforce_is_read_once_checked_and_cleared_there(
     # the CSM empties the field in Salesforce: the override ends
     sf_emu.update("Account", ids[0], {"Health_Override__c": None})
     clock.at += timedelta(minutes=30)
-    assert pipeline.sync_salesforce().overrides == {"cleared": 1}
+    assert sync_accounts(pipeline.context).overrides == {"cleared": 1}
     assert [o.state(clock.at) for o in list_overrides(pipeline.store, ids[0])] == ["cleared"]
 
 

@@ -9,11 +9,11 @@ import pytest
 
 from connectors.hubspot import HubSpotClient
 from connectors.hubspot.email_events import pull_email_events
-from healthscore.config import Config, Sources, load_config
+from connectors.registry import Settings, sources_model
+from healthscore.config import Config, load_config
 from healthscore.core.errors import AuthError
 from healthscore.core.quota import LocalQuota
 from healthscore.core.retry import RetryPolicy
-from healthscore.core.settings import Settings
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmailEmulator
 from store import Store
@@ -88,7 +88,7 @@ def test_sync_rates_unmatched_and_filtered_opens(hs: HubSpotEmailEmulator, hs_st
     hs.send_email("gil@globex.example.com", NOW - 4 * DAY, opened=True)
     hs.send_email("gil@globex.example.com", NOW - 100 * DAY, opened=True)  # too old
     hs.send_email("fan@gmail.com", NOW - 4 * DAY, opened=True)
-    report = pipeline(hs_store, hs).sync_hubspot_email()
+    report = pipeline(hs_store, hs).sync("hubspot_email")
     got = signals(hs_store, "hubspot_email")
     assert got[ACME] == {
         "hubspot_email_open_rate_90d": round(1 / 3, 4),
@@ -120,7 +120,7 @@ def test_incremental_resync_starts_at_the_cursor(hs: HubSpotEmailEmulator, hs_st
     sid = hs.send_email("ana@acme.example.com", NOW - 2 * DAY)
     clock = {"now": NOW}
     pipe = pipeline(hs_store, hs, clock=lambda: clock["now"])
-    pipe.sync_hubspot_email()
+    pipe.sync("hubspot_email")
     assert signals(hs_store, "hubspot_email")[ACME]["hubspot_email_open_rate_90d"] == 0.0
     hs.add_email_event(
         "OPEN",
@@ -131,7 +131,7 @@ def test_incremental_resync_starts_at_the_cursor(hs: HubSpotEmailEmulator, hs_st
     )
     clock["now"] = NOW + timedelta(hours=1)
     hs.clear_log()
-    report = pipe.sync_hubspot_email()
+    report = pipe.sync("hubspot_email")
     query = hs.requests("GET", r"/email/public/v1/events$")[0].query
     assert int(query["startTimestamp"]) == int((NOW - timedelta(minutes=10)).timestamp() * 1000)
     assert report.records == 1
@@ -143,7 +143,7 @@ def test_429_and_5xx_are_retried(hs: HubSpotEmailEmulator, hs_store: Store) -> N
     hs.faults.add("rate_limit", path=r"/email/", times=1)
     hs.faults.add("server_error", path=r"/email/", times=1)
     sleeps = Sleeps()
-    pipeline(hs_store, hs, retry=patient(sleeps)).sync_hubspot_email()
+    pipeline(hs_store, hs, retry=patient(sleeps)).sync("hubspot_email")
     statuses = [r.status for r in hs.requests("GET", r"/email/public")]
     assert statuses == [429, 500, 200]
     assert 1.0 <= sleeps.waits[0] <= 1.5  # the 429's Retry-After
@@ -162,11 +162,13 @@ def test_malformed_events_are_skipped_with_their_id(
     hs.send_email("ana@acme.example.com", NOW - 2 * DAY, opened=True)
     hs.add_email_event("OPEN", "ana@acme.example.com", NOW - DAY)  # no sentBy: which message?
     bad = hs.add_email_event("TELEPORT", "bo@acme.example.com", NOW - DAY, sent_by="x")
-    report = pipeline(hs_store, hs).sync_hubspot_email()
+    report = pipeline(hs_store, hs).sync("hubspot_email")
     assert len(report.skipped_ids) == 2 and bad["id"] in report.skipped_ids
     assert signals(hs_store, "hubspot_email")[ACME]["hubspot_email_open_rate_90d"] == 1.0
 
 
 def test_needs_the_hubspot_source() -> None:
     with pytest.raises(ValueError, match=r"hubspot_email needs hubspot\.enabled"):
-        Sources.model_validate({"salesforce": {"metrics": {}}, "hubspot_email": {"enabled": True}})
+        sources_model().model_validate(
+            {"salesforce": {"metrics": {}}, "hubspot_email": {"enabled": True}}
+        )

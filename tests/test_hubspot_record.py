@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from connectors.hubspot import ensure_properties
+from connectors.hubspot.source import sync_companies
 from healthscore.config import load_config
 from healthscore.core.errors import ConfigError
 from healthscore.demo.run_demo import hubspot_record_config
@@ -42,7 +43,7 @@ def test_companies_are_scored_and_written_back(record_pipeline, slack_emu) -> No
     org = generate_org(150, seed=31)
     company_ids = hs_emu.seed(org)
     pipeline = build()
-    ensure_properties(pipeline.hubspot, pipeline.config.sources.hubspot.write_back)
+    ensure_properties(pipeline.client("hubspot"), pipeline.config.sources.hubspot.write_back)
     first = pipeline.run_cycle()
     assert {a.id for a in pipeline.store.accounts()} == set(company_ids)
     assert all(a.crm == "hubspot" for a in pipeline.store.accounts())
@@ -51,9 +52,9 @@ def test_companies_are_scored_and_written_back(record_pipeline, slack_emu) -> No
     assert {a.owner_email for a in pipeline.store.accounts()} <= owners
     assert all(a.owner_email for a in pipeline.store.accounts())
     assert first.scoring.scored == 150 and first.write.requests == 0  # no Salesforce
-    assert first.hubspot_write is not None
-    assert first.hubspot_write.records_updated == 150
-    assert first.hubspot_write.requests == math.ceil(150 / 100)
+    assert first.writes.get("hubspot") is not None
+    assert first.writes.get("hubspot").records_updated == 150
+    assert first.writes.get("hubspot").requests == math.ceil(150 / 100)
     scores = pipeline.store.scores_as_of(pipeline.clock())
     company = hs_emu.record("companies", company_ids[0])["properties"]
     assert float(company["healthscore_score"]) == round(scores[company_ids[0]].score)
@@ -63,8 +64,11 @@ def test_companies_are_scored_and_written_back(record_pipeline, slack_emu) -> No
     assert len(reds) == first.scoring.entered_red > 0
     assert f"app.hubspot.com/contacts/{hs_emu.portal_id}/company/" in str(reds[0]["blocks"])
     second = build().run_cycle()
-    assert second.hubspot_write is not None
-    assert (second.hubspot_write.records_updated, second.hubspot_write.requests) == (0, 0)
+    assert second.writes.get("hubspot") is not None
+    assert (
+        second.writes.get("hubspot").records_updated,
+        second.writes.get("hubspot").requests,
+    ) == (0, 0)
     assert second.delivery.sent == 0
 
 
@@ -89,11 +93,11 @@ def test_an_archived_company_stops_being_an_account(record_pipeline) -> None:
     hs_emu, build = record_pipeline
     company_ids = hs_emu.seed(generate_org(12, seed=32))
     pipeline = build()
-    first = pipeline.sync_hubspot()
+    first = sync_companies(pipeline.context)
     assert first.archived == 0 and len(pipeline.store.accounts()) == 12
     hs_emu.archive("companies", company_ids[5])
     hs_emu.clear_log()
-    quiet = pipeline.sync_hubspot()  # the daily deleted check is not due yet
+    quiet = sync_companies(pipeline.context)  # the daily deleted check is not due yet
     assert quiet.archived == 0 and len(pipeline.store.accounts()) == 12
     assert hs_emu.requests("GET", r"/companies") == []  # incremental: one search only
     sources = pipeline.config.sources
@@ -101,7 +105,7 @@ def test_an_archived_company_stops_being_an_account(record_pipeline) -> None:
     pipeline.config = pipeline.config.model_copy(
         update={"sources": sources.model_copy(update={"hubspot": hubspot})}
     )
-    checked = pipeline.sync_hubspot()
+    checked = sync_companies(pipeline.context)
     assert checked.archived == 1
     assert company_ids[5] not in {a.id for a in pipeline.store.accounts()}
     _, batch = pipeline.score(dry_run=True)

@@ -10,16 +10,18 @@ import pytest
 
 from connectors.hubspot import HubSpotClient
 from connectors.hubspot.companies import search_window
-from healthscore.core.quota import LocalQuota
-from healthscore.core.retry import RetryPolicy
-from healthscore.core.settings import Settings
-from healthscore.hubspot_related_sync import (
+from connectors.hubspot.related_sync import (
     OBJECTS,
     HubSpotRelatedReport,
     RelatedRules,
     hubspot_owner_emails,
-    sync_hubspot_related,
 )
+from connectors.hubspot.source import sync_companies
+from connectors.hubspot.source import sync_related as related_step
+from connectors.registry import Settings
+from connectors.salesforce.sync import sync_accounts
+from healthscore.core.quota import LocalQuota
+from healthscore.core.retry import RetryPolicy
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmulator, SalesforceEmulator
 from sandbox.hubspot import SearchLimits
@@ -60,21 +62,10 @@ def sync_related(
     objects: tuple[str, ...] = OBJECTS,
     rules: RelatedRules | None = None,
 ) -> HubSpotRelatedReport:
-    """What ``Pipeline.sync_hubspot_related`` does (the wiring proposed with this module)."""
-    started = pipeline.clock()
-    since = {}
-    for obj in objects:
-        stored = None if full else pipeline.store.cursor("hubspot", obj)
-        since[obj] = datetime.fromisoformat(stored) if stored else None
-    return sync_hubspot_related(
-        pipeline.hubspot,
-        pipeline.store,
-        since_by_object=since,
-        started=started,
-        source=pipeline.config.sources.hubspot,
-        rules=rules,
-        now=pipeline.clock,
-        committed=lambda obj: pipeline._advance_cursor("hubspot", obj, started),
+    """The product's related step (``connectors.hubspot.source.sync_related``), with the
+    default reading rules unless a test sets its own."""
+    return related_step(
+        pipeline.context, full=full, objects=list(objects), rules=rules or RelatedRules()
     )
 
 
@@ -90,8 +81,8 @@ def world(
     if shared_domain:  # account 1 gets account 0's website: that domain is ambiguous
         website = sf_emu.record("Account", sf_ids[0])["Website"]
         sf_emu.update("Account", sf_ids[1], {"Website": website})
-    pipeline.sync_salesforce()
-    pipeline.sync_hubspot()
+    sync_accounts(pipeline.context)
+    sync_companies(pipeline.context)
     accounts = {v: a for _, v, a in pipeline.store.account_keys("hubspot:company")}
     assert len(accounts) == N
     return company_ids, accounts
@@ -227,7 +218,7 @@ def test_full_sync_of_deals_tickets_and_contacts_across_pages(sf_emu, hs_emu, bu
     )
     assert {a for (a, m) in values if m == "hubspot_tickets_open"} == set(account_of.values())
     # owners: id → email, for the accounts' owner emails
-    owners = hubspot_owner_emails(pipeline.hubspot)
+    owners = hubspot_owner_emails(pipeline.client("hubspot"))
     assert owners and all("@" in email for email in owners.values())
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.identity import DOMAIN, IdentityIndex, domain_of
+from connectors.salesforce.sync import sync_accounts
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, generate_org
 from store import AccountRow, Store
@@ -99,7 +100,7 @@ def test_salesforce_sync_records_account_domains(
 ) -> None:
     sf_emu.seed(generate_org(12, seed=5, now=datetime(2026, 11, 23, tzinfo=UTC)))
     pipeline = make_pipeline()
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     keys = pipeline.store.account_keys(DOMAIN)
     assert len(keys) == 12 and all(v.endswith(".example.com") for _, v, _ in keys)
     index = IdentityIndex(keys)

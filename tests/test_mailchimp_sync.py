@@ -11,10 +11,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from connectors.mailchimp import MailchimpClient, base_url_for
+from connectors.mailchimp.client import MailchimpClient, base_url_for
+from connectors.registry import Settings
 from healthscore.core.errors import AuthError, ConfigError
 from healthscore.core.retry import RetryPolicy
-from healthscore.core.settings import Settings
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import MailchimpEmulator, generate_org
 from store import Store
@@ -105,7 +105,7 @@ def test_full_sync_rates_window_and_unmatched(mc: MailchimpEmulator, mc_store: S
     c2 = mc.add_campaign(NOW - 5 * DAY, "Renewal tips")
     mc.add_member(c2, "ana@acme.example.com")
     mc.add_member(c2, "bo@acme.example.com", opened(NOW - 4 * DAY))
-    report = pipeline(mc_store, mc).sync_mailchimp()
+    report = pipeline(mc_store, mc).sync("mailchimp")
     got = signals(mc_store, "mailchimp")
     # acme delivered: ana c1 (open+click), bo c1, ana c2, bo c2 (open); cy bounced
     assert got[ACME] == {
@@ -131,7 +131,7 @@ def test_members_page_with_count_and_offset(mc: MailchimpEmulator, mc_store: Sto
     cid = mc.add_campaign(NOW - 3 * DAY)
     for n in range(5):
         mc.add_member(cid, f"u{n}@acme.example.com", opened(NOW - 2 * DAY) if n < 2 else [])
-    pipeline(mc_store, mc, page_size=2).sync_mailchimp()
+    pipeline(mc_store, mc, page_size=2).sync("mailchimp")
     offsets = [r.query["offset"] for r in mc.requests("GET", r"/email-activity$")]
     assert offsets == ["0", "2", "4"]
     assert signals(mc_store, "mailchimp")[ACME]["mailchimp_open_rate_90d"] == 0.4
@@ -144,14 +144,14 @@ def test_incremental_resync_reads_only_new_activity(mc: MailchimpEmulator, mc_st
     mc.add_member(c1, "gil@globex.example.com", opened(NOW - 2 * DAY))
     clock = Clock()
     pipe = pipeline(mc_store, mc, clock=clock)
-    pipe.sync_mailchimp()
+    pipe.sync("mailchimp")
     assert signals(mc_store, "mailchimp")[ACME]["mailchimp_open_rate_90d"] == 0.0
     clock.now = NOW + 2 * HOUR
     mc.add_action(c1, "ana@acme.example.com", "open", NOW + HOUR)  # opened after the sync
     c2 = mc.add_campaign(NOW + HOUR / 2)  # and a new campaign went out
     mc.add_member(c2, "ana@acme.example.com")
     mc.clear_log()
-    report = pipe.sync_mailchimp()
+    report = pipe.sync("mailchimp")
     reads = {r.path: r.query for r in mc.requests("GET", r"/email-activity$")}
     assert (
         reads[f"/3.0/reports/{c1}/email-activity"]["since"]
@@ -163,7 +163,7 @@ def test_incremental_resync_reads_only_new_activity(mc: MailchimpEmulator, mc_st
     assert signals(mc_store, "mailchimp")[ACME]["mailchimp_open_rate_90d"] == 0.5
     assert signals(mc_store, "mailchimp")[GLOBEX]["mailchimp_open_rate_90d"] == 1.0
     clock.now += HOUR
-    assert pipe.sync_mailchimp().signals_changed == 0
+    assert pipe.sync("mailchimp").signals_changed == 0
 
 
 def test_too_many_connections_backs_off(mc: MailchimpEmulator, mc_store: Store) -> None:
@@ -184,7 +184,7 @@ def test_too_many_connections_backs_off(mc: MailchimpEmulator, mc_store: Store) 
     other.start()
     while not mc.peak_in_flight:
         time.sleep(0.001)
-    report = pipe.sync_mailchimp()
+    report = pipe.sync("mailchimp")
     other.join()
     limited = [r for r in mc.requests() if r.status == 429]
     assert limited and report.rate_limited == len(limited)
@@ -205,7 +205,7 @@ def test_5xx_is_retried(mc: MailchimpEmulator, mc_store: Store) -> None:
     cid = mc.add_campaign(NOW - 3 * DAY)
     mc.add_member(cid, "ana@acme.example.com", opened(NOW - 2 * DAY))
     mc.faults.add("server_error", path=r"/email-activity", times=2)
-    pipeline(mc_store, mc).sync_mailchimp()
+    pipeline(mc_store, mc).sync("mailchimp")
     assert [r.status for r in mc.requests("GET", r"/email-activity$")] == [500, 500, 200]
     body = mc.requests("GET", r"/email-activity$")[0]
     assert body.status == 500
@@ -226,7 +226,7 @@ def test_bad_key_names_the_variable_never_the_secret(
         MailchimpClient(other_dc, mc.base_url, retry=FAST_RETRY).get("/reports")
     bare = Pipeline(email_config(mailchimp={}), Settings(database_url=mc_store.url), mc_store)
     with pytest.raises(ConfigError, match="MAILCHIMP_API_KEY"):
-        bare.sync_mailchimp()
+        bare.sync("mailchimp")
 
 
 def test_malformed_members_are_skipped_with_their_id(
@@ -243,7 +243,7 @@ def test_malformed_members_are_skipped_with_their_id(
             "activity": [{"action": "open", "timestamp": "last tuesday"}],
         },
     )
-    report = pipeline(mc_store, mc).sync_mailchimp()
+    report = pipeline(mc_store, mc).sync("mailchimp")
     assert report.skipped_ids == [f"{cid}:badhash1", f"{cid}:badhash2"]
     assert signals(mc_store, "mailchimp")[ACME]["mailchimp_open_rate_90d"] == 1.0
 
@@ -252,7 +252,7 @@ def test_seeded_org_follows_the_archetypes(mc: MailchimpEmulator, mc_store: Stor
     org = generate_org(60, now=NOW)
     ids = org_accounts(mc_store, org)
     mc.seed(org, NOW)
-    report = pipeline(mc_store, mc).sync_mailchimp()
+    report = pipeline(mc_store, mc).sync("mailchimp")
     assert report.unmatched >= 3
     got = signals(mc_store, "mailchimp")
     by_kind: dict[str, list[float]] = {}

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from connectors.registry import Settings
 from healthscore.config import Config, config_from_document
 from healthscore.core.errors import ConfigError
-from healthscore.core.settings import Settings
 from healthscore.core.yamlfile import parse_yaml
 from healthscore.pipeline.backfill import backfill
 from healthscore.pipeline.cycle import Pipeline

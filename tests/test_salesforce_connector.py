@@ -9,9 +9,10 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from connectors.registry import Settings
 from connectors.salesforce import SalesforceClient, build_soql
+from connectors.salesforce.sync import sync_accounts
 from healthscore.core.errors import AuthError, ConfigError, FatalError, RateLimited
-from healthscore.core.settings import Settings
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, generate_org
 from tests.conftest import FAST_RETRY, fast_config
@@ -28,7 +29,7 @@ def test_full_sync_pages_through_every_account(
 ) -> None:
     sf_emu.seed(generate_org(4100, seed=3, now=NOW))
     pipeline = make_pipeline()
-    report = pipeline.sync_salesforce()
+    report = sync_accounts(pipeline.context)
     assert (report.records, report.skipped) == (4100, 0)
     assert len(pipeline.store.accounts()) == 4100
     # 2,000 per page: the first query plus two nextRecordsUrl pages
@@ -44,11 +45,11 @@ def test_incremental_resync_reads_from_the_cursor_minus_overlap(
 ) -> None:
     ids = sf_emu.seed(generate_org(30, seed=4, now=NOW))
     pipeline = make_pipeline()
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     cursor = datetime.fromisoformat(pipeline.store.cursor("salesforce", "Account") or "")
     sf_emu.update("Account", ids[5], {"Logins_30d__c": 3.0})
     sf_emu.clear_log()
-    report = pipeline.sync_salesforce()
+    report = sync_accounts(pipeline.context)
     (soql,) = queries(sf_emu)
     since = (cursor - pipeline.config.sources.salesforce.overlap).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert f"WHERE SystemModstamp >= {since}" in soql
@@ -69,7 +70,7 @@ def test_a_malformed_record_is_logged_with_its_id_and_skipped(
     sf_emu.update("Account", ids[8], {"Name": ""})
     pipeline = make_pipeline()
     with caplog.at_level(logging.WARNING):
-        report = pipeline.sync_salesforce()
+        report = sync_accounts(pipeline.context)
     assert (report.records, report.skipped) == (20, 1)
     assert report.skipped_ids == [ids[8]]
     assert f"skipped Salesforce Account {ids[8]}: Name is empty" in caplog.text
@@ -81,9 +82,9 @@ def test_deleted_accounts_are_marked_and_not_scored(
 ) -> None:
     ids = sf_emu.seed(generate_org(10, seed=6, now=NOW))
     pipeline = make_pipeline()
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     sf_emu.delete("Account", ids[0])
-    report = pipeline.sync_salesforce()
+    report = sync_accounts(pipeline.context)
     assert report.deleted == 1
     assert ids[0] not in {a.id for a in pipeline.store.accounts()}
     scoring, _ = pipeline.score(dry_run=True)
@@ -97,7 +98,7 @@ def test_missing_health_field_says_exactly_what_to_create(
     sf_emu.remove_field("Account", "Health_Trend__c")
     sf_emu.remove_field("Account", "Licensed_Seats__c")
     with pytest.raises(ConfigError) as err:
-        make_pipeline().sync_salesforce()
+        sync_accounts(make_pipeline().context)
     msg = str(err.value)
     assert (
         "sources.salesforce.metrics.licensed_seats: Account has no field Licensed_Seats__c" in msg

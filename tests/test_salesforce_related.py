@@ -18,11 +18,12 @@ from urllib.parse import unquote_plus
 import pytest
 from sqlalchemy import select
 
+from connectors.registry import Settings
 from connectors.salesforce import SalesforceClient
 from connectors.salesforce.related import RELATED
+from connectors.salesforce.sync import sync_accounts, sync_related
 from healthscore.config import Config
 from healthscore.core.errors import RateLimited
-from healthscore.core.settings import Settings
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, generate_org
 from sandbox.synthetic import SyntheticOrg
@@ -95,7 +96,7 @@ def no_bulk_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def synced(make_pipeline: Callable[..., Pipeline], config: Config) -> Pipeline:
     pipeline = make_pipeline(config)
-    pipeline.sync_salesforce()  # the accounts: latest_signals() only shows known accounts
+    sync_accounts(pipeline.context)  # the accounts: latest_signals() only shows known accounts
     return pipeline
 
 
@@ -113,7 +114,7 @@ def test_full_sync_over_rest_matches_the_synthetic_org(
 ) -> None:
     org, ids = seed(sf_emu, 60, seed=11)
     pipeline = synced(make_pipeline, related_config())
-    reports = pipeline.sync_related()
+    reports = sync_related(pipeline.context)
 
     assert not any(r.bulk for r in reports.values())
     assert sf_emu.bulk.jobs_created == 0
@@ -198,7 +199,7 @@ def test_full_sync_above_the_threshold_uses_bulk_and_matches_rest(
     sf_emu.bulk.polls_to_complete = 0
 
     rest = synced(make_pipeline, related_config())
-    rest_reports = rest.sync_related()
+    rest_reports = sync_related(rest.context)
     assert not any(r.bulk for r in rest_reports.values())
     assert sf_emu.bulk.jobs_created == 0
 
@@ -210,9 +211,9 @@ def test_full_sync_above_the_threshold_uses_bulk_and_matches_rest(
             bulk_store,
             salesforce=SalesforceClient(settings, retry=FAST_RETRY),
         )
-        bulk.sync_salesforce()
+        sync_accounts(bulk.context)
         sf_emu.clear_log()
-        bulk_reports = bulk.sync_related()
+        bulk_reports = sync_related(bulk.context)
         assert all(r.bulk for r in bulk_reports.values())
         assert sf_emu.bulk.jobs_created == 4
         assert sorted(j.object for j in sf_emu.bulk.jobs) == sorted(OBJECTS)
@@ -237,7 +238,7 @@ def test_incremental_resync_reads_from_the_cursor_and_recomputes_only_touched_ac
 ) -> None:
     org, ids = seed(sf_emu, 40, seed=13)
     pipeline = synced(make_pipeline, related_config())
-    pipeline.sync_related()
+    sync_related(pipeline.context)
     before = signals(pipeline.store)
     cursors = {
         n: datetime.fromisoformat(pipeline.store.cursor("salesforce", n) or "") for n in OBJECTS
@@ -268,7 +269,7 @@ def test_incremental_resync_reads_from_the_cursor_and_recomputes_only_touched_ac
     sf_emu.update("Case", case_ids[mi], {"AccountId": d})
 
     sf_emu.clear_log()
-    reports = pipeline.sync_related()
+    reports = sync_related(pipeline.context)
     overlap = pipeline.config.sources.salesforce.overlap
     queries = soql_log(sf_emu)
     assert len(queries) == 4 and not any("COUNT()" in q for q in queries)
@@ -298,10 +299,10 @@ def test_an_account_without_records_gets_zero_counts_not_missing_values(
 ) -> None:
     seed(sf_emu, 20, seed=21)
     pipeline = synced(make_pipeline, related_config())
-    pipeline.sync_related()
+    sync_related(pipeline.context)
     (new,) = sf_emu.insert("Account", [{"Name": "Brand New Ltd"}])
-    pipeline.sync_salesforce()
-    reports = pipeline.sync_related()  # no related record changed
+    sync_accounts(pipeline.context)
+    reports = sync_related(pipeline.context)  # no related record changed
     assert all(r.records == 0 for r in reports.values())
     got = signals(pipeline.store)[new]
     assert set(got) == RELATED_METRICS
@@ -315,13 +316,13 @@ def test_a_second_sync_on_unchanged_data_is_one_request_per_object(
 ) -> None:
     seed(sf_emu, 30, seed=14)
     pipeline = synced(make_pipeline, related_config())
-    pipeline.sync_related()
+    sync_related(pipeline.context)
     with pipeline.store.session() as s:
         history = len(s.scalars(select(SignalHistory.id)).all())
     before = signals(pipeline.store)
     sf_emu.clear_log()
 
-    reports = pipeline.sync_related()
+    reports = sync_related(pipeline.context)
     api = sf_emu.requests(path=r"^/services/")
     assert len(api) <= len(OBJECTS)
     for name in OBJECTS:
@@ -339,7 +340,7 @@ def test_server_errors_on_the_query_are_retried(
     pipeline = synced(make_pipeline, related_config())
     sf_emu.clear_log()
     sf_emu.faults.add("server_error", method="GET", path=r"/queryAll", times=3)
-    reports = pipeline.sync_related()
+    reports = sync_related(pipeline.context)
     assert [reports[n].records for n in OBJECTS] == [
         len(org.opportunities),
         len(org.cases),
@@ -370,14 +371,14 @@ def test_the_daily_request_limit_stops_the_sync_and_the_next_one_resumes(
         pages.append(n)
 
     with pytest.raises(RateLimited, match="daily API allocation") as err:
-        pipeline.sync_related(progress=progress)
+        sync_related(pipeline.context, progress=progress)
     assert err.value.retry_after is not None and err.value.retry_after > FAST_RETRY.max_wait
     assert [r.status for r in sf_emu.requests("GET", r"/queryAll")][-1] == 403
     assert pipeline.store.cursor("salesforce", "Opportunity") is not None
     assert pipeline.store.cursor("salesforce", "Case") is None
 
     sf_emu.clear_log()
-    reports = pipeline.sync_related()
+    reports = sync_related(pipeline.context)
     queries = soql_log(sf_emu)
     opportunity = [q for q in queries if "FROM Opportunity" in q]
     assert len(opportunity) == 1 and "WHERE SystemModstamp >=" in opportunity[0]
@@ -403,7 +404,7 @@ def test_an_expired_session_during_a_bulk_job_logs_in_again_and_restarts_the_job
 
     monkeypatch.setattr("simple_salesforce.bulk2.sleep", sleep_and_expire)
     sf_emu.clear_log()
-    report = pipeline.sync_related()["Case"]
+    report = sync_related(pipeline.context)["Case"]
     assert report.bulk and report.records == len(sf_emu.records("Case"))
     assert sf_emu.bulk.jobs_created == 2  # the first job's poll was refused: a new job
     assert next(r.status for r in sf_emu.requests("GET", r"/jobs/query/\w+$")) == 401
@@ -419,7 +420,7 @@ def test_an_expired_session_on_the_bulk_results_restarts_the_job(
     pipeline = synced(make_pipeline, related_config(bulk_threshold=10, objects=["Case"]))
     sf_emu.clear_log()
     sf_emu.faults.add("expired_session", method="GET", path=r"/jobs/query/\w+/results", times=1)
-    report = pipeline.sync_related()["Case"]
+    report = sync_related(pipeline.context)["Case"]
     assert report.bulk and report.records == len(org.cases)
     assert sf_emu.bulk.jobs_created == 2
     assert len(sf_emu.requests("POST", r"/services/oauth2/token")) == 1
@@ -465,7 +466,7 @@ def test_records_not_on_an_account_are_kept_out_of_the_signals(
         ],
     )
     pipeline = synced(make_pipeline, related_config(bulk_threshold=bulk_threshold))
-    reports = pipeline.sync_related()
+    reports = sync_related(pipeline.context)
     assert all(r.bulk == (bulk_threshold == 10) for r in reports.values())
     assert reports["Case"].records == len(org.cases) + 1
     assert _bogus_signal_accounts(pipeline.store) == set()
@@ -479,7 +480,7 @@ def test_records_not_on_an_account_are_kept_out_of_the_signals(
     # the orphan case later attached to an account counts for it on the next sync
     (orphan,) = [c["Id"] for c in sf_emu.records("Case") if c["Subject"] == "orphan"]
     sf_emu.update("Case", orphan, {"AccountId": ids[3]})
-    pipeline.sync_related()
+    sync_related(pipeline.context)
     after = signals(pipeline.store)
     assert after[ids[3]]["cases_urgent_open"] == org.accounts[3]["Urgent_Open_Cases__c"] + 1
 
@@ -496,7 +497,7 @@ def test_a_record_without_systemmodstamp_is_skipped_and_logged(
     assert sf_emu.record("Case", case_id)["SystemModstamp"] is None
     pipeline = synced(make_pipeline, related_config())
     with caplog.at_level(logging.WARNING):
-        reports = pipeline.sync_related()
+        reports = sync_related(pipeline.context)
     assert reports["Case"].skipped_ids == [case_id]
     assert f"skipped Salesforce Case {case_id}: no Id or SystemModstamp" in caplog.text
     account = org.cases[ci]["AccountIndex"]

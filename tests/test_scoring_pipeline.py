@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from connectors.registry import Settings
+from connectors.salesforce.sync import sync_accounts
 from healthscore.cli.main import app
 from healthscore.core.errors import ConfigError
-from healthscore.core.settings import Settings
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, generate_org
 
@@ -27,7 +28,7 @@ def synced(
     org = generate_org(60, seed=11, now=NOW)
     sf_emu.seed(org)
     pipeline = make_pipeline()
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     return pipeline, org.archetypes
 
 

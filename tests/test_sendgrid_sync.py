@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
+from connectors.email.engagement import engagement, fact
+from connectors.registry import Settings
 from connectors.sendgrid import SendGridClient, pull_activity
 from healthscore.core.errors import AuthError, ConfigError, FatalError, RateLimited
-from healthscore.core.settings import Settings
-from healthscore.email_engagement import engagement, fact
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SendGridEmulator, generate_org
 from store import Store
@@ -94,7 +94,7 @@ def test_full_sync_rates_and_unmatched_recipients(sg: SendGridEmulator, sg_store
     sg.add_message("ed@eu.globex.example.com", NOW - 5 * day)  # a subdomain matches too
     sg.add_message("fan@gmail.com", NOW - 5 * day, opened=True)
     sg.add_message("x@stranger.example.org", NOW - 5 * day, opened=True)
-    report = pipeline(sg_store, sg).sync_sendgrid()
+    report = pipeline(sg_store, sg).sync("sendgrid")
     got = signals(sg_store, "sendgrid")
     assert got[ACME] == {
         "sendgrid_open_rate_90d": round(2 / 3, 4),
@@ -121,12 +121,12 @@ def test_incremental_resync_reads_from_the_cursor(sg: SendGridEmulator, sg_store
         return current["t"]
 
     pipe = pipeline(sg_store, sg, clock=clock)
-    pipe.sync_sendgrid()
+    pipe.sync("sendgrid")
     assert signals(sg_store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 0.0
     current["t"] = next(moments) + timedelta(hours=1)
     sg.add_event(msg, "open", NOW + timedelta(minutes=30))  # opened after the first sync
     sg.clear_log()
-    report = pipe.sync_sendgrid()
+    report = pipe.sync("sendgrid")
     query = sg.requests("GET", r"/v3/messages$")[0].query["query"]
     since = (NOW - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")  # cursor - overlap
     assert f'BETWEEN TIMESTAMP "{since}"' in query
@@ -135,13 +135,13 @@ def test_incremental_resync_reads_from_the_cursor(sg: SendGridEmulator, sg_store
     assert signals(sg_store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 1.0
     assert signals(sg_store, "sendgrid")[GLOBEX]["sendgrid_open_rate_90d"] == 1.0
     current["t"] += timedelta(hours=1)
-    assert pipe.sync_sendgrid().signals_changed == 0  # nothing new: nothing changes
+    assert pipe.sync("sendgrid").signals_changed == 0  # nothing new: nothing changes
 
 
 def test_suppressions_page_with_limit_and_offset(sg: SendGridEmulator, sg_store: Store) -> None:
     for n in range(5):
         sg.add_message(f"u{n}@acme.example.com", NOW - timedelta(days=n + 1), bounced=True)
-    report = pipeline(sg_store, sg, page_size=2).sync_sendgrid()
+    report = pipeline(sg_store, sg, page_size=2).sync("sendgrid")
     offsets = [r.query["offset"] for r in sg.requests("GET", r"/suppression/bounces$")]
     assert offsets == ["0", "2", "4"]
     assert report.records == 5 + 5  # five activity messages, five bounces
@@ -167,7 +167,7 @@ def test_429_waits_until_x_ratelimit_reset(sg: SendGridEmulator, sg_store: Store
     sg.faults.add("rate_limit", path=r"/suppression/bounces", times=1)
     sleeps = Sleeps()
     before = time.time()
-    pipeline(sg_store, sg, retry=patient(sleeps)).sync_sendgrid()
+    pipeline(sg_store, sg, retry=patient(sleeps)).sync("sendgrid")
     limited = [r for r in sg.requests() if r.status == 429]
     assert len(limited) == 1 and limited[0].path == "/v3/suppression/bounces"
     # X-RateLimit-Reset (epoch seconds) is ~2 s ahead: the wait is until then, not a backoff
@@ -181,7 +181,7 @@ def test_a_reset_too_far_away_goes_up_instead_of_sleeping(
 ) -> None:
     sg.faults.add("rate_limit", path=r"/v3/messages", times=1)  # window 60 s: reset ~60 s
     with pytest.raises(RateLimited) as err:
-        pipeline(sg_store, sg, retry=patient()).sync_sendgrid()
+        pipeline(sg_store, sg, retry=patient()).sync("sendgrid")
     assert err.value.retry_after is not None and 55 <= err.value.retry_after <= 61
     assert sg_store.cursor("sendgrid", "activity") is None  # not advanced: nothing complete
 
@@ -196,7 +196,7 @@ def test_real_window_limit_no_retry_after(sg: SendGridEmulator, sg_store: Store)
     other.get("/v3/suppression/bounces", {"limit": 1})
     other.get("/v3/suppression/bounces", {"limit": 1})
     sleeps = Sleeps()
-    report = pipeline(sg_store, sg, retry=patient(sleeps), page_size=1).sync_sendgrid()
+    report = pipeline(sg_store, sg, retry=patient(sleeps), page_size=1).sync("sendgrid")
     bounces = sg.requests("GET", r"/suppression/bounces$")
     assert [r.status for r in bounces].count(429) == 1
     assert "Retry-After" not in str(bounces[-1].headers)
@@ -208,7 +208,7 @@ def test_real_window_limit_no_retry_after(sg: SendGridEmulator, sg_store: Store)
 def test_5xx_is_retried(sg: SendGridEmulator, sg_store: Store) -> None:
     sg.add_message("ana@acme.example.com", NOW - timedelta(days=1), opened=True)
     sg.faults.add("server_error", path=r"/v3/messages", times=2)
-    pipeline(sg_store, sg).sync_sendgrid()
+    pipeline(sg_store, sg).sync("sendgrid")
     statuses = [r.status for r in sg.requests("GET", r"/v3/messages$")]
     assert statuses == [500, 500, 200]
     assert signals(sg_store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 1.0
@@ -224,15 +224,15 @@ def test_bad_key_names_the_variable_never_the_secret(sg: SendGridEmulator, sg_st
     config = email_config(sendgrid={})
     bare = Pipeline(config, Settings(database_url=sg_store.url, sendgrid_api_key=None), sg_store)
     with pytest.raises(ConfigError, match="SENDGRID_API_KEY"):
-        bare.sync_sendgrid()
+        bare.sync("sendgrid")
     assert sg_store.cursor("sendgrid", "activity") is None
 
 
 def test_activity_api_without_the_add_on_is_a_clear_error(sg_store: Store) -> None:
     with SendGridEmulator(activity_enabled=False) as emu:
         with pytest.raises(AuthError, match="SENDGRID_API_KEY lacks the access"):
-            pipeline(sg_store, emu).sync_sendgrid()
-        pipeline(sg_store, emu, per_recipient="webhook").sync_sendgrid()  # the default
+            pipeline(sg_store, emu).sync("sendgrid")
+        pipeline(sg_store, emu, per_recipient="webhook").sync("sendgrid")  # the default
 
 
 def test_malformed_records_are_skipped_with_their_id(sg: SendGridEmulator, sg_store: Store) -> None:
@@ -258,7 +258,7 @@ def test_malformed_records_are_skipped_with_their_id(sg: SendGridEmulator, sg_st
         }
     )
     sg.bounces.append({"email": "cy@acme.example.com", "created": "yesterday"})
-    report = pipeline(sg_store, sg).sync_sendgrid()
+    report = pipeline(sg_store, sg).sync("sendgrid")
     assert report.skipped_ids == ["bad-msg-1", "bad-msg-2", "bounces:cy@acme.example.com"]
     assert signals(sg_store, "sendgrid")[ACME]["sendgrid_open_rate_90d"] == 1.0
 
@@ -273,7 +273,7 @@ def test_seeded_org_follows_the_archetypes(sg: SendGridEmulator, sg_store: Store
     org = generate_org(60, now=NOW)
     ids = org_accounts(sg_store, org)
     sg.seed(org, NOW)
-    report = pipeline(sg_store, sg).sync_sendgrid()
+    report = pipeline(sg_store, sg).sync("sendgrid")
     assert report.unmatched >= 3  # the seed's free-mail and unknown-domain readers
     got = signals(sg_store, "sendgrid")
     by_kind: dict[str, list[float]] = {}

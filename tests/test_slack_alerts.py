@@ -14,8 +14,9 @@ from sqlalchemy import update
 
 from actions import build_alert, escape_mrkdwn
 from actions.deliver import STUCK_SENDING
+from connectors.registry import Settings
 from connectors.salesforce import SalesforceClient
-from healthscore.core.settings import Settings
+from connectors.salesforce.sync import sync_accounts
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org
 from sandbox.wire import Request, Response
@@ -51,7 +52,7 @@ def block_texts(message: dict[str, Any]) -> str:
 
 def red_accounts(pipeline: Pipeline) -> list[str]:
     """Sync, then the ids the scorecard grades red right now (nothing is recorded)."""
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     batch = pipeline.compute()
     return [a for a, g in zip(batch.account_ids, batch.grade.tolist(), strict=True) if g == "red"]
 
@@ -174,7 +175,7 @@ def test_a_delivery_cut_off_mid_send_is_reconciled_not_posted_twice(
 ) -> None:
     sf_emu.seed(generate_org(30, seed=33, now=NOW))
     pipeline = make_pipeline()
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     pipeline.score()
     pending = pipeline.store.actions(status="pending")
     assert len(pending) >= 3

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from healthscore.store_workers import StoreWorkers, shareable, start_workers
+from connectors.zendesk.store_workers import StoreWorkers, shareable, start_workers
 from store import AccountRow, Store
 
 

@@ -16,12 +16,12 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from connectors.identity import DOMAIN
+from connectors.usage.config import UsageFileSource
+from connectors.usage.load import load_usage_files
 from healthscore.cli.main import app
 from healthscore.config import config_from_document, load_config
 from healthscore.core.errors import ConfigError
 from healthscore.core.yamlfile import parse_yaml
-from healthscore.usage_config import UsageFileSource
-from healthscore.usage_sync import load_usage_files
 from store import AccountRow, Store
 
 LONG = """account_id,date,metric,value

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import text
 
-from connectors.usage_rows import OUT_SCHEMA
+from connectors.usage.rows import OUT_SCHEMA
 from store import AccountRow, Store
 
 
@@ -139,7 +139,8 @@ def test_postgres_staging_is_private_to_the_load(db_url: str) -> None:
                 assert (
                     conn.execute(
                         text(
-                            "SELECT count(*) FROM pg_class WHERE relname = 'healthscore_usage_stage' "
+                            "SELECT count(*) FROM pg_class WHERE relname = "
+                            "'healthscore_usage_stage' "
                             "AND relnamespace = pg_my_temp_schema()"
                         )
                     ).scalar_one()

@@ -14,10 +14,10 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from connectors.identity import DOMAIN
+from connectors.usage.config import WarehouseSource
+from connectors.usage.load import CURSOR_OBJECT, WAREHOUSE, sync_warehouse
 from healthscore.cli.main import app
 from healthscore.core.errors import ConfigError, FatalError, RetriableError
-from healthscore.usage_config import WarehouseSource
-from healthscore.usage_sync import CURSOR_OBJECT, WAREHOUSE, sync_warehouse
 from store import AccountRow, Store
 
 from .conftest import _pg_schema_url
@@ -52,7 +52,8 @@ def usage(store: Store) -> dict[tuple[str, str, str], float]:
             (a, m, str(d)): v
             for a, m, d, v in conn.execute(
                 text(
-                    "SELECT account_id, metric, day, value FROM usage_daily WHERE source = 'warehouse'"
+                    "SELECT account_id, metric, day, value FROM usage_daily "
+                    "WHERE source = 'warehouse'"
                 )
             )
         }

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from healthscore.config import SendGridSource
+from connectors.sendgrid.config import SendGridSource
+from connectors.sendgrid.webhook_app import PATH, SendGridWebhookApp, make_server_for
 from healthscore.core.errors import ConfigError
-from healthscore.webhook import PATH, SendGridWebhookApp, make_server_for
 from sandbox import SendGridEmulator
 from store import Store
 from tests.email_helpers import add_accounts, signals
@@ -178,8 +178,8 @@ def test_a_missing_or_bad_verification_key_is_a_config_error(store: Store) -> No
 def test_categories_filter_accounts_and_the_baseline(
     sg: SendGridEmulator, store: Store, serve: Callable[..., str]
 ) -> None:
+    from connectors.registry import Settings
     from connectors.sendgrid import SendGridClient
-    from healthscore.core.settings import Settings
     from healthscore.pipeline.cycle import Pipeline
     from tests.conftest import FAST_RETRY
     from tests.email_helpers import email_config
@@ -206,7 +206,7 @@ def test_categories_filter_accounts_and_the_baseline(
         sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
         clock=lambda: NOW,
     )
-    report = pipe.sync_sendgrid()
+    report = pipe.sync("sendgrid")
     stats = sg.requests("GET", r"/v3/categories/stats$")
     assert len(stats) == 1 and stats[0].query["categories"] == "onboarding-nudge\nrenewal"
     assert report.baseline["delivered"] == 2.0 and report.baseline["open_rate_90d"] == 0.5
@@ -218,8 +218,8 @@ def test_facts_past_the_window_are_pruned_by_the_daily_pass(
 ) -> None:
     from sqlalchemy import func, select
 
+    from connectors.registry import Settings
     from connectors.sendgrid import SendGridClient
-    from healthscore.core.settings import Settings
     from healthscore.pipeline.cycle import Pipeline
     from store.models import SourceRecord
     from tests.conftest import FAST_RETRY
@@ -247,9 +247,9 @@ def test_facts_past_the_window_are_pruned_by_the_daily_pass(
         sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
         clock=lambda: clock["now"],
     )
-    assert pipe.sync_sendgrid().pruned == 0  # inside the window: kept
+    assert pipe.sync("sendgrid").pruned == 0  # inside the window: kept
     clock["now"] = NOW + timedelta(days=95)
-    report = pipe.sync_sendgrid()
+    report = pipe.sync("sendgrid")
     assert report.pruned == events and kept() == 0  # 95 days on: past the window, deleted
     got = signals(store, "sendgrid")[ACME]
     assert got["sendgrid_open_rate_90d"] is None and got["sendgrid_recipients"] == 0.0
@@ -258,8 +258,8 @@ def test_facts_past_the_window_are_pruned_by_the_daily_pass(
 def test_background_recompute_and_the_sync_as_backstop(
     sg: SendGridEmulator, store: Store, serve: Callable[..., str]
 ) -> None:
+    from connectors.registry import Settings
     from connectors.sendgrid import SendGridClient
-    from healthscore.core.settings import Settings
     from healthscore.pipeline.cycle import Pipeline
     from tests.conftest import FAST_RETRY
     from tests.email_helpers import email_config
@@ -295,5 +295,5 @@ def test_background_recompute_and_the_sync_as_backstop(
         sendgrid=SendGridClient(sg.api_key, sg.base_url, retry=FAST_RETRY),
         clock=lambda: datetime.now(UTC),
     )
-    pipe.sync_sendgrid()
+    pipe.sync("sendgrid")
     assert signals(store, "sendgrid")[ACME]["sendgrid_click_rate_90d"] == 1.0

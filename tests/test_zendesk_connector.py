@@ -12,11 +12,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from connectors.registry import Settings
+from connectors.salesforce.sync import sync_accounts
 from connectors.zendesk import METRICS, ZendeskClient
+from connectors.zendesk.sync import ORG_KEY
 from healthscore.core.errors import AuthError, ConfigError
 from healthscore.core.retry import RetryPolicy
-from healthscore.core.settings import Settings
-from healthscore.zendesk_sync import ORG_KEY
 from sandbox import SalesforceEmulator, ZendeskEmulator, generate_org
 from tests.zendesk_helpers import PipelineFactory, zendesk_config
 
@@ -51,8 +52,8 @@ def exports(emu: ZendeskEmulator) -> list:
 def test_full_sync_matches_organizations_and_sets_every_signal(zd) -> None:
     ids = seed(zd)
     pipeline = zd()
-    pipeline.sync_salesforce()
-    report = pipeline.sync_zendesk()
+    sync_accounts(pipeline.context)
+    report = pipeline.sync("zendesk")
     assert (report.organizations, report.matched, report.unmatched) == (32, 30, 2)
     assert report.tickets == zd.zd.ticket_count and report.skipped == 0
     assert report.ratings > 0 and report.rate_limited == 0
@@ -77,8 +78,8 @@ def test_troubled_accounts_look_troubled(zd) -> None:
     ids = zd.sf.seed(org)
     zd.zd.seed(org, account_ids=ids)
     pipeline = zd()
-    pipeline.sync_salesforce()
-    pipeline.sync_zendesk()
+    sync_accounts(pipeline.context)
+    pipeline.sync("zendesk")
     kind = {a: org.archetypes[o["Name"]] for a, o in zip(ids, org.accounts, strict=True)}
     sums: Counter[tuple[str, str]] = Counter()
     counts: Counter[tuple[str, str]] = Counter()
@@ -107,8 +108,8 @@ def test_incremental_resync_reads_only_changed_tickets_and_advances_the_cursor(z
     ids = seed(zd, now=now - timedelta(hours=2))
     zd.zd.set_time(None)
     pipeline = zd()
-    pipeline.sync_salesforce()
-    first = pipeline.sync_zendesk()
+    sync_accounts(pipeline.context)
+    first = pipeline.sync("zendesk")
     assert exports(zd.zd)[0].query["start_time"]
     # one ticket of the first account turns urgent (ten minutes ago, so the export shows it)
     org_of = {a: o for _, o, a in pipeline.store.account_keys(ORG_KEY)}
@@ -120,7 +121,7 @@ def test_incremental_resync_reads_only_changed_tickets_and_advances_the_cursor(z
     zd.zd.set_time(None)
     zd.zd.clear_log()
     before = dict(((a, m), v) for a, m, v, _ in pipeline.store.latest_signals())
-    second = pipeline.sync_zendesk()
+    second = pipeline.sync("zendesk")
     assert (second.tickets, second.export_requests, second.organizations) == (1, 1, 0)
     (call,) = exports(zd.zd)
     assert call.query["cursor"] == first.cursor and "start_time" not in call.query
@@ -129,15 +130,15 @@ def test_incremental_resync_reads_only_changed_tickets_and_advances_the_cursor(z
     assert second.accounts_recomputed == 1
     after = {(a, m): v for a, m, v, _ in pipeline.store.latest_signals()}
     assert after[(ids[0], "zendesk_urgent_open")] == before[(ids[0], "zendesk_urgent_open")] + 1
-    third = pipeline.sync_zendesk()
+    third = pipeline.sync("zendesk")
     assert (third.tickets, third.signals_changed, third.cursor) == (0, 0, second.cursor)
 
 
 def test_paging_reads_every_record_once_in_the_fewest_pages(zd) -> None:
     seed(zd)
     pipeline = zd(zendesk_config(export_page_size=50, page_size=10))
-    pipeline.sync_salesforce()
-    report = pipeline.sync_zendesk()
+    sync_accounts(pipeline.context)
+    report = pipeline.sync("zendesk")
     tickets, orgs = zd.zd.ticket_count, zd.zd.organization_count
     assert report.tickets == tickets and report.organizations == orgs
     assert len(exports(zd.zd)) == -(-tickets // 50)
@@ -166,8 +167,8 @@ def test_429_waits_retry_after_and_is_counted(zd) -> None:
     zd.zd.faults.add("rate_limit", path=r"/organizations", times=1)
     sleeps = Sleeps()
     pipeline = zd(client=zd.client(retry=RetryPolicy(max_wait=30, jitter=0.0, sleep=sleeps)))
-    pipeline.sync_salesforce()
-    report = pipeline.sync_zendesk()
+    sync_accounts(pipeline.context)
+    report = pipeline.sync("zendesk")
     assert report.rate_limited == 2 and report.tickets == zd.zd.ticket_count
     assert sleeps.waits == [7.0, 7.0]
     limited = [r for r in zd.zd.requests() if r.status == 429]
@@ -198,8 +199,8 @@ def test_5xx_is_retried(zd) -> None:
     zd.zd.faults.add("server_error", path=r"/incremental/", times=2)
     zd.zd.faults.add("server_error", path=r"/satisfaction_ratings", times=1)
     pipeline = zd()
-    pipeline.sync_salesforce()
-    report = pipeline.sync_zendesk()
+    sync_accounts(pipeline.context)
+    report = pipeline.sync("zendesk")
     assert report.tickets == zd.zd.ticket_count
     assert [r.status for r in exports(zd.zd)] == [503, 503, 200]
     ratings = zd.zd.requests("GET", r"/satisfaction_ratings")
@@ -210,9 +211,9 @@ def test_bad_credentials_name_the_variable_never_the_secret(zd) -> None:
     seed(zd, n=5)
     wrong = zd.settings.model_copy(update={"zendesk_api_token": SecretStr("wrong-token-123")})
     pipeline = zd(client=zd.client(settings=wrong))
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     with pytest.raises(AuthError) as err:
-        pipeline.sync_zendesk()
+        pipeline.sync("zendesk")
     message = str(err.value)
     assert "ZENDESK_API_TOKEN" in message and "ZENDESK_EMAIL" in message
     assert "Couldn't authenticate you" in message and "wrong-token-123" not in message
@@ -225,9 +226,9 @@ def test_non_admin_gets_a_clear_error(zd) -> None:
     seed(zd, n=5)
     zd.zd.admin = False
     pipeline = zd()
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     with pytest.raises(AuthError, match="must be an admin"):
-        pipeline.sync_zendesk()
+        pipeline.sync("zendesk")
 
 
 def test_malformed_tickets_are_skipped_and_reported_with_their_id(zd, caplog) -> None:
@@ -244,9 +245,9 @@ def test_malformed_tickets_are_skipped_and_reported_with_their_id(zd, caplog) ->
     zd.zd.add_raw_ticket({"subject": "no id at all", "updated_at": "2026-11-01T00:00:00Z"})
     zd.zd.set_time(None)
     pipeline = zd()
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     with caplog.at_level(logging.WARNING):
-        report = pipeline.sync_zendesk()
+        report = pipeline.sync("zendesk")
     assert report.skipped == 2 and report.skipped_ids == ["991", "<no id>"]
     assert report.tickets == zd.zd.ticket_count  # read, two of them not kept
     kept = pipeline.store.source_records_by_id(
@@ -265,8 +266,8 @@ def test_client_paces_itself_under_the_export_limit(sf_emu, tmp_path) -> None:
         org = generate_org(12, seed=3)
         emu.seed(org, account_ids=zd.sf.seed(org))
         pipeline = zd(zendesk_config(export_page_size=2))  # ~30 export pages
-        pipeline.sync_salesforce()
-        report = pipeline.sync_zendesk()
+        sync_accounts(pipeline.context)
+        report = pipeline.sync("zendesk")
         calls = exports(emu)
         zd.close()
     pages = -(-emu.ticket_count // 2)
@@ -288,8 +289,8 @@ def test_start_time_too_recent_waits_for_the_next_run_from_the_same_start(zd) ->
     zd.zd.set_time(now - timedelta(minutes=10))  # Zendesk's clock is behind ours
     seed(zd, n=4, now=now - timedelta(minutes=10))
     pipeline = zd(zendesk_config(backfill=timedelta(0)), clock=lambda: now)
-    pipeline.sync_salesforce()
-    first = pipeline.sync_zendesk()
+    sync_accounts(pipeline.context)
+    first = pipeline.sync("zendesk")
     assert first.start_time_too_recent and first.tickets == 0
     start = exports(zd.zd)[0].query["start_time"]
     assert int(start) == int((now - timedelta(seconds=61)).timestamp())  # ours was valid
@@ -300,7 +301,7 @@ def test_start_time_too_recent_waits_for_the_next_run_from_the_same_start(zd) ->
     zd.zd.set_time(now + timedelta(minutes=1))
     zd.zd.add_ticket(int(next(iter(org_of.values()))), "Late ticket")
     zd.zd.set_time(now + timedelta(minutes=3))
-    second = pipeline.sync_zendesk()
+    second = pipeline.sync("zendesk")
     assert not second.start_time_too_recent and second.tickets == 1
     assert exports(zd.zd)[-1].query["start_time"] == start
     assert pipeline.store.cursor("zendesk", "tickets") == "cursor:" + second.cursor
@@ -334,8 +335,8 @@ def test_organizations_match_by_external_id_then_domain_and_late_matches_move_ti
     emu.set_time(None)
     config = zendesk_config(organizations_every=timedelta(0))
     pipeline = zd(config)
-    pipeline.sync_salesforce()
-    report = pipeline.sync_zendesk()
+    sync_accounts(pipeline.context)
+    report = pipeline.sync("zendesk")
     links = {int(o): a for _, o, a in pipeline.store.account_keys(ORG_KEY)}
     assert links[by_id] == ids[4] and links[by_domain] == ids[1]
     assert late not in links
@@ -343,11 +344,11 @@ def test_organizations_match_by_external_id_then_domain_and_late_matches_move_ti
     assert reasons[str(late)] == "no_match" and report.unmatched == 3
     # the CRM learns the domain; the next listing matches it and its ticket follows
     zd.sf.update("Account", ids[2], {"Website": "https://later-found.example"})
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     urgent_before = {
         a: v for a, m, v, _ in pipeline.store.latest_signals() if m == "zendesk_urgent_open"
     }
-    again = pipeline.sync_zendesk()
+    again = pipeline.sync("zendesk")
     assert again.matched == report.matched + 1
     assert str(late) not in {u.record_id for u in pipeline.store.unmatched("zendesk")}
     urgent = {a: v for a, m, v, _ in pipeline.store.latest_signals() if m == "zendesk_urgent_open"}
@@ -380,11 +381,11 @@ def test_sync_all_includes_zendesk_when_enabled(zd) -> None:
 def test_tickets_of_an_organization_created_after_the_listing_find_their_account(zd) -> None:
     ids = seed(zd, n=4)
     pipeline = zd()
-    pipeline.sync_salesforce()
-    pipeline.sync_zendesk()  # organizations listed: not due again for an hour
+    sync_accounts(pipeline.context)
+    pipeline.sync("zendesk")  # organizations listed: not due again for an hour
     emu = zd.zd
     zd.sf.update("Account", ids[3], {"Website": "https://brand-new.example"})
-    pipeline.sync_salesforce()
+    sync_accounts(pipeline.context)
     org = emu.add_organization("Brand new", ["brand-new.example"])
     emu.set_time(datetime.now(UTC) - timedelta(minutes=5))
     emu.add_ticket(org, "First ticket", priority="urgent")
@@ -396,7 +397,7 @@ def test_tickets_of_an_organization_created_after_the_listing_find_their_account
         }[ids[3]]
 
     before = urgent()
-    report = pipeline.sync_zendesk()
+    report = pipeline.sync("zendesk")
     assert report.tickets == 1 and report.organizations == zd.zd.organization_count
     assert urgent() == before + 1
 
@@ -423,8 +424,8 @@ def test_the_order_the_three_reads_finish_in_does_not_change_a_signal(
         if name == "slow":
             zd_emu.faults.add("slow", path=slow, delay=0.5)
         pipeline = factory()
-        pipeline.sync_salesforce()
-        report = pipeline.sync_zendesk()
+        sync_accounts(pipeline.context)
+        report = pipeline.sync("zendesk")
         zd_emu.faults.clear()
         store = factory.store
         tickets = store.source_records("zendesk", "tickets", ids)
@@ -449,7 +450,7 @@ def test_a_recompute_in_worker_processes_gives_the_same_signals(
 ) -> None:
     """A large recompute reads and aggregates in worker processes (each with its own store on
     the same database) while the sync's process writes: the signals are the same."""
-    import healthscore.zendesk_sync as zendesk_sync
+    import connectors.zendesk.sync as zendesk_sync
 
     monkeypatch.setattr(zendesk_sync, "PARALLEL_MIN_ACCOUNTS", 1)  # 30 accounts count as many
     monkeypatch.setattr(zendesk_sync, "RECOMPUTE_CHUNK", 7)  # several chunks in flight
@@ -462,8 +463,8 @@ def test_a_recompute_in_worker_processes_gives_the_same_signals(
         if ids is None:
             ids = seed(factory, now=now)
         pipeline = factory(zendesk_config(recompute_processes=processes), clock=lambda: now)
-        pipeline.sync_salesforce()
-        report = pipeline.sync_zendesk()
+        sync_accounts(pipeline.context)
+        report = pipeline.sync("zendesk")
         assert report.recompute_processes == processes
         assert report.accounts_recomputed == len(ids)
         results[processes] = {

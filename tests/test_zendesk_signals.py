@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.salesforce.sync import sync_accounts
 from connectors.zendesk.signals import aggregate, subject_topic
 from sandbox import SalesforceEmulator, ZendeskEmulator, generate_org
 from tests.zendesk_helpers import PipelineFactory
@@ -65,8 +66,8 @@ def test_signal_values_on_a_hand_built_desk(zd) -> None:
     emu.rate_ticket(billing, "bad")
     emu.set_time(T)
     pipeline = zd(clock=lambda: T)
-    pipeline.sync_salesforce()
-    report = pipeline.sync_zendesk()
+    sync_accounts(pipeline.context)
+    report = pipeline.sync("zendesk")
     assert report.tickets == 8 and report.ratings == 3  # CSAT is read 90 days back
     got = {
         (acct, m): v

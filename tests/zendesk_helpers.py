@@ -7,11 +7,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.registry import Settings
 from connectors.salesforce import SalesforceClient
 from connectors.zendesk import ZendeskClient
 from healthscore.config import Config
 from healthscore.core.retry import RetryPolicy
-from healthscore.core.settings import Settings
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, ZendeskEmulator
 from store import Store

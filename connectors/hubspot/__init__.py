@@ -1,8 +1,8 @@
 """HubSpot through hubspot-api-client: companies as a source, health fields written back."""
 
-from .client import HubSpotClient, classify
-from .companies import CompanyRecord, CompanySync, pull_companies
-from .writer import HubSpotWriter, ensure_properties
+from connectors.hubspot.client import HubSpotClient, classify
+from connectors.hubspot.companies import CompanyRecord, CompanySync, pull_companies
+from connectors.hubspot.writer import HubSpotWriter, ensure_properties
 
 __all__ = [
     "CompanyRecord",

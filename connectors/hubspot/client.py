@@ -19,6 +19,7 @@ import urllib3
 from hubspot import HubSpot
 from hubspot.crm.companies.exceptions import ApiException
 
+from connectors.hubspot.settings import HubSpotSettings
 from healthscore.core.errors import (
     AuthError,
     FatalError,
@@ -28,7 +29,6 @@ from healthscore.core.errors import (
 )
 from healthscore.core.quota import LocalQuota, SharedQuota, make_quota
 from healthscore.core.retry import RetryPolicy, call_with_retry
-from healthscore.core.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,7 +78,7 @@ class HubSpotClient:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: HubSpotSettings,
         retry: RetryPolicy | None = None,
         *,
         requests_per_10s: int = 100,

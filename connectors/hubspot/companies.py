@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from healthscore.config import HubSpotSource
+from connectors.hubspot.client import HubSpotClient
+from connectors.hubspot.config import HubSpotSource
 from healthscore.core.errors import SkippableRecord
-
-from .client import HubSpotClient
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,9 @@ from typing import Any
 
 from hubspot.crm.companies.exceptions import ApiException
 
+from connectors.email.engagement import fact, parse_time
+from connectors.hubspot.client import HubSpotClient
 from healthscore.core.errors import FatalError
-from healthscore.email_engagement import fact, parse_time
-
-from .client import HubSpotClient
 
 PATH = "/email/public/v1/events"
 FLAGS = {

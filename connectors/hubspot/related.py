@@ -33,15 +33,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from healthscore.core.errors import SkippableRecord
-
-from .client import HubSpotClient
-from .companies import (
+from connectors.hubspot.client import HubSpotClient
+from connectors.hubspot.companies import (
     LIST_PAGE,
     OBJECT_ID,
     parse_hubspot_time,
     search_window,
 )
+from healthscore.core.errors import SkippableRecord
 
 log = logging.getLogger(__name__)
 

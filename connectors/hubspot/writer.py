@@ -1,16 +1,15 @@
 """Write health fields to HubSpot companies: batch update, 100 a request, same contract as
-Salesforce (see ``healthscore.pipeline.writeback``), and create the properties when they are missing."""
+every CRM writer (see ``healthscore.pipeline.writeback``), and create the properties when
+they are missing."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from healthscore.config import HubSpotWriteBack
+from connectors.hubspot.client import HubSpotClient
+from connectors.hubspot.config import HubSpotOverrideProperties, HubSpotWriteBack
 from healthscore.core.errors import FatalError
-from healthscore.governance.policy import HubSpotOverrideProperties
-
-from .client import HubSpotClient
 
 BATCH_LIMIT = 100
 GRADE_OPTIONS = (

@@ -1,8 +1,14 @@
 """Salesforce: Accounts in (incremental on SystemModstamp), health fields out (Collections)."""
 
-from .accounts import AccountRecord, SyncState, build_soql, check_fields, pull_accounts
-from .client import SalesforceClient, classify
-from .writer import SalesforceWriter
+from connectors.salesforce.accounts import (
+    AccountRecord,
+    SyncState,
+    build_soql,
+    check_fields,
+    pull_accounts,
+)
+from connectors.salesforce.client import SalesforceClient, classify
+from connectors.salesforce.writer import SalesforceWriter
 
 __all__ = [
     "AccountRecord",

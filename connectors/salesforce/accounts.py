@@ -16,12 +16,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from connectors.identity import domain_of
-from healthscore.config import SalesforceSource
+from connectors.salesforce.client import SalesforceClient
+from connectors.salesforce.config import SalesforceSource
+from connectors.salesforce.settings import SOQL_DATETIME
 from healthscore.core.errors import ConfigError, SkippableRecord
 from store import AccountRow, SignalRow
-
-from .client import SalesforceClient
-from .settings import SOQL_DATETIME
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,9 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
+from connectors.salesforce.settings import DAILY_LIMIT_WAIT, REQUEST_TIMEOUT, SalesforceSettings
 from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
 from healthscore.core.retry import RetryPolicy, call_with_retry
-from healthscore.core.settings import Settings
-
-from .settings import DAILY_LIMIT_WAIT, REQUEST_TIMEOUT
 
 log = logging.getLogger(__name__)
 DESCRIBE_TTL = 900.0  # seconds
@@ -82,7 +80,7 @@ def classify(exc: Exception) -> Exception:
 class SalesforceClient:
     """One authenticated simple-salesforce client plus the retry and error policy."""
 
-    def __init__(self, settings: Settings, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, settings: SalesforceSettings, retry: RetryPolicy | None = None) -> None:
         settings.require_salesforce()
         self.settings = settings
         self.retry = retry or RetryPolicy()

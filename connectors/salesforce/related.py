@@ -32,11 +32,10 @@ from typing import Any
 
 from simple_salesforce.exceptions import SalesforceBulkV2ExtractError, SalesforceOperationError
 
+from connectors.salesforce.accounts import parse_sf_datetime
+from connectors.salesforce.client import SalesforceClient
+from connectors.salesforce.settings import SOQL_DATETIME
 from healthscore.core.errors import RetriableError
-
-from .accounts import parse_sf_datetime
-from .client import SalesforceClient
-from .settings import SOQL_DATETIME
 
 log = logging.getLogger(__name__)
 

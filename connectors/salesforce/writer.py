@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from healthscore.config import WriteBackFields
-
-from .client import SalesforceClient
-from .settings import COLLECTION_LIMIT
+from connectors.salesforce.client import SalesforceClient
+from connectors.salesforce.config import WriteBackFields
+from connectors.salesforce.settings import COLLECTION_LIMIT
 
 
 class SalesforceWriter:
-    """The Salesforce side of the CRM write-back contract (see ``healthscore.pipeline.writeback``)."""
+    """The Salesforce side of the CRM write-back contract (``healthscore.pipeline.writeback``)."""
 
     crm = "salesforce"
 

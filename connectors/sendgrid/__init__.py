@@ -1,13 +1,13 @@
 """SendGrid as a source of email engagement (see healthscore/email_sync.py)."""
 
-from .client import (
+from connectors.sendgrid.client import (
     SendGridClient,
     category_totals,
     classify,
     pull_activity,
     pull_suppressions,
 )
-from .webhook import SignatureError, event_fact, load_public_key, verify
+from connectors.sendgrid.webhook import SignatureError, event_fact, load_public_key, verify
 
 __all__ = [
     "SendGridClient",

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from connectors.sendgrid.settings import SendGridSettings
 from healthscore.core.errors import (
     AuthError,
     FatalError,
@@ -25,7 +26,6 @@ from healthscore.core.errors import (
     RetriableError,
 )
 from healthscore.core.retry import RetryPolicy, call_with_retry
-from healthscore.core.settings import Settings
 
 log = logging.getLogger(__name__)
 ACTIVITY_LIMIT = 1000  # /v3/messages answers at most this many, with no paging
@@ -92,7 +92,7 @@ class SendGridClient:
         self._exhausted: dict[str, float] = {}  # endpoint → reset epoch, after Remaining: 0
 
     @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> SendGridClient:
+    def from_settings(cls, settings: SendGridSettings, **kwargs: Any) -> SendGridClient:
         return cls(settings.require_sendgrid(), settings.sendgrid_base_url, **kwargs)
 
     def close(self) -> None:

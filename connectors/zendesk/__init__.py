@@ -1,9 +1,9 @@
 """Zendesk Support through httpx: ticket export, organizations and CSAT as support signals."""
 
-from .client import StartTimeTooRecent, ZendeskClient, classify
-from .lists import ListState, pull_organizations, pull_ratings
-from .signals import METRICS, aggregate
-from .tickets import ExportState, export_start, pull_tickets, ticket_record
+from connectors.zendesk.client import StartTimeTooRecent, ZendeskClient, classify
+from connectors.zendesk.lists import ListState, pull_organizations, pull_ratings
+from connectors.zendesk.signals import METRICS, aggregate
+from connectors.zendesk.tickets import ExportState, export_start, pull_tickets, ticket_record
 
 __all__ = [
     "METRICS",

@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 import orjson
 
+from connectors.zendesk.settings import ZendeskSettings
 from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
 from healthscore.core.quota import LocalQuota, SharedQuota, make_quota
 from healthscore.core.retry import RetryPolicy, call_with_retry
-from healthscore.core.settings import Settings
 
 log = logging.getLogger(__name__)
 Quota = LocalQuota | SharedQuota
@@ -99,7 +99,7 @@ class ZendeskClient:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ZendeskSettings,
         *,
         requests_per_minute: float = 700,
         export_requests_per_minute: float = 10,

@@ -11,9 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.zendesk.client import ZendeskClient
 from healthscore.core.errors import FatalError
-
-from .client import ZendeskClient
 
 
 @dataclass

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from .tickets import OPEN_STATUSES, parse_time, subject_topic
+from connectors.zendesk.tickets import OPEN_STATUSES, parse_time, subject_topic
 
 METRICS = (
     "zendesk_tickets_30d",

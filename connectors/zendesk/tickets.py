@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connectors.zendesk.client import StartTimeTooRecent, ZendeskClient
 from healthscore.core.errors import FatalError, SkippableRecord
-
-from .client import StartTimeTooRecent, ZendeskClient
 
 log = logging.getLogger(__name__)
 

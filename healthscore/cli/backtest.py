@@ -19,6 +19,7 @@ from healthscore.backtest.run import (
     write_report,
 )
 from healthscore.backtest.view import render_backtest, render_fit
+from healthscore.cli.app import stdout_console
 from healthscore.core.durations import parse_duration
 from healthscore.core.errors import ConfigError
 
@@ -104,7 +105,7 @@ def backtest_command(
     if as_json:
         print(json.dumps(json.loads(json_path.read_text())))
     else:
-        render_backtest(Console(), result.report)
+        render_backtest(stdout_console(), result.report)
     console.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
 
 
@@ -142,7 +143,7 @@ def fit_command(
     )
     fitted = result.fitted
     assert fitted is not None
-    render_fit(Console(), fitted.as_dict(str(out)))
+    render_fit(stdout_console(), fitted.as_dict(str(out)))
     if fitted.result.kept_current:
         console.print(
             "[yellow]the outcomes do not pay for other weights[/]: no reweighting "
@@ -150,7 +151,7 @@ def fit_command(
             "proposal keeps them"
         )
     if fitted.diff:
-        Console().print(fitted.diff, markup=False, highlight=False, end="")
+        stdout_console().print(fitted.diff, markup=False, highlight=False, end="")
     if bands and fitted.bands is None:
         console.print("[yellow]no grade borders met the lift targets[/]; kept the current ones")
     if dry_run:

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from healthscore.cli.main import ConfigOption, _runtime, app, console, reports_errors
+from healthscore.cli.app import ConfigOption, _runtime, app, console, reports_errors, stdout_console
 from healthscore.core.durations import parse_duration
 from healthscore.core.errors import ConfigError
 
@@ -96,7 +95,7 @@ def override(
                 o.reason,
                 o.note or "",
             )
-        Console().print(table)
+        stdout_console().print(table)
         print(
             json.dumps(
                 {
@@ -212,7 +211,7 @@ def history(
             h["scorecard_version"],
             "; ".join(notes),
         )
-    Console().print(table)
+    stdout_console().print(table)
 
 
 @app.command(name="diff-scorecard")
@@ -234,7 +233,7 @@ def diff_scorecard(
     provided = pipeline.config.fields
     result = diff_scorecards(pipeline, load_scorecard(old, provided), load_scorecard(new, provided))
     if not as_json:
-        out = Console()
+        out = stdout_console()
         out.print(
             f"{result.accounts} accounts scored with {old} (version "
             f"{result.old_version}) and {new} (version {result.new_version}); "

@@ -16,9 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from connectors.registry import Settings
 from healthscore.backtest.run import Plan, churn_dates, evaluate, pipeline_scorer, write_report
 from healthscore.config import load_config
-from healthscore.core.settings import Settings
 from healthscore.pipeline.cycle import Pipeline
 from healthscore.pipeline.outcomes import load_outcomes
 from sandbox.population import (
@@ -53,8 +53,8 @@ def demo_backtest(out_dir: Path, *, accounts: int, seed: int, end: date) -> dict
         pipeline = Pipeline(
             config, Settings(database_url=store.url), store, config_path=str(config_path)
         )
-        pipeline.import_accounts()
-        pipeline.sync_usage_file(paths=[out_dir / "usage.csv"], force=True)  # the file drop
+        pipeline.sync("accounts_file")
+        pipeline.sync("usage_file", paths=[out_dir / "usage.csv"], force=True)  # the file drop
         outcomes = load_outcomes(config, store)
         plan = Plan(pop.first_day + WARMUP, end - HORIZON, EVERY, HORIZON)
         result = evaluate(

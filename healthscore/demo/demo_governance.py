@@ -19,10 +19,12 @@ from typing import Any
 
 from rich.console import Console
 
+from connectors.salesforce.config import CrmOverrideFields
+from connectors.salesforce.sync import sync_accounts, sync_related
 from healthscore.config import Config
 from healthscore.core.durations import format_duration
 from healthscore.demo.demo_keep import keep_paths
-from healthscore.governance.policy import CrmOverrideFields, Freshness, OverridePolicy
+from healthscore.governance.policy import Freshness, OverridePolicy
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, SyntheticOrg
 
@@ -87,8 +89,8 @@ def hubspot_stops(
 ) -> dict[str, Any]:
     """Two days in which only Salesforce syncs, then two runs: stale flags, one ops alert."""
     set_time(now + HUBSPOT_DOWN_FOR)
-    pipeline.sync_salesforce()
-    pipeline.sync_related()
+    sync_accounts(pipeline.context)
+    sync_related(pipeline.context)
 
     def ops_alerts() -> int:
         return sum(1 for a in pipeline.store.actions() if a.rule == "source_stale")

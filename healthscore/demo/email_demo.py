@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connectors.sendgrid.webhook_app import PATH, SendGridWebhookApp, make_server_for
 from healthscore.config import Config
-from healthscore.webhook import PATH, SendGridWebhookApp, make_server_for
 from sandbox import MailchimpEmulator, SendGridEmulator
 from sandbox.synthetic import SyntheticOrg
 from scoring import Scorecard

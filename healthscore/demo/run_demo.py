@@ -20,11 +20,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from actions.tasks import ensure_task_key_property
 from connectors.hubspot import HubSpotClient, ensure_properties
+from connectors.hubspot.csm_tasks import ensure_task_key_property
+from connectors.registry import Settings
 from healthscore.config import Config, load_config
 from healthscore.core.quota import LocalQuota
-from healthscore.core.settings import Settings
 from healthscore.demo.demo_actions import (
     action_counts,
     chaotic_delivery,
@@ -41,7 +41,7 @@ from healthscore.demo.demo_governance import (
 from healthscore.demo.demo_keep import fresh_keep_dir, keep_paths, write_config
 from healthscore.demo.demo_usage import enable_usage, write_usage_drop
 from healthscore.demo.email_demo import email_sandbox
-from healthscore.pipeline.cycle import CycleReport, Pipeline
+from healthscore.pipeline.cycle import ActReport, CycleReport, Pipeline
 from healthscore.pipeline.runtime import setup_logging
 from sandbox import (
     HubSpotEmulator,
@@ -340,13 +340,11 @@ def run_demo(
 def _chaotic_cycle(pipeline: Pipeline, new_worker: Any) -> CycleReport:
     """One cycle whose delivery is killed and restarted (see ``demo_actions``)."""
     started = time.perf_counter()
-    sync, hubspot_sync = pipeline.sync_all()
+    syncs = pipeline.sync_all()
     scoring, _ = pipeline.score()
-    write, hubspot_write = pipeline.write_back(), pipeline.write_back_hubspot()
-    delivery = chaotic_delivery(new_worker, console)
-    return CycleReport(
-        sync, scoring, write, delivery, time.perf_counter() - started, hubspot_sync, hubspot_write
-    )
+    writes = pipeline.write_back()
+    act = ActReport(scoring, writes, chaotic_delivery(new_worker, console))
+    return CycleReport.of(pipeline, syncs, act, time.perf_counter() - started)
 
 
 def _print_once(once: dict[str, Any], chaos: bool) -> None:

@@ -295,3 +295,21 @@ def record_crm_overrides(
         except ConfigError as exc:  # a bad value in one record: log it with its id, go on
             log.warning("%s override on %s skipped: %s", crm, account_id, exc)
     return counts
+
+
+class CrmOverrides:
+    """The overrides a CRM sync reads, checked against the policy (what a connector is handed
+    as ``SyncContext.overrides``: connectors record overrides, governance decides)."""
+
+    def __init__(self, store: Store, policy: OverridePolicy) -> None:
+        self.store, self.policy = store, policy
+
+    def record(
+        self, origin: str, values: Mapping[str, Mapping[str, Any]], now: datetime
+    ) -> dict[str, int]:
+        return record_crm_overrides(self.store, self.policy, origin, values, now)
+
+    def active(
+        self, now: datetime, account_ids: Iterable[str] | None = None
+    ) -> dict[str, OverrideView]:
+        return active_overrides(self.store, now, account_ids)

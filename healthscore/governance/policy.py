@@ -103,37 +103,3 @@ class Freshness(_Strict):
 
     def limit(self, source: str) -> timedelta:
         return self.sources.get(source, self.default)
-
-
-class CrmOverrideFields(_Strict):
-    """Account fields a CSM sets an override in (``sources.salesforce.override_fields``).
-
-    ``set_at`` is the override's own last-modified date (a Date/Time field a before-save flow
-    stamps when ``grade`` changes), ``by`` the email of who set it (the same flow writes
-    ``$User.Email``). Emptying ``grade`` ends the override.
-    """
-
-    grade: str = "Health_Override__c"
-    reason: str = "Health_Override_Reason__c"
-    until: str = "Health_Override_Until__c"
-    by: str = "Health_Override_By__c"
-    set_at: str = "Health_Override_Set__c"
-
-
-class HubSpotOverrideProperties(_Strict):
-    """Company properties a CSM sets an override in (``sources.hubspot.override_properties``;
-    ``healthscore setup-crm`` creates them in the health property group).
-
-    ``set_at`` is the override's own date-time (a workflow stamps it when ``grade`` changes),
-    ``by`` who set it: an email, or a HubSpot owner id (resolved to the owner's email).
-    Emptying ``grade`` ends the override.
-    """
-
-    grade: str = "healthscore_override"
-    reason: str = "healthscore_override_reason"
-    until: str = "healthscore_override_until"
-    by: str = "healthscore_override_by"
-    set_at: str = "healthscore_override_set"
-
-    def roles(self) -> dict[str, str]:
-        return {r: getattr(self, r) for r in ("grade", "reason", "until", "by", "set_at")}

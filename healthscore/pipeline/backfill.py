@@ -17,9 +17,9 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from healthscore.core.errors import ConfigError
-from healthscore.pipeline.cycle import PastScores, score_deltas
 from healthscore.pipeline.outcomes import churned_by, load_outcomes
 from healthscore.pipeline.point_in_time import snapshot_moment
+from healthscore.pipeline.scoring_run import PastScores, score_deltas
 from scoring import INSUFFICIENT, ScoreBatch, missing_measures, reasons_for
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.registry import Settings, load_settings
 from healthscore.config import Config, load_config
-from healthscore.core.settings import Settings, load_settings
 from healthscore.pipeline.cycle import Pipeline
 from store import Store
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from connectors.registry import crms
 from healthscore.core.errors import HealthscoreError, RetriableError
 from store import Store
 
@@ -102,3 +103,29 @@ def flush_pending(store: Store, writer: CrmWriter, *, dry_run: bool = False) -> 
         report.failed_records += len(failed)
     report.pending = len(store.pending_writes(writer.crm))
     return report
+
+
+class WriteBack:
+    """Flush each CRM's pending health fields (a mixin of ``Pipeline``): one CRM failing
+    leaves its writes pending and never stops the others."""
+
+    config: Any
+    store: Store
+    context: Any
+
+    def write_back(self, *, dry_run: bool = False) -> dict[str, WriteReport]:
+        """Every CRM with write-back on, by its summary prefix."""
+        reports = {}
+        for crm in crms():
+            if not crm.write_back(self.config.sources):
+                continue
+            report = flush_pending(self.store, crm.writer(self.context), dry_run=dry_run)
+            log.info(
+                "%s write-back: %d records in %d requests, %d pending",
+                crm.name,
+                report.records_updated,
+                report.requests,
+                report.pending,
+            )
+            reports[crm.summary_prefix] = report
+        return reports

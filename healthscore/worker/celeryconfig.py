@@ -11,8 +11,9 @@ import os
 
 from kombu import Queue
 
+from connectors.registry import load_settings
 from healthscore.config import load_config
-from healthscore.core.settings import load_settings
+from healthscore.worker.schedule import beat_schedule_for
 
 _settings = load_settings()
 _config = load_config(
@@ -45,33 +46,4 @@ task_queues = (Queue("sync"), Queue("score"))
 task_default_queue = "score"
 task_routes = {"tasks.sync_source": {"queue": "sync"}, "tasks.score_cycle": {"queue": "score"}}
 
-beat_schedule: dict = {}
-# one incremental pull per enabled source, each on its own sync_every
-SOURCES = (
-    "salesforce",
-    "hubspot",
-    "zendesk",
-    "sendgrid",
-    "mailchimp",
-    "hubspot_email",
-    "usage_file",
-    "warehouse",
-)
-for _name in SOURCES:
-    _source = getattr(_config.sources, _name)
-    if _source.enabled:
-        beat_schedule[f"sync-{_name}"] = {
-            "task": "tasks.sync_source",
-            "schedule": _source.sync_every.total_seconds(),
-            "args": (_name,),
-        }
-if _config.sources.accounts_file is not None:
-    beat_schedule["sync-accounts-file"] = {
-        "task": "tasks.sync_source",
-        "schedule": _config.sources.accounts_file.sync_every.total_seconds(),
-        "args": ("accounts_file",),
-    }
-beat_schedule["score-cycle"] = {
-    "task": "tasks.score_cycle",
-    "schedule": _config.scoring.every.total_seconds(),
-}
+beat_schedule = beat_schedule_for(_config)

@@ -6,12 +6,12 @@ Both tasks take a Redis lock, so a run still going when the next is due is skipp
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
 
+from connectors.contract import summarize
 from healthscore.core.errors import RetriableError
 from healthscore.core.locks import redis_client, single_flight
 from healthscore.pipeline.runtime import Runtime, load_runtime
@@ -40,35 +40,14 @@ def _retry_later(task: Task, exc: RetriableError) -> Any:
 @app.task(bind=True, name="tasks.sync_source", **RETRY)
 def sync_source(self: Task, source: str) -> dict[str, Any]:
     rt = runtime()
-    syncs: dict[str, Any] = {}
-    if rt.config.sources.salesforce.enabled:
-        syncs["salesforce"] = lambda p: {
-            **asdict(p.sync_salesforce()),
-            "related": {k: asdict(v) for k, v in p.sync_related().items()},
-        }
-    if rt.config.sources.hubspot.enabled:
-        syncs["hubspot"] = lambda p: asdict(p.sync_hubspot())
-    if rt.config.sources.zendesk.enabled:
-        syncs["zendesk"] = lambda p: asdict(p.sync_zendesk())
-    if rt.config.sources.sendgrid.enabled:
-        syncs["sendgrid"] = lambda p: asdict(p.sync_sendgrid())
-    if rt.config.sources.mailchimp.enabled:
-        syncs["mailchimp"] = lambda p: asdict(p.sync_mailchimp())
-    if rt.config.sources.hubspot_email.enabled:
-        syncs["hubspot_email"] = lambda p: asdict(p.sync_hubspot_email())
-    if rt.config.sources.usage_file.enabled:
-        syncs["usage_file"] = lambda p: p.sync_usage_file().summary()
-    if rt.config.sources.warehouse.enabled:
-        syncs["warehouse"] = lambda p: p.sync_warehouse().summary()
-    if rt.config.sources.accounts_file is not None:
-        syncs["accounts_file"] = lambda p: asdict(p.import_accounts())
-    if source not in syncs:
-        raise ValueError(f"unknown source {source!r} (configured: {', '.join(syncs)})")
+    on = rt.pipeline().enabled_sources()
+    if source not in on:
+        raise ValueError(f"unknown source {source!r} (configured: {', '.join(on)})")
     with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}", LOCK_TTL) as mine:
         if not mine:
             return {"skipped": "already running"}
         try:
-            return syncs[source](rt.pipeline())
+            return summarize(rt.pipeline().sync(source))
         except RetriableError as exc:
             return _retry_later(self, exc)
 
@@ -84,7 +63,7 @@ def score_cycle(self: Task) -> dict[str, Any]:
             act = rt.pipeline().score_and_act()
         except RetriableError as exc:
             return _retry_later(self, exc)
-        result = asdict(act)
+        result = act.as_dict()
     stopped = act.pending_write_error
     if stopped is not None and stopped.error:
         # the rest of the cycle is done; retry so the pending writes go out soon

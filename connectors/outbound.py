@@ -1,0 +1,66 @@
+"""What every delivery back end shares: the recipient, the outcomes a send can have, and the
+text of a CSM task rendered from its intent. Vendor packages implement the senders and task
+back ends; ``actions/`` decides what to deliver and records each outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from healthscore.core.durations import parse_duration
+from healthscore.core.errors import RetriableError
+from store.models import ActionLog
+
+
+class OutcomeUnknown(Exception):
+    """The request may or may not have been accepted (timeout, connection lost mid-answer)."""
+
+
+class Rejected(Exception):
+    """The provider refused this recipient (unsubscribed, bounced): skip it, do not retry."""
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    email: str
+    first_name: str
+    role: str
+    opted_out: bool
+    source: str
+
+
+def truthy(v: Any) -> bool:
+    return v is True or str(v).lower() == "true"
+
+
+def transport_error(exc: httpx.HTTPError, what: str) -> Exception:
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):  # nothing left the host
+        return RetriableError(f"{what}: unreachable ({exc.__class__.__name__})")
+    return OutcomeUnknown(f"{what}: {exc.__class__.__name__}: {exc}")
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render(template: str, payload: dict[str, Any]) -> str:
+    """Fill a rule's template (placeholders were checked at load) from an intent's payload."""
+    values = _Blank({k: v for k, v in payload.items() if v is not None})
+    if isinstance(payload.get("reasons"), list):
+        values["reasons"] = "; ".join(map(str, payload["reasons"]))
+    if isinstance(payload.get("score"), float):
+        values["score"] = f"{payload['score']:.0f}"
+    return template.format_map(values)
+
+
+def task_fields(action: ActionLog) -> tuple[str, str, str, str]:
+    """(subject, description, due date, priority) of a task intent."""
+    spec = action.payload.get("task") or {}
+    subject = render(str(spec.get("subject", "{name}")), action.payload)[:255]
+    description = render(str(spec.get("description", "")), action.payload)[:32000]
+    due = action.created_at + parse_duration(spec.get("due_in", "3d"))
+    return subject, description, due.date().isoformat(), str(spec.get("priority", "Normal"))

@@ -1,0 +1,151 @@
+"""Commands about the destinations: setup-crm, check, actions."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from healthscore.cli.app import (
+    ConfigOption,
+    DryRun,
+    _runtime,
+    app,
+    console,
+    reports_errors,
+    stdout_console,
+)
+from healthscore.core.errors import ConfigError
+
+
+@app.command(name="setup-crm")
+@reports_errors
+def setup_crm(config: ConfigOption = None, dry_run: DryRun = False) -> None:
+    """Check or create, in each enabled CRM, the health fields the score is written to."""
+    from connectors.registry import enabled
+
+    rt = _runtime(config)
+    context = rt.pipeline().context
+    for entry in enabled(rt.config.sources):
+        if entry.crm is not None and entry.crm.setup is not None:
+            for line in entry.crm.setup(context, rt.config, dry_run):
+                console.print(f"[green]ok[/] {line}", highlight=False)
+
+
+@app.command()
+@reports_errors
+def check(config: ConfigOption = None) -> None:
+    """Check every connection: database, Redis, each enabled source (CRM fields too) and
+    Slack."""
+    from connectors.registry import enabled
+    from healthscore.core.locks import redis_client
+
+    rt = _runtime(config)
+    redis_client(rt.settings.redis_url)
+    console.print("[green]ok[/] database and Redis reachable")
+    pipeline = rt.pipeline()
+    context = pipeline.context
+    for entry in enabled(rt.config.sources):
+        if entry.check is not None:
+            for line in entry.check(context):
+                console.print(f"[green]ok[/] {line}", highlight=False)
+    if pipeline.slack is None:
+        raise ConfigError("missing environment variable: SLACK_BOT_TOKEN")
+    console.print(f"[green]ok[/] Slack workspace {pipeline.slack.check()!r}")
+
+
+@app.command()
+@reports_errors
+def actions(
+    config: ConfigOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="list what would be delivered, to whom and why; no request "
+            "to Slack, the CRM or the email provider",
+        ),
+    ] = False,
+    show_log: Annotated[bool, typer.Option("--log", help="show the action log")] = False,
+    limit: Annotated[int, typer.Option(help="rows to show (newest last)")] = 200,
+) -> None:
+    """Deliver pending actions (Slack, tasks, emails); --dry-run lists them; --log shows what
+    was delivered."""
+    from actions.preview import plan
+    from store.models import utcnow
+
+    pipeline = _runtime(config).pipeline()
+    if dry_run:
+        now = utcnow()
+        rows = plan(pipeline.store, pipeline.config.actions, now)
+        upcoming = plan(
+            pipeline.store, pipeline.config.actions, now, intents=pipeline.preview_rules()
+        )
+        for title, shown in (
+            (f"pending: would deliver now ({len(rows)})", rows),
+            (f"would fire on the next scoring run ({len(upcoming)})", upcoming),
+        ):
+            table = Table(title=f"{title} — dry run, nothing sent")
+            for col in ("key", "action", "rule", "account", "to", "why"):
+                table.add_column(col, overflow="fold")
+            for r in shown[-limit:]:
+                table.add_row(r.key, r.kind, r.rule, r.account, r.target, r.why)
+            stdout_console().print(table)
+        print(
+            json.dumps(
+                {
+                    "dry_run": True,
+                    "would_deliver": len(rows),
+                    "by_action": dict(sorted(Counter(r.kind.split(" ")[0] for r in rows).items())),
+                    "would_fire_next_run": len(upcoming),
+                    "next_run_by_action": dict(
+                        sorted(Counter(r.kind.split(" ")[0] for r in upcoming).items())
+                    ),
+                }
+            )
+        )
+        return
+    if show_log:
+        table = Table(title="action log")
+        for col in (
+            "key",
+            "kind",
+            "status",
+            "target",
+            "account",
+            "response id",
+            "updated",
+            "error",
+        ):
+            table.add_column(col, overflow="fold")
+        for a in pipeline.store.actions()[-limit:]:
+            table.add_row(
+                a.key,
+                a.kind,
+                a.status,
+                a.target or "",
+                str(a.payload.get("name", a.account_id)),
+                a.response_id or "",
+                f"{a.updated_at:%Y-%m-%d %H:%M:%S}",
+                a.error or "",
+            )
+        stdout_console().print(table)
+        return
+    report = pipeline.deliver()
+    print(
+        json.dumps(
+            {
+                "slack_messages": report.sent,
+                "tasks_created": report.tasks_created,
+                "emails_sent": report.emails_sent,
+                "emails_skipped": report.emails_skipped,
+                "reconciled": report.reconciled,
+                "retry_later": report.retry_later,
+                "failed": report.failed,
+                "unknown": report.unknown,
+            }
+        )
+    )

@@ -1,0 +1,174 @@
+"""Commands that prove the score: backtest, fit, backfill."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from healthscore.cli.app import ConfigOption, DryRun, _runtime, app, console, reports_errors
+from healthscore.core.errors import ConfigError
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option} must be a date like 2026-01-31; got {value!r}") from None
+
+
+@app.command()
+@reports_errors
+def backfill(
+    start: Annotated[str, typer.Option("--from", help="first snapshot date (YYYY-MM-DD)")],
+    end: Annotated[str, typer.Option("--to", help="last snapshot date (past)")],
+    every: Annotated[str, typer.Option(help="days between snapshots")] = "7d",
+    config: ConfigOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="score and report; save nothing")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="re-score snapshots already backfilled")
+    ] = False,
+) -> None:
+    """Fill the score history at past dates from stored signals and usage (point in time)."""
+    from healthscore.core.durations import parse_duration
+    from healthscore.pipeline.backfill import backfill as run_backfill
+
+    try:
+        step = parse_duration(every)
+    except ValueError as exc:
+        raise ConfigError(f"--every {exc}") from None
+    pipeline = _runtime(config).pipeline()
+
+    def progress(item: dict[str, Any]) -> None:
+        grades = ", ".join(f"{g} {n}" for g, n in item["grades"].items())
+        console.print(
+            f"{item['date']}: {item['accounts']} accounts ({grades}) — "
+            f"{item['action']}{' (dry run)' if dry_run else ''}",
+            highlight=False,
+        )
+
+    report = run_backfill(
+        pipeline,
+        _day(start, "--from"),
+        _day(end, "--to"),
+        step,
+        dry_run=dry_run,
+        replace=replace,
+        progress=progress,
+    )
+    print(json.dumps(report.summary()))
+
+
+Horizon = Annotated[
+    str,
+    typer.Option(
+        "--horizon", help="churn within this long after a snapshot counts (e.g. 30d, 90d)"
+    ),
+]
+FromDate = Annotated[str, typer.Option("--from", help="first snapshot date (YYYY-MM-DD)")]
+ToDate = Annotated[str, typer.Option("--to", help="last snapshot date (YYYY-MM-DD)")]
+Every = Annotated[str, typer.Option("--every", help="time between snapshots (e.g. 14d)")]
+OutcomesFile = Annotated[
+    str | None,
+    typer.Option(
+        "--outcomes",
+        help="CSV of account_id, churn_date[, renewal_date] (else the YAML's "
+        "outcomes: file or CRM field)",
+    ),
+]
+OutcomesUntil = Annotated[
+    str | None,
+    typer.Option(
+        "--outcomes-until",
+        help="last day outcomes are known for (default: today); snapshots "
+        "whose horizon reaches past it are left out",
+    ),
+]
+
+
+@app.command()
+@reports_errors
+def backtest(
+    horizon: Horizon = "30d",
+    start: FromDate = ...,
+    end: ToDate = ...,
+    every: Every = "14d",
+    outcomes: OutcomesFile = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="folder for backtest.html and backtest.json")
+    ] = Path("backtest"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the JSON instead of tables")
+    ] = False,
+    draws: Annotated[int, typer.Option(help="bootstrap draws for the AUC intervals")] = 200,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    outcomes_until: OutcomesUntil = None,
+    config: ConfigOption = None,
+) -> None:
+    """Does the score predict churn? Score each past snapshot, compare with outcomes."""
+    from healthscore.cli.backtest import backtest_command, make_plan
+
+    plan = make_plan(start, end, every, horizon)
+    backtest_command(
+        _runtime(config),
+        plan,
+        console,
+        outcomes=outcomes,
+        out=out,
+        as_json=as_json,
+        draws=draws,
+        seed=seed,
+        outcomes_until=outcomes_until,
+    )
+
+
+@app.command()
+@reports_errors
+def fit(
+    horizon: Horizon = "30d",
+    start: FromDate = ...,
+    end: ToDate = ...,
+    every: Every = "14d",
+    outcomes: OutcomesFile = None,
+    out: Annotated[Path, typer.Option("--out", help="where to write the fitted scorecard")] = Path(
+        "fitted.yaml"
+    ),
+    bands: Annotated[
+        bool, typer.Option("--bands", help="also learn the red/yellow borders")
+    ] = False,
+    holdout: Annotated[
+        float, typer.Option(help="share of the latest snapshots held out for judging")
+    ] = 0.34,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="also write the HTML/JSON report (with the fit) here"),
+    ] = None,
+    outcomes_until: OutcomesUntil = None,
+    dry_run: DryRun = False,
+    config: ConfigOption = None,
+) -> None:
+    """Learn non-negative weights from outcomes; write them as a copy of the YAML + a diff.
+
+    Fits on the earlier snapshots and prints the held-out AUC of the current and the fitted
+    scorecard on the later ones. The live configuration is never replaced.
+    """
+    from healthscore.cli.backtest import fit_command, make_plan
+
+    plan = make_plan(start, end, every, horizon)
+    fit_command(
+        _runtime(config),
+        plan,
+        console,
+        outcomes=outcomes,
+        out=out,
+        bands=bands,
+        holdout=holdout,
+        dry_run=dry_run,
+        report=report,
+        outcomes_until=outcomes_until,
+    )
