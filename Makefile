@@ -26,9 +26,10 @@ test: $(VENV)/.dev  ## run the test suite (needs REDIS_URL or redis-server on PA
 		exit 1; fi
 	$(BIN)/pytest -q
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev  ## ruff, ruff format and the import layers (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.dev
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done

@@ -7,9 +7,10 @@ from actions.deliver import (
     WorkerKilled,
     deliver_pending,
 )
+from actions.mrkdwn import escape_mrkdwn
 from actions.rule_model import ActionSettings, Rule, Trigger
 from actions.rules import ENTERED_RED, Intent, RuleContext, RuleState, evaluate
-from actions.slack import SlackAlerter, build_alert, build_digest, escape_mrkdwn
+from actions.slack import SlackAlerter, build_alert, build_digest
 
 __all__ = [
     "ENTERED_RED",

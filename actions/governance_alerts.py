@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
-from actions.slack import _link, escape_mrkdwn
+from actions.mrkdwn import escape_mrkdwn, link
 
 
 def build_source_stale(payload: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def build_override_expiring(payload: dict[str, Any], mention: str | None) -> dic
     who = mention or escape_mrkdwn(str(payload.get("owner_name") or "owner"))
     headline = (
         f":hourglass: {who}: the *{grade}* override on "
-        f"*{_link(payload.get('crm_url'), name)}* expires on *{until}*; the account "
+        f"*{link(payload.get('crm_url'), name)}* expires on *{until}*; the account "
         f"then goes back to its computed grade (*{computed}* today)"
     )
     reason = escape_mrkdwn(str(override.get("reason") or ""))

@@ -28,6 +28,8 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
+from actions.governance_alerts import build_override_expiring, build_source_stale
+from actions.mrkdwn import escape_mrkdwn, link
 from healthscore.core.errors import AuthError, ConfigError, FatalError, RateLimited, RetriableError
 
 log = logging.getLogger(__name__)
@@ -58,26 +60,12 @@ AUTH_ERRORS = {
 }
 
 
-def escape_mrkdwn(text: str) -> str:
-    """Escape Slack's three control characters, and nothing else."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _link(url: str | None, label: str) -> str:
-    label = escape_mrkdwn(label).replace("|", "¦")
-    return f"<{url}|{label}>" if url else label
-
-
 def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     """Text and blocks for one account that entered red (or a governance note)."""
     template = payload.get("template")
     if template == "source_stale":
-        from actions.governance_alerts import build_source_stale
-
         return build_source_stale(payload)
     if template == "override_expiring":
-        from actions.governance_alerts import build_override_expiring
-
         return build_override_expiring(payload, mention)
     name = str(payload["name"])
     score = payload.get("score")
@@ -95,7 +83,7 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     rule = payload.get("rule", "entered_red")
     if rule == "entered_red":
         headline = (
-            f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}* is "
+            f"{GRADE_EMOJI.get(grade, '')} *{link(payload.get('crm_url'), name)}* is "
             f"now *{grade}* at *{score_text}*{escape_mrkdwn(change)}"
         )
         fallback = (
@@ -104,7 +92,7 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     else:  # another rule: say which and why
         why = escape_mrkdwn(str(payload.get("why", "")))
         headline = (
-            f"{GRADE_EMOJI.get(grade, '')} *{_link(payload.get('crm_url'), name)}*: "
+            f"{GRADE_EMOJI.get(grade, '')} *{link(payload.get('crm_url'), name)}*: "
             f"{why} — score *{score_text}* ({grade}){escape_mrkdwn(change)} "
             f"· rule `{escape_mrkdwn(str(rule))}`"
         )
@@ -161,7 +149,7 @@ def build_digest(payload: dict[str, Any]) -> dict[str, Any]:
         score_text = "–" if score is None else f"{score:.0f}"
         lines.append(
             f"• {GRADE_EMOJI.get(str(item.get('grade')), '')} "
-            f"{_link(item.get('crm_url'), str(item.get('name', '')))} — "
+            f"{link(item.get('crm_url'), str(item.get('name', '')))} — "
             f"{escape_mrkdwn(str(item.get('why', '')))} (score {score_text})"
         )
     if len(items) > DIGEST_SHOWN:

@@ -43,13 +43,12 @@ class SyncContext:
     config_path: str = "healthscore.yaml"
     overrides: OverrideSink | None = None
     clients: dict[str, Any] = field(default_factory=dict)
+    client_factories: Mapping[str, Callable[[SyncContext], Any]] = field(default_factory=dict)
 
     def client(self, vendor: str) -> Any:
         """The vendor's one client (built lazily, so a dry run needs no credentials)."""
         if vendor not in self.clients:
-            from connectors.registry import source
-
-            make = source(vendor).make_client
+            make = self.client_factories.get(vendor)
             if make is None:
                 raise LookupError(f"source {vendor!r} has no client")
             self.clients[vendor] = make(self)

@@ -94,6 +94,11 @@ def enabled(sources: Any) -> list[Source]:
     return ordered
 
 
+def client_factories() -> dict[str, Any]:
+    """Vendor name → how its one client is built (the sync context builds it on first use)."""
+    return {s.name: s.make_client for s in _SOURCES.values() if s.make_client is not None}
+
+
 def crms() -> list[Crm]:
     return [s.crm for s in _SOURCES.values() if s.crm is not None]
 

@@ -15,6 +15,7 @@ import pytest
 from actions import build_alert
 from connectors.salesforce.config import CrmOverrideFields
 from connectors.salesforce.sync import sync_accounts
+from healthscore.backtest.scorecard_diff import diff_scorecards
 from healthscore.config import Config
 from healthscore.governance.overrides import (
     OverrideRefused,
@@ -23,7 +24,6 @@ from healthscore.governance.overrides import (
     set_override,
 )
 from healthscore.governance.policy import Freshness, OverridePolicy
-from healthscore.governance.scorecard_diff import diff_scorecards
 from healthscore.governance.versioning import content_hash
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, SlackEmulator, generate_org

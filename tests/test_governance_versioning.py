@@ -59,8 +59,8 @@ def test_only_a_content_change_counts_as_a_scorecard_change() -> None:
 def test_diff_scorecard_reads_the_committed_version_as_rev_path(
     tmp_path: Path, monkeypatch
 ) -> None:
+    from healthscore.backtest.scorecard_diff import load_scorecard
     from healthscore.core.errors import ConfigError
-    from healthscore.governance.scorecard_diff import load_scorecard
 
     config = tmp_path / "healthscore.yaml"
     config.write_text(EXAMPLE.read_text())

@@ -227,7 +227,7 @@ def diff_scorecard(
 ) -> None:
     """Preview a scorecard change on the current data: which accounts change grade (dry run,
     nothing is written)."""
-    from healthscore.governance.scorecard_diff import diff_scorecards, load_scorecard
+    from healthscore.backtest.scorecard_diff import diff_scorecards, load_scorecard
 
     pipeline = _runtime(config).pipeline()
     provided = pipeline.config.fields

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from connectors.contract import Progress, SyncContext, SyncOptions
-from connectors.registry import enabled, source
+from connectors.registry import client_factories, enabled, source
 from healthscore.core.errors import ConfigError
 from healthscore.governance.overrides import CrmOverrides
 
@@ -40,6 +40,7 @@ class Sync:
             config_path=self.config_path,
             overrides=CrmOverrides(self.store, self.config.overrides),
             clients=self._clients,
+            client_factories=client_factories(),
         )
 
     def client(self, vendor: str) -> Any:
