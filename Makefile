@@ -5,18 +5,23 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test lint bench lock clean
 
-$(VENV)/.runtime: requirements.lock pyproject.toml
+# The runtime is the root distribution (requirements.lock pins it for deployments); the demo
+# adds the report extra and the development tooling, the sandbox/ distribution
+# (healthscore-sandbox: the emulators, `healthscore demo`, `healthscore sandbox serve`).
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+
+$(VENV)/.demo: $(BIN)/python requirements-demo.lock pyproject.toml sandbox/pyproject.toml
+	$(BIN)/pip install --quiet -r requirements-demo.lock
+	$(BIN)/pip install --quiet --no-deps -e . -e ./sandbox
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+$(VENV)/.dev: $(VENV)/.demo requirements-dev.lock
 	$(BIN)/pip install --quiet -r requirements-dev.lock
 	touch $@
 
-demo: $(VENV)/.runtime  ## start the sandbox, seed 500 accounts, run two cycles
+demo: $(VENV)/.demo  ## start the sandbox, seed 500 accounts, run two cycles
 	$(BIN)/healthscore demo --accounts $(or $(ACCOUNTS),500)
 
 test: $(VENV)/.dev  ## run the test suite (needs REDIS_URL or redis-server on PATH)
@@ -34,11 +39,16 @@ lint: $(VENV)/.dev  ## ruff, ruff format and the import layers (import-linter)
 bench: $(VENV)/.dev
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done
 
-lock:  ## re-pin dependencies after editing pyproject.toml
+# the demo and dev locks pin the third-party packages of the runtime, its extras and the
+# sandbox distribution; the two local packages themselves are installed editable
+LOCK := $(BIN)/uv pip compile --python-version 3.11 -q --custom-compile-command "make lock"
+LOCAL := --no-emit-package healthscore --no-emit-package healthscore-sandbox
+
+lock: $(BIN)/python  ## re-pin dependencies after editing pyproject.toml or sandbox/pyproject.toml
 	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q -o requirements.lock
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q \
-		-o requirements-dev.lock
+	$(LOCK) pyproject.toml -o requirements.lock
+	printf -- '-e .[report]\n-e ./sandbox\n' | $(LOCK) $(LOCAL) - -o requirements-demo.lock
+	printf -- '-e .[report,dev]\n-e ./sandbox\n' | $(LOCK) $(LOCAL) - -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache healthscore.db*

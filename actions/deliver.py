@@ -9,7 +9,8 @@ Such an intent is *reconciled* where the vendor lets us look it up by its idempo
 
 - Slack: the key is in the message metadata; ``conversations.history`` finds it (→ ``sent``)
   or, once the post can no longer be in flight, proves it was never posted (→ ``pending``).
-- Tasks: Salesforce by a SOQL query on the external-id field, HubSpot by a search on the key
+- Tasks: the record CRM's back end looks the task up by its key (an external-id query or a
+  search on the key
   property (the creates are upserts on the same key anyway).
 - Email cannot be looked up (see ``actions.email``): a ``sending`` row left by a dead worker
   becomes ``unknown`` and is never re-sent — at most once.

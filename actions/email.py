@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
+from connectors.contract import SyncContext
 from connectors.outbound import Contact
 from connectors.registry import crms
 from connectors.registry import email_senders as registry_senders
@@ -76,8 +77,9 @@ class EmailSender(Protocol):
     ) -> str: ...
 
 
-def email_senders(settings: Any, email: Any) -> dict[str, EmailSender]:
-    """A sender per provider whose API key is set."""
+def email_senders(ctx: SyncContext, email: Any) -> dict[str, EmailSender]:
+    """A sender per provider whose API key is set, each on the context's client for its
+    vendor (the one the pulls use)."""
     common = {
         "from_email": email.from_email,
         "from_name": email.from_name,
@@ -85,7 +87,7 @@ def email_senders(settings: Any, email: Any) -> dict[str, EmailSender]:
     }
     senders: dict[str, EmailSender] = {}
     for provider, make in registry_senders():
-        sender = make(settings, email, common)
+        sender = make(ctx, email, common)
         if sender is not None:
             senders[provider] = sender
     return senders

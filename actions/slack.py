@@ -1,8 +1,10 @@
 """Slack at-risk alerts: Block Kit built with slack-sdk's models, untrusted text escaped.
 
 Rate limits: we pace each channel ourselves (Slack allows about one message per second per
-channel) and opt into slack-sdk's 429 handling, capped, so a long ``Retry-After`` goes back to
-the caller (the task retries later) instead of pinning a worker.
+channel). slack-sdk's own retry handlers are off: every call goes through the shared retry
+policy (``healthscore.core.retry``), which waits a 429's ``Retry-After`` (plus jitter) when it is
+short and sends a long one back to the caller (the task retries later) instead of pinning a
+worker. A post is retried only when Slack provably did not take it (429, no connection).
 
 Every message carries its idempotency key in the message ``metadata``
 (``event_type: healthscore_action``, ``event_payload: {"key": ...}``), so a post whose outcome
@@ -13,26 +15,32 @@ is unknown (timeout, worker killed after Slack accepted it) is looked up with
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
-from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from actions.governance_alerts import build_override_expiring, build_source_stale
 from actions.mrkdwn import escape_mrkdwn, link
-from healthscore.core.errors import AuthError, ConfigError, FatalError, RateLimited, RetriableError
+from connectors.outbound import Unreachable
+from healthscore.core.errors import (
+    AuthError,
+    ConfigError,
+    FatalError,
+    HealthscoreError,
+    RateLimited,
+    RetriableError,
+    http_action,
+)
+from healthscore.core.quota import LocalQuota
+from healthscore.core.retry import RetryPolicy, call_with_retry, header, retry_after
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GRADE_EMOJI = {
     "red": ":red_circle:",
@@ -173,49 +181,6 @@ def build_digest(payload: dict[str, Any]) -> dict[str, Any]:
 METADATA_EVENT = "healthscore_action"
 
 
-class CappedRateLimitHandler(RetryHandler):
-    """Retry a 429 after its ``Retry-After`` (plus jitter) — only if that is short enough."""
-
-    def __init__(self, max_retry_count: int = 3, max_wait: float = 30.0) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self.max_wait = max_wait
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return (
-            response is not None
-            and response.status_code == 429
-            and self._retry_after(response) <= self.max_wait
-        )
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        state.next_attempt_requested = True
-        state.increment_current_attempt()
-        wait = self._retry_after(response) if response is not None else 1.0
-        time.sleep(wait + random.random() * 0.5)
-
-    @staticmethod
-    def _retry_after(response: HttpResponse) -> float:
-        values = response.headers.get("retry-after") or response.headers.get("Retry-After")
-        try:
-            return float(values[0] if isinstance(values, list) else values)
-        except (TypeError, ValueError, IndexError):
-            return 1.0
-
-
 class SlackAlerter:
     """Posts alerts, paces each channel, looks owners up by email (cached)."""
 
@@ -226,50 +191,65 @@ class SlackAlerter:
         base_url: str = "https://slack.com/api/",
         messages_per_second: float = 1.0,
         max_retry_wait: float = 30.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        # slack-sdk's default handler also retries a connection lost *after* the request was
-        # sent, which re-posts a message Slack may already have posted. Only a URLError (the
-        # request never got out: refused, DNS, TLS) is retried here.
-        self.client = WebClient(
-            token=token,
-            base_url=base_url,
-            timeout=30,
-            retry_handlers=[
-                ConnectionErrorRetryHandler(error_types=[URLError]),
-                CappedRateLimitHandler(max_wait=max_retry_wait),
-            ],
-        )
-        self.interval = 1.0 / messages_per_second
-        self._last_post: dict[str, float] = {}
+        # retry_handlers=[]: slack-sdk's default handler would also retry a connection lost
+        # *after* the request was sent (re-posting a message Slack may have posted), and sleep
+        # on its own; every retry and wait goes through ``self.retry`` instead
+        self.client = WebClient(token=token, base_url=base_url, timeout=30, retry_handlers=[])
+        # 4 attempts: a 429 is waited out up to three times, as long as each wait is short
+        self.retry = retry or RetryPolicy(attempts=4, max_wait=max_retry_wait)
+        self.messages_per_second = messages_per_second
+        self._pacers: dict[str, LocalQuota] = {}
         self._users: dict[str, str | None] = {}
         self._lock = threading.Lock()
         self.messages_posted = 0
 
+    def _call(self, what: str, fn: Callable[[], T], *, post: bool = False) -> T:
+        """One Web API call through the retry policy, its errors typed by ``classify``. A
+        ``post`` is retried only when Slack provably did not take it (429, no connection)."""
+
+        def once() -> T:
+            try:
+                return fn()
+            except SlackApiError as exc:
+                raise classify(exc, what) from None
+            except URLError as exc:  # the request never reached Slack: safe to send again
+                raise Unreachable(
+                    f"Slack unreachable at {self.client.base_url}: {exc.reason}"
+                ) from None
+
+        retry_on = (RateLimited, Unreachable) if post else (RetriableError,)
+        return call_with_retry(once, self.retry, what=f"Slack {what}", retry_on=retry_on)
+
     def check(self) -> str:
         """auth.test: fail early, with a clear error, on a bad token."""
-        try:
-            return str(self.client.auth_test()["team"])
-        except SlackApiError as exc:
-            raise _map_error(exc, "auth.test") from None
+        return str(self._call("auth.test", self.client.auth_test)["team"])
 
     def mention(self, email: str | None) -> str | None:
         if not email:
             return None
         if email not in self._users:
+
+            def lookup() -> Any:
+                try:
+                    return self.client.users_lookupByEmail(email=email)["user"]
+                except SlackApiError as exc:
+                    if exc.response.get("error") == "users_not_found":
+                        return None  # no Slack account: named, not mentioned
+                    raise
+
             try:
-                user = self.client.users_lookupByEmail(email=email)["user"]
-                self._users[email] = f"<@{user['id']}>"
-            except SlackApiError as exc:
-                if exc.response.get("error") != "users_not_found":
-                    log.warning("Slack users.lookupByEmail failed: %s", exc.response.get("error"))
-                self._users[email] = None
-            except URLError as exc:  # nothing was posted: the alert can wait for the next run
-                raise RetriableError(
-                    f"Slack unreachable at {self.client.base_url}: {exc.reason}"
-                ) from None
+                user = self._call("users.lookupByEmail", lookup)
+            except Unreachable:  # nothing was posted: the alert can wait for the next run
+                raise
+            except HealthscoreError as exc:
+                log.warning("Slack users.lookupByEmail failed: %s", exc)
+                user = None
             except Exception as exc:  # e.g. a timeout: post without the mention, not lose it
                 log.warning("Slack users.lookupByEmail failed: %s", exc)
                 return None
+            self._users[email] = None if user is None else f"<@{user['id']}>"
         return self._users[email]
 
     def post(self, channel: str, message: dict[str, Any], *, key: str | None = None) -> str:
@@ -283,14 +263,11 @@ class SlackAlerter:
                 **message,
                 "metadata": {"event_type": METADATA_EVENT, "event_payload": {"key": key}},
             }
-        try:
-            resp = self.client.chat_postMessage(channel=channel, unfurl_links=False, **message)
-        except SlackApiError as exc:
-            raise _map_error(exc, f"chat.postMessage to {channel}") from None
-        except URLError as exc:  # the request never reached Slack: safe to send again later
-            raise RetriableError(
-                f"Slack unreachable at {self.client.base_url}: {exc.reason}"
-            ) from None
+        resp = self._call(
+            f"chat.postMessage to {channel}",
+            lambda: self.client.chat_postMessage(channel=channel, unfurl_links=False, **message),
+            post=True,
+        )
         self.messages_posted += 1
         return str(resp["ts"])
 
@@ -299,20 +276,16 @@ class SlackAlerter:
         read back with ``conversations.history``; None when there is none."""
         cursor = None
         for _ in range(pages):
-            try:
-                resp = self.client.conversations_history(
+            resp = self._call(
+                f"conversations.history of {channel}",
+                lambda c=cursor: self.client.conversations_history(
                     channel=channel,
                     oldest=f"{oldest:.6f}",
                     limit=200,
-                    cursor=cursor,
+                    cursor=c,
                     include_all_metadata=True,
-                )
-            except SlackApiError as exc:
-                raise _map_error(exc, f"conversations.history of {channel}") from None
-            except URLError as exc:
-                raise RetriableError(
-                    f"Slack unreachable at {self.client.base_url}: {exc.reason}"
-                ) from None
+                ),
+            )
             for message in resp.get("messages", []):
                 meta = message.get("metadata") or {}
                 if (
@@ -329,31 +302,29 @@ class SlackAlerter:
         )
 
     def _pace(self, channel: str) -> None:
+        """At most ``messages_per_second`` per channel; the wait is the retry policy's sleep."""
         with self._lock:
-            now = time.monotonic()
-            due = self._last_post.get(channel, 0.0) + self.interval
-            self._last_post[channel] = max(now, due)
-        if due > now:
-            time.sleep(due - now)
+            pacer = self._pacers.get(channel)
+            if pacer is None:
+                pacer = LocalQuota(self.messages_per_second, 1, sleep=self.retry.sleep)
+                self._pacers[channel] = pacer
+        pacer.acquire()
 
 
-def _map_error(exc: SlackApiError, method: str) -> Exception:
+def classify(exc: SlackApiError, method: str) -> HealthscoreError:
+    """Slack's one error mapping: ``http_action``'s policy on the HTTP status, and Slack's
+    ``error`` string for the answers it sends as 200 + ``ok: false``."""
     status = exc.response.status_code
     error = str(exc.response.get("error", ""))
-    if status == 429 or error in {"ratelimited", "rate_limited"}:
-        retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
-            "retry-after"
-        )
-        try:
-            wait = float(retry_after[0] if isinstance(retry_after, list) else retry_after)
-        except (TypeError, ValueError, IndexError):
-            wait = None
+    action = http_action(status) if status >= 400 else None
+    wait = retry_after(header(exc.response.headers, "Retry-After"))
+    if action == "rate_limited" or error in {"ratelimited", "rate_limited"}:
         return RateLimited(f"Slack {method} rate limited", retry_after=wait)
-    if status >= 500 or error in {"internal_error", "fatal_error", "request_timeout"}:
-        return RetriableError(f"Slack {method}: {error or status}")
-    if error in AUTH_ERRORS:
+    if action == "retry" or error in {"internal_error", "fatal_error", "request_timeout"}:
+        return RetriableError(f"Slack {method}: {error or status}", retry_after=wait)
+    if action == "auth" or error in AUTH_ERRORS:
         return AuthError(
-            f"Slack {method}: {error} — check SLACK_BOT_TOKEN and the app's scopes "
+            f"Slack {method}: {error or status} — check SLACK_BOT_TOKEN and the app's scopes "
             f"(chat:write, users:read.email)"
         )
     if error in {"channel_not_found", "not_in_channel", "is_archived"}:

@@ -143,6 +143,8 @@ class Source:
     (support and email after the CRM, usage after the accounts). ``sync`` is the step run by
     the beat schedule, the Celery task, ``healthscore sync`` and the cycle. ``metrics`` says
     which signals an enabled section provides and where in the YAML they come from.
+    ``email_sender(ctx, email settings, common)`` builds the tech-touch sender on the
+    context's client for this vendor (None when its key is not set).
     """
 
     name: str
@@ -158,4 +160,4 @@ class Source:
     cycle_summary: Callable[[Any], dict[str, Any]] | None = None
     enabled: Callable[[Any], bool] = _enabled
     crm: Crm | None = None
-    email_sender: Callable[[Any, Any, dict[str, Any]], Any] | None = None
+    email_sender: Callable[[SyncContext, Any, dict[str, Any]], Any] | None = None

@@ -1,7 +1,7 @@
 """Identity resolution: which CRM account does a record from another system belong to?
 
-A record is matched by a configured external id first (e.g. the Salesforce Account Id kept on
-a HubSpot company), then by web/email domain. Free-mail domains (gmail.com, …) identify no
+A record is matched by a configured external id first (e.g. the record CRM's account id kept
+on a second CRM's company), then by web/email domain. Free-mail domains (gmail.com, …) identify no
 company and are ignored. A domain that belongs to two accounts is *ambiguous*: reported,
 never guessed. A record that matches nothing is *unmatched*: counted and listed
 (``healthscore sources --unmatched``), never silently dropped.
@@ -128,7 +128,7 @@ class IdentityIndex:
     ) -> Match:
         """Match by the first external id that is known, else by domain.
 
-        ``external`` holds (kind, value) pairs, e.g. ``("salesforce:account", "001…")`` — a
+        ``external`` holds (kind, value) pairs, e.g. ``("crm:account", "001…")`` — a
         CRM account id itself is kind ``account``. ``domains`` are emails, URLs or domains.
         """
         for kind, value in external:

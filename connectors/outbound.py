@@ -22,6 +22,11 @@ class Rejected(Exception):
     """The provider refused this recipient (unsubscribed, bounced): skip it, do not retry."""
 
 
+class Unreachable(RetriableError):
+    """Nothing reached the provider (refused, DNS, TLS, connect timeout): a write that failed
+    this way was not applied, so it is safe to retry at once, unlike a 5xx or a lost answer."""
+
+
 @dataclass(frozen=True)
 class Contact:
     id: str
@@ -37,8 +42,10 @@ def truthy(v: Any) -> bool:
 
 
 def transport_error(exc: httpx.HTTPError, what: str) -> Exception:
+    """A failed write's transport error: ``Unreachable`` when nothing left the host, else
+    ``OutcomeUnknown`` (the provider may have acted on it; never blindly re-sent)."""
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):  # nothing left the host
-        return RetriableError(f"{what}: unreachable ({exc.__class__.__name__})")
+        return Unreachable(f"{what}: unreachable ({exc.__class__.__name__})")
     return OutcomeUnknown(f"{what}: {exc.__class__.__name__}: {exc}")
 
 

@@ -103,6 +103,11 @@ def crms() -> list[Crm]:
     return [s.crm for s in _SOURCES.values() if s.crm is not None]
 
 
+def renewal_lost_metrics() -> list[str]:
+    """The metrics holding each CRM's last closed-lost renewal (a churn)."""
+    return [c.renewal_lost_metric for c in crms() if c.renewal_lost_metric is not None]
+
+
 def email_senders() -> list[tuple[str, Any]]:
     return [(s.name, s.email_sender) for s in _SOURCES.values() if s.email_sender is not None]
 

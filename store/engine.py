@@ -168,7 +168,7 @@ def execute_many(
     """``session.execute(stmt, rows)``, in batches of 2,000 — but the statement is compiled
     once per process and each value is converted by one function per column, then the
     driver's ``executemany`` runs: SQLAlchemy's own per-row parameter handling costs more
-    than the database's work for the narrow rows syncs write (a Salesforce sync of 100k
+    than the database's work for the narrow rows syncs write (a CRM sync of 100k
     accounts spent over half its time there).
 
     Rows are dicts, or — with ``columns`` — tuples of those columns' values (no dict per row).

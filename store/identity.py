@@ -36,7 +36,7 @@ class IdentityMixin(StoreBase):
             upsert(s, AccountKey.__table__, rows, ["kind", "value", "account_id"])
 
     def drop_account_keys(self, kind: str, values: Iterable[str]) -> None:
-        """Forget keys that no longer exist (e.g. a HubSpot company merged into another)."""
+        """Forget keys that no longer exist (e.g. a CRM company merged into another)."""
         gone = list(values)
         with self.session() as s:
             for start in range(0, len(gone), 5000):

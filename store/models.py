@@ -77,7 +77,7 @@ class Account(Base):
 class AccountKey(Base):
     """A key that identifies an account outside its CRM: a web domain, another system's id.
 
-    ``kind`` is ``domain`` or ``<source>:<key>`` (e.g. ``hubspot:company``). One value may
+    ``kind`` is ``domain`` or ``<source>:<key>`` (e.g. ``crm:company``). One value may
     belong to two accounts — a shared domain — which identity resolution reports as ambiguous.
     """
 
@@ -290,7 +290,7 @@ class Override(Base):
     grade: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text, default="")
     set_by: Mapped[str] = mapped_column(String(255))
-    origin: Mapped[str] = mapped_column(String(32))  # cli | salesforce | hubspot
+    origin: Mapped[str] = mapped_column(String(32))  # cli, or the CRM source that held it
     set_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column()
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | refused |

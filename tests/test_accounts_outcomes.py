@@ -311,7 +311,7 @@ def test_a_population_from_files_alone_backfills_and_scores_point_in_time(
 
 
 def test_a_closed_lost_hubspot_renewal_deal_is_a_churn(tmp_path: Path) -> None:
-    from connectors.hubspot.related_sync import RelatedRules, deal_metrics
+    from connectors.hubspot.related_signals import RelatedRules, deal_metrics
 
     now = datetime(2026, 3, 1, tzinfo=UTC)
     deals = [

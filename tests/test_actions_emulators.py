@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from connectors.mailchimp.mandrill import MandrillSender
 from connectors.outbound import Contact, Rejected
+from connectors.sendgrid.client import SendGridClient
 from connectors.sendgrid.sender import SendGridSender
 from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
 from sandbox import SlackEmulator
@@ -61,8 +62,7 @@ def test_sendgrid_sender_reads_suppressions_and_maps_errors() -> None:
             sg.unsubscribe(f"u{i}@x.example")
         sg.unsubscribe("g@x.example", group=7)
         sender = SendGridSender(
-            sg.api_key,
-            base_url=sg.base_url,
+            SendGridClient(sg.api_key, sg.base_url),
             from_email="cs@v.example",
             from_name="CS",
             unsubscribe_group=7,

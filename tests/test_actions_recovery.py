@@ -21,9 +21,9 @@ from sqlalchemy import update
 from actions import DeliveryHooks, WorkerKilled
 from actions.deliver import STUCK_SENDING
 from connectors.hubspot.csm_tasks import ensure_task_key_property
-from healthscore.demo.run_demo import hubspot_record_config
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmulator, SlackEmulator, generate_org
+from sandbox.demo.run_demo import hubspot_record_config
 from store import Store
 from store.models import ActionLog, utcnow
 from tests.actions_helpers import EMAIL, NOW, TASK, World, config_with, task_upserts, world

@@ -15,11 +15,11 @@ from connectors.hubspot.config import HubSpotOverrideProperties
 from connectors.hubspot.source import sync_companies
 from connectors.salesforce.sync import sync_accounts
 from healthscore.config import Config
-from healthscore.demo.run_demo import hubspot_record_config
 from healthscore.governance.overrides import active_overrides, list_overrides
 from healthscore.governance.policy import OverridePolicy
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
+from sandbox.demo.run_demo import hubspot_record_config
 from store import Store
 from tests.conftest import (
     fast_config,

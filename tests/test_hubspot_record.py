@@ -12,9 +12,9 @@ from connectors.hubspot import ensure_properties
 from connectors.hubspot.source import sync_companies
 from healthscore.config import load_config
 from healthscore.core.errors import ConfigError
-from healthscore.demo.run_demo import hubspot_record_config
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import HubSpotEmulator, SlackEmulator, generate_org
+from sandbox.demo.run_demo import hubspot_record_config
 from store import Store
 from tests.conftest import fast_config, fast_hubspot_client, hubspot_record_settings
 

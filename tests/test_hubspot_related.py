@@ -10,12 +10,8 @@ import pytest
 
 from connectors.hubspot import HubSpotClient
 from connectors.hubspot.companies import search_window
-from connectors.hubspot.related_sync import (
-    OBJECTS,
-    HubSpotRelatedReport,
-    RelatedRules,
-    hubspot_owner_emails,
-)
+from connectors.hubspot.related_signals import RelatedRules
+from connectors.hubspot.related_sync import OBJECTS, HubSpotRelatedReport, hubspot_owner_emails
 from connectors.hubspot.source import sync_companies
 from connectors.hubspot.source import sync_related as related_step
 from connectors.registry import Settings

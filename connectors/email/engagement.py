@@ -3,7 +3,7 @@
 Every email source keeps, per account, small *facts* in the store's ``source_records``: one
 per message sent to one recipient (or per event about it), and one per suppression
 (a bounced or unsubscribed address). ``engagement`` folds an account's facts into its
-signals — the same rules for SendGrid and Mailchimp:
+signals — the same rules for every email platform:
 
 - a *message* is one email to one recipient; its facts are merged by ``message`` id (flags
   OR-ed, the earliest time kept), so a webhook event and an activity read of the same message

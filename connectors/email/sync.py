@@ -1,18 +1,9 @@
-"""SendGrid and Mailchimp → per-account email engagement signals (sources ``sendgrid`` and
-``mailchimp``).
+"""Email platforms → per-account email engagement signals: what every platform shares.
 
 Every recipient-level fact is kept in the store (``source_records``) with the account its
 recipient's email domain belongs to, so a re-sync reads only what changed and the touched
-accounts' signals are recomputed from all their facts (``email_engagement.engagement``):
-
-- SendGrid, object ``events``: one per signed webhook event (id ``sg_event_id``: a redelivered
-  event is not kept twice); ``messages``: one per Email Activity message (``per_recipient:
-  activity_api``); ``suppressions``: bounces and global unsubscribes, pulled every sync.
-- HubSpot marketing email (source ``hubspot_email``), object ``events``: one per Email Events
-  API event (id ``<created>:<id>``), pulled by time window from the cursor.
-- Mailchimp, object ``activity``: one per campaign and member (``<campaign>:<subscriber
-  hash>``), merged with what a later ``since`` read adds; ``unsubscribes``: per campaign;
-  ``campaigns``: those read completely (later syncs read only activity since the cursor).
+accounts' signals are recomputed from all their facts (``connectors.email.engagement``).
+Each platform's module says which objects hold its facts (``FACT_OBJECTS``).
 
 A recipient is matched by its email domain (``IdentityIndex``: free-mail never matches; a
 domain of two accounts is ambiguous). Unmatched recipients are kept without an account, listed
@@ -96,7 +87,7 @@ class RecipientMatcher:
 
 
 Row = tuple[str, str | None, dict[str, Any], bool, datetime]
-ID_MAX = 64  # source_records.id; vendor ids can be longer (SendGrid's message ids often are)
+ID_MAX = 64  # source_records.id; vendor ids can be longer (some message ids are)
 
 
 def record_key(vendor_id: str) -> str:

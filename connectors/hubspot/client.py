@@ -26,9 +26,10 @@ from healthscore.core.errors import (
     HealthscoreError,
     RateLimited,
     RetriableError,
+    http_action,
 )
 from healthscore.core.quota import LocalQuota, SharedQuota, make_quota
-from healthscore.core.retry import RetryPolicy, call_with_retry
+from healthscore.core.retry import RetryPolicy, call_with_retry, header, retry_after
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,29 +47,27 @@ def _body(exc: Any) -> dict[str, Any]:
 
 
 def classify(exc: Exception, what: str) -> HealthscoreError:
-    """An SDK or transport error → what the caller should do about it."""
+    """An SDK or transport error → what the caller should do (``http_action``'s policy; a
+    ``RATE_LIMITS`` body is a rate limit whatever its status, HubSpot sends it with 500s)."""
     status = getattr(exc, "status", None)
     if status is None:  # urllib3: refused, reset, timed out — nothing reached HubSpot's logic
         return RetriableError(f"HubSpot {what}: {exc.__class__.__name__}: {exc}")
     body = _body(exc)
     message = str(body.get("message") or getattr(exc, "reason", "") or status)
     category = str(body.get("category") or body.get("errorType") or "")
-    if status == 429 or category in ("RATE_LIMITS", "RATE_LIMIT"):
-        headers = getattr(exc, "headers", None) or {}
-        retry_after = headers.get("Retry-After")
-        wait = (
-            float(retry_after)
-            if retry_after and str(retry_after).isdigit()
-            else (86400.0 if body.get("policyName") == "DAILY" else ROLLING_WINDOW)
-        )
+    wait = retry_after(header(getattr(exc, "headers", None), "Retry-After"))
+    action = http_action(status)
+    if action == "rate_limited" or category in ("RATE_LIMITS", "RATE_LIMIT"):
+        if wait is None:
+            wait = 86400.0 if body.get("policyName") == "DAILY" else ROLLING_WINDOW
         return RateLimited(
             f"HubSpot {what}: rate limited ({body.get('policyName', status)})", retry_after=wait
         )
-    if status >= 500:
-        return RetriableError(f"HubSpot {what}: {status} {message}")
+    if action == "retry":
+        return RetriableError(f"HubSpot {what}: {status} {message}", retry_after=wait)
     if status == 401:
         return AuthError(f"HubSpot {what}: HUBSPOT_ACCESS_TOKEN was rejected ({message})")
-    if status == 403:
+    if action == "auth":
         return AuthError(f"HubSpot {what}: the private app lacks a scope ({message})")
     return FatalError(f"HubSpot {what}: {status} {category} {message}".replace("  ", " "))
 

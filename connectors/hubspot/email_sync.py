@@ -1,5 +1,9 @@
 """HubSpot marketing email events → per-account email engagement (see
-connectors/email/sync.py for the shared rules)."""
+connectors/email/sync.py for the shared rules).
+
+Object ``events``: one per Email Events API event (id ``<created>:<id>``), pulled by time
+window from the cursor.
+"""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ from connectors.hubspot.csm_tasks import HubSpotTasks, ensure_task_key_property
 from connectors.hubspot.email_sync import SOURCE as EMAIL
 from connectors.hubspot.email_sync import sync_hubspot_email
 from connectors.hubspot.related import pull_owners
-from connectors.hubspot.related_sync import METRICS, HubSpotRelatedReport, RelatedRules
+from connectors.hubspot.related_signals import METRICS, RelatedRules
+from connectors.hubspot.related_sync import HubSpotRelatedReport
 from connectors.hubspot.related_sync import sync_hubspot_related as _sync_related
 from connectors.hubspot.sync import COMPANY_KEY, OBJECT, SOURCE, HubSpotSyncReport, sync_hubspot
 from connectors.hubspot.writer import HubSpotWriter, ensure_properties

@@ -1,6 +1,6 @@
 """HubSpot as a second CRM: pull companies, match them to accounts, mirror health fields.
 
-Companies are matched to the CRM's accounts (Salesforce) by the account id kept on the company
+Companies are matched to the record CRM's accounts by the account id kept on the company
 (``account_id_property``), else by domain. A matched company gives its account signals
 (source ``hubspot``) and a key ``hubspot:company`` that the write-back uses; an unmatched or
 ambiguous one is logged in the unmatched-records table with the reason. With

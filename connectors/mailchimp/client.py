@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -25,8 +25,9 @@ from healthscore.core.errors import (
     HealthscoreError,
     RateLimited,
     RetriableError,
+    http_action,
 )
-from healthscore.core.retry import RetryPolicy, call_with_retry
+from healthscore.core.retry import RetryPolicy, call_with_retry, header, retry_after
 
 _DC = re.compile(r"^[a-z]{2,}[0-9]+$")
 
@@ -44,29 +45,57 @@ def base_url_for(api_key: str, override: str | None = None) -> str:
     return f"https://{dc}.api.mailchimp.com/3.0"
 
 
-def classify(resp: httpx.Response, what: str) -> HealthscoreError:
-    """A Mailchimp error response (RFC 7807 problem+json) → what the caller should do."""
+# Transactional error names → the status they stand for (the 1.3 API sent 500 for them all)
+TRANSACTIONAL_NAMES = {
+    "Invalid_Key": 401,
+    "PaymentRequired": 402,
+    "Unknown_Template": 404,
+    "Unknown_Subaccount": 404,
+    "ValidationError": 400,
+    "RequestLimitExceeded": 429,
+}
+
+
+def classify(
+    resp: httpx.Response, what: str, *, api: Literal["marketing", "transactional"] = "marketing"
+) -> HealthscoreError:
+    """The package's one mapping of an error answer to what the caller should do, for both
+    APIs (``http_action``'s policy): Marketing's RFC 7807 problem+json, and Transactional's
+    ``{"status": "error", "name", "message"}``, classified by ``name`` since the 1.3 API
+    answered every error with a 500. A bare 403 (no problem body) is Marketing's overloaded
+    edge, not a refusal: it is retried."""
     try:
         body = resp.json()
     except ValueError:
         body = None
     problem = body if isinstance(body, dict) else {}
-    title = str(problem.get("title") or resp.reason_phrase or resp.status_code)
-    detail = str(problem.get("detail") or "")
-    message = f"{title}: {detail}" if detail else title
-    status = resp.status_code
-    if status == 429:
-        return RateLimited(f"Mailchimp {what}: too many simultaneous requests ({message})")
-    if status >= 500 or (status == 403 and not problem):  # an overloaded edge: bare 403
-        return RetriableError(f"Mailchimp {what}: {status} {message}")
+    status, wait = resp.status_code, retry_after(header(resp.headers, "Retry-After"))
+    if api == "transactional":
+        key, product = "MANDRILL_API_KEY", f"Mailchimp Transactional {what}"
+        name = str(problem.get("name") or "")
+        status = TRANSACTIONAL_NAMES.get(name, status if status >= 400 else 500)
+        message = str(problem.get("message") or resp.reason_phrase or status)
+        message = f"{name}: {message}" if name else message
+        busy, rejected = "too many requests", ""
+    else:
+        key, product = "MAILCHIMP_API_KEY", f"Mailchimp {what}"
+        title = str(problem.get("title") or resp.reason_phrase or status)
+        detail = str(problem.get("detail") or "")
+        message = f"{title}: {detail}" if detail else title
+        busy = "too many simultaneous requests"  # the throttle is 10 connections per key
+        rejected = "; a key from another data centre than the URL's is rejected too"
+        if status == 403 and not problem:  # an overloaded edge answers a bare 403
+            return RetriableError(f"{product}: {status} {message}", retry_after=wait)
+    action = http_action(status)
+    if action == "rate_limited":
+        return RateLimited(f"{product}: {busy} ({message})", retry_after=wait)
+    if action == "retry":
+        return RetriableError(f"{product}: {status} {message}", retry_after=wait)
     if status == 401:
-        return AuthError(
-            f"Mailchimp {what}: MAILCHIMP_API_KEY was rejected ({message}); a key "
-            "from another data centre than the URL's is rejected too"
-        )
-    if status == 403:
-        return AuthError(f"Mailchimp {what}: MAILCHIMP_API_KEY may not do this ({message})")
-    return FatalError(f"Mailchimp {what}: {status} {message}")
+        return AuthError(f"{product}: {key} was rejected ({message}){rejected}")
+    if action == "auth":
+        return AuthError(f"{product}: {key} may not do this ({message})")
+    return FatalError(f"{product}: {status} {message}")
 
 
 class MailchimpClient:

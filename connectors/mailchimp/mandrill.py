@@ -1,4 +1,9 @@
-"""Tech-touch email through Mailchimp Transactional (Mandrill) templates."""
+"""Tech-touch email through Mailchimp Transactional (Mandrill) templates.
+
+Its own connection: another host, another key (``MANDRILL_API_KEY``, sent in the body) and
+another product than the Marketing client's; its errors go through the package's one
+``classify``. A failed send is not retried here: the delivery loop keeps it pending.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ from typing import Any
 
 import httpx
 
+from connectors.mailchimp.client import classify
 from connectors.outbound import Contact, Rejected, transport_error
-from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +83,8 @@ class MandrillSender:
             body = resp.json()
         except ValueError:
             body = None
-        if resp.status_code >= 300 or isinstance(body, dict):
-            self._raise(resp.status_code, body if isinstance(body, dict) else {})
+        if resp.status_code >= 300 or isinstance(body, dict):  # a list answers a send
+            raise classify(resp, "send-template", api="transactional")
         result = body[0] if isinstance(body, list) and body else {}
         status = result.get("status")
         if status in ("rejected", "invalid"):
@@ -89,16 +94,3 @@ class MandrillSender:
             )
         self.sent += 1
         return str(result.get("_id") or "accepted")
-
-    @staticmethod
-    def _raise(status: int, body: dict[str, Any]) -> None:
-        name, message = str(body.get("name", "")), str(body.get("message", status))
-        what = "Mailchimp Transactional send-template"
-        # the 1.3 API answers every error with 500: classify by name
-        if name == "Invalid_Key" or status == 401:
-            raise AuthError(f"{what}: MANDRILL_API_KEY was rejected ({message})")
-        if name == "RequestLimitExceeded" or status == 429:
-            raise RateLimited(f"{what}: {message}", retry_after=None)
-        if name in ("Unknown_Template", "ValidationError", "Unknown_Subaccount", "PaymentRequired"):
-            raise FatalError(f"{what}: {name}: {message}")
-        raise RetriableError(f"{what}: {name or status}: {message}")

@@ -18,8 +18,10 @@ def _check(ctx: SyncContext) -> list[str]:
     return [f"Mailchimp reachable ({health})"]
 
 
-def email_sender(settings: Any, email: Any, common: dict[str, Any]) -> MandrillSender | None:
-    """The tech-touch sender when MANDRILL_API_KEY is set."""
+def email_sender(ctx: SyncContext, email: Any, common: dict[str, Any]) -> MandrillSender | None:
+    """The tech-touch sender when MANDRILL_API_KEY is set (Transactional has its own host and
+    key, so it is not the Marketing client; the Marketing key is not needed to send)."""
+    settings = ctx.settings
     if settings.mandrill_api_key is None:
         return None
     return MandrillSender(

@@ -1,5 +1,10 @@
 """Mailchimp → per-account email engagement: campaign reports with per-member activity and
-unsubscribes (see connectors/email/sync.py for the shared rules)."""
+unsubscribes (see connectors/email/sync.py for the shared rules).
+
+Objects: ``activity``, one per campaign and member (``<campaign>:<subscriber hash>``), merged
+with what a later ``since`` read adds; ``unsubscribes``, per campaign; ``campaigns``, those
+read completely (later syncs read only activity since the cursor).
+"""
 
 from __future__ import annotations
 

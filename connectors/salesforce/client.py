@@ -22,17 +22,16 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
-    SalesforceMalformedRequest,
-    SalesforceRefusedRequest,
-    SalesforceResourceNotFound,
+    SalesforceGeneralError,
 )
 
 from connectors.salesforce.settings import DAILY_LIMIT_WAIT, REQUEST_TIMEOUT, SalesforceSettings
-from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
+from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError, http_action
 from healthscore.core.retry import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 DESCRIBE_TTL = 900.0  # seconds
+TOKEN_RESOURCE = "oauth2/token"  # resource_name of a token endpoint failure, for classify
 T = TypeVar("T")
 
 
@@ -45,36 +44,54 @@ def vendor_errors(content: Any) -> list[dict[str, Any]]:
     return []
 
 
-def classify(exc: Exception) -> Exception:
-    """Map a simple-salesforce / transport exception to what the caller should do."""
-    if isinstance(exc, requests.exceptions.SSLError):
+def classify(exc: Exception, *, login: str = "") -> Exception:
+    """A simple-salesforce, requests or httpx (token endpoint) exception → what the caller
+    should do (``http_action``'s policy). Departures the vendor's body asks for: a 403
+    ``REQUEST_LIMIT_EXCEEDED`` is a rate limit (the daily allocation waits a day), and the
+    token endpoint answers bad credentials with a 400 (OAuth 2.0: ``invalid_client``,
+    ``invalid_grant``), which is a login failure naming ``login`` (the flow, the client id).
+    Anything else is returned unchanged."""
+    if isinstance(exc, requests.exceptions.SSLError) or (
+        isinstance(exc, httpx.TransportError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
+    ):
         return FatalError(f"Salesforce TLS verification failed: {exc}")
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return RetriableError(f"Salesforce unreachable: {exc.__class__.__name__}")
+    if isinstance(exc, httpx.TransportError):
+        return RetriableError(f"Salesforce token endpoint unreachable: {exc.__class__.__name__}")
     if not isinstance(exc, SalesforceError):
         return exc
     errors = vendor_errors(exc.content)
     code = errors[0].get("errorCode", "") if errors else ""
     message = errors[0].get("message", "") if errors else str(exc.content)[:300]
     where = f"{exc.resource_name or 'request'} (HTTP {exc.status})"
-    if isinstance(exc, SalesforceRefusedRequest) and code == "REQUEST_LIMIT_EXCEEDED":
+    action = http_action(exc.status)
+    if exc.resource_name == TOKEN_RESOURCE:
+        if action in ("retry", "rate_limited"):
+            return RetriableError(f"Salesforce token endpoint: HTTP {exc.status}")
+        body = errors[0] if errors else {}
+        return AuthError(
+            f"Salesforce login failed ({login}): "
+            f"{body.get('error', exc.status)} {body.get('error_description', '')}".strip()
+        )
+    if code == "REQUEST_LIMIT_EXCEEDED":
         if "TotalRequests" in message:
             return RateLimited(
                 f"Salesforce daily API allocation used up: {message}", retry_after=DAILY_LIMIT_WAIT
             )
         return RateLimited(f"Salesforce concurrency limit: {message}")
-    if isinstance(exc, SalesforceExpiredSession):
+    if action == "rate_limited":
+        return RateLimited(f"Salesforce {where}: {code} {message}".strip())
+    if action == "retry":
+        return RetriableError(f"Salesforce {where}: {code or 'server error'} {message}".strip())
+    if exc.status == 401:
         return AuthError(f"Salesforce rejected the session: {code} {message}".strip())
-    if isinstance(exc, SalesforceRefusedRequest):
-        return FatalError(
+    if action == "auth":
+        return AuthError(
             f"Salesforce refused {where}: {code} {message} — check the integration "
             f"user's permissions"
         )
-    if isinstance(exc, (SalesforceMalformedRequest, SalesforceResourceNotFound)):
-        return FatalError(f"Salesforce rejected {where}: {code} {message}")
-    if exc.status >= 500:
-        return RetriableError(f"Salesforce {where}: {code or 'server error'} {message}".strip())
-    return FatalError(f"Salesforce {where}: {code} {message}".strip())
+    return FatalError(f"Salesforce rejected {where}: {code} {message}".strip())
 
 
 class SalesforceClient:
@@ -136,24 +153,17 @@ class SalesforceClient:
                 timeout=REQUEST_TIMEOUT,
             )
         except httpx.TransportError as exc:
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                raise FatalError(f"Salesforce TLS verification failed: {exc}") from None
-            raise RetriableError(
-                f"Salesforce token endpoint unreachable: {exc.__class__.__name__}"
-            ) from None
-        if resp.status_code >= 500:
-            raise RetriableError(f"Salesforce token endpoint: HTTP {resp.status_code}")
+            raise classify(exc) from None
         body = (
             resp.json()
             if resp.headers.get("content-type", "").startswith("application/json")
             else {}
         )
         if resp.status_code != 200 or "access_token" not in body:
-            raise AuthError(
-                f"Salesforce login failed ({s.salesforce_auth_flow} flow, "
-                f"SALESFORCE_CLIENT_ID={s.salesforce_client_id}): "
-                f"{body.get('error', resp.status_code)} {body.get('error_description', '')}".strip()
-            )
+            status = resp.status_code if resp.status_code != 200 else 401  # 200 without a token
+            failed = SalesforceGeneralError(self.token_url, status, TOKEN_RESOURCE, body)
+            login = f"{s.salesforce_auth_flow} flow, SALESFORCE_CLIENT_ID={s.salesforce_client_id}"
+            raise classify(failed, login=login) from None
         self.instance_url = str(body.get("instance_url") or self.instance_url).rstrip("/")
         return str(body["access_token"])
 

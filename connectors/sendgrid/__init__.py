@@ -1,4 +1,5 @@
-"""SendGrid as a source of email engagement (see healthscore/email_sync.py)."""
+"""SendGrid: one client (engagement pulls, `check`, the tech-touch sender), one error mapping
+(``classify``), the signed event webhook."""
 
 from connectors.sendgrid.client import (
     SendGridClient,
@@ -7,10 +8,12 @@ from connectors.sendgrid.client import (
     pull_activity,
     pull_suppressions,
 )
+from connectors.sendgrid.sender import SendGridSender
 from connectors.sendgrid.webhook import SignatureError, event_fact, load_public_key, verify
 
 __all__ = [
     "SendGridClient",
+    "SendGridSender",
     "SignatureError",
     "category_totals",
     "classify",

@@ -1,15 +1,17 @@
-"""Tech-touch email through SendGrid v3 dynamic templates (``POST /v3/mail/send``)."""
+"""Tech-touch email through SendGrid v3 dynamic templates (``POST /v3/mail/send``).
+
+The sender owns no connection: it sends and reads the suppression lists through the
+package's one ``SendGridClient`` (the one the sync uses, when both run in one process), so the
+key, the retry policy, the rate-limit waits and the error mapping are the client's.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-import httpx
-
-from connectors.outbound import Contact, transport_error
-from healthscore.core.errors import AuthError, ConfigError, FatalError, RateLimited, RetriableError
+from connectors.outbound import Contact
+from connectors.sendgrid.client import SendGridClient
 
 log = logging.getLogger(__name__)
 
@@ -21,81 +23,29 @@ class SendGridSender:
 
     def __init__(
         self,
-        api_key: str,
+        client: SendGridClient,
         *,
-        base_url: str = "https://api.sendgrid.com",
         from_email: str,
         from_name: str,
         unsubscribe_group: int | None = None,
         categories: list[str] | None = None,
-        timeout: float = 30.0,
     ) -> None:
-        self.http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "healthscore"},
-        )
+        self.client = client
         self.sender = {"email": from_email, "name": from_name}
         self.group = unsubscribe_group
         self.categories = categories or []
         self.sent = 0
 
-    def _check(self, resp: httpx.Response, what: str) -> None:
-        if resp.status_code < 300:
-            return
-        try:
-            errors = resp.json().get("errors") or []
-        except ValueError:
-            errors = []
-        detail = (
-            "; ".join(
-                f"{e.get('field') or ''} {e.get('message', '')}".strip()
-                for e in errors
-                if isinstance(e, dict)
-            )
-            or resp.reason_phrase
-        )
-        if resp.status_code == 429:  # no Retry-After: the window resets at X-RateLimit-Reset
-            reset = resp.headers.get("X-RateLimit-Reset")
-            wait = max(1.0, float(reset) - time.time()) if reset and reset.isdigit() else 1.0
-            raise RateLimited(f"SendGrid {what}: too many requests", retry_after=wait)
-        if resp.status_code >= 500:
-            raise RetriableError(f"SendGrid {what}: {resp.status_code} {detail}")
-        if resp.status_code == 401:
-            raise AuthError(f"SendGrid {what}: SENDGRID_API_KEY was rejected ({detail})")
-        if resp.status_code == 403:
-            raise ConfigError(
-                f"SendGrid {what}: {detail} (verify the sender, give the key "
-                f"mail.send and suppression read scopes)"
-            )
-        raise FatalError(f"SendGrid {what}: {resp.status_code} {detail}")
-
     def suppressed(self) -> set[str]:
-        """Global unsubscribes (paged by limit/offset until a short page) and the group's."""
-        out: set[str] = set()
-        offset, limit = 0, 500
-        while True:
-            try:
-                resp = self.http.get(
-                    "/v3/suppression/unsubscribes", params={"limit": limit, "offset": offset}
-                )
-            except httpx.HTTPError as exc:
-                raise RetriableError(f"SendGrid unsubscribes: {exc.__class__.__name__}") from None
-            self._check(resp, "unsubscribes")
-            page = resp.json()
-            out |= {str(r["email"]).lower() for r in page if isinstance(r, dict)}
-            if len(page) < limit:
-                break
-            offset += limit
+        """Global unsubscribes and the unsubscribe group's, as the client last read them
+        (within its TTL: a sync earlier in the cycle has read them already)."""
+        out = {
+            str(r["email"]).lower()
+            for r in self.client.suppressions("unsubscribes")
+            if isinstance(r, dict) and "email" in r
+        }
         if self.group is not None:
-            try:
-                resp = self.http.get(f"/v3/asm/groups/{self.group}/suppressions")
-            except httpx.HTTPError as exc:
-                raise RetriableError(
-                    f"SendGrid group suppressions: {exc.__class__.__name__}"
-                ) from None
-            self._check(resp, f"group {self.group} suppressions")
-            out |= {str(e).lower() for e in resp.json()}
+            out |= {str(e).lower() for e in self.client.group_suppressions(self.group)}
         return out
 
     def send(
@@ -125,10 +75,6 @@ class SendGridSender:
             body["categories"] = self.categories
         if self.group is not None:
             body["asm"] = {"group_id": self.group}
-        try:
-            resp = self.http.post("/v3/mail/send", json=body)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, "SendGrid mail send") from None
-        self._check(resp, "mail send")
+        resp = self.client.post("/v3/mail/send", body, what="mail send")
         self.sent += 1
         return resp.headers.get("X-Message-Id") or "accepted"

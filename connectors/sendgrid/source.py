@@ -23,16 +23,12 @@ def _check(ctx: SyncContext) -> list[str]:
     return lines
 
 
-def email_sender(settings: Any, email: Any, common: dict[str, Any]) -> SendGridSender | None:
-    """The tech-touch sender when SENDGRID_API_KEY is set."""
-    if settings.sendgrid_api_key is None:
+def email_sender(ctx: SyncContext, email: Any, common: dict[str, Any]) -> SendGridSender | None:
+    """The tech-touch sender when SENDGRID_API_KEY is set, on the context's one client (the
+    sync's, so a cycle reads the suppression lists once)."""
+    if ctx.settings.sendgrid_api_key is None:
         return None
-    return SendGridSender(
-        settings.sendgrid_api_key.get_secret_value(),
-        base_url=settings.sendgrid_base_url,
-        unsubscribe_group=email.unsubscribe_group,
-        **common,
-    )
+    return SendGridSender(ctx.client(SOURCE), unsubscribe_group=email.unsubscribe_group, **common)
 
 
 SOURCE_ENTRY = Source(

@@ -1,5 +1,10 @@
 """SendGrid → per-account email engagement: webhook events, Email Activity messages and
-suppressions kept per recipient (see connectors/email/sync.py for the shared rules)."""
+suppressions kept per recipient (see connectors/email/sync.py for the shared rules).
+
+Objects: ``events``, one per signed webhook event (id ``sg_event_id``: a redelivered event is
+not kept twice); ``messages``, one per Email Activity message (``per_recipient:
+activity_api``); ``suppressions``, bounces and global unsubscribes, pulled every sync.
+"""
 
 from __future__ import annotations
 

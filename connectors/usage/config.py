@@ -8,7 +8,7 @@ Both read the same table shape and share one column mapping (:class:`UsageMappin
 
 The account column holds the CRM account id (``match_by: account``), a web/email domain
 (``match_by: domain``) or another system's id kept as an account key (e.g.
-``match_by: hubspot:company``); see connectors/identity.py.
+``match_by: <source>:<key>``, a key kind a CRM source keeps); see connectors/identity.py.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class UsageMapping(BaseModel):
     match_by: str = Field(
         "account",
         description="account (the CRM account id), domain, or "
-        "an account key kind such as hubspot:company",
+        "an account key kind such as <source>:company",
     )
     date_column: str = "date"
     date_format: str = Field("%Y-%m-%d", description="strptime format of text dates")
@@ -89,7 +89,7 @@ class UsageMapping(BaseModel):
             return value
         raise ValueError(
             "must be account, domain, or an account key kind such as "
-            f"hubspot:company; got {value!r}"
+            f"<source>:company; got {value!r}"
         )
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ request arriving a few milliseconds early never finds Zendesk's bucket empty.
 Responses are classified once, here:
 
 - 429 → ``RateLimited`` with ``Retry-After`` (the account 429 may be plain text: never parsed);
-- 5xx, timeouts, refused connections → ``RetriableError`` (``Retry-After`` honoured on 503);
+- 408, 5xx, timeouts, refused connections → ``RetriableError`` (``Retry-After`` honoured);
 - 401 → ``AuthError`` naming ZENDESK_EMAIL / ZENDESK_API_TOKEN (never their values);
 - 403 → ``AuthError``: the user is not an admin (incremental exports need one);
 - 400/422 "Too recent start_time" → ``StartTimeTooRecent`` (the caller waits for the next run);
@@ -28,9 +28,9 @@ import httpx
 import orjson
 
 from connectors.zendesk.settings import ZendeskSettings
-from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError
+from healthscore.core.errors import AuthError, FatalError, RateLimited, RetriableError, http_action
 from healthscore.core.quota import LocalQuota, SharedQuota, make_quota
-from healthscore.core.retry import RetryPolicy, call_with_retry
+from healthscore.core.retry import RetryPolicy, call_with_retry, header, retry_after
 
 log = logging.getLogger(__name__)
 Quota = LocalQuota | SharedQuota
@@ -56,35 +56,26 @@ def _error_text(response: httpx.Response) -> str:
     return ": ".join(str(p) for p in (error, description) if p) or response.text[:200]
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 def classify(response: httpx.Response, what: str) -> Exception | None:
-    """None for a 2xx; else the error saying what the caller should do."""
+    """None for a 2xx; else the error saying what the caller should do (``http_action``'s
+    policy, departing only for "Too recent start_time")."""
     status = response.status_code
     if status < 300:
         return None
     text = _error_text(response)
-    if status == 429:
-        return RateLimited(
-            f"Zendesk {what}: rate limited ({text})", retry_after=_retry_after(response) or MINUTE
-        )
-    if status >= 500:
-        return RetriableError(
-            f"Zendesk {what}: {status} {text}", retry_after=_retry_after(response)
-        )
+    wait = retry_after(header(response.headers, "Retry-After"))
+    action = http_action(status)
+    if action == "rate_limited":
+        return RateLimited(f"Zendesk {what}: rate limited ({text})", retry_after=wait or MINUTE)
+    if action == "retry":
+        return RetriableError(f"Zendesk {what}: {status} {text}", retry_after=wait)
     if status == 401:
         return AuthError(
             f"Zendesk {what}: credentials rejected (401 {text}); check "
             "ZENDESK_EMAIL (an agent's email; '/token' is added for you) and "
             "ZENDESK_API_TOKEN"
         )
-    if status == 403:
+    if action == "auth":
         return AuthError(
             f"Zendesk {what}: forbidden (403 {text}); the user in ZENDESK_EMAIL "
             "must be an admin to read incremental exports and CSAT"

@@ -2,20 +2,23 @@
 
 Plots are drawn with matplotlib (Agg) and inlined as SVG, styles are inline: the file loads no
 script, font, stylesheet or image from anywhere, so it can be mailed or attached to a ticket.
+matplotlib is the ``report`` extra; without it the report says so where the plots would be
+and keeps every table.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import re
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # after choosing the backend
+NO_PLOTS = (
+    "The plots need matplotlib, which is not installed: pip install 'healthscore[report]'. "
+    "The tables below hold the same numbers."
+)
 
 GRADE_COLORS = {
     "red": "#d64541",
@@ -40,17 +43,30 @@ pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}
 """
 
 
+@functools.cache
+def pyplot() -> Any | None:
+    """matplotlib's pyplot on the Agg backend; None without matplotlib (the report extra)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # after choosing the backend
+
+    return plt
+
+
 def _svg(fig: Any) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
+    pyplot().close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg") :]
     return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
 
 
 def _fig(w: float = 6.0, h: float = 3.8) -> tuple[Any, Any]:
-    return plt.subplots(figsize=(w, h), dpi=100)
+    return pyplot().subplots(figsize=(w, h), dpi=100)
 
 
 def roc_plot(
@@ -241,33 +257,10 @@ def _kpi(value: str, label: str) -> str:
     return f'<div class="kpi"><b>{html.escape(value)}</b><span>{html.escape(label)}</span></div>'
 
 
-def render_html(report: dict[str, Any], *, title: str = "Does the score predict churn?") -> str:
-    """The whole report from the backtest JSON (``report``, see ``backtest_json``)."""
+def _plots(report: dict[str, Any], fit: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """(name, SVG, caption) of each plot; needs matplotlib."""
     s = report["summary"]
-    card = report.get("scorecard", {})
-    ci = s.get("roc_auc_ci") or [None, None]
-    pr_ci = s.get("pr_auc_ci") or [None, None]
-    flap = report["flapping"]
-    fit = report.get("fit")
-    kpis = "".join(
-        [
-            _kpi(
-                f"{_num(s['roc_auc'])}",
-                f"ROC AUC (95% CI {_num(ci[0])}–{_num(ci[1])}); "
-                "0.5 is a coin toss, 1.0 a perfect ranking",
-            ),
-            _kpi(
-                f"{_num(s['pr_auc'])}",
-                f"PR AUC (CI {_num(pr_ci[0])}–{_num(pr_ci[1])}); "
-                f"baseline {_num(s['pr_auc_baseline'])}",
-            ),
-            _kpi(f"{s['churners']} / {s['accounts']}", "accounts that churned / accounts"),
-            _kpi(_pct(s["churn_rate"]), f"churned within {s['horizon_days']} days of a snapshot"),
-            _kpi(_pct(s["insufficient_share"]), "rows with insufficient data (not scored)"),
-            _kpi(_pct(flap.get("change_rate")), "grade changes between consecutive snapshots"),
-        ]
-    )
-    plots = [
+    return [
         (
             "ROC curve",
             roc_plot(report["roc"], s["roc_auc"], fit),
@@ -294,10 +287,44 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
             "Observed churn rate per score bin: it should fall as the score rises.",
         ),
     ]
+
+
+def render_html(report: dict[str, Any], *, title: str = "Does the score predict churn?") -> str:
+    """The whole report from the backtest JSON (``report``, see ``backtest_json``)."""
+    s = report["summary"]
+    card = report.get("scorecard", {})
+    ci = s.get("roc_auc_ci") or [None, None]
+    pr_ci = s.get("pr_auc_ci") or [None, None]
+    flap = report["flapping"]
+    fit = report.get("fit")
+    kpis = "".join(
+        [
+            _kpi(
+                f"{_num(s['roc_auc'])}",
+                f"ROC AUC (95% CI {_num(ci[0])}–{_num(ci[1])}); "
+                "0.5 is a coin toss, 1.0 a perfect ranking",
+            ),
+            _kpi(
+                f"{_num(s['pr_auc'])}",
+                f"PR AUC (CI {_num(pr_ci[0])}–{_num(pr_ci[1])}); "
+                f"baseline {_num(s['pr_auc_baseline'])}",
+            ),
+            _kpi(f"{s['churners']} / {s['accounts']}", "accounts that churned / accounts"),
+            _kpi(_pct(s["churn_rate"]), f"churned within {s['horizon_days']} days of a snapshot"),
+            _kpi(_pct(s["insufficient_share"]), "rows with insufficient data (not scored)"),
+            _kpi(_pct(flap.get("change_rate")), "grade changes between consecutive snapshots"),
+        ]
+    )
+    plots = _plots(report, fit) if pyplot() is not None else []
     figures = "".join(
         f'<figure data-plot="{html.escape(name)}">{svg}<figcaption><b>{html.escape(name)}.'
         f"</b> {html.escape(cap)}</figcaption></figure>"
         for name, svg, cap in plots
+    )
+    plots_section = (
+        f'<h2>Plots</h2><div class="plots">{figures}</div>'
+        if plots
+        else f"<h2>Plots</h2><p class=note>{html.escape(NO_PLOTS)}</p>"
     )
     measures = table(
         ["measure", "weight", "present", "AUC alone", "direction"],
@@ -368,7 +395,7 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
         f"by a snapshot are left out of it.</p>",
         f'<div class="kpis">{kpis}</div>',
         _fit_section(fit) if fit else "",
-        f'<h2>Plots</h2><div class="plots">{figures}</div>',
+        plots_section,
         "<h2>Churn by grade</h2>"
         + table(["grade", "rows", "churned", "churn rate", "lift"], rate_rows(report["grades"])),
         "<h2>Churn by score decile</h2><p class=note>Decile 1 holds the lowest scores.</p>"
@@ -379,7 +406,8 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
         "<h2>Calibration</h2>"
         + table(
             ["score bin", "rows", "churned", "churn rate", "lift"], rate_rows(report["calibration"])
-        ),
+        )
+        + _expected_section(report.get("expected_churn") or {}, s["horizon_days"]),
         "<h2>Which measures predict churn here</h2>" + measures,
         "<h2>Grade flapping</h2>" + flap_table,
         "<h2>Snapshots</h2>" + snaps,
@@ -397,6 +425,74 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
     )
 
 
+def _expected_table(calibration: dict[str, Any]) -> str:
+    return table(
+        ["decile", "score from", "score to", "rows", "expected churn", "observed churn", "gap"],
+        [
+            [
+                d["decile"],
+                _num(d["score_min"], 1),
+                _num(d["score_max"], 1),
+                d["rows"],
+                _pct(d["expected"]),
+                _pct(d["observed"]),
+                f"{100 * d['gap']:+.1f} pts",
+            ]
+            for d in calibration.get("deciles", [])
+        ],
+    )
+
+
+def _expected_section(calibration: dict[str, Any], horizon_days: int) -> str:
+    """Expected (the score as a churn probability) against observed churn per decile."""
+    found = calibration.get("map")
+    if not found or not calibration.get("deciles"):
+        return ""
+    return (
+        f"<h3>Expected against observed churn per score decile</h3><p class=note>The score "
+        f"read as a probability of churn within {horizon_days} days: "
+        f"σ({found['intercept']:.3f} {found['slope']:+.4f} × score), a logistic curve fitted "
+        "by maximum likelihood; each snapshot's expected churn comes from the curve fitted on "
+        "the other snapshots. Decile 1 holds the lowest scores.</p>" + _expected_table(calibration)
+    )
+
+
+def _learned_section(fit: dict[str, Any]) -> str:
+    """A learned card's measures explained as points lost, and its calibration."""
+    rows = [
+        [
+            m["label"],
+            m["status"] + (" (direction flipped)" if m["flipped"] else ""),
+            m["better"] if m["bands"] else "–",
+            f"{m['old_max_loss']:g} → {m['max_loss']:g}",
+            "; ".join(
+                f"{b['band']}: −{b['points_lost']:g} ({_pct(b['churn_rate'])} churn, "
+                f"{_pct(b['share'])} of accounts)"
+                for b in m["bands"]
+            )
+            or (m["new"] if m["max_loss"] else "–"),
+        ]
+        for m in fit["measures"]
+        if m["status"] != "unchanged" or m["max_loss"]
+    ]
+    calibration = fit.get("calibration") or {}
+    return (
+        f"<p>{fit['candidates']} candidate measures were binned and selected on the "
+        f"{fit['train_rows']} rows of the fitting snapshots. A measure's <i>max loss</i> is "
+        "its share of the score: what an account in its worst band loses.</p>"
+        + table(
+            ["measure", "what changed", "better", "max loss now → fitted", "points lost by band"],
+            rows,
+        )
+        + (
+            "<h3>The fitted score as a churn probability (calibrated on the judged snapshots)"
+            "</h3>" + _expected_table(calibration)
+            if calibration.get("deciles")
+            else ""
+        )
+    )
+
+
 def _fit_section(fit: dict[str, Any]) -> str:
     rows = [
         [c["measure"], _num(c["old"], 2), _num(c["new"], 2), f"{c['new'] - c['old']:+.2f}"]
@@ -410,7 +506,8 @@ def _fit_section(fit: dict[str, Any]) -> str:
     )
     return (
         "<h2>Fitted scorecard (proposal)</h2>"
-        f"<p>Weights learned on {len(fit['train_snapshots'])} earlier snapshots, judged on the "
+        f"<p>{'Measures, bands and weights' if fit.get('learned') else 'Weights'} learned on "
+        f"{len(fit['train_snapshots'])} earlier snapshots, judged on the "
         f"{len(fit['test_snapshots'])} later ones it never saw. Held-out ROC AUC: current "
         f"<b>{_num(fit['auc_default'])}</b>, fitted <b>{_num(fit['auc_fitted'])}</b>. Written to "
         f"<code>{html.escape(fit['path'])}</code>; the live scorecard is unchanged.</p>"
@@ -420,6 +517,10 @@ def _fit_section(fit: dict[str, Any]) -> str:
             if fit.get("kept_current")
             else ""
         )
-        + table(["weight", "current", "fitted", "change"], rows)
+        + (
+            _learned_section(fit)
+            if fit.get("learned")
+            else table(["weight", "current", "fitted", "change"], rows)
+        )
         + (f"<pre>{diff}</pre>" if diff else "<p class=note>No line of the YAML changes.</p>")
     )

@@ -1,7 +1,7 @@
-"""The ``healthscore`` command line: the app with every command registered."""
+"""The ``healthscore`` command line: the app with every command registered (the development
+tooling's ``demo`` and ``sandbox`` through the ``healthscore.cli`` entry points)."""
 
 from healthscore.cli import (  # noqa: F401  (each module registers its commands)
-    demo_cmd,
     destinations,
     governance,
     proof,
@@ -10,6 +10,9 @@ from healthscore.cli import (  # noqa: F401  (each module registers its commands
     webhook,
 )
 from healthscore.cli.app import app, console
+from healthscore.cli.plugins import load_plugins
+
+load_plugins(app)
 
 __all__ = ["app", "console"]
 

@@ -9,10 +9,13 @@
     └── SkippableRecord        one record is malformed: log its id, count it, go on
 
 Each error carries a ``failure_type`` saying *who must act* (Airbyte's idea):
-``config`` (the customer), ``system`` (us), ``transient`` (nobody; retry).
+``config`` (the customer), ``system`` (us), ``transient`` (nobody; retry). ``http_action`` is
+the one status policy every vendor's ``classify`` (one per vendor package) starts from.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 
 class HealthscoreError(Exception):
@@ -48,7 +51,7 @@ class RetriableError(HealthscoreError):
 
 
 class RateLimited(RetriableError):
-    """The vendor's rate-limit signal (429, or Salesforce's 403 REQUEST_LIMIT_EXCEEDED)."""
+    """The vendor's rate-limit signal (429, or a vendor's own, e.g. a 403 limit code)."""
 
 
 class SkippableRecord(HealthscoreError):
@@ -58,3 +61,23 @@ class SkippableRecord(HealthscoreError):
         super().__init__(f"record {record_id}: {reason}")
         self.record_id = record_id
         self.reason = reason
+
+
+HttpAction = Literal["auth", "rate_limited", "retry", "fail"]
+
+
+def http_action(status: int) -> HttpAction:
+    """What an HTTP error status asks of the caller — one policy for every vendor (Airbyte's
+    table, STYLE §3): 401/403 ``auth`` (the customer fixes the credentials or their scopes →
+    ``AuthError``); 429 ``rate_limited`` (wait for the vendor's signal → ``RateLimited``);
+    408 and 5xx ``retry`` (transient → ``RetriableError``); any other 4xx ``fail`` (our bug →
+    ``FatalError``). Each vendor's ``classify`` starts here and departs from it only where the
+    vendor's own body says otherwise (Salesforce's 403 ``REQUEST_LIMIT_EXCEEDED``, Zendesk's
+    "Too recent start_time", OAuth's 400 ``invalid_client``, Mailchimp's bare 403)."""
+    if status in (401, 403):
+        return "auth"
+    if status == 429:
+        return "rate_limited"
+    if status == 408 or status >= 500:
+        return "retry"
+    return "fail"

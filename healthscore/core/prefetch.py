@@ -1,6 +1,6 @@
 """Reading the next pages of a paced pull while the current one is being stored.
 
-A rate-limited pull (Zendesk's ticket export: 10 requests a minute) is as fast as its limit
+A rate-limited pull (a ticket export allowed 10 requests a minute) is as fast as its limit
 only if each request leaves when its slot comes, whatever the store is doing. ``prefetched``
 runs the page iterator in a thread of its own, at most ``depth`` pages ahead of the consumer:
 memory stays bounded by ``depth`` pages, and an error in the pull is raised in the consumer

@@ -10,7 +10,7 @@ overrides:
 
 freshness:
   default: 1d              # data older than this makes an account stale
-  sources: {hubspot: 2d}   # per source (the signal source name)
+  sources: {usage_file: 2d}   # per source (the signal source name)
 """
 
 from __future__ import annotations

@@ -76,6 +76,6 @@ class Delivery:
                 record = next((c for c in crms() if c.record_system(self.config.sources)), None)
                 if record is not None:
                     tasks = record.task_backend(self.context, settings)
-            senders = email_senders(self.settings, settings.email) if "email" in kinds else {}
+            senders = email_senders(self.context, settings.email) if "email" in kinds else {}
             self._channels = Channels(tasks=tasks, senders=senders, settings=settings)
         return self._channels

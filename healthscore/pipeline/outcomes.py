@@ -5,12 +5,10 @@ Where they come from, first match wins per account:
 1. an outcomes file (``account_id, churn_date[, renewal_date]``; the path given on the command
    line, else ``outcomes.file`` in the YAML);
 2. the CRM: a churn-date metric named in the YAML (``outcomes.churn_metric``: any metric of
-   the sources, e.g. an Account date field ``Churned_On__c`` mapped under
-   ``sources.salesforce.metrics`` or a HubSpot company date property under
-   ``sources.hubspot.metrics`` — e.g. the date a company entered a "former customer"
-   lifecycle stage, ``hs_date_entered_<stage id>``), else the last closed-lost renewal
-   (``renewal_lost_at`` from ``sources.salesforce.related: [Opportunity]``,
-   ``hubspot_renewal_lost_at`` from ``sources.hubspot.related: [deals]``).
+   the sources, e.g. an account date field mapped under a CRM source's ``metrics``, or the
+   date a company entered a "former customer" lifecycle stage), else the last closed-lost
+   renewal (each CRM source names its metric: ``Crm.renewal_lost_metric`` in its registry
+   entry; see the README's "Outcomes").
 
 An account that churned on or before a snapshot's date is left out of that snapshot
 (``churned_by``); it is labelled a churner of a snapshot when its churn date falls within the
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from connectors.registry import renewal_lost_metrics
 from healthscore.core.errors import ConfigError
 from scoring.windows import day_of
 from store import Store
@@ -37,9 +36,6 @@ if TYPE_CHECKING:
     from healthscore.config import Config
 
 log = logging.getLogger(__name__)
-
-# the last closed-lost renewal: a Salesforce opportunity, a HubSpot deal
-RENEWAL_LOST = ("renewal_lost_at", "hubspot_renewal_lost_at")
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ def read_outcomes_file(
 def crm_outcomes(config: Config, store: Store) -> dict[str, Outcome]:
     """Churn dates from the CRM's signals (see the module docstring for which)."""
     metric = config.outcomes.churn_metric
-    lost = list(RENEWAL_LOST) if config.outcomes.renewal_lost else []
+    lost = renewal_lost_metrics() if config.outcomes.renewal_lost else []
     wanted = [m for m in (metric, *lost) if m is not None]
     found: dict[str, dict[str, float]] = {}
     for account_id, name, value, _ in store.latest_signals():

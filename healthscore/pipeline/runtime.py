@@ -38,5 +38,21 @@ def setup_logging(verbose: bool = False) -> None:
         else getattr(logging, os.environ.get("HEALTHSCORE_LOG_LEVEL", "INFO").upper(), logging.INFO)
     )
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "urllib3", "slack_sdk", "simple_salesforce"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(QuietLibraries(level))
+
+
+OWN_PACKAGES = ("healthscore", "connectors", "scoring", "store", "actions", "tasks", "celery")
+
+
+class QuietLibraries(logging.Filter):
+    """Client libraries (HTTP, vendor SDKs) log below WARNING only in verbose mode: their
+    request lines would drown ours and may carry URLs with ids."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name.split(".", 1)[0] in OWN_PACKAGES
+        return own or record.levelno >= max(self.level, logging.WARNING)

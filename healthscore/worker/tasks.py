@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 app = Celery("healthscore")
 app.config_from_object("healthscore.worker.celeryconfig")
 
-LOCK_TTL = 3600
 RETRY = {"max_retries": 5, "acks_late": True}
 
 
@@ -43,7 +42,7 @@ def sync_source(self: Task, source: str) -> dict[str, Any]:
     on = rt.pipeline().enabled_sources()
     if source not in on:
         raise ValueError(f"unknown source {source!r} (configured: {', '.join(on)})")
-    with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}", LOCK_TTL) as mine:
+    with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}") as mine:
         if not mine:
             return {"skipped": "already running"}
         try:
@@ -56,7 +55,7 @@ def sync_source(self: Task, source: str) -> dict[str, Any]:
 def score_cycle(self: Task) -> dict[str, Any]:
     """Score, write changed values back to the CRM, deliver alerts."""
     rt = runtime()
-    with single_flight(redis_client(rt.settings.redis_url), "score", LOCK_TTL) as mine:
+    with single_flight(redis_client(rt.settings.redis_url), "score") as mine:
         if not mine:
             return {"skipped": "already running"}
         try:

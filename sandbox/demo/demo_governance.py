@@ -23,10 +23,10 @@ from connectors.salesforce.config import CrmOverrideFields
 from connectors.salesforce.sync import sync_accounts, sync_related
 from healthscore.config import Config
 from healthscore.core.durations import format_duration
-from healthscore.demo.demo_keep import keep_paths
 from healthscore.governance.policy import Freshness, OverridePolicy
 from healthscore.pipeline.cycle import Pipeline
 from sandbox import SalesforceEmulator, SyntheticOrg
+from sandbox.demo.demo_keep import keep_paths
 
 CS_LEAD = "cs.lead@example.com"
 POLICY = OverridePolicy(allowed_roles=["account_owner", "cs_lead"], roles={"cs_lead": [CS_LEAD]})

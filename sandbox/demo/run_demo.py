@@ -23,52 +23,19 @@ from rich.table import Table
 from connectors.hubspot import HubSpotClient, ensure_properties
 from connectors.hubspot.csm_tasks import ensure_task_key_property
 from connectors.registry import Settings
-from healthscore.config import Config, load_config
+from healthscore.config import Config
 from healthscore.core.quota import LocalQuota
-from healthscore.demo.demo_actions import (
-    action_counts,
-    chaotic_delivery,
-    exactly_once,
-    start_storm,
-    with_demo_actions,
-)
-from healthscore.demo.demo_governance import (
-    hubspot_stops,
-    print_governance,
-    seed_crm_overrides,
-    with_demo_governance,
-)
-from healthscore.demo.demo_keep import fresh_keep_dir, keep_paths, write_config
-from healthscore.demo.demo_usage import enable_usage, write_usage_drop
-from healthscore.demo.email_demo import email_sandbox
 from healthscore.pipeline.cycle import ActReport, CycleReport, Pipeline
 from healthscore.pipeline.runtime import setup_logging
-from sandbox import (
-    HubSpotEmulator,
-    SalesforceEmulator,
-    SlackEmulator,
-    ZendeskEmulator,
-    generate_org,
-)
+from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
+from sandbox.demo.demo_actions import action_counts, chaotic_delivery, exactly_once, start_storm
+from sandbox.demo.demo_governance import hubspot_stops, print_governance, seed_crm_overrides
+from sandbox.demo.demo_keep import fresh_keep_dir, keep_paths, write_config
+from sandbox.demo.demo_usage import enable_usage, write_usage_drop
+from sandbox.demo.serve_demo import SEED_AGE, demo_sandbox, demo_story_config
 from store import Store
 
-DEMO_CHANNEL = "C0CSALERTS"
-# The sandbox workspace lets the demo post faster than Slack's ~1 message/s per channel, so
-# 500 accounts finish in seconds; the sender still paces itself to this configured rate.
-DEMO_MESSAGES_PER_SECOND = 25.0
-# companies in HubSpot that no Salesforce account owns (prospects, a free-mail sign-up)
-PROSPECTS = (
-    {"name": "Initech Prospects", "domain": "initech-prospect.example"},
-    {"name": "Umbrella Trial", "domain": "umbrella-trial.example"},
-    {"name": "Hooli Pilot", "domain": "hooli-pilot.example"},
-    {"name": "Jane's Consulting", "domain": "gmail.com"},
-)
-HUBSPOT_METRICS = {"employees": "numberofemployees", "annual_revenue": "annualrevenue"}
-
-
-SEED_AGE = timedelta(hours=1)
 CYCLE_EVERY = timedelta(minutes=15)
-SYNCED_RELATED = ("Opportunity", "Case", "Task", "Event")
 
 
 class _SettableClock:
@@ -80,26 +47,6 @@ class _SettableClock:
     def __call__(self) -> datetime:
         now = self.moment or datetime.now(UTC)
         return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def demo_config(config: Config) -> Config:
-    """The packaged example plus the demo's sources: related objects and HubSpot."""
-    slack_cfg = config.alerts.slack.model_copy(
-        update={"messages_per_second": DEMO_MESSAGES_PER_SECOND}
-    )
-    salesforce = config.sources.salesforce.model_copy(update={"related": list(SYNCED_RELATED)})
-    hubspot = config.sources.hubspot.model_copy(
-        update={"enabled": True, "metrics": HUBSPOT_METRICS}
-    )
-    zendesk = config.sources.zendesk.model_copy(update={"enabled": True})
-    return config.model_copy(
-        update={
-            "alerts": config.alerts.model_copy(update={"slack": slack_cfg}),
-            "sources": config.sources.model_copy(
-                update={"salesforce": salesforce, "hubspot": hubspot, "zendesk": zendesk}
-            ),
-        }
-    )
 
 
 # HubSpot as the CRM of record: the example scorecard's metrics from company properties
@@ -142,13 +89,6 @@ def hubspot_record_config(config: Config, portal_id: int) -> Config:
     )
 
 
-def _seed_hubspot(hs_emu: HubSpotEmulator, org: Any, sf_ids: list[str]) -> None:
-    company_ids = hs_emu.seed(org, account_ids=sf_ids)
-    for cid in company_ids[1::2]:  # every other company is matched by its domain only
-        hs_emu.update("companies", cid, {"salesforce_account_id": ""})
-    hs_emu.create_many("companies", [dict(p) for p in PROSPECTS])
-
-
 console = Console(stderr=False)
 
 
@@ -182,39 +122,17 @@ def run_demo(
     sf_clock = _SettableClock(seeded_at)
     with (
         tempfile.TemporaryDirectory(prefix="healthscore-demo-") as tmp,
-        SalesforceEmulator(clock=sf_clock) as sf_emu,
-        HubSpotEmulator() as hs_emu,
-        ZendeskEmulator(clock=sf_clock) as zd_emu,
-        SlackEmulator(messages_per_second=DEMO_MESSAGES_PER_SECOND, burst=5) as slack_emu,
-        email_sandbox(org, start) as email,
+        demo_sandbox(org, seeded_at=seeded_at, email_at=start, clock=sf_clock) as box,
     ):
-        hs_emu.set_time(seeded_at)
-        sf_ids = sf_emu.seed(org)
-        sf_emu.bulk.polls_to_complete = 0
-        _seed_hubspot(hs_emu, org, sf_ids)
-        zd_emu.seed(org, seeded_at, account_ids=sf_ids)  # Zendesk: one desk, same accounts
-        slack_emu.add_users(org.users)
+        sf_emu, hs_emu, slack_emu, email = box.salesforce, box.hubspot, box.slack, box.email
+        sf_ids = box.sf_ids
         if keep is not None:
             fresh_keep_dir(keep)  # a previous demo's store: replaced, not continued
         base = workdir or keep or Path(tmp)
         settings = Settings(
-            database_url=f"sqlite:///{base / 'healthscore-demo.db'}",
-            salesforce_instance_url=sf_emu.base_url,
-            salesforce_token_url=sf_emu.token_url,
-            salesforce_client_id=sf_emu.client_id,
-            salesforce_client_secret=sf_emu.client_secret,
-            salesforce_ca_bundle=Path(sf_emu.ca_bundle_path),
-            slack_bot_token=slack_emu.bot_token,
-            slack_base_url=slack_emu.base_url,
-            slack_alert_channel=DEMO_CHANNEL,
-            hubspot_access_token=hs_emu.access_token,
-            hubspot_base_url=hs_emu.base_url,
-            zendesk_email=zd_emu.email,
-            zendesk_api_token=zd_emu.api_token,
-            zendesk_base_url=zd_emu.api_url,
-            **email.settings(),
+            database_url=f"sqlite:///{base / 'healthscore-demo.db'}", **box.settings()
         )
-        config = with_demo_governance(with_demo_actions(email.enable(demo_config(load_config()))))
+        config = demo_story_config(email)
         if crm == "salesforce":  # usage per licensed seat: seats come from the Account
             usage_csv, _ = write_usage_drop(
                 org,
@@ -333,7 +251,7 @@ def run_demo(
         **({"chaos": True} if chaos else {}),
     }
     if backtest:
-        result["backtest"] = _backtest(accounts, seed, workdir)
+        result["backtest"] = _backtest(accounts, seed, backtest_dir(workdir, keep))
     return result
 
 
@@ -362,12 +280,19 @@ def _print_once(once: dict[str, Any], chaos: bool) -> None:
         )
 
 
-def _backtest(accounts: int, seed: int, workdir: Path | None) -> dict[str, Any]:
-    """Does the score predict churn? A year of the population's usage, backtested and fitted
-    (healthscore/backtest_demo.py); the report stays on disk for the browser."""
-    from healthscore.demo.backtest_demo import demo_backtest
+def backtest_dir(workdir: Path | None, keep: Path | None) -> Path:
+    """The backtest's own folder: under the demo's work folder (``workdir``, or ``--keep
+    DIR``), else a fresh one per run, so two demos at once never write the same report."""
+    if workdir is not None or keep is not None:
+        return (workdir or keep) / "backtest"
+    return Path(tempfile.mkdtemp(prefix="healthscore-demo-backtest-"))
 
-    out = (workdir or Path(tempfile.gettempdir())) / "healthscore-demo-backtest"
+
+def _backtest(accounts: int, seed: int, out: Path) -> dict[str, Any]:
+    """Does the score predict churn? A year of the population's usage, backtested and fitted
+    (sandbox/demo/backtest_demo.py); the report stays on disk for the browser."""
+    from sandbox.demo.backtest_demo import demo_backtest
+
     console.print(
         f"[bold]backtest[/]: a year of daily usage for {accounts} accounts, "
         "scored every 14 days, churn within 30 days …"

@@ -1,19 +1,16 @@
-"""The demo's email platforms: SendGrid and Mailchimp emulators seeded from the synthetic org,
-SendGrid's events delivered through the real webhook receiver (signed, over HTTP)."""
+"""The demo's email platforms: the SendGrid and Mailchimp emulators (started and seeded with
+the others, ``serve_demo.demo_sandbox``), SendGrid's events delivered through the real webhook
+receiver (signed, over HTTP)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from connectors.sendgrid.webhook_app import PATH, SendGridWebhookApp, make_server_for
 from healthscore.config import Config
 from sandbox import MailchimpEmulator, SendGridEmulator
-from sandbox.synthetic import SyntheticOrg
 from scoring import Scorecard
 from store import Store
 
@@ -91,11 +88,3 @@ def email_measures(sendgrid_prefix: str, mailchimp_prefix: str) -> dict[str, Any
             "unit": "%",
         },
     }
-
-
-@contextmanager
-def email_sandbox(org: SyntheticOrg, now: datetime) -> Iterator[EmailSandbox]:
-    with SendGridEmulator() as sendgrid, MailchimpEmulator() as mailchimp:
-        sendgrid.seed(org, now)
-        mailchimp.seed(org, now)
-        yield EmailSandbox(sendgrid, mailchimp)

@@ -1,4 +1,9 @@
-"""`healthscore demo`: the sandbox story end to end (needs the demo extra)."""
+"""`healthscore demo` and `healthscore sandbox serve`: the development tooling's commands.
+
+They join the ``healthscore`` command line through the ``healthscore.cli`` entry point
+(sandbox/pyproject.toml), which names :func:`register`; this module is imported on every
+``healthscore`` start, so the work is imported inside the commands.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,20 @@ from typing import Annotated
 
 import typer
 
-from healthscore.cli.app import app, reports_errors
+from healthscore.cli.app import reports_errors
 from healthscore.core.errors import ConfigError
 
+sandbox_app = typer.Typer(
+    no_args_is_help=True, help="The vendor emulators (development tooling, not the runtime)."
+)
 
-@app.command()
-@reports_errors
+
+def register(app: typer.Typer) -> None:
+    """Add ``demo`` and ``sandbox serve`` to the ``healthscore`` app."""
+    app.command()(reports_errors(demo))
+    app.add_typer(sandbox_app, name="sandbox")
+
+
 def demo(
     accounts: Annotated[int, typer.Option(help="synthetic accounts to seed")] = 500,
     cycles: Annotated[int, typer.Option(help="cycles to run on unchanged data")] = 2,
@@ -46,7 +59,7 @@ def demo(
 
     The last line printed is one JSON object with each cycle's numbers.
     """
-    from healthscore.demo.run_demo import run_demo
+    from sandbox.demo.run_demo import run_demo
 
     if crm not in ("salesforce", "hubspot"):
         raise ConfigError(f"--crm must be salesforce or hubspot, not {crm!r}")
@@ -61,3 +74,29 @@ def demo(
     )
     sys.stdout.flush()
     print(json.dumps(result))
+
+
+@sandbox_app.command()
+@reports_errors
+def serve(
+    accounts: Annotated[int, typer.Option(help="synthetic accounts to seed")] = 500,
+    seed: Annotated[int, typer.Option(help="random seed of the synthetic org")] = 42,
+    port_base: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65530,
+            help="fixed ports: Salesforce at P, HubSpot P+1, Zendesk P+2, SendGrid P+3, "
+            "Mailchimp P+4, Slack P+5 (0: free ports)",
+        ),
+    ] = 0,
+) -> None:
+    """Start every emulator, seeded with one synthetic org, until Ctrl-C or SIGTERM.
+
+    Prints `export NAME=value` for each variable that points healthscore at them.
+
+    Try: `healthscore sandbox serve > sandbox.env`, then `source sandbox.env` in another shell.
+    """
+    from sandbox.demo.serve_demo import serve as serve_sandbox
+
+    serve_sandbox(accounts=accounts, seed=seed, port_base=port_base)
