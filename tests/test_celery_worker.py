@@ -208,7 +208,7 @@ def test_a_failed_run_releases_its_lock(
         assert mine
 
 
-def test_a_rate_limited_write_retries_the_cycle_without_a_second_alert(
+def test_a_rate_limited_write_is_retried_by_its_own_task_without_rescoring_or_realerting(
     celery_app: Celery,
     sandbox_env: dict[str, str],
     sf_emu: SalesforceEmulator,
@@ -217,12 +217,24 @@ def test_a_rate_limited_write_retries_the_cycle_without_a_second_alert(
     sf_emu.seed(generate_org(30, seed=15, now=NOW))
     assert tasks.sync_source.apply(args=("salesforce",)).get()["records"] == 30
     sf_emu.faults.add("rate_limit", method="PATCH", path=PATCHES, times=1)
-    result = tasks.score_cycle.apply().get()  # eager: Celery runs the retry straight away
-    assert result["write"]["records_updated"] == 30 and result["write"]["pending"] == 0
+    scheduled: list[dict[str, Any]] = []
+
+    def on_publish(headers: dict[str, Any] | None = None, **_: Any) -> None:
+        if headers and headers.get("task") == "tasks.flush_writes":
+            scheduled.append(headers)
+
+    before_task_publish.connect(on_publish, weak=False)
+    try:
+        cycle = tasks.score_cycle.apply().get()
+    finally:
+        before_task_publish.disconnect(on_publish)
+    assert cycle["write"]["pending"] == 30 and len(scheduled) == 1  # the writes' own retry
+    result = tasks.flush_writes.apply().get()  # what the worker runs when it is due
+    assert result["crm"]["records_updated"] == 30 and result["crm"]["pending"] == 0
     assert [r.status for r in sf_emu.requests("PATCH", PATCHES)] == [403, 200]
     store = _store(sandbox_env)
     try:
-        assert len(store.runs()) == 2  # the first try, then the retry
+        assert len(store.runs()) == 1  # the retry did not score again
         sent = store.actions(status="sent")
         assert sent and len(sent) == len(store.actions())
         assert len(slack_emu.messages) == len(sent)  # the retry did not alert again
@@ -230,7 +242,7 @@ def test_a_rate_limited_write_retries_the_cycle_without_a_second_alert(
         store.close()
 
 
-def test_the_cycle_retries_when_salesforce_says_not_sooner(
+def test_the_writes_wait_as_long_as_salesforce_says(
     celery_app: Celery, sandbox_env: dict[str, str], sf_emu: SalesforceEmulator
 ) -> None:
     sf_emu.seed(generate_org(10, seed=16, now=NOW))
@@ -239,7 +251,7 @@ def test_the_cycle_retries_when_salesforce_says_not_sooner(
     published: list[dict[str, Any]] = []
 
     def on_publish(headers: dict[str, Any] | None = None, **_: Any) -> None:
-        if headers and headers.get("task") == "tasks.score_cycle":
+        if headers and headers.get("task") in ("tasks.score_cycle", "tasks.flush_writes"):
             published.append(headers)
 
     before_task_publish.connect(on_publish, weak=False)
@@ -248,13 +260,13 @@ def test_the_cycle_retries_when_salesforce_says_not_sooner(
             sent_at = datetime.now(UTC)
             celery_app.send_task("tasks.score_cycle")
             deadline = time.monotonic() + 30
-            while len(published) < 2:  # the task, then its retry
-                assert time.monotonic() < deadline, "the cycle was not retried"
+            while len(published) < 2:  # the cycle, then its writes' own retry
+                assert time.monotonic() < deadline, "the writes were not retried"
                 time.sleep(0.05)
     finally:
         before_task_publish.disconnect(on_publish)
     retry = published[1]
-    assert retry["retries"] == 1
+    assert [p["task"] for p in published] == ["tasks.score_cycle", "tasks.flush_writes"]
     wait = (datetime.fromisoformat(retry["eta"]) - sent_at).total_seconds()
     assert DAILY_LIMIT_WAIT - 5 < wait < DAILY_LIMIT_WAIT + 60, wait
     store = _store(sandbox_env)

@@ -21,8 +21,9 @@ from connectors.hubspot.related_signals import METRICS, RelatedRules
 from connectors.hubspot.related_sync import HubSpotRelatedReport
 from connectors.hubspot.related_sync import sync_hubspot_related as _sync_related
 from connectors.hubspot.sync import COMPANY_KEY, OBJECT, SOURCE, HubSpotSyncReport, sync_hubspot
-from connectors.hubspot.writer import HubSpotWriter, ensure_properties
+from connectors.hubspot.writer import HubSpotWriter, ensure_properties, missing_properties
 from connectors.outbound import Contact, truthy
+from healthscore.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,17 @@ def _metrics(section: HubSpotSource) -> list[tuple[str, str]]:
 def _check(ctx: SyncContext) -> list[str]:
     client = ctx.client(SOURCE)
     owners = client.call("list owners", client.sdk.crm.owners.owners_api.get_page, limit=1)
-    return [f"HubSpot reachable ({len(owners.results or [])} owner read)"]
+    lines = [f"HubSpot reachable ({len(owners.results or [])} owner read)"]
+    hubspot = ctx.sources.hubspot
+    if hubspot.write_back.enabled:
+        missing = missing_properties(client, hubspot.write_back, hubspot.override_properties)
+        if missing:
+            raise ConfigError(
+                f"HubSpot company properties missing: {', '.join(missing)} — run "
+                "`healthscore setup-crm` to create them (the health fields are written there)"
+            )
+        lines.append("HubSpot company properties present")
+    return lines
 
 
 def _setup(ctx: SyncContext, config: Any, dry_run: bool) -> list[str]:

@@ -193,3 +193,23 @@ def ensure_properties(
     if problems:
         raise FatalError("HubSpot company properties do not match: " + "; ".join(problems))
     return created
+
+
+def missing_properties(
+    client: HubSpotClient,
+    fields: HubSpotWriteBack,
+    overrides: HubSpotOverrideProperties | None = None,
+) -> list[str]:
+    """The health (and override) company properties the portal does not have yet."""
+    core = client.sdk.crm.properties.core_api
+    existing = {
+        p.name
+        for p in client.call(
+            "read company properties", core.get_all, object_type="companies"
+        ).results
+        or []
+    }
+    wanted = list(fields.roles().values())
+    if overrides is not None:
+        wanted += list(overrides.roles().values())
+    return [name for name in wanted if name not in existing]

@@ -47,9 +47,10 @@ class ActReport:
 
     @property
     def pending_write_error(self) -> WriteReport | None:
-        """A write-back that stopped early with records still pending (worth a retry)."""
+        """A write-back that stopped early with records still pending and worth retrying soon
+        (one that needs a person — credentials, missing fields — waits for the next cycle)."""
         for report in self.writes.values():
-            if report.error and report.pending:
+            if report.error and report.pending and report.retriable:
                 return report
         return None
 

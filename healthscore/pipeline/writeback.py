@@ -38,6 +38,7 @@ class WriteReport:
     pending: int = 0
     error: str | None = None
     retry_after: float | None = None  # what the CRM said to wait, if it said
+    retriable: bool = True  # False: a person must act (credentials, missing fields) first
 
 
 def _comparable(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,7 +72,9 @@ def queue_changes(store: Store, crm: str, desired: Mapping[str, dict[str, Any]])
 
 
 def flush_pending(store: Store, writer: CrmWriter, *, dry_run: bool = False) -> WriteReport:
-    """Send every pending write; stop at the first request-level failure (rest stay pending)."""
+    """Send every pending write; stop at the first request-level failure (the rest stay
+    pending, with the error in the report: a failure never loses a write, and never stops
+    the caller's other CRMs or deliveries)."""
     pending = store.pending_writes(writer.crm)
     report = WriteReport(pending=len(pending))
     if dry_run:
@@ -83,13 +86,14 @@ def flush_pending(store: Store, writer: CrmWriter, *, dry_run: bool = False) -> 
         except HealthscoreError as exc:
             report.error = str(exc)
             report.retry_after = getattr(exc, "retry_after", None)
+            report.retriable = isinstance(exc, RetriableError)
             log.warning(
-                "CRM write stopped (%s); %d writes stay pending and will be retried",
+                "%s write stopped (%s); %d writes stay pending and will be retried%s",
+                writer.crm,
                 exc,
                 len(pending) - start,
+                "" if report.retriable else " once the cause is fixed",
             )
-            if not isinstance(exc, RetriableError):
-                raise
             break
         finally:
             report.requests += 1
@@ -119,7 +123,17 @@ class WriteBack:
         for crm in crms():
             if not crm.write_back(self.config.sources):
                 continue
-            report = flush_pending(self.store, crm.writer(self.context), dry_run=dry_run)
+            try:
+                writer = crm.writer(self.context)
+            except HealthscoreError as exc:  # e.g. its credentials are missing
+                log.warning("%s write-back not started: %s", crm.name, exc)
+                reports[crm.summary_prefix] = WriteReport(
+                    pending=len(self.store.pending_writes(crm.name)),
+                    error=str(exc),
+                    retriable=False,
+                )
+                continue
+            report = flush_pending(self.store, writer, dry_run=dry_run)
             log.info(
                 "%s write-back: %d records in %d requests, %d pending",
                 crm.name,

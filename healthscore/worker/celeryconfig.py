@@ -26,6 +26,10 @@ broker_url = _settings.redis_url
 result_backend = _settings.redis_url
 result_expires = 24 * 3600
 broker_connection_retry_on_startup = True
+if broker_url.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport with the fix that keeps a worker alive when Redis goes away
+    # mid-task (see healthscore/worker/redis_transport.py)
+    broker_transport = "healthscore.worker.redis_transport:Transport"
 broker_transport_options = {"visibility_timeout": 2 * 3600}
 
 task_serializer = "json"
@@ -44,6 +48,10 @@ task_soft_time_limit = 3300
 
 task_queues = (Queue("sync"), Queue("score"))
 task_default_queue = "score"
-task_routes = {"tasks.sync_source": {"queue": "sync"}, "tasks.score_cycle": {"queue": "score"}}
+task_routes = {
+    "tasks.sync_source": {"queue": "sync"},
+    "tasks.score_cycle": {"queue": "score"},
+    "tasks.flush_writes": {"queue": "score"},
+}
 
 beat_schedule = beat_schedule_for(_config)

@@ -6,6 +6,7 @@ Both tasks take a Redis lock, so a run still going when the next is due is skipp
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
@@ -22,6 +23,7 @@ app = Celery("healthscore")
 app.config_from_object("healthscore.worker.celeryconfig")
 
 RETRY = {"max_retries": 5, "acks_late": True}
+WRITE_RETRY_SECONDS = 30.0  # first wait before pending writes go again, when the CRM said none
 
 
 @lru_cache(maxsize=1)
@@ -64,7 +66,24 @@ def score_cycle(self: Task) -> dict[str, Any]:
             return _retry_later(self, exc)
         result = act.as_dict()
     stopped = act.pending_write_error
-    if stopped is not None and stopped.error:
-        # the rest of the cycle is done; retry so the pending writes go out soon
-        return _retry_later(self, RetriableError(stopped.error, retry_after=stopped.retry_after))
+    if stopped is not None:
+        # the rest of the cycle is done: only the pending writes go again, by their own task
+        # (retrying this one would score again and record another run)
+        countdown = stopped.retry_after or WRITE_RETRY_SECONDS
+        flush_writes.apply_async(countdown=countdown)
+        result["write_retry_in"] = countdown
     return result
+
+
+@app.task(bind=True, name="tasks.flush_writes", **RETRY)
+def flush_writes(self: Task) -> dict[str, Any]:
+    """Send the CRM writes still pending — no scoring — retrying while the CRM says later."""
+    rt = runtime()
+    with single_flight(redis_client(rt.settings.redis_url), "write-back") as mine:
+        if not mine:
+            return {"skipped": "already running"}
+        writes = rt.pipeline().write_back()
+    for report in writes.values():
+        if report.error and report.pending and report.retriable:
+            return _retry_later(self, RetriableError(report.error, retry_after=report.retry_after))
+    return {prefix: asdict(report) for prefix, report in writes.items()}
