@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from pydantic import Field
 
 from healthscore.core.durations import Duration
 from healthscore.core.model import StrictModel as _Strict
+from healthscore.core.text import utf8_problem
 
 
 class AccountsFile(_Strict):
@@ -39,6 +41,10 @@ class AccountsFile(_Strict):
             return set(self.attributes) | ({self.start_column} if self.start_column else set())
         if not self.path.is_file():
             return None
-        with self.path.open(newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), [])
+        with self.path.open("rb") as handle:
+            head = handle.read(1 << 16)
+        if utf8_problem([head], whole=False):
+            return None  # not known until imported, where the file is refused with the reason
+        text = head.decode("utf-8-sig", errors="replace")
+        header = next(csv.reader(io.StringIO(text, newline="")), [])
         return {c.strip() for c in header} - {self.id_column, self.name_column}

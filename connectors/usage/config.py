@@ -17,7 +17,14 @@ import re
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from healthscore.core.durations import Duration
 
@@ -25,7 +32,11 @@ _METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class UsageMapping(BaseModel):
-    """Which columns hold the account, the day, and the metrics (long or wide form)."""
+    """Which columns hold the account, the day, and the metrics (long or wide form).
+
+    Usage counts are not negative: a value below 0 is reported and skipped unless its metric
+    is listed in ``allow_negative`` (a net change or a balance may go below 0).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,6 +58,11 @@ class UsageMapping(BaseModel):
         description="wide: column → metric name; long: metric in the "
         "data → metric name (then other metrics are ignored; empty: load every metric as "
         "named)",
+    )
+    allow_negative: list[str] = Field(
+        default_factory=list,
+        description="metrics whose values may be below 0 (a net change, a balance); "
+        "elsewhere a negative value is a bad row, reported with its place and skipped",
     )
 
     writers: int = Field(
@@ -72,6 +88,25 @@ class UsageMapping(BaseModel):
                 raise ValueError(
                     f"{column}: metric name {metric!r} must be letters, digits and "
                     "underscores, not starting with a digit"
+                )
+        return value
+
+    @field_validator("allow_negative", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("allow_negative")
+    @classmethod
+    def _negative_metrics(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # metric names as stored (the values of `metrics`), not the file's columns
+        declared = set((info.data.get("metrics") or {}).values())
+        for name in value:
+            if not _METRIC_NAME.match(name):
+                raise ValueError(f"{name!r} is not a metric name")
+            if declared and name not in declared:
+                raise ValueError(
+                    f"{name!r} is not one of this source's metrics ({', '.join(sorted(declared))})"
                 )
         return value
 

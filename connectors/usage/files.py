@@ -8,6 +8,9 @@ its row groups; nothing holds the whole file.
 
 CSV rows with the wrong number of columns are reported (reason ``bad_row``) and skipped by the
 parser itself. Line numbers count records: a quoted value spanning two lines counts as one.
+A CSV file that is not UTF-8 (a UTF-16 export, Latin-1 bytes) fails as a whole, with one
+message saying what it looks like: Arrow would otherwise find no header or fail with a
+message of raw bytes.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from connectors.usage.rows import BAD_ROW, UsageTally
+from connectors.usage.tally import BAD_ROW, SHOWN, UsageTally
 from healthscore.core.errors import ConfigError, SkippableRecord
+from healthscore.core.text import printable, utf8_problem
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.bz2", ".csv.zst")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -43,6 +47,11 @@ class UsageFile:
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def shown(self) -> str:
+        """The name as messages show it (a file name may hold control characters)."""
+        return printable(self.path.name, 200)
 
 
 def file_format(path: Path, configured: str = "auto") -> str | None:
@@ -134,7 +143,13 @@ def _csv_batches(
     file: UsageFile, columns: list[str], tally: UsageTally, chunk_rows: int, delimiter: str
 ) -> Batches:
     lines = LineMap()
-    name = file.name
+    name = file.shown
+    try:
+        verdict = utf8_problem(_head(file.path), whole=False)
+    except (OSError, pa.ArrowException) as exc:  # e.g. a damaged .gz
+        raise SkippableRecord(name, f"not a readable file ({_said(exc)})") from None
+    if verdict:
+        raise SkippableRecord(name, verdict)
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         line = row.number if row.number is not None else 0
@@ -164,13 +179,13 @@ def _csv_batches(
     except KeyError:
         header = _csv_header(file.path, delimiter)
         missing = [c for c in columns if c not in header]
+        has = ", ".join(printable(h, SHOWN) for h in header[:50])
         raise SkippableRecord(
             name,
-            f"no column {', '.join(map(repr, missing))} (the header "
-            f"has: {', '.join(header) or 'nothing'})",
+            f"no column {', '.join(map(repr, missing))} (the header has: {has or 'nothing'})",
         ) from None
     except pa.ArrowInvalid as exc:
-        raise SkippableRecord(name, f"not a readable CSV file ({exc})") from None
+        raise SkippableRecord(name, f"not a readable CSV file ({_said(exc)})") from None
     done = 0
     while True:
         try:
@@ -178,8 +193,9 @@ def _csv_batches(
         except StopIteration:
             return
         except pa.ArrowInvalid as exc:  # e.g. an unterminated quote: the rest is unreadable
+            verdict = _first_bad_byte(file.path) if "invalid UTF8" in str(exc) else None
             raise SkippableRecord(
-                name, f"unreadable after line {lines.line(done)}: {exc}"
+                name, verdict or f"unreadable after line {lines.line(done)}: {_said(exc)}"
             ) from None
         for start in range(0, batch.num_rows, chunk_rows):
             piece = batch.slice(start, chunk_rows)
@@ -194,17 +210,44 @@ def _csv_header(path: Path, delimiter: str) -> list[str]:
     return next(csv.reader(io.StringIO(head), delimiter=delimiter), [])
 
 
+def _chunks(path: Path, size: int = CSV_BLOCK_BYTES) -> Iterator[bytes]:
+    """The file's bytes block by block (uncompressed, for a .gz/.bz2/.zst file)."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        while chunk := stream.read(size):
+            yield chunk
+
+
+def _head(path: Path) -> list[bytes]:
+    """The file's first block: enough to tell its encoding, read before Arrow parses it."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        return [stream.read(CSV_BLOCK_BYTES)]
+
+
+def _first_bad_byte(path: Path) -> str | None:
+    """Where a file Arrow found not UTF-8 past its first block is not (read again, once)."""
+    try:
+        return utf8_problem(_chunks(path))
+    except (OSError, pa.ArrowException):
+        return None
+
+
+def _said(exc: Exception) -> str:
+    """Arrow's message, which may quote a whole row of the file, as a message may show it."""
+    return printable(str(exc), 300)
+
+
 def _parquet_batches(file: UsageFile, columns: list[str], chunk_rows: int) -> Batches:
-    name = file.name
+    name = file.shown
     try:
         parquet = pq.ParquetFile(file.path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise SkippableRecord(name, f"not a readable Parquet file ({exc})") from None
+        raise SkippableRecord(name, f"not a readable Parquet file ({_said(exc)})") from None
     present = parquet.schema_arrow.names
     missing = [c for c in columns if c not in present]
     if missing:
+        has = ", ".join(printable(c, SHOWN) for c in present[:50])
         raise SkippableRecord(
-            name, f"no column {', '.join(map(repr, missing))} (the file has: {', '.join(present)})"
+            name, f"no column {', '.join(map(repr, missing))} (the file has: {has})"
         )
     done = 0
     try:

@@ -25,9 +25,11 @@ import pyarrow.compute as pc
 from connectors.identity import IdentityIndex
 from connectors.usage.config import UsageFileSource, UsageMapping, WarehouseSource
 from connectors.usage.files import UsageFile, content_hash, discover, file_format, read_batches
-from connectors.usage.rows import AccountResolver, Normalizer, Problem, UsageTally
+from connectors.usage.rows import AccountResolver, Normalizer
+from connectors.usage.tally import Problem, UsageTally, storable_id
 from connectors.usage.warehouse import read_warehouse, warehouse_engine
 from healthscore.core.errors import SkippableRecord
+from healthscore.core.text import printable
 from store import Store
 
 log = logging.getLogger(__name__)
@@ -135,9 +137,11 @@ class _Loader:
     def remember_unmatched(self, tally: UsageTally) -> None:
         if self.dry_run:
             return
-        self.store.record_unmatched(
-            self.source, UNMATCHED_OBJECT, tally.unmatched, self.resolver.matched_values()
-        )
+        unmatched: dict[str, tuple[str, str]] = {}  # as shown: PostgreSQL refuses a NUL
+        for value, (reason, detail) in tally.unmatched.items():
+            unmatched.setdefault(storable_id(value), (reason, printable(detail, 400)))
+        matched = [storable_id(v) for v in self.resolver.matched_values()]
+        self.store.record_unmatched(self.source, UNMATCHED_OBJECT, unmatched, matched)
 
 
 _DONE = object()
@@ -287,14 +291,14 @@ def _load_one(
     try:
         digest = content_hash(file.path)
     except OSError as exc:
-        return FileResult(file.name, "failed", error=f"cannot read: {exc}")
+        return FileResult(file.name, "failed", error=f"cannot read: {printable(exc, 300)}")
     result = FileResult(file.name, "loaded", digest=digest)
     done = None if force else loader.store.usage_load(USAGE_FILE, digest)
     if done is not None:
         result.status = "already_loaded"
         log.info(
             "usage file %s: already loaded on %s (same content); skipped",
-            file.name,
+            file.shown,
             f"{done.loaded_at:%Y-%m-%d %H:%M}",
         )
         return result
@@ -311,10 +315,10 @@ def _load_one(
             tally,
         )
     except SkippableRecord as exc:
-        result.status, result.error = "failed", exc.reason
-        log.error("usage file %s not loaded: %s", file.name, exc.reason)
-        tally.problems_total += 1
-        tally.problems.append(Problem(file.name, "unreadable_file", exc.reason))
+        reason = printable(exc.reason, 400)
+        result.status, result.error = "failed", reason
+        log.error("usage file %s not loaded: %s", file.shown, reason)
+        tally.note(Problem(file.shown, "unreadable_file", reason))
     result.rows_read, result.values = tally.rows_read, tally.values
     result.seconds = time.perf_counter() - started
     report.tally.merge(tally)

@@ -2,30 +2,41 @@
 
 The file drop and the warehouse both hand over Arrow record batches (text columns from a CSV,
 typed ones from Parquet or SQL) and a way to name a row's place (``usage.csv:17``). One
-:class:`Normalizer` checks each batch column-wise — missing ids, unparsable dates and numbers,
-unknown accounts — and returns the good values; every bad row is counted by reason and
-reported with its place, and the rest goes on. Only a batch holding a malformed number falls
-back to a per-value loop, to say which one.
+:class:`Normalizer` checks each batch column-wise — missing or over-long ids, unparsable dates
+and numbers, negative counts, unknown accounts — and returns the good values; every bad row is
+counted by reason and reported with its place, and the rest goes on. The checks are Arrow
+array operations; only the rows found bad are looked at one by one, to say what is wrong
+(and a batch holding a malformed number falls back to a per-value parse, to say which one).
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from collections import Counter
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.identity import ACCOUNT, DOMAIN, IdentityIndex, Match
+from connectors.usage import columns as cols
 from connectors.usage.config import UsageMapping
-
-log = logging.getLogger(__name__)
+from connectors.usage.tally import (
+    AMBIGUOUS_ACCOUNT,
+    BAD_DATE,
+    BAD_METRIC,
+    BAD_VALUE,
+    ID_TOO_LONG,
+    MISSING_ACCOUNT,
+    MISSING_DATE,
+    MISSING_METRIC,
+    MISSING_VALUE,
+    NEGATIVE_VALUE,
+    UNKNOWN_ACCOUNT,
+    UsageTally,
+    quoted,
+)
+from store.models import AccountKey, UsageDaily
 
 OUT_SCHEMA = pa.schema(
     [
@@ -35,99 +46,12 @@ OUT_SCHEMA = pa.schema(
         ("value", pa.float64()),
     ]
 )
-MAX_PROBLEMS = 200  # kept for the summary; every problem is counted
-MAX_LOGGED = 50  # logged one by one per load; the rest are summarised
-
-# skip reasons, in the order a row is checked (a row is reported once, for its first fault)
-BAD_ROW = "bad_row"  # wrong number of columns (CSV)
-MISSING_ACCOUNT = "missing_account"
-MISSING_DATE = "missing_date"
-BAD_DATE = "bad_date"
-MISSING_METRIC = "missing_metric"
-MISSING_VALUE = "missing_value"
-BAD_VALUE = "bad_value"
-UNKNOWN_ACCOUNT = "unknown_account"
-AMBIGUOUS_ACCOUNT = "ambiguous_account"
+# the longest text the store keeps: an account key (a domain is at most 253) and a metric name
+ID_CHARS = int(AccountKey.__table__.c.value.type.length)  # 255
+METRIC_CHARS = int(UsageDaily.__table__.c.metric.type.length)  # 128
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 Locate = Callable[[int], str]  # row index within the batch → "file:line"
-
-
-@dataclass(frozen=True)
-class Problem:
-    where: str
-    reason: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.reason}: {self.detail}"
-
-
-@dataclass
-class UsageTally:
-    """What a load did, row by row reason (one per load, summed over its files or queries)."""
-
-    rows_read: int = 0
-    values: int = 0  # good values handed to the store
-    skipped: Counter[str] = field(default_factory=Counter)  # rows (wide: cells) by reason
-    empty_cells: int = 0  # wide form: a metric left blank that day (not an error)
-    ignored_metrics: Counter[str] = field(default_factory=Counter)  # long: not in `metrics`
-    unmatched: dict[str, tuple[str, str]] = field(default_factory=dict)  # id → reason, detail
-    unmatched_rows: Counter[str] = field(default_factory=Counter)  # id → rows skipped
-    problems: list[Problem] = field(default_factory=list)
-    problems_total: int = 0
-    first_day: date | None = None
-    last_day: date | None = None
-
-    def report(self, where: str, reason: str, detail: str, count: int = 1) -> None:
-        self.skipped[reason] += count
-        self.problems_total += 1
-        problem = Problem(where, reason, detail)
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(problem)
-        if self.problems_total <= MAX_LOGGED:
-            log.warning("usage row skipped: %s", problem)
-        elif self.problems_total == MAX_LOGGED + 1:
-            log.warning("more usage rows skipped; the summary counts them by reason")
-
-    def see_days(self, days: pa.Array) -> None:
-        if len(days) == 0:
-            return
-        low, high = pc.min_max(days).values()
-        low, high = low.as_py(), high.as_py()
-        self.first_day = low if self.first_day is None else min(self.first_day, low)
-        self.last_day = high if self.last_day is None else max(self.last_day, high)
-
-    def merge(self, part: UsageTally) -> None:
-        """Add another tally (one file's) to this one (the load's)."""
-        self.rows_read += part.rows_read
-        self.values += part.values
-        self.skipped.update(part.skipped)
-        self.empty_cells += part.empty_cells
-        self.ignored_metrics.update(part.ignored_metrics)
-        for key, why in part.unmatched.items():
-            self.unmatched.setdefault(key, why)
-        self.unmatched_rows.update(part.unmatched_rows)
-        self.problems.extend(part.problems[: max(0, MAX_PROBLEMS - len(self.problems))])
-        self.problems_total += part.problems_total
-        for day in (part.first_day, part.last_day):
-            if day is not None:
-                self.first_day = day if self.first_day is None else min(self.first_day, day)
-                self.last_day = day if self.last_day is None else max(self.last_day, day)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "rows_read": self.rows_read,
-            "values_loaded": self.values,
-            "skipped": dict(sorted(self.skipped.items())),
-            "empty_cells": self.empty_cells,
-            "ignored_metrics": dict(sorted(self.ignored_metrics.items())),
-            "unmatched_accounts": len(self.unmatched),
-            "unmatched_rows_by_id": dict(self.unmatched_rows.most_common(20)),
-            "first_day": self.first_day.isoformat() if self.first_day else None,
-            "last_day": self.last_day.isoformat() if self.last_day else None,
-            "problems": [str(p) for p in self.problems],
-            "problems_not_listed": max(0, self.problems_total - len(self.problems)),
-        }
 
 
 class AccountResolver:
@@ -156,26 +80,7 @@ class AccountResolver:
         if match.matched:
             return match
         what = "account id" if kind == ACCOUNT else f"{kind} key"
-        return Match(None, "", "no_match", f"no account with {what} {value!r}")
-
-
-def _text(col: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """A column as trimmed text (nulls stay null)."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    if not pa.types.is_string(col.type):
-        col = pc.cast(col, pa.string())
-    return pc.utf8_trim_whitespace(col)
-
-
-def _blank(col: pa.Array) -> np.ndarray:
-    """True where a text column is null or empty."""
-    return pc.fill_null(pc.equal(pc.utf8_length(col), 0), True).to_numpy(zero_copy_only=False)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+        return Match(None, "", "no_match", f"no account with {what} {quoted(value)}")
 
 
 class Normalizer:
@@ -206,14 +111,16 @@ class Normalizer:
             return OUT_SCHEMA.empty_table()
         ok = np.ones(n, dtype=bool)
 
-        accounts_raw = _text(batch.column(m.account_column))
+        accounts_raw = cols.text(batch.column(m.account_column))
+        lengths = pc.utf8_length(accounts_raw)
         self._fail(
             ok,
-            _blank(accounts_raw),
+            cols.empty(lengths),
             MISSING_ACCOUNT,
             locate,
             lambda i: f"no value in column {m.account_column!r}",
         )
+        self._too_long(ok, accounts_raw, lengths, ID_CHARS, m.account_column, locate)
 
         days = self._days(batch.column(m.date_column), ok, locate)
         if m.form == "long":
@@ -242,6 +149,74 @@ class Normalizer:
             self.tally.report(locate(int(i)), reason, detail(int(i)))
         ok[fresh] = False
 
+    def _too_long(
+        self,
+        ok: np.ndarray,
+        raw: pa.Array,
+        lengths: pa.Array,
+        limit: int,
+        column: str,
+        locate: Locate,
+    ) -> None:
+        """Skip the rows whose ``column`` holds more than ``limit`` characters."""
+        longest = pc.max(lengths).as_py()
+        if longest is None or longest <= limit:
+            return
+        self._fail(
+            ok,
+            cols.mask(pc.greater(lengths, limit)),
+            ID_TOO_LONG,
+            locate,
+            lambda i: (
+                f"column {column!r}: {lengths[i].as_py():,} characters, more than "
+                f"{limit}: {quoted(raw[i].as_py())}"
+            ),
+        )
+
+    def _metric_names(self, metrics: pa.Array, ok: np.ndarray, locate: Locate) -> None:
+        """Skip rows naming a metric the store cannot keep: too long, or control characters.
+
+        Checked on the batch's distinct names (a handful), not row by row.
+        """
+        column = self.mapping.metric_column
+        names = [n for n in pc.unique(metrics).to_pylist() if n]
+        long = [n for n in names if len(n) > METRIC_CHARS]
+        if long:
+            lengths = pc.utf8_length(metrics)
+            self._too_long(ok, metrics, lengths, METRIC_CHARS, column, locate)
+        odd = [n for n in names if len(n) <= METRIC_CHARS and _CONTROL.search(n)]
+        if odd:
+            self._fail(
+                ok,
+                cols.mask(pc.is_in(metrics, value_set=pa.array(odd, pa.string()))),
+                BAD_METRIC,
+                locate,
+                lambda i: f"column {column!r}: {quoted(metrics[i].as_py())} has control characters",
+            )
+
+    def _negatives(
+        self,
+        ok: np.ndarray,
+        values: pa.Array,
+        candidates: np.ndarray,
+        label: str,
+        metric_of: Callable[[int], str],
+        locate: Locate,
+    ) -> np.ndarray:
+        """Skip the ``candidates`` rows whose value is below 0; returns them."""
+        negative = cols.mask(pc.less(values, 0.0)) & candidates
+        self._fail(
+            ok,
+            negative,
+            NEGATIVE_VALUE,
+            locate,
+            lambda i: (
+                f"{label}: {values[i].as_py():.15g} is below 0 (metric "
+                f"{quoted(metric_of(i))}; list it under allow_negative if it may be)"
+            ),
+        )
+        return negative
+
     def _days(self, col: pa.Array | pa.ChunkedArray, ok: np.ndarray, locate: Locate) -> pa.Array:
         m = self.mapping
         if isinstance(col, pa.ChunkedArray):
@@ -256,17 +231,21 @@ class Normalizer:
                 lambda i: f"no value in column {m.date_column!r}",
             )
             return days
-        raw = _text(col)
+        raw = cols.text(col)
         self._fail(
-            ok, _blank(raw), MISSING_DATE, locate, lambda i: f"no value in column {m.date_column!r}"
+            ok,
+            cols.blank(raw),
+            MISSING_DATE,
+            locate,
+            lambda i: f"no value in column {m.date_column!r}",
         )
-        days = _strict_dates(raw, m.date_format)
+        days = cols.strict_dates(raw, m.date_format)
         self._fail(
             ok,
             days.is_null().to_numpy(zero_copy_only=False),
             BAD_DATE,
             locate,
-            lambda i: f"{_short(raw[i].as_py())} is not a date ({m.date_format})",
+            lambda i: f"{quoted(raw[i].as_py())} is not a date ({m.date_format})",
         )
         return days
 
@@ -291,29 +270,30 @@ class Normalizer:
                 ~finite,
                 lambda i: f"{label}: {values[i].as_py()} is not a finite number",
             )
-        raw = _text(col)
-        blank = _blank(raw)
+        raw = cols.text(col)
+        blank = cols.blank(raw)
         try:
             values = pc.cast(raw, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            values = pa.array(_floats(raw.to_pylist()), type=pa.float64())
+            values = pa.array(cols.floats(raw.to_pylist()), type=pa.float64())
         bad = values.is_null().to_numpy(zero_copy_only=False) & ~blank
         bad |= ~pc.fill_null(pc.is_finite(values), True).to_numpy(zero_copy_only=False)
-        return values, blank, bad, lambda i: f"{label}: {_short(raw[i].as_py())} is not a number"
+        return values, blank, bad, lambda i: f"{label}: {quoted(raw[i].as_py())} is not a number"
 
     def _long(
         self, batch: pa.RecordBatch | pa.Table, ok: np.ndarray, locate: Locate
     ) -> tuple[pa.Array, pa.Array]:
         """(metric names, values); rows of metrics not in ``metrics`` are counted, not kept."""
         m = self.mapping
-        metrics = _text(batch.column(m.metric_column))
+        metrics = cols.text(batch.column(m.metric_column))
         self._fail(
             ok,
-            _blank(metrics),
+            cols.blank(metrics),
             MISSING_METRIC,
             locate,
             lambda i: f"no value in column {m.metric_column!r}",
         )
+        self._metric_names(metrics, ok, locate)
         keep = np.ones(len(metrics), dtype=bool)
         if m.metrics:
             names = pa.array(list(m.metrics))
@@ -335,6 +315,19 @@ class Normalizer:
             lambda i: f"no value in column {m.value_column!r}",
         )
         self._fail(ok, bad & keep, BAD_VALUE, locate, detail)
+        if cols.any_negative(values):
+            candidates = keep.copy()
+            if m.allow_negative:
+                allowed = pc.is_in(metrics, value_set=pa.array(m.allow_negative, pa.string()))
+                candidates &= ~cols.mask(allowed)
+            self._negatives(
+                ok,
+                values,
+                candidates,
+                f"column {m.value_column!r}",
+                lambda i: metrics[i].as_py(),
+                locate,
+            )
         ok &= keep
         return metrics, values
 
@@ -380,6 +373,10 @@ class Normalizer:
             for i in np.flatnonzero(bad & ok):
                 self.tally.report(locate(int(i)), BAD_VALUE, detail(int(i)))
             keep = ok & ~blank & ~bad
+            if metric not in self.mapping.allow_negative and cols.any_negative(values):
+                keep &= ~self._negatives(
+                    keep.copy(), values, keep, f"column {column!r}", lambda i, m=metric: m, locate
+                )
             names = pa.array(np.full(len(keep), metric, dtype=object), type=pa.string())
             parts.append(self._table(accounts, names, days, values, keep))
         return pa.concat_tables(parts) if parts else OUT_SCHEMA.empty_table()
@@ -393,48 +390,3 @@ class Normalizer:
             [accounts.filter(mask), metrics.filter(mask), days.filter(mask), values.filter(mask)],
             schema=OUT_SCHEMA,
         )
-
-
-def _strict_dates(raw: pa.Array, fmt: str) -> pa.Array:
-    """Text → date32 by ``fmt``; null where it is no date.
-
-    A batch holds few distinct days: each distinct text is parsed once (formatting back, the
-    costly part, is then done for a handful of values, not for every row).
-    """
-    if len(raw) == 0:
-        return pa.array([], type=pa.date32())
-    encoded = pc.dictionary_encode(raw)
-    return pc.take(_parse_dates(encoded.dictionary, fmt), encoded.indices)
-
-
-def _parse_dates(raw: pa.Array, fmt: str) -> pa.Array:
-    """:func:`_strict_dates` for every value of ``raw``.
-
-    Arrow's strptime rolls impossible days over (2026-02-30 → 2026-03-02): each parsed value
-    is formatted back, and the few that do not read the same (also valid unpadded ones such
-    as 2026-3-1) are checked by Python's strptime.
-    """
-    parsed = pc.strptime(raw, format=fmt, unit="s", error_is_null=True)
-    same = pc.equal(pc.strftime(parsed, format=fmt), raw)
-    suspect = np.flatnonzero(~pc.fill_null(same, True).to_numpy(zero_copy_only=False))
-    if len(suspect):
-        invalid = np.zeros(len(raw), dtype=bool)
-        for i in suspect:
-            try:
-                datetime.strptime(raw[int(i)].as_py(), fmt)
-            except ValueError:
-                invalid[i] = True
-        if invalid.any():
-            parsed = pc.if_else(pa.array(invalid), pa.scalar(None, parsed.type), parsed)
-    return pc.cast(parsed, pa.date32())
-
-
-def _floats(texts: list[str | None]) -> list[float | None]:
-    out: list[float | None] = []
-    for text in texts:
-        try:
-            value = float(text) if text else None
-        except ValueError:
-            value = None
-        out.append(value if value is None or math.isfinite(value) else math.nan)
-    return out

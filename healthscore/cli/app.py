@@ -10,8 +10,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console, ConsoleDimensions
+from rich.text import Text
 
 from healthscore.core.errors import ConfigError, HealthscoreError
+from healthscore.core.text import printable
 
 app = typer.Typer(
     add_completion=False,
@@ -44,6 +46,7 @@ def stdout_console() -> Console:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+MESSAGE_LIMIT = 2000  # a line quoting a huge value is shortened, never echoed whole
 
 ConfigOption = Annotated[
     Path | None,
@@ -67,9 +70,10 @@ def reports_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except HealthscoreError as exc:
-            console.print(
-                f"[bold red]error[/] ({exc.failure_type}): {exc}", markup=True, highlight=False
-            )
+            message = Text("error", style="bold red")
+            lines = [printable(line, MESSAGE_LIMIT) for line in str(exc).splitlines()]
+            message.append(f" ({exc.failure_type}): " + "\n".join(lines))
+            console.print(message, highlight=False)  # the text may quote data: no markup
             raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
 
     return wrapper  # type: ignore[return-value]

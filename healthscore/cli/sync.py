@@ -23,6 +23,7 @@ from healthscore.cli.app import (
     stdout_console,
 )
 from healthscore.core.errors import ConfigError
+from healthscore.core.text import printable
 
 
 @app.command()
@@ -95,11 +96,17 @@ class RowsPerSecond(ProgressColumn):
         return Text("" if speed is None else f"{speed:,.0f}/s")
 
 
+def _shown(value: object, limit: int | None = 60) -> Text:
+    """A value from a file or a vendor as a cell or line shows it: escaped, shortened, and
+    plain text (never read as Rich markup: an id like ``[/x]`` would break the print)."""
+    return Text(printable(value, limit))
+
+
 def _print_usage_problems(report: Any) -> bool:
     """Say what a usage load skipped (on stderr); True if a whole file could not be read."""
     tally = report.tally
     for problem in tally.problems[:20]:
-        console.print(f"[yellow]skipped[/] {problem}", markup=True, highlight=False)
+        console.print(Text("skipped ", style="yellow") + _shown(problem, 500), highlight=False)
     hidden = tally.problems_total - min(20, len(tally.problems))
     if hidden > 0:
         console.print(f"… and {hidden} more (counted by reason in the summary)")
@@ -178,10 +185,11 @@ def import_accounts(
     report = pipeline.sync("accounts_file", path=path, dry_run=dry_run)
     if report.skipped:
         console.print(
-            f"[yellow]{report.skipped} rows skipped[/] (see the log): "
-            + ", ".join(report.skipped_lines[:5]),
+            Text(f"{report.skipped} rows skipped", style="yellow") + Text(" (also in the log):"),
             highlight=False,
         )
+        for problem in report.problems[:5]:
+            console.print(Text("  ") + _shown(problem, 500), highlight=False)
     print(json.dumps({"dry_run": dry_run, **asdict(report)}))
 
 
@@ -202,7 +210,12 @@ def sources(
             table.add_column(col, overflow="fold")
         for u in store.unmatched():
             table.add_row(
-                u.source, u.object, u.record_id, u.reason, u.detail, f"{u.seen_at:%Y-%m-%d %H:%M}"
+                u.source,
+                u.object,
+                _shown(u.record_id, 80),  # a long usage id is kept as 60 chars + "…(N chars)"
+                u.reason,
+                _shown(u.detail, 200),
+                f"{u.seen_at:%Y-%m-%d %H:%M}",
             )
         stdout_console().print(table)
         return
@@ -227,7 +240,7 @@ def sources(
             usage.add_column(col, overflow="fold")
         for u in loads[:50]:
             usage.add_row(
-                u.name,
+                _shown(u.name, 200),
                 f"{u.loaded_at:%Y-%m-%d %H:%M}",
                 f"{u.rows_read:,}",
                 f"{u.values_loaded:,}",
