@@ -136,6 +136,25 @@ def test_webhook_serve_receives_signed_events(
     finally:
         proc.terminate()
         proc.wait(10)
+    assert proc.returncode == 0  # SIGTERM: a clean stop (the last recompute ran)
     store = Store(sandbox_env["DATABASE_URL"])
     assert len(signals(store, "sendgrid")) == 10
     store.close()
+
+
+def test_webhook_serve_checks_its_config_before_starting(
+    sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["webhook", "serve", "--port", "0"])
+    assert result.exit_code == 2 and "sources.sendgrid.enabled is false" in result.output
+    _enable(sandbox_env, sendgrid={})
+    monkeypatch.delenv("SENDGRID_WEBHOOK_PUBLIC_KEY", raising=False)
+    result = runner.invoke(app, ["webhook", "serve", "--port", "0"])
+    assert result.exit_code == 2 and "SENDGRID_WEBHOOK_PUBLIC_KEY" in result.output
+    monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", "bm90IGEga2V5")
+    result = runner.invoke(app, ["webhook", "serve", "--port", "0"])
+    assert result.exit_code == 2 and "not a base64 DER or PEM" in result.output
+    assert "bm90IGEga2V5" not in result.output
+    result = runner.invoke(app, ["webhook", "serve", "--threads", "0"])
+    assert result.exit_code == 2  # bounded: 1..64

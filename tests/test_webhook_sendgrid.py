@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,7 +15,14 @@ import httpx
 import pytest
 
 from connectors.sendgrid.config import SendGridSource
-from connectors.sendgrid.webhook_app import PATH, SendGridWebhookApp, make_server_for
+from connectors.sendgrid.webhook_app import (
+    MAX_BODY,
+    MAX_DEPTH,
+    MAX_THREADS,
+    PATH,
+    SendGridWebhookApp,
+    make_server_for,
+)
 from healthscore.core.errors import ConfigError
 from sandbox import SendGridEmulator
 from store import Store
@@ -297,3 +307,74 @@ def test_background_recompute_and_the_sync_as_backstop(
     )
     pipe.sync("sendgrid")
     assert signals(store, "sendgrid")[ACME]["sendgrid_click_rate_90d"] == 1.0
+
+
+def _exchange(url: str, request: bytes) -> bytes:
+    """A raw request (maybe without its body) to the server of ``url``; the answer's head."""
+    port = int(url.split(":")[2].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer and len(answer) < 10_000:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_bad_input_is_a_4xx_never_a_500(sg: SendGridEmulator, serve: Callable[..., str]) -> None:
+    """What got a 500 with a traceback (or was read whole before any check) gets a short
+    4xx: an over-long or non-ASCII timestamp, JSON nested too deep, a length over the limit
+    or none at all (checked before reading the body)."""
+    url = serve(sg.webhook_public_key)
+    body = b"[]"
+    signed = sg.sign(body)
+    stamp = "X-Twilio-Email-Event-Webhook-Timestamp"
+    for bad in ("9" * 5000, "²".encode(), "١٧٦٤٠٠٠٠٠٠".encode(), b"17640000\xe9"):
+        resp = httpx.post(url, content=body, headers={**signed, stamp: bad})
+        assert resp.status_code == 400, bad
+        assert "epoch seconds" in resp.json()["error"] and "Traceback" not in resp.text
+    deep = b"[" * 100_000 + b"]" * 100_000
+    resp = httpx.post(url, content=deep, headers=sg.sign(deep))
+    assert resp.status_code == 400
+    assert resp.json() == {"error": f"JSON nested over {MAX_DEPTH} levels"}
+    headers = "".join(f"{k}: {v}\r\n" for k, v in signed.items())
+    over = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY + 1}\r\n{headers}\r\n"
+    assert re.match(rb"HTTP/1\.[01] 413 ", _exchange(url, over.encode()))  # no body sent
+    none = f"POST {PATH} HTTP/1.1\r\nHost: x\r\n{headers}\r\n"
+    assert re.match(rb"HTTP/1\.[01] 411 ", _exchange(url, none.encode()))
+    good = httpx.post(url, content=body, headers=signed)
+    assert good.status_code == 200 and good.json()["received"] == 0
+
+
+def test_the_stdlib_server_serves_a_bounded_number_at_once(
+    sg: SendGridEmulator, serve: Callable[..., str]
+) -> None:
+    """``make_server_for`` (tests, the demo) refuses a connection past ``MAX_THREADS`` busy
+    ones at once instead of starting a thread for each."""
+    url = serve(sg.webhook_public_key)
+    port = int(url.split(":")[2].split("/")[0])
+    idle = []
+    try:
+        for _ in range(MAX_THREADS):  # each holds a thread, waiting for its request line
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"POST")
+            idle.append(s)
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            with contextlib.suppress(ConnectionResetError):  # closed at once, not served
+                assert extra.recv(100) == b""
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.monotonic() + 10
+    while True:  # the idle ones' threads end as their sockets close
+        try:
+            if httpx.get(url.replace(PATH, "/healthz"), timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the slots were not given back"
+        time.sleep(0.05)

@@ -17,6 +17,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
 from connectors.email.engagement import fact, parse_time
@@ -66,6 +67,82 @@ def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
+MAX_TIMESTAMP_DIGITS = 12  # epoch seconds have 10 digits until the year 2286
+MAX_SIGNATURE_CHARS = 256  # a base64 DER P-256 signature is at most 96 characters
+
+
+class MalformedHeaderError(SignatureError):
+    """A signature header that is not even well-formed: a bad request rather than a forgery."""
+
+
+@dataclass(frozen=True)
+class SignedHeaders:
+    """The checked signature headers of a request: its timestamp and DER signature."""
+
+    timestamp: str
+    signature: bytes
+
+    def digest(self, body: bytes = b"") -> SignedDigest:
+        """A running SHA-256 of ``timestamp + body``; feed it the body with ``update``."""
+        return SignedDigest(self, body)
+
+
+class SignedDigest:
+    """What SendGrid signs, hashed as it arrives, so a body need not be held to be checked."""
+
+    def __init__(self, headers: SignedHeaders, body: bytes = b"") -> None:
+        self.headers = headers
+        self._hash = hashes.Hash(hashes.SHA256())
+        self._hash.update(headers.timestamp.encode("ascii"))
+        self._hash.update(body)
+
+    def update(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+
+    def verify(self, key: ec.EllipticCurvePublicKey) -> None:
+        """Raise ``SignatureError`` unless the bytes fed in were signed with ``key``."""
+        try:
+            key.verify(
+                self.headers.signature,
+                self._hash.finalize(),
+                ec.ECDSA(Prehashed(hashes.SHA256())),
+            )
+        except (InvalidSignature, ValueError):
+            raise SignatureError("signature does not match") from None
+
+
+def signed_headers(headers: Mapping[str, str], *, now: float, max_age: float) -> SignedHeaders:
+    """The signature headers, checked before any body is read.
+
+    ``MalformedHeaderError`` for a timestamp that is not epoch seconds (ASCII digits, at most
+    ``MAX_TIMESTAMP_DIGITS``); ``SignatureError`` for a missing header, a stale timestamp or a
+    signature that is not base64 of a plausible length. Header values are never echoed.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    signature = lowered.get(SIGNATURE_HEADER.lower())
+    stamp = lowered.get(TIMESTAMP_HEADER.lower())
+    if not signature or not stamp:
+        raise SignatureError("missing signature or timestamp header")
+    stamp = stamp.strip()
+    if not (len(stamp) <= MAX_TIMESTAMP_DIGITS and stamp.isascii() and stamp.isdigit()):
+        raise MalformedHeaderError(
+            f"{TIMESTAMP_HEADER} is not epoch seconds (at most {MAX_TIMESTAMP_DIGITS} digits)"
+        )
+    age = abs(now - int(stamp))
+    if age > max_age:
+        raise SignatureError(f"timestamp is {age:.0f}s away from now (limit {max_age:.0f}s)")
+    signature = signature.strip()
+    if len(signature) > MAX_SIGNATURE_CHARS or not signature.isascii():
+        raise SignatureError("signature is not base64")
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError("signature is not base64") from None
+    if not raw:
+        raise SignatureError("signature is not base64")
+    return SignedHeaders(stamp, raw)
+
+
 def verify(
     key: ec.EllipticCurvePublicKey,
     headers: Mapping[str, str],
@@ -75,25 +152,7 @@ def verify(
     max_age: float,
 ) -> None:
     """Raise ``SignatureError`` unless ``body`` was signed by SendGrid within ``max_age``."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    signature = lowered.get(SIGNATURE_HEADER.lower())
-    stamp = lowered.get(TIMESTAMP_HEADER.lower())
-    if not signature or not stamp:
-        raise SignatureError("missing signature or timestamp header")
-    if not stamp.isdigit():
-        raise SignatureError("timestamp is not epoch seconds")
-    if abs(now - int(stamp)) > max_age:
-        raise SignatureError(
-            f"timestamp is {abs(now - int(stamp)):.0f}s away from now (limit {max_age:.0f}s)"
-        )
-    try:
-        key.verify(
-            base64.b64decode(signature, validate=True),
-            stamp.encode() + body,
-            ec.ECDSA(hashes.SHA256()),
-        )
-    except (InvalidSignature, binascii.Error, ValueError):
-        raise SignatureError("signature does not match") from None
+    signed_headers(headers, now=now, max_age=max_age).digest(body).verify(key)
 
 
 @dataclass(frozen=True)
