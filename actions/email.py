@@ -10,17 +10,19 @@ No provider can be asked "did you already send the message with key K?" on its s
 activity searches are paid add-ons, and custom arguments are not searchable) — so email is
 *at most once*: the per-contact intent (key ``rule:account:episode[:dN]:email:contact``)
 is stored before the request, and an outcome we could not see stays ``unknown``, never re-sent.
+Batched, the same holds per email: a request that was lost leaves every email in it
+``unknown``; an email the provider refused inside an accepted batch fails (or is skipped) alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
 from connectors.contract import SyncContext
-from connectors.outbound import Contact
+from connectors.outbound import Contact, Outcome, OutgoingEmail
 from connectors.registry import crms
 from connectors.registry import email_senders as registry_senders
 from store import Store
@@ -61,9 +63,18 @@ def locally_suppressed(email: str, suppressed: Iterable[str]) -> bool:
 
 
 class EmailSender(Protocol):
+    """A provider's sender. ``send_batch`` delivers up to ``batch_size`` emails sharing a
+    ``batch_key`` (what the provider takes once a request, e.g. the template) in one request
+    and answers an outcome per intent key (see ``connectors.outbound``)."""
+
     provider: str
+    batch_size: int
 
     def suppressed(self) -> set[str]: ...
+
+    def batch_key(self, email: OutgoingEmail) -> Hashable: ...
+
+    def send_batch(self, emails: list[OutgoingEmail]) -> dict[str, Outcome]: ...
 
     def send(
         self,

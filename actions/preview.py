@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from actions.deliver import period_of, skip_reason
+from actions.delivery_intake import period_of, skip_reason
 from actions.email import account_contacts, in_roles
 from actions.rule_model import ActionSettings
 from store import Store

@@ -1,17 +1,26 @@
 """What every delivery back end shares: the recipient, the outcomes a send can have, and the
 text of a CSM task rendered from its intent. Vendor packages implement the senders and task
-back ends; ``actions/`` decides what to deliver and records each outcome."""
+back ends; ``actions/`` decides what to deliver and records each outcome.
+
+Back ends deliver in batches (one vendor request for many intents). A batch's answer is an
+``Outcome`` per key: the vendor's id, or the exception saying what happened to *that* item —
+``Rejected`` (skip it), a ``FatalError`` (failed, the item's fault), a ``RetriableError`` (try
+again later), ``OutcomeUnknown`` (may have gone through). A key missing from the answer is
+unknown. An exception *raised* by a batch call applies to every item of the batch."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from healthscore.core.durations import parse_duration
 from healthscore.core.errors import RetriableError
 from store.models import ActionLog
+
+T = TypeVar("T")
 
 
 class OutcomeUnknown(Exception):
@@ -35,6 +44,27 @@ class Contact:
     role: str
     opted_out: bool
     source: str
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One email of a batch; its intent's ``key`` rides with it to the provider."""
+
+    key: str
+    to: Contact
+    template: str
+    data: dict[str, Any]
+    account_id: str
+    subject: str | None = None
+
+
+Outcome = str | Exception  # the vendor's id for the item, or what happened to it instead
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    """``items`` in consecutive lists of at most ``size`` (a vendor's batch limit)."""
+    for start in range(0, len(items), max(1, size)):
+        yield list(items[start : start + max(1, size)])
 
 
 def truthy(v: Any) -> bool:

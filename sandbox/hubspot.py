@@ -3,8 +3,9 @@
 Objects (companies, contacts, deals, tickets, tasks) with list/get/create/update/archive, batch
 read/create/update/upsert/archive (100 inputs, 207 multi-status), search (filter groups, one
 sort, 200 a page, the 10,000-result cap, 5 requests/s), the properties and property-groups API,
-owners and v4 associations; Bearer auth, HubSpot's error bodies, the ten-secondly rolling and
-daily limits with ``X-HubSpot-RateLimit-*`` headers.  See /work/shared/api-specs/hubspot.md.
+owners and v4 associations (one pair, or 100 default pairs a batch); Bearer auth, HubSpot's
+error bodies, the ten-secondly rolling and daily limits with ``X-HubSpot-RateLimit-*`` headers.
+See /work/shared/api-specs/hubspot.md.
 
 Point the real client at it with
 ``HubSpot(access_token=emu.access_token, host=emu.base_url, base_url=emu.base_url)``.
@@ -21,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from sandbox.faults import Fault
+from sandbox.hubspot_assoc_batch import AssociationBatchRoutes
 from sandbox.hubspot_errors import (
     HubSpotError,
     correlation_id,
@@ -62,7 +64,7 @@ __all__ = [
 _SEARCH_PATH = re.compile(r"/crm/v3/objects/[^/]+/search/?")
 
 
-class HubSpotEmulator(ObjectRoutes, MetaRoutes, EmulatorServer):
+class HubSpotEmulator(ObjectRoutes, MetaRoutes, AssociationBatchRoutes, EmulatorServer):
     """Plain-HTTP HubSpot portal; ``with HubSpotEmulator() as emu:`` then use ``emu.base_url``."""
 
     # hubspot-api-client sends list parameters "multi" style (properties=a&properties=b);

@@ -355,14 +355,17 @@ class ObjectRoutes:
             )
             staged.append((record, values))
         results = []
-        for record, values in staged:
+        for item, (record, values) in zip(inputs, staged, strict=True):
             if record is None:
                 _, rendered = self._commit_create(t, values, [])
-                results.append({**rendered, "new": True})
+                result = {**rendered, "new": True}
             else:
                 self._store.update(record, values)
                 self._record_write(record, values)
-                results.append({**self._store.render(record, None, extra=values), "new": False})
+                result = {**self._store.render(record, None, extra=values), "new": False}
+            if item.get("objectWriteTraceId") is not None:  # echoed for correlation
+                result["objectWriteTraceId"] = str(item["objectWriteTraceId"])
+            results.append(result)
         return batch_body(started, results, [], 200)
 
     # ------------------------------------------------------------------ search

@@ -2,7 +2,8 @@
 (mandrillapp.com), per /work/shared/api-specs/mailchimp.md.
 
 ``POST /api/1.3|1.4/messages/send-template[.json]`` with the key in the body, one result per
-recipient (``rejected`` / ``unsub`` for a rejection-listed address), errors as
+recipient (``rejected`` / ``unsub`` for a rejection-listed address; each logged message's
+``metadata`` is the call's ``metadata`` with its ``recipient_metadata`` merged over it), errors as
 ``{"status": "error", "code", "name", "message"}``. (Mailchimp's marketing read side is
 ``sandbox/mailchimp.py``; SendGrid mail send lives with the rest of SendGrid in
 ``sandbox/sendgrid.py``.)
@@ -122,6 +123,11 @@ class MandrillEmulator(EmulatorServer):
                 "ValidationError",
                 'Validation error: {"message":{"to":"Please enter an array"}}',
             )
+        per_recipient = {  # recipient_metadata: merged over metadata for its recipient
+            str(m.get("rcpt", "")).lower(): dict(m.get("values") or {})
+            for m in message.get("recipient_metadata") or []
+            if isinstance(m, dict)
+        }
         results = []
         with self._lock:
             for r in to:
@@ -143,7 +149,10 @@ class MandrillEmulator(EmulatorServer):
                         "to": email,
                         "status": status,
                         "template_name": template,
-                        "metadata": dict(message.get("metadata") or {}),
+                        "metadata": {
+                            **(message.get("metadata") or {}),
+                            **per_recipient.get(email, {}),
+                        },
                         "merge_vars": copy.deepcopy(message.get("merge_vars")),
                         "global_merge_vars": copy.deepcopy(message.get("global_merge_vars")),
                     }

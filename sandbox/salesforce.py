@@ -1,11 +1,11 @@
 """SalesforceEmulator: Salesforce REST v59.0 over HTTPS for simple-salesforce and httpx.
 
 Serves the OAuth token endpoint, SOQL query/queryMore/queryAll, describe, sObject Collections
-update and create, single-record GET/POST/PATCH/DELETE, upsert and GET by external id
-(:mod:`sandbox.salesforce_records`), Bulk API 2.0 query jobs (:mod:`sandbox.salesforce_bulk`)
-and limits, with Salesforce's status codes, error arrays and ``Sforce-Limit-Info`` header.
-Objects: Account, User, Contact, Opportunity, Case, Task, Event
-(:mod:`sandbox.salesforce_schema`).
+update, create and upsert by external id (:mod:`sandbox.salesforce_upserts`), single-record
+GET/POST/PATCH/DELETE, upsert and GET by external id (:mod:`sandbox.salesforce_records`),
+Bulk API 2.0 query jobs (:mod:`sandbox.salesforce_bulk`) and limits, with Salesforce's status
+codes, error arrays and ``Sforce-Limit-Info`` header. Objects: Account, User, Contact,
+Opportunity, Case, Task, Event (:mod:`sandbox.salesforce_schema`).
 See /work/shared/api-specs/salesforce.md.
 """
 

@@ -1,7 +1,9 @@
 """Single-record sObject REST resources of the Salesforce emulator.
 
 ``POST /sobjects/{Name}/``, ``GET|PATCH|DELETE /sobjects/{Name}/{id}`` and
-``GET|PATCH /sobjects/{Name}/{ExtIdField}/{value}`` (upsert by external id).  Routes live in the
+``GET|PATCH /sobjects/{Name}/{ExtIdField}/{value}`` (upsert by external id), and the sObject
+Collections upsert by external id (``PATCH /composite/sobjects/{Name}/{ExtIdField}``,
+:mod:`sandbox.salesforce_upserts`).  Routes live in the
 :class:`RecordRoutes` mixin of :class:`sandbox.salesforce.SalesforceEmulator`; validation is
 shared with sObject Collections (:mod:`sandbox.salesforce_writes`).
 
@@ -23,7 +25,9 @@ from sandbox.salesforce_errors import (
 )
 from sandbox.salesforce_schema import SObjectSchema, coerce, to_json
 from sandbox.salesforce_store import RecordStore
+from sandbox.salesforce_upserts import upsert_collection
 from sandbox.salesforce_writes import (
+    InjectedFailures,
     PendingWrite,
     apply_write,
     check_create,
@@ -184,11 +188,25 @@ def first_error(errors: list[dict[str, object]]) -> ApiError:
 
 
 class RecordRoutes:
-    """Route handlers for single records (state lives on the emulator: ``_store``,
-    ``write_history``)."""
+    """Route handlers for single records and the collections upsert by external id (state
+    lives on the emulator: ``_store``, ``write_history``, ``_failures``)."""
 
     _store: RecordStore
     write_history: History
+    _failures: InjectedFailures
+
+    @route("PATCH", _V + r"/composite/sobjects/(?P<name>\w+)/(?P<field>\w+)/?")
+    def _collections_upsert(self, req: Request) -> Response:
+        params = req.path_params
+        results = upsert_collection(
+            self._store,
+            params["name"],
+            params["field"],
+            self._json(req),
+            self._failures,
+            self.write_history,
+        )
+        return Response(200, results)
 
     @route("POST", _V + r"/sobjects/(?P<name>\w+)/?")
     def _create_record(self, req: Request) -> Response:

@@ -130,6 +130,27 @@ class ActionLogMixin(StoreBase):
             )
             return res.rowcount == 1
 
+    def begin_deliveries(self, keys: list[str]) -> set[str]:
+        """Move a batch of pending intents to ``sending`` in one transaction (one request to
+        the vendor carries them); the keys this worker got — another may hold the rest."""
+        got: set[str] = set()
+        with self.session() as s:
+            for start in range(0, len(keys), 1000):
+                got.update(
+                    s.scalars(
+                        update(ActionLog)
+                        .where(
+                            ActionLog.key.in_(keys[start : start + 1000]),
+                            ActionLog.status == "pending",
+                        )
+                        .values(
+                            status="sending", attempts=ActionLog.attempts + 1, updated_at=utcnow()
+                        )
+                        .returning(ActionLog.key)
+                    )
+                )
+        return got
+
     def finish_delivery(
         self, key: str, status: str, *, response_id: str | None = None, error: str | None = None
     ) -> None:
@@ -139,6 +160,49 @@ class ActionLogMixin(StoreBase):
                 .where(ActionLog.key == key)
                 .values(status=status, response_id=response_id, error=error, updated_at=utcnow())
             )
+
+    def finish_deliveries(self, outcomes: list[tuple[str, str, str | None, str | None]]) -> None:
+        """Record a batch's outcomes — ``(key, status, response_id, error)`` each — in one
+        transaction, so a batch is either recorded whole or left for the reconciler."""
+        if not outcomes:
+            return
+        now = utcnow()
+        rows = [
+            {"key": k, "status": st, "response_id": rid, "error": err, "updated_at": now}
+            for k, st, rid, err in outcomes
+        ]
+        with self.session() as s:
+            s.execute(update(ActionLog), rows)
+
+    def note_waiting(self, keys: list[str], error: str) -> None:
+        """Give pending intents the error that holds them back (they stay ``pending``)."""
+        with self.session() as s:
+            for start in range(0, len(keys), 1000):
+                s.execute(
+                    update(ActionLog)
+                    .where(
+                        ActionLog.key.in_(keys[start : start + 1000]),
+                        ActionLog.status == "pending",
+                    )
+                    .values(error=error)
+                )
+
+    def requeue_failed(self, keys: list[str]) -> int:
+        """``failed`` → ``pending`` for these keys (a person fixed the cause); nothing else
+        moves: a delivered or unknown intent is never handed back to the sender."""
+        moved = 0
+        with self.session() as s:
+            for start in range(0, len(keys), 1000):
+                res = s.execute(
+                    update(ActionLog)
+                    .where(
+                        ActionLog.key.in_(keys[start : start + 1000]),
+                        ActionLog.status == "failed",
+                    )
+                    .values(status="pending", updated_at=utcnow())
+                )
+                moved += res.rowcount
+        return moved
 
     def rule_states(self) -> dict[tuple[str, str], RuleStateRow]:
         with self.session() as s:

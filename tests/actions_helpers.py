@@ -93,9 +93,21 @@ def world(sf_emu: SalesforceEmulator, slack_emu: SlackEmulator, tmp_path: Path) 
         store.close()
 
 
-def task_upserts(sf: SalesforceEmulator) -> list[Any]:
+TASK_UPSERTS = r"/composite/sobjects/Task/Healthscore_Key__c$"
+
+
+def task_upsert_requests(sf: SalesforceEmulator) -> list[Any]:
+    """The sObject Collections upserts of tasks Salesforce answered (200 tasks a request)."""
+    return [r for r in sf.requests("PATCH", TASK_UPSERTS) if r.status < 300]
+
+
+def task_upserts(sf: SalesforceEmulator) -> list[str]:
+    """The key of every task upserted, once per time it was sent (a record of an answered
+    Collections upsert): a key twice here was written twice."""
     return [
-        r for r in sf.requests("PATCH", r"/sobjects/Task/Healthscore_Key__c/") if r.status < 300
+        str(record["Healthscore_Key__c"])
+        for r in task_upsert_requests(sf)
+        for record in (r.body or {}).get("records", [])
     ]
 
 

@@ -32,6 +32,9 @@ def test_demo_with_chaos_delivers_each_action_exactly_once(tmp_path: Path) -> No
     once = result["exactly_once"]
     assert (once["slack"], once["tasks"], once["emails"]) == (True, True, True)
     assert once["slack_429s"] == 6  # the storm happened and was waited out
-    assert once["unknown"] == 1  # the email whose worker died: sent once, not re-sent
+    # the emails whose worker died: every email of the one mail send SendGrid accepted just
+    # before the kill (a batch is one request) — sent once, not re-sent; the other batches
+    # of the cycle went out after the restart
+    assert 1 <= once["unknown"] < first["emails_sent"]
     assert proc.stdout.count("worker killed after the vendor accepted") == 3
     assert "✗" not in proc.stdout

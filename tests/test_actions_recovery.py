@@ -68,7 +68,7 @@ def exactly_once(world: World) -> tuple[int, int, int]:
     """(alerts, tasks, emails) — asserting none went out twice."""
     texts = Counter(m["text"] for m in world.slack.messages)
     assert not texts or max(texts.values()) == 1
-    keys = Counter(r.path for r in task_upserts(world.sf))
+    keys = Counter(task_upserts(world.sf))
     assert not keys or max(keys.values()) == 1
     tasks = [t for t in world.sf.records("Task") if t.get("Healthscore_Key__c")]
     assert len(tasks) == len({t["Healthscore_Key__c"] for t in tasks})
@@ -85,15 +85,18 @@ def test_killed_after_the_claim_before_the_request_is_delivered_once_after_resta
     reds = len(pipeline.store.actions(kind="slack"))
     with pytest.raises(WorkerKilled):
         pipeline.deliver(hooks=DeliveryHooks(before_send=kill_at(kind, 2)))
-    (stuck,) = pipeline.store.actions(status="sending")
-    assert stuck.kind == kind
+    stuck = pipeline.store.actions(status="sending")
+    # a batch is claimed whole before its one request: Slack posts one message a request,
+    # the tasks (fewer than 200) go in one Collections upsert — all of them were claimed
+    assert {a.kind for a in stuck} == {kind} and len(stuck) == (1 if kind == "slack" else reds)
+    assert exactly_once(world)[1] == 0  # the kill came before the request: nothing was sent
     restart_later(world.store)
     report = world.pipeline(config_with(RED)).deliver()
     assert report.reconciled == 0 and report.unknown == 0
     alerts, tasks, _ = exactly_once(world)
     assert (alerts, tasks) == (reds, reds)
     status = {a.key: a.status for a in pipeline.store.actions()}
-    assert status[stuck.key] == "sent"
+    assert all(status[a.key] == "sent" for a in stuck)
 
 
 @pytest.mark.parametrize("kind", ["slack", "task"])
@@ -102,69 +105,97 @@ def test_killed_after_the_vendor_accepted_is_reconciled_not_resent(world: World,
     reds = len(pipeline.store.actions(kind="slack"))
     with pytest.raises(WorkerKilled):
         pipeline.deliver(hooks=DeliveryHooks(after_accept=kill_at(kind, 1)))
-    (stuck,) = pipeline.store.actions(status="sending")
+    stuck = pipeline.store.actions(status="sending")
+    # the vendor accepted the whole request (one message; every task of the batch), and the
+    # worker died before recording any of it
+    assert {a.kind for a in stuck} == {kind} and len(stuck) == (1 if kind == "slack" else reds)
     before = exactly_once(world)
     restart_later(world.store)
     report = world.pipeline(config_with(RED)).deliver()
-    assert report.reconciled == 1  # found by its key, recorded, not sent again
+    assert report.reconciled == len(stuck)  # each found by its key, recorded, not sent again
     alerts, tasks, _ = exactly_once(world)
     assert (alerts, tasks) == (reds, reds)
     after = {a.key: a for a in pipeline.store.actions()}
-    assert after[stuck.key].status == "sent"
+    assert all(after[a.key].status == "sent" for a in stuck)
     if kind == "slack":
+        (one,) = stuck
         assert world.slack.requests("POST", r"conversations\.history")
         (message,) = [
-            m for m in world.slack.messages if m["metadata"]["event_payload"]["key"] == stuck.key
+            m for m in world.slack.messages if m["metadata"]["event_payload"]["key"] == one.key
         ]
-        assert after[stuck.key].response_id == f"C0CSALERTS/{message['ts']}"
+        assert after[one.key].response_id == f"C0CSALERTS/{message['ts']}"
         assert before[0] == 1  # it had been posted before the kill
     else:
-        (task,) = [t for t in world.sf.records("Task") if t.get("Healthscore_Key__c") == stuck.key]
-        assert after[stuck.key].response_id == task["Id"]
-        assert before[1] == 1
+        for one in stuck:
+            (task,) = [
+                t for t in world.sf.records("Task") if t.get("Healthscore_Key__c") == one.key
+            ]
+            assert after[one.key].response_id == task["Id"]
+        assert before[1] == len(stuck)  # all had been created before the kill
 
 
 def test_an_email_accepted_before_the_kill_is_not_sent_again(world: World) -> None:
     pipeline = scored(world, seed=73)
     with pytest.raises(WorkerKilled):
         pipeline.deliver(hooks=DeliveryHooks(after_accept=kill_at("email_send", 1)))
-    (stuck,) = pipeline.store.actions(status="sending")
-    assert len(world.sendgrid.sent) == 1
+    stuck = pipeline.store.actions(status="sending")
+    # one template: every email went in the one mail send SendGrid accepted before the kill
+    assert {a.kind for a in stuck} == {"email_send"} and len(stuck) > 1
+    assert len(world.sendgrid.sent) == len(stuck)
     restart_later(world.store)
     report = world.pipeline(config_with(RED)).deliver()
-    assert report.unknown == 1  # at most once: SendGrid cannot be asked about the key
+    assert report.unknown == len(stuck)  # at most once: SendGrid cannot be asked about keys
     _, _, emails = exactly_once(world)
     status = {a.key: a for a in pipeline.store.actions()}
-    assert status[stuck.key].status == "unknown"
-    assert "not re-sent" in (status[stuck.key].error or "")
-    assert emails == 1 + report.emails_sent
+    for one in stuck:
+        assert status[one.key].status == "unknown"
+        assert "not re-sent" in (status[one.key].error or "")
+    assert emails == len(stuck) + report.emails_sent
     again = world.pipeline(config_with(RED)).deliver()
     assert (again.emails_sent, again.unknown) == (0, 0)
     assert exactly_once(world)[2] == emails
 
 
 def test_an_email_killed_before_its_claim_is_sent_once_after_restart(world: World) -> None:
-    pipeline = scored(world, seed=74)
-    calls: list[str] = []
+    # three templates: three mail sends (a batch holds one template); up to three emails a
+    # contact in the cap window, so each rule reaches the same people
+    rules = [RED] + [
+        {
+            "name": f"red_{n}",
+            "when": {"grade_is": "red"},
+            "actions": [{"email": {"template": f"d-red-{n}", "roles": ["Admin", "Champion"]}}],
+        }
+        for n in ("two", "three")
+    ]
+    world.sf.seed(generate_org(30, seed=74, now=NOW))
+    pipeline = world.pipeline(config_with(*rules, email={"max_per_contact": 3}))
+    pipeline.sync_all()
+    pipeline.score()
+    batches: list[str] = []
 
-    def die_after_one(action: ActionLog, *_: Any) -> None:
+    def die_in_the_second_batch(action: ActionLog, *_: Any) -> None:
         if action.kind == "email_send":
-            calls.append(action.key)
-            if len(calls) == 1:  # the first email is sent and recorded …
-                return
-            raise WorkerKilled  # … the worker dies as it takes the second
+            template = action.payload["template"]
+            if template not in batches:
+                batches.append(template)
+            if len(batches) == 2:  # the first batch was sent and recorded …
+                raise WorkerKilled  # … the worker dies once the second one is claimed
 
-    # kill between the stored per-contact intents and the second delivery: the second was
-    # claimed, the others are still pending
     with pytest.raises(WorkerKilled):
-        pipeline.deliver(hooks=DeliveryHooks(before_send=die_after_one))
+        pipeline.deliver(hooks=DeliveryHooks(before_send=die_in_the_second_batch))
+    claimed = [a for a in pipeline.store.actions(status="sending") if a.kind == "email_send"]
     pending = [a for a in pipeline.store.actions(status="pending") if a.kind == "email_send"]
-    assert len(pending) >= 1 and len(world.sendgrid.sent) == 1
+    first = [a for a in pipeline.store.actions(status="sent") if a.kind == "email_send"]
+    assert claimed and pending and first
+    assert {a.payload["template"] for a in claimed} == {batches[1]}
+    assert len(world.sendgrid.sent) == len(first)  # only the first batch went out
     restart_later(world.store)
-    world.pipeline(config_with(RED)).deliver()
+    world.pipeline(config_with(*rules, email={"max_per_contact": 3})).deliver()
     sent = {m["custom_args"]["healthscore_key"] for m in world.sendgrid.sent}
-    assert {a.key for a in pending} <= sent
-    assert calls[1] not in sent  # claimed when the worker died: unknown, never re-sent
+    assert {a.key for a in pending} <= sent  # not claimed when the worker died: sent once
+    assert not {a.key for a in claimed} & sent  # claimed when it died: unknown, never re-sent
+    status = {a.key: a.status for a in pipeline.store.actions()}
+    assert {status[a.key] for a in claimed} == {"unknown"}
     exactly_once(world)
 
 
@@ -200,9 +231,11 @@ def test_hubspot_tasks_are_associated_owned_and_reconciled_by_search(hubspot_wor
     assert reds >= 2
     with pytest.raises(WorkerKilled):
         pipeline.deliver(hooks=DeliveryHooks(after_accept=kill_at("task", 2)))
+    # one batch upsert held every task: all accepted, none recorded when the worker died
+    assert len(store.actions(status="sending")) == reds
     restart_later(store)
     again = build().deliver()
-    assert again.reconciled == 1 and again.tasks_created == reds - 2
+    assert again.reconciled == reds and again.tasks_created == 0
     tasks = [
         {**t["properties"], "id": t["id"]}
         for t in hs_emu.records("tasks")
@@ -210,7 +243,11 @@ def test_hubspot_tasks_are_associated_owned_and_reconciled_by_search(hubspot_wor
     ]
     assert len(tasks) == reds == len({t["healthscore_key"] for t in tasks})
     upserts = hs_emu.requests("POST", r"/objects/tasks/batch/upsert")
-    assert len(upserts) == reds  # the reconciled one was found by search, not re-written
+    # one batch upsert (up to 100 tasks); the reconciled ones were found by search, not
+    # re-written
+    assert len(upserts) == 1
+    written = [i["id"] for r in upserts for i in r.body["inputs"]]
+    assert sorted(written) == sorted(t["healthscore_key"] for t in tasks)
     assert hs_emu.requests("POST", r"/objects/tasks/search")
     owners = {o["email"].lower(): o["id"] for o in hs_emu.owners}
     accounts = {a.id: a for a in store.accounts()}
@@ -279,18 +316,22 @@ def test_a_worker_process_killed_by_sigkill_after_the_vendor_accepted(
         timeout=120,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    (stuck,) = pipeline.store.actions(status="sending")
-    assert stuck.kind == kind
+    stuck = pipeline.store.actions(status="sending")
+    reds = len(pipeline.store.actions(kind="slack"))
+    emails = len([a for a in pipeline.store.actions() if a.kind == "email_send"])
+    # killed after the vendor accepted a whole request: one message, or the whole batch
+    assert {a.kind for a in stuck} == {kind}
+    assert len(stuck) == {"slack": 1, "task": reds, "email_send": emails}[kind]
     restart_later(world.store)
     report = world.pipeline(config_with(RED)).deliver()
     alerts, tasks, _ = exactly_once(world)
-    reds = len(pipeline.store.actions(kind="slack"))
     assert (alerts, tasks) == (reds, reds)
     final = {a.key: a.status for a in pipeline.store.actions()}
     if kind == "email_send":  # at most once: sent once, recorded as unknown
-        assert final[stuck.key] == "unknown" and report.unknown == 1
-        assert [m["custom_args"]["healthscore_key"] for m in world.sendgrid.sent].count(
-            stuck.key
-        ) == 1
+        assert report.unknown == len(stuck)
+        keys = [m["custom_args"]["healthscore_key"] for m in world.sendgrid.sent]
+        for one in stuck:
+            assert final[one.key] == "unknown" and keys.count(one.key) == 1
     else:
-        assert final[stuck.key] == "sent" and report.reconciled == 1
+        assert report.reconciled == len(stuck)
+        assert all(final[one.key] == "sent" for one in stuck)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,6 +19,10 @@ from healthscore.cli.app import (
     stdout_console,
 )
 from healthscore.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from actions import DeliveryReport
+    from healthscore.pipeline.cycle import Pipeline
 
 
 @app.command(name="setup-crm")
@@ -70,14 +74,26 @@ def actions(
         ),
     ] = False,
     show_log: Annotated[bool, typer.Option("--log", help="show the action log")] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="queue the deliveries a vendor refused (failed) again, once their cause is "
+            "fixed, and deliver; with --dry-run, list them. Never re-sends one that was "
+            "delivered or whose outcome is unknown",
+        ),
+    ] = False,
     limit: Annotated[int, typer.Option(help="rows to show (newest last)")] = 200,
 ) -> None:
     """Deliver pending actions (Slack, tasks, emails); --dry-run lists them; --log shows what
-    was delivered."""
+    was delivered; --retry-failed queues the failed ones again."""
     from actions.preview import plan
     from store.models import utcnow
 
     pipeline = _runtime(config).pipeline()
+    if retry_failed:
+        _retry_failed(pipeline, dry_run=dry_run, limit=limit)
+        return
     if dry_run:
         now = utcnow()
         rows = plan(pipeline.store, pipeline.config.actions, now)
@@ -134,10 +150,42 @@ def actions(
             )
         stdout_console().print(table)
         return
-    report = pipeline.deliver()
+    _print_delivery(pipeline.deliver())
+
+
+def _retry_failed(pipeline: Pipeline, *, dry_run: bool, limit: int) -> None:
+    """``actions --retry-failed``: the failed deliveries listed (``--dry-run``: nothing else
+    happens) or queued again and delivered with the rest of what is pending."""
+    from actions.deliver import failed_deliveries, requeue_failed
+
+    failed = failed_deliveries(pipeline.store)
+    title = "failed deliveries" + (" — dry run, nothing queued or sent" if dry_run else "")
+    table = Table(title=f"{title} ({len(failed)})")
+    for col in ("key", "kind", "to", "account", "failed at", "error"):
+        table.add_column(col, overflow="fold")
+    for a in failed[-limit:]:
+        table.add_row(
+            a.key,
+            a.kind,
+            a.target or "",
+            str(a.payload.get("name", a.account_id)),
+            f"{a.updated_at:%Y-%m-%d %H:%M:%S}",
+            a.error or "",
+        )
+    stdout_console().print(table)
+    by_kind = dict(sorted(Counter(a.kind for a in failed).items()))
+    if dry_run:
+        print(json.dumps({"dry_run": True, "would_requeue": len(failed), "by_kind": by_kind}))
+        return
+    requeued = requeue_failed(pipeline.store)
+    _print_delivery(pipeline.deliver(), requeued=requeued, requeued_by_kind=by_kind)
+
+
+def _print_delivery(report: DeliveryReport, **extra: Any) -> None:
     print(
         json.dumps(
             {
+                **extra,
                 "slack_messages": report.sent,
                 "tasks_created": report.tasks_created,
                 "emails_sent": report.emails_sent,

@@ -29,6 +29,7 @@ from healthscore.pipeline.cycle import ActReport, CycleReport, Pipeline
 from healthscore.pipeline.runtime import setup_logging
 from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
 from sandbox.demo.demo_actions import action_counts, chaotic_delivery, exactly_once, start_storm
+from sandbox.demo.demo_delivery import DELIVERY_VENDORS, delivery_counts, tasks_once
 from sandbox.demo.demo_governance import hubspot_stops, print_governance, seed_crm_overrides
 from sandbox.demo.demo_keep import fresh_keep_dir, keep_paths, write_config
 from sandbox.demo.demo_usage import enable_usage, write_usage_drop
@@ -178,7 +179,11 @@ def run_demo(
         emulators = (sf_emu, hs_emu, slack_emu, email.sendgrid)
         for step in range(cycles):
             at(step)
-            counts = _request_counts(sf_emu, hs_emu, slack_emu) | action_counts(*emulators)
+            counts = (
+                _request_counts(sf_emu, hs_emu, slack_emu)
+                | action_counts(*emulators)
+                | delivery_counts(*emulators)
+            )
             if chaos and step == 0:
                 console.print(
                     "[bold]chaos[/]: a Slack 429 storm, and a worker killed after "
@@ -198,7 +203,11 @@ def run_demo(
                 )
             else:
                 cycle = pipeline.run_cycle()
-            after = _request_counts(sf_emu, hs_emu, slack_emu) | action_counts(*emulators)
+            after = (
+                _request_counts(sf_emu, hs_emu, slack_emu)
+                | action_counts(*emulators)
+                | delivery_counts(*emulators)
+            )
             summary = cycle.summary()
             delta = {k: after[k] - counts[k] for k in after}
             summary["crm_write_requests"] = delta["sf_writes"]
@@ -206,6 +215,10 @@ def run_demo(
             summary["slack_messages"] = delta["slack"]
             summary["tasks_created"] = delta["tasks"]
             summary["emails_sent"] = delta["emails"]
+            summary["delivery_requests"] = sum(delta[f"{v}_delivery"] for v in DELIVERY_VENDORS)
+            summary["delivery_requests_by_vendor"] = {
+                v: delta[f"{v}_delivery"] for v in DELIVERY_VENDORS
+            }
             summary["sync_requests"] = {
                 "salesforce": delta["sf_reads"],
                 "hubspot": delta["hs_reads"],
@@ -230,7 +243,7 @@ def run_demo(
             if crm == "salesforce"
             else {"stale_accounts": 0}
         )
-        once = exactly_once(store, *emulators)
+        once = exactly_once(store, *emulators) | {"tasks": tasks_once(store, sf_emu, hs_emu)}
         _print_cycles(summaries)
         _print_sources(signals, unmatched, store)
         _print_reds(store, slack_emu)
@@ -318,7 +331,7 @@ def _request_counts(
     sf_emu: SalesforceEmulator, hs_emu: HubSpotEmulator, slack_emu: SlackEmulator
 ) -> dict[str, int]:
     return {
-        "sf_writes": len(sf_emu.requests("PATCH", r"/composite/sobjects")),
+        "sf_writes": len(sf_emu.requests("PATCH", r"/composite/sobjects/?$")),  # not tasks
         "sf_reads": len(sf_emu.requests("GET", r"/(query|queryAll|sobjects/\w+/describe)"))
         + len(sf_emu.requests("POST", r"/jobs/query$")),
         "hs_writes": len(hs_emu.requests("POST", r"/objects/companies/batch/update$")),
