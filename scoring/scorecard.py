@@ -38,6 +38,9 @@ from healthscore.core.durations import Duration
 from .critical import Critical
 
 Better = Literal["higher", "lower"]
+# what `healthscore fit` may not change on a measure: everything (it stays, as written), its
+# normalization (bands …) or only its direction (``better``)
+Lock = bool | Literal["bands", "direction"]
 
 
 class _Strict(BaseModel):
@@ -86,6 +89,11 @@ class Measure(_Strict):
     stale_after: Duration | None = Field(None, description="an older value counts as missing")
     unit: Literal["", "%", "pct", "days", "x"] = Field(
         "", description="display: % (a 0–1 ratio), pct (already 0–100), days, x (a multiple)"
+    )
+    lock: Lock | None = Field(
+        None,
+        description="what `healthscore fit` keeps: true (the measure as written, never "
+        "dropped), bands (its normalization) or direction (its `better`)",
     )
 
     @field_validator("bands")

@@ -121,7 +121,16 @@ def test_fit_writes_a_proposal_beside_the_live_file_and_never_over_it(world: Pat
     first, last = END - timedelta(days=250), END - timedelta(days=30)
     runner = CliRunner()
     result = runner.invoke(
-        app, ["fit", *_args(first, last), "--out", str(out), "--report", str(world / "fit-report")]
+        app,
+        [
+            "fit",
+            "--weights-only",
+            *_args(first, last),
+            "--out",
+            str(out),
+            "--report",
+            str(world / "fit-report"),
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])

@@ -33,6 +33,7 @@ from scoring.backtest import (
     run_backtest,
 )
 from scoring.fit import FitResult, band_thresholds, fit_weights, split_dates
+from scoring.learn.calibrate import calibration_report
 
 Progress = Callable[[date], None]
 # scores every account as of each datetime, in order; grades of the previous snapshot in
@@ -153,7 +154,13 @@ def backtest(
         draws=draws,
         seed=seed,
     )
-    return data, report_json(result.as_dict(), card, plan)
+    report = report_json(result.as_dict(), card, plan)
+    # the score as a churn probability: expected against observed churn per decile, each
+    # snapshot's expectation from the map fitted on the other snapshots
+    report["expected_churn"] = json_safe(
+        calibration_report(data.score, data.churned, data.snapshot, plan.horizon.days)
+    )
+    return data, report
 
 
 # -- fit ----------------------------------------------------------------------------------------
@@ -227,7 +234,7 @@ def fit(
         [s.group_weights for s in card.segments], group_w, result.group_weights
     )
     text = rewrite(config_text, changes, config_path)
-    fitted = _load_card(text, config_path)
+    fitted = load_fitted_card(text, config_path)
     thresholds = None
     if bands:
         train_days = {d for d in batches if d.isoformat() in result.split.train_dates}
@@ -241,7 +248,7 @@ def fit(
         if thresholds is not None:
             changes.grades = {"red": thresholds[0], "yellow": thresholds[1]}
             text = rewrite(config_text, changes, config_path)
-            fitted = _load_card(text, config_path)
+            fitted = load_fitted_card(text, config_path)
     test_days = {d: batches[d] for d in batches if d.isoformat() in result.split.test_dates}
     held = label(rescore(fitted, test_days), _churn_of(data), data.horizon, data.measure_names)
     current = data.take(
@@ -252,7 +259,7 @@ def fit(
             )
         )
     )
-    auc_default, auc_fitted, rows, roc, roc_default = _compare(current, held)
+    auc_default, auc_fitted, rows, roc, roc_default = compare_held_out(current, held)
     table = [
         {"measure": f"measure {n}", "old": weights[n], "new": result.weights[n]}
         for n in card.measures
@@ -289,7 +296,7 @@ def fit(
     )
 
 
-def _load_card(text: str, path: str) -> Scorecard:
+def load_fitted_card(text: str, path: str) -> Scorecard:
     try:
         return config_from_document(parse_yaml(text, f"{path} (fitted)")).scorecard
     except ConfigError as exc:  # a bug here, not the user's: say so plainly
@@ -300,10 +307,25 @@ def _churn_of(data: Labeled) -> Mapping[str, date | datetime | None]:
     return data.churn_dates
 
 
-def _compare(
+def compare_held_out(
     current: Labeled, fitted: Labeled
 ) -> tuple[float, float, int, dict[str, list[float]], dict[str, list[float]]]:
     """Held-out AUC of both cards on the rows both could score."""
+    ic, jf = compared_rows(current, fitted)
+    y = current.churned[ic]
+    risk_c, risk_f = 100 - current.score[ic], 100 - fitted.score[jf]
+    return (
+        roc_auc(risk_c, y),
+        roc_auc(risk_f, y),
+        len(ic),
+        roc_curve(risk_f, y),
+        roc_curve(risk_c, y),
+    )
+
+
+def compared_rows(current: Labeled, fitted: Labeled) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of ``current``, rows of ``fitted``): the same snapshot and account, scored by
+    both cards."""
     key_c = current.snapshot.astype(np.int64) * 10**9 + current.account
     index = {current.dates[k]: k for k in range(len(current.dates))}
     remap = np.array([index[d] for d in fitted.dates], dtype=np.int64)
@@ -314,16 +336,7 @@ def _compare(
     key_f = remap[fitted.snapshot] * 10**9 + f_acc
     _, ic, jf = np.intersect1d(key_c, key_f, return_indices=True)
     both = ~np.isnan(current.score[ic]) & ~np.isnan(fitted.score[jf])
-    ic, jf = ic[both], jf[both]
-    y = current.churned[ic]
-    risk_c, risk_f = 100 - current.score[ic], 100 - fitted.score[jf]
-    return (
-        roc_auc(risk_c, y),
-        roc_auc(risk_f, y),
-        len(ic),
-        roc_curve(risk_f, y),
-        roc_curve(risk_c, y),
-    )
+    return ic[both], jf[both]
 
 
 # -- files --------------------------------------------------------------------------------------

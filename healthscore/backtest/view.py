@@ -90,9 +90,47 @@ def render_backtest(console: Console, report: dict[str, Any]) -> None:
         )
         measures.add_row(m["label"], _n(m["weight"], 2), _p(m["present"]), _n(m["auc"]), direction)
     console.print(measures)
+    expected = report.get("expected_churn") or {}
+    if expected.get("deciles"):
+        render_calibration(
+            console,
+            expected,
+            "calibration — expected vs observed churn per score decile (1 = lowest scores; "
+            "each snapshot's expectation fitted on the others)",
+        )
+
+
+def render_calibration(console: Console, calibration: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    for col in ("decile", "scores", "rows", "expected", "observed", "gap"):
+        table.add_column(col, justify="right")
+    for d in calibration["deciles"]:
+        gap = d["gap"]
+        style = "red" if gap is not None and abs(gap) > 0.02 else "dim"
+        table.add_row(
+            str(d["decile"]),
+            f"{d['score_min']:.0f}–{d['score_max']:.0f}",
+            str(d["rows"]),
+            _p(d["expected"]),
+            _p(d["observed"]),
+            f"[{style}]{100 * gap:+.1f} pts[/]" if gap is not None else "–",
+        )
+    console.print(table)
 
 
 def render_fit(console: Console, fit: dict[str, Any]) -> None:
+    _auc_head(console, fit)
+    changes = Table(title="weight changes")
+    for col in ("weight", "current", "fitted", "change"):
+        changes.add_column(col, justify="left" if col == "weight" else "right")
+    for c in fit["weight_changes"]:
+        d = c["new"] - c["old"]
+        style = "green" if d > 0 else "red" if d < 0 else "dim"
+        changes.add_row(c["measure"], f"{c['old']:g}", f"{c['new']:g}", f"[{style}]{d:+.2f}[/]")
+    console.print(changes)
+
+
+def _auc_head(console: Console, fit: dict[str, Any]) -> None:
     head = Table(
         title=f"held-out ROC AUC ({len(fit['test_snapshots'])} later snapshots, "
         f"{fit['test_rows']} rows, {fit['test_churned']} churned in horizon)"
@@ -109,11 +147,47 @@ def render_fit(console: Console, fit: dict[str, Any]) -> None:
         _n(fit["auc_default"]), _n(fit["auc_fitted"]), "–" if delta is None else f"{delta:+.3f}"
     )
     console.print(head)
-    changes = Table(title="weight changes")
-    for col in ("weight", "current", "fitted", "change"):
-        changes.add_column(col, justify="left" if col == "weight" else "right")
-    for c in fit["weight_changes"]:
-        d = c["new"] - c["old"]
-        style = "green" if d > 0 else "red" if d < 0 else "dim"
-        changes.add_row(c["measure"], f"{c['old']:g}", f"{c['new']:g}", f"[{style}]{d:+.2f}[/]")
-    console.print(changes)
+
+
+def render_learned(console: Console, fit: dict[str, Any]) -> None:
+    """A learned card: held-out AUC, each measure explained as points lost, calibration."""
+    _auc_head(console, fit)
+    table = Table(
+        title=f"the fitted card, explained as points lost ({fit['candidates']} candidates, "
+        f"fitted on {fit['train_rows']} rows of {len(fit['train_snapshots'])} earlier snapshots)"
+    )
+    for col in (
+        "measure",
+        "what changed",
+        "better",
+        "max loss now → fitted",
+        "points lost by band",
+    ):
+        table.add_column(col, justify="right" if col.startswith("max") else "left")
+    for m in fit["measures"]:
+        if m["status"] == "unchanged" and not m["max_loss"]:
+            continue
+        bands = "; ".join(
+            f"{b['band']}: −{b['points_lost']:g} ({100 * b['churn_rate']:.1f}% churn)"
+            for b in m["bands"]
+        )
+        status = m["status"] + (" (direction flipped)" if m["flipped"] else "")
+        style = {"new": "green", "left out": "dim", "re-learned": "cyan"}.get(m["status"], "")
+        table.add_row(
+            m["label"],
+            f"[{style}]{status}[/]" if style else status,
+            m["better"] if m["bands"] and m["better"] else "–",
+            f"{m['old_max_loss']:g} → {m['max_loss']:g}",
+            bands or (m["new"] if m["max_loss"] else "–"),
+        )
+    console.print(table)
+    calibration = fit.get("calibration") or {}
+    if calibration.get("deciles"):
+        c = calibration["map"]
+        render_calibration(
+            console,
+            calibration,
+            f"churn probability within {c['horizon_days']}d = σ({c['intercept']:.3f} "
+            f"{c['slope']:+.4f} × score), calibrated on the later snapshots — expected vs "
+            "observed per decile (each snapshot fitted on the others)",
+        )

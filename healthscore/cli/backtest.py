@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,13 @@ def make_plan(start: str, end: str, every: str, horizon: str) -> Plan:
         raise ConfigError(f"{exc}") from None
 
 
+@dataclass
+class _Run:
+    evaluation: Evaluation
+    pipeline: Any
+    outcomes: dict[str, Any]
+
+
 def _evaluate(
     rt: Any,
     plan: Plan,
@@ -51,7 +59,7 @@ def _evaluate(
     outcomes: str | None,
     outcomes_until: str | None,
     **kwargs: Any,
-) -> Evaluation:
+) -> _Run:
     from healthscore.pipeline.outcomes import load_outcomes
 
     pipeline = rt.pipeline()
@@ -83,7 +91,7 @@ def _evaluate(
             progress=lambda d: bar.update(task, advance=1, description=str(d)),
             **kwargs,
         )
-    return result
+    return _Run(result, pipeline, known)
 
 
 def backtest_command(
@@ -100,7 +108,7 @@ def backtest_command(
 ) -> None:
     result = _evaluate(
         rt, plan, console, outcomes=outcomes, outcomes_until=outcomes_until, draws=draws, seed=seed
-    )
+    ).evaluation
     json_path, html_path = write_report(result.report, out)
     if as_json:
         print(json.dumps(json.loads(json_path.read_text())))
@@ -121,6 +129,8 @@ def fit_command(
     dry_run: bool,
     report: Path | None,
     outcomes_until: str | None,
+    weights_only: bool = False,
+    max_measures: int = 12,
 ) -> None:
     config_path = Path(rt.config_path)
     if out.resolve() == config_path.resolve():
@@ -130,7 +140,25 @@ def fit_command(
         )
     if not 0 < holdout < 1:
         raise ConfigError(f"--holdout must be between 0 and 1; got {holdout}")
+    if max_measures < 1:
+        raise ConfigError(f"--max-measures must be at least 1; got {max_measures}")
     text = config_path.read_text(encoding="utf-8")
+    if not weights_only:
+        _learn_command(
+            rt,
+            plan,
+            console,
+            text=text,
+            outcomes=outcomes,
+            out=out,
+            bands=bands,
+            holdout=holdout,
+            dry_run=dry_run,
+            report=report,
+            outcomes_until=outcomes_until,
+            max_measures=max_measures,
+        )
+        return
     result = _evaluate(
         rt,
         plan,
@@ -140,7 +168,7 @@ def fit_command(
         fit_card=(text, str(config_path)),
         holdout=holdout,
         bands=bands,
-    )
+    ).evaluation
     fitted = result.fitted
     assert fitted is not None
     render_fit(stdout_console(), fitted.as_dict(str(out)))
@@ -180,6 +208,96 @@ def fit_command(
                 "bands": fitted.bands,
                 "kept_current": fitted.result.kept_current,
                 "written": None if dry_run else str(out),
+            }
+        )
+    )
+
+
+def _learn_command(
+    rt: Any,
+    plan: Plan,
+    console: Console,
+    *,
+    text: str,
+    outcomes: str | None,
+    out: Path,
+    bands: bool,
+    holdout: float,
+    dry_run: bool,
+    report: Path | None,
+    outcomes_until: str | None,
+    max_measures: int,
+) -> None:
+    """`healthscore fit` (the default): learn measures, bands and weights; write the card."""
+    from healthscore.backtest.inventory import inventory_of, pipeline_card_scorer
+    from healthscore.backtest.learn import churn_probabilities, learn_card, write_probabilities
+    from healthscore.backtest.view import render_learned
+
+    config_path = Path(rt.config_path)
+    run = _evaluate(rt, plan, console, outcomes=outcomes, outcomes_until=outcomes_until)
+    scorer = pipeline_card_scorer(run.pipeline, run.outcomes)
+    inventory = inventory_of(rt.config, rt.store, run.pipeline.start_attribute)
+
+    def say(message: str) -> None:
+        console.print(f"[dim]fit:[/] {message}", highlight=False)
+
+    fitted = learn_card(
+        rt.config.scorecard,
+        text,
+        str(config_path),
+        run.evaluation.data,
+        scorer,
+        inventory,
+        holdout=holdout,
+        max_measures=max_measures,
+        bands=bands,
+        say=say,
+    )
+    summary = fitted.as_dict(str(out))
+    render_learned(stdout_console(), summary)
+    if fitted.auc_fitted < fitted.auc_default:
+        console.print(
+            "[yellow]the fitted card ranks the judged snapshots worse than the current one[/]: "
+            "keep the current card (the proposal is written for review only)"
+        )
+    if fitted.diff:
+        stdout_console().print(fitted.diff, markup=False, highlight=False, end="")
+    if bands and fitted.bands is None:
+        console.print("[yellow]no grade borders met the lift targets[/]; kept the current ones")
+    churn_file = out.with_name(f"{out.stem}.churn.csv")
+    today = run.pipeline.clock().date()
+    if dry_run:
+        console.print(f"dry run: {out} and {churn_file} not written")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(fitted.text, encoding="utf-8")
+        write_probabilities(churn_probabilities(scorer, fitted, today), churn_file)
+        console.print(
+            f"fitted scorecard: {out} (the live {config_path} is unchanged; "
+            f"`healthscore validate {out}` checks it)\n"
+            f"churn probability within {plan.horizon.days}d per account as of {today}: "
+            f"{churn_file}",
+            highlight=False,
+        )
+    if report is not None and not dry_run:
+        run.evaluation.report["fit"] = summary
+        json_path, html_path = write_report(run.evaluation.report, report)
+        console.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
+    print(
+        json.dumps(
+            {
+                "auc_default": fitted.auc_default,
+                "auc_fitted": fitted.auc_fitted,
+                "rows_compared": fitted.rows_compared,
+                "test_snapshots": len(fitted.split.test_dates),
+                "train_snapshots": len(fitted.split.train_dates),
+                "measures": [m.name for m in fitted.learned.measures],
+                "weights": {n: m.weight for n, m in fitted.card.measures.items()},
+                "calibration_max_gap": summary["calibration"].get("max_gap"),
+                "bands": fitted.bands,
+                "kept_current": False,
+                "written": None if dry_run else str(out),
+                "probabilities": None if dry_run else str(churn_file),
             }
         )
     )

@@ -141,6 +141,16 @@ def fit(
     bands: Annotated[
         bool, typer.Option("--bands", help="also learn the red/yellow borders")
     ] = False,
+    weights_only: Annotated[
+        bool,
+        typer.Option(
+            "--weights-only",
+            help="only re-weight the card's measures (their normalizations as written)",
+        ),
+    ] = False,
+    max_measures: Annotated[
+        int, typer.Option("--max-measures", help="at most this many measures in a learned card")
+    ] = 12,
     holdout: Annotated[
         float, typer.Option(help="share of the latest snapshots held out for judging")
     ] = 0.34,
@@ -152,10 +162,13 @@ def fit(
     dry_run: DryRun = False,
     config: ConfigOption = None,
 ) -> None:
-    """Learn non-negative weights from outcomes; write them as a copy of the YAML + a diff.
+    """Learn the card from outcomes — measures, bands, weights — as a copy of the YAML + a diff.
 
-    Fits on the earlier snapshots and prints the held-out AUC of the current and the fitted
-    scorecard on the later ones. The live configuration is never replaced.
+    Candidate measures from every usage metric and field are binned, selected by held-out
+    log loss and weighted on the earlier snapshots; the current and the fitted card are
+    judged on the later ones, and the fitted score is calibrated there as a churn
+    probability. `--weights-only` only re-weights the card's own measures. The live
+    configuration is never replaced.
     """
     from healthscore.cli.backtest import fit_command, make_plan
 
@@ -171,4 +184,6 @@ def fit(
         dry_run=dry_run,
         report=report,
         outcomes_until=outcomes_until,
+        weights_only=weights_only,
+        max_measures=max_measures,
     )
