@@ -1,8 +1,8 @@
 """Deliver pending intents from the action log: Slack alerts and digests, CSM tasks, emails.
 
-Intents go out in batches, as many a request as the vendor takes: a Salesforce sObject
-Collections upsert holds 200 tasks, a HubSpot batch 100, a SendGrid mail send 1,000 recipients
-(one personalization each, its key in ``custom_args``); Slack posts one message a request. A
+Intents go out in batches, as many a request as the vendor takes (each back end says its
+batch size: 200 tasks a CRM collections upsert, 100 a batch upsert, 1,000 recipients a mail
+send, each with its own key); Slack posts one message a request. A
 batch moves ``pending → sending`` (committed) before its request, then each item to ``sent``
 with the vendor's id — or on its own to ``failed``, ``skipped``, ``pending`` or ``unknown``
 (``actions.delivery_batches`` has the table). A refusal of our credentials or settings is not

@@ -1,5 +1,6 @@
 """The shared scorer: a YAML scorecard applied to every account at once."""
 
+from .card_checks import reference_problems
 from .explain import Explanation, Reason, explain, format_value, missing_measures, reasons_for
 from .grades import INSUFFICIENT, assign_grades
 from .scorecard import (
@@ -10,7 +11,6 @@ from .scorecard import (
     Scorecard,
     Segment,
     describe_measure,
-    reference_problems,
 )
 from .scorer import GRADES, PercentileReference, ScoreBatch, score
 from .table import LabelColumn, SignalTable

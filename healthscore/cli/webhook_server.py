@@ -10,7 +10,7 @@ a worker whose event loop stalls ``timeout`` seconds is restarted):
   and body to arrive (``WebhookWorker``): gthread reads a request head with no timeout, so a
   client sending a byte now and then would otherwise hold a thread for good;
 - the app checks the signature headers and the declared length before it reads any body, reads
-  it in bounded chunks and parses JSON of bounded depth (``connectors.sendgrid.webhook_app``).
+  it in bounded chunks and parses JSON of bounded depth (the vendor's webhook app).
 
 Each worker builds its own receiver (its own store connections and recompute thread) after the
 fork; when a worker stops — SIGTERM to the master, or a restart — it finishes its requests and
@@ -33,8 +33,8 @@ from gunicorn.workers.gthread import ThreadWorker
 
 @dataclass(frozen=True)
 class Limits:
-    """What one ``healthscore webhook serve`` may take on; the defaults suit SendGrid (a few
-    concurrent POSTs of well under 1 MB each)."""
+    """What one ``healthscore webhook serve`` may take on; the defaults suit an event webhook (a
+    few concurrent POSTs of well under 1 MB each)."""
 
     workers: int = 2  # processes
     threads: int = 8  # requests served at once per worker
@@ -45,7 +45,7 @@ class Limits:
     keepalive: int = 0
     timeout: int = 30  # a worker whose event loop stalls this long is killed and replaced
     graceful_timeout: int = 30  # on SIGTERM: seconds to finish requests and the last recompute
-    limit_request_line: int = 1024  # bytes; the only path is /webhooks/sendgrid
+    limit_request_line: int = 1024  # bytes; the paths are short (/webhooks/<vendor>)
     limit_request_fields: int = 32  # headers
     limit_request_field_size: int = 8190  # bytes per header (gunicorn's default)
 

@@ -72,8 +72,8 @@ def http_action(status: int) -> HttpAction:
     ``AuthError``); 429 ``rate_limited`` (wait for the vendor's signal → ``RateLimited``);
     408 and 5xx ``retry`` (transient → ``RetriableError``); any other 4xx ``fail`` (our bug →
     ``FatalError``). Each vendor's ``classify`` starts here and departs from it only where the
-    vendor's own body says otherwise (Salesforce's 403 ``REQUEST_LIMIT_EXCEEDED``, Zendesk's
-    "Too recent start_time", OAuth's 400 ``invalid_client``, Mailchimp's bare 403)."""
+    vendor's own body says otherwise (a 403 that is a rate limit, a 400 that means "too
+    recent, wait", OAuth's 400 ``invalid_client``)."""
     if status in (401, 403):
         return "auth"
     if status == 429:

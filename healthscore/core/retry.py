@@ -108,7 +108,7 @@ def retry_after(value: Any, *, now: float | None = None) -> float | None:
 
 
 def until_reset(value: Any, *, now: float) -> float | None:
-    """Seconds until an epoch-seconds reset header (SendGrid's ``X-RateLimit-Reset``)."""
+    """Seconds until an epoch-seconds reset header (e.g. ``X-RateLimit-Reset``)."""
     try:
         reset = float(str(value).strip())
     except (TypeError, ValueError):
