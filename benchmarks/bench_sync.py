@@ -290,13 +290,16 @@ def main() -> None:
         except BaseException as exc:  # reported below
             errors.append(exc)
 
+    def step(name: str) -> Any:
+        return lambda: pipeline.sync(name)  # the registry's step, as beat's task runs it
+
     started = time.perf_counter()
     started_wall = time.time()  # the emulators log their requests' arrival in wall time
-    together = [("hubspot", pipeline.sync_hubspot), ("zendesk", pipeline.sync_zendesk)]
+    together = [("hubspot", step("hubspot")), ("zendesk", step("zendesk"))]
     if args.first_sync:
-        run("salesforce", pipeline.sync_salesforce)
+        run("salesforce", step("salesforce"))
     else:
-        together.insert(0, ("salesforce", pipeline.sync_salesforce))
+        together.insert(0, ("salesforce", step("salesforce")))
     threads = [threading.Thread(target=run, args=job) for job in together]
     for t in threads:
         t.start()
@@ -305,8 +308,6 @@ def main() -> None:
     seconds = time.perf_counter() - started
     if errors:
         raise errors[0]
-    # the recompute's worker processes have been waited for, the emulators' has not yet
-    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     parent.send("log")
     logs = parent.recv()
     parent.send("stop")
@@ -337,10 +338,6 @@ def main() -> None:
             # when the export's last page was asked for, and how long the sync went on after
             "export_last_request_seconds": round(max(export_times) - started_wall, 2),
             "after_export_seconds": round(results["zendesk"][2] - max(export_times), 2),
-            "recompute_processes": zd_report.recompute_processes,
-            "recompute_worker_peak_rss_mb": round(workers_peak, 1)
-            if zd_report.recompute_processes
-            else None,
             "min_requests": (
                 math.ceil(counts["organizations"] / ZD_PAGE)
                 + math.ceil(counts["tickets"] / ZD_EXPORT_PAGE)

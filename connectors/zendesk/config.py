@@ -49,12 +49,3 @@ class ZendeskSource(_Strict):
     )
     export_page_size: int = Field(1000, ge=1, le=1000)
     page_size: int = Field(100, ge=1, le=100)
-    recompute_processes: int = Field(
-        1,
-        ge=0,
-        le=16,
-        description="worker processes reading "
-        "and aggregating tickets beside the sync when it "
-        "recomputes 20,000 accounts or more (0: all in the "
-        "sync's own process)",
-    )

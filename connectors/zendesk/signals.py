@@ -11,6 +11,12 @@
   when nothing was rated (an account nobody rated is not unhappy).
 
 An account without tickets gets 0 for the counts, not missing.
+
+:func:`aggregate` is the plain reference, one account's records at a time: the sync computes
+the same signals for many accounts at once in the database (connectors/zendesk/signals_sql.py),
+and tests/test_zendesk_sql_recompute.py checks the two agree on the same kept records.
+:func:`repeated_topics` also finishes, there, the count of accounts holding tickets kept
+before their topic was (it derives the topic from the subject).
 """
 
 from __future__ import annotations

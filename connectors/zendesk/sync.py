@@ -12,10 +12,10 @@ One sync:
    ``now - backfill``), kept by id with their organization's account. A malformed ticket is
    logged with its id and skipped.
 3. **CSAT ratings** received since the last sync, joined to their account through the ticket.
-4. **Signals** (source ``zendesk``) recomputed, in chunks, for the accounts touched and for any
-   live account holding none yet (no tickets: zero counts). From 20,000 accounts on, worker
-   processes read and aggregate the chunks while this one writes the signals
-   (``recompute_processes``; healthscore/store_workers.py).
+4. **Signals** (source ``zendesk``) recomputed, in chunks of accounts, for the accounts touched
+   and for any live account holding none yet (no tickets: zero counts). The database computes
+   them — grouped SQL over the kept tickets and ratings (connectors/zendesk/signals_sql.py) —
+   a chunk or two ahead, on a connection of its own, while this thread writes the one before.
 
 The export cursor is stored only after all of that succeeded.
 """
@@ -34,7 +34,6 @@ from connectors.zendesk import (
     ExportState,
     ListState,
     ZendeskClient,
-    aggregate,
     export_start,
     pull_organizations,
     pull_ratings,
@@ -43,7 +42,7 @@ from connectors.zendesk import (
 )
 from connectors.zendesk.config import ZendeskSource
 from connectors.zendesk.signals import QUARTER
-from connectors.zendesk.store_workers import StoreWorkers, start_workers
+from connectors.zendesk.signals_sql import RATINGS, SOURCE, TICKETS, computed_signals
 from connectors.zendesk.tickets import parse_time
 from healthscore.core.errors import SkippableRecord
 from healthscore.core.prefetch import prefetched
@@ -51,11 +50,10 @@ from store import Store
 
 log = logging.getLogger(__name__)
 
-SOURCE = "zendesk"
 ORG_KEY = "zendesk:organization"
-ORGS, TICKETS, RATINGS = "organizations", "tickets", "satisfaction_ratings"
-RECOMPUTE_CHUNK = 1000
-PARALLEL_MIN_ACCOUNTS = 20_000  # a recompute this large goes to worker processes
+ORGS = "organizations"
+RECOMPUTE_CHUNK = 1000  # accounts whose signals one set of statements computes
+RECOMPUTE_AHEAD = 2  # chunks computed ahead of the one being written
 EXPORT_AHEAD = 4  # export pages read ahead of the one being stored (≤ 1,000 tickets each)
 FLUSH_EVERY = 2000  # organizations or ratings read between two writes
 
@@ -70,7 +68,6 @@ class ZendeskSyncReport:
     ratings: int = 0
     skipped: int = 0
     accounts_recomputed: int = 0
-    recompute_processes: int = 0  # worker processes that read and aggregated (0: none)
     signals_changed: int = 0
     requests: int = 0
     export_requests: int = 0
@@ -325,45 +322,23 @@ class ZendeskSync:
             )
 
     # -- signals ---------------------------------------------------------------------------
-    def recompute(self, accounts: Iterable[str], workers: StoreWorkers | None = None) -> None:
-        """The signals of ``accounts``, a chunk at a time; with ``workers``, the chunks are
-        read and aggregated in those processes while this one writes the signals."""
+    def recompute(self, accounts: Iterable[str]) -> None:
+        """The signals of ``accounts``: the database computes them a chunk at a time, a chunk
+        or two ahead of this thread writing them (:func:`computed_signals`)."""
         now = self.now()
         ids = sorted(set(accounts))
-        args = (now, self.source.topic_tag_prefix)
-        chunks = (
-            ids[start : start + RECOMPUTE_CHUNK] for start in range(0, len(ids), RECOMPUTE_CHUNK)
-        )
-        computed = (
-            workers.map(chunk_signals, chunks, *args)
-            if workers is not None
-            else (chunk_signals(self.store, chunk, *args) for chunk in chunks)
-        )
-        if workers is not None and ids:
-            self.report.recompute_processes = workers.processes
-        for values in computed:
+        prefix = self.source.topic_tag_prefix
+        for values in computed_signals(
+            self.store, ids, now, prefix, chunk=RECOMPUTE_CHUNK, ahead=RECOMPUTE_AHEAD
+        ):
             self.report.signals_changed += self.store.record_signal_values(SOURCE, now, values)
         self.report.accounts_recomputed += len(ids)
-
-    def _workers(self, accounts: int) -> StoreWorkers | None:
-        if accounts < PARALLEL_MIN_ACCOUNTS:
-            return None
-        return start_workers(self.store, self.source.recompute_processes)
 
     def run(self, full: bool = False) -> ZendeskSyncReport:
         started = self.now()
         requests, limited = self.client.requests, self.client.rate_limited
-        # started now when a large recompute is likely: their imports overlap the export
-        workers = self._workers(self.store.account_count())
-        try:
-            export = self._pull(started, full)
-            accounts = self._to_recompute()
-            if workers is None:  # e.g. a first sync, into a store without accounts then
-                workers = self._workers(len(accounts))
-            self.recompute(accounts, workers)
-        finally:
-            if workers is not None:
-                workers.close()
+        export = self._pull(started, full)
+        self.recompute(self._to_recompute())
         if export.cursor:
             self.store.set_cursor(SOURCE, TICKETS, "cursor:" + export.cursor)
         elif self._pending_start is not None:
@@ -407,22 +382,6 @@ class ZendeskSync:
         fresh = self.store.accounts_without("zendesk_tickets_30d", SOURCE)
         known = set(self.store.account_ids()) if self.touched else set()
         return (self.touched & known) | set(fresh)
-
-
-def chunk_signals(
-    store: Store, accounts: list[str], now: datetime, tag_prefix: str
-) -> list[tuple[str, str, float | None]]:
-    """(account, metric, value) of the support signals of ``accounts``, from the tickets and
-    ratings kept in ``store`` (run in a worker process for a large recompute)."""
-    tickets = store.source_records(SOURCE, TICKETS, accounts)
-    ratings = store.source_records(SOURCE, RATINGS, accounts)
-    return [
-        (acct, metric, value)
-        for acct in accounts
-        for metric, value in aggregate(
-            tickets.get(acct, []), ratings.get(acct, []), now, tag_prefix
-        ).items()
-    ]
 
 
 def sync_zendesk(
