@@ -95,6 +95,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The real PostgreSQL only (a fresh schema), for behaviour SQLite does not have."""
+    yield from _pg_schema_url()
+
+
+@pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     s = Store(db_url)
     yield s

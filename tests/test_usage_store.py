@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import pyarrow as pa
-import pytest
 from sqlalchemy import text
 
 from connectors.usage.rows import OUT_SCHEMA
@@ -276,11 +275,11 @@ def test_a_chunk_larger_than_an_encoding_piece(store: Store) -> None:
     assert (count, total, str(last)) == (n, n * (n - 1) / 2, "2026-01-20")
 
 
-def test_postgres_wal_compression_only_where_the_role_may(db_url: str) -> None:
+def test_postgres_wal_compression_only_where_the_role_may(pg_url: str) -> None:
     """A superuser's load compresses its WAL (then resets it); a plain role loads without."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     import uuid
+
+    db_url = pg_url
 
     import psycopg
 
