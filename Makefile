@@ -47,8 +47,8 @@ LOCAL := --no-emit-package healthscore --no-emit-package healthscore-sandbox
 lock: $(BIN)/python  ## re-pin dependencies after editing pyproject.toml or sandbox/pyproject.toml
 	$(BIN)/pip install --quiet uv
 	$(LOCK) pyproject.toml -o requirements.lock
-	printf -- '-e .[report]\n-e ./sandbox\n' | $(LOCK) $(LOCAL) - -o requirements-demo.lock
-	printf -- '-e .[report,dev]\n-e ./sandbox\n' | $(LOCK) $(LOCAL) - -o requirements-dev.lock
+	printf -- '-e .[report,fit]\n-e ./sandbox\n' | $(LOCK) $(LOCAL) - -o requirements-demo.lock
+	printf -- '-e .[report,fit,dev]\n-e ./sandbox\n' | $(LOCK) $(LOCAL) - -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache healthscore.db*

@@ -25,6 +25,8 @@ from typing import Literal
 
 import numpy as np
 
+from healthscore.core.errors import ConfigError
+
 Better = Literal["higher", "lower"]
 MIN_SHARE = 0.05  # of the present rows, per band
 MAX_BANDS = 6
@@ -183,7 +185,13 @@ def fit_bins(
     """The monotone optimal bands of one candidate on the training rows (None when it
     splits nothing: a single band predicts nothing). ``direction`` fixes the trend (a locked
     ``better``); otherwise optbinning picks the better of rising and falling churn."""
-    from optbinning import OptimalBinning  # heavy import, only when fitting
+    try:
+        from optbinning import OptimalBinning  # heavy import, only when fitting
+    except ImportError:
+        raise ConfigError(
+            "learning bands needs optbinning, the fit extra: pip install 'healthscore[fit]' "
+            "(or re-weight the current measures with --weights-only)"
+        ) from None
 
     y = np.asarray(y, dtype=int)
     if category:
