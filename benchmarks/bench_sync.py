@@ -1,5 +1,5 @@
 """Benchmark: syncing 100,000 accounts' worth of records from the emulators under the vendors'
-real limits, through the real Pipeline sync methods, into a SQLite store.
+real limits, through the real Pipeline sync steps (the registry's), into a SQLite store.
 
 - Salesforce Accounts: ``SalesforceEmulator`` (page size 2,000; no per-minute limit);
 - HubSpot companies: ``HubSpotEmulator`` at 190 requests per rolling 10 s (and search at 5/s,
@@ -13,8 +13,7 @@ is scaled by one factor, ``--limit-scale`` (a "minute" lasts 60/scale s, HubSpot
 
 - ``requests_ratio``: requests the syncs made / the fewest the page sizes allow;
 - ``seconds_ratio``: wall time / the floor the (scaled) rate limits impose;
-- ``peak_rss_mb``: the syncing process's peak RSS (run with 10k and 100k: it should be flat);
-  the Zendesk recompute's worker process has its own (``recompute_worker_peak_rss_mb``).
+- ``peak_rss_mb``: the syncing process's peak RSS (run with 10k and 100k: it should be flat).
 
 By default the three syncs run at once, each in its own thread, as beat runs the per-source
 tasks, on a store that already holds the account identities (ids and web domains, written
@@ -39,12 +38,30 @@ Measured 2026-12-06 (the 2-core machine, quiet; SQLite; --limit-scale 20; no req
 
 At 100k the export's last page is asked for at 122.5-122.9 s against the 121.2 s floor; what
 follows (``after_export_seconds``, 9.8-10.0 s) is the ratings following their tickets
-(~1.6 s), and the recompute of 100,000 accounts' support signals (~7.5 s), read and
-aggregated in a worker process while the syncing process writes 500,000 signals (the writer
-sets the pace). A fourth run: 132.43 s, ratio 1.093, the worker's peak RSS 197 MB. Below
-20,000 accounts the recompute stays in the sync's process: at 10k a worker made the run
-slower (ratio 1.19-1.21), the tail being too short to repay it.
+(~1.6 s), and the recompute of 100,000 accounts' support signals (~7.5 s), then read and
+aggregated in a worker process while the syncing process wrote 500,000 signals.
 In ``--first-sync`` order Salesforce runs alone first (19.5 s at 100k), outside the floor.
+
+Since 2026-12-07 there is no worker process: the database computes the support signals
+(grouped SQL over the kept tickets, connectors/zendesk/signals_sql.py), 1,000 accounts a
+statement, a chunk or two ahead of the thread writing them. Measured that day on the same
+machine, *not* quiet (other work kept the load average at 1-3 before the runs, 4-8 in a
+first set), before (the worker process) and after, runs interleaved:
+
+| accounts | load (1 min) | before: seconds (ratio) | after: seconds (ratio) |
+|---|---|---|---|
+| 100,000 | 1.0-2.6 | 156.82, 136.12, 133.16 (1.123) | 132.24, 134.83, 133.72 (1.103) |
+| 100,000 | 3.2-8.4 | 365.25, 195.39, 160.56 (1.612) | 188.92, 180.60, 161.85 (1.490) |
+| 10,000 | 1.8-2.1 | 12.33, 11.72 (1.220-1.284) | 11.38, 11.35 (1.183-1.185) |
+
+(ratios of the medians; after, in the quieter set: 1.091, 1.103, 1.112.)
+requests_ratio 1.001 (100k) and 1.007 (10k) and no 429 in every run. In the quieter set the
+export's last page was asked for at 122.3-122.9 s (after) and the tail after it took 9.8-12.5
+s (before: 10.0-17.8 s). The recompute alone (a copy of a synced 100k store, 413,628 kept
+tickets, 500,000 signals written; load 2-3): 7.9-9.1 s, one 13.8 s (after) against 8.8-16.4 s
+(before) — and the same 500,000 values. Peak RSS of the syncing process: 421-450 MB (100k),
+252-258 MB (10k), 257 MB with ``--ticket-rounds 10`` (598,845 records; before: 286 MB, the
+recompute then held a chunk's tickets in Python).
 
 (Before the worker process, the one-pass rating follow and the tuple writes — same machine,
 same day — the 100k concurrent sync took 139.6, 140.2 and 140.0 s (ratio 1.151-1.157; 17.9 s
@@ -59,8 +76,8 @@ organization links, the set of accounts to recompute), not with records held: re
 in pages of at most 2,000 (the export is read at most 4 pages ahead). ``--ticket-rounds``
 grows records alone: 10,000 accounts with ten rounds of tickets are 598,845 records (6.9x)
 in 128.5 s (floor 121.5, ratio 1.057) at 239 MB peak RSS, against 204-208 MB for one round;
-the difference is the recompute holding one chunk of 1,000 accounts' (ten times as many)
-tickets.
+the difference was the recompute holding one chunk of 1,000 accounts' (ten times as many)
+tickets — gone since the database computes the signals (above).
 """
 
 from __future__ import annotations
