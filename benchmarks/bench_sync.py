@@ -45,23 +45,25 @@ In ``--first-sync`` order Salesforce runs alone first (19.5 s at 100k), outside 
 Since 2026-12-07 there is no worker process: the database computes the support signals
 (grouped SQL over the kept tickets, connectors/zendesk/signals_sql.py), 1,000 accounts a
 statement, a chunk or two ahead of the thread writing them. Measured that day on the same
-machine, *not* quiet (other work kept the load average at 1-3 before the runs, 4-8 in a
-first set), before (the worker process) and after, runs interleaved:
+machine, never quite quiet (other work: a 1-minute load average of 0.4-1.1 when the quietest
+runs started), before (the worker process) and after, runs interleaved:
 
-| accounts | load (1 min) | before: seconds (ratio) | after: seconds (ratio) |
+| run | load at start | before: seconds | after: seconds |
 |---|---|---|---|
-| 100,000 | 1.0-2.6 | 156.82, 136.12, 133.16 (1.123) | 132.24, 134.83, 133.72 (1.103) |
-| 100,000 | 3.2-8.4 | 365.25, 195.39, 160.56 (1.612) | 188.92, 180.60, 161.85 (1.490) |
-| 10,000 | 1.8-2.1 | 12.33, 11.72 (1.220-1.284) | 11.38, 11.35 (1.183-1.185) |
+| 100k | 0.7-1.1 | 136.12, 133.16, 131.61, 133.29 | 132.24 (2.6), 134.83, 133.72, 135.68, 135.57 |
+| 100k | 1.2-7.9, rising | 365.25, 195.39, 160.56, 156.82 | 188.92, 180.60, 161.85 |
+| 100k, --first-sync | 0.4-0.6 | 155.51 | 155.56; 165.31 at load 3.3 |
+| 10k | 1.8-2.1 | 12.33, 11.72 | 11.38, 11.35 |
+| 10k, --ticket-rounds 10 | 1.0-2.1 | 129.36 (286 MB) | 131.37 (257 MB) |
 
-(ratios of the medians; after, in the quieter set: 1.091, 1.103, 1.112.)
-requests_ratio 1.001 (100k) and 1.007 (10k) and no 429 in every run. In the quieter set the
-export's last page was asked for at 122.3-122.9 s (after) and the tail after it took 9.8-12.5
-s (before: 10.0-17.8 s). The recompute alone (a copy of a synced 100k store, 413,628 kept
-tickets, 500,000 signals written; load 2-3): 7.9-9.1 s, one 13.8 s (after) against 8.8-16.4 s
-(before) — and the same 500,000 values. Peak RSS of the syncing process: 421-450 MB (100k),
-252-258 MB (10k), 257 MB with ``--ticket-rounds 10`` (598,845 records; before: 286 MB, the
-recompute then held a chunk's tickets in Python).
+Quiet 100k medians: 133.2 s before (ratio 1.099), 134.8 s after (1.112); the export's last
+page at 122.6-125.3 s before, 122.3-125.5 s after; the tail after it 9.0-10.9 s before,
+9.8-12.5 s after. requests_ratio 1.001 (100k), 1.007 (10k); no 429 in any run. The recompute
+alone (a copy of a synced 100k store: 413,628 kept tickets, 500,000 signals written, load
+0.1-1.2 at start) takes 7.2-8.4 s (median 7.6) against 7.5-7.9 s with the worker, and gives the same
+500,000 values; its SQL alone is 5.0-5.5 s and the writes 4.4-4.6 s, overlapped in two
+threads (one after the other: 9.8-11.0 s). Peak RSS: 415-450 MB (100k), 252-258 MB (10k), 257
+MB with ten rounds of tickets (before: 286 MB, the recompute then held a chunk's tickets).
 
 (Before the worker process, the one-pass rating follow and the tuple writes — same machine,
 same day — the 100k concurrent sync took 139.6, 140.2 and 140.0 s (ratio 1.151-1.157; 17.9 s
