@@ -34,6 +34,7 @@ whether a key is present, byte-wise text order — are chosen per dialect in :cl
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -63,7 +64,7 @@ from sqlalchemy import (
 
 from connectors.zendesk.signals import MONTH, QUARTER, repeated_topics
 from connectors.zendesk.tickets import OPEN_STATUSES
-from healthscore.core.prefetch import prefetched
+from healthscore.core.prefetch import mapped_ahead
 from store import Store
 from store.models import SourceRecord
 
@@ -331,21 +332,62 @@ def computed_signals(
     *,
     chunk: int = 1000,
     ahead: int = 2,
+    workers: int = 2,
 ) -> Iterator[Values]:
     """:func:`support_signals` of ``accounts``, ``chunk`` accounts at a time, computed up to
-    ``ahead`` chunks ahead of the caller, in a second thread on a connection of its own: the
-    statements run outside the interpreter (SQLite lets go of the GIL, PostgreSQL is another
-    process), so they overlap the caller's writing of the chunk before. Memory holds a few
-    chunks' values, whatever the number of records."""
+    ``ahead`` chunks ahead of the caller by ``workers`` threads, each on a connection of its
+    own: the statements run outside the interpreter (SQLite lets go of the GIL, PostgreSQL is
+    another process), so they use the cores the caller's writing of the chunk before leaves.
+    Each chunk is read in a transaction of its own, so a reader never holds back SQLite's
+    checkpoints while the signals are written. Memory holds a few chunks' values, whatever
+    the number of records."""
+    chunks = [accounts[start : start + chunk] for start in range(0, len(accounts), chunk)]
+    if len(chunks) <= 1 or not _shareable(store):
+        return _in_this_thread(store, chunks, now, tag_prefix)
+    return _in_threads(store, chunks, now, tag_prefix, workers=workers, ahead=ahead)
 
-    def chunks() -> Iterator[Values]:
-        with store.engine.connect() as conn:
-            for start in range(0, len(accounts), chunk):
-                yield support_signals(conn, accounts[start : start + chunk], now, tag_prefix)
 
-    if len(accounts) <= chunk or not _shareable(store):
-        return chunks()  # one chunk, or an in-memory database: computed in this thread
-    return prefetched(chunks(), ahead, name="zendesk-recompute")
+def _in_this_thread(
+    store: Store, chunks: list[Sequence[str]], now: datetime, tag_prefix: str
+) -> Iterator[Values]:
+    """One chunk, or an in-memory database (each thread's connection would hold a database
+    of its own)."""
+    with store.engine.connect() as conn:
+        for ids in chunks:
+            yield support_signals(conn, ids, now, tag_prefix)
+
+
+def _in_threads(
+    store: Store,
+    chunks: list[Sequence[str]],
+    now: datetime,
+    tag_prefix: str,
+    *,
+    workers: int,
+    ahead: int,
+) -> Iterator[Values]:
+    local = threading.local()
+    opened: list[Connection] = []
+    lock = threading.Lock()
+
+    def compute(ids: Sequence[str]) -> Values:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = store.engine.connect()
+            with lock:
+                opened.append(conn)
+        try:
+            return support_signals(conn, ids, now, tag_prefix)
+        finally:
+            conn.rollback()  # read only: ends the chunk's snapshot
+
+    try:
+        yield from mapped_ahead(
+            compute, chunks, workers=workers, depth=ahead, name="zendesk-recompute"
+        )
+    finally:
+        for conn in opened:
+            conn.close()
 
 
 def _shareable(store: Store) -> bool:

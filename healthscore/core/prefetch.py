@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _DONE = object()
 
@@ -66,3 +70,28 @@ def prefetched(pages: Iterator[T], depth: int = 4, *, name: str = "prefetch") ->
     finally:
         stop.set()
         reader.join()
+
+
+def mapped_ahead(
+    fn: Callable[[T], R], items: Iterable[T], *, workers: int, depth: int, name: str
+) -> Iterator[R]:
+    """Yield ``fn(item)`` for each item, in order, computed by ``workers`` threads at most
+    ``depth`` items ahead of the consumer: work that runs outside the interpreter (a database
+    statement) uses every core while the consumer stores what came before.
+
+    An error is raised in the consumer at its item; stopping early cancels what has not
+    started."""
+    if workers < 1 or depth < 1:
+        raise ValueError("workers and depth must be at least 1")
+    todo = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        pending: deque[Future[R]] = deque(pool.submit(fn, item) for item in islice(todo, depth))
+        try:
+            while pending:
+                result = pending.popleft().result()
+                for item in islice(todo, 1):
+                    pending.append(pool.submit(fn, item))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
