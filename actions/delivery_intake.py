@@ -25,6 +25,19 @@ from store.models import ActionLog
 log = logging.getLogger("actions.deliver")  # one logger for delivery, whatever module
 
 
+# what a digest line shows of each account (the churn keys with a churn model on the card)
+DIGEST_ITEM_KEYS = (
+    "name",
+    "score",
+    "grade",
+    "why",
+    "crm_url",
+    "churn_probability",
+    "churn_horizon_days",
+    "arr_at_risk",
+)
+
+
 def period_of(digest: str, at: datetime) -> str:
     if digest == "weekly":
         year, week, _ = at.isocalendar()
@@ -48,10 +61,7 @@ def bundle_digests(store: Store, now: datetime) -> None:
             "keyed": True,
             "rule": rule,
             "period": period,
-            "items": [
-                {k: i.payload.get(k) for k in ("name", "score", "grade", "why", "crm_url")}
-                for i in items
-            ],
+            "items": [{k: i.payload.get(k) for k in DIGEST_ITEM_KEYS} for i in items],
         }
         if store.bundle_actions(
             key,

@@ -114,6 +114,9 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
         details.append(f"Renewal: {escape_mrkdwn(str(payload['renewal_date']))}")
     if payload.get("arr") is not None:
         details.append(f"ARR: {float(payload['arr']):,.0f}")
+    risk = churn_text(payload)
+    if risk:
+        details.append(f"Churn risk: {risk}")
     if payload.get("override"):
         o = payload["override"]
         details.append(
@@ -143,22 +146,47 @@ def build_alert(payload: dict[str, Any], mention: str | None) -> dict[str, Any]:
     return {"text": fallback, "blocks": [b.to_dict() for b in blocks]}
 
 
+def churn_text(payload: dict[str, Any]) -> str:
+    """The churn risk as "12.3% within 30d (ARR at risk 18,000)"; empty without a model."""
+    p, days = payload.get("churn_probability"), payload.get("churn_horizon_days")
+    if p is None or days is None:
+        return ""
+    text = f"{100 * float(p):.1f}% within {int(days)}d"
+    if payload.get("arr_at_risk") is not None:
+        text += f" (ARR at risk {float(payload['arr_at_risk']):,.0f})"
+    return text
+
+
+def by_risk(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Digest items, most at risk first: by ARR at risk when any item has one, else by churn
+    probability when any has one, else as they came (items without a value last)."""
+    for key in ("arr_at_risk", "churn_probability"):
+        if any(i.get(key) is not None for i in items):
+            return sorted(
+                items, key=lambda i: -float(i[key]) if i.get(key) is not None else float("inf")
+            )
+    return list(items)
+
+
 DIGEST_SHOWN = 40  # accounts listed in one digest message; the rest are counted
 
 
 def build_digest(payload: dict[str, Any]) -> dict[str, Any]:
-    """One message for everything a rule matched in a period (``payload["items"]``)."""
-    items = payload.get("items", [])
+    """One message for everything a rule matched in a period (``payload["items"]``), the
+    accounts with the most ARR at risk (or the likeliest to churn) first."""
+    items = by_risk(payload.get("items", []))
     rule = escape_mrkdwn(str(payload.get("rule", "")))
     period = escape_mrkdwn(str(payload.get("period", "")))
     lines = []
     for item in items[:DIGEST_SHOWN]:
         score = item.get("score")
         score_text = "–" if score is None else f"{score:.0f}"
+        risk = churn_text(item)
         lines.append(
             f"• {GRADE_EMOJI.get(str(item.get('grade')), '')} "
             f"{link(item.get('crm_url'), str(item.get('name', '')))} — "
-            f"{escape_mrkdwn(str(item.get('why', '')))} (score {score_text})"
+            f"{escape_mrkdwn(str(item.get('why', '')))} (score {score_text}"
+            + (f", churn risk {risk})" if risk else ")")
         )
     if len(items) > DIGEST_SHOWN:
         lines.append(f"… and {len(items) - DIGEST_SHOWN} more")
@@ -179,6 +207,13 @@ def build_digest(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 METADATA_EVENT = "healthscore_action"
+#: the bot token scopes the calls of SlackAlerter need (auth.test needs none), with the call
+#: that needs each: what ``check`` requires and ``classify`` names on an auth error
+REQUIRED_SCOPES = {
+    "chat:write": "chat.postMessage: alerts and digests",
+    "users:read.email": "users.lookupByEmail: mention the account owner",
+    "channels:history": "conversations.history: find an alert whose answer was lost",
+}
 
 
 class SlackAlerter:
@@ -223,8 +258,25 @@ class SlackAlerter:
         return call_with_retry(once, self.retry, what=f"Slack {what}", retry_on=retry_on)
 
     def check(self) -> str:
-        """auth.test: fail early, with a clear error, on a bad token."""
-        return str(self._call("auth.test", self.client.auth_test)["team"])
+        """auth.test: fail early, with a clear error, on a bad token or one missing a scope
+        a call above needs (Slack lists the token's in ``x-oauth-scopes``); the workspace."""
+        resp = self._call("auth.test", self.client.auth_test)
+        team = str(resp["team"])
+        raw = header(resp.headers, "x-oauth-scopes")
+        if raw is None:
+            raise AuthError(
+                f"Slack auth.test: workspace {team!r} did not report the token's scopes "
+                "(x-oauth-scopes); use a bot token (xoxb-…) of a Slack app"
+            )
+        granted = {s.strip() for s in str(raw).split(",") if s.strip()}
+        missing = [s for s in REQUIRED_SCOPES if s not in granted]
+        if missing:
+            raise AuthError(
+                f"Slack workspace {team!r}: SLACK_BOT_TOKEN lacks the scope(s) "
+                + ", ".join(f"{s} ({REQUIRED_SCOPES[s]})" for s in missing)
+                + " — add them to the app's bot token scopes and reinstall it"
+            )
+        return team
 
     def mention(self, email: str | None) -> str | None:
         if not email:
@@ -325,7 +377,7 @@ def classify(exc: SlackApiError, method: str) -> HealthscoreError:
     if action == "auth" or error in AUTH_ERRORS:
         return AuthError(
             f"Slack {method}: {error or status} — check SLACK_BOT_TOKEN and the app's scopes "
-            f"(chat:write, users:read.email)"
+            f"({', '.join(REQUIRED_SCOPES)})"
         )
     if error in {"channel_not_found", "not_in_channel", "is_archived"}:
         return ConfigError(

@@ -24,8 +24,8 @@ line per size**::
   per distinct owner mentioned (no batch look-up);
   Salesforce: ⌈tasks/200⌉ sObject Collections upserts plus ⌈accounts with a task/200⌉ reads of
   the accounts' owners (a Task's ``OwnerId`` is the Account's);
-  HubSpot (CRM of record only; none here): ⌈tasks/100⌉ batch upserts plus ⌈tasks/100⌉ batch
-  associations;
+  HubSpot (CRM of record only; none here): ⌈tasks/100⌉ batch creates (each task carries its
+  company association inline);
   SendGrid: Σ over templates ⌈emails/1000⌉ (``template_id`` is per request, 1,000
   personalizations a request).
   The target is ``requests <= 1.1 × min_requests`` (``ratio``).
@@ -75,7 +75,7 @@ def min_requests(store: Store, record_crm: str) -> dict[str, int]:
     }
     crm = {"salesforce": 0, "hubspot": 0}
     if record_crm == "hubspot":
-        crm["hubspot"] = 2 * math.ceil(len(tasks) / HUBSPOT_BATCH)
+        crm["hubspot"] = math.ceil(len(tasks) / HUBSPOT_BATCH)
     else:
         accounts = {a.account_id for a in tasks}
         crm["salesforce"] = math.ceil(len(tasks) / SALESFORCE_BATCH) + math.ceil(

@@ -43,6 +43,9 @@ class SyncContext:
     config_path: str = "healthscore.yaml"
     overrides: OverrideSink | None = None
     clients: dict[str, Any] = field(default_factory=dict)
+    # the churn-model health roles the card fills (churn_risk, arr_at_risk): only these
+    # are written, read back, checked and created besides the core health fields
+    churn_roles: tuple[str, ...] = ()
     client_factories: Mapping[str, Callable[[SyncContext], Any]] = field(default_factory=dict)
 
     def client(self, vendor: str) -> Any:

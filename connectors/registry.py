@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, create_model, model_validator
 
 from connectors.accounts_file.source import SOURCE_ENTRY as ACCOUNTS_FILE
+from connectors.attribute_history.source import SOURCE_ENTRY as ATTRIBUTE_HISTORY
 from connectors.contract import Crm, Source
 from connectors.hubspot.settings import HubSpotSettings
 from connectors.hubspot.source import EMAIL_ENTRY as HUBSPOT_EMAIL
@@ -59,6 +60,7 @@ register(MAILCHIMP, after=CRMS)
 register(HUBSPOT_EMAIL, after=CRMS)
 register(USAGE_FILE, after=(*CRMS, "accounts_file"))  # usage maps to accounts
 register(WAREHOUSE, after=(*CRMS, "accounts_file"))
+register(ATTRIBUTE_HISTORY, after=(*CRMS, "accounts_file"))  # attributes of known accounts
 
 
 def all_sources() -> list[Source]:

@@ -3,7 +3,9 @@
 A :class:`FaultPlan` is a list of rules consulted (in insertion order) for every request an
 emulator receives.  The first rule that *fires* wins: a rule fires when its method and path
 match and, for ``share`` rules, when its seeded random draw says so.  What a fault looks like
-on the wire (status, headers, body) is decided by the vendor emulator, not here.
+on the wire (status, headers, body) is decided by the vendor emulator, not here, except for
+``timeout``: the request is served, then the connection is closed without an answer — the
+client cannot tell whether it went through, as after a real read timeout.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-FaultKind = Literal["rate_limit", "server_error", "slow", "expired_session"]
+FaultKind = Literal["rate_limit", "server_error", "slow", "expired_session", "timeout"]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
 
@@ -59,6 +61,7 @@ class FaultPlan:
         share: float | None = None,
         seed: int = 0,
         delay: float = 0.0,
+        first: bool = False,
     ) -> FaultPlan:
         """Add a rule; returns the plan so calls can be chained.
 
@@ -67,7 +70,9 @@ class FaultPlan:
         ``random.Random(seed)`` (deterministic for a given request sequence).
         Neither: every matching request gets the fault.  Both: at most N faults, each drawn
         with probability p.  ``delay`` seconds are slept before answering for any kind, so
-        ``server_error`` with a delay is a slow failure; ``slow`` then serves normally.
+        ``server_error`` with a delay is a slow failure; ``slow`` then serves normally;
+        ``timeout`` serves the request and drops the answer. ``first``: consulted before
+        the rules already there (a slow point that must win over a share of errors).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
@@ -87,7 +92,7 @@ class FaultPlan:
             delay=float(delay),
         )
         with self._lock:
-            self._rules.append(rule)
+            self._rules.insert(0 if first else len(self._rules), rule)
         return self
 
     def clear(self) -> None:

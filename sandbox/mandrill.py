@@ -4,7 +4,9 @@
 ``POST /api/1.3|1.4/messages/send-template[.json]`` with the key in the body, one result per
 recipient (``rejected`` / ``unsub`` for a rejection-listed address; each logged message's
 ``metadata`` is the call's ``metadata`` with its ``recipient_metadata`` merged over it), errors as
-``{"status": "error", "code", "name", "message"}``. (Mailchimp's marketing read side is
+``{"status": "error", "code", "name", "message"}`` — a wrong key is HTTP 500 ``Invalid_Key``
+(code -1), as Mandrill answers it. ``users/ping2[.json]`` answers ``{"PING": "PONG!"}`` to a
+valid key (the key check ``healthscore check`` makes). (Mailchimp's marketing read side is
 ``sandbox/mailchimp.py``; SendGrid mail send lives with the rest of SendGrid in
 ``sandbox/sendgrid.py``.)
 """
@@ -26,6 +28,10 @@ __all__ = ["MandrillEmulator"]
 
 def _md_error(status: int, code: int, name: str, message: str) -> Response:
     return Response(status, {"status": "error", "code": code, "name": name, "message": message})
+
+
+def _invalid_key() -> Response:
+    return _md_error(500, -1, "Invalid_Key", "Invalid API key")
 
 
 class MandrillEmulator(EmulatorServer):
@@ -73,7 +79,7 @@ class MandrillEmulator(EmulatorServer):
                 429, 429, "RequestLimitExceeded", "Too Many Requests attempted recently"
             )
         if fault.kind == "expired_session":
-            return _md_error(401, 401, "Invalid_Key", "Invalid API key")
+            return _invalid_key()
         return _md_error(500, -1, "GeneralError", "An unexpected error occurred")
 
     def not_found(self, req: Request) -> Response:
@@ -82,6 +88,19 @@ class MandrillEmulator(EmulatorServer):
     def internal_error(self, req: Request, exc: Exception) -> Response:
         self.report_exception(exc)
         return _md_error(500, -1, "GeneralError", "An unexpected error occurred")
+
+    @route("POST", r"/api/1\.[34]/users/ping2(\.json)?")
+    def _ping2(self, req: Request) -> Response:
+        """``users/ping2``: validate the key, answer ``{"PING": "PONG!"}``."""
+        try:
+            body = req.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("key"), str):
+            return _md_error(500, -2, "ValidationError", "You must specify a key value")
+        if not secrets.compare_digest(body["key"].encode(), self.api_key.encode()):
+            return _invalid_key()
+        return Response(200, {"PING": "PONG!"})
 
     @route("POST", r"/api/1\.[34]/messages/send-template(\.json)?")
     def _send_template(self, req: Request) -> Response:
@@ -92,7 +111,7 @@ class MandrillEmulator(EmulatorServer):
         if not isinstance(body, dict) or not isinstance(body.get("key"), str):
             return _md_error(500, -2, "ValidationError", "You must specify a key value")
         if not secrets.compare_digest(body["key"].encode(), self.api_key.encode()):
-            return _md_error(401, 401, "Invalid_Key", "Invalid API key")
+            return _invalid_key()
         if self._buckets.take("send"):
             return _md_error(
                 429, 429, "RequestLimitExceeded", "Too Many Requests attempted recently"

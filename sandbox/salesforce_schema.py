@@ -351,6 +351,8 @@ def _account() -> SObjectSchema:
             _f("Health_Reasons__c", "textarea", "Health Reasons", length=1000),
             _f("Health_Updated__c", "datetime", "Health Updated"),
             _f("Health_Data_Stale__c", "boolean", "Health Data Stale", nillable=False),
+            _num("Health_Churn_Risk__c", "percent", "Health Churn Risk", 4, 1),
+            _num("Health_ARR_at_Risk__c", "currency", "Health ARR at Risk", 16, 2),
             _f(
                 "Health_Override__c",
                 "picklist",

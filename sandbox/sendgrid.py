@@ -11,6 +11,9 @@
   ``GET /v3/suppression/unsubscribes`` and dropped by mail send.
 - ``Authorization: Bearer <api key>``; 401 ``authorization required`` otherwise (Mail Send with
   a wrong key: ``The provided authorization grant is invalid, expired, or revoked``).
+- The key's scopes (``scopes=``, or ``emu.scopes`` changed by a test): ``GET /v3/scopes``
+  answers ``{"scopes": [...]}`` (any valid key may ask), and an endpoint whose scope the key
+  lacks answers 403 ``access forbidden``.
 - Limits per endpoint in fixed windows (mail send has its own, higher limit): every response
   carries ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (epoch seconds); beyond the
   limit 429 ``too many requests`` with those headers and no ``Retry-After``.
@@ -28,6 +31,7 @@ import copy
 import json
 import math
 import random
+import re
 import secrets
 import threading
 import time
@@ -55,6 +59,21 @@ from sandbox.wire import Request, Response
 
 __all__ = ["SendGridEmulator"]
 
+#: the scope each emulated endpoint needs (``GET /v3/scopes`` needs none)
+ENDPOINT_SCOPES = {
+    ("POST", MAIL_SEND): "mail.send",
+    ("GET", "/v3/messages"): "email_activity.read",
+    ("GET", "/v3/suppression/bounces"): "suppression.bounces.read",
+    ("GET", "/v3/suppression/unsubscribes"): "suppression.unsubscribes.read",
+    ("GET", "/v3/stats"): "stats.read",
+    ("GET", "/v3/categories/stats"): "categories.stats.read",
+    ("GET", "/v3/asm/groups/suppressions"): "asm.groups.suppressions.read",
+    ("POST", "/v3/asm/groups/suppressions"): "asm.groups.suppressions.create",
+    ("POST", "/v3/asm/suppressions/global"): "asm.suppressions.global.create",
+}
+#: a full-access key's scopes, as far as the emulated endpoints go
+FULL_ACCESS = tuple(sorted(set(ENDPOINT_SCOPES.values())))
+
 
 class SendGridEmulator(EmulatorServer):
     query_join = "\n"  # categories=a&categories=b: handlers split the values on newlines
@@ -69,9 +88,11 @@ class SendGridEmulator(EmulatorServer):
         activity_enabled: bool = True,
         verified_senders: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
+        scopes: tuple[str, ...] = FULL_ACCESS,
     ) -> None:
         super().__init__()
         self.api_key = api_key
+        self.scopes: set[str] = set(scopes)  # the key's; a test may take one away
         self.activity_enabled = activity_enabled
         self.verified_senders = {s.lower() for s in verified_senders}  # empty: any sender
         self.clock = clock
@@ -259,6 +280,9 @@ class SendGridEmulator(EmulatorServer):
         if not secrets.compare_digest(auth.encode(), f"Bearer {self.api_key}".encode()):
             scheme, _, key = auth.partition(" ")
             return unauthorized(req.path, key_sent=scheme.lower() == "bearer" and bool(key.strip()))
+        needed = ENDPOINT_SCOPES.get((req.method, re.sub(r"/\d+/", "/", req.path.rstrip("/"))))
+        if needed is not None and needed not in self.scopes:
+            return errors(403, "access forbidden", bare=True)
         admitted, headers = self.limits.take(req.path)  # per endpoint
         if not admitted:
             return errors(429, "too many requests", headers=headers, bare=True)
@@ -411,6 +435,11 @@ class SendGridEmulator(EmulatorServer):
                         }
                     )
         return Response(202, None, {"X-Message-Id": message_id})
+
+    @route("GET", r"/v3/scopes")
+    def list_scopes(self, req: Request) -> Response:
+        """The scopes of the key that asks (any valid key may)."""
+        return Response(200, {"scopes": sorted(self.scopes)})
 
     @route("GET", r"/v3/stats")
     def global_stats(self, req: Request) -> Response:

@@ -203,7 +203,7 @@ class EmulatorServer:
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
         try:
-            if fault is not None and fault.kind != "slow":
+            if fault is not None and fault.kind not in ("slow", "timeout"):
                 response = self.fault_response(fault, req)
             else:
                 response = self.before_route(req) or self._route(req)
@@ -237,7 +237,8 @@ class EmulatorServer:
         return response
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
-        """The vendor's wire form of an injected fault (``slow`` never reaches here)."""
+        """The vendor's wire form of an injected fault (``slow`` and ``timeout`` never reach
+        here)."""
         return Response(503, "injected fault: " + fault.kind)
 
     def not_found(self, req: Request) -> Response:
@@ -361,6 +362,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         response, fault = emulator.dispatch(req)
         # Log before answering so a client that got its response always finds it logged.
         emulator._record(req, response.status, fault, at)
+        if fault == "timeout":  # served, but the answer is lost (see sandbox.faults)
+            self.close_connection = True
+            return
         self._write(response)
 
     def _write(self, response: Response) -> None:

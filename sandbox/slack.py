@@ -7,6 +7,11 @@ cursor paging, ``oldest``/``latest``, metadata only with ``include_all_metadata`
 ``channel_actions_ts``/``channel_actions_count``) over plain HTTP with Slack's conventions:
 HTTP 200 + ``{"ok": false, "error": ...}`` for errors, per-channel posting rate limit answered
 with HTTP 429 + integer ``Retry-After``.  See /work/shared/api-specs/slack.md.
+
+The token's scopes (``scopes=``, or ``emu.scopes`` changed by a test) come back as Slack sends
+them, in the ``x-oauth-scopes`` header of every authenticated answer (with the method's own in
+``x-accepted-oauth-scopes``); a method whose scope the token lacks answers ``missing_scope``
+with ``needed`` and ``provided``, and a wrong token ``invalid_auth``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,21 @@ BOT_ID = "B0SANDBOX"
 BOT_USER_ID = "U0BOTUSER"
 BOT_NAME = "healthscore"
 MAX_TEXT = 40_000
+#: the scope each method needs (auth.test needs none); conversations.history is asked of the
+#: public alert channels here, so channels:history
+METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "users.lookupByEmail": "users:read.email",
+    "conversations.history": "channels:history",
+}
+#: a bot token installed with everything healthscore asks for, and the usual neighbours
+DEFAULT_SCOPES = (
+    "channels:history",
+    "channels:read",
+    "chat:write",
+    "users:read",
+    "users:read.email",
+)
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 Params = dict[str, Any]
@@ -60,9 +80,11 @@ class SlackEmulator(EmulatorServer):
         channels: dict[str, str] | None = None,
         messages_per_second: float = 1.0,
         burst: int = 1,
+        scopes: Iterable[str] = DEFAULT_SCOPES,
     ) -> None:
         super().__init__()
         self.bot_token = bot_token
+        self.scopes: set[str] = set(scopes)  # the token's; a test may take one away
         self._lock = threading.RLock()
         self._channels: dict[str, str] = dict(channels or {"C0CSALERTS": "cs-alerts"})
         self._archived: set[str] = set()
@@ -176,7 +198,14 @@ class SlackEmulator(EmulatorServer):
         if auth_error is not None:
             return auth_error
         params.pop("token", None)
-        return handler(params)
+        granted = ",".join(sorted(self.scopes))
+        headers = {"x-oauth-scopes": granted}
+        needed = METHOD_SCOPES.get(method)
+        if needed is not None:
+            headers["x-accepted-oauth-scopes"] = needed
+            if needed not in self.scopes:
+                return _fail("missing_scope", needed=needed, provided=granted).with_headers(headers)
+        return handler(params).with_headers(headers)
 
     def _check_auth(self, req: Request, params: Params) -> Response | None:
         header = req.header("Authorization") or ""

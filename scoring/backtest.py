@@ -8,7 +8,8 @@ computes what a CS lead asks of a score:
 
 - how well it ranks the accounts that later churned (ROC AUC and PR AUC of the risk
   ``100 − score``, with a bootstrap interval that resamples *accounts*, so an account seen in
-  26 snapshots counts once per draw),
+  26 snapshots counts once per draw) — on every row, the ones the card could not score
+  ranked riskiest (:mod:`scoring.counted`), and on the scored rows alone beside it,
 - churn rate and lift by grade and by score decile, and the observed churn rate per score bin
   (calibration),
 - each measure's own AUC and direction ("which measures actually predict churn here"),
@@ -28,7 +29,18 @@ from typing import Any
 
 import numpy as np
 
-from .grades import BANDS, INSUFFICIENT
+from .backtest_tables import (  # noqa: F401  (part of this module's API)
+    CALIBRATION_BINS,
+    GRADE_ORDER,
+    by_decile,
+    by_grade,
+    calibration,
+    flapping,
+    measure_power,
+    per_snapshot,
+    score_histograms,
+)
+from .counted import insufficient_summary, risk_of
 from .ranking import (  # noqa: F401  (part of this module's API)
     ROC_POINTS,
     auc_and_ap,
@@ -38,9 +50,6 @@ from .ranking import (  # noqa: F401  (part of this module's API)
     roc_auc,
     roc_curve,
 )
-
-GRADE_ORDER = (*BANDS, INSUFFICIENT)
-CALIBRATION_BINS = tuple(range(0, 101, 10))  # score bins [0,10) … [90,100]
 
 
 @dataclass(frozen=True)
@@ -196,178 +205,6 @@ def label(
     )
 
 
-# -- rank statistics ---------------------------------------------------------------------------
-# -- tables -----------------------------------------------------------------------------------
-def _rate_row(name: str, churned: np.ndarray, base: float, **extra: Any) -> dict[str, Any]:
-    n = len(churned)
-    hits = int(churned.sum())
-    rate = hits / n if n else float("nan")
-    return {
-        "bucket": name,
-        **extra,
-        "rows": n,
-        "churned": hits,
-        "churn_rate": rate,
-        "lift": rate / base if n and base > 0 else float("nan"),
-    }
-
-
-def by_grade(data: Labeled) -> list[dict[str, Any]]:
-    base = float(data.churned.mean()) if len(data) else float("nan")
-    return [
-        _rate_row(g, data.churned[data.grade == g], base)
-        for g in GRADE_ORDER
-        if (data.grade == g).any()
-    ]
-
-
-def by_decile(data: Labeled) -> list[dict[str, Any]]:
-    """Decile 1 holds the lowest scores (most at risk); equal scores share a decile."""
-    scored = data.scored
-    score, churned = data.score[scored], data.churned[scored]
-    if not len(score):
-        return []
-    base = float(churned.mean())
-    decile = np.minimum(((midranks(score) - 0.5) / len(score) * 10).astype(int), 9)
-    rows = []
-    for d in range(10):
-        pick = decile == d
-        if pick.any():
-            rows.append(
-                _rate_row(
-                    f"{d + 1}",
-                    churned[pick],
-                    base,
-                    score_min=float(score[pick].min()),
-                    score_max=float(score[pick].max()),
-                )
-            )
-    return rows
-
-
-def calibration(data: Labeled, edges: Sequence[float] = CALIBRATION_BINS) -> list[dict[str, Any]]:
-    """Observed churn rate per score bin (the last bin includes 100)."""
-    scored = data.scored
-    score, churned = data.score[scored], data.churned[scored]
-    base = float(churned.mean()) if len(churned) else float("nan")
-    bins = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, len(edges) - 2)
-    out = []
-    for b in range(len(edges) - 1):
-        pick = bins == b
-        if pick.any():
-            out.append(
-                _rate_row(
-                    f"{edges[b]:g}–{edges[b + 1]:g}",
-                    churned[pick],
-                    base,
-                    score_from=float(edges[b]),
-                    score_to=float(edges[b + 1]),
-                )
-            )
-    return out
-
-
-def measure_power(
-    data: Labeled,
-    labels: Mapping[str, str] | None = None,
-    weights: Mapping[str, float] | None = None,
-) -> list[dict[str, Any]]:
-    """Each measure's own AUC (risk = 100 − its points) on the rows where it is present.
-
-    ``lower_points_more_churn`` is the direction the scorecard assumes; a measure whose AUC
-    is below 0.5 predicts churn the other way round (``strength`` = max(AUC, 1 − AUC)).
-    """
-    out = []
-    for j, name in enumerate(data.measure_names):
-        column = data.points[:, j]
-        present = ~np.isnan(column)
-        auc = (
-            roc_auc(100.0 - column[present], data.churned[present])
-            if present.any()
-            else float("nan")
-        )
-        out.append(
-            {
-                "measure": name,
-                "label": (labels or {}).get(name, name),
-                "weight": (weights or {}).get(name),
-                "present": float(present.mean()) if len(present) else 0.0,
-                "auc": auc,
-                "strength": max(auc, 1 - auc) if np.isfinite(auc) else float("nan"),
-                "lower_points_more_churn": bool(auc >= 0.5) if np.isfinite(auc) else None,
-            }
-        )
-    return out
-
-
-def flapping(data: Labeled) -> dict[str, Any]:
-    """Grade changes between consecutive snapshots of the same account (scored both times),
-    and reversals: a change undone at the next snapshot (red → yellow → red)."""
-    graded = data.grade != INSUFFICIENT
-    key = data.account * (len(data.dates) + 1) + data.snapshot
-    order = np.argsort(key, kind="stable")
-    acc, snap = data.account[order], data.snapshot[order]
-    grade, ok = data.grade[order], graded[order]
-    same = (acc[1:] == acc[:-1]) & (snap[1:] == snap[:-1] + 1) & ok[1:] & ok[:-1]
-    changed = same & (grade[1:] != grade[:-1])
-    # reversal: changes at consecutive pairs i and i+1 that go back to where they began
-    rev = changed[1:] & changed[:-1] & same[1:] & same[:-1] & (grade[2:] == grade[:-2])
-    pairs = int(same.sum())
-    flappers = np.unique(acc[2:][rev]) if rev.any() else np.empty(0)
-    changers = np.unique(acc[1:][changed])
-    accounts = len(np.unique(acc[1:][same])) if pairs else 0
-    return {
-        "pairs": pairs,
-        "changes": int(changed.sum()),
-        "change_rate": int(changed.sum()) / pairs if pairs else float("nan"),
-        "reversals": int(rev.sum()),
-        "accounts_compared": accounts,
-        "accounts_changed": len(changers),
-        "accounts_flapping": len(flappers),
-        "flapping_share": len(flappers) / accounts if accounts else float("nan"),
-    }
-
-
-def per_snapshot(data: Labeled) -> list[dict[str, Any]]:
-    """Per snapshot date: accounts, churners, AUC, insufficient share, score quantiles."""
-    out = []
-    for k, day in enumerate(data.dates):
-        pick = data.snapshot == k
-        score, churned = data.score[pick], data.churned[pick]
-        scored = ~np.isnan(score)
-        quant = (
-            np.percentile(score[scored], [10, 25, 50, 75, 90]).tolist()
-            if scored.any()
-            else [float("nan")] * 5
-        )
-        out.append(
-            {
-                "date": day.isoformat(),
-                "accounts": int(pick.sum()),
-                "churned": int(churned.sum()),
-                "insufficient_share": float((~scored).mean()) if pick.any() else float("nan"),
-                "roc_auc": roc_auc(100.0 - score[scored], churned[scored]),
-                "score_quantiles": dict(
-                    zip(("p10", "p25", "p50", "p75", "p90"), quant, strict=True)
-                ),
-                "grades": {g: int((data.grade[pick] == g).sum()) for g in GRADE_ORDER},
-            }
-        )
-    return out
-
-
-def score_histograms(data: Labeled, bins: int = 20) -> dict[str, Any]:
-    """Score histograms of churners and the rest (for the report)."""
-    edges = np.linspace(0, 100, bins + 1)
-    scored = data.scored
-    s, y = data.score[scored], data.churned[scored]
-    return {
-        "edges": edges.tolist(),
-        "churned": np.histogram(s[y], edges)[0].tolist(),
-        "retained": np.histogram(s[~y], edges)[0].tolist(),
-    }
-
-
 @dataclass
 class BacktestResult:
     summary: dict[str, Any]
@@ -417,12 +254,15 @@ def run_backtest(
     draws: int = 200,
     seed: int = 0,
 ) -> BacktestResult:
-    """Every metric of the report on labeled rows (see the module docstring)."""
+    """Every metric of the report on labeled rows (see the module docstring). ``roc_auc``,
+    ``pr_auc`` and their intervals count every row (insufficient_data ranked riskiest); the
+    ``*_scored_only`` keys leave those rows out."""
     scored = data.scored
-    risk = 100.0 - data.score[scored]
-    churned = data.churned[scored]
-    auc, ap = auc_and_ap(risk, churned) if scored.any() else (float("nan"),) * 2
-    ci = bootstrap_auc(risk, churned, data.account[scored], draws=draws, seed=seed)
+    risk = risk_of(data.score)
+    churned = data.churned
+    auc, ap = auc_and_ap(risk, churned) if len(data) else (float("nan"),) * 2
+    ci = bootstrap_auc(risk, churned, data.account, draws=draws, seed=seed)
+    auc_s, ap_s = auc_and_ap(risk[scored], churned[scored]) if scored.any() else (float("nan"),) * 2
     accounts = np.unique(data.account)
     churners = np.unique(data.account[data.churned])
     summary = {
@@ -437,16 +277,23 @@ def run_backtest(
         "churn_rows": int(data.churned.sum()),
         "churn_rate": float(data.churned.mean()) if len(data) else float("nan"),
         "roc_auc": auc,
+        "roc_auc_counts": "every row; insufficient_data ranked riskiest",
         "roc_auc_ci": ci["roc_auc"],
         "pr_auc": ap,
         "pr_auc_ci": ci["pr_auc"],
         "pr_auc_baseline": float(churned.mean()) if len(churned) else float("nan"),
+        "roc_auc_scored_only": auc_s,
+        "pr_auc_scored_only": ap_s,
+        "pr_auc_baseline_scored_only": (
+            float(churned[scored].mean()) if scored.any() else float("nan")
+        ),
         "bootstrap": {
             "draws": ci["draws"],
             "level": ci["level"],
             "seed": ci["seed"],
             "resampled": "accounts",
         },
+        "insufficient": insufficient_summary(data.score, churned, data.account),
         "insufficient_share": float((~scored).mean()) if len(data) else float("nan"),
         "insufficient_accounts_share": (
             len(np.unique(data.account[~scored])) / len(accounts) if len(accounts) else float("nan")
@@ -462,6 +309,6 @@ def run_backtest(
         measures=measure_power(data, labels, weights),
         flapping=flapping(data),
         snapshots=per_snapshot(data),
-        roc=roc_curve(risk, churned),
+        roc=roc_curve(risk, churned),  # every row: the unscored rows are its first step
         histogram=score_histograms(data),
     )

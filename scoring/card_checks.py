@@ -112,6 +112,15 @@ def reference_problems(
             )
         else:
             unknown(cond.when.metric, ("critical", k, "when", "metric"))
+    arr = card.churn_model.arr_attribute if card.churn_model is not None else None
+    if arr is not None and known_fields is not None and arr not in known_fields:
+        problems.append(
+            (
+                ("churn_model", "arr_attribute"),
+                f"unknown attribute {arr!r}; the configured sources provide: "
+                f"{', '.join(sorted(known_fields))}",
+            )
+        )
     return problems
 
 

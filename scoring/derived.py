@@ -2,7 +2,9 @@
 
 Anything that is not a finite number — a division by zero, a ratio of two missing values,
 an infinity from the source — comes out as NaN: *missing*, never a crash and never a zero.
-A derived value is as old as its oldest input (for ``stale_after``).
+A derived value is as old as its oldest input (for ``stale_after``). ``sum`` adds the inputs
+an account has and is missing only when all are; ``days_until`` counts calendar days to a
+date (negative once it has passed).
 """
 
 from __future__ import annotations
@@ -20,6 +22,19 @@ def finite(values: np.ndarray) -> np.ndarray:
     out = np.asarray(values, dtype=float).copy()
     out[~np.isfinite(out)] = np.nan
     return out
+
+
+def sum_present(table: SignalTable, metrics: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The sum of the metrics each account has (a missing one adds nothing, as a CSM adding
+    up the numbers they have would); missing only when every one is. As old as its oldest
+    present input."""
+    values = np.stack([finite(table.column(m)) for m in metrics])
+    present = ~np.isnan(values)
+    total = np.where(present.any(axis=0), np.nansum(values, axis=0), np.nan)
+    observed = np.stack([table.observed_at(m) for m in metrics])
+    oldest = np.where(present & ~np.isnan(observed), observed, np.inf).min(axis=0)
+    oldest[np.isinf(oldest)] = np.nan
+    return total, oldest
 
 
 def derive(spec: Derived, table: SignalTable, as_of: datetime) -> tuple[np.ndarray, np.ndarray]:
@@ -54,4 +69,13 @@ def derive(spec: Derived, table: SignalTable, as_of: datetime) -> tuple[np.ndarr
         if spec.window is not None:  # aggregated from daily usage (scoring/windows.py)
             values = table.history_column(window_key(spec.window))
             return finite(values), np.full(len(table), as_of.timestamp())
+        if spec.days_until is not None:
+            # calendar days from the scoring moment's UTC date to the date's: a renewal today
+            # is 0, tomorrow 1, yesterday −1 (not clamped: "renewal passed, not renewed"
+            # is worth a band of its own)
+            when = np.floor(table.column(spec.days_until) / 86400.0)
+            values = when - np.floor(as_of.timestamp() / 86400.0)
+            return finite(values), np.full(len(table), as_of.timestamp())
+        if spec.sum is not None:
+            return sum_present(table, spec.sum)
     raise ValueError(f"derived metric of kind {spec.kind!r} is computed from measures")

@@ -135,6 +135,11 @@ class Explanation:
     critical: str | None = None  # the critical condition that capped the grade
     computed_grade: str | None = None  # the scorecard's grade when an override replaced it
     override: dict[str, object] | None = None  # the CSM override in force (who, why, until)
+    # with a churn model on the card: P(churn within the horizon) and, given the account's
+    # ARR, that probability × ARR
+    churn_probability: float | None = None
+    churn_horizon_days: int | None = None
+    arr_at_risk: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -150,6 +155,9 @@ class Explanation:
             "critical": self.critical,
             "computed_grade": self.computed_grade,
             "override": self.override,
+            "churn_probability": self.churn_probability,
+            "churn_horizon_days": self.churn_horizon_days,
+            "arr_at_risk": self.arr_at_risk,
         }
 
 
@@ -173,6 +181,8 @@ def explain(batch: ScoreBatch, row: int) -> Explanation:
     card = batch.card
     value = float(batch.score[row])
     weights, _ = card.weights_for(batch.segment_name(row))
+    model = card.churn_model
+    churn = None if model is None else float(model.probability(batch.score[row : row + 1])[0])
     lines = []
     for j, name in enumerate(batch.measure_names):
         measure = card.measures[name]
@@ -208,4 +218,6 @@ def explain(batch: ScoreBatch, row: int) -> Explanation:
         critical=None
         if batch.critical is None or batch.critical[row] < 0
         else card.critical[int(batch.critical[row])].name,
+        churn_probability=None if churn is None or math.isnan(churn) else churn,
+        churn_horizon_days=None if model is None else model.horizon_days,
     )

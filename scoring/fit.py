@@ -32,13 +32,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
 
 from .backtest import Labeled, roc_auc
+from .split import (  # noqa: F401  (part of this module's API)
+    DateSplit,
+    Holdout,
+    TimeSplit,
+    overlapping,
+    split_dates,
+    time_split,
+)
 
 # penalty strengths tried (on the mean log-loss); the largest all but keep the current card
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -123,54 +130,6 @@ def fill_missing(
     return points
 
 
-@dataclass(frozen=True)
-class TimeSplit:
-    train: np.ndarray  # bool per row
-    test: np.ndarray
-    train_dates: list[str]
-    test_dates: list[str]
-    dropped_dates: list[str]  # fitting snapshots whose horizon reached into the test period
-
-
-def split_dates(
-    dates: Sequence[date], horizon: timedelta, holdout: float = 0.34
-) -> tuple[list[int], list[int], list[int]]:
-    """(fitting, judged, dropped) snapshot indices of ascending ``dates``.
-
-    The last ``holdout`` share (at least one) is judged; a fitting snapshot whose horizon
-    reaches into the judged period is dropped, so no label peeks at it.
-    """
-    k = len(dates)
-    if k < 2:
-        raise ValueError(
-            f"a time split needs at least 2 snapshots; got {k} (widen --from/--to "
-            "or shorten --every)"
-        )
-    n_test = min(k - 1, max(1, round(k * holdout)))
-    first_test = k - n_test
-    test_start = dates[first_test]
-    train = [i for i in range(first_test) if dates[i] + timedelta(days=horizon.days) <= test_start]
-    dropped = [i for i in range(first_test) if i not in train]
-    if not train:
-        raise ValueError(
-            f"no fitting snapshot ends its {horizon.days}-day horizon before "
-            f"the judged period starts ({test_start}); add earlier snapshots or "
-            "shorten the horizon"
-        )
-    return train, list(range(first_test, k)), dropped
-
-
-def time_split(data: Labeled, holdout: float = 0.34) -> TimeSplit:
-    train_idx, test_idx, dropped = split_dates(data.dates, data.horizon, holdout)
-    return TimeSplit(
-        np.isin(data.snapshot, train_idx),
-        np.isin(data.snapshot, test_idx),
-        [data.dates[i].isoformat() for i in train_idx],
-        [data.dates[i].isoformat() for i in test_idx],
-        [data.dates[i].isoformat() for i in dropped],
-    )
-
-
 @dataclass
 class FitResult:
     coef: dict[str, float]  # the model's βⱼ (per 100 points)
@@ -199,6 +158,7 @@ class FitResult:
             "train_snapshots": self.split.train_dates,
             "test_snapshots": self.split.test_dates,
             "dropped_snapshots": self.split.dropped_dates,
+            "overlap_snapshots": self.split.overlap_dates,
             "train_rows": self.train_rows,
             "train_churned": self.train_churned,
             "test_rows": self.test_rows,
@@ -216,7 +176,7 @@ def fit_weights(
     weights: Mapping[str, float],
     group_weights: Mapping[str, float],
     *,
-    holdout: float = 0.34,
+    holdout: Holdout = 0.34,
     alphas: Sequence[float] = ALPHAS,
 ) -> FitResult:
     """Fit on the earlier snapshots of ``data``; propose measure and group weights.

@@ -93,12 +93,36 @@ def _derive(card: Scorecard, row: AccountRow, now: float) -> None:
         elif d.count:
             value = row.history.get(history_key("count", d.count.metric, d.count.within))
             observed = now
+        elif d.days_until:
+            when = _number(row, d.days_until)
+            if when is None and d.days_until in row.labels:
+                when = _iso_day_seconds(row.labels[d.days_until])
+            value = None if when is None else float(_day(when) - _day(now))
+            observed = now
+        elif d.sum:
+            parts = {m: _number(row, m) for m in d.sum}
+            present = [m for m, v in parts.items() if v is not None]
+            value = sum(parts[m] or 0.0 for m in present) if present else None
+            seen = [row.observed[m] for m in present if m in row.observed]
+            observed = min(seen, default=None)
         else:
             continue  # a difference is computed from measures' points
         if value is not None and math.isfinite(value):
             row.numbers[name] = value
             if observed is not None:
                 row.observed[name] = observed
+
+
+def _day(seconds: float) -> int:
+    return math.floor(seconds / 86400.0)
+
+
+def _iso_day_seconds(text: str) -> float | None:
+    try:
+        day = date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+    return (day - date(1970, 1, 1)).days * 86400.0
 
 
 def _holds(cond: Condition, row: AccountRow) -> bool:

@@ -35,6 +35,7 @@ from pydantic import (
 
 from healthscore.core.durations import Duration
 
+from .churn_model import ChurnModel
 from .critical import Critical
 
 Better = Literal["higher", "lower"]
@@ -226,6 +227,12 @@ class Derived(_Strict):
         None, description="[measure, measure]: points of the first minus points of the second"
     )
     window: Window | None = Field(None, description="an aggregate of a daily usage metric")
+    days_until: str | None = Field(
+        None, description="a date metric or attribute → whole days until it (negative once past)"
+    )
+    sum: list[str] | None = Field(
+        None, description="[metric, metric, …]: the sum of those present (missing if none is)"
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> Derived:
@@ -236,6 +243,21 @@ class Derived(_Strict):
                 + (f" (got {', '.join(forms)})" if forms else "")
             )
         return self
+
+    @field_validator("sum")
+    @classmethod
+    def _several(cls, metrics: list[str] | None) -> list[str] | None:
+        if metrics is None:
+            return None
+        if len(metrics) < 2:
+            raise ValueError(
+                "sum needs at least two metrics, e.g. sum: [logins_30d, api_calls_30d] "
+                f"(got {len(metrics)})"
+            )
+        twice = sorted({m for m in metrics if metrics.count(m) > 1})
+        if twice:
+            raise ValueError(f"sum names {', '.join(map(repr, twice))} twice")
+        return metrics
 
     @property
     def kind(self) -> str:
@@ -252,10 +274,23 @@ class Derived(_Strict):
             return [self.days_since]
         if self.count:
             return [self.count.metric]
+        if self.days_until:
+            return [self.days_until]
+        if self.sum:
+            return list(self.sum)
         return []
 
 
-DERIVED_FORMS = ("ratio", "change", "days_since", "count", "difference", "window")
+DERIVED_FORMS = (
+    "ratio",
+    "change",
+    "days_since",
+    "count",
+    "difference",
+    "window",
+    "days_until",
+    "sum",
+)
 
 
 # -- groups, grades, segments ----------------------------------------------------------------
@@ -358,16 +393,25 @@ class Scorecard(_Strict):
         default_factory=list,
         description="conditions that cap or force the grade whatever the weights say",
     )
+    churn_model: ChurnModel | None = Field(
+        None,
+        description="the score as a probability of churn within a horizon (`healthscore fit` "
+        "writes it); absent: no probability anywhere",
+    )
 
     @property
     def version(self) -> str:
         """A short content hash: two scorecards that score alike share a version.
 
         Fields left at their defaults are not hashed, so a new optional setting in a later
-        healthscore does not change the version of a file that does not use it.
+        healthscore does not change the version of a file that does not use it; nor is the
+        churn model, which turns a score into a probability but never changes the score.
         """
         blob = json.dumps(
-            self.model_dump(mode="json", by_alias=True, exclude_defaults=True), sort_keys=True
+            self.model_dump(
+                mode="json", by_alias=True, exclude_defaults=True, exclude={"churn_model"}
+            ),
+            sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

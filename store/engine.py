@@ -12,7 +12,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Executable, Table, create_engine, event, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -27,6 +37,9 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 6  # 2: account_keys, unmatched_records, source_records, rule_state;
 #                    3: usage_daily; 4: usage_loads; 5: backfill_runs; 6: overrides
 _PG_MIGRATION_LOCK = 0x6865616C  # "heal": one advisory lock id for every worker
+# nullable columns added to existing tables after their first release: a store made by an
+# older healthscore gets them at start-up (create_all only creates missing tables)
+ADDED_COLUMNS = {"scores": ("churn_probability", "arr_at_risk")}
 
 
 def make_engine(url: str) -> Engine:
@@ -70,6 +83,7 @@ def migrate(engine: Engine) -> None:
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
             Base.metadata.create_all(conn, checkfirst=True)
+            _add_columns(conn)
             with Session(bind=conn) as session:
                 known = session.scalar(
                     select(SchemaVersion.version).order_by(SchemaVersion.version.desc())
@@ -87,6 +101,20 @@ def migrate(engine: Engine) -> None:
             f"DATABASE_URL: cannot reach the database ({exc.orig.__class__.__name__}: "
             f"{str(exc.orig).strip().splitlines()[0]})"
         ) from None
+
+
+def _add_columns(conn: Connection) -> None:
+    """Add the ``ADDED_COLUMNS`` an existing table lacks (nullable, so old rows read NULL)."""
+    inspector = inspect(conn)
+    for table_name, names in ADDED_COLUMNS.items():
+        have = {c["name"] for c in inspector.get_columns(table_name)}
+        table = Base.metadata.tables[table_name]
+        for name in names:
+            if name in have:
+                continue
+            kind = table.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}"))
+            log.info("store: added column %s.%s", table_name, name)
 
 
 def upsert(

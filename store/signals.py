@@ -85,9 +85,13 @@ class SignalsMixin(StoreBase):
             return [tuple(r) for r in s.execute(stmt)]  # type: ignore[misc]
 
     def history_rows(
-        self, metrics: Iterable[str], until: datetime | None = None
+        self,
+        metrics: Iterable[str],
+        until: datetime | None = None,
+        accounts: tuple[str, str] | None = None,
     ) -> list[tuple[str, str, float | None, datetime]]:
-        """(account_id, metric, value, observed_at) history of some metrics, oldest first."""
+        """(account_id, metric, value, observed_at) history of some metrics, oldest first;
+        ``accounts``: only the ids from the first to the second (a chunk of accounts)."""
         stmt = select(
             SignalHistory.account_id,
             SignalHistory.metric,
@@ -96,6 +100,8 @@ class SignalsMixin(StoreBase):
         ).where(SignalHistory.metric.in_(list(metrics)))
         if until is not None:
             stmt = stmt.where(SignalHistory.observed_at <= until)
+        if accounts is not None:
+            stmt = stmt.where(SignalHistory.account_id.between(*accounts))
         with self.session() as s:
             return [
                 tuple(r)

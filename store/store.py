@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .accounts import AccountsMixin
 from .action_log import ActionLogMixin
+from .attribute_history import AttributeHistoryMixin
 from .cursors import CursorsMixin
 from .identity import IdentityMixin
 from .product_usage import UsageMixin
@@ -19,6 +20,7 @@ class Store(
     IdentityMixin,
     SignalsMixin,
     UsageMixin,
+    AttributeHistoryMixin,
     SourceRecordsMixin,
     CursorsMixin,
     ScoresMixin,

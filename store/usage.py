@@ -10,7 +10,8 @@ is rolled back and the same bytes go into a temporary staging table, merged with
 ``INSERT … ON CONFLICT DO UPDATE`` — a value that did not change is not rewritten. The chunk
 after a merged one is merged straight away (it likely overlaps too); the one after that tries
 the direct COPY again. Where the role may, the session compresses its WAL's full-page images
-(lz4). SQLite: ``executemany`` upserts. Either way a re-load of the same rows
+(lz4). SQLite: ``executemany`` upserts of the chunk sorted by key (see
+:mod:`store.usage_sqlite`). Either way a re-load of the same rows
 changes nothing, a newer value for a day replaces the older, and a chunk holding the same
 (account, metric, day) twice keeps its last row.
 """
@@ -29,6 +30,10 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from .usage_keys import KEY as _KEY
+from .usage_keys import last_per_key
+from .usage_sqlite import SqliteUsageWriter
+
 if TYPE_CHECKING:
     from psycopg import Cursor
 
@@ -43,13 +48,6 @@ SET value = EXCLUDED.value, source = EXCLUDED.source
 WHERE usage_daily.value IS DISTINCT FROM EXCLUDED.value
    OR usage_daily.source IS DISTINCT FROM EXCLUDED.source
 """
-_SQLITE_UPSERT = """
-INSERT INTO usage_daily (account_id, metric, day, value, source) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (account_id, metric, day) DO UPDATE
-SET value = excluded.value, source = excluded.source
-WHERE usage_daily.value IS NOT excluded.value OR usage_daily.source IS NOT excluded.source
-"""
-_KEY = [("account_id", "ascending"), ("metric", "ascending"), ("day", "ascending")]
 
 # COPY binary format (PostgreSQL docs, "COPY … Binary Format")
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
@@ -86,18 +84,23 @@ class UsageWriter:
         self.dialect = conn.dialect.name
         self._direct_next = True  # try a direct COPY first (no key of the chunk exists yet)
         self.wal_compression = False  # this session compresses its WAL (reset at the end)
+        self._sqlite: SqliteUsageWriter | None = None
         if self.dialect == "postgresql":
             self._pg_prepare()
+        else:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            self._sqlite = SqliteUsageWriter(raw, source)
 
     def write(self, table: pa.Table) -> int:
         """Upsert one chunk in its own transaction; returns the rows inserted or changed."""
         if table.num_rows == 0:
             return 0
-        with self.conn.begin():
-            if self.dialect == "postgresql":
+        if self._sqlite is not None:
+            changed = self._sqlite.write(table)
+        else:
+            with self.conn.begin():
                 changed = self._pg_write(table)
-            else:
-                changed = self._sqlite_write(table)
         self.counts.rows += table.num_rows
         self.counts.changed += changed
         self.counts.chunks += 1
@@ -164,23 +167,6 @@ class UsageWriter:
             cur.execute(_PG_MERGE)
             return max(cur.rowcount, 0)
 
-    # -- SQLite --------------------------------------------------------------------------------
-    def _sqlite_write(self, table: pa.Table) -> int:
-        days = table.column("day").cast(pa.string()).to_pylist()
-        rows = zip(
-            table.column("account_id").to_pylist(),
-            table.column("metric").to_pylist(),
-            days,
-            table.column("value").to_pylist(),
-            [self.source] * table.num_rows,
-            strict=True,
-        )
-        raw = self.conn.connection.driver_connection
-        assert raw is not None
-        before = raw.total_changes
-        raw.executemany(_SQLITE_UPSERT, rows)
-        return int(raw.total_changes - before)
-
 
 class _Payload:
     """A chunk's COPY data, encoded piece by piece as it is sent, kept for a second COPY."""
@@ -207,26 +193,6 @@ def _copy(cur: Cursor[Any], target: str, payload: _Payload) -> None:
         for rows in payload:
             copy.write(rows)
         copy.write(_COPY_TRAILER)
-
-
-def last_per_key(table: pa.Table) -> pa.Table:
-    """``table`` (sorted by key, stably) without the rows a later row of the same key replaces.
-
-    PostgreSQL's merge cannot update one row twice in a statement, and a direct COPY would
-    stop at the second one: the last row of a key is the one a file means.
-    """
-    if table.num_rows < 2:
-        return table
-    same = None
-    for name in ("day", "metric", "account_id"):  # the cheapest comparison first
-        col = table.column(name)
-        eq = pc.equal(col.slice(0, len(col) - 1), col.slice(1))
-        same = eq if same is None else pc.and_kleene(same, eq)
-        if not pc.any(same).as_py():
-            return table
-    assert same is not None
-    keep = pc.invert(pc.fill_null(same, False))  # row i is replaced when row i+1 has its key
-    return table.filter(pa.chunked_array([*keep.chunks, pa.array([True])]))
 
 
 def _binary_rows(table: pa.Table, source: str) -> pa.Buffer:
@@ -300,6 +266,8 @@ def usage_writer(engine: Engine, source: str) -> Iterator[UsageWriter]:
         try:
             yield writer
         finally:
+            if writer._sqlite is not None and not conn.closed:
+                writer._sqlite.close()
             if writer.dialect == "postgresql" and not conn.closed:
                 conn.rollback()
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_STAGE}")

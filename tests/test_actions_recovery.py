@@ -231,7 +231,7 @@ def test_hubspot_tasks_are_associated_owned_and_reconciled_by_search(hubspot_wor
     assert reds >= 2
     with pytest.raises(WorkerKilled):
         pipeline.deliver(hooks=DeliveryHooks(after_accept=kill_at("task", 2)))
-    # one batch upsert held every task: all accepted, none recorded when the worker died
+    # one batch create held every task: all accepted, none recorded when the worker died
     assert len(store.actions(status="sending")) == reds
     restart_later(store)
     again = build().deliver()
@@ -242,11 +242,11 @@ def test_hubspot_tasks_are_associated_owned_and_reconciled_by_search(hubspot_wor
         if t["properties"].get("healthscore_key")
     ]
     assert len(tasks) == reds == len({t["healthscore_key"] for t in tasks})
-    upserts = hs_emu.requests("POST", r"/objects/tasks/batch/upsert")
-    # one batch upsert (up to 100 tasks); the reconciled ones were found by search, not
+    creates = hs_emu.requests("POST", r"/objects/tasks/batch/create")
+    # one batch create (up to 100 tasks); the reconciled ones were found by search, not
     # re-written
-    assert len(upserts) == 1
-    written = [i["id"] for r in upserts for i in r.body["inputs"]]
+    assert len(creates) == 1
+    written = [i["properties"]["healthscore_key"] for r in creates for i in r.body["inputs"]]
     assert sorted(written) == sorted(t["healthscore_key"] for t in tasks)
     assert hs_emu.requests("POST", r"/objects/tasks/search")
     owners = {o["email"].lower(): o["id"] for o in hs_emu.owners}

@@ -168,13 +168,20 @@ def test_equal_scores_share_a_decile() -> None:
     assert len(result.deciles) == 1 and result.deciles[0]["rows"] == 10
 
 
-def test_insufficient_rows_are_counted_not_ranked() -> None:
+def test_insufficient_rows_are_ranked_riskiest_in_the_headline() -> None:
     ids = ["a", "b", "c", "d"]
     data = label([_snap(DAY, ids, [10, np.nan, 90, np.nan])], {"a": DAY + H30}, H30, ["m"])
     result = run_backtest(data, draws=5)
-    assert result.summary["insufficient_share"] == 0.5
-    assert result.summary["scored_rows"] == 2
-    assert result.summary["roc_auc"] == 1.0
+    s = result.summary
+    assert s["insufficient_share"] == 0.5 and s["scored_rows"] == 2
+    assert s["roc_auc_scored_only"] == 1.0  # a (score 10) above c (90)
+    # every row: b and d (retained, unscored) rank above the churner a; it beats c alone
+    assert s["roc_auc"] == pytest.approx(1 / 3)
+    assert s["insufficient"]["rows"] == 2 and s["insufficient"]["accounts"] == 2
+    assert s["insufficient"]["churn_rate"] == 0.0 and s["insufficient"]["base_churn_rate"] == 0.25
+    snap = result.snapshots[0]
+    assert snap["roc_auc"] == pytest.approx(1 / 3) and snap["roc_auc_scored_only"] == 1.0
+    assert snap["insufficient_rows"] == 2 and snap["insufficient_churned"] == 0
 
 
 def test_measure_power_finds_the_direction() -> None:

@@ -41,7 +41,7 @@ __all__ = ["world"]
 TASKS = {"name": "bulk", "when": {"grade_is": "red"}, "actions": [TASK]}
 EMAILS = {"name": "bulk", "when": {"grade_is": "red"}, "actions": [EMAIL]}
 OWNER_READS = "SELECT Id, OwnerId FROM Account WHERE Id IN"
-HS_UPSERTS = r"/crm/v3/objects/tasks/batch/upsert$"
+HS_CREATES = r"/crm/v3/objects/tasks/batch/create$"
 HS_LINKS = r"/crm/v4/associations/tasks/companies/batch/associate/default$"
 
 
@@ -290,7 +290,7 @@ def test_a_batch_lost_before_salesforce_read_it_is_sent_once_later(dropping_worl
     assert {a.status for a in statuses(world.store, keys).values()} == {"sent"}
 
 
-# -- HubSpot: 100 a batch upsert -------------------------------------------------------------
+# -- HubSpot: 100 a batch create -------------------------------------------------------------
 @pytest.fixture
 def hubspot_tasks(
     tmp_path: Path, slack_emu: SlackEmulator, hs_emu: HubSpotEmulator
@@ -309,7 +309,7 @@ def hubspot_owners(hs: HubSpotEmulator, org: Any, companies: list[str]) -> dict[
     return {c: a["OwnerEmail"] for c, a in zip(companies, org.accounts, strict=True)}
 
 
-def test_450_tasks_go_to_hubspot_in_5_batch_upserts(hubspot_tasks) -> None:
+def test_450_tasks_go_to_hubspot_in_5_batch_creates(hubspot_tasks) -> None:
     hs, pipeline, store = hubspot_tasks
     org = generate_org(450, seed=205, now=NOW)
     companies = hs.seed(org)
@@ -320,11 +320,9 @@ def test_450_tasks_go_to_hubspot_in_5_batch_upserts(hubspot_tasks) -> None:
     report = pipeline.deliver()
 
     assert report.tasks_created == 450 and report.failed == report.unknown == 0
-    upserts = hs.requests("POST", HS_UPSERTS)
-    assert [len(r.body["inputs"]) for r in upserts] == [100, 100, 100, 100, 50]  # ⌈450/100⌉
-    links = hs.requests("POST", HS_LINKS)  # the company associations, 100 a batch too
-    assert [len(r.body["inputs"]) for r in links] == [100, 100, 100, 100, 50]
-    assert len(hs.requests()) == 10  # nothing else: no per-task request
+    creates = hs.requests("POST", HS_CREATES)
+    assert [len(r.body["inputs"]) for r in creates] == [100, 100, 100, 100, 50]  # ⌈450/100⌉
+    assert len(hs.requests()) == 5  # the associations ride inline: no other request
     owners = {o["email"].lower(): o["id"] for o in hs.owners}
     by_company = hubspot_owners(hs, org, companies)
     log = statuses(store, keys)
@@ -359,29 +357,29 @@ def test_a_task_hubspot_refuses_in_a_batch_fails_alone(hubspot_tasks) -> None:
     log = statuses(store, [*keys, low])
     assert log[low].status == "failed" and "LOW" in (log[low].error or "")
     gone = keys[4]
-    assert log[gone].status == "failed" and "not associated" in (log[gone].error or "")
+    assert log[gone].status == "failed" and "associations are invalid" in (log[gone].error or "")
     assert {log[k].status for k in keys[:4]} == {"sent"}
     assert (report.tasks_created, report.failed) == (4, 2)
     # HubSpot refused the batch whole (400): it was halved until the bad input stood alone,
     # and no task was written twice
     written = Counter(
-        i["id"]
-        for r in hs.requests("POST", HS_UPSERTS)
-        if r.status == 200
+        i["properties"]["healthscore_key"]
+        for r in hs.requests("POST", HS_CREATES)
+        if r.status == 201
         for i in r.body["inputs"]
     )
-    assert set(written) == set(keys) and max(written.values()) == 1
-    assert hs.requests("POST", HS_UPSERTS)[0].status == 400
+    assert set(written) == set(keys[:4]) and max(written.values()) == 1
+    assert hs.requests("POST", HS_CREATES)[0].status == 400
 
 
 class DroppingHubSpot(HubSpotEmulator):
-    """HubSpot that applies the next batch upsert of tasks, then loses the connection."""
+    """HubSpot that applies the next batch create of tasks, then loses the connection."""
 
     drops = 0
 
     def dispatch(self, req: Request) -> tuple[Response, str | None]:
         answer = super().dispatch(req)
-        if self.drops and req.path.endswith("/objects/tasks/batch/upsert"):
+        if self.drops and req.path.endswith("/objects/tasks/batch/create"):
             self.drops -= 1
             raise ConnectionAbortedError("connection lost before the answer")
         return answer
@@ -406,12 +404,16 @@ def test_a_hubspot_batch_whose_answer_was_lost_is_found_linked_and_not_rewritten
 
         first = build().deliver()
         assert (first.tasks_created, first.unknown) == (50, 100)  # the second batch went on
-        assert not hs.requests("POST", HS_LINKS)[1:]  # the lost batch was not linked yet
+        assert not hs.requests("POST", HS_LINKS)  # each task was created with its association
 
         restart_later(store)
         second = build().deliver()
         assert (second.reconciled, second.tasks_created) == (100, 0)
-        written = [i["id"] for r in hs.requests("POST", HS_UPSERTS) for i in r.body["inputs"]]
+        written = [
+            i["properties"]["healthscore_key"]
+            for r in hs.requests("POST", HS_CREATES)
+            for i in r.body["inputs"]
+        ]
         assert len(written) == 50  # the logged one; the lost one (100) was never re-sent
         tasks = [t for t in hs.records("tasks") if t["properties"].get("healthscore_key")]
         assert sorted(t["properties"]["healthscore_key"] for t in tasks) == sorted(keys)

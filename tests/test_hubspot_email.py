@@ -102,7 +102,8 @@ def test_sync_rates_unmatched_and_filtered_opens(hs: HubSpotEmailEmulator, hs_st
     assert report.unmatched == 1
     query = hs.requests("GET", r"/email/public/v1/events$")[0].query
     assert query["excludeFilteredEvents"] == "true" and query["limit"] == "1000"
-    assert int(query["startTimestamp"]) == int((NOW - 90 * DAY).timestamp() * 1000)
+    window_opens = NOW.replace(hour=0, minute=0) - 90 * DAY  # 00:00 UTC, 90 days before
+    assert int(query["startTimestamp"]) == int(window_opens.timestamp() * 1000)
 
 
 def test_pages_follow_the_offset_token(hs: HubSpotEmailEmulator) -> None:

@@ -109,7 +109,7 @@ def test_derived_metric_errors(tmp_path: Path) -> None:
     )
     assert (
         "scorecard.derived.days_since_login: give exactly one of ratio, change, "
-        "days_since, count, difference, window (got ratio, days_since)" in msg
+        "days_since, count, difference, window, days_until, sum (got ratio, days_since)" in msg
     )
 
 

@@ -9,7 +9,10 @@ signals — the same rules for every email platform:
   OR-ed, the earliest time kept), so a webhook event and an activity read of the same message
   count once;
 - the window is the last 90 days by the message's time (its first event, or the campaign's
-  send time);
+  send time), counted from 00:00 UTC: it starts at midnight 90 days before ``now``'s UTC day
+  (``window_start``), so it moves once a day, not with each sync. (A sync recomputes only the
+  accounts it re-read; a window cut at ``now - 90 days`` to the second gave those accounts,
+  and only those, another window minutes later: their signals changed on unchanged data.);
 - ``open_rate_90d`` = opened / delivered and ``click_rate_90d`` = clicked / delivered, over the
   window's *delivered* messages (delivered, or opened/clicked, and not bounced or dropped):
   unique opens and clicks per delivered message (a click counts as an open: images may be
@@ -30,6 +33,12 @@ from typing import Any
 WINDOW = timedelta(days=90)
 SUFFIXES = ("open_rate_90d", "click_rate_90d", "bounces_90d", "unsubscribes_90d", "recipients")
 FLAGS = ("delivered", "opened", "clicked", "bounced", "dropped", "unsubscribed")
+
+
+def window_start(now: datetime) -> datetime:
+    """The window's first moment: 00:00 UTC, 90 days before ``now``'s UTC day."""
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - WINDOW
 
 
 def metric_names(prefix: str) -> tuple[str, ...]:
@@ -92,7 +101,7 @@ def engagement(
     rows: Iterable[Mapping[str, Any]], now: datetime, prefix: str, *, categories: Iterable[str] = ()
 ) -> dict[str, float | None]:
     """One account's signals from its facts (see the module docstring)."""
-    since = now - WINDOW
+    since = window_start(now)
     wanted = set(categories)
     messages: dict[str, list[Any]] = {}  # message → [earliest time, email, flags, categories]
     bounced: set[str] = set()

@@ -10,9 +10,10 @@ domain of two accounts is ambiguous). Unmatched recipients are kept without an a
 under object ``recipients`` of ``healthscore sources --unmatched``, counted in the report, and
 matched again on every sync (a domain added to the CRM later brings their history along).
 Malformed records are logged with their id, counted and skipped. Cursors move only after a
-complete pull; the 90-day window moves with the clock, so every account holding facts is
-recomputed once a day even when nothing changed, and facts older than the window (plus a
-day) are deleted then, so the store does not grow without bound.
+complete pull; the 90-day window moves once a day (at 00:00 UTC, ``window_start``), so every
+account holding facts is recomputed by the first sync of each UTC day even when nothing
+changed, and facts older than the window (plus a day) are deleted then, so the store does not
+grow without bound.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from connectors.email.engagement import WINDOW, engagement, merge_facts
+from connectors.email.engagement import WINDOW, engagement, merge_facts, window_start
 from connectors.identity import DOMAIN, IdentityIndex, Match, domain_of
 from store import SignalRow, Store
 from store.models import SourceRecord
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 FACT_OBJECTS: dict[str, tuple[str, ...]] = {}
 RECIPIENTS = "recipients"  # the unmatched-records object
 RECOMPUTE = "recompute"  # cursor object: when every account holding facts was last recomputed
-RECOMPUTE_EVERY = timedelta(days=1)
 RETENTION = WINDOW + timedelta(days=1)  # older facts can no longer count: pruned daily
 Progress = Callable[[int], None] | None
 
@@ -316,8 +316,9 @@ def prune(store: Store, source: str, before: datetime) -> int:
 
 
 def _recompute_all_due(store: Store, source: str, now: datetime) -> bool:
+    """Whether the window moved since every account was last recomputed (a new UTC day)."""
     last = store.cursor(source, RECOMPUTE)
-    return last is None or now - datetime.fromisoformat(last) >= RECOMPUTE_EVERY
+    return last is None or window_start(datetime.fromisoformat(last)) != window_start(now)
 
 
 def _finish(

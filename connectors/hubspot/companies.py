@@ -20,6 +20,7 @@ from typing import Any
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.config import HubSpotSource
 from healthscore.core.errors import SkippableRecord
+from scoring.churn_model import CHURN_ROLES
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ def _epoch_ms(value: datetime) -> str:
 
 
 def wanted_properties(source: HubSpotSource) -> list[str]:
-    extra = [*source.metrics.values(), *source.write_back.roles().values()]
+    # every health property, the churn ones too: HubSpot leaves out one it does not have
+    extra = [*source.metrics.values(), *source.write_back.roles(CHURN_ROLES).values()]
     if source.account_id_property:
         extra.append(source.account_id_property)
     if source.override_properties is not None:

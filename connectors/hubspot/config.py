@@ -10,6 +10,7 @@ from pydantic import Field
 from connectors.email.config import EmailSource
 from healthscore.core.durations import Duration
 from healthscore.core.model import StrictModel as _Strict
+from scoring.churn_model import CHURN_ROLES
 
 
 class HubSpotWriteBack(_Strict):
@@ -23,11 +24,20 @@ class HubSpotWriteBack(_Strict):
     reasons: str = "healthscore_reasons"
     updated: str = "healthscore_updated"
     stale: str = "healthscore_stale"
+    churn_risk: str = Field(
+        "healthscore_churn_risk",
+        description="P(churn within the horizon) in percent; only with a churn_model",
+    )
+    arr_at_risk: str = Field(
+        "healthscore_arr_at_risk",
+        description="churn probability × ARR; only with a churn_model arr_attribute",
+    )
 
-    def roles(self) -> dict[str, str]:
-        return {
-            r: getattr(self, r) for r in ("score", "grade", "trend", "reasons", "updated", "stale")
-        }
+    def roles(self, churn_roles: tuple[str, ...] = ()) -> dict[str, str]:
+        """Role → property: the core health properties and, of the churn ones, only
+        ``churn_roles`` (those the card's churn model fills)."""
+        core = ("score", "grade", "trend", "reasons", "updated", "stale")
+        return {r: getattr(self, r) for r in (*core, *(r for r in CHURN_ROLES if r in churn_roles))}
 
 
 class HubSpotSource(_Strict):

@@ -1,20 +1,23 @@
-"""CSM tasks in HubSpot, created idempotently on the intent's key — up to 100 a request.
+"""CSM tasks in HubSpot, created once per intent key — up to 100 tasks a request.
 
-One batch upsert on the ``healthscore_key`` task property (unique values) per batch of 100,
-then one v4 batch of default task→company associations for the tasks it wrote (idempotent
-too); ``hubspot_owner_id`` = the company's owner. HubSpot refuses a batch whole when one input
-is invalid (a 400, nothing written): the batch is halved until the bad input stands alone, so
-only that task fails.
+One batch create per batch of 100 (``POST /crm/v3/objects/tasks/batch/create``), each task
+carrying its task→company association inline (HUBSPOT_DEFINED type 192) and its intent key
+in the ``healthscore_key`` task property (unique values); ``hubspot_owner_id`` = the company's
+owner. The task and its association are written together, so there is no second request. HubSpot
+refuses a batch whole when one input is invalid (a 400, nothing written — e.g. a company that
+is gone): the batch is halved until the bad input stands alone, so only that task fails.
 
-An upsert whose answer was lost (a timeout, a dropped connection) is not re-sent blindly: its
-tasks come back as ``OutcomeUnknown`` and are looked up by a CRM search on the key (``IN``,
-100 keys a search) first — found ones are associated (the crash may have come between the two
-writes) and recorded; only the rest go again.
+Exactly once: a task is never created twice because its key is unique. An answer that was lost
+(a timeout, a dropped connection) leaves its tasks ``OutcomeUnknown``; they are looked up by a
+CRM search on the key (``IN``, 100 keys a search) first and only the rest go again. If one was
+written after all, HubSpot answers the create with a 409 naming the key's task: that task is
+recorded as delivered and the rest of the batch goes on in one more request.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,7 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BATCH = 100  # batch upsert and batch association inputs a request
+BATCH = 100  # batch create (and batch association) inputs a request
+TASK_TO_COMPANY = 192  # the HUBSPOT_DEFINED task→company association type
+_EXISTING = re.compile(r"Existing ID: (\d+)")
 LOOKUP = 100  # keys per search (an IN filter); a search page holds up to 200
 
 
@@ -66,9 +71,10 @@ class HubSpotTasks:
 
     # -- look-up by key ----------------------------------------------------------------------
     def find_many(self, actions: list[ActionLog]) -> dict[str, str | None]:
-        """Each intent's task id by a search on its key (associated with its company again,
-        in case the crash came between the two writes), or None when no task has the key; a
-        task HubSpot would not associate is left out (tried again next run)."""
+        """Each intent's task id by a search on its key, or None when no task has the key.
+        A found task is associated with its company again (idempotent; a task created by an
+        earlier version may have been written without it): one HubSpot would not associate
+        is left out (tried again next run)."""
         by_key = {a.key: a for a in actions}
         found: dict[str, str] = {}
         search_api = self.client.sdk.crm.objects.tasks.search_api
@@ -102,13 +108,29 @@ class HubSpotTasks:
 
     # -- delivery ----------------------------------------------------------------------------
     def send_batch(self, actions: list[ActionLog]) -> dict[str, Outcome]:
-        """Upsert up to ``BATCH`` tasks in one request, then associate them in one more."""
+        """Create up to ``BATCH`` tasks, each with its company association, in one request."""
         try:
-            written = self._upsert(actions)
+            return self._create(actions)
         except AuthError:
             raise
         except FatalError as exc:
-            if self.key_property in str(exc):
+            existing = _existing(str(exc), [a.key for a in actions])
+            if existing is not None:  # written before, its answer lost: delivered once
+                key, task_id = existing
+                rest = [a for a in actions if a.key != key]
+                out: dict[str, Outcome] = {key: task_id}
+                if rest:
+                    try:
+                        out.update(self.send_batch(rest))
+                    except Exception as again:  # the rest keep what happened to them
+                        out.update({a.key: again for a in rest})
+                return out
+            if _conflict(str(exc)) and len(actions) == 1:  # a 409 naming no task: search
+                found = self.find_many(actions).get(actions[0].key)
+                if found is not None:
+                    return {actions[0].key: found}
+                raise
+            if self.key_property in str(exc) and not _conflict(str(exc)):
                 raise ConfigError(
                     f"{exc} — the task property {self.key_property} must exist with unique "
                     f"values (`healthscore setup-crm`)"
@@ -116,23 +138,6 @@ class HubSpotTasks:
             if len(actions) == 1:
                 raise
             return self._halves(actions)
-        out: dict[str, Outcome] = {}
-        tasks: dict[str, tuple[ActionLog, str]] = {}  # written: to associate with its company
-        for action in actions:
-            outcome = written[action.key]
-            if isinstance(outcome, str):
-                tasks[action.key] = (action, outcome)
-            else:
-                out[action.key] = outcome
-        try:
-            refused = self._associate(tasks)
-        except Exception as exc:  # the tasks exist: the reconciler's search associates them
-            return out | {
-                k: OutcomeUnknown(f"HubSpot task {t} written; association pending: {exc}")
-                for k, (_, t) in tasks.items()
-            }
-        self.created += len(tasks) - len(refused)
-        return out | {k: refused.get(k) or t for k, (_, t) in tasks.items()}
 
     def _halves(self, actions: list[ActionLog]) -> dict[str, Outcome]:
         """HubSpot refused the batch whole (nothing written): each half on its own, until the
@@ -164,29 +169,35 @@ class HubSpotTasks:
             props["hubspot_owner_id"] = owner
         return props
 
-    def _upsert(self, actions: list[ActionLog]) -> dict[str, Outcome]:
-        """One batch upsert; each input's outcome, matched by its ``objectWriteTraceId``
-        (HubSpot does not keep the inputs' order) or the key property."""
+    def _create(self, actions: list[ActionLog]) -> dict[str, Outcome]:
+        """One batch create; each input's outcome, matched by its key property (HubSpot does
+        not keep the inputs' order)."""
         inputs = [
             {
-                "idProperty": self.key_property,
-                "id": a.key,
-                "objectWriteTraceId": a.key,
                 "properties": self._properties(a),
+                "associations": [
+                    {
+                        "to": {"id": _company(a)},
+                        "types": [
+                            {
+                                "associationCategory": "HUBSPOT_DEFINED",
+                                "associationTypeId": TASK_TO_COMPANY,
+                            }
+                        ],
+                    }
+                ],
             }
             for a in actions
         ]
         tasks_api = self.client.sdk.crm.objects.tasks.batch_api
         body = self.client.call_json(
-            f"upsert {len(inputs)} tasks",
-            _write(tasks_api.upsert),
-            batch_input_simple_public_object_batch_input_upsert={"inputs": inputs},
+            f"create {len(inputs)} tasks",
+            _write(tasks_api.create),
+            batch_input_simple_public_object_batch_input_for_create={"inputs": inputs},
         )
         ids: dict[str, str] = {}
         for result in body.get("results") or []:
-            key = result.get("objectWriteTraceId") or (result.get("properties") or {}).get(
-                self.key_property
-            )
+            key = (result.get("properties") or {}).get(self.key_property)
             if key and result.get("id"):
                 ids[str(key)] = str(result["id"])
         errors = "; ".join(str(e.get("message")) for e in body.get("errors") or [])
@@ -198,18 +209,17 @@ class HubSpotTasks:
                 out[a.key] = FatalError(f"HubSpot refused task {a.key}: {errors}")
             else:
                 out[a.key] = OutcomeUnknown(f"HubSpot's answer does not name task {a.key}")
+        self.created += sum(isinstance(o, str) for o in out.values())
         return out
 
     def _associate(self, tasks: dict[str, tuple[ActionLog, str]]) -> dict[str, Exception]:
-        """Associate each task with its company, ``BATCH`` pairs a request; the keys HubSpot
+        """Associate each found task with its company (idempotent: a task created with its
+        association inline already has it), ``BATCH`` pairs a request; the keys HubSpot
         refused (e.g. the company is gone), each with why."""
         refused: dict[str, Exception] = {}
         batch_api = self.client.sdk.crm.associations.v4.batch_api
         for part in chunks(list(tasks.items()), BATCH):
-            pairs = {
-                key: (task_id, str(action.payload.get("company_id") or action.account_id))
-                for key, (action, task_id) in part
-            }
+            pairs = {key: (task_id, _company(action)) for key, (action, task_id) in part}
             body = self.client.call_json(
                 f"associate {len(pairs)} tasks with companies",
                 batch_api.create_default,
@@ -234,10 +244,28 @@ class HubSpotTasks:
         return refused
 
 
+def _company(action: ActionLog) -> str:
+    return str(action.payload.get("company_id") or action.account_id)
+
+
+def _conflict(message: str) -> bool:
+    """A 409: an input's unique value (the key) is already another task's."""
+    return " 409 " in message
+
+
+def _existing(message: str, keys: list[str]) -> tuple[str, str] | None:
+    """The (key, task id) a 409 names when one of ``keys`` is already a task's; else None."""
+    found = _EXISTING.search(message)
+    if not _conflict(message) or found is None:
+        return None
+    named = [k for k in keys if k.lower() in message.lower()]
+    return (named[0], found.group(1)) if len(named) == 1 else None
+
+
 def ensure_task_key_property(client: HubSpotClient, name: str = "healthscore_key") -> bool:
     """Create the task property holding the idempotency key (unique values); True if created.
 
-    An existing property without unique values cannot be upserted on: an error names it.
+    An existing property without unique values cannot keep a task once: an error names it.
     """
     core = client.sdk.crm.properties.core_api
     existing = {
@@ -250,7 +278,7 @@ def ensure_task_key_property(client: HubSpotClient, name: str = "healthscore_key
         if not getattr(have, "has_unique_value", False):
             raise FatalError(
                 f"HubSpot task property {name} exists without unique values; "
-                f"healthscore upserts tasks on it — use another name "
+                f"healthscore keeps each task once by it — use another name "
                 f"(actions.hubspot_task_key_property)"
             )
         return False

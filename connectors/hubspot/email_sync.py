@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from connectors.email.engagement import WINDOW
+from connectors.email.engagement import window_start
 from connectors.email.sync import (
     FACT_OBJECTS,
     EmailSyncReport,
@@ -47,8 +47,8 @@ def sync_hubspot_email(
     report = EmailSyncReport(SOURCE)
     keeper = _Keeper(store, SOURCE, RecipientMatcher(store), report)
     requests_before = client.requests
-    window_start = started - WINDOW
-    start = max(window_start, since - source.overlap) if since else window_start
+    opens = window_start(started)  # the engagement window's first moment
+    start = max(opens, since - source.overlap) if since else opens
     for page in pull_email_events(client, start, started, exclude_filtered=source.exclude_filtered):
         keeper.keep_page(
             "events", page, hubspot_event_fact, lambda e: _id_of(e, "id"), progress=progress

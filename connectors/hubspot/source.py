@@ -67,6 +67,7 @@ def sync_companies(
         progress=progress,
         owners=owners,
         overrides_sink=ctx.overrides if source.override_properties is not None else None,
+        churn_roles=ctx.churn_roles,
     )
     report.cursor = ctx.advance_cursor(SOURCE, OBJECT, started)
     log.info(
@@ -129,7 +130,9 @@ def _check(ctx: SyncContext) -> list[str]:
     lines = [f"HubSpot reachable ({len(owners.results or [])} owner read)"]
     hubspot = ctx.sources.hubspot
     if hubspot.write_back.enabled:
-        missing = missing_properties(client, hubspot.write_back, hubspot.override_properties)
+        missing = missing_properties(
+            client, hubspot.write_back, hubspot.override_properties, ctx.churn_roles
+        )
         if missing:
             raise ConfigError(
                 f"HubSpot company properties missing: {', '.join(missing)} — run "
@@ -146,7 +149,7 @@ def _setup(ctx: SyncContext, config: Any, dry_run: bool) -> list[str]:
         if dry_run:
             return ["dry run: HubSpot properties not checked or created"]
         created = ensure_properties(
-            ctx.client(SOURCE), hubspot.write_back, hubspot.override_properties
+            ctx.client(SOURCE), hubspot.write_back, hubspot.override_properties, ctx.churn_roles
         )
         lines.append(
             "HubSpot company properties ready"

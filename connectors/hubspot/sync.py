@@ -68,12 +68,18 @@ def metric_value(raw: str | None, prop: str) -> float | None:
     return stamp.timestamp()
 
 
-def crm_values(company: CompanyRecord, source: HubSpotSource) -> dict[str, Any]:
-    """The health fields as HubSpot holds them, in the types the write-back compares."""
+NUMBER_ROLES = ("score", "churn_risk", "arr_at_risk")  # read back as floats
+
+
+def crm_values(
+    company: CompanyRecord, source: HubSpotSource, churn_roles: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The health fields as HubSpot holds them, in the types the write-back compares (the
+    churn ones only when the card's churn model fills them: ``churn_roles``)."""
     out: dict[str, Any] = {}
-    for role, prop in source.write_back.roles().items():
+    for role, prop in source.write_back.roles(churn_roles).items():
         value = company.properties.get(prop) or None
-        if role == "score" and value is not None:
+        if role in NUMBER_ROLES and value is not None:
             try:
                 value = float(value)
             except ValueError:
@@ -216,6 +222,7 @@ def sync_hubspot(
     progress: Callable[[int], None] | None = None,
     owners: Mapping[str, Owner] | None = None,
     overrides_sink: Any = None,
+    churn_roles: tuple[str, ...] = (),
 ) -> tuple[HubSpotSyncReport, datetime | None]:
     """Pull companies modified since ``since`` and match them; with ``overrides_sink`` and
     ``source.override_properties`` the CSM overrides they carry are recorded too."""
@@ -292,7 +299,7 @@ def sync_hubspot(
                 for metric, value in values.items()
             ]
             batch.keys.setdefault(account_id, []).append(company.id)
-            batch.remembered[account_id] = crm_values(company, source)
+            batch.remembered[account_id] = crm_values(company, source, churn_roles)
             batch.matched_ids.append(company.id)
             report.matched += 1
             if source.override_properties is not None:

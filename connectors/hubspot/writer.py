@@ -10,6 +10,7 @@ from typing import Any
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.config import HubSpotOverrideProperties, HubSpotWriteBack
 from healthscore.core.errors import FatalError
+from scoring.churn_model import CHURN_ROLES
 
 BATCH_LIMIT = 100
 GRADE_OPTIONS = (
@@ -25,6 +26,8 @@ PROPERTY_TYPES = {  # role → (type, fieldType, label)
     "reasons": ("string", "textarea", "Health reasons"),
     "updated": ("datetime", "date", "Health updated"),
     "stale": ("bool", "booleancheckbox", "Health data stale"),
+    "churn_risk": ("number", "number", "Health churn risk (%)"),
+    "arr_at_risk": ("number", "number", "Health ARR at risk"),
 }
 OVERRIDE_GRADES = (("Red", "red"), ("Yellow", "yellow"), ("Green", "green"))
 OVERRIDE_TYPES = {  # role → (type, fieldType, label, description): set by CSMs, read by us
@@ -72,7 +75,7 @@ class HubSpotWriter:
         batch_size: int = BATCH_LIMIT,
     ) -> None:
         self.client = client
-        self.fields = fields.roles()
+        self.fields = fields.roles(CHURN_ROLES)  # what a pending write holds decides
         self.company_of = company_of  # account id → HubSpot company id
         self.batch_size = min(batch_size, BATCH_LIMIT)
 
@@ -114,9 +117,11 @@ def ensure_properties(
     client: HubSpotClient,
     fields: HubSpotWriteBack,
     overrides: HubSpotOverrideProperties | None = None,
+    churn_roles: tuple[str, ...] = (),
 ) -> list[str]:
-    """Create the property group and any missing health property (and, with ``overrides``,
-    the CSM override properties); return what was created.
+    """Create the property group and any missing health property (the churn ones of
+    ``churn_roles`` too, and with ``overrides`` the CSM override properties); return what was
+    created.
 
     An existing property of the wrong type is an error naming it (never silently reused).
     """
@@ -156,7 +161,7 @@ def ensure_properties(
             "written by healthscore",
             GRADE_OPTIONS if role == "grade" else (),
         )
-        for role, name in fields.roles().items()
+        for role, name in fields.roles(churn_roles).items()
     ]
     if overrides is not None:
         wanted += [
@@ -199,6 +204,7 @@ def missing_properties(
     client: HubSpotClient,
     fields: HubSpotWriteBack,
     overrides: HubSpotOverrideProperties | None = None,
+    churn_roles: tuple[str, ...] = (),
 ) -> list[str]:
     """The health (and override) company properties the portal does not have yet."""
     core = client.sdk.crm.properties.core_api
@@ -209,7 +215,7 @@ def missing_properties(
         ).results
         or []
     }
-    wanted = list(fields.roles().values())
+    wanted = list(fields.roles(churn_roles).values())
     if overrides is not None:
         wanted += list(overrides.roles().values())
     return [name for name in wanted if name not in existing]

@@ -28,6 +28,7 @@ from connectors.outbound import (
     Rejected,
     transport_error,
 )
+from healthscore.core.errors import AuthError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,24 @@ class MandrillSender:
         self.from_email, self.from_name = from_email, from_name
         self.tags = categories or []
         self.sent = 0
+
+    def check(self) -> list[str]:
+        """``users/ping2`` with the key: Mandrill answers ``{"PING": "PONG!"}`` to a valid one
+        and ``Invalid_Key`` (raised as ``AuthError``: key rejected) to any other."""
+        try:
+            resp = self.http.post("/users/ping2.json", json={"key": self.key})
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, "Mailchimp Transactional users/ping2") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.status_code >= 300 or not isinstance(body, dict) or "PING" not in body:
+            error = classify(resp, "users/ping2", api="transactional")
+            if isinstance(error, AuthError):
+                raise AuthError(f"Mailchimp Transactional key rejected: {error}") from None
+            raise error
+        return [f"Mailchimp Transactional key accepted (ping2: {body['PING']})"]
 
     def suppressed(self) -> set[str]:
         return set()  # the rejection list answers per recipient at send time

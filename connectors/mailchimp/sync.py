@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from connectors.email.engagement import WINDOW, fact, parse_time
+from connectors.email.engagement import fact, parse_time, window_start
 from connectors.email.sync import (
     FACT_OBJECTS,
     EmailSyncReport,
@@ -103,9 +103,9 @@ def sync_mailchimp(
     report = EmailSyncReport(SOURCE)
     keeper = _Keeper(store, SOURCE, RecipientMatcher(store), report)
     requests_before, limited_before = client.requests, client.rate_limited
-    window_start = started - WINDOW
+    opens = window_start(started)  # the engagement window's first moment
     campaigns: list[tuple[str, datetime, dict[str, Any]]] = []
-    for page in pull_reports(client, window_start.isoformat(), count=source.page_size):
+    for page in pull_reports(client, opens.isoformat(), count=source.page_size):
         for rep in page:
             sent = parse_time(rep.get("send_time")) if isinstance(rep, dict) else None
             if sent is None or not rep.get("id"):

@@ -35,6 +35,9 @@ WRITE_BACK_TYPES = {
     "trend": "Text(40)",
     "reasons": "Long Text Area(1000)",
     "updated": "Date/Time",
+    "stale": "Checkbox",
+    "churn_risk": "Percent(3, 1)",
+    "arr_at_risk": "Currency(16, 2)",
 }
 
 
@@ -67,8 +70,14 @@ def parse_sf_datetime(value: str) -> datetime:
     return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
-def check_fields(describe: dict[str, Any], source: SalesforceSource, config_path: str) -> None:
-    """Every configured field must exist with a usable type; say exactly what to create."""
+def check_fields(
+    describe: dict[str, Any],
+    source: SalesforceSource,
+    config_path: str,
+    churn_roles: tuple[str, ...] = (),
+) -> None:
+    """Every configured field must exist with a usable type; say exactly what to create
+    (of the churn fields, those of ``churn_roles``: the card's churn model fills them)."""
     fields = {f["name"]: f for f in describe.get("fields", [])}
     problems = []
     for metric, name in source.metrics.items():
@@ -88,7 +97,7 @@ def check_fields(describe: dict[str, Any], source: SalesforceSource, config_path
         if name.split(".")[0] not in fields:
             problems.append(f"  sources.salesforce.attributes.{attr}: Account has no field {name}")
     missing_writes = []
-    for role, name in source.write_back.model_dump().items():
+    for role, name in source.write_back.roles(churn_roles).items():
         f = fields.get(name)
         if f is None:
             missing_writes.append(f"  {name}  ({WRITE_BACK_TYPES[role]})")
@@ -114,7 +123,9 @@ def check_fields(describe: dict[str, Any], source: SalesforceSource, config_path
         )
 
 
-def build_soql(source: SalesforceSource, since: datetime | None) -> str:
+def build_soql(
+    source: SalesforceSource, since: datetime | None, churn_roles: tuple[str, ...] = ()
+) -> str:
     fields = list(
         dict.fromkeys(
             [
@@ -122,7 +133,7 @@ def build_soql(source: SalesforceSource, since: datetime | None) -> str:
                 *source.metrics.values(),
                 *source.attributes.values(),
                 *([source.domain_field] if source.domain_field else []),
-                *source.write_back.model_dump().values(),
+                *source.write_back.roles(churn_roles).values(),
                 *(source.override_fields.model_dump().values() if source.override_fields else ()),
             ]
         )
@@ -170,9 +181,9 @@ class AccountFields:
     override: dict[str, str] | None
 
     @classmethod
-    def of(cls, source: SalesforceSource) -> AccountFields:
+    def of(cls, source: SalesforceSource, churn_roles: tuple[str, ...] = ()) -> AccountFields:
         return cls(
-            source.write_back.model_dump(),
+            source.write_back.roles(churn_roles),
             None if source.override_fields is None else source.override_fields.model_dump(),
         )
 
@@ -252,21 +263,23 @@ def pull_accounts(
     state: SyncState,
     *,
     config_path: str = "healthscore.yaml",
+    churn_roles: tuple[str, ...] = (),
 ) -> Iterator[list[AccountRecord]]:
     """Yield good records page by page, from ``cursor - overlap`` on; deleted ones included.
 
-    ``state`` collects the new cursor and the skip counts as the pages go by.
+    ``state`` collects the new cursor and the skip counts as the pages go by;
+    ``churn_roles`` are the churn fields the card fills (read back like the others).
     """
     describe = client.describe(SOBJECT)
-    check_fields(describe, source, config_path)
+    check_fields(describe, source, config_path, churn_roles)
     types = {f["name"]: f["type"] for f in describe["fields"]}
     since = cursor - source.overlap if cursor else None
-    soql = build_soql(source, since)
+    soql = build_soql(source, since, churn_roles)
     log.info(
         "pulling Salesforce Accounts %s",
         f"modified since {since:%Y-%m-%d %H:%M:%S}Z" if since else "(full sync)",
     )
-    fields = AccountFields.of(source)
+    fields = AccountFields.of(source, churn_roles)
     for page in client.query_pages(soql, include_deleted=True):
         good: list[AccountRecord] = []
         for raw in page:

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from healthscore.core.durations import Duration
 from healthscore.core.model import StrictModel as _Strict
+from scoring.churn_model import CHURN_ROLES
 
 
 class WriteBackFields(_Strict):
@@ -23,6 +24,25 @@ class WriteBackFields(_Strict):
         "Health_Data_Stale__c",
         description="checkbox: the score rests on data older than the freshness limit",
     )
+    churn_risk: str = Field(
+        "Health_Churn_Risk__c",
+        description="percent: P(churn within the churn model's horizon); written only when "
+        "the scorecard has a churn_model",
+    )
+    arr_at_risk: str = Field(
+        "Health_ARR_at_Risk__c",
+        description="currency: churn probability × ARR; written only when the churn_model "
+        "names an arr_attribute",
+    )
+
+    def roles(self, churn_roles: tuple[str, ...] = ()) -> dict[str, str]:
+        """Role → field of what is written: the core health fields, and of the churn
+        fields only ``churn_roles`` (those the card's churn model fills)."""
+        return {
+            role: name
+            for role, name in self.model_dump().items()
+            if role not in CHURN_ROLES or role in churn_roles
+        }
 
 
 class SalesforceSource(_Strict):

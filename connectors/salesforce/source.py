@@ -28,7 +28,9 @@ def _metrics(section: SalesforceSource) -> list[tuple[str, str]]:
 
 def _check(ctx: SyncContext) -> list[str]:
     client = ctx.client(SOURCE)
-    check_fields(client.describe("Account"), ctx.sources.salesforce, ctx.config_path)
+    check_fields(
+        client.describe("Account"), ctx.sources.salesforce, ctx.config_path, ctx.churn_roles
+    )
     return [f"Salesforce {client.instance_url}: Account fields present"]
 
 

@@ -61,6 +61,7 @@ def sync_accounts(ctx: SyncContext, *, full: bool = False, progress: Any = None)
         ctx.cursor(SOURCE, ACCOUNT, full=full),
         state,
         config_path=ctx.config_path,
+        churn_roles=ctx.churn_roles,
     ):
         store.upsert_accounts(r.account for r in page)
         report.signals_changed += store.record_signals(s for r in page for s in r.signals)

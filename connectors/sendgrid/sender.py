@@ -20,6 +20,7 @@ from typing import Any
 
 from connectors.outbound import Contact, Outcome, OutgoingEmail, chunks
 from connectors.sendgrid.client import SendGridClient
+from connectors.sendgrid.scopes import require, sender_scopes
 from healthscore.core.errors import AuthError, FatalError
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ class SendGridSender:
         self.group = unsubscribe_group
         self.categories = categories or []
         self.sent = 0
+
+    def check(self) -> list[str]:
+        """The key is accepted and has every scope sending needs (``GET /v3/scopes``)."""
+        return [require(self.client, sender_scopes(self.group), "tech-touch sender")]
 
     def suppressed(self) -> set[str]:
         """Global unsubscribes and the unsubscribe group's, as the client last read them

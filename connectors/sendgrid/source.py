@@ -9,14 +9,17 @@ from connectors.contract import Source, SyncContext
 from connectors.email.step import email_metrics, email_step
 from connectors.sendgrid.client import SendGridClient
 from connectors.sendgrid.config import SendGridSource
+from connectors.sendgrid.scopes import require, sync_scopes
 from connectors.sendgrid.sender import SendGridSender
 from connectors.sendgrid.sync import SOURCE, sync_sendgrid
 from connectors.sendgrid.webhook import load_public_key
 
 
 def _check(ctx: SyncContext) -> list[str]:
-    ctx.client(SOURCE).get("/v3/suppression/bounces", {"limit": 1})
-    lines = ["SendGrid reachable (suppressions readable)"]
+    client = ctx.client(SOURCE)
+    lines = [require(client, sync_scopes(ctx.sources.sendgrid), "sync")]
+    client.get("/v3/suppression/bounces", {"limit": 1})
+    lines.append("SendGrid reachable (suppressions readable)")
     if ctx.sources.sendgrid.per_recipient == "webhook":
         load_public_key(ctx.settings.sendgrid_webhook_public_key or "")
         lines.append("SENDGRID_WEBHOOK_PUBLIC_KEY is a P-256 public key")

@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from connectors.email.engagement import WINDOW, fact, parse_time
+from connectors.email.engagement import fact, parse_time, window_start
 from connectors.email.sync import (
     FACT_OBJECTS,
     RECIPIENTS,
@@ -109,8 +109,8 @@ def sync_sendgrid(
     """Pull what changed since ``since`` (the last 90 days when None) up to ``started``."""
     report = EmailSyncReport(SOURCE)
     keeper = _Keeper(store, SOURCE, RecipientMatcher(store), report)
-    window_start = started - WINDOW
-    start = max(window_start, since - source.overlap) if since else window_start
+    opens = window_start(started)  # the engagement window's first moment
+    start = max(opens, since - source.overlap) if since else opens
     requests_before, limited_before = client.requests, client.rate_limited
     if source.per_recipient == "activity_api":
         for page in pull_activity(client, start, started):
@@ -132,7 +132,7 @@ def sync_sendgrid(
                 progress=progress,
             )
     keeper.touched |= arrived_since(store, SOURCE, "events", start)  # webhook events
-    totals = category_totals(client, window_start.date(), started.date(), source.categories)
+    totals = category_totals(client, opens.date(), started.date(), source.categories)
     report.baseline = {
         "delivered": float(totals.get("delivered", 0)),
         "open_rate_90d": _rate(totals, "unique_opens"),

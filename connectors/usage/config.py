@@ -160,11 +160,11 @@ class UsageFileSource(UsageMapping):
     )
     format: Literal["auto", "csv", "parquet"] = Field("auto", description="auto: by extension")
     delimiter: str = Field(",", min_length=1, max_length=1)
-    chunk_rows: int = Field(
-        250_000,
+    chunk_rows: int | None = Field(
+        None,
         ge=1,
-        description="rows per write: larger chunks load "
-        "faster (each is sorted by key) and hold more memory",
+        description="rows per write (default: 250,000 on PostgreSQL, 1,000,000 on SQLite): "
+        "larger chunks load faster (each is sorted by key) and hold more memory",
     )
     sync_every: Duration = timedelta(minutes=15)
 

@@ -38,6 +38,10 @@ USAGE_FILE = "usage_file"
 WAREHOUSE = "warehouse"
 CURSOR_OBJECT = "usage_daily"  # sync_cursors key of the warehouse's last loaded day
 UNMATCHED_OBJECT = "usage"
+# rows per write unless ``chunk_rows`` says otherwise: each SQLite commit rewrites every
+# primary-key page its chunk touched (all of them, for a day-ordered file), so SQLite loads
+# faster in fewer, larger chunks (store/usage_sqlite.py)
+CHUNK_ROWS = {"postgresql": 250_000, "sqlite": 1_000_000}
 
 Progress = Callable[[int], None]  # source rows just processed
 Batches = Iterable[tuple[pa.RecordBatch, Callable[[int], str]]]
@@ -261,7 +265,7 @@ def load_usage_files(
         dry_run=dry_run,
         progress=progress,
         writers=source.writers,
-        chunk_rows=source.chunk_rows,
+        chunk_rows=source.chunk_rows or CHUNK_ROWS.get(store.engine.dialect.name, 250_000),
     )
     for file in files:
         report.files.append(_load_one(loader, file, source, report, force=force))
@@ -309,7 +313,7 @@ def _load_one(
                 file,
                 source.columns(),
                 tally,
-                chunk_rows=source.chunk_rows,
+                chunk_rows=loader.chunk_rows,
                 delimiter=source.delimiter,
             ),
             tally,

@@ -12,13 +12,16 @@ what changed:
   group (``learned``) to ``groups`` when a new measure belongs to none of the card's.
 
 Each band line carries a comment with its share of the fitting rows and their churn rate, so
-a person reading the proposal sees why the points fall where they do.
+a person reading the proposal sees why the points fall where they do. The churn model (the
+fitted score calibrated as a probability on held-out snapshots) is written as the scorecard's
+``churn_model`` section (see scoring/churn_model.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import yaml
@@ -250,3 +253,67 @@ def _add_derived(ed: _Editor, specs: Mapping[str, Mapping[str, Any]]) -> None:
     assert anchor is not None
     at = anchor[0].start_mark.index
     ed.replace(at, at, f"derived:\n{block}\n{key_indent}")
+
+
+# -- the churn model ---------------------------------------------------------------------------
+def churn_model_lines(model: Mapping[str, Any], indent: str) -> list[str]:
+    """The ``churn_model:`` section (at ``indent``), with a comment saying how to read it."""
+    inner = indent + "  "
+    days = int(model["horizon_days"])
+    fitted = model.get("fitted_on") or {}
+    lines = [
+        f"{indent}churn_model:  # written by `healthscore fit` from held-out snapshots",
+        f"{inner}# P(churn within {days}d) = 1/(1+exp(-(intercept + slope·score)))",
+        f"{inner}horizon: {days}d",
+        f"{inner}intercept: {model['intercept']:.6g}",
+        f"{inner}slope: {model['slope']:.6g}",
+    ]
+    if fitted:
+        parts = ", ".join(f"{k}: {scalar(v)}" for k, v in fitted.items() if v is not None)
+        lines.append(f"{inner}fitted_on: {{{parts}}}")
+    if model.get("arr_attribute"):
+        lines.append(f"{inner}arr_attribute: {scalar(model['arr_attribute'])}")
+    return lines
+
+
+def write_churn_model(text: str, path: str, model: Mapping[str, Any]) -> str:
+    """``text`` with the scorecard's ``churn_model`` section replaced by ``model`` (added at
+    the end of the scorecard when it has none); everything else stays as it was."""
+    ed = _Editor(text, path)
+    indent = ed.indent_of(ed.card)
+    block = "\n".join(churn_model_lines(model, indent))
+    found = ed.section("churn_model")
+    if found is not None:
+        key, value = found
+        start = key.start_mark.index - key.start_mark.column  # the line's start
+        ed.replace(start, _line_end(text, _end(value)), block)
+    else:
+        ed.append(ed.card, block)
+    return ed.apply()
+
+
+def with_churn_model(
+    text: str,
+    path: str,
+    card: Scorecard,
+    calibration: Mapping[str, Any],
+    days: Sequence[date],
+) -> str:
+    """The fitted YAML with its ``churn_model`` set to the calibration fitted on the held-out
+    ``days`` (the live card's ARR attribute kept); unchanged when there is no calibration, or
+    one where a higher score means more churn (not a health score worth a probability)."""
+    found = calibration.get("map")
+    if not found or found["slope"] > 0 or not days:
+        return text
+    old = card.churn_model
+    model = {
+        **found,
+        "fitted_on": {
+            "rows": found["rows"],
+            "churned": found["churned"],
+            "from": min(days),
+            "to": max(days),
+        },
+        "arr_attribute": old.arr_attribute if old is not None else None,
+    }
+    return write_churn_model(text, path, model)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import text
 
+from healthscore.backtest.pieces import join_batches
+from healthscore.pipeline.chunks import ChunkedScoring
 from healthscore.pipeline.outcomes import Outcome, churned_by
 from healthscore.pipeline.point_in_time import ScoringHistory, recent_days, snapshot_moment
 from scoring import ScoreBatch, Scorecard
@@ -45,24 +47,34 @@ DISTINCT_USAGE = text(
 DATE_EPOCH = (3.0e8, 4.2e9)  # epoch seconds from 1979 to 2103: a date held as a number
 
 
-def pipeline_card_scorer(pipeline: Any, outcomes: Mapping[str, Outcome] | None) -> CardScorer:
-    """Score any card at past dates from the store's history, loaded once per call for the
-    card's own metrics; accounts not started or churned by a date are left out of it."""
+def pipeline_card_scorer(
+    pipeline: Any, outcomes: Mapping[str, Outcome] | None, *, chunk: int | None = None
+) -> CardScorer:
+    """Score any card at past dates from the store's history of the card's own metrics,
+    ``chunk`` accounts at a time (``healthscore.pipeline.chunks``: only one chunk's daily
+    usage is held at once); accounts not started or churned by a date are left out of it.
 
-    def run(card: Scorecard, days: Sequence[date]) -> Iterable[tuple[datetime, ScoreBatch]]:
+    One chunk: each date's batch as it is scored. Several: a date's chunks joined into one
+    batch (``pieces.join_batches``), the dates yielded once every chunk is scored."""
+
+    def run(card: Scorecard, days: Sequence[date]) -> Iterator[tuple[datetime, ScoreBatch]]:
         moments = sorted(snapshot_moment(d) for d in days)
         if not moments:
-            return iter(())
-        history = ScoringHistory.load(
-            pipeline.store,
-            card,
-            until=moments[-1],
-            since=moments[0],
-            include_deleted=True,
-            start_attribute=pipeline.start_attribute,
+            return
+        scoring = ChunkedScoring(
+            pipeline.store, card, chunk=chunk, start_attribute=pipeline.start_attribute
         )
         excluded = None if outcomes is None else (lambda m: churned_by(outcomes, m))
-        return history.snapshots(moments, excluded=excluded)
+        batches = scoring.snapshots(moments, excluded=excluded)
+        if len(scoring.parts()) == 1:
+            yield from batches
+            return
+        found: dict[datetime, list[ScoreBatch]] = {}
+        for moment, batch in batches:
+            found.setdefault(moment, []).append(batch)
+        for moment in moments:
+            if moment in found:
+                yield moment, join_batches(found.pop(moment))
 
     return run
 
@@ -157,6 +169,8 @@ def inventory_of(config: Config, store: Store, start: str | None) -> Inventory:
     for account in store.accounts()[: SAMPLE * 5]:
         for name, value in (account.attributes or {}).items():
             samples.setdefault(name, []).append(value)
+    for name, values in store.attribute_samples(SAMPLE).items():  # attribute history
+        samples.setdefault(name, []).extend(str(v) for v in values)
     return inventory_from(usage, samples, start=start, dated=dated)
 
 

@@ -24,20 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from healthscore.backtest.card_yaml import CardEdits, write_card
+from healthscore.backtest.card_yaml import CardEdits, with_churn_model, write_card
 from healthscore.backtest.explain_fit import explain_changes, shares
+from healthscore.backtest.held_out import compare_held_out, compared_rows, held_out_detail
 from healthscore.backtest.inventory import CardScorer
-from healthscore.backtest.run import (
-    compare_held_out,
-    compared_rows,
-    load_fitted_card,
-    snapshot_of,
-)
+from healthscore.backtest.run import load_fitted_card, snapshot_of
 from healthscore.core.errors import ConfigError
 from healthscore.core.yaml_edit import unified_diff
 from scoring import Scorecard
 from scoring.backtest import Labeled, json_safe, label
-from scoring.fit import TimeSplit, band_thresholds, time_split
+from scoring.fit import Holdout, TimeSplit, band_thresholds, time_split
 from scoring.learn.binning import fit_bins
 from scoring.learn.calibrate import calibration_report
 from scoring.learn.candidates import (
@@ -200,7 +196,8 @@ class LearnedFit:
     bands: tuple[int, int] | None = None
     seconds: float = 0.0
     judged: Labeled | None = None  # the fitted card's rows on the judged snapshots
-    compared: np.ndarray | None = None  # those both cards scored (the AUCs' rows)
+    compared: np.ndarray | None = None  # of those, the rows both cards have (the AUCs')
+    held_out: dict[str, Any] | None = None  # scored-only AUCs, insufficient rows per card
 
     def as_dict(self, path: str) -> dict[str, Any]:
         return json_safe(
@@ -209,9 +206,11 @@ class LearnedFit:
                 "auc_default": self.auc_default,
                 "auc_fitted": self.auc_fitted,
                 "rows_compared": self.rows_compared,
+                "held_out": self.held_out or {},
                 "train_snapshots": self.split.train_dates,
                 "test_snapshots": self.split.test_dates,
                 "dropped_snapshots": self.split.dropped_dates,
+                "overlap_snapshots": self.split.overlap_dates,
                 "train_rows": self.train_rows,
                 "train_churned": self.train_churned,
                 "test_rows": self.test_rows,
@@ -249,7 +248,7 @@ def learn_card(
     scorer: CardScorer,
     inventory: Inventory,
     *,
-    holdout: float = 0.34,
+    holdout: Holdout = 0.34,
     max_measures: int = 12,
     bands: bool = False,
     say: Say = _quiet,
@@ -257,7 +256,10 @@ def learn_card(
     """Learn a card on the earlier snapshots of ``data`` (the current card's backtest rows),
     write it into the YAML text, and judge both cards on the later snapshots."""
     started = time.perf_counter()
-    split = time_split(data, holdout)
+    try:
+        split = time_split(data, holdout)
+    except ValueError as exc:
+        raise ConfigError(f"cannot fit: {exc}") from None
     use = split.train & data.scored
     if data.churned[split.train].sum() == 0 or data.churned[split.train].all():
         raise ConfigError(
@@ -319,6 +321,9 @@ def learn_card(
     calibration = calibration_report(
         judged.score, judged.churned, judged.snapshot, data.horizon.days
     )
+    with_model = with_churn_model(text, config_path, card, calibration, test_days)
+    if with_model != text:  # the fitted card carries its calibration as its churn_model
+        text, fitted = with_model, load_fitted_card(with_model, config_path)
     test = split.test & data.scored
     return LearnedFit(
         learned,
@@ -341,6 +346,7 @@ def learn_card(
         time.perf_counter() - started,
         judged,
         compared_rows(current, judged)[1],
+        held_out_detail(current, judged),
     )
 
 

@@ -56,7 +56,7 @@ def roc_plot(
             roc["tpr"],
             color="#1f5fa8",
             lw=2,
-            label=f"current scorecard, all snapshots ({number_text(auc)})",
+            label=f"current scorecard, all snapshots, every row ({number_text(auc)})",
         )
     if fit is not None and fit.get("roc_default", {}).get("fpr"):
         ax.plot(
@@ -81,7 +81,7 @@ def roc_plot(
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("ROC curve (risk = 100 − score)")
+    ax.set_title("ROC curve (risk = 100 − score; insufficient data riskiest)")
     return _svg(fig)
 
 

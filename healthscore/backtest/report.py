@@ -115,21 +115,32 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
     pr_ci = s.get("pr_auc_ci") or [None, None]
     flap = report["flapping"]
     fit = report.get("fit")
+    ins = s.get("insufficient") or {}
     kpis = "".join(
         [
             _kpi(
                 f"{number_text(s['roc_auc'])}",
-                f"ROC AUC (95% CI {number_text(ci[0])}–{number_text(ci[1])}); "
-                "0.5 is a coin toss, 1.0 a perfect ranking",
+                f"ROC AUC, every row counted — insufficient data ranked riskiest (95% CI "
+                f"{number_text(ci[0])}–{number_text(ci[1])}); 0.5 is a coin toss, 1.0 a "
+                "perfect ranking",
+            ),
+            _kpi(
+                f"{number_text(s.get('roc_auc_scored_only'))}",
+                "ROC AUC on the scored rows only (insufficient data left out)",
             ),
             _kpi(
                 f"{number_text(s['pr_auc'])}",
-                f"PR AUC (CI {number_text(pr_ci[0])}–{number_text(pr_ci[1])}); "
+                f"PR AUC, every row (CI {number_text(pr_ci[0])}–{number_text(pr_ci[1])}); "
                 f"baseline {number_text(s['pr_auc_baseline'])}",
             ),
             _kpi(f"{s['churners']} / {s['accounts']}", "accounts that churned / accounts"),
             _kpi(_pct(s["churn_rate"]), f"churned within {s['horizon_days']} days of a snapshot"),
-            _kpi(_pct(s["insufficient_share"]), "rows with insufficient data (not scored)"),
+            _kpi(
+                f"{ins.get('rows', '–')} rows / {ins.get('accounts', '–')} accounts",
+                f"insufficient data ({_pct(s['insufficient_share'])} of rows): churn "
+                f"{_pct(ins.get('churn_rate'))} against {_pct(ins.get('base_churn_rate'))} "
+                "for every row",
+            ),
             _kpi(_pct(flap.get("change_rate")), "grade changes between consecutive snapshots"),
         ]
     )
@@ -168,8 +179,11 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
             "date",
             "accounts",
             "churned in horizon",
-            "AUC",
+            "AUC (every row)",
+            "AUC (scored only)",
             "insufficient",
+            "their churn rate",
+            "churn rate",
             "median score",
             "red",
             "yellow",
@@ -181,7 +195,10 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
                 x["accounts"],
                 x["churned"],
                 number_text(x["roc_auc"]),
-                _pct(x["insufficient_share"]),
+                number_text(x.get("roc_auc_scored_only")),
+                f"{x.get('insufficient_rows', '–')} ({_pct(x['insufficient_share'])})",
+                _pct(x.get("insufficient_churn_rate")),
+                _pct(x.get("churn_rate")),
                 number_text(x["score_quantiles"]["p50"], 1),
                 x["grades"]["red"],
                 x["grades"]["yellow"],
@@ -210,7 +227,9 @@ def render_html(report: dict[str, Any], *, title: str = "Does the score predict 
         f"from {s['first_snapshot']} to {s['last_snapshot']}, horizon {s['horizon_days']} days. "
         f"Each account is scored as of each snapshot date with only the data known then, and "
         f"labelled churned when it churned within the horizon after it; accounts already gone "
-        f"by a snapshot are left out of it.</p>",
+        f"by a snapshot are left out of it. The headline AUC counts every row: accounts the "
+        f"card could not score (insufficient data) are ranked riskiest, tied among "
+        f"themselves; the AUC on the scored rows alone stands beside it.</p>",
         f'<div class="kpis">{kpis}</div>',
         _fit_section(fit) if fit else "",
         plots_section,
@@ -331,9 +350,11 @@ def _fit_section(fit: dict[str, Any]) -> str:
         "<h2>Fitted scorecard (proposal)</h2>"
         f"<p>{'Measures, bands and weights' if fit.get('learned') else 'Weights'} learned on "
         f"{len(fit['train_snapshots'])} earlier snapshots, judged on the "
-        f"{len(fit['test_snapshots'])} later ones it never saw. Held-out ROC AUC: current "
+        f"{len(fit['test_snapshots'])} later ones it never saw. Held-out ROC AUC, every "
+        f"row counted (insufficient data ranked riskiest): current "
         f"<b>{number_text(fit['auc_default'])}</b>, fitted "
-        f"<b>{number_text(fit['auc_fitted'])}</b>. Written to "
+        f"<b>{number_text(fit['auc_fitted'])}</b>{_scored_only(fit.get('held_out'))}. "
+        f"Written to "
         f"<code>{html.escape(fit['path'])}</code>; the live scorecard is unchanged.</p>"
         + (
             "<p><b>The outcomes do not pay for other weights:</b> no reweighting beat the "
@@ -347,4 +368,18 @@ def _fit_section(fit: dict[str, Any]) -> str:
             else table(["weight", "current", "fitted", "change"], rows)
         )
         + (f"<pre>{diff}</pre>" if diff else "<p class=note>No line of the YAML changes.</p>")
+    )
+
+
+def _scored_only(detail: dict[str, Any] | None) -> str:
+    """The fit's AUCs without the insufficient rows, and how many each card had."""
+    if not detail:
+        return ""
+    cur, new = detail["insufficient_default"], detail["insufficient_fitted"]
+    return html.escape(
+        f" (scored rows only: current {number_text(detail['auc_default_scored_only'])}, "
+        f"fitted {number_text(detail['auc_fitted_scored_only'])}; insufficient data: "
+        f"{cur['rows']} rows current, {new['rows']} fitted, of {detail['rows']}; their churn "
+        f"{_pct(cur['churn_rate'])} and {_pct(new['churn_rate'])} against "
+        f"{_pct(cur['base_churn_rate'])})"
     )

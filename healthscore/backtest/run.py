@@ -17,22 +17,27 @@ from typing import Any
 
 import numpy as np
 
+from healthscore.backtest.held_out import (  # noqa: F401  (part of this module's API)
+    compare_held_out,
+    compared_rows,
+    held_out_detail,
+)
+from healthscore.backtest.pieces import Kept, join, rescore_kept, snapshot_of
+from healthscore.backtest.plan import Plan
 from healthscore.config import config_from_document
 from healthscore.core.errors import ConfigError
 from healthscore.core.yaml_edit import WeightChanges, rewrite, segment_changes, unified_diff
 from healthscore.core.yamlfile import parse_yaml
 from healthscore.pipeline.point_in_time import snapshot_moment
-from scoring import ScoreBatch, Scorecard, score
+from scoring import ScoreBatch, Scorecard
 from scoring.backtest import (
     Labeled,
     Snapshot,
     json_safe,
     label,
-    roc_auc,
-    roc_curve,
     run_backtest,
 )
-from scoring.fit import FitResult, band_thresholds, fit_weights, split_dates
+from scoring.fit import FitResult, Holdout, band_thresholds, fit_weights, split_dates
 from scoring.learn.calibrate import calibration_report
 
 Progress = Callable[[date], None]
@@ -41,37 +46,9 @@ Progress = Callable[[date], None]
 SnapshotScorer = Callable[[Sequence[datetime]], Iterable[tuple[datetime, ScoreBatch]]]
 
 
-@dataclass(frozen=True)
-class Plan:
-    start: date
-    end: date
-    every: timedelta
-    horizon: timedelta
-
-    def __post_init__(self) -> None:
-        if self.end < self.start:
-            raise ConfigError(f"--to ({self.end}) is before --from ({self.start})")
-        if self.every < timedelta(days=1):
-            raise ConfigError(f"--every must be at least 1d; got {self.every}")
-        if self.horizon < timedelta(days=1):
-            raise ConfigError(f"--horizon must be at least 1d; got {self.horizon}")
-
-    def dates(self) -> list[date]:
-        step = timedelta(days=self.every.days)
-        out, day = [], self.start
-        while day <= self.end:
-            out.append(day)
-            day += step
-        return out
-
-
 def as_of(day: date) -> datetime:
     """A snapshot scores what was known by the end of its day (UTC)."""
     return snapshot_moment(day)
-
-
-def snapshot_of(day: date, batch: ScoreBatch) -> Snapshot:
-    return Snapshot(day, batch.account_ids, batch.score, batch.grade, batch.points, batch.coverage)
 
 
 def observable(plan: Plan, observed_until: date) -> tuple[list[date], list[date]]:
@@ -83,7 +60,8 @@ def observable(plan: Plan, observed_until: date) -> tuple[list[date], list[date]
 @dataclass
 class Scored:
     snapshots: list[Snapshot]
-    tables: dict[date, ScoreBatch] = field(default_factory=dict)  # kept for re-scoring
+    # kept for re-scoring: a date's batches, one per chunk of accounts
+    tables: dict[date, list[ScoreBatch]] = field(default_factory=dict)
 
 
 def score_dates(
@@ -93,41 +71,35 @@ def score_dates(
     keep: set[date] | None = None,
     progress: Progress | None = None,
 ) -> Scored:
-    """Score every date; keep the batches of ``keep`` (to re-score with another card)."""
+    """Score every date; keep the batches of ``keep`` (to re-score with another card).
+
+    A chunked scorer yields every date once per chunk of accounts: only scores, grades and
+    points of each piece are held, joined per date at the end (``pieces.join``); progress
+    is told of a date when its first piece is scored."""
     out = Scored([])
+    found: dict[date, list[Snapshot]] = {}
     for when, batch in scorer([as_of(d) for d in days]):
         day = when.date()
-        out.snapshots.append(snapshot_of(day, batch))
+        first = day not in found
+        found.setdefault(day, []).append(snapshot_of(day, batch))
         if keep and day in keep:
-            out.tables[day] = batch
-        if progress is not None:
+            out.tables.setdefault(day, []).append(batch)
+        if progress is not None and first:
             progress(day)
+    out.snapshots = [join(found[d]) for d in found]
     return out
 
 
-def rescore(card: Scorecard, batches: Mapping[date, ScoreBatch]) -> list[Snapshot]:
+def rescore(card: Scorecard, batches: Mapping[date, Kept]) -> list[Snapshot]:
     """The same accounts and signals scored by another card (same derived metrics, so the
     scorer's own code path on the kept tables), grades carried for hysteresis."""
-    out = []
-    previous: dict[str, str] = {}
-    for day in sorted(batches):
-        batch = batches[day]
-        prior = np.array([previous.get(a) for a in batch.account_ids], dtype=object)
-        new = score(card, batch.table, as_of(day), previous_grades=prior if previous else None)
-        previous = dict(zip(new.account_ids, new.grade.tolist(), strict=True))
-        out.append(snapshot_of(day, new))
-    return out
+    return rescore_kept(card, batches, as_of)
 
 
 def report_json(result: dict[str, Any], card: Scorecard, plan: Plan) -> dict[str, Any]:
     return {
         "scorecard": {"name": card.name, "version": card.version},
-        "plan": {
-            "from": plan.start.isoformat(),
-            "to": plan.end.isoformat(),
-            "every_days": plan.every.days,
-            "horizon_days": plan.horizon.days,
-        },
+        "plan": plan.describe(),
         **result,
     }
 
@@ -177,6 +149,8 @@ class Fitted:
     roc_fitted: dict[str, list[float]]
     roc_default: dict[str, list[float]]
     bands: tuple[int, int] | None = None
+    held_out: dict[str, Any] = field(default_factory=dict)  # scored-only AUCs, insufficient
+    judged: Labeled | None = None  # the fitted card's rows on the judged snapshots
 
     def as_dict(self, path: str) -> dict[str, Any]:
         return json_safe(
@@ -185,6 +159,7 @@ class Fitted:
                 "auc_default": self.auc_default,
                 "auc_fitted": self.auc_fitted,
                 "rows_compared": self.rows_compared,
+                "held_out": self.held_out,
                 "weight_changes": self.changes,
                 "diff": self.diff,
                 "path": path,
@@ -197,7 +172,7 @@ class Fitted:
 
 
 def fit_plan(
-    plan: Plan, observed_until: date, holdout: float, bands: bool
+    plan: Plan, observed_until: date, holdout: Holdout, bands: bool
 ) -> tuple[list[date], set[date]]:
     """The dates to score, and those whose batches must be kept for re-scoring."""
     days, _ = observable(plan, observed_until)
@@ -214,9 +189,9 @@ def fit(
     config_text: str,
     config_path: str,
     data: Labeled,
-    batches: Mapping[date, ScoreBatch],
+    batches: Mapping[date, Kept],
     *,
-    holdout: float = 0.34,
+    holdout: Holdout = 0.34,
     bands: bool = False,
 ) -> Fitted:
     """Fit weights on the early snapshots, write them into the YAML text, validate it, and
@@ -293,6 +268,8 @@ def fit(
         roc,
         roc_default,
         thresholds,
+        held_out_detail(current, held),
+        held,
     )
 
 
@@ -307,38 +284,6 @@ def _churn_of(data: Labeled) -> Mapping[str, date | datetime | None]:
     return data.churn_dates
 
 
-def compare_held_out(
-    current: Labeled, fitted: Labeled
-) -> tuple[float, float, int, dict[str, list[float]], dict[str, list[float]]]:
-    """Held-out AUC of both cards on the rows both could score."""
-    ic, jf = compared_rows(current, fitted)
-    y = current.churned[ic]
-    risk_c, risk_f = 100 - current.score[ic], 100 - fitted.score[jf]
-    return (
-        roc_auc(risk_c, y),
-        roc_auc(risk_f, y),
-        len(ic),
-        roc_curve(risk_f, y),
-        roc_curve(risk_c, y),
-    )
-
-
-def compared_rows(current: Labeled, fitted: Labeled) -> tuple[np.ndarray, np.ndarray]:
-    """(rows of ``current``, rows of ``fitted``): the same snapshot and account, scored by
-    both cards."""
-    key_c = current.snapshot.astype(np.int64) * 10**9 + current.account
-    index = {current.dates[k]: k for k in range(len(current.dates))}
-    remap = np.array([index[d] for d in fitted.dates], dtype=np.int64)
-    acc_map = {a: i for i, a in enumerate(current.account_ids)}
-    f_acc = np.array(
-        [acc_map.get(fitted.account_ids[a], -1) for a in fitted.account], dtype=np.int64
-    )
-    key_f = remap[fitted.snapshot] * 10**9 + f_acc
-    _, ic, jf = np.intersect1d(key_c, key_f, return_indices=True)
-    both = ~np.isnan(current.score[ic]) & ~np.isnan(fitted.score[jf])
-    return ic[both], jf[both]
-
-
 # -- files --------------------------------------------------------------------------------------
 def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     from healthscore.backtest.report import render_html
@@ -350,13 +295,25 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     return json_path, html_path
 
 
-def pipeline_scorer(pipeline: Any, outcomes: Mapping[str, Any] | None = None) -> SnapshotScorer:
-    """Snapshots through ``Pipeline.score_at_dates``: the history is loaded once, each date
-    scored by the live scorer on what was known by its end; accounts not started yet or
-    churned by then (``outcomes``) are left out."""
+def pipeline_scorer(
+    pipeline: Any, outcomes: Mapping[str, Any] | None = None, *, chunk: int | None = None
+) -> SnapshotScorer:
+    """Snapshots of the store's history, ``chunk`` accounts at a time (default 50,000, or
+    ``$HEALTHSCORE_CHUNK_ACCOUNTS``; see ``healthscore.pipeline.chunks``): each chunk's
+    history is read once and each date scored by the live scorer on what was known by its
+    end; accounts not started yet or churned by then (``outcomes``) are left out."""
+    from healthscore.pipeline.chunks import ChunkedScoring
+    from healthscore.pipeline.outcomes import churned_by
 
     def run(times: Sequence[datetime]) -> Iterable[tuple[datetime, ScoreBatch]]:
-        return pipeline.score_at_dates(times, outcomes=outcomes)
+        scoring = ChunkedScoring(
+            pipeline.store,
+            pipeline.config.scorecard,
+            chunk=chunk,
+            start_attribute=pipeline.start_attribute,
+        )
+        excluded = None if outcomes is None else (lambda m: churned_by(outcomes, m))
+        return scoring.snapshots([snapshot_moment(t) for t in times], excluded=excluded)
 
     return run
 
@@ -380,7 +337,7 @@ def evaluate(
     draws: int = 200,
     seed: int = 0,
     fit_card: tuple[str, str] | None = None,
-    holdout: float = 0.34,
+    holdout: Holdout = 0.34,
     bands: bool = False,
     progress: Progress | None = None,
     strict_fit: bool = True,

@@ -29,17 +29,27 @@ def render_backtest(console: Console, report: dict[str, Any]) -> None:
     )
     head.add_column("")
     head.add_column("", justify="right")
+    ins = s.get("insufficient") or {}
     for label, value in (
-        ("ROC AUC (95% CI, accounts resampled)", f"{_n(s['roc_auc'])} ({_n(ci[0])}–{_n(ci[1])})"),
         (
-            "PR AUC (95% CI) vs churn rate",
+            "ROC AUC, every row — insufficient data ranked riskiest (95% CI, accounts resampled)",
+            f"{_n(s['roc_auc'])} ({_n(ci[0])}–{_n(ci[1])})",
+        ),
+        ("ROC AUC, scored rows only", _n(s.get("roc_auc_scored_only"))),
+        (
+            "PR AUC, every row (95% CI) vs churn rate",
             f"{_n(s['pr_auc'])} ({_n(pr[0])}–{_n(pr[1])}) vs {_n(s['pr_auc_baseline'])}",
         ),
         ("accounts / churned", f"{s['accounts']} / {s['churners']}"),
         ("rows (snapshot × account) / churned in horizon", f"{s['rows']} / {s['churn_rows']}"),
         (
-            "insufficient data (rows / accounts ever)",
-            f"{_p(s['insufficient_share'])} / {_p(s['insufficient_accounts_share'])}",
+            "insufficient data: rows / accounts ever",
+            f"{ins.get('rows', '–')} ({_p(s['insufficient_share'])}) / "
+            f"{ins.get('accounts', '–')} ({_p(s['insufficient_accounts_share'])})",
+        ),
+        (
+            "churn rate: insufficient-data rows vs all rows",
+            f"{_p(ins.get('churn_rate'))} vs {_p(ins.get('base_churn_rate'))}",
         ),
         ("grade changes between snapshots", f"{_p(report['flapping']['change_rate'])}"),
         (
@@ -90,6 +100,7 @@ def render_backtest(console: Console, report: dict[str, Any]) -> None:
         )
         measures.add_row(m["label"], _n(m["weight"], 2), _p(m["present"]), _n(m["auc"]), direction)
     console.print(measures)
+    render_snapshots(console, report["snapshots"])
     expected = report.get("expected_churn") or {}
     if expected.get("deciles"):
         render_calibration(
@@ -98,6 +109,34 @@ def render_backtest(console: Console, report: dict[str, Any]) -> None:
             "calibration — expected vs observed churn per score decile (1 = lowest scores; "
             "each snapshot's expectation fitted on the others)",
         )
+
+
+def render_snapshots(console: Console, snapshots: list[dict[str, Any]]) -> None:
+    """Per snapshot: the headline AUC, the AUC without the insufficient rows, and those rows."""
+    table = Table(title="per snapshot (AUC: every row, insufficient data ranked riskiest)")
+    for col in (
+        "date",
+        "accounts",
+        "churned",
+        "AUC",
+        "AUC scored only",
+        "insufficient",
+        "their churn",
+        "churn",
+    ):
+        table.add_column(col, justify="left" if col == "date" else "right")
+    for x in snapshots:
+        table.add_row(
+            x["date"],
+            str(x["accounts"]),
+            str(x["churned"]),
+            _n(x["roc_auc"]),
+            _n(x.get("roc_auc_scored_only")),
+            str(x.get("insufficient_rows", "–")),
+            _p(x.get("insufficient_churn_rate")),
+            _p(x.get("churn_rate")),
+        )
+    console.print(table)
 
 
 def render_calibration(console: Console, calibration: dict[str, Any], title: str) -> None:
@@ -131,10 +170,15 @@ def render_fit(console: Console, fit: dict[str, Any]) -> None:
 
 
 def _auc_head(console: Console, fit: dict[str, Any]) -> None:
+    detail = fit.get("held_out") or {}
+    rows = detail.get("rows", fit.get("rows_compared"))
+    churned = detail.get("churned", fit.get("test_churned"))
     head = Table(
         title=f"held-out ROC AUC ({len(fit['test_snapshots'])} later snapshots, "
-        f"{fit['test_rows']} rows, {fit['test_churned']} churned in horizon)"
+        f"{rows} rows, {churned} churned in horizon; every row counted, insufficient data "
+        "ranked riskiest)"
     )
+    head.add_column("", justify="left")
     head.add_column("current scorecard", justify="right")
     head.add_column("fitted scorecard", justify="right")
     head.add_column("change", justify="right")
@@ -144,9 +188,48 @@ def _auc_head(console: Console, fit: dict[str, Any]) -> None:
         else None
     )
     head.add_row(
-        _n(fit["auc_default"]), _n(fit["auc_fitted"]), "–" if delta is None else f"{delta:+.3f}"
+        "AUC, every row",
+        _n(fit["auc_default"]),
+        _n(fit["auc_fitted"]),
+        "–" if delta is None else f"{delta:+.3f}",
     )
+    if detail:
+        cur, new = detail["insufficient_default"], detail["insufficient_fitted"]
+        head.add_row(
+            "AUC, scored rows only",
+            _n(detail.get("auc_default_scored_only")),
+            _n(detail.get("auc_fitted_scored_only")),
+            "",
+        )
+        head.add_row(
+            "insufficient rows (their churn vs all)",
+            f"{cur['rows']} ({_p(cur['churn_rate'])} vs {_p(cur['base_churn_rate'])})",
+            f"{new['rows']} ({_p(new['churn_rate'])} vs {_p(new['base_churn_rate'])})",
+            "",
+        )
     console.print(head)
+    _split_notes(console, fit)
+
+
+def _split_notes(console: Console, fit: dict[str, Any]) -> None:
+    """Which snapshots fitted and which judged; any whose labels overlap the judged ones."""
+    console.print(
+        f"fitted on {', '.join(fit['train_snapshots'])}; judged on "
+        f"{', '.join(fit['test_snapshots'])}",
+        highlight=False,
+    )
+    if fit.get("dropped_snapshots"):
+        console.print(
+            f"left out of the fit (their horizon reaches the judged period): "
+            f"{', '.join(fit['dropped_snapshots'])}",
+            highlight=False,
+        )
+    if fit.get("overlap_snapshots"):
+        console.print(
+            f"[yellow]note[/]: the churn labels of {', '.join(fit['overlap_snapshots'])} reach "
+            "into the judged period (kept: the split was given by date)",
+            highlight=False,
+        )
 
 
 def render_learned(console: Console, fit: dict[str, Any]) -> None:

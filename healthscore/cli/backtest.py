@@ -16,13 +16,17 @@ from healthscore.backtest.run import (
     Plan,
     churn_dates,
     evaluate,
+    observable,
     pipeline_scorer,
     write_report,
 )
+from healthscore.backtest.scores_out import write_scores
 from healthscore.backtest.view import render_backtest, render_fit
 from healthscore.cli.app import stdout_console
-from healthscore.core.durations import parse_duration
+from healthscore.core.durations import parse_duration, parse_step
 from healthscore.core.errors import ConfigError
+from scoring.backtest import json_safe
+from scoring.fit import DateSplit, Holdout, split_dates
 
 
 def parse_day(value: str, option: str) -> date:
@@ -32,16 +36,64 @@ def parse_day(value: str, option: str) -> date:
         raise ConfigError(f"{option}: not a date (YYYY-MM-DD): {value!r}") from None
 
 
-def make_plan(start: str, end: str, every: str, horizon: str) -> Plan:
+def parse_dates(text: str) -> list[date]:
+    """``--dates D1,D2,…`` (order and repeats are checked by :meth:`Plan.of_dates`)."""
+    items = [item.strip() for item in text.split(",")]
+    out = []
+    for k, item in enumerate(items, 1):
+        if not item:
+            raise ConfigError(f"--dates: date {k} of {text!r} is empty")
+        out.append(parse_day(item, f"--dates (date {k})"))
+    return out
+
+
+def make_plan(
+    start: str | None,
+    end: str | None,
+    every: str | None,
+    horizon: str,
+    dates: str | None = None,
+) -> Plan:
+    """The snapshot dates: ``--from``/``--to``/``--every`` (14d by default; ``1mo`` steps by
+    calendar month), or explicit ``--dates`` — one or the other."""
     try:
-        return Plan(
-            parse_day(start, "--from"),
-            parse_day(end, "--to"),
-            parse_duration(every),
-            parse_duration(horizon),
+        span = parse_duration(horizon)
+    except ValueError as exc:
+        raise ConfigError(f"--horizon {exc}") from None
+    if dates is not None:
+        mixed = [o for o, v in (("--from", start), ("--to", end), ("--every", every)) if v]
+        if mixed:
+            raise ConfigError(
+                f"--dates names the snapshot dates itself: drop {' and '.join(mixed)}"
+            )
+        return Plan.of_dates(parse_dates(dates), span)
+    if start is None or end is None:
+        raise ConfigError(
+            "which snapshots? give --from and --to (and --every, default 14d), or --dates D1,D2,…"
         )
-    except ValueError as exc:  # a malformed duration
-        raise ConfigError(f"{exc}") from None
+    try:
+        step = parse_step(every or "14d")
+    except ValueError as exc:
+        raise ConfigError(f"--every {exc}") from None
+    return Plan(parse_day(start, "--from"), parse_day(end, "--to"), step, span)
+
+
+def make_split(holdout: float | None, train_until: str | None, test_from: str | None) -> Holdout:
+    """``--holdout`` (the later share judged; 0.34 by default) or the explicit split."""
+    if train_until is None and test_from is None:
+        share = 0.34 if holdout is None else holdout
+        if not 0 < share < 1:
+            raise ConfigError(f"--holdout must be between 0 and 1; got {share}")
+        return share
+    if holdout is not None:
+        raise ConfigError("--holdout and --train-until/--test-from are two ways to split: give one")
+    try:
+        return DateSplit(
+            parse_day(train_until, "--train-until") if train_until else None,
+            parse_day(test_from, "--test-from") if test_from else None,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass
@@ -58,6 +110,7 @@ def _evaluate(
     *,
     outcomes: str | None,
     outcomes_until: str | None,
+    split: Holdout | None = None,
     **kwargs: Any,
 ) -> _Run:
     from healthscore.pipeline.outcomes import load_outcomes
@@ -73,6 +126,11 @@ def _evaluate(
     until = (
         parse_day(outcomes_until, "--outcomes-until") if outcomes_until else pipeline.clock().date()
     )
+    if split is not None:  # a split that cannot work fails before the long scoring
+        try:
+            split_dates(observable(plan, until)[0], plan.horizon, split)
+        except ValueError as exc:
+            raise ConfigError(f"cannot fit: {exc}") from None
     with Progress(
         TextColumn("scoring snapshots"),
         BarColumn(),
@@ -105,6 +163,7 @@ def backtest_command(
     draws: int,
     seed: int,
     outcomes_until: str | None,
+    scores_out: Path | None = None,
 ) -> None:
     result = _evaluate(
         rt, plan, console, outcomes=outcomes, outcomes_until=outcomes_until, draws=draws, seed=seed
@@ -115,6 +174,9 @@ def backtest_command(
     else:
         render_backtest(stdout_console(), result.report)
     console.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
+    if scores_out is not None:
+        rows = write_scores(result.data, scores_out)
+        console.print(f"scores: {scores_out} ({rows} rows)", highlight=False)
 
 
 def fit_command(
@@ -125,12 +187,13 @@ def fit_command(
     outcomes: str | None,
     out: Path,
     bands: bool,
-    holdout: float,
+    holdout: Holdout,
     dry_run: bool,
     report: Path | None,
     outcomes_until: str | None,
     weights_only: bool = False,
     max_measures: int = 12,
+    scores_out: Path | None = None,
 ) -> None:
     config_path = Path(rt.config_path)
     if out.resolve() == config_path.resolve():
@@ -138,8 +201,6 @@ def fit_command(
             f"--out {out} is the live configuration: fit never replaces it; "
             "write the proposal elsewhere and review the diff"
         )
-    if not 0 < holdout < 1:
-        raise ConfigError(f"--holdout must be between 0 and 1; got {holdout}")
     if max_measures < 1:
         raise ConfigError(f"--max-measures must be at least 1; got {max_measures}")
     text = config_path.read_text(encoding="utf-8")
@@ -157,6 +218,7 @@ def fit_command(
             report=report,
             outcomes_until=outcomes_until,
             max_measures=max_measures,
+            scores_out=scores_out,
         )
         return
     result = _evaluate(
@@ -165,6 +227,7 @@ def fit_command(
         console,
         outcomes=outcomes,
         outcomes_until=outcomes_until,
+        split=holdout,
         fit_card=(text, str(config_path)),
         holdout=holdout,
         bands=bands,
@@ -196,14 +259,14 @@ def fit_command(
         result.report["fit"] = fitted.as_dict(str(out))
         json_path, html_path = write_report(result.report, report)
         console.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
+    _write_judged(console, fitted.judged, None if dry_run else scores_out)
     print(
         json.dumps(
             {
                 "auc_default": fitted.auc_default,
                 "auc_fitted": fitted.auc_fitted,
                 "rows_compared": fitted.rows_compared,
-                "test_snapshots": len(fitted.result.split.test_dates),
-                "train_snapshots": len(fitted.result.split.train_dates),
+                **_split_json(fitted.result.split, fitted.held_out),
                 "weights": fitted.result.weights,
                 "bands": fitted.bands,
                 "kept_current": fitted.result.kept_current,
@@ -222,11 +285,12 @@ def _learn_command(
     outcomes: str | None,
     out: Path,
     bands: bool,
-    holdout: float,
+    holdout: Holdout,
     dry_run: bool,
     report: Path | None,
     outcomes_until: str | None,
     max_measures: int,
+    scores_out: Path | None = None,
 ) -> None:
     """`healthscore fit` (the default): learn measures, bands and weights; write the card."""
     from healthscore.backtest.inventory import inventory_of, pipeline_card_scorer
@@ -234,7 +298,9 @@ def _learn_command(
     from healthscore.backtest.view import render_learned
 
     config_path = Path(rt.config_path)
-    run = _evaluate(rt, plan, console, outcomes=outcomes, outcomes_until=outcomes_until)
+    run = _evaluate(
+        rt, plan, console, outcomes=outcomes, outcomes_until=outcomes_until, split=holdout
+    )
     scorer = pipeline_card_scorer(run.pipeline, run.outcomes)
     inventory = inventory_of(rt.config, rt.store, run.pipeline.start_attribute)
 
@@ -283,14 +349,14 @@ def _learn_command(
         run.evaluation.report["fit"] = summary
         json_path, html_path = write_report(run.evaluation.report, report)
         console.print(f"report: {html_path}\njson:   {json_path}", highlight=False)
+    _write_judged(console, fitted.judged, None if dry_run else scores_out)
     print(
         json.dumps(
             {
                 "auc_default": fitted.auc_default,
                 "auc_fitted": fitted.auc_fitted,
                 "rows_compared": fitted.rows_compared,
-                "test_snapshots": len(fitted.split.test_dates),
-                "train_snapshots": len(fitted.split.train_dates),
+                **_split_json(fitted.split, fitted.held_out),
                 "measures": [m.name for m in fitted.learned.measures],
                 "weights": {n: m.weight for n, m in fitted.card.measures.items()},
                 "calibration_max_gap": summary["calibration"].get("max_gap"),
@@ -300,4 +366,35 @@ def _learn_command(
                 "probabilities": None if dry_run else str(churn_file),
             }
         )
+    )
+
+
+def _write_judged(console: Console, judged: Any, scores_out: Path | None) -> None:
+    """``fit --scores-out``: the fitted card's rows on the judged snapshots."""
+    if scores_out is None or judged is None:
+        return
+    rows = write_scores(judged, scores_out)
+    console.print(
+        f"fitted card's scores on the judged snapshots: {scores_out} ({rows} rows)",
+        highlight=False,
+    )
+
+
+def _split_json(split: Any, held_out: dict[str, Any] | None) -> dict[str, Any]:
+    """The split and the headline's companions in the fit's one-line JSON."""
+    detail = held_out or {}
+    return json_safe(
+        {
+            "test_snapshots": len(split.test_dates),
+            "train_snapshots": len(split.train_dates),
+            "train_dates": split.train_dates,
+            "test_dates": split.test_dates,
+            "dropped_dates": split.dropped_dates,
+            "overlap_dates": split.overlap_dates,
+            "auc_counts": detail.get("auc_counts"),
+            "auc_default_scored_only": detail.get("auc_default_scored_only"),
+            "auc_fitted_scored_only": detail.get("auc_fitted_scored_only"),
+            "insufficient_rows_default": (detail.get("insufficient_default") or {}).get("rows"),
+            "insufficient_rows_fitted": (detail.get("insufficient_fitted") or {}).get("rows"),
+        }
     )

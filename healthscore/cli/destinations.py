@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from healthscore.cli.app import (
+    MESSAGE_LIMIT,
     ConfigOption,
     DryRun,
     _runtime,
@@ -18,10 +21,12 @@ from healthscore.cli.app import (
     reports_errors,
     stdout_console,
 )
-from healthscore.core.errors import ConfigError
+from healthscore.core.errors import ConfigError, HealthscoreError
+from healthscore.core.text import printable
 
 if TYPE_CHECKING:
     from actions import DeliveryReport
+    from actions.slack import SlackAlerter
     from healthscore.pipeline.cycle import Pipeline
 
 
@@ -42,8 +47,10 @@ def setup_crm(config: ConfigOption = None, dry_run: DryRun = False) -> None:
 @app.command()
 @reports_errors
 def check(config: ConfigOption = None) -> None:
-    """Check every connection: database, Redis, each enabled source (CRM fields too) and
-    Slack."""
+    """Check every connection: database, Redis, each enabled source (CRM fields too), Slack
+    (token and scopes) and each configured email sender (key and scopes). One failing check
+    does not stop the others; any ✗ exits non-zero (2 when a ✗ is a configuration error)."""
+    from actions.email import email_senders
     from connectors.registry import enabled
     from healthscore.core.locks import redis_client
 
@@ -52,13 +59,36 @@ def check(config: ConfigOption = None) -> None:
     console.print("[green]ok[/] database and Redis reachable")
     pipeline = rt.pipeline()
     context = pipeline.context
+    failures: list[Exception] = []
+
+    def run(what: str, step: Callable[[], list[str]]) -> None:
+        try:
+            lines = step()
+        except Exception as exc:  # each check stands alone: report it, go on with the next
+            failures.append(exc)
+            text = Text(f"✗ {what}: ", style="bold red")
+            if not isinstance(exc, HealthscoreError):
+                text.append(f"{exc.__class__.__name__}: ")
+            text.append("\n".join(printable(line, MESSAGE_LIMIT) for line in str(exc).splitlines()))
+            console.print(text, highlight=False)  # the text may quote data: no markup
+            return
+        for line in lines:
+            console.print(f"[green]ok[/] {line}", highlight=False)
+
     for entry in enabled(rt.config.sources):
         if entry.check is not None:
-            for line in entry.check(context):
-                console.print(f"[green]ok[/] {line}", highlight=False)
+            run(entry.name, lambda entry=entry: entry.check(context))
+    run("slack", lambda: [f"Slack workspace {_slack(pipeline).check()!r}, scopes present"])
+    for provider, sender in email_senders(context, rt.config.actions.email).items():
+        run(f"{provider} email", sender.check)
+    if failures:
+        raise typer.Exit(2 if any(isinstance(e, ConfigError) for e in failures) else 1)
+
+
+def _slack(pipeline: Pipeline) -> SlackAlerter:
     if pipeline.slack is None:
         raise ConfigError("missing environment variable: SLACK_BOT_TOKEN")
-    console.print(f"[green]ok[/] Slack workspace {pipeline.slack.check()!r}")
+    return pipeline.slack
 
 
 @app.command()

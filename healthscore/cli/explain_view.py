@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scoring import Explanation, Scorecard
+from scoring.churn_model import describe_risk
 
 
 def render_explanation(console: Console, name: str, exp: Explanation, card: Scorecard) -> None:
@@ -21,6 +22,12 @@ def render_explanation(console: Console, name: str, exp: Explanation, card: Scor
             f"[bold magenta]override[/]: {o['grade']} by {o['set_by']} until "
             f"{str(o['expires_at'])[:16]} ({o['origin']}) — computed grade "
             f"{exp.computed_grade}; reason: {o['reason'] or '–'}",
+            highlight=False,
+        )
+    if exp.churn_horizon_days is not None:
+        console.print(
+            "churn risk: "
+            + describe_risk(exp.churn_probability, exp.churn_horizon_days, exp.arr_at_risk),
             highlight=False,
         )
     if exp.critical:

@@ -70,9 +70,30 @@ Horizon = Annotated[
         "--horizon", help="churn within this long after a snapshot counts (e.g. 30d, 90d)"
     ),
 ]
-FromDate = Annotated[str, typer.Option("--from", help="first snapshot date (YYYY-MM-DD)")]
-ToDate = Annotated[str, typer.Option("--to", help="last snapshot date (YYYY-MM-DD)")]
-Every = Annotated[str, typer.Option("--every", help="time between snapshots (e.g. 14d)")]
+FromDate = Annotated[str | None, typer.Option("--from", help="first snapshot date (YYYY-MM-DD)")]
+ToDate = Annotated[str | None, typer.Option("--to", help="last snapshot date (YYYY-MM-DD)")]
+Every = Annotated[
+    str | None,
+    typer.Option(
+        "--every",
+        help="time between snapshots: 14d, 2w, or 1mo for calendar months (month-ends stay "
+        "month-ends) [default: 14d]",
+    ),
+]
+Dates = Annotated[
+    str | None,
+    typer.Option(
+        "--dates",
+        help="explicit snapshot dates D1,D2,… (ascending) instead of --from/--to/--every",
+    ),
+]
+ScoresOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--scores-out",
+        help="also write every row as CSV: account_id, as_of, score, grade, probability, churned",
+    ),
+]
 OutcomesFile = Annotated[
     str | None,
     typer.Option(
@@ -95,9 +116,10 @@ OutcomesUntil = Annotated[
 @reports_errors
 def backtest(
     horizon: Horizon = "30d",
-    start: FromDate = ...,
-    end: ToDate = ...,
-    every: Every = "14d",
+    start: FromDate = None,
+    end: ToDate = None,
+    every: Every = None,
+    dates: Dates = None,
     outcomes: OutcomesFile = None,
     out: Annotated[
         Path, typer.Option("--out", help="folder for backtest.html and backtest.json")
@@ -108,12 +130,17 @@ def backtest(
     draws: Annotated[int, typer.Option(help="bootstrap draws for the AUC intervals")] = 200,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
     outcomes_until: OutcomesUntil = None,
+    scores_out: ScoresOut = None,
     config: ConfigOption = None,
 ) -> None:
-    """Does the score predict churn? Score each past snapshot, compare with outcomes."""
+    """Does the score predict churn? Score each past snapshot, compare with outcomes.
+
+    The headline ROC AUC counts every row: accounts graded insufficient_data are ranked
+    riskiest; the AUC without them and their count and churn rate are shown beside it.
+    """
     from healthscore.cli.backtest import backtest_command, make_plan
 
-    plan = make_plan(start, end, every, horizon)
+    plan = make_plan(start, end, every, horizon, dates)
     backtest_command(
         _runtime(config),
         plan,
@@ -124,6 +151,7 @@ def backtest(
         draws=draws,
         seed=seed,
         outcomes_until=outcomes_until,
+        scores_out=scores_out,
     )
 
 
@@ -131,9 +159,10 @@ def backtest(
 @reports_errors
 def fit(
     horizon: Horizon = "30d",
-    start: FromDate = ...,
-    end: ToDate = ...,
-    every: Every = "14d",
+    start: FromDate = None,
+    end: ToDate = None,
+    every: Every = None,
+    dates: Dates = None,
     outcomes: OutcomesFile = None,
     out: Annotated[Path, typer.Option("--out", help="where to write the fitted scorecard")] = Path(
         "fitted.yaml"
@@ -152,13 +181,27 @@ def fit(
         int, typer.Option("--max-measures", help="at most this many measures in a learned card")
     ] = 12,
     holdout: Annotated[
-        float, typer.Option(help="share of the latest snapshots held out for judging")
-    ] = 0.34,
+        float | None,
+        typer.Option(help="share of the latest snapshots held out for judging [default: 0.34]"),
+    ] = None,
+    train_until: Annotated[
+        str | None,
+        typer.Option(
+            "--train-until", help="fit on the snapshots up to this date (instead of --holdout)"
+        ),
+    ] = None,
+    test_from: Annotated[
+        str | None,
+        typer.Option(
+            "--test-from", help="judge on the snapshots from this date (instead of --holdout)"
+        ),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option("--report", help="also write the HTML/JSON report (with the fit) here"),
     ] = None,
     outcomes_until: OutcomesUntil = None,
+    scores_out: ScoresOut = None,
     dry_run: DryRun = False,
     config: ConfigOption = None,
 ) -> None:
@@ -166,13 +209,15 @@ def fit(
 
     Candidate measures from every usage metric and field are binned, selected by held-out
     log loss and weighted on the earlier snapshots; the current and the fitted card are
-    judged on the later ones, and the fitted score is calibrated there as a churn
-    probability. `--weights-only` only re-weights the card's own measures. The live
-    configuration is never replaced.
+    judged on the later ones (`--holdout`, or `--train-until`/`--test-from`), every row
+    counted, and the fitted score is calibrated there as a churn probability.
+    `--weights-only` only re-weights the card's own measures. The live configuration is
+    never replaced.
     """
-    from healthscore.cli.backtest import fit_command, make_plan
+    from healthscore.cli.backtest import fit_command, make_plan, make_split
 
-    plan = make_plan(start, end, every, horizon)
+    plan = make_plan(start, end, every, horizon, dates)
+    split = make_split(holdout, train_until, test_from)
     fit_command(
         _runtime(config),
         plan,
@@ -180,10 +225,11 @@ def fit(
         outcomes=outcomes,
         out=out,
         bands=bands,
-        holdout=holdout,
+        holdout=split,
         dry_run=dry_run,
         report=report,
         outcomes_until=outcomes_until,
         weights_only=weights_only,
         max_measures=max_measures,
+        scores_out=scores_out,
     )

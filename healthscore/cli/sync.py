@@ -167,6 +167,48 @@ def load_usage(
         raise typer.Exit(1)
 
 
+@app.command(name="load-attributes")
+@reports_errors
+def load_attributes(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="CSV: account_id,date,attribute,value (default: the configured)"),
+    ] = None,
+    config: ConfigOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="read and check every row; write nothing")
+    ] = False,
+) -> None:
+    """Load account attributes as of each date (seats, plan, renewal date …) for
+    point-in-time scoring; loading the same file again changes nothing."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from connectors.attribute_history.config import SOURCE, AttributeHistoryFile
+    from connectors.attribute_history.load import load_attribute_history
+    from connectors.attribute_history.source import resolved
+
+    pipeline = _runtime(config).pipeline()
+    spec = getattr(pipeline.config.sources, SOURCE, None) or AttributeHistoryFile()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,.0f} rows"),
+        RowsPerSecond(),
+        console=console,
+        transient=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("attributes " + ("(dry run)" if dry_run else "load"), total=None)
+        report = load_attribute_history(
+            pipeline.store,
+            resolved(spec, pipeline.config_path),
+            path,
+            dry_run=dry_run,
+            progress=lambda n: bar.advance(task, n),
+        )
+    _print_usage_problems(report)
+    print(json.dumps(report.summary(), default=str))
+
+
 @app.command(name="import-accounts")
 @reports_errors
 def import_accounts(

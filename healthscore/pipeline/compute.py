@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from healthscore.governance.apply import hysteresis_grade
+from healthscore.pipeline.attributes_as_of import AttributesAsOf
 from healthscore.pipeline.outcomes import Outcome, churned_by
 from healthscore.pipeline.point_in_time import ScoringHistory, load_usage, snapshot_moment
 from scoring import ScoreBatch, SignalTable, score
@@ -69,7 +70,8 @@ class Compute:
         return score(card, table, as_of, previous_grades=prior)
 
     def _live_table(self, as_of: datetime, accounts: list[Account]) -> SignalTable:
-        """Current signals (``signal_latest``), history-derived values, usage windows."""
+        """Current signals (``signal_latest``), attributes as of today (their history, where
+        loaded), history-derived values, usage windows."""
         card = self.config.scorecard
         ids = [a.id for a in accounts]
         table = SignalTable.from_rows(
@@ -78,6 +80,11 @@ class Compute:
             card.source_metrics(),
             attributes={a.id: a.attributes for a in accounts},
         )
+        today = day_of(as_of)
+        history = AttributesAsOf.load(self.store, accounts, card.source_metrics(), today=today)
+        if history.series:  # attributes with a history: their value as of today
+            labels = history.overlay(table.labels, today)
+            table = SignalTable(table.account_ids, table.columns, table.observed, labels)
         needs = card.history_needs()
         if needs:
             table = table.with_history(

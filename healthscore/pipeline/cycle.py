@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from actions import Channels, DeliveryReport, SlackAlerter
+from actions.deliver import STUCK_SENDING
 from connectors.contract import summarize
 from connectors.registry import source
 from healthscore.config import Config
@@ -161,10 +162,12 @@ class Pipeline(Sync, Compute, ScoringRun, WriteBack, Delivery):
         self.clock = clock
         self._channels: Channels | None = None
 
-    def score_and_act(self) -> ActReport:
+    def score_and_act(self, *, stuck_after: timedelta = STUCK_SENDING) -> ActReport:
+        """``stuck_after``: how old a ``sending`` row must be to count as a dead worker's
+        (the worker passes less: under its cycle lock no live worker can be sending)."""
         scoring, _ = self.score()
         writes = self.write_back()
-        return ActReport(scoring, writes, self.deliver())
+        return ActReport(scoring, writes, self.deliver(stuck_after=stuck_after))
 
     def run_cycle(self) -> CycleReport:
         started = time.perf_counter()

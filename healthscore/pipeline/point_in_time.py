@@ -9,12 +9,12 @@
 
 The table then goes through the one scorer (``scoring.score``) that live runs use.
 
-What is *not* historical: account attributes (plan tier, ARR, seats from an accounts file …)
-are taken as they are now, and the list of accounts is today's (an account deleted in the CRM
-since T is scored only when asked for with ``include_deleted``). Accounts whose start date is
-known — an accounts file's start column, or the attribute or date metric named by
-``scoring.start_field`` (e.g. ``customer_since``) — are left out of snapshots before they
-started.
+Account attributes (plan tier, seats, renewal date …) are read as of T from the attribute
+history where it has them (``attributes_as_of.py``), else taken as they are now. The list of
+accounts is today's (an account deleted in the CRM since T is scored only when asked for with
+``include_deleted``). Accounts whose start date is known — an accounts file's start column,
+or the attribute or date metric named by ``scoring.start_field`` (e.g. ``customer_since``) —
+are left out of snapshots before they started.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 
-from scoring import LabelColumn, ScoreBatch, Scorecard, SignalTable, score
+from healthscore.pipeline.attributes_as_of import AttributesAsOf
+from scoring import LabelColumn, PercentileReference, ScoreBatch, Scorecard, SignalTable, score
 from scoring.table import history_key
 from scoring.windows import NONE, UsageHistory, day_of, window_columns
 from store import Store
@@ -108,6 +109,7 @@ def load_usage(
     *,
     recent: bool = False,
     first_moment: date | None = None,
+    bounds: tuple[str, str] | None = None,
 ) -> UsageHistory | None:
     """The daily usage the scorecard's windows read, as dense arrays (None: no windows).
 
@@ -115,7 +117,8 @@ def load_usage(
     ``recent``, a live run) to ``until``: then only the days their windows span are held,
     plus one summary row per account and metric of the days before (first day, last active
     day, last value), instead of the whole history — the aggregates come out the same, and
-    memory stays bounded however long the history is.
+    memory stays bounded however long the history is. ``bounds``: the first and last id of
+    ``account_ids`` (a chunk of accounts), so only their range of ``usage_daily`` is read.
     """
     metrics = sorted({w.metric for w in card.usage_windows().values()})
     if not metrics:
@@ -124,14 +127,16 @@ def load_usage(
         first_moment = until
     if first_moment is not None and until is not None:
         since = first_moment - timedelta(days=recent_days(card) - 1)
-        usage = _load_span(store, metrics, account_ids, since, until)
+        usage = _load_span(store, metrics, account_ids, since, until, bounds)
         usage.exact_from = first_moment
         return usage
     index = {a: i for i, a in enumerate(account_ids)}
     chunks: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {m: [] for m in metrics}
     first: np.datetime64 | None = None
     last: np.datetime64 | None = None
-    for account_id, metric, days, values in store.usage_series(metrics, until=until):
+    for account_id, metric, days, values in store.usage_series(
+        metrics, until=until, accounts=bounds
+    ):
         i = index.get(account_id)
         if i is None:
             continue
@@ -159,12 +164,19 @@ def load_usage(
 
 
 def _load_span(
-    store: Store, metrics: list[str], account_ids: Sequence[str], since: date, until: date
+    store: Store,
+    metrics: list[str],
+    account_ids: Sequence[str],
+    since: date,
+    until: date,
+    bounds: tuple[str, str] | None = None,
 ) -> UsageHistory:
     history = UsageHistory.empty(account_ids, since, until, metrics)
     index = {a: i for i, a in enumerate(account_ids)}
     start = np.datetime64(since, "D")
-    for account_id, metric, days, values in store.usage_series(metrics, until=until, since=since):
+    for account_id, metric, days, values in store.usage_series(
+        metrics, until=until, since=since, accounts=bounds
+    ):
         i = index.get(account_id)
         if i is not None:
             history.put(
@@ -172,7 +184,8 @@ def _load_span(
             )
     facts: dict[str, list[tuple[int, int, int, int, float]]] = {m: [] for m in metrics}
     before = since - timedelta(days=1)  # the facts of the days before the held ones
-    for account_id, metric, first, active, newest, value in store.usage_summary(metrics, before):
+    summary = store.usage_summary(metrics, before, accounts=bounds)
+    for account_id, metric, first, active, newest, value in summary:
         i = index.get(account_id)
         if i is not None:
             facts[metric].append(
@@ -231,8 +244,10 @@ class ScoringHistory:
         *,
         start_attribute: str | None = None,
         start_series: SignalSeries | None = None,
+        attributes: AttributesAsOf | None = None,
     ) -> None:
         self.card = card
+        self.attributes = attributes  # their history: read as of each moment
         self.accounts = list(accounts)
         self.account_ids = [a.id for a in self.accounts]
         self.signals = dict(signals)
@@ -256,19 +271,21 @@ class ScoringHistory:
         since: datetime | None = None,
         include_deleted: bool = False,
         start_attribute: str | None = None,
+        bounds: tuple[str, str] | None = None,
     ) -> ScoringHistory:
         """Read the history the scorecard needs, up to ``until`` (everything by default).
 
         ``since``: the earliest moment that will be scored (the usage arrays then hold only
-        the days from there, see ``load_usage``)."""
+        the days from there, see ``load_usage``). ``bounds``: the first and last id of
+        ``accounts`` in the store's order (a chunk of them): only that range is read."""
         accounts = store.accounts(include_deleted=include_deleted) if accounts is None else accounts
         ids = [a.id for a in accounts]
         wanted = card.source_metrics() | {m for _, m, _ in card.history_needs()}
-        rows = store.history_rows(wanted, until=until)
+        rows = store.history_rows(wanted, until=until, accounts=bounds)
         start_series = None
         if start_attribute is not None:  # its whole history: a start date seen later counts
             start_series = signal_series(
-                ids, store.history_rows([start_attribute]), [start_attribute]
+                ids, store.history_rows([start_attribute], accounts=bounds), [start_attribute]
             ).get(start_attribute)
         signals = signal_series(ids, rows, wanted)
         usage = load_usage(
@@ -277,12 +294,17 @@ class ScoringHistory:
             ids,
             until=None if until is None else day_of(until),
             first_moment=None if since is None else day_of(since),
+            bounds=bounds,
         )
+        # all of it (not only up to ``until``): a row after T still says the account's
+        # value on T is not today's
+        attributes = AttributesAsOf.load(store, accounts, card.source_metrics())
         log.info(
-            "history loaded: %d accounts, %d signal rows, %d usage values",
+            "history loaded: %d accounts, %d signal rows, %d usage values, %d attribute rows",
             len(ids),
             len(rows),
             0 if usage is None else usage.cells,
+            len(attributes),
         )
         return cls(
             card,
@@ -291,6 +313,7 @@ class ScoringHistory:
             usage,
             start_attribute=start_attribute,
             start_series=start_series,
+            attributes=attributes,
         )
 
     def __len__(self) -> int:
@@ -331,7 +354,10 @@ class ScoringHistory:
             else:
                 history[key] = series.as_of(n, t - window.total_seconds())[0]
         history.update(window_columns(self.card.usage_windows(), self.usage, moment))
-        table = SignalTable(self.account_ids, columns, observed, self.labels, history)
+        labels = self.labels
+        if self.attributes is not None:
+            labels = self.attributes.overlay(labels, day_of(moment))
+        table = SignalTable(self.account_ids, columns, observed, labels, history)
         return table if rows is None else table.take(rows)
 
     def score_at(
@@ -340,9 +366,14 @@ class ScoringHistory:
         *,
         rows: np.ndarray | None = None,
         previous_grades: np.ndarray | None = None,
+        reference: PercentileReference | None = None,
     ) -> ScoreBatch:
         return score(
-            self.card, self.table_at(moment, rows), moment, previous_grades=previous_grades
+            self.card,
+            self.table_at(moment, rows),
+            moment,
+            previous_grades=previous_grades,
+            reference=reference,
         )
 
     def snapshots(
@@ -351,11 +382,14 @@ class ScoringHistory:
         *,
         excluded: Callable[[datetime], set[str]] | None = None,
         hysteresis: bool = True,
+        references: Mapping[datetime, PercentileReference] | None = None,
     ) -> Iterator[tuple[datetime, ScoreBatch]]:
         """Score each snapshot (dates are taken at their end: ``snapshot_moment``), oldest
         first. ``excluded(moment)`` names accounts to leave out (e.g. churned by then);
         accounts that had not started yet are left out too. With ``hysteresis`` each
-        snapshot's grades stick as a run's would, given the previous snapshot's grades."""
+        snapshot's grades stick as a run's would, given the previous snapshot's grades.
+        ``references``: what percentile measures rank against at each moment, when these
+        accounts are a chunk of the population (``healthscore.pipeline.chunks``)."""
         previous: dict[str, str] = {}
         for moment in sorted(snapshot_moment(d) for d in days):
             keep = self.started(moment)
@@ -369,7 +403,8 @@ class ScoringHistory:
             prior = None
             if hysteresis and previous:
                 prior = np.array([previous.get(self.account_ids[i]) for i in rows], dtype=object)
-            batch = self.score_at(moment, rows=rows, previous_grades=prior)
+            reference = None if references is None else references[moment]
+            batch = self.score_at(moment, rows=rows, previous_grades=prior, reference=reference)
             if hysteresis:
                 previous = dict(zip(batch.account_ids, batch.grade.tolist(), strict=True))
             yield moment, batch

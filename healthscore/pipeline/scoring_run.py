@@ -7,7 +7,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from healthscore.governance.overrides import find_account
 from healthscore.governance.versioning import scorecard_version
 from healthscore.pipeline.writeback import queue_changes
 from scoring import INSUFFICIENT, Explanation, ScoreBatch, explain, missing_measures, reasons_for
+from scoring.churn_model import churn_risk, crm_values
 from store.models import Account, Score
 
 if TYPE_CHECKING:
@@ -84,6 +85,17 @@ def score_deltas(batch: ScoreBatch, then: Mapping[str, Score]) -> dict[str, floa
     return out
 
 
+def _churn_fields(churn: Any, at_risk: Any, i: int) -> dict[str, float | None]:
+    """One account's churn probability and ARR at risk (empty without a churn model)."""
+    if churn is None:
+        return {}
+    p, a = float(churn[i]), float(at_risk[i])
+    return {
+        "churn_probability": None if math.isnan(p) else p,
+        "arr_at_risk": None if math.isnan(a) else a,
+    }
+
+
 class ScoringRun:
     """Score, record and queue (a mixin of ``Pipeline``)."""
 
@@ -123,9 +135,16 @@ class ScoringRun:
         lookbacks = {"7d": timedelta(days=7), "30d": timedelta(days=30), "trend": window}
         deltas = {label: score_deltas(batch, past(ago)) for label, ago in lookbacks.items()}
         by_id = {a.id: a for a in accounts}
+        model = self.config.scorecard.churn_model
+        churn, at_risk = (
+            churn_risk(model, batch.score, [by_id[a].attributes for a in batch.account_ids])
+            if model is not None
+            else (None, None)
+        )
         rows, payloads, desired = [], {}, {}
         for i, account_id in enumerate(batch.account_ids):
             value = None if math.isnan(batch.score[i]) else float(batch.score[i])
+            risk = _churn_fields(churn, at_risk, i)
             grade = str(batch.grade[i])
             reasons = reasons_for(batch, i)
             reason_text = [str(r) for r in reasons]
@@ -153,6 +172,8 @@ class ScoringRun:
                         "delta_30d": deltas["30d"].get(account_id),
                         **gov.row_reasons(account_id),
                     },
+                    "churn_probability": risk.get("churn_probability"),
+                    "arr_at_risk": risk.get("arr_at_risk"),
                 }
             )
             account = by_id[account_id]
@@ -170,6 +191,7 @@ class ScoringRun:
                 "renewal_date": account.attributes.get("renewal_date"),
                 "arr": account.attributes.get("arr"),
                 **gov.payload(account_id),
+                **({} if model is None else {**risk, "churn_horizon_days": model.horizon_days}),
             }
             desired[account_id] = {
                 "score": None if value is None else float(round(value)),
@@ -179,6 +201,8 @@ class ScoringRun:
                 "updated": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "stale": account_id in gov.stale,
             }
+            if model is not None and churn is not None and at_risk is not None:
+                desired[account_id].update(crm_values(model, churn[i], at_risk[i]))
         intents, states = self._fire_rules(batch, now, payloads, past)
         intents += gov.intents
         self.store.save_scores(
@@ -237,7 +261,14 @@ class ScoringRun:
         batch = self.compute(
             now, accounts=accounts, previous=self.store.scores_as_of(now), live=True
         )
-        return found, explain_with_override(self.store, explain(batch, batch.index(found.id)), now)
+        row = batch.index(found.id)
+        exp = explain(batch, row)
+        model = self.config.scorecard.churn_model
+        if model is not None and model.arr_attribute is not None:
+            _, at_risk = churn_risk(model, batch.score[row : row + 1], [found.attributes])
+            if not math.isnan(at_risk[0]):
+                exp = replace(exp, arr_at_risk=float(at_risk[0]))
+        return found, explain_with_override(self.store, exp, now)
 
     def _fire_rules(
         self,

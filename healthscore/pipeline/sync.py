@@ -32,6 +32,7 @@ class Sync:
     @property
     def context(self) -> SyncContext:
         """What a source's step sees; its clients are this pipeline's (built once)."""
+        churn = self.config.scorecard.churn_model
         return SyncContext(
             store=self.store,
             settings=self.settings,
@@ -41,6 +42,7 @@ class Sync:
             overrides=CrmOverrides(self.store, self.config.overrides),
             clients=self._clients,
             client_factories=client_factories(),
+            churn_roles=() if churn is None else churn.crm_roles(),
         )
 
     def client(self, vendor: str) -> Any:

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 from celery import Celery, Task
 
+from actions.deliver import STUCK_SENDING
 from connectors.contract import summarize
 from healthscore.core.errors import RetriableError
-from healthscore.core.locks import redis_client, single_flight
+from healthscore.core.locks import LOCK_TTL, redis_client, single_flight
 from healthscore.pipeline.runtime import Runtime, load_runtime
 
 log = logging.getLogger(__name__)
@@ -38,13 +40,29 @@ def _retry_later(task: Task, exc: RetriableError) -> Any:
     raise task.retry(exc=exc, countdown=countdown)
 
 
+def lock_ttl(every: timedelta) -> float:
+    """A run's lock outlives a holder killed with ``kill -9`` by at most half the run's
+    interval (and at most LOCK_TTL): the next scheduled run after the kill goes ahead within
+    two intervals even when the schedule is shorter than LOCK_TTL."""
+    return min(LOCK_TTL, every.total_seconds() / 2)
+
+
+def dead_after(ttl: float) -> timedelta:
+    """How old a ``sending`` row is, at least, when the next cycle takes the lock of a worker
+    killed while sending it: the dead holder renewed its lock at most ttl/3 before dying and
+    the lock then lived ttl more. Under the lock no live worker is sending, so such rows are
+    reconciled by this cycle instead of waiting STUCK_SENDING (10 minutes)."""
+    return min(STUCK_SENDING, timedelta(seconds=ttl * 2 / 3))
+
+
 @app.task(bind=True, name="tasks.sync_source", **RETRY)
 def sync_source(self: Task, source: str) -> dict[str, Any]:
     rt = runtime()
     on = rt.pipeline().enabled_sources()
     if source not in on:
         raise ValueError(f"unknown source {source!r} (configured: {', '.join(on)})")
-    with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}") as mine:
+    ttl = lock_ttl(getattr(rt.config.sources, source).sync_every)
+    with single_flight(redis_client(rt.settings.redis_url), f"sync:{source}", ttl) as mine:
         if not mine:
             return {"skipped": "already running"}
         try:
@@ -57,11 +75,12 @@ def sync_source(self: Task, source: str) -> dict[str, Any]:
 def score_cycle(self: Task) -> dict[str, Any]:
     """Score, write changed values back to the CRM, deliver alerts."""
     rt = runtime()
-    with single_flight(redis_client(rt.settings.redis_url), "score") as mine:
+    ttl = lock_ttl(rt.config.scoring.every)
+    with single_flight(redis_client(rt.settings.redis_url), "score", ttl) as mine:
         if not mine:
             return {"skipped": "already running"}
         try:
-            act = rt.pipeline().score_and_act()
+            act = rt.pipeline().score_and_act(stuck_after=dead_after(ttl))
         except RetriableError as exc:
             return _retry_later(self, exc)
         result = act.as_dict()
@@ -79,7 +98,8 @@ def score_cycle(self: Task) -> dict[str, Any]:
 def flush_writes(self: Task) -> dict[str, Any]:
     """Send the CRM writes still pending — no scoring — retrying while the CRM says later."""
     rt = runtime()
-    with single_flight(redis_client(rt.settings.redis_url), "write-back") as mine:
+    ttl = lock_ttl(rt.config.scoring.every)
+    with single_flight(redis_client(rt.settings.redis_url), "write-back", ttl) as mine:
         if not mine:
             return {"skipped": "already running"}
         writes = rt.pipeline().write_back()

@@ -1,5 +1,6 @@
 """The demo's backtest: a year of a synthetic product's usage, the churn it led to, and the
-same ``backtest`` + ``fit`` a CS lead runs on their own history.
+same ``backtest`` + ``fit`` (the learned card: measures, bands, weights) a CS lead runs on
+their own history.
 
 The population (``sandbox.population``: churn from hidden behaviour, never from a scorecard)
 is written as the three files of a team without usable CRM history — accounts, daily usage in
@@ -17,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from connectors.registry import Settings
+from healthscore.backtest.inventory import inventory_of, pipeline_card_scorer
+from healthscore.backtest.learn import LearnedFit, learn_card
 from healthscore.backtest.run import Plan, churn_dates, evaluate, pipeline_scorer, write_report
 from healthscore.config import load_config
+from healthscore.core.errors import ConfigError
 from healthscore.pipeline.cycle import Pipeline
 from healthscore.pipeline.outcomes import load_outcomes
 from sandbox.population import (
@@ -49,6 +53,7 @@ def demo_backtest(out_dir: Path, *, accounts: int, seed: int, end: date) -> dict
     db.unlink(missing_ok=True)
     config = load_config(config_path)
     store = Store(f"sqlite:///{db}")
+    fit_error: str | None = None
     try:
         pipeline = Pipeline(
             config, Settings(database_url=store.url), store, config_path=str(config_path)
@@ -63,12 +68,23 @@ def demo_backtest(out_dir: Path, *, accounts: int, seed: int, end: date) -> dict
             churn_dates(outcomes),
             plan,
             observed_until=end,
-            strict_fit=False,
-            fit_card=(config_path.read_text(encoding="utf-8"), str(config_path)),
         )
+        text = config_path.read_text(encoding="utf-8")
+        fitted: LearnedFit | None = None
+        try:  # the learned fit, as `healthscore fit` runs it
+            fitted = learn_card(
+                config.scorecard,
+                text,
+                str(config_path),
+                result.data,
+                pipeline_card_scorer(pipeline, outcomes),
+                inventory_of(config, store, pipeline.start_attribute),
+            )
+        except ConfigError as exc:  # too small a population to fit: the backtest still stands
+            fit_error = str(exc)
     finally:
         store.close()
-    fitted = result.fitted
+    s = result.report["summary"]
     block: dict[str, Any] = {}
     if fitted is not None:
         fitted_path = out_dir / "fitted.yaml"
@@ -77,25 +93,48 @@ def demo_backtest(out_dir: Path, *, accounts: int, seed: int, end: date) -> dict
         block = {
             "auc_default": round(fitted.auc_default, 4),
             "auc_fitted": round(fitted.auc_fitted, 4),
-            "held_out_snapshots": len(fitted.result.split.test_dates),
-            "kept_current_weights": fitted.result.kept_current,
+            "held_out_snapshots": len(fitted.split.test_dates),
+            "measures": [m.name for m in fitted.learned.measures],
             "fitted": str(fitted_path),
+            "checks": _checks(fitted, fitted_path, s),
         }
-    else:  # too small a population to fit: the backtest still stands
-        block = {"auc_default": None, "auc_fitted": None, "fit_error": result.fit_error}
+    else:
+        block = {"auc_default": None, "auc_fitted": None, "fit_error": fit_error}
     json_path, html_path = write_report(result.report, out_dir)
-    s = result.report["summary"]
     return {
         **block,
         "snapshots": s["snapshots"],
         "accounts": s["accounts"],
         "auc_all_snapshots": _round(s["roc_auc"]),
         "auc_all_snapshots_ci": [_round(v) for v in s["roc_auc_ci"]],
+        "auc_all_snapshots_scored_only": _round(s["roc_auc_scored_only"]),
+        "insufficient_rows": s["insufficient"]["rows"],
         "churners": s["churners"],
         "horizon_days": HORIZON.days,
         "usage_rows": usage_rows,
         "report": str(html_path),
         "json": str(json_path),
+    }
+
+
+def _checks(fitted: LearnedFit, path: Path, summary: dict[str, Any]) -> dict[str, bool]:
+    """What the demo's fit must hold, whatever the population's numbers."""
+    train, test = fitted.split.train_dates, fitted.split.test_dates
+    last_train = date.fromisoformat(train[-1])
+    judged = fitted.judged
+    return {
+        "the fitted card is written and loads like any configuration": (
+            load_config(path).scorecard.version == fitted.card.version
+        ),
+        "no fitting label reaches the judged snapshots": (
+            last_train + HORIZON <= date.fromisoformat(test[0])
+        ),
+        "the held-out AUCs count every judged row, unscored ones too": (
+            judged is not None and fitted.rows_compared == len(judged)
+        ),
+        "the backtest's headline counts every row": (
+            summary["rows"] == summary["scored_rows"] + summary["insufficient"]["rows"]
+        ),
     }
 
 

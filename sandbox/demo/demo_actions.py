@@ -1,23 +1,19 @@
 """The demo's actions: a task rule and two email rules, counts from the emulators' request logs,
-and ``--chaos`` (a Slack 429 storm and workers killed after a vendor accepted a delivery).
+and ``--chaos``'s Slack 429 storm and exactly-once check (its real worker kills are in
+``sandbox.chaos.demo_kill``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-from rich.console import Console
-
-from actions import DeliveryHooks, DeliveryReport, Rule, WorkerKilled
+from actions import Rule
 from actions.rule_model import ActionSettings, EmailSettings
 from healthscore.config import Config
 from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator
 from sandbox.sendgrid import SendGridEmulator
 from store import Store
-from store.models import ActionLog
 
 DEMO_RULES = [
     {
@@ -59,7 +55,6 @@ DEMO_RULES = [
         "actions": [{"email": {"template": "d-reengage", "roles": ["Admin", "Champion"]}}],
     },
 ]
-KILL_KINDS = ("slack", "task", "email_send")
 STORM_429S = 6
 
 
@@ -91,7 +86,7 @@ def action_counts(
             for r in sf.requests("PATCH", r"/sobjects/Task/Healthscore_Key__c/")
             if r.status == 201
         )
-        + sum(1 for r in hs.requests("POST", r"/objects/tasks/batch/upsert$") if r.status == 200),
+        + sum(1 for r in hs.requests("POST", r"/objects/tasks/batch/create$") if r.status == 201),
         "emails": sum(1 for r in sendgrid.requests("POST", r"/v3/mail/send$") if r.status == 202),
         "slack": len(slack.messages),
     }
@@ -102,31 +97,6 @@ def start_storm(slack: SlackEmulator) -> None:
     slack.faults.add(
         "rate_limit", method="POST", path=r"chat\.postMessage", share=0.4, times=STORM_429S, seed=7
     )
-
-
-def chaotic_delivery(new_worker: Callable[[], Any], console: Console) -> DeliveryReport:
-    """Deliver with one worker killed per channel right after the vendor accepted an action
-    (before the result was recorded), each followed by a restart; returns the last report."""
-    for kind in KILL_KINDS:
-        killed: list[ActionLog] = []
-
-        def kill(
-            action: ActionLog, response_id: str, kind: str = kind, killed: list[ActionLog] = killed
-        ) -> None:
-            if action.kind == kind and not killed:
-                killed.append(action)
-                raise WorkerKilled(action.key)
-
-        try:
-            # a restarted worker: what a dead one left in `sending` is reconciled first
-            new_worker().deliver(hooks=DeliveryHooks(after_accept=kill), stuck_after=timedelta(0))
-        except WorkerKilled:
-            console.print(
-                f"  [yellow]chaos[/]: worker killed after the vendor accepted "
-                f"{killed[0].key} (not recorded); restarting",
-                highlight=False,
-            )
-    return new_worker().deliver(stuck_after=timedelta(0))
 
 
 def exactly_once(
@@ -149,9 +119,12 @@ def exactly_once(
         for r in sf.requests("PATCH", r"/sobjects/Task/Healthscore_Key__c/")
         if r.status < 300
     )
-    for r in hs.requests("POST", r"/objects/tasks/batch/upsert$"):
-        if r.status == 200:
-            upserts.update(i.get("id") for i in (r.body or {}).get("inputs", []))
+    for r in hs.requests("POST", r"/objects/tasks/batch/create$"):
+        if r.status == 201:
+            upserts.update(
+                (i.get("properties") or {}).get("healthscore_key")
+                for i in (r.body or {}).get("inputs", [])
+            )
     emails = Counter(m["custom_args"].get("healthscore_key") for m in sendgrid.sent)
     # an email whose worker died after SendGrid accepted it is `unknown` in our log: it must
     # be at SendGrid once, like the sent ones

@@ -1,4 +1,5 @@
-"""`healthscore demo` and `healthscore sandbox serve`: the development tooling's commands.
+"""`healthscore demo`, `healthscore sandbox serve` and `healthscore sandbox chaos`: the
+development tooling's commands.
 
 They join the ``healthscore`` command line through the ``healthscore.cli`` entry point
 (sandbox/pyproject.toml), which names :func:`register`; this module is imported on every
@@ -16,6 +17,9 @@ import typer
 
 from healthscore.cli.app import reports_errors
 from healthscore.core.errors import ConfigError
+from sandbox.chaos import DEFAULTS as CHAOS
+
+_ACCOUNTS, _CYCLES, _EVERY, _SEED = (CHAOS[k] for k in ("accounts", "cycles", "every", "seed"))
 
 sandbox_app = typer.Typer(
     no_args_is_help=True, help="The vendor emulators (development tooling, not the runtime)."
@@ -23,7 +27,7 @@ sandbox_app = typer.Typer(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``demo`` and ``sandbox serve`` to the ``healthscore`` app."""
+    """Add ``demo``, ``sandbox serve`` and ``sandbox chaos`` to the ``healthscore`` app."""
     app.command()(reports_errors(demo))
     app.add_typer(sandbox_app, name="sandbox")
 
@@ -49,9 +53,8 @@ def demo(
         bool,
         typer.Option(
             "--chaos",
-            help="cycle 1 through a Slack 429 "
-            "storm, with a worker killed after each vendor "
-            "accepted a delivery, then restarted",
+            help="cycle 1 through a Slack 429 storm, its delivery in real worker processes "
+            "SIGKILLed inside a Slack post, a task upsert and a mail send, each replaced",
         ),
     ] = False,
 ) -> None:
@@ -100,3 +103,25 @@ def serve(
     from sandbox.demo.serve_demo import serve as serve_sandbox
 
     serve_sandbox(accounts=accounts, seed=seed, port_base=port_base)
+
+
+@sandbox_app.command()
+@reports_errors
+def chaos(
+    accounts: Annotated[int, typer.Option(help="synthetic accounts to seed")] = _ACCOUNTS,
+    cycles: Annotated[int, typer.Option(help="score cycles under faults (>= 3)")] = _CYCLES,
+    every: Annotated[int, typer.Option(help="seconds between score cycles (>= 8)")] = _EVERY,
+    seed: Annotated[int, typer.Option(help="random seed of the org and the faults")] = _SEED,
+    keep: Annotated[
+        Path | None, typer.Option(help="keep every process's log in this directory")
+    ] = None,
+) -> None:
+    """Real workers, beat, Redis and PostgreSQL against the emulators under 10 % vendor
+    faults; workers and Redis SIGKILLed mid-cycle. Checks CRM fields, exactly-once actions,
+    no lost write or message, recovery within two cycles.
+
+    Prints one JSON line; exits 1 when an invariant fails (`make chaos`).
+    """
+    from sandbox.chaos.run import main
+
+    raise typer.Exit(main(accounts, cycles, every, seed, keep))

@@ -20,7 +20,7 @@ SF_TASK_UPSERTS = r"/composite/sobjects/Task/Healthscore_Key__c$"
 # the task back end's own queries: the tasks' owners, and tasks looked up by key
 SF_TASK_QUERIES = ("SELECT Id, OwnerId FROM Account WHERE Id IN", "FROM Task WHERE Healthscore")
 HS_TASK_CALLS = (
-    ("POST", r"/crm/v3/objects/tasks/(batch/upsert|search)$"),
+    ("POST", r"/crm/v3/objects/tasks/(batch/create|search)$"),
     ("POST", r"/crm/v4/associations/tasks/companies/batch/associate/default$"),
     ("PUT", r"/crm/v4/objects/tasks/"),
 )
@@ -55,7 +55,7 @@ def delivery_counts(
 
 def tasks_once(store: Store, sf: SalesforceEmulator, hs: HubSpotEmulator) -> bool:
     """Each delivered task written once, by key, in the CRMs' upsert logs (Salesforce
-    Collections upserts, HubSpot batch upserts)."""
+    Collections upserts, HubSpot batch creates)."""
     sent = {a.key for a in store.actions(status="sent", kind="task")}
     written: Counter[str] = Counter()
     for r in sf.requests("PATCH", SF_TASK_UPSERTS):
@@ -63,7 +63,10 @@ def tasks_once(store: Store, sf: SalesforceEmulator, hs: HubSpotEmulator) -> boo
             written.update(
                 str(t.get("Healthscore_Key__c")) for t in (r.body or {}).get("records", [])
             )
-    for r in hs.requests("POST", r"/objects/tasks/batch/upsert$"):
-        if r.status in (200, 207):
-            written.update(str(i.get("id")) for i in (r.body or {}).get("inputs", []))
+    for r in hs.requests("POST", r"/objects/tasks/batch/create$"):
+        if r.status in (201, 207):
+            written.update(
+                str((i.get("properties") or {}).get("healthscore_key"))
+                for i in (r.body or {}).get("inputs", [])
+            )
     return set(written) == sent and max(written.values(), default=1) == 1

@@ -28,7 +28,8 @@ from healthscore.core.quota import LocalQuota
 from healthscore.pipeline.cycle import ActReport, CycleReport, Pipeline
 from healthscore.pipeline.runtime import setup_logging
 from sandbox import HubSpotEmulator, SalesforceEmulator, SlackEmulator, generate_org
-from sandbox.demo.demo_actions import action_counts, chaotic_delivery, exactly_once, start_storm
+from sandbox.chaos.demo_kill import deliver_with_kills
+from sandbox.demo.demo_actions import action_counts, exactly_once, start_storm
 from sandbox.demo.demo_delivery import DELIVERY_VENDORS, delivery_counts, tasks_once
 from sandbox.demo.demo_governance import hubspot_stops, print_governance, seed_crm_overrides
 from sandbox.demo.demo_keep import fresh_keep_dir, keep_paths, write_config
@@ -106,7 +107,8 @@ def run_demo(
 ) -> dict[str, Any]:
     """``crm="salesforce"``: Salesforce is the CRM of record and HubSpot a second CRM;
     ``crm="hubspot"``: HubSpot's companies are the accounts. ``chaos``: cycle 1 delivers
-    through a Slack 429 storm with a worker killed after each channel's vendor accepted."""
+    through a Slack 429 storm, in worker processes SIGKILLed inside a request to each channel's
+    vendor."""
     setup_logging()
     logging.getLogger().setLevel(logging.WARNING)
     # Virtual time: the org was last edited an hour before the first cycle; cycles run
@@ -186,21 +188,12 @@ def run_demo(
             )
             if chaos and step == 0:
                 console.print(
-                    "[bold]chaos[/]: a Slack 429 storm, and a worker killed after "
-                    "Slack, the CRM and SendGrid each accepted a delivery"
+                    "[bold]chaos[/]: a Slack 429 storm, and the delivery's worker process "
+                    "SIGKILLed inside a Slack post, a CRM task upsert and a SendGrid send"
                 )
                 start_storm(slack_emu)
-                cycle = _chaotic_cycle(
-                    pipeline,
-                    lambda: Pipeline(
-                        config,
-                        settings,
-                        store,
-                        config_path="<packaged example>",
-                        hubspot=hubspot,
-                        clock=lambda: sf_clock(),
-                    ),
-                )
+                vendors = {"slack": slack_emu, "salesforce": sf_emu, "sendgrid": email.sendgrid}
+                cycle = _chaotic_cycle(pipeline, config, settings, vendors, base)
             else:
                 cycle = pipeline.run_cycle()
             after = (
@@ -268,13 +261,28 @@ def run_demo(
     return result
 
 
-def _chaotic_cycle(pipeline: Pipeline, new_worker: Any) -> CycleReport:
-    """One cycle whose delivery is killed and restarted (see ``demo_actions``)."""
+def _chaotic_cycle(
+    pipeline: Pipeline,
+    config: Config,
+    settings: Settings,
+    vendors: dict[str, Any],
+    workdir: Path,
+) -> CycleReport:
+    """One cycle whose delivery runs in real worker processes, SIGKILLed inside a Slack
+    post, a task upsert and a mail send, each replaced (see ``sandbox.chaos.demo_kill``)."""
     started = time.perf_counter()
     syncs = pipeline.sync_all()
     scoring, _ = pipeline.score()
     writes = pipeline.write_back()
-    act = ActReport(scoring, writes, chaotic_delivery(new_worker, console))
+    delivery, _ = deliver_with_kills(
+        config,
+        settings,
+        pipeline.clock(),
+        vendors,
+        lambda m: console.print(f"  [yellow]chaos[/]: {m}", highlight=False),
+        workdir,
+    )
+    act = ActReport(scoring, writes, delivery)
     return CycleReport.of(pipeline, syncs, act, time.perf_counter() - started)
 
 
@@ -320,9 +328,13 @@ def _backtest(accounts: int, seed: int, out: Path) -> dict[str, Any]:
             f"  held-out ROC AUC: current scorecard {block['auc_default']:.3f}, "
             f"fitted {block['auc_fitted']:.3f} ({block['held_out_snapshots']} later "
             f"snapshots); all {block['snapshots']} snapshots "
-            f"{block['auc_all_snapshots']}",
+            f"{block['auc_all_snapshots']} (every row; scored rows only "
+            f"{block['auc_all_snapshots_scored_only']}, {block['insufficient_rows']} "
+            "insufficient-data rows)",
             highlight=False,
         )
+        for label, ok in block["checks"].items():
+            console.print(f"  {'[green]✓' if ok else '[red]✗'}[/] {label}")
     console.print(f"  report: {block['report']}", highlight=False)
     return block
 

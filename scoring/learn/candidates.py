@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..scorecard import DERIVED_FORMS, Derived, Scorecard
+from ..scorecard import Derived, Scorecard
 from ..scorer import ScoreBatch
 
 WINDOWS = (7, 30, 90)
@@ -149,17 +149,12 @@ def field_candidates(inventory: Inventory) -> list[Candidate]:
                 unit="days",
             )
         )
-    until = "days_until" in DERIVED_FORMS  # the language may count forwards too
-    for name in inventory.dates:
+    for name in inventory.dates:  # days to it (renewal date …), negative once past
         if name == inventory.start:
             continue
-        derived = f"days_to_{name}" if until else f"days_since_{name}"
-        label = (
-            f"Days to {humanize(name).lower()}"
-            if until
-            else f"Days since {humanize(name).lower()} (negative: days to go)"
-        )
-        spec = {"days_until" if until else "days_since": name}
+        derived = f"days_to_{name}"
+        label = f"Days to {humanize(name).lower()}"
+        spec = {"days_until": name}
         out.append(Candidate(derived, derived, label, name, {derived: spec}, unit="days"))
     for name in inventory.numbers:
         out.append(Candidate(name, name, humanize(name), name))
