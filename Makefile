@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test chaos lint bench lock clean
 
 # The runtime is the root distribution (requirements.lock pins it for deployments); the demo
 # adds the report extra and the development tooling, the sandbox/ distribution
@@ -30,6 +30,9 @@ test: $(VENV)/.dev  ## run the test suite (needs REDIS_URL or redis-server on PA
 		     "(Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)."; \
 		exit 1; fi
 	$(BIN)/pytest -q
+
+chaos: $(VENV)/.dev  ## kill real workers and Redis under vendor faults (needs redis-server, PostgreSQL)
+	$(BIN)/python -m sandbox.chaos
 
 lint: $(VENV)/.dev  ## ruff, ruff format and the import layers (import-linter)
 	$(BIN)/ruff check .
