@@ -198,9 +198,7 @@ class ObjectRoutes:
         wanted = query_list(req, "properties")
         linked = [x for x in map(resolve_object_type, query_list(req, "associations") or []) if x]
         with self._store.lock:
-            rows = self._store.live(t, archived=query_bool(req, "archived"))
-            if start is not None:
-                rows = [r for r in rows if int(r.id) >= start]
+            rows = self._store.page(t, start, limit + 1, archived=query_bool(req, "archived"))
             body: dict[str, Any] = {
                 "results": [
                     self._store.render(r, wanted, associations=linked) for r in rows[:limit]

@@ -8,9 +8,11 @@ which can be frozen (:meth:`HubSpotStore.set_time`) so many writes share one tim
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from sandbox.hubspot_errors import conflict, property_errors
@@ -69,6 +71,7 @@ class HubSpotStore:
             for t, (name, label) in DEFAULT_GROUP.items()
         }
         self.records: dict[str, dict[str, Record]] = {t: {} for t in OBJECT_TYPES}
+        self._ids: dict[str, list[int]] = {t: [] for t in OBJECT_TYPES}  # each type's, ascending
         self.owners: dict[str, dict[str, Any]] = {}
         # (type, id) → {(to_type, to_id): {(category, type_id)}}
         self._links: dict[tuple[str, str], dict[tuple[str, str], set[tuple[str, int]]]] = {}
@@ -195,6 +198,21 @@ class HubSpotStore:
             return None
         return record
 
+    def page(
+        self, object_type: str, start: int | None, count: int, *, archived: bool = False
+    ) -> list[Record]:
+        """Up to ``count`` records in id order from id ``start`` on (a list page: found by
+        bisection, not by reading every record before it)."""
+        ids, records = self._ids[object_type], self.records[object_type]
+        out: list[Record] = []
+        for record_id in islice(ids, bisect_left(ids, start or 0), None):
+            record = records[str(record_id)]
+            if record.archived == archived:
+                out.append(record)
+                if len(out) == count:
+                    break
+        return out
+
     def live(self, object_type: str, *, archived: bool = False) -> list[Record]:
         """Records in id order (ids only grow, so insertion order is id order)."""
         return [r for r in self.records[object_type].values() if r.archived == archived]
@@ -212,6 +230,7 @@ class HubSpotStore:
             record.props["hs_object_id"] = record_id
             self._stamp(record, now)
             self.records[object_type][record_id] = record
+            self._ids[object_type].append(int(record_id))
             return record
 
     def update(self, record: Record, values: Mapping[str, str | None]) -> Record:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
+
 JSON_TYPE = "application/json;charset=UTF-8"
 
 
@@ -76,7 +78,7 @@ class Response:
             return self.body, "application/octet-stream"
         if isinstance(self.body, str):
             return self.body.encode("utf-8"), "text/plain;charset=UTF-8"
-        return json.dumps(self.body, ensure_ascii=False).encode("utf-8"), JSON_TYPE
+        return orjson.dumps(self.body, option=orjson.OPT_NON_STR_KEYS), JSON_TYPE
 
     def with_headers(self, extra: Mapping[str, str]) -> Response:
         return Response(self.status, self.body, {**self.headers, **extra})

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import bisect
 import threading
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 FIRST_ORG_ID = 360_000_001
@@ -20,7 +20,7 @@ FIRST_RATING_ID = 900_000_001
 
 
 def iso(stamp: int) -> str:
-    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
 def encode_cursor(*parts: int) -> str:

@@ -180,6 +180,9 @@ class SignalLatest(Base):
     source: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[float | None] = mapped_column(Float)
     observed_at: Mapped[datetime] = mapped_column()
+    # SQLite: the key is the table (WITHOUT ROWID): a recompute's upserts write one B-tree
+    # per value, not a table and its key index
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class ScoreRun(Base):
