@@ -122,7 +122,7 @@ def as_number(value: Any) -> float:
 
 
 def half_up(value: float, places: int) -> float:
-    """Round half-up to ``places`` decimals, as Salesforce stores a number field, so what
+    """Round half-up to ``places`` decimals, as a CRM number field stores it, so what
     is written equals what the CRM then holds (no rewrite on the next cycle)."""
     quantum = Decimal(1).scaleb(-places)
     return float(Decimal(repr(float(value))).quantize(quantum, rounding=ROUND_HALF_UP))
