@@ -65,6 +65,29 @@ alone (a copy of a synced 100k store: 413,628 kept tickets, 500,000 signals writ
 threads (one after the other: 9.8-11.0 s). Peak RSS: 415-450 MB (100k), 252-258 MB (10k), 257
 MB with ten rounds of tickets (before: 286 MB, the recompute then held a chunk's tickets).
 
+Later on 2026-12-07 the emulators were made cheaper on the two shared cores (HubSpot list
+pages found by bisection, not by scanning every company; orjson bodies; Zendesk times by
+``time.gmtime``) and ``signal_latest`` became a ``WITHOUT ROWID`` table. The machine otherwise
+idle (1-minute load 0.2-0.9 when each run started), 100k, concurrent:
+
+| run | seconds | ratio | export's last page | after it | Salesforce / HubSpot done |
+|---|---|---|---|---|---|
+| 1 | 134.08 | 1.106 | 122.52 | 11.56 | 58.1 / 40.7 |
+| 2 | 140.62 | 1.160 | 127.98 | 12.64 | 68.4 / 53.3 |
+| 3 | 138.26 | 1.141 | 126.66 | 11.60 | 65.6 / 54.0 |
+| 4 | 144.41 | 1.192 | 131.91 | 12.51 | 72.5 / 51.4 |
+
+Median 1.15, over the 1.1 target: the export's last page leaves 1.3-10.7 s after the floor
+from run to run, and the tail after it (the ratings following their tickets, ~2 s; the
+recompute, ~9.5 s) is 11.6-12.6 s. The recompute's statements now run in two threads, each
+chunk in its own read snapshot (the same speed as one thread — a median of 10.6 s against
+11.3 s, three runs each — and SQLite can checkpoint meanwhile). Tried and not kept (no
+better): the ticket statements started beside the rating follow; the ratings followed every
+50 export pages during the export. The recompute's parts measured alone on a
+copy of a synced store: the statements 7.2 s, the writes 6.1 s, the follow 2.1-3.0 s (1.3 s
+with nothing left to move); overlapped they take 10.2-11.8 s: SQLite connections in one
+process gain little from a second thread. requests_ratio 1.001, no 429, peak RSS 403-419 MB.
+
 (Before the worker process, the one-pass rating follow and the tuple writes — same machine,
 same day — the 100k concurrent sync took 139.6, 140.2 and 140.0 s (ratio 1.151-1.157; 17.9 s
 after the export's last page) and the first sync 174 s on 2026-11-26; before that day's work
