@@ -10,7 +10,7 @@ unknown. An exception *raised* by a batch call applies to every item of the batc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,6 +59,23 @@ class OutgoingEmail:
 
 
 Outcome = str | Exception  # the vendor's id for the item, or what happened to it instead
+
+
+def send_in_parts(
+    parts: Sequence[list[OutgoingEmail]],
+    send_part: Callable[[list[OutgoingEmail]], dict[str, Outcome]],
+) -> dict[str, Outcome]:
+    """An outcome per key over several requests: the error of a lone request is raised (it
+    is every item's, the destination's); a later request's error is its own items'."""
+    if len(parts) == 1:
+        return send_part(parts[0])
+    out: dict[str, Outcome] = {}
+    for part in parts:
+        try:
+            out.update(send_part(part))
+        except Exception as exc:  # this request's items keep its error
+            out.update({e.key: exc for e in part})
+    return out
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:

@@ -26,6 +26,7 @@ from connectors.outbound import (
     OutcomeUnknown,
     OutgoingEmail,
     Rejected,
+    send_in_parts,
     transport_error,
 )
 from healthscore.core.errors import AuthError
@@ -126,15 +127,7 @@ class MandrillSender:
                 parts.append([email])
             else:
                 home.append(email)
-        if len(parts) == 1:
-            return self._send_part(parts[0])
-        out: dict[str, Outcome] = {}
-        for part in parts:
-            try:
-                out.update(self._send_part(part))
-            except Exception as exc:  # this call's items keep its error
-                out.update({e.key: exc for e in part})
-        return out
+        return send_in_parts(parts, self._send_part)
 
     def _send_part(self, emails: list[OutgoingEmail]) -> dict[str, Outcome]:
         if len(emails) == 1:  # the single form: global merge vars, the key in ``metadata``

@@ -18,7 +18,7 @@ import re
 from collections.abc import Hashable
 from typing import Any
 
-from connectors.outbound import Contact, Outcome, OutgoingEmail, chunks
+from connectors.outbound import Contact, Outcome, OutgoingEmail, chunks, send_in_parts
 from connectors.sendgrid.client import SendGridClient
 from connectors.sendgrid.scopes import require, sender_scopes
 from healthscore.core.errors import AuthError, FatalError
@@ -92,15 +92,7 @@ class SendGridSender:
             for template in dict.fromkeys(e.template for e in emails)
             for part in chunks([e for e in emails if e.template == template], BATCH)
         ]
-        if len(parts) == 1:
-            return self._send_part(parts[0])
-        out: dict[str, Outcome] = {}
-        for part in parts:
-            try:
-                out.update(self._send_part(part))
-            except Exception as exc:  # this request's items keep its error
-                out.update({e.key: exc for e in part})
-        return out
+        return send_in_parts(parts, self._send_part)
 
     def _send_part(self, emails: list[OutgoingEmail]) -> dict[str, Outcome]:
         template = emails[0].template

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import ProgressColumn, Task
+from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -42,8 +42,6 @@ def sync(
     ] = False,
 ) -> None:
     """Pull changed records from one source (or all, in dependency order) into the store."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
     from connectors.contract import summarize
     from connectors.registry import source as registered
 
@@ -65,14 +63,7 @@ def sync(
             )
     results = {}
     failed = False
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.completed:,.0f} records"),
-        RowsPerSecond(),
-        console=console,
-        transient=not console.is_terminal,
-    ) as bar:
+    with rows_progress("records") as bar:
 
         def tracker(label: str) -> Callable[[int], None]:
             task = bar.add_task(f"{label} {'(full)' if full else 'since cursor'}", total=None)
@@ -86,6 +77,18 @@ def sync(
     print(json.dumps(results, default=str))
     if failed:
         raise typer.Exit(1)
+
+
+def rows_progress(unit: str = "rows") -> Progress:
+    """A spinner with a running count of ``unit`` and its speed (transient when piped)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,.0f} " + unit),
+        RowsPerSecond(),
+        console=console,
+        transient=not console.is_terminal,
+    )
 
 
 class RowsPerSecond(ProgressColumn):
@@ -136,19 +139,10 @@ def load_usage(
     ] = False,
 ) -> None:
     """Load usage files into the store with the sources.usage_file column mapping."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
     if form not in (None, "long", "wide"):
         raise ConfigError(f"--form must be long or wide, not {form!r}")
     pipeline = _runtime(config).pipeline()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.completed:,.0f} rows"),
-        RowsPerSecond(),
-        console=console,
-        transient=not console.is_terminal,
-    ) as bar:
+    with rows_progress() as bar:
         task = bar.add_task("usage " + ("(dry run)" if dry_run else "load"), total=None)
         try:
             report = pipeline.sync(
@@ -181,22 +175,13 @@ def load_attributes(
 ) -> None:
     """Load account attributes as of each date (seats, plan, renewal date …) for
     point-in-time scoring; loading the same file again changes nothing."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
     from connectors.attribute_history.config import SOURCE, AttributeHistoryFile
     from connectors.attribute_history.load import load_attribute_history
     from connectors.attribute_history.source import resolved
 
     pipeline = _runtime(config).pipeline()
     spec = getattr(pipeline.config.sources, SOURCE, None) or AttributeHistoryFile()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.completed:,.0f} rows"),
-        RowsPerSecond(),
-        console=console,
-        transient=not console.is_terminal,
-    ) as bar:
+    with rows_progress() as bar:
         task = bar.add_task("attributes " + ("(dry run)" if dry_run else "load"), total=None)
         report = load_attribute_history(
             pipeline.store,
